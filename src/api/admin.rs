@@ -1,0 +1,104 @@
+//! kvsim's own endpoints for people and scripts: health and status.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+
+use crate::api::AppState;
+use crate::raft::driver::Health;
+use crate::raft::node::{NodeStats, PeerProgress};
+
+/// The status document of one node. Field names are stable: scripts and the CLI rely on them.
+#[derive(Clone, Debug, Serialize)]
+pub struct StatusDoc {
+    /// This node's id.
+    pub node_id: u64,
+    /// This node's client address.
+    pub addr: String,
+    /// `running`, `stopped` or `failed` (with `error`).
+    pub health: Health,
+    /// `leader`, `follower`, `candidate`, `pre_candidate`, or `failed` when the node stopped.
+    pub role: String,
+    /// Current term.
+    pub term: u64,
+    /// The leader's id, if known.
+    pub leader_id: Option<u64>,
+    /// The leader's client address, if known.
+    pub leader_addr: Option<String>,
+    /// Highest committed index.
+    pub commit_index: u64,
+    /// Highest applied index.
+    pub applied_index: u64,
+    /// Last index in the log.
+    pub last_log_index: u64,
+    /// First index still in the log.
+    pub first_log_index: u64,
+    /// Number of tables.
+    pub tables: usize,
+    /// On the leader: each peer's replication progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peers: Option<Vec<PeerProgress>>,
+    /// Writes waiting for commit.
+    pub pending_proposals: usize,
+    /// Consistent reads waiting.
+    pub pending_reads: usize,
+    /// Counters (fsyncs, entries applied, snapshots, compactions).
+    pub stats: NodeStats,
+}
+
+/// `GET /`: a health check.
+pub async fn health(State(app): State<AppState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "service": "kvsim", "node_id": app.node.id }))
+}
+
+/// Builds the status document of `app`'s node.
+pub fn status_doc(app: &AppState) -> StatusDoc {
+    let published = app.node.published();
+    let raft = published
+        .raft
+        .unwrap_or_else(|| crate::raft::node::RaftStatus {
+            node_id: app.node.id,
+            role: "follower",
+            term: 0,
+            leader_id: None,
+            commit_index: 0,
+            applied_index: 0,
+            last_log_index: 0,
+            first_log_index: 0,
+            peers: None,
+            pending_proposals: 0,
+            pending_reads: 0,
+            stats: NodeStats::default(),
+        });
+    let running = published.health == Health::Running;
+    let leader_id = raft.leader_id.filter(|_| running);
+    StatusDoc {
+        node_id: app.node.id,
+        addr: app.node.addr().to_string(),
+        role: if running {
+            raft.role.to_string()
+        } else {
+            "failed".to_string()
+        },
+        health: published.health,
+        term: raft.term,
+        leader_id,
+        leader_addr: leader_id
+            .and_then(|id| app.node.addr_of(id))
+            .map(str::to_string),
+        commit_index: raft.commit_index,
+        applied_index: raft.applied_index,
+        last_log_index: raft.last_log_index,
+        first_log_index: raft.first_log_index,
+        tables: app.node.store().table_count().unwrap_or(0),
+        peers: raft.peers.filter(|_| running),
+        pending_proposals: raft.pending_proposals,
+        pending_reads: raft.pending_reads,
+        stats: raft.stats,
+    }
+}
+
+/// `GET /status`.
+pub async fn status(State(app): State<AppState>) -> Json<StatusDoc> {
+    Json(status_doc(&app))
+}

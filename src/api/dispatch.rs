@@ -1,0 +1,255 @@
+//! `POST /`: DynamoDB's JSON protocol. Reads `X-Amz-Target`, decides where the request must
+//! run, runs the operation, and turns any [`Error`] into DynamoDB's error shape.
+//!
+//! Placement: writes and `ConsistentRead` reads need the leader. On a follower, a client that
+//! sent [`REDIRECT_HEADER`]`: hint` (the kvsim CLI) gets `NotLeaderException` carrying the
+//! leader's address; any other client (AWS SDKs) has the request forwarded to the leader and
+//! the leader's answer relayed unchanged. A forwarded request is never forwarded again, so a
+//! leadership change mid-flight yields a retryable 503 instead of a loop.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::api::AppState;
+use crate::api::ops::{self, Request};
+use crate::api::wire::{CONTENT_TYPE, ErrorBody, FORWARDED_HEADER, REDIRECT_HEADER, TARGET_PREFIX};
+use crate::{Error, Result};
+
+/// Largest request body accepted (DynamoDB's own limit).
+pub const MAX_REQUEST_BYTES: usize = 16 << 20;
+
+/// The operations kvsim serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// CreateTable.
+    CreateTable,
+    /// DeleteTable.
+    DeleteTable,
+    /// DescribeTable.
+    DescribeTable,
+    /// ListTables.
+    ListTables,
+    /// PutItem.
+    PutItem,
+    /// GetItem.
+    GetItem,
+    /// DeleteItem.
+    DeleteItem,
+    /// Query.
+    Query,
+    /// Scan.
+    Scan,
+}
+
+impl Op {
+    /// Parses an operation name.
+    pub fn parse(name: &str) -> Option<Op> {
+        Some(match name {
+            "CreateTable" => Op::CreateTable,
+            "DeleteTable" => Op::DeleteTable,
+            "DescribeTable" => Op::DescribeTable,
+            "ListTables" => Op::ListTables,
+            "PutItem" => Op::PutItem,
+            "GetItem" => Op::GetItem,
+            "DeleteItem" => Op::DeleteItem,
+            "Query" => Op::Query,
+            "Scan" => Op::Scan,
+            _ => return None,
+        })
+    }
+
+    /// True for operations that change state and so must run on the leader.
+    pub fn is_write(self) -> bool {
+        matches!(
+            self,
+            Op::CreateTable | Op::DeleteTable | Op::PutItem | Op::DeleteItem
+        )
+    }
+
+    /// True for reads that honour `ConsistentRead`.
+    pub fn is_item_read(self) -> bool {
+        matches!(self, Op::GetItem | Op::Query | Op::Scan)
+    }
+}
+
+/// An error in DynamoDB's shape, with the retry hint headers kvsim adds.
+pub fn error_response(e: &Error) -> Response {
+    let kind = e.kind();
+    let (leader_id, leader_addr) = match e {
+        Error::NotLeader {
+            leader_id,
+            leader_addr,
+            ..
+        } => (*leader_id, leader_addr.clone()),
+        _ => (None, None),
+    };
+    let body = ErrorBody {
+        type_name: kind.type_name.to_string(),
+        message: e.to_string(),
+        leader_id,
+        leader_addr,
+    };
+    let status = StatusCode::from_u16(kind.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(status, serde_json::to_vec(&body).unwrap_or_default())
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut resp = (status, body).into_response();
+    let headers = resp.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static(CONTENT_TYPE));
+    if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        headers.insert("x-amzn-requestid", id);
+    }
+    resp
+}
+
+fn target(headers: &HeaderMap) -> Result<(String, Op)> {
+    let raw = headers
+        .get("x-amz-target")
+        .ok_or_else(|| Error::UnknownOperation("Missing X-Amz-Target header".into()))?
+        .to_str()
+        .map_err(|_| Error::UnknownOperation("X-Amz-Target is not valid text".into()))?;
+    let op = raw
+        .strip_prefix(TARGET_PREFIX)
+        .and_then(Op::parse)
+        .ok_or_else(|| {
+            Error::UnknownOperation(format!("Operation {raw} is not supported by kvsim"))
+        })?;
+    Ok((raw.to_string(), op))
+}
+
+/// The region in a SigV4 `Authorization` header's credential scope, if any.
+fn region(headers: &HeaderMap) -> String {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|auth| auth.split("Credential=").nth(1))
+        .and_then(|cred| cred.split('/').nth(2))
+        .filter(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .unwrap_or("us-east-1")
+        .to_string()
+}
+
+#[derive(Deserialize)]
+struct ConsistentPeek {
+    #[serde(rename = "ConsistentRead")]
+    consistent_read: Option<bool>,
+}
+
+/// `POST /`.
+pub async fn dynamodb(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let body = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            let e = Error::validation(format!(
+                "Request body exceeds the {MAX_REQUEST_BYTES} byte limit"
+            ));
+            let mut resp = error_response(&e);
+            *resp.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+            return resp;
+        }
+    };
+    let (target_text, op) = match target(&headers) {
+        Ok(t) => t,
+        Err(e) => return error_response(&e),
+    };
+    let wants_hint = headers
+        .get(REDIRECT_HEADER)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"hint"));
+    let forwarded = headers.contains_key(FORWARDED_HEADER);
+    let needs_leader = op.is_write()
+        || (op.is_item_read()
+            && serde_json::from_slice::<ConsistentPeek>(&body)
+                .ok()
+                .and_then(|p| p.consistent_read)
+                .unwrap_or(false));
+
+    if needs_leader && !app.node.is_leader() {
+        if wants_hint {
+            return error_response(&app.node.not_leader());
+        }
+        if forwarded {
+            return error_response(&Error::Unavailable(format!(
+                "node {} received a forwarded request but is not the leader (leadership just changed); retry",
+                app.node.id
+            )));
+        }
+        return match app.node.leader() {
+            Some((id, addr)) => forward(&app, id, &addr, &target_text, body).await,
+            None => error_response(&Error::Unavailable(
+                "no leader is elected yet (an election is in progress or a majority of nodes is down); retry shortly"
+                    .into(),
+            )),
+        };
+    }
+
+    let request = match Request::parse(&body, region(&headers)) {
+        Ok(r) => r,
+        Err(e) => return error_response(&e),
+    };
+    match ops::run(&app, op, &request).await {
+        Ok(value) => json_response(
+            StatusCode::OK,
+            serde_json::to_vec(&value).unwrap_or_default(),
+        ),
+        // Leadership moved between the check above and the proposal.
+        Err(Error::NotLeader { .. }) if !wants_hint => {
+            error_response(&Error::Unavailable(format!(
+                "node {} lost leadership while handling the request; retry",
+                app.node.id
+            )))
+        }
+        Err(e) => {
+            if matches!(e, Error::Internal(_)) {
+                tracing::error!(node = app.node.id, ?op, "internal error: {e}");
+            }
+            error_response(&e)
+        }
+    }
+}
+
+/// Relays a request to the leader and its answer back, unchanged.
+async fn forward(
+    app: &AppState,
+    leader: u64,
+    addr: &str,
+    target: &str,
+    body: bytes::Bytes,
+) -> Response {
+    let timeout = Duration::from_secs(30);
+    let result = app
+        .client
+        .post(format!("http://{addr}/"))
+        .header("x-amz-target", target)
+        .header("content-type", CONTENT_TYPE)
+        .header(FORWARDED_HEADER, app.node.id.to_string())
+        .timeout(timeout)
+        .body(body)
+        .send()
+        .await;
+    let resp = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let outcome = if e.is_connect() {
+                "the request was not sent"
+            } else {
+                "the request's outcome is unknown"
+            };
+            return error_response(&Error::Unavailable(format!(
+                "could not reach the leader (node {leader} at {addr}): {e}; {outcome}, retry"
+            )));
+        }
+    };
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    match resp.bytes().await {
+        Ok(bytes) => json_response(status, bytes.to_vec()),
+        Err(e) => error_response(&Error::Unavailable(format!(
+            "the leader (node {leader}) did not finish answering: {e}; the request's outcome is unknown, retry"
+        ))),
+    }
+}

@@ -1,0 +1,81 @@
+//! The node-to-node routes: raft message batches and snapshot streams (see
+//! [`crate::raft::transport`] for the sending side and the formats).
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+
+use crate::api::AppState;
+use crate::raft::node::incoming_snapshot_path;
+use crate::raft::transport::decode_batch;
+
+/// Largest raft batch accepted.
+const MAX_RAFT_BATCH_BYTES: usize = 64 << 20;
+
+/// `POST /internal/raft`: a batch of raft messages for this node.
+pub async fn raft(State(app): State<AppState>, body: Body) -> (StatusCode, String) {
+    let bytes = match axum::body::to_bytes(body, MAX_RAFT_BATCH_BYTES).await {
+        Ok(b) => b,
+        Err(e) => return (StatusCode::PAYLOAD_TOO_LARGE, format!("raft batch: {e}")),
+    };
+    let msgs = match decode_batch(&bytes) {
+        Ok(m) => m,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    if let Some(m) = msgs.iter().find(|m| m.to != app.node.id) {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!(
+                "message for node {} delivered to node {}",
+                m.to, app.node.id
+            ),
+        );
+    }
+    match app.node.deliver(msgs) {
+        Ok(()) => (StatusCode::NO_CONTENT, String::new()),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// Query of a snapshot stream.
+#[derive(Deserialize)]
+pub struct SnapshotQuery {
+    index: u64,
+    term: u64,
+}
+
+/// `POST /internal/snapshot?index=I&term=T`: stages a streamed snapshot in a file, renamed into
+/// place only when complete, so the node never installs a partial one.
+pub async fn snapshot(
+    State(app): State<AppState>,
+    Query(q): Query<SnapshotQuery>,
+    body: Body,
+) -> (StatusCode, String) {
+    let dir = app.node.snapshot_dir().clone();
+    let done = incoming_snapshot_path(&dir, q.index, q.term);
+    let partial = done.with_extension("partial");
+    let result: std::io::Result<()> = async {
+        tokio::fs::create_dir_all(&dir).await?;
+        let mut file = tokio::fs::File::create(&partial).await?;
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(std::io::Error::other)?;
+            file.write_all(&chunk).await?;
+        }
+        file.flush().await?;
+        drop(file);
+        tokio::fs::rename(&partial, &done).await
+    }
+    .await;
+    match result {
+        Ok(()) => (StatusCode::NO_CONTENT, String::new()),
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&partial).await;
+            tracing::warn!(node = app.node.id, "snapshot stream failed: {e}");
+            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! CreateTable: validates the schema and billing, picks the table's identity on this node
+//! (the leader), and proposes it.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::api::AppState;
+use crate::api::ops::{Request, required, table_name};
+use crate::api::wire::{CreateTableInput, CreateTableOutput, TableDescriptionWire};
+use crate::model::table::{Billing, TableSpec};
+use crate::model::{KeyAttribute, KeySchema, KeyType};
+use crate::store::{Command, Outcome};
+use crate::{Error, Result};
+
+fn key_type(t: &str, member: &str) -> Result<KeyType> {
+    match t {
+        "S" => Ok(KeyType::S),
+        "N" => Ok(KeyType::N),
+        "B" => Ok(KeyType::B),
+        other => Err(Error::validation(format!(
+            "1 validation error detected: Value '{other}' at '{member}' failed to satisfy constraint: Member must satisfy enum value set: [B, N, S]"
+        ))),
+    }
+}
+
+fn billing(input: &CreateTableInput) -> Result<Billing> {
+    match input.billing_mode.as_deref() {
+        Some("PAY_PER_REQUEST") => {
+            if input.provisioned_throughput.is_some() {
+                return Err(Error::validation(
+                    "One or more parameter values were invalid: Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST",
+                ));
+            }
+            Ok(Billing::PayPerRequest)
+        }
+        None | Some("PROVISIONED") => {
+            let pt = input.provisioned_throughput.as_ref();
+            let (Some(read), Some(write)) = (
+                pt.and_then(|p| p.read_capacity_units),
+                pt.and_then(|p| p.write_capacity_units),
+            ) else {
+                return Err(Error::validation(
+                    "One or more parameter values were invalid: ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED",
+                ));
+            };
+            for (v, member) in [(read, "readCapacityUnits"), (write, "writeCapacityUnits")] {
+                if v < 1 {
+                    return Err(Error::validation(format!(
+                        "1 validation error detected: Value '{v}' at 'provisionedThroughput.{member}' failed to satisfy constraint: Member must have value greater than or equal to 1"
+                    )));
+                }
+            }
+            Ok(Billing::Provisioned {
+                read: read.unsigned_abs(),
+                write: write.unsigned_abs(),
+            })
+        }
+        Some(other) => Err(Error::validation(format!(
+            "1 validation error detected: Value '{other}' at 'billingMode' failed to satisfy constraint: Member must satisfy enum value set: [PROVISIONED, PAY_PER_REQUEST]"
+        ))),
+    }
+}
+
+/// Validates a CreateTable request into a key schema and attribute definitions.
+fn schema(input: &CreateTableInput) -> Result<(KeySchema, Vec<KeyAttribute>)> {
+    let elements = required(input.key_schema.as_ref(), "keySchema")?;
+    let definitions = required(input.attribute_definitions.as_ref(), "attributeDefinitions")?;
+    if elements.is_empty() || elements.len() > 2 {
+        let bound = if elements.is_empty() {
+            "greater than or equal to 1"
+        } else {
+            "less than or equal to 2"
+        };
+        return Err(Error::validation(format!(
+            "1 validation error detected: Value at 'keySchema' failed to satisfy constraint: Member must have length {bound}"
+        )));
+    }
+    for (i, e) in elements.iter().enumerate() {
+        if e.key_type != "HASH" && e.key_type != "RANGE" {
+            return Err(Error::validation(format!(
+                "1 validation error detected: Value '{}' at 'keySchema.{}.member.keyType' failed to satisfy constraint: Member must satisfy enum value set: [HASH, RANGE]",
+                e.key_type,
+                i + 1
+            )));
+        }
+        if e.attribute_name.is_empty() {
+            return Err(Error::validation(
+                "One or more parameter values were invalid: An AttributeName in KeySchema must not be empty",
+            ));
+        }
+    }
+    if elements[0].key_type != "HASH" {
+        return Err(Error::validation(
+            "Invalid KeySchema: The first KeySchemaElement is not a HASH key type",
+        ));
+    }
+    if let Some(second) = elements.get(1) {
+        if second.key_type != "RANGE" {
+            return Err(Error::validation(
+                "Invalid KeySchema: The second KeySchemaElement is not a RANGE key type",
+            ));
+        }
+        if second.attribute_name == elements[0].attribute_name {
+            return Err(Error::validation(
+                "Both the Hash Key and the Range Key element in the KeySchema have the same name",
+            ));
+        }
+    }
+    let mut attrs = Vec::new();
+    for (i, d) in definitions.iter().enumerate() {
+        if attrs
+            .iter()
+            .any(|a: &KeyAttribute| a.name == d.attribute_name)
+        {
+            return Err(Error::validation(
+                "Cannot have two attributes with the same name",
+            ));
+        }
+        attrs.push(KeyAttribute {
+            name: d.attribute_name.clone(),
+            key_type: key_type(
+                &d.attribute_type,
+                &format!("attributeDefinitions.{}.member.attributeType", i + 1),
+            )?,
+        });
+    }
+    let find = |name: &str| attrs.iter().find(|a| a.name == name).cloned();
+    let missing: Vec<&str> = elements
+        .iter()
+        .map(|e| e.attribute_name.as_str())
+        .filter(|n| find(n).is_none())
+        .collect();
+    if !missing.is_empty() {
+        let defined: Vec<&str> = attrs.iter().map(|a| a.name.as_str()).collect();
+        return Err(Error::validation(format!(
+            "One or more parameter values were invalid: Some index key attributes are not defined in AttributeDefinitions. Keys: [{}], AttributeDefinitions: [{}]",
+            missing.join(", "),
+            defined.join(", ")
+        )));
+    }
+    if attrs.len() != elements.len() {
+        return Err(Error::validation(
+            "One or more parameter values were invalid: Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions",
+        ));
+    }
+    let partition = find(&elements[0].attribute_name)
+        .ok_or_else(|| Error::internal("partition key vanished"))?;
+    let sort = elements.get(1).and_then(|e| find(&e.attribute_name));
+    Ok((KeySchema { partition, sort }, attrs))
+}
+
+/// Runs CreateTable.
+pub async fn run(app: &AppState, req: &Request) -> Result<CreateTableOutput> {
+    let input: CreateTableInput = req.input()?;
+    let name = table_name(input.table_name.as_ref())?;
+    let (key_schema, attribute_definitions) = schema(&input)?;
+    let billing = billing(&input)?;
+    if input.global_secondary_indexes.is_some() {
+        return Err(Error::validation(
+            "kvsim does not support GlobalSecondaryIndexes yet",
+        ));
+    }
+    if input.local_secondary_indexes.is_some() {
+        return Err(Error::validation(
+            "kvsim does not support LocalSecondaryIndexes yet",
+        ));
+    }
+    if input
+        .stream_specification
+        .as_ref()
+        .and_then(|s| s.get("StreamEnabled"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false)
+    {
+        return Err(Error::validation(
+            "kvsim does not support DynamoDB Streams yet",
+        ));
+    }
+    if app.node.store().table(&name)?.is_some() {
+        return Err(Error::ResourceInUse(format!(
+            "Table already exists: {name}"
+        )));
+    }
+    let created_at_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let spec = TableSpec {
+        arn: format!("arn:aws:dynamodb:{}:000000000000:table/{name}", req.region),
+        name,
+        key_schema,
+        attribute_definitions,
+        billing,
+        table_uuid: uuid::Uuid::new_v4().to_string(),
+        created_at_ms,
+    };
+    match app.node.propose(&Command::CreateTable(spec)).await? {
+        Outcome::Table(desc) => Ok(CreateTableOutput {
+            table_description: TableDescriptionWire::from_model(&desc),
+        }),
+        other => Err(Error::internal(format!("CreateTable applied as {other:?}"))),
+    }
+}

@@ -1,0 +1,21 @@
+//! DeleteTable: proposes the deletion; answers the description with status `DELETING`.
+
+use crate::api::AppState;
+use crate::api::ops::{Request, table_name};
+use crate::api::wire::{DeleteTableOutput, TableDescriptionWire, TableNameInput};
+use crate::store::{Command, Outcome};
+use crate::{Error, Result};
+
+/// Runs DeleteTable.
+pub async fn run(app: &AppState, req: &Request) -> Result<DeleteTableOutput> {
+    let input: TableNameInput = req.input()?;
+    let name = table_name(input.table_name.as_ref())?;
+    // Fail fast with DescribeTable's wording; apply checks again.
+    app.node.store().describe(&name)?;
+    match app.node.propose(&Command::DeleteTable { name }).await? {
+        Outcome::Table(desc) => Ok(DeleteTableOutput {
+            table_description: TableDescriptionWire::from_model(&desc),
+        }),
+        other => Err(Error::internal(format!("DeleteTable applied as {other:?}"))),
+    }
+}

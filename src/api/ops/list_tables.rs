@@ -1,0 +1,33 @@
+//! ListTables: names in order, paginated by `Limit` and `ExclusiveStartTableName`.
+
+use crate::api::AppState;
+use crate::api::ops::Request;
+use crate::api::wire::{ListTablesInput, ListTablesOutput};
+use crate::{Error, Result};
+
+/// DynamoDB's default and maximum page size.
+const MAX_LIMIT: i64 = 100;
+
+/// Runs ListTables.
+pub fn run(app: &AppState, req: &Request) -> Result<ListTablesOutput> {
+    let input: ListTablesInput = req.input()?;
+    let limit = input.limit.unwrap_or(MAX_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        let bound = if limit < 1 {
+            "greater than or equal to 1"
+        } else {
+            "less than or equal to 100"
+        };
+        return Err(Error::validation(format!(
+            "1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: Member must have value {bound}"
+        )));
+    }
+    let (table_names, last) = app.node.store().list_tables(
+        input.exclusive_start_table_name.as_deref(),
+        limit.unsigned_abs() as usize,
+    )?;
+    Ok(ListTablesOutput {
+        table_names,
+        last_evaluated_table_name: last,
+    })
+}

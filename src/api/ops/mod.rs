@@ -1,0 +1,209 @@
+//! One file per DynamoDB operation. Each parses its input from the request body, validates it
+//! against the local table description (failing fast without touching Raft), and then either
+//! proposes a command (writes) or reads the local store (reads, after a ReadIndex when
+//! `ConsistentRead` is set). The state machine repeats the write checks at apply time.
+
+mod create_table;
+mod delete_item;
+mod delete_table;
+mod describe_table;
+mod get_item;
+mod list_tables;
+mod put_item;
+pub mod query;
+mod scan;
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::api::AppState;
+use crate::api::dispatch::Op;
+use crate::api::wire::{Unsupported, WireItem, item_from_wire};
+use crate::model::Item;
+use crate::model::table::TableMeta;
+use crate::store::apply::table_not_found;
+use crate::{Error, Result};
+
+/// A parsed request body plus what the transport told us about the caller.
+pub struct Request {
+    body: Value,
+    /// The caller's region, from its SigV4 credential scope (default `us-east-1`).
+    pub region: String,
+}
+
+impl Request {
+    /// Parses the body as a JSON object.
+    ///
+    /// # Errors
+    /// `SerializationException` if it is not one.
+    pub fn parse(bytes: &[u8], region: String) -> Result<Request> {
+        let body: Value = if bytes.is_empty() {
+            Value::Object(Default::default())
+        } else {
+            serde_json::from_slice(bytes)
+                .map_err(|e| Error::Serialization(format!("Request body is not valid JSON: {e}")))?
+        };
+        if !body.is_object() {
+            return Err(Error::Serialization(
+                "Request body must be a JSON object".into(),
+            ));
+        }
+        Ok(Request { body, region })
+    }
+
+    /// The body as an operation's input type.
+    ///
+    /// # Errors
+    /// `SerializationException` naming the mismatch.
+    pub fn input<T: DeserializeOwned>(&self) -> Result<T> {
+        T::deserialize(&self.body).map_err(|e| Error::Serialization(e.to_string()))
+    }
+
+    /// Rejects members kvsim does not support yet.
+    fn check_unsupported(&self) -> Result<()> {
+        self.input::<Unsupported>()?.check()
+    }
+}
+
+/// Runs `op`.
+///
+/// # Errors
+/// Whatever the operation reports.
+pub async fn run(app: &AppState, op: Op, req: &Request) -> Result<Value> {
+    req.check_unsupported()?;
+    let value = match op {
+        Op::CreateTable => to_value(create_table::run(app, req).await?),
+        Op::DeleteTable => to_value(delete_table::run(app, req).await?),
+        Op::DescribeTable => to_value(describe_table::run(app, req)?),
+        Op::ListTables => to_value(list_tables::run(app, req)?),
+        Op::PutItem => to_value(put_item::run(app, req).await?),
+        Op::GetItem => to_value(get_item::run(app, req).await?),
+        Op::DeleteItem => to_value(delete_item::run(app, req).await?),
+        Op::Query => to_value(query::run(app, req).await?),
+        Op::Scan => to_value(scan::run(app, req).await?),
+    };
+    value
+}
+
+fn to_value<T: serde::Serialize>(v: T) -> Result<Value> {
+    serde_json::to_value(v).map_err(Error::internal)
+}
+
+/// DynamoDB's message for a missing required member (`member` in lowerCamelCase).
+pub fn null_member(member: &str) -> Error {
+    Error::validation(format!(
+        "1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"
+    ))
+}
+
+/// A required member.
+pub fn required<T>(v: Option<T>, member: &str) -> Result<T> {
+    v.ok_or_else(|| null_member(member))
+}
+
+/// A required, well-formed table name.
+pub fn table_name(name: Option<&String>) -> Result<String> {
+    let name = required(name, "tableName")?;
+    let bad = |constraint: &str| {
+        Error::validation(format!(
+            "1 validation error detected: Value '{name}' at 'tableName' failed to satisfy constraint: {constraint}"
+        ))
+    };
+    if name.len() < 3 {
+        return Err(bad("Member must have length greater than or equal to 3"));
+    }
+    if name.len() > 255 {
+        return Err(bad("Member must have length less than or equal to 255"));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(bad(
+            "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
+        ));
+    }
+    Ok(name.clone())
+}
+
+/// The table's metadata, or DynamoDB's not-found error.
+pub fn table_meta(app: &AppState, name: &str) -> Result<TableMeta> {
+    app.node.store().table(name)?.ok_or_else(table_not_found)
+}
+
+/// A required wire item converted to the model.
+pub fn item_member(item: Option<&WireItem>, member: &str) -> Result<Item> {
+    item_from_wire(required(item, member)?)
+}
+
+/// Validates `Limit` (at least 1).
+pub fn limit(limit: Option<i64>) -> Result<Option<usize>> {
+    match limit {
+        None => Ok(None),
+        Some(n) if n >= 1 => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+        Some(n) => Err(Error::validation(format!(
+            "1 validation error detected: Value '{n}' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1"
+        ))),
+    }
+}
+
+/// Validates `ReturnValues` for PutItem and DeleteItem; true for `ALL_OLD`.
+pub fn return_old(v: Option<&str>) -> Result<bool> {
+    match v {
+        None | Some("NONE") => Ok(false),
+        Some("ALL_OLD") => Ok(true),
+        Some(other @ ("UPDATED_OLD" | "ALL_NEW" | "UPDATED_NEW")) => {
+            Err(Error::validation(format!(
+                "Return values set to invalid value: {other} is only valid for UpdateItem; use NONE or ALL_OLD"
+            )))
+        }
+        Some(other) => Err(Error::validation(format!(
+            "1 validation error detected: Value '{other}' at 'returnValues' failed to satisfy constraint: Member must satisfy enum value set: [ALL_NEW, UPDATED_OLD, ALL_OLD, NONE, UPDATED_NEW]"
+        ))),
+    }
+}
+
+/// `Select`: true when only a count is wanted.
+pub fn count_only(select: Option<&str>) -> Result<bool> {
+    match select {
+        None | Some("ALL_ATTRIBUTES") => Ok(false),
+        Some("COUNT") => Ok(true),
+        Some("ALL_PROJECTED_ATTRIBUTES") => Err(Error::validation(
+            "ALL_PROJECTED_ATTRIBUTES can be used only when Querying using an IndexName",
+        )),
+        Some("SPECIFIC_ATTRIBUTES") => Err(Error::validation(
+            "kvsim does not support Select SPECIFIC_ATTRIBUTES yet (it needs ProjectionExpression)",
+        )),
+        Some(other) => Err(Error::validation(format!(
+            "1 validation error detected: Value '{other}' at 'select' failed to satisfy constraint: Member must satisfy enum value set: [SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, ALL_PROJECTED_ATTRIBUTES]"
+        ))),
+    }
+}
+
+/// Rejects ExpressionAttributeNames/Values on requests that use no expression.
+pub fn no_expression_maps(
+    names: Option<&BTreeMap<String, String>>,
+    values: Option<&WireItem>,
+) -> Result<()> {
+    if names.is_some() {
+        return Err(Error::validation(
+            "ExpressionAttributeNames can only be specified when using expressions",
+        ));
+    }
+    if values.is_some() {
+        return Err(Error::validation(
+            "ExpressionAttributeValues can only be specified when using expressions",
+        ));
+    }
+    Ok(())
+}
+
+/// Waits for a ReadIndex when the request asked for a consistent read.
+pub async fn maybe_consistent(app: &AppState, consistent: Option<bool>) -> Result<()> {
+    if consistent.unwrap_or(false) {
+        app.node.read_index().await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,650 @@
+//! DynamoDB's JSON wire shapes (protocol `DynamoDB_20120810`, `application/x-amz-json-1.0`),
+//! shared by the server and the CLI so the two cannot drift.
+//!
+//! Structural mismatches (a string where a list belongs) fail in serde and are reported as
+//! `SerializationException`, as DynamoDB does; semantic checks (a bad number, an empty set)
+//! happen in [`WireValue::to_model`] and are `ValidationException`s. Required members are
+//! `Option`s so a missing one gets DynamoDB's "Member must not be null" message, not a serde
+//! error.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize};
+
+use crate::model::table::{Billing, TableDescription};
+use crate::model::{AttributeValue, Item, Number};
+use crate::{Error, Result};
+
+/// The `X-Amz-Target` prefix of every DynamoDB operation.
+pub const TARGET_PREFIX: &str = "DynamoDB_20120810.";
+/// The content type of requests and responses.
+pub const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
+/// Request header by which a client asks for a not-leader answer with a leader hint instead of
+/// server-side forwarding (value `hint`). The kvsim CLI sets it.
+pub const REDIRECT_HEADER: &str = "x-kvsim-redirect";
+/// Request header marking a request a follower forwarded to the leader (value: its node id).
+pub const FORWARDED_HEADER: &str = "x-kvsim-forwarded";
+/// DynamoDB's limit on nested attribute values.
+pub const MAX_NESTING: usize = 32;
+
+/// An attribute value in DynamoDB JSON: exactly one member is set.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[allow(non_snake_case)]
+pub struct WireValue {
+    /// String.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub S: Option<String>,
+    /// Number, as a string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub N: Option<String>,
+    /// Binary, base64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub B: Option<String>,
+    /// Boolean.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub BOOL: Option<bool>,
+    /// Null (must be true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub NULL: Option<bool>,
+    /// List.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub L: Option<Vec<WireValue>>,
+    /// Map.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub M: Option<BTreeMap<String, WireValue>>,
+    /// String set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub SS: Option<Vec<String>>,
+    /// Number set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub NS: Option<Vec<String>>,
+    /// Binary set, base64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub BS: Option<Vec<String>>,
+}
+
+/// An item or key in DynamoDB JSON.
+pub type WireItem = BTreeMap<String, WireValue>;
+
+fn decode_b64(s: &str) -> Result<Vec<u8>> {
+    BASE64
+        .decode(s)
+        .map_err(|e| Error::Serialization(format!("Base64 encoded binary value is invalid: {e}")))
+}
+
+impl WireValue {
+    /// Converts to a validated model value.
+    ///
+    /// # Errors
+    /// `ValidationException` with DynamoDB's message for each rule broken.
+    pub fn to_model(&self) -> Result<AttributeValue> {
+        self.to_model_at(0)
+    }
+
+    fn to_model_at(&self, depth: usize) -> Result<AttributeValue> {
+        if depth > MAX_NESTING {
+            return Err(Error::validation(
+                "Nesting Levels have exceeded supported limits",
+            ));
+        }
+        let set = [
+            self.S.is_some(),
+            self.N.is_some(),
+            self.B.is_some(),
+            self.BOOL.is_some(),
+            self.NULL.is_some(),
+            self.L.is_some(),
+            self.M.is_some(),
+            self.SS.is_some(),
+            self.NS.is_some(),
+            self.BS.is_some(),
+        ]
+        .iter()
+        .filter(|s| **s)
+        .count();
+        if set == 0 {
+            return Err(Error::validation(
+                "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes",
+            ));
+        }
+        if set > 1 {
+            return Err(Error::validation(
+                "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes",
+            ));
+        }
+        Ok(if let Some(s) = &self.S {
+            AttributeValue::S(s.clone())
+        } else if let Some(n) = &self.N {
+            AttributeValue::N(Number::parse(n)?)
+        } else if let Some(b) = &self.B {
+            AttributeValue::B(decode_b64(b)?)
+        } else if let Some(b) = self.BOOL {
+            AttributeValue::Bool(b)
+        } else if let Some(n) = self.NULL {
+            if !n {
+                return Err(Error::validation(
+                    "One or more parameter values were invalid: Null attribute value types must have the value of true",
+                ));
+            }
+            AttributeValue::Null
+        } else if let Some(l) = &self.L {
+            AttributeValue::L(
+                l.iter()
+                    .map(|v| v.to_model_at(depth + 1))
+                    .collect::<Result<_>>()?,
+            )
+        } else if let Some(m) = &self.M {
+            AttributeValue::M(
+                m.iter()
+                    .map(|(k, v)| Ok((k.clone(), v.to_model_at(depth + 1)?)))
+                    .collect::<Result<_>>()?,
+            )
+        } else if let Some(ss) = &self.SS {
+            AttributeValue::string_set(ss.clone())?
+        } else if let Some(ns) = &self.NS {
+            AttributeValue::number_set(ns.iter().map(|n| Number::parse(n)).collect::<Result<_>>()?)?
+        } else if let Some(bs) = &self.BS {
+            AttributeValue::binary_set(bs.iter().map(|b| decode_b64(b)).collect::<Result<_>>()?)?
+        } else {
+            return Err(Error::internal("attribute value type count mismatch"));
+        })
+    }
+
+    /// Converts a model value to DynamoDB JSON.
+    pub fn from_model(v: &AttributeValue) -> WireValue {
+        let mut w = WireValue::default();
+        match v {
+            AttributeValue::S(s) => w.S = Some(s.clone()),
+            AttributeValue::N(n) => w.N = Some(n.to_string()),
+            AttributeValue::B(b) => w.B = Some(BASE64.encode(b)),
+            AttributeValue::Bool(b) => w.BOOL = Some(*b),
+            AttributeValue::Null => w.NULL = Some(true),
+            AttributeValue::L(l) => w.L = Some(l.iter().map(WireValue::from_model).collect()),
+            AttributeValue::M(m) => {
+                w.M = Some(
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), WireValue::from_model(v)))
+                        .collect(),
+                );
+            }
+            AttributeValue::Ss(s) => w.SS = Some(s.iter().cloned().collect()),
+            AttributeValue::Ns(s) => w.NS = Some(s.iter().map(Number::to_string).collect()),
+            AttributeValue::Bs(s) => w.BS = Some(s.iter().map(|b| BASE64.encode(b)).collect()),
+        }
+        w
+    }
+}
+
+/// Converts a wire item to a model item.
+///
+/// # Errors
+/// As [`WireValue::to_model`], and for an empty attribute name.
+pub fn item_from_wire(item: &WireItem) -> Result<Item> {
+    item.iter()
+        .map(|(k, v)| {
+            if k.is_empty() {
+                return Err(Error::validation(
+                    "One or more parameter values were invalid: An attribute name may not be empty",
+                ));
+            }
+            Ok((k.clone(), v.to_model()?))
+        })
+        .collect()
+}
+
+/// Converts a model item to a wire item.
+pub fn item_to_wire(item: &Item) -> WireItem {
+    item.iter()
+        .map(|(k, v)| (k.clone(), WireValue::from_model(v)))
+        .collect()
+}
+
+/// One element of a KeySchema.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeySchemaElement {
+    /// Attribute name.
+    pub attribute_name: String,
+    /// `HASH` or `RANGE`.
+    pub key_type: String,
+}
+
+/// One element of AttributeDefinitions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttributeDefinition {
+    /// Attribute name.
+    pub attribute_name: String,
+    /// `S`, `N` or `B`.
+    pub attribute_type: String,
+}
+
+/// Requested provisioned throughput.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProvisionedThroughput {
+    /// Read capacity units.
+    pub read_capacity_units: Option<i64>,
+    /// Write capacity units.
+    pub write_capacity_units: Option<i64>,
+}
+
+/// CreateTable request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateTableInput {
+    /// Table name.
+    pub table_name: Option<String>,
+    /// Key schema.
+    pub key_schema: Option<Vec<KeySchemaElement>>,
+    /// Attribute definitions.
+    pub attribute_definitions: Option<Vec<AttributeDefinition>>,
+    /// `PROVISIONED` (DynamoDB's default) or `PAY_PER_REQUEST`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub billing_mode: Option<String>,
+    /// Throughput, required for `PROVISIONED`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provisioned_throughput: Option<ProvisionedThroughput>,
+    /// Not supported yet; rejected when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub global_secondary_indexes: Option<serde_json::Value>,
+    /// Not supported yet; rejected when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_secondary_indexes: Option<serde_json::Value>,
+    /// Not supported yet; rejected when enabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_specification: Option<serde_json::Value>,
+}
+
+/// ProvisionedThroughput as DescribeTable reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProvisionedThroughputDescription {
+    /// Always 0.
+    pub number_of_decreases_today: u64,
+    /// Read capacity units (0 for on-demand).
+    pub read_capacity_units: u64,
+    /// Write capacity units (0 for on-demand).
+    pub write_capacity_units: u64,
+}
+
+/// BillingModeSummary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BillingModeSummary {
+    /// `PROVISIONED` or `PAY_PER_REQUEST`.
+    pub billing_mode: String,
+    /// When the table became on-demand (its creation time), epoch seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_update_to_pay_per_request_date_time: Option<f64>,
+}
+
+/// TableDescription, DynamoDB's full shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TableDescriptionWire {
+    /// Attribute definitions.
+    pub attribute_definitions: Vec<AttributeDefinition>,
+    /// Table name.
+    pub table_name: String,
+    /// Key schema.
+    pub key_schema: Vec<KeySchemaElement>,
+    /// `ACTIVE` or `DELETING`.
+    pub table_status: String,
+    /// Creation time, epoch seconds.
+    pub creation_date_time: f64,
+    /// Throughput.
+    pub provisioned_throughput: ProvisionedThroughputDescription,
+    /// Total item bytes.
+    pub table_size_bytes: u64,
+    /// Item count.
+    pub item_count: u64,
+    /// ARN.
+    pub table_arn: String,
+    /// UUID.
+    pub table_id: String,
+    /// Billing mode.
+    pub billing_mode_summary: BillingModeSummary,
+    /// Always false.
+    pub deletion_protection_enabled: bool,
+}
+
+impl TableDescriptionWire {
+    /// The wire form of a table description.
+    pub fn from_model(d: &TableDescription) -> TableDescriptionWire {
+        let spec = &d.meta.spec;
+        let created = spec.created_at_ms as f64 / 1000.0;
+        let mut key_schema = vec![KeySchemaElement {
+            attribute_name: spec.key_schema.partition.name.clone(),
+            key_type: "HASH".into(),
+        }];
+        if let Some(sort) = &spec.key_schema.sort {
+            key_schema.push(KeySchemaElement {
+                attribute_name: sort.name.clone(),
+                key_type: "RANGE".into(),
+            });
+        }
+        let (mode, read, write, since) = match spec.billing {
+            Billing::PayPerRequest => ("PAY_PER_REQUEST", 0, 0, Some(created)),
+            Billing::Provisioned { read, write } => ("PROVISIONED", read, write, None),
+        };
+        TableDescriptionWire {
+            attribute_definitions: spec
+                .attribute_definitions
+                .iter()
+                .map(|a| AttributeDefinition {
+                    attribute_name: a.name.clone(),
+                    attribute_type: a.key_type.to_string(),
+                })
+                .collect(),
+            table_name: spec.name.clone(),
+            key_schema,
+            table_status: d.status.as_str().into(),
+            creation_date_time: created,
+            provisioned_throughput: ProvisionedThroughputDescription {
+                number_of_decreases_today: 0,
+                read_capacity_units: read,
+                write_capacity_units: write,
+            },
+            table_size_bytes: d.size_bytes,
+            item_count: d.item_count,
+            table_arn: spec.arn.clone(),
+            table_id: spec.table_uuid.clone(),
+            billing_mode_summary: BillingModeSummary {
+                billing_mode: mode.into(),
+                last_update_to_pay_per_request_date_time: since,
+            },
+            deletion_protection_enabled: false,
+        }
+    }
+}
+
+/// CreateTable response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateTableOutput {
+    /// The new table.
+    pub table_description: TableDescriptionWire,
+}
+
+/// DeleteTable and DescribeTable request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TableNameInput {
+    /// Table name.
+    pub table_name: Option<String>,
+}
+
+/// DeleteTable response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteTableOutput {
+    /// The table, status `DELETING`.
+    pub table_description: TableDescriptionWire,
+}
+
+/// DescribeTable response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeTableOutput {
+    /// The table.
+    pub table: TableDescriptionWire,
+}
+
+/// ListTables request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTablesInput {
+    /// Start after this name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclusive_start_table_name: Option<String>,
+    /// Page size, 1 to 100.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+
+/// ListTables response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTablesOutput {
+    /// Names, ascending.
+    pub table_names: Vec<String>,
+    /// Present when more names follow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_evaluated_table_name: Option<String>,
+}
+
+/// Members of requests that kvsim does not implement yet, read from the same request body as
+/// the operation's own input. Present ones are rejected with a clear message rather than
+/// silently ignored. (Not a `#[serde(flatten)]` field: flatten breaks serde_json's
+/// arbitrary-precision numbers, which the CLI needs for exact N values.)
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Unsupported {
+    /// ConditionExpression.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition_expression: Option<serde_json::Value>,
+    /// Expected (legacy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<serde_json::Value>,
+    /// FilterExpression.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_expression: Option<serde_json::Value>,
+    /// ProjectionExpression.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projection_expression: Option<serde_json::Value>,
+    /// AttributesToGet (legacy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes_to_get: Option<serde_json::Value>,
+    /// KeyConditions (legacy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_conditions: Option<serde_json::Value>,
+    /// QueryFilter / ScanFilter (legacy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_filter: Option<serde_json::Value>,
+    /// ScanFilter (legacy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan_filter: Option<serde_json::Value>,
+    /// IndexName.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_name: Option<serde_json::Value>,
+    /// Segment (parallel scan).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment: Option<serde_json::Value>,
+    /// TotalSegments (parallel scan).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_segments: Option<serde_json::Value>,
+}
+
+impl Unsupported {
+    /// Rejects the first unsupported member present.
+    ///
+    /// # Errors
+    /// `ValidationException` naming the member.
+    pub fn check(&self) -> Result<()> {
+        let present = [
+            ("ConditionExpression", self.condition_expression.is_some()),
+            ("Expected", self.expected.is_some()),
+            ("FilterExpression", self.filter_expression.is_some()),
+            ("ProjectionExpression", self.projection_expression.is_some()),
+            ("AttributesToGet", self.attributes_to_get.is_some()),
+            ("KeyConditions", self.key_conditions.is_some()),
+            ("QueryFilter", self.query_filter.is_some()),
+            ("ScanFilter", self.scan_filter.is_some()),
+            ("IndexName", self.index_name.is_some()),
+            ("Segment", self.segment.is_some()),
+            ("TotalSegments", self.total_segments.is_some()),
+        ];
+        match present.iter().find(|(_, p)| *p) {
+            Some((name, _)) => Err(Error::validation(format!(
+                "kvsim does not support {name} yet"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// PutItem request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PutItemInput {
+    /// Table name.
+    pub table_name: Option<String>,
+    /// The item.
+    pub item: Option<WireItem>,
+    /// `NONE` or `ALL_OLD`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_values: Option<String>,
+    /// ExpressionAttributeNames (accepted only with expressions, which come later).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression_attribute_names: Option<BTreeMap<String, String>>,
+    /// ExpressionAttributeValues.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression_attribute_values: Option<WireItem>,
+}
+
+/// PutItem and DeleteItem response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WriteItemOutput {
+    /// The old item, with `ReturnValues: ALL_OLD`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<WireItem>,
+}
+
+/// GetItem request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetItemInput {
+    /// Table name.
+    pub table_name: Option<String>,
+    /// The key.
+    pub key: Option<WireItem>,
+    /// Linearizable read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistent_read: Option<bool>,
+    /// ExpressionAttributeNames.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression_attribute_names: Option<BTreeMap<String, String>>,
+}
+
+/// GetItem response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetItemOutput {
+    /// The item, absent when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<WireItem>,
+}
+
+/// DeleteItem request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteItemInput {
+    /// Table name.
+    pub table_name: Option<String>,
+    /// The key.
+    pub key: Option<WireItem>,
+    /// `NONE` or `ALL_OLD`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_values: Option<String>,
+    /// ExpressionAttributeNames.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression_attribute_names: Option<BTreeMap<String, String>>,
+    /// ExpressionAttributeValues.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression_attribute_values: Option<WireItem>,
+}
+
+/// Query request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct QueryInput {
+    /// Table name.
+    pub table_name: Option<String>,
+    /// The key condition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_condition_expression: Option<String>,
+    /// ExpressionAttributeNames.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression_attribute_names: Option<BTreeMap<String, String>>,
+    /// ExpressionAttributeValues.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression_attribute_values: Option<WireItem>,
+    /// Ascending (default) or descending sort-key order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan_index_forward: Option<bool>,
+    /// Most items to evaluate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    /// Resume after this key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclusive_start_key: Option<WireItem>,
+    /// `ALL_ATTRIBUTES` or `COUNT`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub select: Option<String>,
+    /// Linearizable read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistent_read: Option<bool>,
+}
+
+/// Scan request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ScanInput {
+    /// Table name.
+    pub table_name: Option<String>,
+    /// Most items to evaluate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    /// Resume after this key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclusive_start_key: Option<WireItem>,
+    /// `ALL_ATTRIBUTES` or `COUNT`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub select: Option<String>,
+    /// Linearizable read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistent_read: Option<bool>,
+    /// ExpressionAttributeNames.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression_attribute_names: Option<BTreeMap<String, String>>,
+    /// ExpressionAttributeValues.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression_attribute_values: Option<WireItem>,
+}
+
+/// Query and Scan response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReadPageOutput {
+    /// Items (absent with `Select: COUNT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<WireItem>>,
+    /// Items returned (or counted).
+    pub count: usize,
+    /// Items evaluated.
+    pub scanned_count: usize,
+    /// Present when more items may follow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_evaluated_key: Option<WireItem>,
+}
+
+/// DynamoDB's error body.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Fully qualified error type.
+    #[serde(rename = "__type")]
+    pub type_name: String,
+    /// Human-readable message.
+    #[serde(alias = "Message")]
+    pub message: String,
+    /// With `NotLeaderException`: the leader's id, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader_id: Option<u64>,
+    /// With `NotLeaderException`: the leader's client address, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader_addr: Option<String>,
+}

@@ -1,0 +1,80 @@
+//! `kvsim server`: runs the three-node cluster until Ctrl+C or SIGTERM, then stops every node
+//! cleanly.
+
+use std::time::Duration;
+
+use crate::cli::ServerArgs;
+use crate::cluster::Cluster;
+use crate::config::{ClusterConfig, NODE_COUNT, Tuning};
+use crate::{Error, Result};
+
+/// Runs the server.
+///
+/// # Errors
+/// Invalid options, a port in use, an unusable data directory.
+pub fn run(args: ServerArgs) -> Result<()> {
+    if u64::from(args.base_port) + NODE_COUNT - 1 > u64::from(u16::MAX) {
+        return Err(Error::validation(format!(
+            "--base-port {} leaves no room for {NODE_COUNT} nodes (ports up to 65535)",
+            args.base_port
+        )));
+    }
+    if args.tick_ms == 0 {
+        return Err(Error::validation("--tick-ms must be at least 1"));
+    }
+    if args.compact_every == 0 {
+        return Err(Error::validation("--compact-every must be at least 1"));
+    }
+    let config = ClusterConfig {
+        data_root: args.data_dir_root,
+        host: args.host,
+        base_port: args.base_port,
+        tuning: Tuning {
+            tick: Duration::from_millis(args.tick_ms),
+            compact_every: args.compact_every,
+            log_retain: args.log_retain,
+            ..Tuning::default()
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async move {
+        let cluster = Cluster::start(config.clone()).await?;
+        for (id, addr) in cluster.addrs() {
+            println!(
+                "kvsim: node {id} listening on {addr} (data in {})",
+                config.node_dir(*id).display()
+            );
+        }
+        println!("kvsim: press Ctrl+C to stop");
+        wait_for_signal().await;
+        println!("kvsim: shutting down");
+        cluster.shutdown().await;
+        println!("kvsim: stopped");
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

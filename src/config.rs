@@ -1,0 +1,92 @@
+//! Where nodes live and how fast they run: node ids, ports, data directories, and the Raft
+//! timing and compaction tunables, each a named value with its unit.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::raft::NodeId;
+
+/// Nodes in a local cluster.
+pub const NODE_COUNT: u64 = 3;
+/// First client port; node `i` (0-based) listens on `DEFAULT_BASE_PORT + i`.
+pub const DEFAULT_BASE_PORT: u16 = 8100;
+/// Default root of the node data directories.
+pub const DEFAULT_DATA_ROOT: &str = "data";
+
+/// Raft timing and log compaction.
+#[derive(Clone, Debug)]
+pub struct Tuning {
+    /// Interval between Raft ticks.
+    pub tick: Duration,
+    /// Ticks before a follower without a leader campaigns (randomised up to twice this).
+    pub election_ticks: usize,
+    /// Ticks between leader heartbeats.
+    pub heartbeat_ticks: usize,
+    /// How long a write may wait to commit before failing with a retryable error.
+    pub proposal_timeout: Duration,
+    /// How long a consistent read may wait for the leader to confirm itself.
+    pub read_timeout: Duration,
+    /// Compact the Raft log every this many applied entries.
+    pub compact_every: u64,
+    /// Applied entries kept after compaction for followers slightly behind.
+    pub log_retain: u64,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            tick: Duration::from_millis(100),
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            proposal_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(3),
+            compact_every: 10_000,
+            log_retain: 1_000,
+        }
+    }
+}
+
+impl Tuning {
+    /// `d` in ticks, at least one.
+    pub fn ticks(&self, d: Duration) -> u64 {
+        let tick = self.tick.as_micros().max(1);
+        u64::try_from(d.as_micros().div_ceil(tick))
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+}
+
+/// A local cluster's layout.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// Directory holding `node0`, `node1`, `node2`.
+    pub data_root: PathBuf,
+    /// Interface the nodes listen on.
+    pub host: String,
+    /// Port of node 1; the others follow. 0 picks free ports (tests).
+    pub base_port: u16,
+    /// Raft timing.
+    pub tuning: Tuning,
+}
+
+impl ClusterConfig {
+    /// The ids of every node, ascending.
+    pub fn node_ids(&self) -> impl Iterator<Item = NodeId> {
+        1..=NODE_COUNT
+    }
+
+    /// Data directory of node `id` (`node0` holds node 1, as in the seed's layout).
+    pub fn node_dir(&self, id: NodeId) -> PathBuf {
+        self.data_root.join(format!("node{}", id - 1))
+    }
+
+    /// Address node `id` should bind (port 0 when the base port is 0).
+    pub fn bind_addr(&self, id: NodeId) -> String {
+        let port = if self.base_port == 0 {
+            0
+        } else {
+            u64::from(self.base_port) + id - 1
+        };
+        format!("{}:{port}", self.host)
+    }
+}

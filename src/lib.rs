@@ -1,0 +1,26 @@
+//! kvsim: a DynamoDB-style database simulator on a three-node Raft cluster.
+//!
+//! The layers, bottom up (arrows point one way: `cli -> api::wire`, `api -> cluster ->
+//! {raft, store} -> model`):
+//!
+//! - [`model`]: DynamoDB's data model as pure data and logic: values, exact numbers, items,
+//!   key encoding, expressions. No I/O.
+//! - [`store`]: the replicated state machine on redb: tables and items. Knows nothing of Raft.
+//! - [`raft`]: raft-rs driven over a redb log; replicates opaque commands to a
+//!   [`raft::StateMachine`]. Knows nothing of items.
+//! - [`cluster`]: three nodes in one process, each a Raft thread, a transport and an HTTP server.
+//! - [`api`]: axum; the DynamoDB JSON protocol, status, and the node-to-node routes.
+//! - [`cli`]: the `kvsim` command line, a client of the API.
+//!
+//! [`Error`] is the one error type across all of them.
+
+pub mod api;
+pub mod cli;
+pub mod cluster;
+pub mod config;
+pub mod error;
+pub mod model;
+pub mod raft;
+pub mod store;
+
+pub use error::{Error, Result};

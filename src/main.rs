@@ -1,0 +1,19 @@
+//! The `kvsim` binary: parse arguments, set up logging, run, and turn an error into one line on
+//! stderr and an exit code.
+
+use clap::Parser;
+
+fn main() {
+    let args = kvsim::cli::Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = kvsim::cli::run(args) {
+        eprintln!("error: {e}");
+        std::process::exit(kvsim::cli::exit_code(&e));
+    }
+}

@@ -1,0 +1,27 @@
+//! DynamoDB's expression language, front end: tokenizing, parsing to an AST with placeholders
+//! resolved, and the validation of Query's `KeyConditionExpression`.
+//!
+//! - `lexer`: text to tokens, and DynamoDB's reserved words;
+//! - `ast`: the tree ([`Condition`], [`Operand`], [`Path`], ...);
+//! - `parser`: condition text to a [`Condition`] through an [`ExpressionContext`], which
+//!   resolves `#name`/`:value` placeholders and records which were used, so that a request's
+//!   unused ones can be rejected;
+//! - `key_condition`: narrows a condition to the [`KeyCondition`] a Query scans with.
+//!
+//! Later issues add projection and update grammar (reusing the lexer and the parser's path and
+//! operand rules) and the evaluation of conditions against items.
+//!
+//! Everything is pure and deterministic: the same text and maps give the same tree or the same
+//! error on every replica.
+
+mod ast;
+pub mod key_condition;
+mod lexer;
+pub mod parser;
+
+pub use ast::{Comparator, Condition, Function, Operand, Path, PathElement};
+pub use key_condition::{KeyCondition, SortKeyCondition, compare_values, parse_key_condition};
+pub use parser::{
+    ExpressionContext, MAX_EXPRESSION_BYTES, MAX_IN_OPERANDS, MAX_NESTING, MAX_PATH_DEPTH,
+    parse_condition,
+};

@@ -1,0 +1,157 @@
+//! The real-time shell around a [`RaftNode`]: one OS thread per node.
+//!
+//! The thread waits on its inbox until the next tick is due, drains everything that arrived
+//! (so concurrent client writes share one Ready and one fsync), ticks if due, runs the Ready
+//! loop, hands outgoing messages to the transport and publishes a status snapshot. A dedicated
+//! thread rather than an async task, because the Ready loop blocks on fsync and must not stall
+//! the HTTP runtime's workers.
+//!
+//! A panic or storage fault in the loop is caught here: the node's waiting clients are failed,
+//! the failure is logged and published in the node's status, and the thread ends. Other nodes
+//! and the process carry on.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use raft::eraftpb::Message;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::raft::node::{RaftNode, RaftStatus};
+use crate::raft::proposals::{ReadResponder, Responder};
+use crate::raft::transport::{Report, Transport};
+use crate::raft::{NodeId, StateMachine};
+
+/// Most inbox events handled before the Ready loop runs, so ticks stay on time under load.
+const MAX_EVENTS_PER_PASS: usize = 8192;
+
+/// Something for a node's thread to do.
+pub enum Event<O> {
+    /// Messages from a peer.
+    Raft(Vec<Message>),
+    /// A client write.
+    Propose {
+        /// Encoded command.
+        command: Vec<u8>,
+        /// Gets the apply output.
+        responder: Responder<O>,
+    },
+    /// A linearizable read.
+    Read(ReadResponder),
+    /// A delivery report from the transport.
+    Transport(Report),
+    /// Hand leadership to another node.
+    TransferLeader(NodeId),
+    /// Stop the thread.
+    Shutdown,
+}
+
+/// A node's health as shown in its status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "error", rename_all = "snake_case")]
+pub enum Health {
+    /// The loop is running.
+    Running,
+    /// Stopped on request.
+    Stopped,
+    /// Stopped by a fault; the message says what happened.
+    Failed(String),
+}
+
+/// What a node's thread publishes after every pass.
+#[derive(Clone, Debug, Serialize)]
+pub struct Published {
+    /// Running, stopped or failed.
+    pub health: Health,
+    /// Raft state; `None` until the first pass.
+    pub raft: Option<RaftStatus>,
+}
+
+/// Starts the node's thread.
+///
+/// # Errors
+/// If the OS refuses to start a thread.
+pub fn spawn<M: StateMachine>(
+    node: RaftNode<M>,
+    inbox: Receiver<Event<M::Output>>,
+    transport: Transport,
+    status: watch::Sender<Published>,
+    tick: Duration,
+) -> std::io::Result<JoinHandle<()>> {
+    let id = node.id();
+    std::thread::Builder::new()
+        .name(format!("raft-node-{id}"))
+        .spawn(move || {
+            let status_on_panic = status.clone();
+            let outcome = catch_unwind(AssertUnwindSafe(move || {
+                run(node, inbox, transport, &status, tick)
+            }));
+            let health = match outcome {
+                Ok(h) => h,
+                Err(panic) => {
+                    let text = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "unknown panic".into());
+                    tracing::error!(node = id, "node panicked and stopped: {text}");
+                    Health::Failed(format!("panic: {text}"))
+                }
+            };
+            status_on_panic.send_modify(|p| p.health = health);
+        })
+}
+
+fn run<M: StateMachine>(
+    mut node: RaftNode<M>,
+    inbox: Receiver<Event<M::Output>>,
+    transport: Transport,
+    status: &watch::Sender<Published>,
+    tick: Duration,
+) -> Health {
+    let mut next_tick = Instant::now() + tick;
+    let health = loop {
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        let first = match inbox.recv_timeout(wait) {
+            Ok(ev) => Some(ev),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break Health::Stopped,
+        };
+        let mut stop = false;
+        for ev in first
+            .into_iter()
+            .chain(inbox.try_iter().take(MAX_EVENTS_PER_PASS))
+        {
+            match ev {
+                Event::Raft(msgs) => msgs.into_iter().for_each(|m| node.step(m)),
+                Event::Propose { command, responder } => node.propose(command, responder),
+                Event::Read(responder) => node.read_index(responder),
+                Event::Transport(Report::Unreachable(peer)) => node.report_unreachable(peer),
+                Event::Transport(Report::Snapshot(peer, ok)) => node.report_snapshot(peer, ok),
+                Event::TransferLeader(to) => node.transfer_leader(to),
+                Event::Shutdown => stop = true,
+            }
+        }
+        if stop {
+            break Health::Stopped;
+        }
+        let now = Instant::now();
+        if now >= next_tick {
+            node.tick();
+            // Skip ticks missed while blocked rather than bursting them (a burst would fire
+            // elections at once after a long fsync).
+            next_tick = now + tick;
+        }
+        if let Err(e) = node.handle_ready() {
+            tracing::error!(node = node.id(), "storage fault, node stopped: {e}");
+            break Health::Failed(format!("storage fault: {e}"));
+        }
+        transport.send(node.take_messages());
+        let raft = node.status();
+        status.send_modify(|p| p.raft = Some(raft));
+    };
+    node.fail_all("the node stopped before answering; retry the request");
+    health
+}

@@ -1,0 +1,573 @@
+//! [`RaftNode`]: one Raft replica as a synchronous, clock-free value.
+//!
+//! It owns the `RawNode`, its [`LogStore`], the [`StateMachine`] and the clients waiting on it.
+//! Callers feed it `tick`, `step`, `propose` and `read_index`, then call [`RaftNode::handle_ready`]
+//! and send what [`RaftNode::take_messages`] returns. It never sleeps, reads the clock, spawns or
+//! touches the network, so the threaded driver and a deterministic simulation drive the same
+//! code. The Ready order it follows is described in the [module docs](crate::raft).
+
+use std::fs;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use raft::eraftpb::{Entry, EntryType, Message, MessageType, Snapshot};
+use raft::{RawNode, SnapshotStatus, StateRole};
+use redb::{Database, Durability, WriteTransaction};
+use serde::Serialize;
+
+use crate::raft::log_store::{LogStore, SnapshotSlot};
+use crate::raft::proposals::{Proposals, ReadResponder, Reads, Responder};
+use crate::raft::{LogIndex, NodeId, StateMachine};
+use crate::{Error, Result};
+
+/// Tunables of one node, in ticks and entries. Time itself is the caller's business.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// This node's id.
+    pub id: NodeId,
+    /// Every voter's id (fixed at bootstrap).
+    pub voters: Vec<NodeId>,
+    /// Ticks without a leader before a follower campaigns (randomised up to twice this).
+    pub election_ticks: usize,
+    /// Ticks between a leader's heartbeats.
+    pub heartbeat_ticks: usize,
+    /// Ticks a proposal may wait for commit before it fails with a retryable error.
+    pub proposal_timeout_ticks: u64,
+    /// Ticks a consistent read may wait for leadership confirmation.
+    pub read_timeout_ticks: u64,
+    /// Compact the log once this many applied entries sit above the retained tail.
+    pub compact_every: u64,
+    /// Applied entries kept in the log after compaction, for followers that are slightly behind.
+    pub log_retain: u64,
+    /// Where incoming snapshots are staged by the transport before raft installs them.
+    pub snapshot_dir: PathBuf,
+}
+
+/// Counters a node exposes in its status.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct NodeStats {
+    /// redb commits that fsynced (one per Ready that had to be durable).
+    pub fsyncs: u64,
+    /// Entries applied to the state machine since start.
+    pub entries_applied: u64,
+    /// Snapshots received and installed.
+    pub snapshots_installed: u64,
+    /// Log compactions performed.
+    pub compactions: u64,
+}
+
+/// One peer's replication progress, as the leader sees it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct PeerProgress {
+    /// The peer's id.
+    pub node_id: NodeId,
+    /// Highest index known to be replicated on the peer.
+    pub match_index: LogIndex,
+    /// Next index the leader will send.
+    pub next_index: LogIndex,
+    /// `probe`, `replicate` or `snapshot`.
+    pub state: String,
+}
+
+/// A point-in-time view of a node's Raft state.
+#[derive(Clone, Debug, Serialize)]
+pub struct RaftStatus {
+    /// This node's id.
+    pub node_id: NodeId,
+    /// `leader`, `follower`, `candidate` or `pre_candidate`.
+    pub role: &'static str,
+    /// Current term.
+    pub term: u64,
+    /// The leader this node follows, if known.
+    pub leader_id: Option<NodeId>,
+    /// Highest index known committed.
+    pub commit_index: LogIndex,
+    /// Highest index applied to the state machine.
+    pub applied_index: LogIndex,
+    /// Index of the last entry in the log.
+    pub last_log_index: LogIndex,
+    /// Index of the first entry still in the log (after compaction).
+    pub first_log_index: LogIndex,
+    /// Per-peer progress; only on the leader.
+    pub peers: Option<Vec<PeerProgress>>,
+    /// Proposals waiting for commit.
+    pub pending_proposals: usize,
+    /// Consistent reads waiting.
+    pub pending_reads: usize,
+    /// Counters.
+    pub stats: NodeStats,
+}
+
+/// The file an incoming snapshot for `(index, term)` is staged in.
+pub fn incoming_snapshot_path(dir: &Path, index: LogIndex, term: u64) -> PathBuf {
+    dir.join(format!("incoming-{index}-{term}.snap"))
+}
+
+/// One Raft replica. See the module docs.
+pub struct RaftNode<M: StateMachine> {
+    opts: NodeOptions,
+    raw: RawNode<LogStore>,
+    sm: M,
+    db: Arc<Database>,
+    proposals: Proposals<M::Output>,
+    reads: Reads,
+    outbox: Vec<Message>,
+    ticks: u64,
+    stats: NodeStats,
+    snapshot_slot: SnapshotSlot,
+}
+
+fn role_name(role: StateRole) -> &'static str {
+    match role {
+        StateRole::Leader => "leader",
+        StateRole::Follower => "follower",
+        StateRole::Candidate => "candidate",
+        StateRole::PreCandidate => "pre_candidate",
+    }
+}
+
+impl<M: StateMachine> RaftNode<M> {
+    /// Opens a node over `db` (initialising its log on first use) with state machine `sm`.
+    ///
+    /// # Errors
+    /// Storage errors, or raft refusing the persisted state.
+    pub fn new(opts: NodeOptions, db: Arc<Database>, sm: M, logger: &slog::Logger) -> Result<Self> {
+        let store = LogStore::open(db.clone(), &opts.voters)?;
+        let snapshot_slot = store.snapshot_slot();
+        let config = raft::Config {
+            id: opts.id,
+            election_tick: opts.election_ticks,
+            heartbeat_tick: opts.heartbeat_ticks,
+            applied: store.applied(),
+            check_quorum: true,
+            pre_vote: true,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            max_committed_size_per_ready: 16 << 20,
+            ..Default::default()
+        };
+        config.validate()?;
+        let raw = RawNode::new(&config, store, logger)?;
+        fs::create_dir_all(&opts.snapshot_dir)?;
+        Ok(RaftNode {
+            opts,
+            raw,
+            sm,
+            db,
+            proposals: Proposals::default(),
+            reads: Reads::default(),
+            outbox: Vec::new(),
+            ticks: 0,
+            stats: NodeStats::default(),
+            snapshot_slot,
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.opts.id
+    }
+
+    /// The slot the transport streams outgoing snapshots from.
+    pub fn snapshot_slot(&self) -> SnapshotSlot {
+        self.snapshot_slot.clone()
+    }
+
+    /// The state machine (for reads that bypass Raft).
+    pub fn state_machine(&self) -> &M {
+        &self.sm
+    }
+
+    /// True if this node currently believes it leads.
+    pub fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    fn not_leader(&self) -> Error {
+        let lead = self.raw.raft.leader_id;
+        Error::NotLeader {
+            node_id: self.opts.id,
+            leader_id: (lead != raft::INVALID_ID).then_some(lead),
+            leader_addr: None,
+        }
+    }
+
+    /// Advances logical time by one tick and fails clients past their deadline.
+    pub fn tick(&mut self) {
+        self.ticks += 1;
+        self.raw.tick();
+        let timeout = self.opts.proposal_timeout_ticks;
+        self.proposals
+            .expire(self.ticks, &format!("{timeout} ticks"));
+        self.reads.expire(self.ticks);
+    }
+
+    /// Feeds a message from a peer. Messages raft rejects (unknown peer, local types) are
+    /// dropped with a log line: a bad message from the network must not stop the node.
+    pub fn step(&mut self, msg: Message) {
+        if msg.to != self.opts.id {
+            tracing::warn!(
+                node = self.opts.id,
+                to = msg.to,
+                "dropping a message addressed to another node"
+            );
+            return;
+        }
+        if msg.get_msg_type() == MessageType::MsgSnapshot {
+            let meta = msg.get_snapshot().get_metadata();
+            let path = incoming_snapshot_path(&self.opts.snapshot_dir, meta.index, meta.term);
+            if !path.exists() {
+                // The data never arrived; raft will offer the snapshot again.
+                tracing::warn!(
+                    node = self.opts.id,
+                    index = meta.index,
+                    "snapshot message without staged data; dropped"
+                );
+                return;
+            }
+        }
+        if let Err(e) = self.raw.step(msg) {
+            tracing::debug!(node = self.opts.id, "raft rejected a message: {e}");
+        }
+    }
+
+    /// Proposes `command`; `responder` gets the state machine's output once it is applied here.
+    pub fn propose(&mut self, command: Vec<u8>, responder: Responder<M::Output>) {
+        if !self.is_leader() {
+            let _ = responder.send(Err(self.not_leader()));
+            return;
+        }
+        let id = self.proposals.next_id();
+        match self.raw.propose(id.to_be_bytes().to_vec(), command) {
+            Ok(()) => {
+                let index = self.raw.raft.raft_log.last_index();
+                let term = self.raw.raft.term;
+                let deadline = self.ticks + self.opts.proposal_timeout_ticks;
+                self.proposals.insert(id, index, term, deadline, responder);
+            }
+            Err(e) => {
+                let _ = responder.send(Err(Error::Unavailable(format!(
+                    "the leader refused the write ({e}); it was not applied, retry it"
+                ))));
+            }
+        }
+    }
+
+    /// Queues a linearizable read; `responder` is told when a local read is safe.
+    pub fn read_index(&mut self, responder: ReadResponder) {
+        if !self.is_leader() {
+            let _ = responder.send(Err(self.not_leader()));
+            return;
+        }
+        self.reads
+            .push(self.ticks + self.opts.read_timeout_ticks, responder);
+    }
+
+    /// Asks raft to hand leadership to `to`.
+    pub fn transfer_leader(&mut self, to: NodeId) {
+        self.raw.transfer_leader(to);
+    }
+
+    /// Tells raft a peer could not be reached, so it stops streaming appends at it.
+    pub fn report_unreachable(&mut self, peer: NodeId) {
+        self.raw.report_unreachable(peer);
+    }
+
+    /// Tells raft how sending a snapshot to `peer` went.
+    pub fn report_snapshot(&mut self, peer: NodeId, ok: bool) {
+        let status = if ok {
+            SnapshotStatus::Finish
+        } else {
+            SnapshotStatus::Failure
+        };
+        self.raw.report_snapshot(peer, status);
+    }
+
+    /// Messages to send to peers, produced by the last calls.
+    pub fn take_messages(&mut self) -> Vec<Message> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Fails every waiting client; used when the node stops.
+    pub fn fail_all(&mut self, why: &str) {
+        self.proposals.fail_all(why);
+        self.reads.fail_all(why);
+    }
+
+    /// A view of this node's Raft state.
+    pub fn status(&self) -> RaftStatus {
+        let r = &self.raw.raft;
+        let store = self.raw.store();
+        let peers = (r.state == StateRole::Leader).then(|| {
+            r.prs()
+                .iter()
+                .filter(|(id, _)| **id != self.opts.id)
+                .map(|(id, p)| PeerProgress {
+                    node_id: *id,
+                    match_index: p.matched,
+                    next_index: p.next_idx,
+                    state: format!("{:?}", p.state).to_lowercase(),
+                })
+                .collect::<Vec<_>>()
+        });
+        let mut peers = peers;
+        if let Some(p) = peers.as_mut() {
+            p.sort_by_key(|p| p.node_id);
+        }
+        RaftStatus {
+            node_id: self.opts.id,
+            role: role_name(r.state),
+            term: r.term,
+            leader_id: (r.leader_id != raft::INVALID_ID).then_some(r.leader_id),
+            commit_index: r.raft_log.committed,
+            applied_index: store.applied(),
+            last_log_index: store.last(),
+            first_log_index: store.first(),
+            peers,
+            pending_proposals: self.proposals.len(),
+            pending_reads: self.reads.len(),
+            stats: self.stats.clone(),
+        }
+    }
+
+    /// Runs one pass of the Ready loop (see the module docs for the order and why).
+    ///
+    /// # Errors
+    /// Only faults: a storage error here means the node must stop.
+    pub fn handle_ready(&mut self) -> Result<()> {
+        if self.is_leader()
+            && let Some(ctx) = self.reads.issue()
+        {
+            self.raw.read_index(ctx);
+        }
+        if !self.raw.has_ready() {
+            return Ok(());
+        }
+        let mut rd = self.raw.ready();
+
+        if let Some(ss) = rd.ss() {
+            tracing::info!(
+                node = self.opts.id,
+                role = role_name(ss.raft_state),
+                leader = ss.leader_id,
+                term = self.raw.raft.term,
+                "raft role changed"
+            );
+            if ss.raft_state != StateRole::Leader {
+                // Reads have no side effects, so failing them early is always safe.
+                self.reads
+                    .fail_all("this node lost leadership; retry the consistent read");
+            }
+        }
+
+        // 1. Messages that need no persistence first.
+        self.outbox.extend(rd.take_messages());
+
+        // 2-4. Snapshot, committed entries, new entries and hard state: one transaction.
+        let mut txn = self.db.begin_write()?;
+        let mut installed = None;
+        if !rd.snapshot().is_empty() {
+            self.install_snapshot(&txn, rd.snapshot())?;
+            installed = Some(rd.snapshot().get_metadata().index);
+        }
+        let mut replies = Vec::new();
+        self.apply_entries(&txn, rd.take_committed_entries(), &mut replies)?;
+        let store = self.raw.mut_store();
+        store.append(&txn, rd.entries())?;
+        if let Some(hs) = rd.hs() {
+            store.set_hard_state(&txn, hs)?;
+        }
+        let sync = rd.must_sync() || installed.is_some();
+        self.commit(&mut txn, sync)?;
+        txn.commit()?;
+        if let Some(index) = installed {
+            self.proposals.snapshot_installed(index);
+            self.stats.snapshots_installed += 1;
+            self.remove_staged_snapshots(index);
+        }
+        Self::reply(replies);
+
+        // 5. Only now may votes and acknowledgements go out.
+        self.outbox.extend(rd.take_persisted_messages());
+        for rs in rd.take_read_states() {
+            self.reads.confirmed(&rs.request_ctx, rs.index);
+        }
+
+        // 6. Advance, then the light ready.
+        let mut light = self.raw.advance(rd);
+        if let Some(commit) = light.commit_index() {
+            self.raw.mut_store().note_commit(commit);
+        }
+        self.outbox.extend(light.take_messages());
+        let committed = light.take_committed_entries();
+        if !committed.is_empty() {
+            let mut txn = self.db.begin_write()?;
+            let mut replies = Vec::new();
+            self.apply_entries(&txn, committed, &mut replies)?;
+            self.commit(&mut txn, false)?;
+            txn.commit()?;
+            Self::reply(replies);
+        }
+        self.raw.advance_apply();
+        self.reads.release(self.raw.store().applied());
+        self.maybe_compact()
+    }
+
+    /// Sets the durability of a transaction about to commit and counts fsyncs.
+    fn commit(&mut self, txn: &mut WriteTransaction, sync: bool) -> Result<()> {
+        txn.set_durability(if sync {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })?;
+        if sync {
+            self.stats.fsyncs += 1;
+        }
+        Ok(())
+    }
+
+    fn reply(replies: Vec<(Responder<M::Output>, M::Output)>) {
+        for (responder, output) in replies {
+            // The client may have given up; nothing to do then.
+            let _ = responder.send(Ok(output));
+        }
+    }
+
+    fn apply_entries(
+        &mut self,
+        txn: &WriteTransaction,
+        entries: Vec<Entry>,
+        replies: &mut Vec<(Responder<M::Output>, M::Output)>,
+    ) -> Result<()> {
+        let mut last = None;
+        for entry in entries {
+            if entry.index <= self.raw.store().applied() {
+                continue;
+            }
+            last = Some(entry.index);
+            self.stats.entries_applied += 1;
+            match entry.get_entry_type() {
+                EntryType::EntryNormal if !entry.data.is_empty() => {
+                    let output = self.sm.apply(txn, entry.index, &entry.data)?;
+                    if let Some(r) = self
+                        .proposals
+                        .applied(entry.index, entry.term, &entry.context)
+                    {
+                        replies.push((r, output));
+                    }
+                }
+                EntryType::EntryNormal => {
+                    // A new leader's empty entry; it may have replaced one of our proposals.
+                    let _ = self
+                        .proposals
+                        .applied(entry.index, entry.term, &entry.context);
+                }
+                other => {
+                    tracing::warn!(
+                        node = self.opts.id,
+                        index = entry.index,
+                        "ignoring unexpected {other:?} entry"
+                    );
+                }
+            }
+        }
+        if let Some(last) = last {
+            self.raw.mut_store().set_applied(txn, last)?;
+        }
+        Ok(())
+    }
+
+    fn install_snapshot(&mut self, txn: &WriteTransaction, snap: &Snapshot) -> Result<()> {
+        let meta = snap.get_metadata();
+        let path = incoming_snapshot_path(&self.opts.snapshot_dir, meta.index, meta.term);
+        let file = fs::File::open(&path).map_err(|e| {
+            Error::internal(format!(
+                "cannot open staged snapshot {}: {e}",
+                path.display()
+            ))
+        })?;
+        self.sm.restore(txn, &mut BufReader::new(file))?;
+        self.raw.mut_store().apply_snapshot(txn, meta)?;
+        tracing::info!(
+            node = self.opts.id,
+            index = meta.index,
+            term = meta.term,
+            "installed snapshot"
+        );
+        Ok(())
+    }
+
+    /// Deletes staged snapshot files at or below `index`; they can never be needed again.
+    fn remove_staged_snapshots(&self, index: LogIndex) {
+        let Ok(dir) = fs::read_dir(&self.opts.snapshot_dir) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let name = entry.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("incoming-")) else {
+                continue;
+            };
+            let staged_index = rest.split('-').next().and_then(|i| i.parse::<u64>().ok());
+            if staged_index.is_some_and(|i| i <= index) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    fn maybe_compact(&mut self) -> Result<()> {
+        let store = self.raw.store();
+        let applied = store.applied();
+        let truncated = store.first() - 1;
+        if applied < truncated + self.opts.compact_every + self.opts.log_retain {
+            return Ok(());
+        }
+        let to = applied - self.opts.log_retain;
+        let mut txn = self.db.begin_write()?;
+        self.raw.mut_store().compact(&txn, to)?;
+        self.commit(&mut txn, false)?;
+        txn.commit()?;
+        self.stats.compactions += 1;
+        tracing::info!(node = self.opts.id, to, "compacted the raft log");
+        Ok(())
+    }
+}
+
+/// A slog drain that forwards raft-rs's log records to `tracing` (target `raft`).
+pub struct TracingDrain;
+
+struct KvText(String);
+
+impl slog::Serializer for KvText {
+    fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments) -> slog::Result {
+        use std::fmt::Write;
+        let _ = write!(self.0, " {key}={val}");
+        Ok(())
+    }
+}
+
+impl slog::Drain for TracingDrain {
+    type Ok = ();
+    type Err = slog::Never;
+
+    fn log(&self, record: &slog::Record, values: &slog::OwnedKVList) -> Result<(), slog::Never> {
+        use slog::KV;
+        let mut kv = KvText(String::new());
+        let _ = record.kv().serialize(record, &mut kv);
+        let _ = values.serialize(record, &mut kv);
+        let msg = format!("{}{}", record.msg(), kv.0);
+        match record.level() {
+            slog::Level::Critical | slog::Level::Error => tracing::error!(target: "raft", "{msg}"),
+            slog::Level::Warning => tracing::warn!(target: "raft", "{msg}"),
+            slog::Level::Info => tracing::info!(target: "raft", "{msg}"),
+            slog::Level::Debug => tracing::debug!(target: "raft", "{msg}"),
+            slog::Level::Trace => tracing::trace!(target: "raft", "{msg}"),
+        }
+        Ok(())
+    }
+}
+
+/// A slog logger for raft-rs that writes through `tracing`.
+pub fn raft_logger(_node: NodeId) -> slog::Logger {
+    slog::Logger::root(TracingDrain, slog::o!())
+}

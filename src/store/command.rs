@@ -1,0 +1,62 @@
+//! The commands written into the Raft log (the only thing ever replicated) and what applying
+//! one yields.
+//!
+//! Commands carry everything apply needs to be deterministic: the leader picks a new table's
+//! UUID and creation time before proposing, never the replicas.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Item;
+use crate::model::table::{TableDescription, TableSpec};
+use crate::{Error, Result};
+
+/// A state machine command.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Create a table.
+    CreateTable(TableSpec),
+    /// Delete a table and all its items.
+    DeleteTable {
+        /// Table name.
+        name: String,
+    },
+    /// Write an item, replacing any item with the same key.
+    PutItem {
+        /// Table name.
+        table: String,
+        /// The whole item, key attributes included.
+        item: Item,
+    },
+    /// Remove the item with this key, if any.
+    DeleteItem {
+        /// Table name.
+        table: String,
+        /// The key attributes.
+        key: Item,
+    },
+}
+
+impl Command {
+    /// Encodes for the Raft log.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        Ok(postcard::to_stdvec(self)?)
+    }
+
+    /// Decodes from the Raft log.
+    pub fn decode(bytes: &[u8]) -> Result<Command> {
+        postcard::from_bytes(bytes)
+            .map_err(|e| Error::internal(format!("undecodable command in the log: {e}")))
+    }
+}
+
+/// What applying a command produced.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// A table was created or deleted; its description at that moment.
+    Table(TableDescription),
+    /// An item was written or deleted; the item it replaced, if any.
+    Item {
+        /// The previous item under that key.
+        old: Option<Item>,
+    },
+}

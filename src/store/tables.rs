@@ -1,0 +1,104 @@
+//! Every redb table of the state machine, and how rows are encoded. One place per fact.
+//!
+//! - `TABLES`: table name -> postcard [`TableMeta`].
+//! - `ITEMS`: `table id (u64 BE) ++ PrimaryKey::encode()` -> [`StoredItem`] bytes. Key bytes
+//!   sort as DynamoDB orders keys, so one partition is one contiguous range in sort-key order.
+//! - `STATS`: table id -> `(item count, total item bytes)`.
+
+use redb::TableDefinition;
+
+use crate::model::table::TableMeta;
+use crate::model::{Item, PrimaryKey};
+use crate::{Error, Result};
+
+/// Table name -> postcard-encoded `TableMeta`.
+pub const TABLES: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_tables");
+/// Encoded item key -> encoded `StoredItem`.
+pub const ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_items");
+/// Table id -> (item count, size in bytes).
+pub const STATS: TableDefinition<u64, (u64, u64)> = TableDefinition::new("sm_stats");
+
+/// The bytes that prefix every item key of table `id`.
+pub fn table_prefix(id: u64) -> [u8; 8] {
+    id.to_be_bytes()
+}
+
+/// The ITEMS key of `key` in table `id`.
+pub fn item_key(id: u64, key: &PrimaryKey) -> Vec<u8> {
+    let mut out = table_prefix(id).to_vec();
+    out.extend_from_slice(&key.encode());
+    out
+}
+
+/// The smallest byte string greater than every string starting with `prefix`, or `None` if
+/// there is none (all bytes 0xFF).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// Encodes a `TableMeta` row.
+pub fn encode_meta(meta: &TableMeta) -> Result<Vec<u8>> {
+    Ok(postcard::to_stdvec(meta)?)
+}
+
+/// Decodes a `TableMeta` row.
+pub fn decode_meta(bytes: &[u8]) -> Result<TableMeta> {
+    postcard::from_bytes(bytes).map_err(|e| Error::internal(format!("corrupt table metadata: {e}")))
+}
+
+/// An item as stored: its version (the log index of its last write), its DynamoDB size, and
+/// the attributes. The fixed header lets a write learn the old size without decoding the item.
+pub struct StoredItem;
+
+const HEADER: usize = 12;
+
+impl StoredItem {
+    /// Encodes an item row.
+    pub fn encode(version: u64, size: u32, item: &Item) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(HEADER + 64);
+        out.extend_from_slice(&version.to_be_bytes());
+        out.extend_from_slice(&size.to_be_bytes());
+        Ok(postcard::to_extend(item, out)?)
+    }
+
+    /// The version and size from a row's header.
+    pub fn header(bytes: &[u8]) -> Result<(u64, u32)> {
+        if bytes.len() < HEADER {
+            return Err(Error::internal("corrupt item row: shorter than its header"));
+        }
+        let mut v = [0u8; 8];
+        let mut s = [0u8; 4];
+        v.copy_from_slice(&bytes[..8]);
+        s.copy_from_slice(&bytes[8..HEADER]);
+        Ok((u64::from_be_bytes(v), u32::from_be_bytes(s)))
+    }
+
+    /// The attributes of a row.
+    pub fn item(bytes: &[u8]) -> Result<Item> {
+        if bytes.len() < HEADER {
+            return Err(Error::internal("corrupt item row: shorter than its header"));
+        }
+        postcard::from_bytes(&bytes[HEADER..])
+            .map_err(|e| Error::internal(format!("corrupt item row: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_is_the_least_upper_bound() {
+        assert_eq!(prefix_end(&[1, 2]), Some(vec![1, 3]));
+        assert_eq!(prefix_end(&[1, 0xFF]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xFF, 0xFF]), None);
+        assert_eq!(prefix_end(&[]), None);
+    }
+}
