@@ -115,7 +115,8 @@ impl Number {
             return Ok(Number::zero());
         };
         // The first significant digit sits `int_len - 1 - first` places left of the point.
-        // Lengths are at most the request size, far below the clamp, so this cannot overflow.
+        // The written exponent is clamped and lengths are bounded by the request size, so this
+        // i64 arithmetic cannot overflow, and a clamped exponent stays out of range.
         let exponent = written_exponent + int_part.len() as i64 - 1 - first as i64;
         if exponent > i64::from(MAX_EXPONENT) {
             return Err(Error::validation(
@@ -611,6 +612,9 @@ mod tests {
             number_text().prop_filter_map("out of range", |s| Number::parse(&s).ok()),
             any::<i64>().prop_map(Number::from_i64),
             (-3i64..=3).prop_map(Number::from_i64),
+            // A small space, so that equal and nearly equal numbers are common.
+            ("-?[015]{1,4}", -2i32..=2)
+                .prop_map(|(m, e)| Number::parse(&format!("{m}e{e}")).unwrap()),
         ]
     }
 
