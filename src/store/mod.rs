@@ -42,6 +42,13 @@ impl Store {
     pub fn db(&self) -> &Arc<Database> {
         &self.db
     }
+
+    /// A fingerprint of the whole state machine. Replicas that applied the same entries have
+    /// equal fingerprints.
+    pub fn digest(&self) -> Result<u64> {
+        use redb::ReadableDatabase;
+        snapshot::digest(&self.db.begin_read()?)
+    }
 }
 
 impl StateMachine for Store {
