@@ -171,8 +171,8 @@ impl LogStore {
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        let mut expected = self.truncated.0 + 1;
-        for row in table.range(expected..)? {
+        let first = self.truncated.0 + 1;
+        for (expected, row) in (first..).zip(table.range(first..)?) {
             let (k, v) = row?;
             if k.value() != expected {
                 return Err(Error::internal(format!(
@@ -186,7 +186,6 @@ impl LogStore {
             if self.recent.len() > RECENT_ENTRIES {
                 self.recent.pop_front();
             }
-            expected += 1;
         }
         Ok(())
     }

@@ -297,10 +297,12 @@ mod tests {
 
     #[test]
     fn batch_roundtrip_and_garbage_is_rejected() {
-        let mut a = Message::default();
-        a.to = 2;
-        a.from = 1;
-        a.term = 7;
+        let a = Message {
+            to: 2,
+            from: 1,
+            term: 7,
+            ..Default::default()
+        };
         let mut b = a.clone();
         b.set_msg_type(MessageType::MsgHeartbeat);
         let bytes = encode_batch(&[a.clone(), b.clone()]).expect("encode");

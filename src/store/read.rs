@@ -46,8 +46,8 @@ pub struct Range<'a> {
     pub start_after: Option<&'a PrimaryKey>,
 }
 
-fn open_tables<'t>(
-    txn: &'t ReadTransaction,
+fn open_tables(
+    txn: &ReadTransaction,
 ) -> Result<Option<redb::ReadOnlyTable<&'static str, &'static [u8]>>> {
     match txn.open_table(TABLES) {
         Ok(t) => Ok(Some(t)),

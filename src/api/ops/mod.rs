@@ -73,7 +73,7 @@ impl Request {
 /// Whatever the operation reports.
 pub async fn run(app: &AppState, op: Op, req: &Request) -> Result<Value> {
     req.check_unsupported()?;
-    let value = match op {
+    match op {
         Op::CreateTable => to_value(create_table::run(app, req).await?),
         Op::DeleteTable => to_value(delete_table::run(app, req).await?),
         Op::DescribeTable => to_value(describe_table::run(app, req)?),
@@ -83,8 +83,7 @@ pub async fn run(app: &AppState, op: Op, req: &Request) -> Result<Value> {
         Op::DeleteItem => to_value(delete_item::run(app, req).await?),
         Op::Query => to_value(query::run(app, req).await?),
         Op::Scan => to_value(scan::run(app, req).await?),
-    };
-    value
+    }
 }
 
 fn to_value<T: serde::Serialize>(v: T) -> Result<Value> {

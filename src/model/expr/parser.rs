@@ -7,7 +7,7 @@
 //!
 //! Hostile input is bounded: the text is at most [`MAX_EXPRESSION_BYTES`], parenthesis, `NOT`
 //! and function nesting at most [`MAX_NESTING`] levels deep, so recursion depth is bounded too.
-//! [`Parser`]'s building blocks (`path`, `operand`, `condition`) are `pub(super)` so the
+//! `Parser`'s building blocks (`path`, `operand`, `condition`) are `pub(super)` so the
 //! projection and update parsers can reuse them.
 
 use std::collections::{BTreeMap, BTreeSet};
