@@ -58,7 +58,10 @@ impl Request {
     /// # Errors
     /// `SerializationException` naming the mismatch.
     pub fn input<T: DeserializeOwned>(&self) -> Result<T> {
-        T::deserialize(&self.body).map_err(|e| Error::Serialization(e.to_string()))
+        serde_path_to_error::deserialize(&self.body).map_err(|e| {
+            let path = e.path().to_string();
+            Error::Serialization(format!("{}: {}", path, e.into_inner()))
+        })
     }
 
     /// Rejects members kvsim does not support yet.

@@ -1,0 +1,489 @@
+//! Wire-protocol tests: literal DynamoDB JSON requests against an in-process cluster, checking
+//! exact `__type`s, messages, status codes and response shapes, plus leader hints, forwarding
+//! and the status route.
+
+mod common;
+
+use common::TestCluster;
+use serde_json::{Value, json};
+
+const V: &str = "com.amazon.coral.validate#ValidationException";
+const SER: &str = "com.amazon.coral.service#SerializationException";
+const RNF: &str = "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException";
+const RIU: &str = "com.amazonaws.dynamodb.v20120810#ResourceInUseException";
+
+async fn raw(
+    tc: &TestCluster,
+    id: u64,
+    target: Option<&str>,
+    body: &[u8],
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut req = tc
+        .http
+        .post(format!("http://{}/", tc.addr(id)))
+        .body(body.to_vec());
+    if let Some(t) = target {
+        req = req.header("X-Amz-Target", t);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    assert_eq!(
+        ct.as_deref(),
+        Some("application/x-amz-json-1.0"),
+        "content type"
+    );
+    let bytes = resp.bytes().await.expect("body");
+    (status, serde_json::from_slice(&bytes).expect("JSON body"))
+}
+
+async fn music(tc: &TestCluster, leader: u64) {
+    tc.create_table(leader, "Music", ("Artist", "S"), Some(("SongTitle", "S")))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_have_dynamodb_types_and_messages() {
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    music(&tc, leader).await;
+    let big = "x".repeat(400 * 1024);
+    let cases: Vec<(&str, Value, u16, &str, String)> = vec![
+        ("GetItem", json!({"TableName": "Nope", "Key": {"Artist": {"S": "a"}}}), 400, RNF, "Requested resource not found".into()),
+        ("DescribeTable", json!({"TableName": "Nope"}), 400, RNF, "Requested resource not found: Table: Nope not found".into()),
+        ("PutItem", json!({"TableName": "Nope", "Item": {"Artist": {"S": "a"}}}), 400, RNF, "Requested resource not found".into()),
+        ("DeleteTable", json!({"TableName": "Nope"}), 400, RNF, "Requested resource not found: Table: Nope not found".into()),
+        (
+            "PutItem",
+            json!({"TableName": "Music", "Item": {"Artist": {"S": "a"}}}),
+            400, V, "One or more parameter values were invalid: Missing the key SongTitle in the item".into(),
+        ),
+        (
+            "PutItem",
+            json!({"TableName": "Music", "Item": {"Artist": {"N": "1"}, "SongTitle": {"S": "x"}}}),
+            400, V, "One or more parameter values were invalid: Type mismatch for key Artist expected: S actual: N".into(),
+        ),
+        (
+            "GetItem",
+            json!({"TableName": "Music", "Key": {"Artist": {"N": "1"}, "SongTitle": {"S": "x"}}}),
+            400, V, "The provided key element does not match the schema".into(),
+        ),
+        (
+            "GetItem",
+            json!({"TableName": "Music", "Key": {"Artist": {"S": "a"}}}),
+            400, V, "The provided key element does not match the schema".into(),
+        ),
+        (
+            "PutItem",
+            json!({"TableName": "Music", "Item": {"Artist": {"S": "a"}, "SongTitle": {"S": "b"}, "Blob": {"S": big}}}),
+            400, V, "Item size has exceeded the maximum allowed size".into(),
+        ),
+        (
+            "PutItem",
+            json!({"TableName": "Music", "Item": {"Artist": {"S": ""}, "SongTitle": {"S": "b"}}}),
+            400, V, "One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty string value. Key: Artist".into(),
+        ),
+        (
+            "PutItem",
+            json!({"TableName": "Music", "Item": {"Artist": {"S": "a"}, "SongTitle": {"S": "b"}, "N": {"N": "1234567890123456789012345678901234567890"}}}),
+            400, V, "Attempting to store more than 38 significant digits in a Number".into(),
+        ),
+        (
+            "PutItem",
+            json!({"TableName": "Music", "Item": {"Artist": {"S": "a"}, "SongTitle": {"S": "b"}, "N": {"N": "1e126"}}}),
+            400, V, "Number overflow. Attempting to store a number with magnitude larger than supported range".into(),
+        ),
+        (
+            "PutItem",
+            json!({"TableName": "Music", "Item": {"Artist": {"S": "a"}, "SongTitle": {"S": "b"}, "N": {"N": "abc"}}}),
+            400, V, "The parameter cannot be converted to a numeric value: abc".into(),
+        ),
+        (
+            "PutItem",
+            json!({"TableName": "Music", "Item": {"Artist": {"S": "a"}, "SongTitle": {"S": "b"}, "E": {}}}),
+            400, V, "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes".into(),
+        ),
+        (
+            "PutItem",
+            json!({"TableName": "Music", "Item": {"Artist": {"S": "a"}, "SongTitle": {"S": "b"}, "E": {"S": "x", "N": "1"}}}),
+            400, V, "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes".into(),
+        ),
+        ("PutItem", json!({"TableName": "Music", "Item": {"Artist": {"S": 5}}}), 400, SER, "Item.Artist.S: invalid type: number, expected a string".into()),
+        ("PutItem", json!({"TableName": "Music"}), 400, V,
+            "1 validation error detected: Value null at 'item' failed to satisfy constraint: Member must not be null".into()),
+        ("GetItem", json!({"Key": {}}), 400, V,
+            "1 validation error detected: Value null at 'tableName' failed to satisfy constraint: Member must not be null".into()),
+        ("DescribeTable", json!({"TableName": "ab"}), 400, V,
+            "1 validation error detected: Value 'ab' at 'tableName' failed to satisfy constraint: Member must have length greater than or equal to 3".into()),
+        (
+            "CreateTable",
+            json!({"TableName": "Music", "KeySchema": [{"AttributeName": "Artist", "KeyType": "HASH"}],
+                   "AttributeDefinitions": [{"AttributeName": "Artist", "AttributeType": "S"}], "BillingMode": "PAY_PER_REQUEST"}),
+            400, RIU, "Table already exists: Music".into(),
+        ),
+        (
+            "CreateTable",
+            json!({"TableName": "NoBilling", "KeySchema": [{"AttributeName": "a", "KeyType": "HASH"}],
+                   "AttributeDefinitions": [{"AttributeName": "a", "AttributeType": "S"}]}),
+            400, V, "One or more parameter values were invalid: ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED".into(),
+        ),
+        (
+            "CreateTable",
+            json!({"TableName": "BadDefs", "KeySchema": [{"AttributeName": "a", "KeyType": "HASH"}],
+                   "AttributeDefinitions": [{"AttributeName": "b", "AttributeType": "S"}], "BillingMode": "PAY_PER_REQUEST"}),
+            400, V, "One or more parameter values were invalid: Some index key attributes are not defined in AttributeDefinitions. Keys: [a], AttributeDefinitions: [b]".into(),
+        ),
+        (
+            "Query",
+            json!({"TableName": "Music", "KeyConditionExpression": "SongTitle = :t", "ExpressionAttributeValues": {":t": {"S": "x"}}}),
+            400, V, "Query condition missed key schema element: Artist".into(),
+        ),
+        (
+            "Query",
+            json!({"TableName": "Music", "KeyConditionExpression": "Artist = :a", "ExpressionAttributeValues": {":a": {"S": "x"}, ":b": {"S": "y"}}}),
+            400, V, "Value provided in ExpressionAttributeValues unused in expressions: keys: {:b}".into(),
+        ),
+        ("Scan", json!({"TableName": "Music", "Limit": 0}), 400, V,
+            "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1".into()),
+        ("Scan", json!({"TableName": "Music", "FilterExpression": "a = :b"}), 400, V, "kvsim does not support FilterExpression yet".into()),
+    ];
+    for (op, body, status, type_name, message) in cases {
+        let (got_status, got) = tc.call(leader, op, body.clone()).await;
+        assert_eq!(got_status, status, "{op} {body}: {got}");
+        assert_eq!(got["__type"], type_name, "{op} {body}: {got}");
+        assert_eq!(got["message"], message.as_str(), "{op} {body}: {got}");
+    }
+    // Rejected writes changed nothing.
+    let (_, scan) = tc.call(leader, "Scan", json!({"TableName": "Music"})).await;
+    assert_eq!(scan["Count"], 0, "{scan}");
+    tc.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_4xx_in_dynamodb_shape() {
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    let target = Some("DynamoDB_20120810.PutItem");
+    let cases: Vec<(Option<&str>, Vec<u8>, u16, &str)> = vec![
+        (target, b"{not json".to_vec(), 400, SER),
+        (target, b"[1,2]".to_vec(), 400, SER),
+        (target, vec![0xff, 0xfe, 0x00], 400, SER),
+        (
+            Some("DynamoDB_20120810.Frobnicate"),
+            b"{}".to_vec(),
+            400,
+            "com.amazon.coral.service#UnknownOperationException",
+        ),
+        (
+            Some("Other.PutItem"),
+            b"{}".to_vec(),
+            400,
+            "com.amazon.coral.service#UnknownOperationException",
+        ),
+        (
+            None,
+            b"{}".to_vec(),
+            400,
+            "com.amazon.coral.service#UnknownOperationException",
+        ),
+        (target, vec![b' '; 17 << 20], 413, V),
+    ];
+    for (target, body, status, type_name) in cases {
+        for id in tc.running() {
+            let (got_status, got) = raw(&tc, id, target, &body, &[]).await;
+            assert_eq!(got_status, status, "{target:?} on node {id}: {got}");
+            assert_eq!(got["__type"], type_name, "{target:?} on node {id}: {got}");
+            assert!(got["message"].as_str().is_some_and(|m| !m.is_empty()));
+        }
+    }
+    let _ = leader;
+    tc.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_round_trip_in_canonical_form_and_queries_follow_key_order() {
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    tc.create_table(leader, "Nums", ("p", "S"), Some(("n", "N")))
+        .await;
+    for n in ["10", "2", "1.50", "-7", "1e2", "007"] {
+        let (s, b) = tc
+            .call(leader, "PutItem", json!({"TableName": "Nums", "Item": {"p": {"S": "x"}, "n": {"N": n}, "raw": {"S": n}}}))
+            .await;
+        assert_eq!((s, &b), (200, &json!({})), "PutItem {n}");
+    }
+    let (s, body) = tc
+        .call(
+            leader,
+            "Query",
+            json!({"TableName": "Nums", "KeyConditionExpression": "#p = :p AND #n BETWEEN :lo AND :hi",
+                   "ExpressionAttributeNames": {"#p": "p", "#n": "n"},
+                   "ExpressionAttributeValues": {":p": {"S": "x"}, ":lo": {"N": "-10"}, ":hi": {"N": "50"}}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let ns: Vec<&str> = body["Items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["n"]["N"].as_str())
+        .collect();
+    assert_eq!(
+        ns,
+        ["-7", "1.5", "2", "7", "10"],
+        "numeric order and canonical form"
+    );
+    assert_eq!(body["Count"], 5);
+    assert_eq!(body["ScannedCount"], 5);
+
+    // Descending, limited, paginated, and COUNT.
+    let (_, page) = tc
+        .call(leader, "Query", json!({"TableName": "Nums", "KeyConditionExpression": "p = :p", "ScanIndexForward": false, "Limit": 2,
+            "ExpressionAttributeValues": {":p": {"S": "x"}}}))
+        .await;
+    let ns: Vec<&str> = page["Items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["n"]["N"].as_str())
+        .collect();
+    assert_eq!(ns, ["100", "10"]);
+    assert_eq!(
+        page["LastEvaluatedKey"],
+        json!({"p": {"S": "x"}, "n": {"N": "10"}})
+    );
+    let (_, next) = tc
+        .call(leader, "Query", json!({"TableName": "Nums", "KeyConditionExpression": "p = :p", "ScanIndexForward": false, "Limit": 2,
+            "ExclusiveStartKey": page["LastEvaluatedKey"], "ExpressionAttributeValues": {":p": {"S": "x"}}}))
+        .await;
+    let ns: Vec<&str> = next["Items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["n"]["N"].as_str())
+        .collect();
+    assert_eq!(ns, ["7", "2"]);
+    let (_, count) = tc
+        .call(
+            leader,
+            "Query",
+            json!({"TableName": "Nums", "KeyConditionExpression": "p = :p", "Select": "COUNT",
+            "ExpressionAttributeValues": {":p": {"S": "x"}}}),
+        )
+        .await;
+    assert_eq!(count, json!({"Count": 6, "ScannedCount": 6}));
+
+    // ReturnValues ALL_OLD on overwrite and delete.
+    let (_, put) = tc
+        .call(leader, "PutItem", json!({"TableName": "Nums", "Item": {"p": {"S": "x"}, "n": {"N": "2"}, "raw": {"S": "new"}}, "ReturnValues": "ALL_OLD"}))
+        .await;
+    assert_eq!(
+        put["Attributes"],
+        json!({"p": {"S": "x"}, "n": {"N": "2"}, "raw": {"S": "2"}})
+    );
+    let (_, del) = tc
+        .call(leader, "DeleteItem", json!({"TableName": "Nums", "Key": {"p": {"S": "x"}, "n": {"N": "2.0"}}, "ReturnValues": "ALL_OLD"}))
+        .await;
+    assert_eq!(
+        del["Attributes"]["raw"],
+        json!({"S": "new"}),
+        "2.0 and 2 are the same key"
+    );
+    let (_, gone) = tc
+        .call(
+            leader,
+            "GetItem",
+            json!({"TableName": "Nums", "Key": {"p": {"S": "x"}, "n": {"N": "2"}}}),
+        )
+        .await;
+    assert_eq!(gone, json!({}));
+
+    // DescribeTable's full shape.
+    let (_, d) = tc
+        .call(leader, "DescribeTable", json!({"TableName": "Nums"}))
+        .await;
+    let t = &d["Table"];
+    assert_eq!(t["TableStatus"], "ACTIVE");
+    assert_eq!(t["ItemCount"], 5);
+    assert!(t["TableSizeBytes"].as_u64().is_some_and(|n| n > 0));
+    assert_eq!(
+        t["KeySchema"],
+        json!([{"AttributeName": "p", "KeyType": "HASH"}, {"AttributeName": "n", "KeyType": "RANGE"}])
+    );
+    assert_eq!(
+        t["AttributeDefinitions"],
+        json!([{"AttributeName": "p", "AttributeType": "S"}, {"AttributeName": "n", "AttributeType": "N"}])
+    );
+    assert_eq!(
+        t["TableArn"],
+        "arn:aws:dynamodb:us-east-1:000000000000:table/Nums"
+    );
+    assert!(
+        uuid::Uuid::parse_str(t["TableId"].as_str().unwrap_or("")).is_ok(),
+        "TableId is a UUID: {t}"
+    );
+    assert!(t["CreationDateTime"].as_f64().is_some_and(|c| c > 1.6e9));
+    assert_eq!(t["BillingModeSummary"]["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(t["ProvisionedThroughput"]["ReadCapacityUnits"], 0);
+
+    let (_, deleted) = tc
+        .call(leader, "DeleteTable", json!({"TableName": "Nums"}))
+        .await;
+    assert_eq!(deleted["TableDescription"]["TableStatus"], "DELETING");
+    let (s, _) = tc
+        .call(leader, "DescribeTable", json!({"TableName": "Nums"}))
+        .await;
+    assert_eq!(s, 400);
+    tc.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_tables_paginates_in_name_order() {
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    for name in ["Delta", "Alpha", "Charlie", "Bravo", "Echo"] {
+        tc.create_table(leader, name, ("k", "S"), None).await;
+    }
+    let mut names = Vec::new();
+    let mut start: Option<Value> = None;
+    let mut pages = 0;
+    loop {
+        let mut req = json!({"Limit": 2});
+        if let Some(s) = start.take() {
+            req["ExclusiveStartTableName"] = s;
+        }
+        let (_, page) = tc.call(leader, "ListTables", req).await;
+        pages += 1;
+        names.extend(page["TableNames"].as_array().cloned().unwrap_or_default());
+        match page.get("LastEvaluatedTableName") {
+            Some(n) => start = Some(n.clone()),
+            None => break,
+        }
+    }
+    assert_eq!(
+        names,
+        json!(["Alpha", "Bravo", "Charlie", "Delta", "Echo"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    );
+    assert_eq!(pages, 3);
+    tc.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_forward_or_hint_and_serve_consistent_reads() {
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    music(&tc, leader).await;
+    let follower = tc.other_than(leader);
+    let leader_addr = tc.addr(leader);
+
+    // A client asking for a hint gets the leader's address and nothing is written.
+    let body =
+        json!({"TableName": "Music", "Item": {"Artist": {"S": "a"}, "SongTitle": {"S": "hinted"}}})
+            .to_string();
+    let (status, hint) = raw(
+        &tc,
+        follower,
+        Some("DynamoDB_20120810.PutItem"),
+        body.as_bytes(),
+        &[("x-kvsim-redirect", "hint")],
+    )
+    .await;
+    assert_eq!(status, 421, "{hint}");
+    assert_eq!(hint["__type"], "kvsim#NotLeaderException");
+    assert_eq!(hint["leader_id"], leader);
+    assert_eq!(hint["leader_addr"], leader_addr.as_str());
+
+    // An SDK-style request is forwarded, and a consistent read through the follower sees it.
+    for i in 0..5 {
+        let v = format!("v{i}");
+        let (s, b) = tc
+            .call(follower, "PutItem", json!({"TableName": "Music", "Item": {"Artist": {"S": "a"}, "SongTitle": {"S": "t"}, "V": {"S": v}}}))
+            .await;
+        assert_eq!(s, 200, "{b}");
+        let (s, got) = tc
+            .call(follower, "GetItem", json!({"TableName": "Music", "Key": {"Artist": {"S": "a"}, "SongTitle": {"S": "t"}}, "ConsistentRead": true}))
+            .await;
+        assert_eq!(s, 200, "{got}");
+        assert_eq!(
+            got["Item"]["V"]["S"],
+            v.as_str(),
+            "consistent read after write"
+        );
+    }
+    let (_, hinted) = tc.call(leader, "GetItem", json!({"TableName": "Music", "Key": {"Artist": {"S": "a"}, "SongTitle": {"S": "hinted"}}})).await;
+    assert_eq!(hinted, json!({}), "the hinted write was not applied");
+    tc.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_the_documented_fields() {
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    music(&tc, leader).await;
+    tc.converged().await;
+    for id in tc.running() {
+        let status: Value = serde_json::from_slice(
+            &tc.http
+                .get(format!("http://{}/status", tc.addr(id)))
+                .send()
+                .await
+                .expect("status")
+                .bytes()
+                .await
+                .expect("body"),
+        )
+        .expect("JSON");
+        for field in [
+            "node_id",
+            "role",
+            "term",
+            "leader_id",
+            "leader_addr",
+            "commit_index",
+            "applied_index",
+            "last_log_index",
+            "tables",
+        ] {
+            assert!(
+                status.get(field).is_some(),
+                "node {id} status lacks {field}: {status}"
+            );
+        }
+        assert_eq!(status["node_id"], id);
+        assert_eq!(status["leader_id"], leader);
+        assert_eq!(status["leader_addr"], tc.addr(leader).as_str());
+        assert_eq!(status["tables"], 1);
+        assert_eq!(
+            status["role"],
+            if id == leader { "leader" } else { "follower" }
+        );
+        if id == leader {
+            let peers = status["peers"].as_array().expect("leader lists peers");
+            assert_eq!(peers.len(), 2);
+            for p in peers {
+                assert!(p["node_id"].is_u64() && p["match_index"].is_u64(), "{p}");
+            }
+        } else {
+            assert!(status.get("peers").is_none());
+        }
+        let health = tc
+            .http
+            .get(format!("http://{}/", tc.addr(id)))
+            .send()
+            .await
+            .expect("health");
+        assert_eq!(health.status().as_u16(), 200);
+    }
+    tc.cluster.shutdown().await;
+}
