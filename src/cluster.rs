@@ -53,6 +53,11 @@ impl NodeHandle {
         self.addrs.get(&self.id).map_or("", String::as_str)
     }
 
+    /// Client address of every node.
+    pub fn addrs(&self) -> &BTreeMap<NodeId, String> {
+        &self.addrs
+    }
+
     /// Client address of node `id`.
     pub fn addr_of(&self, id: NodeId) -> Option<&str> {
         self.addrs.get(&id).map(String::as_str)

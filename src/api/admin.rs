@@ -44,6 +44,17 @@ pub struct StatusDoc {
     pub pending_reads: usize,
     /// Counters (fsyncs, entries applied, snapshots, compactions).
     pub stats: NodeStats,
+    /// Every node of the cluster with its client address.
+    pub nodes: Vec<NodeAddr>,
+}
+
+/// A node's id and client address.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeAddr {
+    /// Node id.
+    pub node_id: u64,
+    /// Client address.
+    pub addr: String,
 }
 
 /// `GET /`: a health check.
@@ -95,6 +106,15 @@ pub fn status_doc(app: &AppState) -> StatusDoc {
         pending_proposals: raft.pending_proposals,
         pending_reads: raft.pending_reads,
         stats: raft.stats,
+        nodes: app
+            .node
+            .addrs()
+            .iter()
+            .map(|(id, addr)| NodeAddr {
+                node_id: *id,
+                addr: addr.clone(),
+            })
+            .collect(),
     }
 }
 

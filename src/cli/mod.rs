@@ -1,6 +1,7 @@
 //! The `kvsim` command line: `server` runs the cluster; the other subcommands are clients of a
 //! node's HTTP API and never touch server internals.
 
+mod bench;
 mod server;
 mod status;
 
@@ -25,6 +26,8 @@ enum Command {
     Server(ServerArgs),
     /// Show a node's Raft status.
     Status(StatusArgs),
+    /// Measure PutItem/GetItem throughput and latency against a running server.
+    Bench(BenchArgs),
 }
 
 /// Options of `kvsim server`.
@@ -70,6 +73,26 @@ pub struct StatusArgs {
     pub output: Output,
 }
 
+/// Options of `kvsim bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Any node of the cluster, HOST:PORT.
+    #[arg(long, default_value = "localhost:8100")]
+    pub target_addr: String,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Seconds per phase (puts, eventual gets, consistent gets).
+    #[arg(long, default_value_t = 10)]
+    pub duration_secs: u64,
+    /// Bytes in each item's value attribute.
+    #[arg(long, default_value_t = 100)]
+    pub value_bytes: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
 /// Runs the parsed command.
 ///
 /// # Errors
@@ -78,6 +101,7 @@ pub fn run(args: Args) -> Result<()> {
     match args.command {
         Command::Server(a) => server::run(a),
         Command::Status(a) => status::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }
 

@@ -1,0 +1,44 @@
+# kvsim: the README's two commands are `make server` and `make test`.
+
+CARGO ?= cargo
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+# Extra flags for `make server`, e.g. SERVER_ARGS="--base-port 9100".
+SERVER_ARGS ?=
+
+.PHONY: build server test lint unit-test wire-test bench clean
+
+build:
+	$(CARGO) build --release
+
+server: build
+	./target/release/kvsim server $(SERVER_ARGS)
+
+# Everything CI runs: formatting, lints, docs, Rust tests, then the boto3 wire tests.
+test: lint unit-test wire-test
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
+
+unit-test:
+	$(CARGO) test --all-targets
+
+# A virtualenv with boto3, created on first use and refreshed when requirements change.
+$(VENV)/.installed: tests/wire/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/wire/requirements.txt
+	touch $@
+
+wire-test: $(VENV)/.installed
+	$(CARGO) build
+	KVSIM_BIN=target/debug/kvsim $(PY) tests/wire/test_boto3.py
+
+# Throughput and latency against a running server (see README, "Benchmarks").
+bench: build
+	./target/release/kvsim bench $(BENCH_ARGS)
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV)
