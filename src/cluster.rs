@@ -158,6 +158,19 @@ impl NodeHandle {
         self.send(Event::Raft(msgs))
     }
 
+    /// Makes the node's Raft thread panic, as a bug would (fault injection).
+    pub fn inject_panic(&self, why: &str) -> Result<()> {
+        self.send(Event::InjectPanic(why.to_string()))
+    }
+
+    /// Why the node stopped, if it failed.
+    pub fn failure(&self) -> Option<String> {
+        match &self.status.borrow().health {
+            Health::Failed(why) => Some(why.clone()),
+            _ => None,
+        }
+    }
+
     /// Asks the node to hand leadership to `to`.
     pub fn transfer_leader(&self, to: NodeId) -> Result<()> {
         self.send(Event::TransferLeader(to))

@@ -368,3 +368,76 @@ async fn a_seeded_random_workload_leaves_identical_state_on_every_node() {
     }
     tc.cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_node_fails_alone_and_says_so() {
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    tc.create_table(leader, "Tab", ("pk", "S"), Some(("sk", "N")))
+        .await;
+    let victim = tc.other_than(leader);
+    tc.cluster
+        .node(victim)
+        .expect("victim")
+        .inject_panic("test")
+        .expect("deliver");
+    let why = eventually(
+        Duration::from_secs(10),
+        "the victim to report its failure",
+        || async { tc.cluster.node(victim).and_then(|h| h.failure()) },
+    )
+    .await;
+    assert!(why.contains("injected fault: test"), "{why}");
+
+    // Its status says failed, its API refuses with a retryable error, and the others carry on.
+    let status: Value = serde_json::from_slice(
+        &tc.http
+            .get(format!("http://{}/status", tc.addr(victim)))
+            .send()
+            .await
+            .expect("status")
+            .bytes()
+            .await
+            .expect("body"),
+    )
+    .expect("JSON");
+    assert_eq!(status["role"], "failed");
+    assert_eq!(status["health"]["state"], "failed");
+    let (s, body) = tc
+        .call(
+            victim,
+            "GetItem",
+            json!({"TableName": "Tab", "Key": {"pk": {"S": "a"}, "sk": {"N": "1"}}}),
+        )
+        .await;
+    assert_eq!(s, 503, "{body}");
+    tc.put_retrying(
+        &[leader],
+        "Tab",
+        item("a", 1, "still works"),
+        Duration::from_secs(10),
+    )
+    .await;
+    let third = tc
+        .running()
+        .into_iter()
+        .find(|id| *id != leader && *id != victim)
+        .expect("third node");
+    let got = eventually(
+        Duration::from_secs(10),
+        "the write to reach the healthy follower",
+        || async {
+            let (_, b) = tc
+                .call(
+                    third,
+                    "GetItem",
+                    json!({"TableName": "Tab", "Key": {"pk": {"S": "a"}, "sk": {"N": "1"}}}),
+                )
+                .await;
+            b.get("Item").cloned()
+        },
+    )
+    .await;
+    assert_eq!(got["v"]["S"], "still works");
+    tc.cluster.shutdown().await;
+}

@@ -158,6 +158,12 @@ pub async fn dynamodb(State(app): State<AppState>, headers: HeaderMap, body: Bod
         Ok(t) => t,
         Err(e) => return error_response(&e),
     };
+    if let Some(why) = app.node.failure() {
+        return error_response(&Error::Unavailable(format!(
+            "node {} has stopped after a fault ({why}); send requests to another node",
+            app.node.id
+        )));
+    }
     let wants_hint = headers
         .get(REDIRECT_HEADER)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"hint"));

@@ -44,6 +44,9 @@ pub enum Event<O> {
     Transport(Report),
     /// Hand leadership to another node.
     TransferLeader(NodeId),
+    /// Fault injection: panic inside the loop, as a bug in this node would. The simulator's
+    /// fault controls and the isolation tests use it.
+    InjectPanic(String),
     /// Stop the thread.
     Shutdown,
 }
@@ -131,6 +134,7 @@ fn run<M: StateMachine>(
                 Event::Transport(Report::Unreachable(peer)) => node.report_unreachable(peer),
                 Event::Transport(Report::Snapshot(peer, ok)) => node.report_snapshot(peer, ok),
                 Event::TransferLeader(to) => node.transfer_leader(to),
+                Event::InjectPanic(why) => panic!("injected fault: {why}"),
                 Event::Shutdown => stop = true,
             }
         }
