@@ -204,6 +204,15 @@ async fn send_snapshot(to: NodeId, addr: String, msg: Message, ctx: TransportCon
             false
         }
     };
+    // Release the read transaction once sent: a held one pins old pages in the redb file.
+    // A stream still in progress keeps its own reference; the next snapshot gets a new view.
+    if let Ok(mut slot) = ctx.snapshots.lock()
+        && slot
+            .as_ref()
+            .is_some_and(|s| s.index == msg.get_snapshot().get_metadata().index)
+    {
+        *slot = None;
+    }
     (ctx.report)(Report::Snapshot(to, ok));
 }
 
