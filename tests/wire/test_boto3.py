@@ -1,0 +1,945 @@
+#!/usr/bin/env python3
+"""End-to-end tests of kvsim through boto3, exactly as a DynamoDB application talks to it.
+
+The script starts a real three-node kvsim cluster (`$KVSIM_BIN server --tick-ms 50`) on three
+free consecutive loopback ports and a temporary data directory, waits until the nodes agree on a
+Raft leader (polling `GET /status`), and drives every node through its own boto3 client. Each test
+uses its own tables, so the tests are independent of each other and of their order. It checks:
+
+* CreateTable through a follower; DescribeTable on every node once it has applied the log
+  (status, key schema, attribute definitions, ARN, UUID table id, billing mode); CreateTable on an
+  existing table -> ResourceInUseException.
+* PutItem / GetItem / Query / Scan / DeleteItem rotated over all three nodes, with every attribute
+  type (S, N, B, BOOL, NULL, L, M, SS, NS, BS), canonical numbers ("1.50" -> "1.5", "1e3" ->
+  "1000", 38 significant digits kept exactly) and ReturnValues ALL_OLD on overwrite and delete.
+* Query key conditions (=, <, <=, >, >=, BETWEEN, begins_with), ScanIndexForward=False,
+  Select=COUNT, numeric and binary sort-key ordering, numerically equal keys being one key.
+* Pagination: Query (Limit=7) and Scan (Limit=4) following LastEvaluatedKey across nodes, boto3's
+  paginators for Query, Scan and ListTables, ListTables with Limit=2 / ExclusiveStartTableName.
+* ConsistentRead GetItem through a follower right after a PutItem through it sees the new value.
+* Errors with DynamoDB's codes and messages: missing table, missing or mistyped key attributes,
+  items over 400 KB, Query without a partition-key condition, CreateTable without a billing mode.
+* DeleteTable answers DELETING, then every node reports ResourceNotFoundException, and the name
+  can be reused for a new, empty table.
+
+Run from the repository root (needs boto3, see tests/wire/requirements.txt):
+
+    KVSIM_BIN=target/debug/kvsim python tests/wire/test_boto3.py          # or: make wire-test
+    KVSIM_BIN=target/debug/kvsim python tests/wire/test_boto3.py -k query  # a subset
+
+The exit code is 0 iff every test passed; the last line reads "boto3: N passed, N failed,
+N skipped". If a test fails or the server does not start, the tail of the server's log (run with
+RUST_LOG=info unless RUST_LOG is set) is printed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import http.client
+import itertools
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+import uuid
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+HOST = "127.0.0.1"
+TICK_MS = 50
+STARTUP_TIMEOUT_S = 20.0  # until the three nodes agree on a leader
+SYNC_TIMEOUT_S = 10.0  # until every node has applied what the leader committed
+STOP_TIMEOUT_S = 15.0  # after SIGTERM, before SIGKILL
+LOG_TAIL_LINES = 80
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+MAX_ITEM_BYTES = 400 * 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers: the binary, ports, polling, /status
+# ---------------------------------------------------------------------------------------------
+
+
+def find_binary() -> str:
+    """The kvsim binary named by $KVSIM_BIN, as an absolute path; RuntimeError if unusable."""
+    value = os.environ.get("KVSIM_BIN")
+    if not value:
+        raise RuntimeError(
+            "KVSIM_BIN is not set: point it at a kvsim binary, "
+            "e.g. KVSIM_BIN=target/debug/kvsim python tests/wire/test_boto3.py"
+        )
+    path = os.path.abspath(value)
+    if not os.path.isfile(path) or not os.access(path, os.X_OK):
+        raise RuntimeError(f"KVSIM_BIN={value!r}: no executable file at {path}")
+    return path
+
+
+def ports_free(base: int) -> bool:
+    """Whether base, base+1 and base+2 can all be bound on HOST right now."""
+    sockets = []
+    try:
+        for port in range(base, base + 3):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(s)
+            s.bind((HOST, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def pick_base_port() -> int:
+    """A base port P with P, P+1, P+2 free, chosen below Linux's ephemeral range (32768+)."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        base = rng.randrange(20000, 32000)
+        if ports_free(base):
+            return base
+    raise RuntimeError("found no three consecutive free ports in 20000-32000")
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Poll predicate() until it returns something truthy (returned) or timeout seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def get_status(port: int) -> dict | None:
+    """GET /status of the node on port, or None if it does not answer (yet)."""
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/status", timeout=2) as resp:
+            return json.load(resp)
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+
+
+def make_client(port: int):
+    """A boto3 DynamoDB client for the node on port (dummy credentials, bounded retries)."""
+    session = boto3.session.Session()
+    return session.client(
+        "dynamodb",
+        endpoint_url=f"http://{HOST}:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="kvsim-test",
+        aws_secret_access_key="kvsim-test",
+        config=Config(
+            retries={"max_attempts": 5, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=20,
+        ),
+    )
+
+
+def canon(value: dict) -> dict:
+    """An attribute value with its sets sorted, so that items compare with ==."""
+    ((kind, inner),) = value.items()
+    if kind in ("SS", "NS", "BS"):
+        return {kind: sorted(inner)}
+    if kind == "L":
+        return {"L": [canon(v) for v in inner]}
+    if kind == "M":
+        return {"M": {k: canon(v) for k, v in inner.items()}}
+    return {kind: inner}
+
+
+def canon_item(item: dict) -> dict:
+    return {name: canon(value) for name, value in item.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# The cluster under test
+# ---------------------------------------------------------------------------------------------
+
+
+class ServerExited(RuntimeError):
+    pass
+
+
+class Cluster:
+    """One `kvsim server` process (three nodes) in a temporary directory."""
+
+    def __init__(self, binary: str):
+        self.binary = binary
+        self.workdir = tempfile.mkdtemp(prefix="kvsim-boto3-")
+        self.log_path = os.path.join(self.workdir, "server.log")
+        self.proc: subprocess.Popen | None = None
+        self.ports: list[int] = []
+        self.clients: list = []
+        self.failed = False
+        self._files: list = []
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self, attempts: int = 3) -> None:
+        """Start the server and wait for a leader; retries on a new port if the process dies."""
+        env = dict(os.environ)
+        env.setdefault("RUST_LOG", "info")
+        env.setdefault("NO_COLOR", "1")  # plain text in the log file
+        for attempt in range(1, attempts + 1):
+            base = pick_base_port()
+            self.ports = [base, base + 1, base + 2]
+            data_dir = os.path.join(self.workdir, f"data{attempt}")
+            out = open(os.path.join(self.workdir, "server.out"), "ab")
+            err = open(self.log_path, "ab")
+            err.write(f"=== test_boto3: attempt {attempt}, base port {base} ===\n".encode())
+            err.flush()
+            self._files += [out, err]
+            self.proc = subprocess.Popen(
+                [self.binary, "server", "--data-dir-root", data_dir,
+                 "--base-port", str(base), "--tick-ms", str(TICK_MS)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
+            )
+            try:
+                wait_until(self._leader_agreed, STARTUP_TIMEOUT_S,
+                           f"a leader all nodes agree on (ports {self.ports})", interval=0.1)
+                break
+            except ServerExited:
+                if attempt == attempts:
+                    raise
+                # Most likely a port was taken between the check and the bind: try another.
+        self.clients = [make_client(p) for p in self.ports]
+
+    def stop(self) -> None:
+        """SIGTERM the server, SIGKILL it if it has not exited after STOP_TIMEOUT_S."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                print(f"test_boto3: server ignored SIGTERM for {STOP_TIMEOUT_S:g} s, killing it",
+                      file=sys.stderr)
+                proc.kill()
+                proc.wait()
+        for f in self._files:
+            f.close()
+        self._files = []
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def print_log_tail(self, why: str) -> None:
+        try:
+            with open(self.log_path, "rb") as f:
+                lines = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            lines = []
+        tail = lines[-LOG_TAIL_LINES:]
+        sys.stderr.flush()
+        print(f"---- {why}: last {len(tail)} lines of the server's stderr ----", file=sys.stderr)
+        for line in tail:
+            print(line, file=sys.stderr)
+        print("---- end of server log ----", file=sys.stderr, flush=True)
+
+    def check_alive(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            code = None if self.proc is None else self.proc.returncode
+            raise ServerExited(f"the kvsim server is not running (exit code {code})")
+
+    # -- Raft status ----------------------------------------------------------------------------
+
+    def statuses(self) -> list[dict | None]:
+        return [get_status(p) for p in self.ports]
+
+    def _leader_agreed(self) -> list[dict] | None:
+        """All three statuses if the nodes are up and agree on one leader in one term."""
+        self.check_alive()
+        statuses = self.statuses()
+        if any(s is None for s in statuses):
+            return None
+        ids = [s["node_id"] for s in statuses]
+        if ids != [1, 2, 3]:
+            raise AssertionError(f"ports {self.ports} answer as nodes {ids}: not our server?")
+        leaders = [s for s in statuses if s["role"] == "leader"]
+        if len(leaders) != 1:
+            return None
+        leader = leaders[0]
+        if any(s["leader_id"] != leader["node_id"] or s["term"] != leader["term"]
+               for s in statuses):
+            return None
+        return statuses
+
+    def agreed_statuses(self) -> list[dict]:
+        return wait_until(self._leader_agreed, STARTUP_TIMEOUT_S, "an agreed leader")
+
+    def leader_port(self) -> int:
+        statuses = self.agreed_statuses()
+        return next(self.ports[i] for i, s in enumerate(statuses) if s["role"] == "leader")
+
+    def follower_ports(self) -> list[int]:
+        statuses = self.agreed_statuses()
+        return [self.ports[i] for i, s in enumerate(statuses) if s["role"] != "leader"]
+
+    def sync(self) -> None:
+        """Wait until every node has applied everything the leader had committed when called."""
+        target = max(s["commit_index"] for s in self.agreed_statuses())
+
+        def all_applied():
+            self.check_alive()
+            statuses = self.statuses()
+            return all(s is not None and s["applied_index"] >= target for s in statuses)
+
+        wait_until(all_applied, SYNC_TIMEOUT_S, f"every node to apply up to index {target}")
+
+    def client(self, port: int):
+        return self.clients[self.ports.index(port)]
+
+
+CLUSTER: Cluster | None = None
+
+
+def setUpModule():  # noqa: N802 (unittest's name)
+    global CLUSTER
+    cluster = Cluster(find_binary())
+    atexit.register(cluster.cleanup)  # also on Ctrl+C or an unexpected exit
+    try:
+        cluster.start()
+    except BaseException:
+        cluster.print_log_tail("the server did not start")
+        cluster.cleanup()
+        raise
+    CLUSTER = cluster
+
+
+def tearDownModule():  # noqa: N802
+    global CLUSTER
+    cluster, CLUSTER = CLUSTER, None
+    if cluster is None:
+        return
+    try:
+        if cluster.failed:
+            cluster.print_log_tail("a test failed")
+    finally:
+        cluster.cleanup()
+
+
+# ---------------------------------------------------------------------------------------------
+# Test base class
+# ---------------------------------------------------------------------------------------------
+
+
+def key_schema(pk: str, sk: str | None) -> list[dict]:
+    schema = [{"AttributeName": pk, "KeyType": "HASH"}]
+    if sk:
+        schema.append({"AttributeName": sk, "KeyType": "RANGE"})
+    return schema
+
+
+class KvsimTestCase(unittest.TestCase):
+    maxDiff = None
+
+    def setUp(self):
+        self.assertIsNotNone(CLUSTER, "no cluster: setUpModule failed")
+        self.cluster = CLUSTER
+        self.ports = list(self.cluster.ports)
+        # A unique table name per test: "t_" + the test method's name.
+        self.table = "t_" + self.id().rsplit(".", 1)[-1]
+        self._turn = itertools.count()
+
+    def tearDown(self):
+        self.cluster.check_alive()  # a crashed server fails the test that crashed it
+
+    # -- clients --------------------------------------------------------------------------------
+
+    def next_client(self):
+        """The next node's client, round robin, so consecutive operations hit different nodes."""
+        return self.cluster.clients[next(self._turn) % len(self.cluster.clients)]
+
+    def all_clients(self):
+        return list(zip(self.ports, self.cluster.clients))
+
+    # -- tables ---------------------------------------------------------------------------------
+
+    def create_table(self, name: str, pk=("pk", "S"), sk=("sk", "S"), client=None) -> dict:
+        attrs = [{"AttributeName": pk[0], "AttributeType": pk[1]}]
+        if sk:
+            attrs.append({"AttributeName": sk[0], "AttributeType": sk[1]})
+        resp = (client or self.next_client()).create_table(
+            TableName=name,
+            KeySchema=key_schema(pk[0], sk[0] if sk else None),
+            AttributeDefinitions=attrs,
+            BillingMode="PAY_PER_REQUEST",
+        )
+        self.assertEqual(resp["TableDescription"]["TableStatus"], "ACTIVE")
+        return resp["TableDescription"]
+
+    # -- assertions -----------------------------------------------------------------------------
+
+    def assertClientError(self, code: str, call, /, **kwargs) -> dict:  # noqa: N802
+        """call(**kwargs) must raise ClientError with this code; returns the error dict."""
+        with self.assertRaises(ClientError, msg=f"expected {code}") as ctx:
+            call(**kwargs)
+        error = ctx.exception.response["Error"]
+        self.assertEqual(error["Code"], code, f"{error} from {call.__name__}({kwargs})")
+        return error
+
+    def assertItemEqual(self, actual: dict, expected: dict, msg=None):  # noqa: N802
+        self.assertEqual(canon_item(actual), canon_item(expected), msg)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+# ---------------------------------------------------------------------------------------------
+
+
+def full_item(pk: str, sk: str, tag: str) -> tuple[dict, dict]:
+    """An item with every attribute type, and the item kvsim must return for it."""
+    sent = {
+        "pk": {"S": pk},
+        "sk": {"S": sk},
+        "str": {"S": f"h\u00e9llo {tag} \u2713"},
+        "num_trailing_zeros": {"N": "1.50"},
+        "num_exponent": {"N": "1e3"},
+        "num_38_digits": {"N": "12345678901234567890123456789012345678"},
+        "num_38_nines_negative": {"N": "-99999999999999999999999999999999999999"},
+        "num_38_digit_fraction": {"N": "0.12345678901234567890123456789012345678"},
+        "num_small_negative": {"N": "-0.000123400"},
+        "bin": {"B": b"\x00\x01\xfe\xffbinary"},
+        "yes": {"BOOL": True},
+        "no": {"BOOL": False},
+        "nothing": {"NULL": True},
+        "list": {"L": [{"S": "a"}, {"N": "2.0"}, {"BOOL": False}, {"L": [{"NULL": True}]},
+                       {"M": {"k": {"S": "v"}}}, {"B": b"\x07"}]},
+        "map": {"M": {"name": {"S": tag}, "n": {"N": "3.140"},
+                      "nested": {"M": {"deep": {"SS": ["y", "x"]}}}}},
+        "ss": {"SS": ["b", "a", "c"]},
+        "ns": {"NS": ["1.50", "10", "-3", "1e2"]},
+        "bs": {"BS": [b"\xff\x01", b"\x00", b"abc"]},
+    }
+    expected = dict(sent)
+    expected.update({
+        "num_trailing_zeros": {"N": "1.5"},
+        "num_exponent": {"N": "1000"},
+        "num_small_negative": {"N": "-0.0001234"},
+        "list": {"L": [{"S": "a"}, {"N": "2"}, {"BOOL": False}, {"L": [{"NULL": True}]},
+                       {"M": {"k": {"S": "v"}}}, {"B": b"\x07"}]},
+        "map": {"M": {"name": {"S": tag}, "n": {"N": "3.14"},
+                      "nested": {"M": {"deep": {"SS": ["x", "y"]}}}}},
+        "ns": {"NS": ["1.5", "10", "-3", "100"]},
+    })
+    return sent, expected
+
+
+class TableLifecycleTest(KvsimTestCase):
+    def check_description(self, desc: dict, where: str):
+        name = self.table
+        self.assertEqual(desc["TableName"], name, where)
+        self.assertEqual(desc["TableStatus"], "ACTIVE", where)
+        self.assertEqual(desc["KeySchema"], key_schema("pk", "sk"), where)
+        self.assertEqual(
+            sorted(desc["AttributeDefinitions"], key=lambda a: a["AttributeName"]),
+            [{"AttributeName": "pk", "AttributeType": "S"},
+             {"AttributeName": "sk", "AttributeType": "N"}],
+            where,
+        )
+        self.assertIn(name, desc["TableArn"], where)
+        self.assertTrue(desc["TableArn"].endswith(f":table/{name}"), desc["TableArn"])
+        self.assertRegex(desc["TableId"], UUID_RE, where)
+        self.assertEqual(desc["BillingModeSummary"]["BillingMode"], "PAY_PER_REQUEST", where)
+        self.assertEqual(desc["ItemCount"], 0, where)
+
+    def test_create_table_through_follower_and_describe_everywhere(self):
+        follower = self.cluster.follower_ports()[0]
+        request = dict(
+            TableName=self.table,
+            KeySchema=key_schema("pk", "sk"),
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "sk", "AttributeType": "N"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        created = self.cluster.client(follower).create_table(**request)["TableDescription"]
+        self.check_description(created, f"CreateTable via follower {follower}")
+
+        self.cluster.sync()
+        for port, client in self.all_clients():
+            desc = client.describe_table(TableName=self.table)["Table"]
+            self.check_description(desc, f"DescribeTable on {port}")
+            self.assertEqual(desc["TableId"], created["TableId"], f"TableId on {port}")
+            self.assertEqual(desc["TableArn"], created["TableArn"], f"TableArn on {port}")
+            self.assertIn(self.table, client.list_tables()["TableNames"], f"ListTables on {port}")
+
+        for port, client in self.all_clients():
+            self.assertClientError("ResourceInUseException", client.create_table, **request)
+
+    def test_delete_table(self):
+        self.create_table(self.table)
+        self.next_client().put_item(TableName=self.table,
+                                    Item={"pk": {"S": "a"}, "sk": {"S": "b"}})
+        self.cluster.sync()
+        leader = self.cluster.leader_port()
+        follower = self.cluster.follower_ports()[0]
+
+        desc = self.cluster.client(follower).delete_table(TableName=self.table)
+        desc = desc["TableDescription"]
+        self.assertEqual(desc["TableStatus"], "DELETING")
+        self.assertEqual(desc["TableName"], self.table)
+        self.assertEqual(desc["KeySchema"], key_schema("pk", "sk"))
+
+        # The leader applied the deletion before answering; the others follow shortly.
+        self.assertClientError("ResourceNotFoundException",
+                               self.cluster.client(leader).describe_table, TableName=self.table)
+        for port, client in self.all_clients():
+            def gone(client=client):
+                try:
+                    client.describe_table(TableName=self.table)
+                    return False
+                except ClientError as e:
+                    self.assertEqual(e.response["Error"]["Code"], "ResourceNotFoundException")
+                    return True
+            wait_until(gone, SYNC_TIMEOUT_S, f"node on port {port} to drop {self.table}")
+            self.assertNotIn(self.table, client.list_tables()["TableNames"], f"port {port}")
+            self.assertClientError("ResourceNotFoundException", client.get_item,
+                                   TableName=self.table,
+                                   Key={"pk": {"S": "a"}, "sk": {"S": "b"}})
+        self.assertClientError("ResourceNotFoundException", self.next_client().delete_table,
+                               TableName=self.table)
+
+        # The name can be reused, for a new table with none of the old items.
+        recreated = self.create_table(self.table)
+        self.assertNotEqual(recreated["TableId"], desc["TableId"])
+        self.cluster.sync()
+        for port, client in self.all_clients():
+            resp = client.scan(TableName=self.table)
+            self.assertEqual((resp["Items"], resp["Count"]), ([], 0), f"Scan on {port}")
+
+
+class ItemTest(KvsimTestCase):
+    def test_item_types_round_trip_through_every_node(self):
+        self.create_table(self.table)
+        for i in range(len(self.ports)):
+            # Start the rotation one node further each round, so that every operation below
+            # is sent to every node once over the three rounds.
+            self._turn = itertools.count(i)
+            pk = f"part-{i}"
+            key = {"pk": {"S": pk}, "sk": {"S": "item"}}
+            first, first_expected = full_item(pk, "item", f"first-{i}")
+            second = {**key, "only": {"S": f"second-{i}"}, "n": {"N": "-0"}}
+            second_expected = {**key, "only": {"S": f"second-{i}"}, "n": {"N": "0"}}
+
+            resp = self.next_client().put_item(TableName=self.table, Item=first,
+                                               ReturnValues="ALL_OLD")
+            self.assertNotIn("Attributes", resp, "ALL_OLD of a new item")
+            self.cluster.sync()
+
+            c = self.next_client()
+            got = c.get_item(TableName=self.table, Key=key)
+            self.assertItemEqual(got["Item"], first_expected, f"GetItem via {c.meta.endpoint_url}")
+            c = self.next_client()
+            got = c.get_item(TableName=self.table, Key=key, ConsistentRead=True)
+            self.assertItemEqual(got["Item"], first_expected,
+                                 f"ConsistentRead GetItem via {c.meta.endpoint_url}")
+
+            c = self.next_client()
+            resp = c.put_item(TableName=self.table, Item=second, ReturnValues="ALL_OLD")
+            self.assertItemEqual(resp["Attributes"], first_expected,
+                                 f"ALL_OLD of overwrite via {c.meta.endpoint_url}")
+            resp = self.next_client().put_item(TableName=self.table, Item=second)
+            self.assertNotIn("Attributes", resp, "ReturnValues NONE")
+            self.cluster.sync()
+
+            c = self.next_client()
+            resp = c.query(TableName=self.table, KeyConditionExpression="pk = :p",
+                           ExpressionAttributeValues={":p": {"S": pk}})
+            self.assertEqual(resp["Items"], [second_expected], f"Query via {c.meta.endpoint_url}")
+            self.assertEqual((resp["Count"], resp["ScannedCount"]), (1, 1))
+            self.assertNotIn("LastEvaluatedKey", resp)
+
+            c = self.next_client()
+            resp = c.scan(TableName=self.table)  # earlier rounds deleted their items
+            self.assertEqual(resp["Items"], [second_expected], f"Scan via {c.meta.endpoint_url}")
+            self.assertEqual(resp["Count"], 1)
+
+            c = self.next_client()
+            resp = c.delete_item(TableName=self.table, Key=key, ReturnValues="ALL_OLD")
+            self.assertEqual(resp["Attributes"], second_expected,
+                             f"ALL_OLD of delete via {c.meta.endpoint_url}")
+            self.cluster.sync()
+
+            c = self.next_client()
+            self.assertNotIn("Item", c.get_item(TableName=self.table, Key=key),
+                             f"deleted item via {c.meta.endpoint_url}")
+            resp = self.next_client().delete_item(TableName=self.table, Key=key,
+                                                  ReturnValues="ALL_OLD")
+            self.assertNotIn("Attributes", resp, "deleting a missing item")
+
+    def test_consistent_read_through_follower(self):
+        self.create_table(self.table, sk=None)  # a hash-only table
+        key = {"pk": {"S": "counter"}}
+        followers = self.cluster.follower_ports()
+        self.assertEqual(len(followers), 2)
+        for round_ in range(6):
+            follower = followers[round_ % 2]
+            client = self.cluster.client(follower)
+            value = f"v{round_}-{uuid.uuid4()}"
+            client.put_item(TableName=self.table, Item={**key, "v": {"S": value}})
+            got = client.get_item(TableName=self.table, Key=key, ConsistentRead=True)
+            self.assertEqual(got.get("Item"), {**key, "v": {"S": value}},
+                             f"round {round_}, follower on port {follower}")
+
+
+class QueryTest(KvsimTestCase):
+    def query_sks(self, condition: str, values: dict, kind="S", **kwargs) -> list[str]:
+        client = self.next_client()
+        resp = client.query(TableName=self.table, KeyConditionExpression=condition,
+                            ExpressionAttributeValues=values, **kwargs)
+        self.assertEqual(resp["Count"], len(resp["Items"]))
+        self.assertNotIn("LastEvaluatedKey", resp)
+        return [item["sk"][kind] for item in resp["Items"]]
+
+    def test_query_key_conditions(self):
+        self.create_table(self.table)
+        sks = ["a#1", "a#2", "a#3", "b#1", "b#2", "c"]
+        for n, sk in enumerate(reversed(sks)):  # inserted out of order
+            self.next_client().put_item(TableName=self.table, Item={
+                "pk": {"S": "p1"}, "sk": {"S": sk}, "n": {"N": str(n)}})
+        for sk in ["a#0", "a#9", "d"]:  # another partition, never returned below
+            self.next_client().put_item(TableName=self.table, Item={
+                "pk": {"S": "p2"}, "sk": {"S": sk}})
+        self.cluster.sync()
+
+        p = {":p": {"S": "p1"}}
+        names = {"#p": "pk", "#s": "sk"}
+        self.assertEqual(self.query_sks("pk = :p", p), sks)
+        self.assertEqual(
+            self.query_sks("#p = :p AND begins_with(#s, :v)", {**p, ":v": {"S": "a#"}},
+                           ExpressionAttributeNames=names),
+            ["a#1", "a#2", "a#3"])
+        self.assertEqual(
+            self.query_sks("#p = :p AND #s BETWEEN :lo AND :hi",
+                           {**p, ":lo": {"S": "a#2"}, ":hi": {"S": "b#1"}},
+                           ExpressionAttributeNames=names),
+            ["a#2", "a#3", "b#1"])
+        self.assertEqual(self.query_sks("pk = :p AND sk < :v", {**p, ":v": {"S": "b"}}),
+                         ["a#1", "a#2", "a#3"])
+        self.assertEqual(self.query_sks("pk = :p AND sk <= :v", {**p, ":v": {"S": "a#2"}}),
+                         ["a#1", "a#2"])
+        self.assertEqual(self.query_sks("pk = :p AND sk > :v", {**p, ":v": {"S": "b#1"}}),
+                         ["b#2", "c"])
+        self.assertEqual(self.query_sks("pk = :p AND sk >= :v", {**p, ":v": {"S": "b#2"}}),
+                         ["b#2", "c"])
+        self.assertEqual(self.query_sks("pk = :p AND sk = :v", {**p, ":v": {"S": "c"}}), ["c"])
+        self.assertEqual(self.query_sks("pk = :p AND sk = :v", {**p, ":v": {"S": "zz"}}), [])
+        # The sort-key condition may come first.
+        self.assertEqual(self.query_sks("sk >= :v AND pk = :p", {**p, ":v": {"S": "b#2"}}),
+                         ["b#2", "c"])
+
+        # Descending order.
+        self.assertEqual(self.query_sks("pk = :p", p, ScanIndexForward=False), sks[::-1])
+        self.assertEqual(
+            self.query_sks("pk = :p AND begins_with(sk, :v)", {**p, ":v": {"S": "b"}},
+                           ScanIndexForward=False),
+            ["b#2", "b#1"])
+
+        # Whole items come back.
+        resp = self.next_client().query(
+            TableName=self.table, KeyConditionExpression="pk = :p AND sk = :v",
+            ExpressionAttributeValues={**p, ":v": {"S": "a#2"}})
+        self.assertEqual(resp["Items"], [{"pk": {"S": "p1"}, "sk": {"S": "a#2"}, "n": {"N": "4"}}])
+
+        # Select COUNT: only the counts.
+        for port, client in self.all_clients():
+            resp = client.query(TableName=self.table, Select="COUNT",
+                                KeyConditionExpression="pk = :p AND begins_with(sk, :v)",
+                                ExpressionAttributeValues={**p, ":v": {"S": "a#"}})
+            self.assertEqual((resp["Count"], resp["ScannedCount"]), (3, 3), f"port {port}")
+            self.assertNotIn("Items", resp, f"port {port}")
+
+    def test_query_numeric_sort_key_order(self):
+        self.create_table(self.table, sk=("sk", "N"))
+        for sk in ["2", "10", "1.5"]:
+            self.next_client().put_item(TableName=self.table,
+                                        Item={"pk": {"S": "three"}, "sk": {"N": sk}})
+        for sk in ["100", "-3", "0.25", "2", "1e1", "1.50", "-0.5"]:
+            self.next_client().put_item(TableName=self.table,
+                                        Item={"pk": {"S": "more"}, "sk": {"N": sk}})
+        # 10 and 1E1 are the same number, so the same key: the second put replaces the first.
+        old = self.next_client().put_item(
+            TableName=self.table, ReturnValues="ALL_OLD",
+            Item={"pk": {"S": "more"}, "sk": {"N": "10.0"}, "v": {"S": "replaced"}})
+        self.assertEqual(old["Attributes"], {"pk": {"S": "more"}, "sk": {"N": "10"}})
+        self.cluster.sync()
+
+        three = {":p": {"S": "three"}}
+        more = {":p": {"S": "more"}}
+        self.assertEqual(self.query_sks("pk = :p", three, kind="N"), ["1.5", "2", "10"])
+        self.assertEqual(self.query_sks("pk = :p", three, kind="N", ScanIndexForward=False),
+                         ["10", "2", "1.5"])
+        all_more = ["-3", "-0.5", "0.25", "1.5", "2", "10", "100"]
+        self.assertEqual(self.query_sks("pk = :p", more, kind="N"), all_more)
+        self.assertEqual(self.query_sks("pk = :p AND sk > :v", {**more, ":v": {"N": "1.9"}},
+                                        kind="N"), ["2", "10", "100"])
+        self.assertEqual(self.query_sks("pk = :p AND sk < :v", {**more, ":v": {"N": "0"}},
+                                        kind="N"), ["-3", "-0.5"])
+        self.assertEqual(
+            self.query_sks("pk = :p AND sk BETWEEN :lo AND :hi",
+                           {**more, ":lo": {"N": "1.5"}, ":hi": {"N": "1e1"}}, kind="N"),
+            ["1.5", "2", "10"])
+        resp = self.next_client().get_item(TableName=self.table,
+                                           Key={"pk": {"S": "more"}, "sk": {"N": "1E1"}})
+        self.assertEqual(resp["Item"],
+                         {"pk": {"S": "more"}, "sk": {"N": "10"}, "v": {"S": "replaced"}})
+
+    def test_query_binary_sort_key_order(self):
+        self.create_table(self.table, sk=("sk", "B"))
+        values = [b"\xff", b"\x01", b"\x00\x01", b"\x01\x00", b"a"]
+        for v in values:
+            self.next_client().put_item(TableName=self.table,
+                                        Item={"pk": {"S": "b"}, "sk": {"B": v}})
+        self.cluster.sync()
+        # Binary compares as unsigned bytes.
+        self.assertEqual(self.query_sks("pk = :p", {":p": {"S": "b"}}, kind="B"),
+                         [b"\x00\x01", b"\x01", b"\x01\x00", b"a", b"\xff"])
+        self.assertEqual(
+            self.query_sks("pk = :p AND begins_with(sk, :v)",
+                           {":p": {"S": "b"}, ":v": {"B": b"\x01"}}, kind="B"),
+            [b"\x01", b"\x01\x00"])
+
+
+class PaginationTest(KvsimTestCase):
+    def test_query_and_scan_pagination(self):
+        self.create_table(self.table, sk=("sk", "N"))
+        one = list(range(25))
+        random.Random(7).shuffle(one)
+        for n in one:  # 25 items in one partition, written in random order
+            self.next_client().put_item(TableName=self.table, Item={
+                "pk": {"S": "one"}, "sk": {"N": str(n)}, "payload": {"S": f"one-{n}"}})
+        for n in range(25):  # 25 items in 25 partitions
+            self.next_client().put_item(TableName=self.table, Item={
+                "pk": {"S": f"p{n:02}"}, "sk": {"N": "0"}})
+        self.cluster.sync()
+        everything = {("one", str(n)) for n in range(25)} | {(f"p{n:02}", "0") for n in range(25)}
+
+        # Query, Limit=7, each page from the next node.
+        for forward in (True, False):
+            sks, sizes, start = [], [], None
+            for _ in range(10):
+                kwargs = {"ExclusiveStartKey": start} if start else {}
+                resp = self.next_client().query(
+                    TableName=self.table, KeyConditionExpression="pk = :p",
+                    ExpressionAttributeValues={":p": {"S": "one"}}, Limit=7,
+                    ScanIndexForward=forward, **kwargs)
+                sizes.append(resp["Count"])
+                sks += [int(item["sk"]["N"]) for item in resp["Items"]]
+                start = resp.get("LastEvaluatedKey")
+                if start is None:
+                    break
+                self.assertEqual(start, {"pk": {"S": "one"}, "sk": resp["Items"][-1]["sk"]})
+            expected = list(range(25)) if forward else list(range(24, -1, -1))
+            self.assertEqual(sks, expected, f"ScanIndexForward={forward}")
+            self.assertEqual(sizes, [7, 7, 7, 4], f"page sizes, ScanIndexForward={forward}")
+
+        # Scan, Limit=4, each page from the next node.
+        seen, sizes, start = [], [], None
+        for _ in range(30):
+            kwargs = {"ExclusiveStartKey": start} if start else {}
+            resp = self.next_client().scan(TableName=self.table, Limit=4, **kwargs)
+            sizes.append(resp["Count"])
+            seen += [(item["pk"]["S"], item["sk"]["N"]) for item in resp["Items"]]
+            start = resp.get("LastEvaluatedKey")
+            if start is None:
+                break
+            last = resp["Items"][-1]
+            self.assertEqual(start, {"pk": last["pk"], "sk": last["sk"]})
+        self.assertEqual(len(seen), len(set(seen)), f"duplicates in {seen}")
+        self.assertEqual(set(seen), everything)
+        self.assertEqual(sizes, [4] * 12 + [2])
+
+        # boto3's paginators.
+        pages = list(self.next_client().get_paginator("scan").paginate(
+            TableName=self.table, PaginationConfig={"PageSize": 6}))
+        seen = [(i["pk"]["S"], i["sk"]["N"]) for page in pages for i in page["Items"]]
+        self.assertEqual(len(seen), 50)
+        self.assertEqual(set(seen), everything)
+        self.assertEqual([p["Count"] for p in pages], [6] * 8 + [2])
+
+        pages = list(self.next_client().get_paginator("query").paginate(
+            TableName=self.table, KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": "one"}}, PaginationConfig={"PageSize": 10}))
+        self.assertEqual([int(i["sk"]["N"]) for p in pages for i in p["Items"]], list(range(25)))
+        self.assertEqual([p["Count"] for p in pages], [10, 10, 5])
+
+    def test_list_tables_pagination(self):
+        names = [f"{self.table}-{i}" for i in range(5)]
+        for name in reversed(names):
+            self.create_table(name)
+        self.cluster.sync()
+
+        full = None
+        for port, client in self.all_clients():
+            listed = client.list_tables()["TableNames"]
+            self.assertEqual(listed, sorted(listed), f"ListTables order on {port}")
+            self.assertEqual(len(listed), len(set(listed)))
+            if full is None:
+                full = listed
+            self.assertEqual(listed, full, f"ListTables on {port}")
+        self.assertEqual([n for n in full if n.startswith(self.table + "-")], names)
+
+        # By hand, Limit=2, each page from the next node.
+        collected, start = [], None
+        for _ in range(len(full) + 2):
+            kwargs = {"ExclusiveStartTableName": start} if start else {}
+            resp = self.next_client().list_tables(Limit=2, **kwargs)
+            self.assertLessEqual(len(resp["TableNames"]), 2)
+            collected += resp["TableNames"]
+            start = resp.get("LastEvaluatedTableName")
+            if start is None:
+                break
+            self.assertEqual(start, resp["TableNames"][-1])
+        self.assertEqual(collected, full)
+
+        resp = self.next_client().list_tables(Limit=2, ExclusiveStartTableName=names[1])
+        self.assertEqual(resp["TableNames"], names[2:4])
+        self.assertEqual(resp["LastEvaluatedTableName"], names[3])
+
+        pages = list(self.next_client().get_paginator("list_tables").paginate(
+            PaginationConfig={"PageSize": 2}))
+        self.assertTrue(all(len(p["TableNames"]) <= 2 for p in pages))
+        self.assertEqual([n for p in pages for n in p["TableNames"]], full)
+
+
+class ErrorTest(KvsimTestCase):
+    def test_errors(self):
+        self.create_table(self.table, pk=("user_id", "S"), sk=("order_no", "N"))
+        self.cluster.sync()
+        missing = f"{self.table}-missing"
+        key = {"user_id": {"S": "u1"}, "order_no": {"N": "1"}}
+
+        for port, client in self.all_clients():
+            self.assertClientError("ResourceNotFoundException", client.get_item,
+                                   TableName=missing, Key=key)
+        self.assertClientError("ResourceNotFoundException", self.next_client().put_item,
+                               TableName=missing, Item=key)
+        self.assertClientError("ResourceNotFoundException", self.next_client().describe_table,
+                               TableName=missing)
+        self.assertClientError("ResourceNotFoundException", self.next_client().query,
+                               TableName=missing, KeyConditionExpression="user_id = :u",
+                               ExpressionAttributeValues={":u": {"S": "u1"}})
+        self.assertClientError("ResourceNotFoundException", self.next_client().scan,
+                               TableName=missing)
+        self.assertClientError("ResourceNotFoundException", self.next_client().delete_item,
+                               TableName=missing, Key=key)
+
+        # Missing key attributes: the message names the missing one.
+        err = self.assertClientError("ValidationException", self.next_client().put_item,
+                                     TableName=self.table, Item={"user_id": {"S": "u1"}})
+        self.assertIn("order_no", err["Message"])
+        err = self.assertClientError("ValidationException", self.next_client().put_item,
+                                     TableName=self.table, Item={"order_no": {"N": "1"}})
+        self.assertIn("user_id", err["Message"])
+        self.assertClientError("ValidationException", self.next_client().get_item,
+                               TableName=self.table, Key={"user_id": {"S": "u1"}})
+
+        # Key attributes of the wrong type.
+        err = self.assertClientError("ValidationException", self.next_client().put_item,
+                                     TableName=self.table,
+                                     Item={"user_id": {"S": "u1"}, "order_no": {"S": "1"}})
+        self.assertIn("order_no", err["Message"])
+        self.assertClientError("ValidationException", self.next_client().get_item,
+                               TableName=self.table,
+                               Key={"user_id": {"N": "1"}, "order_no": {"N": "1"}})
+
+        # Items over 400 KB are refused and not stored; one well under the limit is fine.
+        big = {**key, "blob": {"S": "x" * (MAX_ITEM_BYTES + 1)}}
+        err = self.assertClientError("ValidationException", self.next_client().put_item,
+                                     TableName=self.table, Item=big)
+        self.assertEqual(err["Message"], "Item size has exceeded the maximum allowed size")
+        got = self.next_client().get_item(TableName=self.table, Key=key, ConsistentRead=True)
+        self.assertNotIn("Item", got)
+        fits = {**key, "blob": {"S": "y" * 300_000}}
+        self.next_client().put_item(TableName=self.table, Item=fits)
+        got = self.next_client().get_item(TableName=self.table, Key=key, ConsistentRead=True)
+        self.assertEqual(got["Item"], fits)
+
+        # Query needs an equality condition on the partition key.
+        err = self.assertClientError("ValidationException", self.next_client().query,
+                                     TableName=self.table, KeyConditionExpression="order_no = :o",
+                                     ExpressionAttributeValues={":o": {"N": "1"}})
+        self.assertEqual(err["Message"], "Query condition missed key schema element: user_id")
+        self.assertClientError("ValidationException", self.next_client().query,
+                               TableName=self.table,
+                               KeyConditionExpression="user_id > :u",
+                               ExpressionAttributeValues={":u": {"S": "u1"}})
+
+        # CreateTable needs a billing mode or provisioned throughput.
+        self.assertClientError(
+            "ValidationException", self.next_client().create_table,
+            TableName=f"{self.table}-nobilling",
+            KeySchema=key_schema("pk", None),
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+        self.assertClientError("ResourceNotFoundException", self.next_client().describe_table,
+                               TableName=f"{self.table}-nobilling")
+
+
+# ---------------------------------------------------------------------------------------------
+# Runner
+# ---------------------------------------------------------------------------------------------
+
+
+class _Result(unittest.TextTestResult):
+    """Marks the cluster as failed so that tearDownModule prints the server's log."""
+
+    def _mark(self):
+        if CLUSTER is not None:
+            CLUSTER.failed = True
+
+    def addError(self, test, err):  # noqa: N802
+        self._mark()
+        super().addError(test, err)
+
+    def addFailure(self, test, err):  # noqa: N802
+        self._mark()
+        super().addFailure(test, err)
+
+    def addSubTest(self, test, subtest, err):  # noqa: N802
+        if err is not None:
+            self._mark()
+        super().addSubTest(test, subtest, err)
+
+
+def main() -> int:
+    try:
+        find_binary()
+    except RuntimeError as e:
+        print(f"test_boto3: {e}", file=sys.stderr)
+        print("boto3: 0 passed, 1 failed")
+        return 2
+    runner = unittest.TextTestRunner(resultclass=_Result, verbosity=2)
+    result = unittest.main(module=__name__, testRunner=runner, exit=False).result
+
+    def test_id(test):
+        return test.test_case.id() if hasattr(test, "test_case") else test.id()
+
+    # Failed tests, counted once however many subtests failed, plus failed module fixtures.
+    bad = [t for t, _ in result.failures + result.errors] + list(result.unexpectedSuccesses)
+    bad_tests = {test_id(t) for t in bad if isinstance(t, unittest.TestCase)}
+    bad_fixtures = {t.id() for t in bad if not isinstance(t, unittest.TestCase)}
+    skipped = len(result.skipped)
+    passed = result.testsRun - len(bad_tests) - skipped
+    failed = len(bad_tests) + len(bad_fixtures)
+    sys.stderr.flush()
+    print(f"boto3: {passed} passed, {failed} failed, {skipped} skipped", flush=True)
+    return 0 if result.wasSuccessful() and result.testsRun > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
