@@ -122,6 +122,22 @@ impl Error {
         }
     }
 
+    /// Rebuilds an error from a wire answer (the CLI's view of a server error): the inverse of
+    /// [`Error::kind`], keyed by the short name after `#`.
+    pub fn from_wire(type_name: &str, message: String) -> Error {
+        let short = type_name.rsplit('#').next().unwrap_or(type_name);
+        match short {
+            "ValidationException" => Error::Validation(message),
+            "SerializationException" => Error::Serialization(message),
+            "UnknownOperationException" => Error::UnknownOperation(message),
+            "ResourceNotFoundException" => Error::ResourceNotFound(message),
+            "ResourceInUseException" => Error::ResourceInUse(message),
+            "ConditionalCheckFailedException" => Error::ConditionalCheckFailed(message),
+            "ServiceUnavailable" => Error::Unavailable(message),
+            _ => Error::Internal(format!("{short}: {message}")),
+        }
+    }
+
     /// The short name after `#` in the `__type` (e.g. `ValidationException`).
     pub fn short_name(&self) -> &'static str {
         let full = self.kind().type_name;

@@ -12,8 +12,12 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Err(e) = kvsim::cli::run(args) {
-        eprintln!("error: {e}");
-        std::process::exit(kvsim::cli::exit_code(&e));
-    }
+    let code = match kvsim::cli::run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            kvsim::cli::exit_code(&e)
+        }
+    };
+    std::process::exit(code);
 }

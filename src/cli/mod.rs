@@ -1,20 +1,52 @@
-//! The `kvsim` command line: `server` runs the cluster; the other subcommands are clients of a
-//! node's HTTP API and never touch server internals.
+//! The `kvsim` command line: `server` runs the cluster; every other subcommand is a client of a
+//! node's HTTP API (DynamoDB JSON plus `/status`) and never touches server internals.
+//!
+//! - [`client`]: requests with leader hints followed;
+//! - [`plain`]: plain JSON items and typed key values from the command line;
+//! - [`render`]: tables and JSON output;
+//! - [`commands`]: one file per subcommand.
 
-mod bench;
+pub mod client;
+pub mod commands;
+pub mod plain;
+pub mod render;
 mod server;
-mod status;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::cli::client::Client;
+use crate::cli::commands::{
+    bench, create_table, delete_item, delete_table, describe_table, get_item, list_tables, put_item, query_items, scan,
+    status,
+};
 use crate::config::{DEFAULT_BASE_PORT, DEFAULT_DATA_ROOT};
 use crate::{Error, Result};
 
+/// Exit code: the request failed (invalid input, or the server rejected it).
+pub const EXIT_FAILED: i32 = 1;
+/// Exit code: the command line itself is wrong (clap's usage errors).
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code: the cluster could not be reached or has no leader; retrying later may work.
+pub const EXIT_UNAVAILABLE: i32 = 3;
+/// Exit code: `get-item` found no item with that key.
+pub const EXIT_NOT_FOUND: i32 = 4;
+/// Exit code: an internal error in kvsim.
+pub const EXIT_INTERNAL: i32 = 5;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the request failed: invalid input, or the server rejected it (e.g. no such table)
+  2  invalid command line
+  3  the cluster could not be reached or has no leader (retrying later may work)
+  4  get-item: no item with that key
+  5  internal error in kvsim";
+
 /// kvsim: a DynamoDB-style database simulator on a local three-node Raft cluster.
 #[derive(Debug, Parser)]
-#[command(name = "kvsim", version, about, long_about = None)]
+#[command(name = "kvsim", version, about, after_help = EXIT_CODES)]
 pub struct Args {
     #[command(subcommand)]
     command: Command,
@@ -24,10 +56,44 @@ pub struct Args {
 enum Command {
     /// Start the local three-node cluster (nodes on --base-port, +1, +2).
     Server(ServerArgs),
-    /// Show a node's Raft status.
-    Status(StatusArgs),
+    /// Create a table with a partition key and an optional sort key.
+    CreateTable(create_table::Args),
+    /// Delete a table and all its items.
+    DeleteTable(delete_table::Args),
+    /// List every table.
+    ListTables(list_tables::Args),
+    /// Show a table's schema, status and size.
+    DescribeTable(describe_table::Args),
+    /// Write an item (plain JSON, or DynamoDB-typed JSON with --item-data-typed).
+    PutItem(put_item::Args),
+    /// Read one item by key (exit code 4 if there is none).
+    #[command(after_help = EXIT_CODES)]
+    GetItem(get_item::Args),
+    /// Delete one item by key.
+    DeleteItem(delete_item::Args),
+    /// Read one partition in sort-key order, optionally narrowed by a sort-key condition.
+    QueryItems(query_items::Args),
+    /// Read every item of a table.
+    Scan(scan::Args),
+    /// Show every node's Raft status (or one node's with --target-addr).
+    Status(status::Args),
     /// Measure PutItem/GetItem throughput and latency against a running server.
-    Bench(BenchArgs),
+    Bench(bench::Args),
+}
+
+/// Options every client command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
+    /// Node to send the request to, HOST:PORT. Writes and consistent reads follow the leader
+    /// hint from there to the leader.
+    #[arg(long, env = "KVSIM_TARGET_ADDR", default_value = "localhost:8100")]
+    pub target_addr: String,
+    /// Output format: a table for people, or plain JSON for scripts.
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Print leader redirects and retries on stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// Options of `kvsim server`.
@@ -62,55 +128,68 @@ pub enum Output {
     Json,
 }
 
-/// Options of `kvsim status`.
-#[derive(Debug, clap::Args)]
-pub struct StatusArgs {
-    /// Node to ask, HOST:PORT.
-    #[arg(long, default_value = "localhost:8100")]
-    pub target_addr: String,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
+/// A key attribute type on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KeyTypeArg {
+    /// String.
+    #[value(name = "S")]
+    S,
+    /// Number.
+    #[value(name = "N")]
+    N,
+    /// Binary (values given as base64).
+    #[value(name = "B")]
+    B,
 }
 
-/// Options of `kvsim bench`.
-#[derive(Debug, clap::Args)]
-pub struct BenchArgs {
-    /// Any node of the cluster, HOST:PORT.
-    #[arg(long, default_value = "localhost:8100")]
-    pub target_addr: String,
-    /// Concurrent clients.
-    #[arg(long, default_value_t = 32)]
-    pub clients: usize,
-    /// Seconds per phase (puts, eventual gets, consistent gets).
-    #[arg(long, default_value_t = 10)]
-    pub duration_secs: u64,
-    /// Bytes in each item's value attribute.
-    #[arg(long, default_value_t = 100)]
-    pub value_bytes: usize,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
-}
-
-/// Runs the parsed command.
-///
-/// # Errors
-/// Anything the command reports; `main` prints it as one line.
-pub fn run(args: Args) -> Result<()> {
-    match args.command {
-        Command::Server(a) => server::run(a),
-        Command::Status(a) => status::run(a),
-        Command::Bench(a) => bench::run(a),
+impl KeyTypeArg {
+    /// DynamoDB's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyTypeArg::S => "S",
+            KeyTypeArg::N => "N",
+            KeyTypeArg::B => "B",
+        }
     }
 }
 
-/// The process exit code for an error: 1 for a rejected request, 2 for an unreachable or
-/// unavailable cluster, 3 for an internal fault.
+/// Runs the parsed command and returns the process exit code.
+///
+/// # Errors
+/// Anything the command reports; `main` prints it as one line.
+pub fn run(args: Args) -> Result<i32> {
+    let command = match args.command {
+        Command::Server(a) => return server::run(a).map(|()| 0),
+        Command::Bench(a) => return bench::run(a).map(|()| 0),
+        other => other,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async move {
+        let client = |c: &Common| Client::new(&c.target_addr, c.verbose);
+        match command {
+            Command::CreateTable(a) => create_table::run(&client(&a.common)?, a).await.map(|()| 0),
+            Command::DeleteTable(a) => delete_table::run(&client(&a.common)?, a).await.map(|()| 0),
+            Command::ListTables(a) => list_tables::run(&client(&a.common)?, a).await.map(|()| 0),
+            Command::DescribeTable(a) => describe_table::run(&client(&a.common)?, a).await.map(|()| 0),
+            Command::PutItem(a) => put_item::run(&client(&a.common)?, a).await.map(|()| 0),
+            Command::GetItem(a) => get_item::run(&client(&a.common)?, a).await,
+            Command::DeleteItem(a) => delete_item::run(&client(&a.common)?, a).await.map(|()| 0),
+            Command::QueryItems(a) => query_items::run(&client(&a.common)?, a).await.map(|()| 0),
+            Command::Scan(a) => scan::run(&client(&a.common)?, a).await.map(|()| 0),
+            Command::Status(a) => status::run(a).await.map(|()| 0),
+            Command::Server(_) | Command::Bench(_) => Ok(0),
+        }
+    })
+}
+
+/// The process exit code for an error (see `kvsim --help`).
 pub fn exit_code(e: &Error) -> i32 {
     match e {
-        Error::Unavailable(_) | Error::NotLeader { .. } => 2,
-        Error::Internal(_) => 3,
-        _ => 1,
+        Error::Unavailable(_) | Error::NotLeader { .. } => EXIT_UNAVAILABLE,
+        Error::Internal(_) => EXIT_INTERNAL,
+        _ => EXIT_FAILED,
     }
 }

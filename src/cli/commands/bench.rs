@@ -14,11 +14,31 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::api::wire::CONTENT_TYPE;
-use crate::cli::status::{fetch, unreachable};
-use crate::cli::{BenchArgs, Output};
+use crate::cli::client::{fetch_status as fetch, unreachable};
+use crate::cli::Output;
 use crate::{Error, Result};
 
 const TABLE: &str = "kvsim-bench";
+
+/// Options of `bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Any node of the cluster, HOST:PORT.
+    #[arg(long, default_value = "localhost:8100")]
+    pub target_addr: String,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Seconds per phase (puts, eventual gets, consistent gets).
+    #[arg(long, default_value_t = 10)]
+    pub duration_secs: u64,
+    /// Bytes in each item's value attribute.
+    #[arg(long, default_value_t = 100)]
+    pub value_bytes: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
 
 /// The figures of one benchmark phase.
 #[derive(Debug, Serialize)]
@@ -97,7 +117,7 @@ struct Phase<'a> {
 
 async fn run_phase(
     http: &reqwest::Client,
-    args: &BenchArgs,
+    args: &Args,
     phase: Phase<'_>,
     nodes: &[(u64, String)],
     leader: u64,
@@ -197,7 +217,7 @@ async fn run_phase(
 ///
 /// # Errors
 /// An unreachable cluster or one without a leader.
-pub fn run(args: BenchArgs) -> Result<()> {
+pub fn run(args: Args) -> Result<()> {
     if args.clients == 0 || args.duration_secs == 0 {
         return Err(Error::validation(
             "--clients and --duration-secs must be at least 1",

@@ -1,0 +1,159 @@
+//! The CLI's HTTP client: DynamoDB JSON requests with leader hints followed.
+//!
+//! Every request carries `x-kvsim-redirect: hint`, so a follower answers a write or consistent
+//! read with `NotLeaderException` naming the leader instead of forwarding it. The client then
+//! retries at the leader's address (at most [`MAX_HOPS`] times), and while no leader is known it
+//! backs off and asks again for up to [`NO_LEADER_PATIENCE`]. Error bodies become [`Error`]s.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::wire::{CONTENT_TYPE, ErrorBody, REDIRECT_HEADER, TARGET_PREFIX};
+use crate::{Error, Result};
+
+/// Most leader redirects followed for one request.
+pub const MAX_HOPS: usize = 3;
+/// How long to keep asking while the cluster has no leader (an election takes about a second).
+pub const NO_LEADER_PATIENCE: Duration = Duration::from_secs(10);
+/// Timeout of one HTTP request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client bound to one starting node.
+pub struct Client {
+    http: reqwest::Client,
+    target: String,
+    verbose: bool,
+}
+
+/// The one-line error for a node that cannot be reached.
+pub fn unreachable(addr: &str, e: &reqwest::Error) -> Error {
+    let why = if e.is_connect() {
+        "connection refused".to_string()
+    } else if e.is_timeout() {
+        "timed out".to_string()
+    } else {
+        e.to_string()
+    };
+    Error::Unavailable(format!("cannot reach {addr}: {why} (is 'kvsim server' running?)"))
+}
+
+impl Client {
+    /// A client that starts every request at `target` (HOST:PORT).
+    ///
+    /// # Errors
+    /// If the HTTP client cannot be built.
+    pub fn new(target: &str, verbose: bool) -> Result<Client> {
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(Error::internal)?;
+        Ok(Client {
+            http,
+            target: target.to_string(),
+            verbose,
+        })
+    }
+
+    /// The underlying HTTP client.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The node requests start at.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Sends DynamoDB operation `op` with `input`, following leader hints.
+    ///
+    /// # Errors
+    /// The server's error, or `Unavailable` if no node answers or no leader appears in time.
+    pub async fn call<I: Serialize, O: DeserializeOwned>(&self, op: &str, input: &I) -> Result<O> {
+        let body = serde_json::to_vec(input).map_err(Error::internal)?;
+        let mut addr = self.target.clone();
+        let mut hops = 0;
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let resp = self
+                .http
+                .post(format!("http://{addr}/"))
+                .header("x-amz-target", format!("{TARGET_PREFIX}{op}"))
+                .header("content-type", CONTENT_TYPE)
+                .header(REDIRECT_HEADER, "hint")
+                .body(body.clone())
+                .send()
+                .await
+                .map_err(|e| unreachable(&addr, &e))?;
+            let status = resp.status().as_u16();
+            let bytes = resp.bytes().await.map_err(|e| unreachable(&addr, &e))?;
+            if status == 200 {
+                return serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::internal(format!("{addr} answered {op} with an unexpected body: {e}")));
+            }
+            let err: ErrorBody = serde_json::from_slice(&bytes).map_err(|_| {
+                Error::internal(format!(
+                    "{addr} answered HTTP {status} without a DynamoDB error body: {}",
+                    String::from_utf8_lossy(&bytes)
+                ))
+            })?;
+            if !err.type_name.ends_with("#NotLeaderException") {
+                return Err(Error::from_wire(&err.type_name, err.message));
+            }
+            match (err.leader_id, err.leader_addr) {
+                (Some(id), Some(leader)) if hops < MAX_HOPS => {
+                    hops += 1;
+                    if self.verbose {
+                        eprintln!("redirected to leader {id} at {leader}");
+                    }
+                    addr = leader;
+                }
+                (Some(_), Some(_)) => {
+                    return Err(Error::Unavailable(format!(
+                        "gave up after {MAX_HOPS} leader redirects (leadership is changing); retry"
+                    )));
+                }
+                _ => {
+                    if started.elapsed() >= NO_LEADER_PATIENCE {
+                        return Err(Error::Unavailable(format!(
+                            "no leader was elected within {}s (is a majority of nodes running?)",
+                            NO_LEADER_PATIENCE.as_secs()
+                        )));
+                    }
+                    if self.verbose {
+                        eprintln!("no leader known at {addr}; retrying in {}ms", backoff.as_millis());
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    // Ask where we started: a redirect target may itself have gone away.
+                    addr = self.target.clone();
+                }
+            }
+        }
+    }
+
+    /// `GET /status` of `addr`.
+    ///
+    /// # Errors
+    /// `Unavailable` if the node cannot be reached.
+    pub async fn status(&self, addr: &str) -> Result<serde_json::Value> {
+        fetch_status(&self.http, addr).await
+    }
+}
+
+/// `GET /status` of `addr` with any HTTP client.
+///
+/// # Errors
+/// `Unavailable` if the node cannot be reached.
+pub async fn fetch_status(http: &reqwest::Client, addr: &str) -> Result<serde_json::Value> {
+    let resp = http
+        .get(format!("http://{addr}/status"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .map_err(|e| unreachable(addr, &e))?;
+    let bytes = resp.bytes().await.map_err(|e| unreachable(addr, &e))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::internal(format!("{addr} answered a status that is not JSON: {e}")))
+}

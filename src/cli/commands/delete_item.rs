@@ -1,0 +1,56 @@
+//! `kvsim delete-item`: deletes one item by key (deleting a missing item is not an error).
+
+use serde_json::json;
+
+use crate::api::wire::{DeleteItemInput, WriteItemOutput};
+use crate::cli::client::Client;
+use crate::cli::commands::{describe_key, key_from_args, table_info, wire_item};
+use crate::cli::plain::item_to_plain;
+use crate::cli::render::print_json;
+use crate::cli::{Common, Output};
+use crate::Result;
+
+/// Options of `delete-item`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The table to delete from.
+    #[arg(long)]
+    pub table_name: String,
+    /// Partition key value.
+    #[arg(long)]
+    pub partition_key: String,
+    /// Sort key value, for tables with a sort key.
+    #[arg(long)]
+    pub sort_key: Option<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Runs `delete-item`.
+pub async fn run(client: &Client, args: Args) -> Result<()> {
+    let info = table_info(client, &args.table_name).await?;
+    let key = key_from_args(&info, &args.partition_key, args.sort_key.as_deref())?;
+    let out: WriteItemOutput = client
+        .call(
+            "DeleteItem",
+            &DeleteItemInput {
+                table_name: Some(args.table_name.clone()),
+                key: Some(wire_item(&key)),
+                return_values: Some("ALL_OLD".into()),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let deleted = out.attributes.is_some();
+    match args.common.output {
+        Output::Json => print_json(&json!({"table": args.table_name, "key": item_to_plain(&key, &info.key_names()), "deleted": deleted})),
+        Output::Table => {
+            if deleted {
+                println!("Deleted {} from {}.", describe_key(&key, &info), args.table_name);
+            } else {
+                println!("No item with {} in {}; nothing deleted.", describe_key(&key, &info), args.table_name);
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! `kvsim get-item`: one item by key; a missing item exits with code 4.
+
+use crate::api::wire::{GetItemInput, GetItemOutput, item_from_wire};
+use crate::cli::client::Client;
+use crate::cli::commands::{describe_key, key_from_args, table_info, wire_item};
+use crate::cli::plain::item_to_plain;
+use crate::cli::render::{print_items, print_json};
+use crate::cli::{Common, EXIT_NOT_FOUND, Output};
+use crate::Result;
+
+/// Options of `get-item`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The table to read.
+    #[arg(long)]
+    pub table_name: String,
+    /// Partition key value, converted to the key's type (N keys take numbers, B keys base64).
+    #[arg(long)]
+    pub partition_key: String,
+    /// Sort key value, for tables with a sort key.
+    #[arg(long)]
+    pub sort_key: Option<String>,
+    /// Read through the leader, linearizably, instead of from the node asked.
+    #[arg(long)]
+    pub consistent: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Runs `get-item`; returns the exit code.
+pub async fn run(client: &Client, args: Args) -> Result<i32> {
+    let info = table_info(client, &args.table_name).await?;
+    let key = key_from_args(&info, &args.partition_key, args.sort_key.as_deref())?;
+    let out: GetItemOutput = client
+        .call(
+            "GetItem",
+            &GetItemInput {
+                table_name: Some(args.table_name.clone()),
+                key: Some(wire_item(&key)),
+                consistent_read: Some(args.consistent),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let Some(item) = out.item else {
+        eprintln!("not found: no item with {} in {}", describe_key(&key, &info), args.table_name);
+        return Ok(EXIT_NOT_FOUND);
+    };
+    let item = item_from_wire(&item)?;
+    match args.common.output {
+        Output::Json => print_json(&item_to_plain(&item, &info.key_names()))?,
+        Output::Table => print_items(&[item], &info.key_names(), Output::Table)?,
+    }
+    Ok(0)
+}

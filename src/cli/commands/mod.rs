@@ -1,0 +1,150 @@
+//! One file per client subcommand: its arguments, its requests, its rendering.
+
+pub mod bench;
+pub mod create_table;
+pub mod delete_item;
+pub mod delete_table;
+pub mod describe_table;
+pub mod get_item;
+pub mod list_tables;
+pub mod put_item;
+pub mod query_items;
+pub mod scan;
+pub mod status;
+
+use crate::api::wire::{DescribeTableOutput, TableDescriptionWire, TableNameInput, WireValue};
+use crate::cli::client::Client;
+use crate::cli::plain::{display_value, key_value};
+use crate::model::{AttributeValue, Item, KeyAttribute, KeySchema, KeyType};
+use crate::{Error, Result};
+
+/// A table's description and its key schema, fetched from the server.
+pub struct TableInfo {
+    /// DescribeTable's answer.
+    pub description: TableDescriptionWire,
+    /// The key schema as the model sees it.
+    pub schema: KeySchema,
+}
+
+impl TableInfo {
+    /// Key attribute names, partition first.
+    pub fn key_names(&self) -> Vec<&str> {
+        self.schema.attribute_names()
+    }
+}
+
+/// Describes `table` and reads its key schema.
+///
+/// # Errors
+/// The server's error (`ResourceNotFound` for a missing table).
+pub async fn table_info(client: &Client, table: &str) -> Result<TableInfo> {
+    let out: DescribeTableOutput = client
+        .call(
+            "DescribeTable",
+            &TableNameInput {
+                table_name: Some(table.to_string()),
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            Error::ResourceNotFound(_) => Error::ResourceNotFound(format!("table {table} does not exist")),
+            other => other,
+        })?;
+    let d = out.table;
+    let attr = |kind: &str| -> Result<Option<KeyAttribute>> {
+        let Some(k) = d.key_schema.iter().find(|k| k.key_type == kind) else {
+            return Ok(None);
+        };
+        let ty = d
+            .attribute_definitions
+            .iter()
+            .find(|a| a.attribute_name == k.attribute_name)
+            .ok_or_else(|| Error::internal(format!("table {table}: key {} has no type", k.attribute_name)))?;
+        Ok(Some(KeyAttribute {
+            name: k.attribute_name.clone(),
+            key_type: ty.attribute_type.parse()?,
+        }))
+    };
+    let partition = attr("HASH")?.ok_or_else(|| Error::internal(format!("table {table} has no partition key")))?;
+    let sort = attr("RANGE")?;
+    Ok(TableInfo {
+        schema: KeySchema { partition, sort },
+        description: d,
+    })
+}
+
+/// Builds the key of `table` from `--partition-key` and `--sort-key` texts.
+///
+/// # Errors
+/// `Validation` when a key part is missing, superfluous, or does not fit its type.
+pub fn key_from_args(info: &TableInfo, partition: &str, sort: Option<&str>) -> Result<Item> {
+    let table = &info.description.table_name;
+    let mut key = Item::new();
+    key.insert(
+        info.schema.partition.name.clone(),
+        key_value(partition, &info.schema.partition, "--partition-key")?,
+    );
+    match (&info.schema.sort, sort) {
+        (Some(attr), Some(text)) => {
+            key.insert(attr.name.clone(), key_value(text, attr, "--sort-key")?);
+        }
+        (Some(attr), None) => {
+            return Err(Error::validation(format!(
+                "table {table} has sort key {}; give it with --sort-key",
+                attr.name
+            )));
+        }
+        (None, Some(_)) => {
+            return Err(Error::validation(format!("table {table} has no sort key; drop --sort-key")));
+        }
+        (None, None) => {}
+    }
+    Ok(key)
+}
+
+/// `Artist="Journey", SongTitle="Let It Be"`: a key for one-line messages.
+pub fn describe_key(key: &Item, info: &TableInfo) -> String {
+    info.key_names()
+        .iter()
+        .filter_map(|n| key.get(*n).map(|v| format!("{n}={}", display_value(v))))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Checks an item carries the table's key attributes with the right types, with a message
+/// that says what the table expects.
+///
+/// # Errors
+/// `Validation` naming the table, the key and what the item has instead.
+pub fn check_item_key(item: &Item, info: &TableInfo) -> Result<()> {
+    let table = &info.description.table_name;
+    let keys = std::iter::once((&info.schema.partition, "partition")).chain(info.schema.sort.iter().map(|s| (s, "sort")));
+    for (attr, role) in keys {
+        let Some(v) = item.get(&attr.name) else {
+            return Err(Error::validation(format!(
+                "table {table} has {role} key {}; the item has no {}",
+                attr.name, attr.name
+            )));
+        };
+        let fits = matches!(
+            (attr.key_type, v),
+            (KeyType::S, AttributeValue::S(_)) | (KeyType::N, AttributeValue::N(_)) | (KeyType::B, AttributeValue::B(_))
+        );
+        if !fits {
+            return Err(Error::validation(format!(
+                "table {table} has {role} key {} of type {}; the item's {} is {} ({})",
+                attr.name,
+                attr.key_type,
+                attr.name,
+                v.type_name(),
+                display_value(v)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The wire form of an item.
+pub fn wire_item(item: &Item) -> std::collections::BTreeMap<String, WireValue> {
+    crate::api::wire::item_to_wire(item)
+}

@@ -1,0 +1,154 @@
+//! `kvsim query-items`: the items of one partition, in sort-key order, optionally narrowed by a
+//! sort-key condition; follows pagination to the end unless `--limit` stops it.
+
+use std::collections::BTreeMap;
+
+use clap::ArgGroup;
+
+use crate::api::wire::{QueryInput, ReadPageOutput, WireValue, item_from_wire};
+use crate::cli::client::Client;
+use crate::cli::commands::{TableInfo, table_info};
+use crate::cli::plain::key_value;
+use crate::cli::render::print_items;
+use crate::cli::Common;
+use crate::model::{Item, KeyType};
+use crate::{Error, Result};
+
+/// Options of `query-items`.
+#[derive(Debug, clap::Args)]
+#[command(group(ArgGroup::new("sort_condition").multiple(false).args([
+    "sort_key_prefix", "sort_key_between", "sort_key_eq", "sort_key_gt", "sort_key_ge", "sort_key_lt", "sort_key_le",
+])))]
+pub struct Args {
+    /// The table to query.
+    #[arg(long)]
+    pub table_name: String,
+    /// Partition key value.
+    #[arg(long)]
+    pub partition_key: String,
+    /// Only sort keys starting with this (string or binary sort keys).
+    #[arg(long, value_name = "PREFIX")]
+    pub sort_key_prefix: Option<String>,
+    /// Only sort keys from LOW to HIGH, inclusive.
+    #[arg(long, num_args = 2, value_names = ["LOW", "HIGH"])]
+    pub sort_key_between: Option<Vec<String>>,
+    /// Only the sort key equal to this.
+    #[arg(long, value_name = "V")]
+    pub sort_key_eq: Option<String>,
+    /// Only sort keys greater than this.
+    #[arg(long, value_name = "V")]
+    pub sort_key_gt: Option<String>,
+    /// Only sort keys greater than or equal to this.
+    #[arg(long, value_name = "V")]
+    pub sort_key_ge: Option<String>,
+    /// Only sort keys less than this.
+    #[arg(long, value_name = "V")]
+    pub sort_key_lt: Option<String>,
+    /// Only sort keys less than or equal to this.
+    #[arg(long, value_name = "V")]
+    pub sort_key_le: Option<String>,
+    /// Return at most this many items.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
+    /// Highest sort key first.
+    #[arg(long)]
+    pub descending: bool,
+    /// Read through the leader, linearizably, instead of from the node asked.
+    #[arg(long)]
+    pub consistent: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// The key condition expression and its values for `args`.
+fn condition(args: &Args, info: &TableInfo) -> Result<(String, BTreeMap<String, String>, BTreeMap<String, WireValue>)> {
+    let mut names = BTreeMap::from([("#pk".to_string(), info.schema.partition.name.clone())]);
+    let mut values = BTreeMap::from([(
+        ":pk".to_string(),
+        WireValue::from_model(&key_value(&args.partition_key, &info.schema.partition, "--partition-key")?),
+    )]);
+    let mut expr = "#pk = :pk".to_string();
+    let sort_args: [(&str, &str, Option<&String>); 6] = [
+        ("--sort-key-prefix", "begins_with", args.sort_key_prefix.as_ref()),
+        ("--sort-key-eq", "=", args.sort_key_eq.as_ref()),
+        ("--sort-key-gt", ">", args.sort_key_gt.as_ref()),
+        ("--sort-key-ge", ">=", args.sort_key_ge.as_ref()),
+        ("--sort-key-lt", "<", args.sort_key_lt.as_ref()),
+        ("--sort-key-le", "<=", args.sort_key_le.as_ref()),
+    ];
+    let given = sort_args.iter().find(|(_, _, v)| v.is_some());
+    if given.is_none() && args.sort_key_between.is_none() {
+        return Ok((expr, names, values));
+    }
+    let table = &info.description.table_name;
+    let Some(sort) = &info.schema.sort else {
+        return Err(Error::validation(format!(
+            "table {table} has no sort key, so it takes no --sort-key-* condition"
+        )));
+    };
+    names.insert("#sk".into(), sort.name.clone());
+    let mut value = |flag: &str, name: &str, text: &str| -> Result<()> {
+        values.insert(name.into(), WireValue::from_model(&key_value(text, sort, flag)?));
+        Ok(())
+    };
+    if let Some(between) = &args.sort_key_between {
+        let [low, high] = between.as_slice() else {
+            return Err(Error::validation("--sort-key-between takes two values: LOW HIGH"));
+        };
+        value("--sort-key-between", ":lo", low)?;
+        value("--sort-key-between", ":hi", high)?;
+        expr.push_str(" AND #sk BETWEEN :lo AND :hi");
+    } else if let Some((flag, op, Some(text))) = given {
+        value(flag, ":sk", text)?;
+        if *op == "begins_with" {
+            if sort.key_type == KeyType::N {
+                return Err(Error::validation(format!(
+                    "--sort-key-prefix needs a string or binary sort key; {table}'s sort key {} is a number",
+                    sort.name
+                )));
+            }
+            expr.push_str(" AND begins_with(#sk, :sk)");
+        } else {
+            expr.push_str(&format!(" AND #sk {op} :sk"));
+        }
+    }
+    Ok((expr, names, values))
+}
+
+/// Runs `query-items`.
+pub async fn run(client: &Client, args: Args) -> Result<()> {
+    let info = table_info(client, &args.table_name).await?;
+    let (expr, names, values) = condition(&args, &info)?;
+    let mut items: Vec<Item> = Vec::new();
+    let mut start = None;
+    loop {
+        let remaining = args.limit.map(|l| l.saturating_sub(items.len() as u64));
+        if remaining == Some(0) {
+            break;
+        }
+        let page: ReadPageOutput = client
+            .call(
+                "Query",
+                &QueryInput {
+                    table_name: Some(args.table_name.clone()),
+                    key_condition_expression: Some(expr.clone()),
+                    expression_attribute_names: Some(names.clone()),
+                    expression_attribute_values: Some(values.clone()),
+                    scan_index_forward: Some(!args.descending),
+                    limit: remaining.map(|r| i64::try_from(r).unwrap_or(i64::MAX)),
+                    exclusive_start_key: start.take(),
+                    consistent_read: Some(args.consistent),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        for item in page.items.unwrap_or_default() {
+            items.push(item_from_wire(&item)?);
+        }
+        match page.last_evaluated_key {
+            Some(k) => start = Some(k),
+            None => break,
+        }
+    }
+    print_items(&items, &info.key_names(), args.common.output)
+}

@@ -1,0 +1,107 @@
+//! `kvsim status`: every node's Raft state as one table (the default), or one node's.
+
+use serde_json::{Value, json};
+
+use crate::cli::client::Client;
+use crate::cli::render::{print_json, table};
+use crate::cli::Output;
+use crate::Result;
+
+/// Where discovery starts when no `--target-addr` is given.
+const DEFAULT_TARGET: &str = "localhost:8100";
+
+/// Options of `status`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Show only this node (HOST:PORT). Without it, every node of the cluster is shown,
+    /// discovered through $KVSIM_TARGET_ADDR or localhost:8100.
+    #[arg(long)]
+    pub target_addr: Option<String>,
+    /// Show every node even when --target-addr is given (it is then where discovery starts).
+    #[arg(long)]
+    pub all: bool,
+    /// Output format: `json` prints the server's status document (an array for all nodes).
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Fetches the status of every node listed by the node at `start`.
+async fn all_statuses(client: &Client, start: &str) -> Result<Vec<Value>> {
+    let first = client.status(start).await?;
+    let nodes: Vec<(u64, String)> = first["nodes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| Some((n["node_id"].as_u64()?, n["addr"].as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (id, addr) in nodes {
+        if Some(id) == first["node_id"].as_u64() {
+            out.push(first.clone());
+            continue;
+        }
+        match client.status(&addr).await {
+            Ok(s) => out.push(s),
+            Err(e) => out.push(json!({"node_id": id, "addr": addr, "role": "unreachable", "error": e.to_string()})),
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `status`.
+pub async fn run(args: Args) -> Result<()> {
+    let start = args
+        .target_addr
+        .clone()
+        .or_else(|| std::env::var("KVSIM_TARGET_ADDR").ok().filter(|a| !a.is_empty()))
+        .unwrap_or_else(|| DEFAULT_TARGET.to_string());
+    let client = Client::new(&start, false)?;
+    let single = args.target_addr.is_some() && !args.all;
+    let statuses = if single {
+        vec![client.status(&start).await?]
+    } else {
+        all_statuses(&client, &start).await?
+    };
+    if args.output == Output::Json {
+        return print_json(&if single { statuses[0].clone() } else { Value::Array(statuses) });
+    }
+    let leader_commit = statuses
+        .iter()
+        .find(|s| s["role"] == "leader")
+        .or_else(|| statuses.iter().max_by_key(|s| s["commit_index"].as_u64()))
+        .and_then(|s| s["commit_index"].as_u64());
+    let mut t = table(vec!["node", "address", "role", "term", "leader", "commit", "applied", "lag"]);
+    for s in &statuses {
+        let lag = match (leader_commit, s["applied_index"].as_u64()) {
+            (Some(c), Some(a)) => c.saturating_sub(a).to_string(),
+            _ => "-".into(),
+        };
+        t.add_row(vec![
+            text(&s["node_id"]),
+            text(&s["addr"]),
+            text(&s["role"]),
+            text(&s["term"]),
+            text(&s["leader_id"]),
+            text(&s["commit_index"]),
+            text(&s["applied_index"]),
+            lag,
+        ]);
+    }
+    println!("{t}");
+    for s in &statuses {
+        if let Some(e) = s.get("error").or_else(|| s["health"].get("error")) {
+            println!("node {}: {}", text(&s["node_id"]), text(e));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! Output of client commands: ASCII tables for people, plain JSON for scripts. Tables use a
+//! fixed ASCII style and no colour, so output is the same on a terminal, in a pipe and in the
+//! golden tests.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, UNIX_EPOCH};
+
+use comfy_table::{Cell, Table};
+use serde_json::Value;
+
+use crate::api::wire::TableDescriptionWire;
+use crate::cli::Output;
+use crate::cli::plain::{item_to_plain, to_plain};
+use crate::model::{AttributeValue, Item};
+use crate::{Error, Result};
+
+/// A new table in the house style.
+pub fn table(header: Vec<&str>) -> Table {
+    let mut t = Table::new();
+    t.load_style(comfy_table::presets::ASCII_FULL_CONDENSED);
+    t.force_no_tty();
+    t.set_header(header);
+    t
+}
+
+/// Prints a JSON value, pretty, on stdout.
+///
+/// # Errors
+/// Never in practice (serialising a `Value`).
+pub fn print_json(v: &Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v).map_err(Error::internal)?);
+    Ok(())
+}
+
+fn cell_text(v: &AttributeValue) -> String {
+    match v {
+        AttributeValue::S(s) => s.clone(),
+        AttributeValue::N(n) => n.to_string(),
+        other => to_plain(other).to_string(),
+    }
+}
+
+/// Prints items: a list of plain JSON documents, or a table with the key attributes first and
+/// the other attributes in name order.
+///
+/// # Errors
+/// As [`print_json`].
+pub fn print_items(items: &[Item], key_names: &[&str], output: Output) -> Result<()> {
+    match output {
+        Output::Json => print_json(&Value::Array(items.iter().map(|i| item_to_plain(i, key_names)).collect())),
+        Output::Table => {
+            let others: BTreeSet<&str> = items
+                .iter()
+                .flat_map(|i| i.keys().map(String::as_str))
+                .filter(|k| !key_names.contains(k))
+                .collect();
+            let columns: Vec<&str> = key_names.iter().copied().chain(others).collect();
+            let mut t = table(columns.clone());
+            for item in items {
+                t.add_row(columns.iter().map(|c| Cell::new(item.get(*c).map(cell_text).unwrap_or_default())));
+            }
+            println!("{t}");
+            let n = items.len();
+            println!("{n} item{}", if n == 1 { "" } else { "s" });
+            Ok(())
+        }
+    }
+}
+
+/// A table's creation time as RFC 3339 (UTC, milliseconds).
+pub fn created(d: &TableDescriptionWire) -> String {
+    let ms = (d.creation_date_time * 1000.0).round().max(0.0) as u64;
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+/// Prints a table description: DynamoDB's JSON shape, or a two-column table.
+///
+/// # Errors
+/// As [`print_json`].
+pub fn print_description(d: &TableDescriptionWire, output: Output) -> Result<()> {
+    match output {
+        Output::Json => print_json(&serde_json::to_value(d).map_err(Error::internal)?),
+        Output::Table => {
+            let key = |kind: &str| {
+                d.key_schema.iter().find(|k| k.key_type == kind).map(|k| {
+                    let ty = d
+                        .attribute_definitions
+                        .iter()
+                        .find(|a| a.attribute_name == k.attribute_name)
+                        .map_or("?", |a| a.attribute_type.as_str());
+                    format!("{} ({ty})", k.attribute_name)
+                })
+            };
+            let mut t = table(vec!["Table", &d.table_name]);
+            let rows = [
+                ("Status", d.table_status.clone()),
+                ("Partition key", key("HASH").unwrap_or_default()),
+                ("Sort key", key("RANGE").unwrap_or_else(|| "-".into())),
+                ("Items", d.item_count.to_string()),
+                ("Size (bytes)", d.table_size_bytes.to_string()),
+                ("Billing", d.billing_mode_summary.billing_mode.clone()),
+                ("Created", created(d)),
+                ("ARN", d.table_arn.clone()),
+                ("Table id", d.table_id.clone()),
+            ];
+            for (k, v) in rows {
+                t.add_row(vec![k.to_string(), v]);
+            }
+            println!("{t}");
+            Ok(())
+        }
+    }
+}
