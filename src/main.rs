@@ -4,7 +4,14 @@
 use clap::Parser;
 
 fn main() {
-    let args = kvsim::cli::Args::parse();
+    let args = match kvsim::cli::Args::try_parse() {
+        Ok(args) => args,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            eprintln!("{}", kvsim::cli::one_line_usage_error(&e));
+            std::process::exit(kvsim::cli::EXIT_USAGE);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -71,9 +71,11 @@ impl Op {
         )
     }
 
-    /// True for reads that honour `ConsistentRead`.
+    /// True for reads that honour `ConsistentRead`. DescribeTable is a kvsim extension: with
+    /// `ConsistentRead` it answers from the leader, so a client sees a table it just created
+    /// (the kvsim CLI relies on this; SDKs never send it).
     pub fn is_item_read(self) -> bool {
-        matches!(self, Op::GetItem | Op::Query | Op::Scan)
+        matches!(self, Op::GetItem | Op::Query | Op::Scan | Op::DescribeTable)
     }
 }
 

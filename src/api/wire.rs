@@ -32,6 +32,7 @@ pub const MAX_NESTING: usize = 32;
 /// An attribute value in DynamoDB JSON: exactly one member is set.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[allow(non_snake_case)]
+#[serde(expecting = "a DynamoDB attribute value such as {\"S\": \"text\"} or {\"N\": \"1\"}")]
 pub struct WireValue {
     /// String.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -375,6 +376,9 @@ pub struct CreateTableOutput {
 pub struct TableNameInput {
     /// Table name.
     pub table_name: Option<String>,
+    /// DescribeTable only, a kvsim extension: answer from the leader after a ReadIndex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistent_read: Option<bool>,
 }
 
 /// DeleteTable response.

@@ -5,6 +5,7 @@
 //! retries at the leader's address (at most [`MAX_HOPS`] times), and while no leader is known it
 //! backs off and asks again for up to [`NO_LEADER_PATIENCE`]. Error bodies become [`Error`]s.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -25,6 +26,9 @@ pub struct Client {
     http: reqwest::Client,
     target: String,
     verbose: bool,
+    /// The leader learnt from the last redirect, so later leader-bound requests go straight
+    /// there instead of being redirected again.
+    leader: Mutex<Option<String>>,
 }
 
 /// The one-line error for a node that cannot be reached.
@@ -36,7 +40,9 @@ pub fn unreachable(addr: &str, e: &reqwest::Error) -> Error {
     } else {
         e.to_string()
     };
-    Error::Unavailable(format!("cannot reach {addr}: {why} (is 'kvsim server' running?)"))
+    Error::Unavailable(format!(
+        "cannot reach {addr}: {why} (is 'kvsim server' running?)"
+    ))
 }
 
 impl Client {
@@ -53,6 +59,7 @@ impl Client {
             http,
             target: target.to_string(),
             verbose,
+            leader: Mutex::new(None),
         })
     }
 
@@ -66,13 +73,55 @@ impl Client {
         &self.target
     }
 
-    /// Sends DynamoDB operation `op` with `input`, following leader hints.
+    /// Sends DynamoDB operation `op` with `input` to the target node, following leader hints
+    /// if the operation needs the leader.
     ///
     /// # Errors
     /// The server's error, or `Unavailable` if no node answers or no leader appears in time.
     pub async fn call<I: Serialize, O: DeserializeOwned>(&self, op: &str, input: &I) -> Result<O> {
+        self.send(op, input, self.target.clone()).await
+    }
+
+    /// Like [`Client::call`] for an operation that needs the leader (a write or a consistent
+    /// read): goes straight to the leader if an earlier redirect named it.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn call_leader<I: Serialize, O: DeserializeOwned>(
+        &self,
+        op: &str,
+        input: &I,
+    ) -> Result<O> {
+        let known = self.leader.lock().ok().and_then(|l| l.clone());
+        self.send(op, input, known.unwrap_or_else(|| self.target.clone()))
+            .await
+    }
+
+    /// A read: consistent ones need the leader, eventual ones are served by the target node.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn read<I: Serialize, O: DeserializeOwned>(
+        &self,
+        op: &str,
+        input: &I,
+        consistent: bool,
+    ) -> Result<O> {
+        if consistent {
+            self.call_leader(op, input).await
+        } else {
+            self.call(op, input).await
+        }
+    }
+
+    async fn send<I: Serialize, O: DeserializeOwned>(
+        &self,
+        op: &str,
+        input: &I,
+        start: String,
+    ) -> Result<O> {
         let body = serde_json::to_vec(input).map_err(Error::internal)?;
-        let mut addr = self.target.clone();
+        let mut addr = start;
         let mut hops = 0;
         let started = Instant::now();
         let mut backoff = Duration::from_millis(100);
@@ -90,8 +139,9 @@ impl Client {
             let status = resp.status().as_u16();
             let bytes = resp.bytes().await.map_err(|e| unreachable(&addr, &e))?;
             if status == 200 {
-                return serde_json::from_slice(&bytes)
-                    .map_err(|e| Error::internal(format!("{addr} answered {op} with an unexpected body: {e}")));
+                return serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::internal(format!("{addr} answered {op} with an unexpected body: {e}"))
+                });
             }
             let err: ErrorBody = serde_json::from_slice(&bytes).map_err(|_| {
                 Error::internal(format!(
@@ -108,6 +158,9 @@ impl Client {
                     if self.verbose {
                         eprintln!("redirected to leader {id} at {leader}");
                     }
+                    if let Ok(mut known) = self.leader.lock() {
+                        *known = Some(leader.clone());
+                    }
                     addr = leader;
                 }
                 (Some(_), Some(_)) => {
@@ -123,7 +176,10 @@ impl Client {
                         )));
                     }
                     if self.verbose {
-                        eprintln!("no leader known at {addr}; retrying in {}ms", backoff.as_millis());
+                        eprintln!(
+                            "no leader known at {addr}; retrying in {}ms",
+                            backoff.as_millis()
+                        );
                     }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -155,5 +211,6 @@ pub async fn fetch_status(http: &reqwest::Client, addr: &str) -> Result<serde_js
         .await
         .map_err(|e| unreachable(addr, &e))?;
     let bytes = resp.bytes().await.map_err(|e| unreachable(addr, &e))?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::internal(format!("{addr} answered a status that is not JSON: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::internal(format!("{addr} answered a status that is not JSON: {e}")))
 }

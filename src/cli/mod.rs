@@ -18,8 +18,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::cli::client::Client;
 use crate::cli::commands::{
-    bench, create_table, delete_item, delete_table, describe_table, get_item, list_tables, put_item, query_items, scan,
-    status,
+    bench, create_table, delete_item, delete_table, describe_table, get_item, list_tables,
+    put_item, query_items, scan, status,
 };
 use crate::config::{DEFAULT_BASE_PORT, DEFAULT_DATA_ROOT};
 use crate::{Error, Result};
@@ -173,7 +173,9 @@ pub fn run(args: Args) -> Result<i32> {
             Command::CreateTable(a) => create_table::run(&client(&a.common)?, a).await.map(|()| 0),
             Command::DeleteTable(a) => delete_table::run(&client(&a.common)?, a).await.map(|()| 0),
             Command::ListTables(a) => list_tables::run(&client(&a.common)?, a).await.map(|()| 0),
-            Command::DescribeTable(a) => describe_table::run(&client(&a.common)?, a).await.map(|()| 0),
+            Command::DescribeTable(a) => describe_table::run(&client(&a.common)?, a)
+                .await
+                .map(|()| 0),
             Command::PutItem(a) => put_item::run(&client(&a.common)?, a).await.map(|()| 0),
             Command::GetItem(a) => get_item::run(&client(&a.common)?, a).await,
             Command::DeleteItem(a) => delete_item::run(&client(&a.common)?, a).await.map(|()| 0),
@@ -183,6 +185,31 @@ pub fn run(args: Args) -> Result<i32> {
             Command::Server(_) | Command::Bench(_) => Ok(0),
         }
     })
+}
+
+/// A clap usage error as one line: the message and any "possible values", without the usage
+/// block (which `--help` shows).
+pub fn one_line_usage_error(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+        })
+        .collect();
+    format!("{} (see --help)", parts.join(" "))
+}
+
+/// Parses a count of at least 1.
+///
+/// # Errors
+/// A message saying what was expected.
+pub fn positive(s: &str) -> std::result::Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("expected a whole number of at least 1, got '{s}'")),
+    }
 }
 
 /// The process exit code for an error (see `kvsim --help`).

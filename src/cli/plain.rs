@@ -19,8 +19,8 @@ use crate::{Error, Result};
 /// # Errors
 /// `Validation` naming `flag` when the text is not a JSON object or holds an invalid number.
 pub fn item_from_plain(text: &str, flag: &str) -> Result<Item> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| Error::validation(format!("{flag} is not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| Error::validation(format!("{flag} is not valid JSON: {e}")))?;
     let Value::Object(map) = value else {
         return Err(Error::validation(format!(
             "{flag} must be a JSON object of attributes, like {{\"Artist\":\"Journey\",\"Year\":1981}}"
@@ -28,7 +28,8 @@ pub fn item_from_plain(text: &str, flag: &str) -> Result<Item> {
     };
     map.into_iter()
         .map(|(k, v)| {
-            let v = from_plain(v).map_err(|e| Error::validation(format!("{flag}: attribute {k}: {e}")))?;
+            let v = from_plain(v)
+                .map_err(|e| Error::validation(format!("{flag}: attribute {k}: {e}")))?;
             Ok((k, v))
         })
         .collect()
@@ -78,10 +79,14 @@ pub fn to_plain(v: &AttributeValue) -> Value {
         AttributeValue::Bool(b) => Value::Bool(*b),
         AttributeValue::Null => Value::Null,
         AttributeValue::L(l) => Value::Array(l.iter().map(to_plain).collect()),
-        AttributeValue::M(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), to_plain(v))).collect()),
+        AttributeValue::M(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), to_plain(v))).collect())
+        }
         AttributeValue::Ss(s) => Value::Array(s.iter().cloned().map(Value::String).collect()),
         AttributeValue::Ns(s) => Value::Array(s.iter().map(json_number).collect()),
-        AttributeValue::Bs(s) => Value::Array(s.iter().map(|b| Value::String(BASE64.encode(b))).collect()),
+        AttributeValue::Bs(s) => {
+            Value::Array(s.iter().map(|b| Value::String(BASE64.encode(b))).collect())
+        }
     }
 }
 
@@ -137,7 +142,10 @@ mod tests {
         let text = r#"{"Artist":"Journey","Year":1981,"Big":123456789012345678901234567890.5,"Ok":true,"None":null,"L":[1,"a"],"M":{"x":0.10}}"#;
         let item = item_from_plain(text, "--item-data").expect("parses");
         assert_eq!(item["Artist"], AttributeValue::S("Journey".into()));
-        assert_eq!(item["Year"], AttributeValue::N(Number::parse("1981").expect("n")));
+        assert_eq!(
+            item["Year"],
+            AttributeValue::N(Number::parse("1981").expect("n"))
+        );
         assert_eq!(item["Ok"], AttributeValue::Bool(true));
         assert_eq!(item["None"], AttributeValue::Null);
         let back = item_to_plain(&item, &["Year"]);
@@ -150,11 +158,21 @@ mod tests {
     #[test]
     fn bad_input_names_the_flag() {
         let e = item_from_plain(r#"{"a" 1}"#, "--item-data").expect_err("invalid");
-        assert_eq!(e.to_string(), "--item-data is not valid JSON: expected `:` at line 1 column 6");
+        assert_eq!(
+            e.to_string(),
+            "--item-data is not valid JSON: expected `:` at line 1 column 6"
+        );
         let e = item_from_plain("[1]", "--item-data").expect_err("not an object");
-        assert!(e.to_string().starts_with("--item-data must be a JSON object"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("--item-data must be a JSON object"),
+            "{e}"
+        );
         let e = item_from_plain(r#"{"n": 1e999}"#, "--item-data").expect_err("overflow");
-        assert!(e.to_string().contains("attribute n: Number overflow"), "{e}");
+        assert!(
+            e.to_string().contains("attribute n: Number overflow"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -28,7 +28,10 @@ pub fn table(header: Vec<&str>) -> Table {
 /// # Errors
 /// Never in practice (serialising a `Value`).
 pub fn print_json(v: &Value) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v).map_err(Error::internal)?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).map_err(Error::internal)?
+    );
     Ok(())
 }
 
@@ -36,6 +39,7 @@ fn cell_text(v: &AttributeValue) -> String {
     match v {
         AttributeValue::S(s) => s.clone(),
         AttributeValue::N(n) => n.to_string(),
+        AttributeValue::B(_) => to_plain(v).as_str().unwrap_or_default().to_string(),
         other => to_plain(other).to_string(),
     }
 }
@@ -47,7 +51,9 @@ fn cell_text(v: &AttributeValue) -> String {
 /// As [`print_json`].
 pub fn print_items(items: &[Item], key_names: &[&str], output: Output) -> Result<()> {
     match output {
-        Output::Json => print_json(&Value::Array(items.iter().map(|i| item_to_plain(i, key_names)).collect())),
+        Output::Json => print_json(&Value::Array(
+            items.iter().map(|i| item_to_plain(i, key_names)).collect(),
+        )),
         Output::Table => {
             let others: BTreeSet<&str> = items
                 .iter()
@@ -57,7 +63,11 @@ pub fn print_items(items: &[Item], key_names: &[&str], output: Output) -> Result
             let columns: Vec<&str> = key_names.iter().copied().chain(others).collect();
             let mut t = table(columns.clone());
             for item in items {
-                t.add_row(columns.iter().map(|c| Cell::new(item.get(*c).map(cell_text).unwrap_or_default())));
+                t.add_row(
+                    columns
+                        .iter()
+                        .map(|c| Cell::new(item.get(*c).map(cell_text).unwrap_or_default())),
+                );
             }
             println!("{t}");
             let n = items.len();

@@ -79,7 +79,7 @@ pub async fn run(app: &AppState, op: Op, req: &Request) -> Result<Value> {
     match op {
         Op::CreateTable => to_value(create_table::run(app, req).await?),
         Op::DeleteTable => to_value(delete_table::run(app, req).await?),
-        Op::DescribeTable => to_value(describe_table::run(app, req)?),
+        Op::DescribeTable => to_value(describe_table::run(app, req).await?),
         Op::ListTables => to_value(list_tables::run(app, req)?),
         Op::PutItem => to_value(put_item::run(app, req).await?),
         Op::GetItem => to_value(get_item::run(app, req).await?),

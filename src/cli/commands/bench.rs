@@ -14,8 +14,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::api::wire::CONTENT_TYPE;
-use crate::cli::client::{fetch_status as fetch, unreachable};
 use crate::cli::Output;
+use crate::cli::client::{fetch_status as fetch, unreachable};
 use crate::{Error, Result};
 
 const TABLE: &str = "kvsim-bench";

@@ -1,10 +1,12 @@
 //! `kvsim create-table`: a table with a partition key and an optional sort key, on-demand.
 
-use crate::api::wire::{AttributeDefinition, CreateTableInput, CreateTableOutput, KeySchemaElement};
+use crate::Result;
+use crate::api::wire::{
+    AttributeDefinition, CreateTableInput, CreateTableOutput, KeySchemaElement,
+};
 use crate::cli::client::Client;
 use crate::cli::render::print_description;
 use crate::cli::{Common, KeyTypeArg};
-use crate::Result;
 
 /// Options of `create-table`.
 #[derive(Debug, clap::Args)]
@@ -55,6 +57,6 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
         billing_mode: Some("PAY_PER_REQUEST".into()),
         ..Default::default()
     };
-    let out: CreateTableOutput = client.call("CreateTable", &input).await?;
+    let out: CreateTableOutput = client.call_leader("CreateTable", &input).await?;
     print_description(&out.table_description, args.common.output)
 }

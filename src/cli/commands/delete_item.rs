@@ -2,13 +2,13 @@
 
 use serde_json::json;
 
+use crate::Result;
 use crate::api::wire::{DeleteItemInput, WriteItemOutput};
 use crate::cli::client::Client;
 use crate::cli::commands::{describe_key, key_from_args, table_info, wire_item};
 use crate::cli::plain::item_to_plain;
 use crate::cli::render::print_json;
 use crate::cli::{Common, Output};
-use crate::Result;
 
 /// Options of `delete-item`.
 #[derive(Debug, clap::Args)]
@@ -28,10 +28,10 @@ pub struct Args {
 
 /// Runs `delete-item`.
 pub async fn run(client: &Client, args: Args) -> Result<()> {
-    let info = table_info(client, &args.table_name).await?;
+    let info = table_info(client, &args.table_name, true).await?;
     let key = key_from_args(&info, &args.partition_key, args.sort_key.as_deref())?;
     let out: WriteItemOutput = client
-        .call(
+        .call_leader(
             "DeleteItem",
             &DeleteItemInput {
                 table_name: Some(args.table_name.clone()),
@@ -43,12 +43,22 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
         .await?;
     let deleted = out.attributes.is_some();
     match args.common.output {
-        Output::Json => print_json(&json!({"table": args.table_name, "key": item_to_plain(&key, &info.key_names()), "deleted": deleted})),
+        Output::Json => print_json(
+            &json!({"table": args.table_name, "key": item_to_plain(&key, &info.key_names()), "deleted": deleted}),
+        ),
         Output::Table => {
             if deleted {
-                println!("Deleted {} from {}.", describe_key(&key, &info), args.table_name);
+                println!(
+                    "Deleted {} from {}.",
+                    describe_key(&key, &info),
+                    args.table_name
+                );
             } else {
-                println!("No item with {} in {}; nothing deleted.", describe_key(&key, &info), args.table_name);
+                println!(
+                    "No item with {} in {}; nothing deleted.",
+                    describe_key(&key, &info),
+                    args.table_name
+                );
             }
             Ok(())
         }

@@ -19,15 +19,18 @@ pub struct Args {
 /// Runs `delete-table`.
 pub async fn run(client: &Client, args: Args) -> Result<()> {
     let out: DeleteTableOutput = client
-        .call(
+        .call_leader(
             "DeleteTable",
             &TableNameInput {
                 table_name: Some(args.table_name.clone()),
+                consistent_read: None,
             },
         )
         .await
         .map_err(|e| match e {
-            Error::ResourceNotFound(_) => Error::ResourceNotFound(format!("table {} does not exist", args.table_name)),
+            Error::ResourceNotFound(_) => {
+                Error::ResourceNotFound(format!("table {} does not exist", args.table_name))
+            }
             other => other,
         })?;
     match args.common.output {
@@ -35,7 +38,11 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
         Output::Table => {
             let d = &out.table_description;
             let n = d.item_count;
-            println!("Deleted table {} ({n} item{}).", d.table_name, if n == 1 { "" } else { "s" });
+            println!(
+                "Deleted table {} ({n} item{}).",
+                d.table_name,
+                if n == 1 { "" } else { "s" }
+            );
             Ok(())
         }
     }

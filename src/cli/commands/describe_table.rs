@@ -1,10 +1,10 @@
 //! `kvsim describe-table`: a table's schema, status and size.
 
+use crate::Result;
+use crate::cli::Common;
 use crate::cli::client::Client;
 use crate::cli::commands::table_info;
 use crate::cli::render::print_description;
-use crate::cli::Common;
-use crate::Result;
 
 /// Options of `describe-table`.
 #[derive(Debug, clap::Args)]
@@ -18,6 +18,6 @@ pub struct Args {
 
 /// Runs `describe-table`.
 pub async fn run(client: &Client, args: Args) -> Result<()> {
-    let info = table_info(client, &args.table_name).await?;
+    let info = table_info(client, &args.table_name, false).await?;
     print_description(&info.description, args.common.output)
 }

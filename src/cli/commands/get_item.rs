@@ -1,12 +1,12 @@
 //! `kvsim get-item`: one item by key; a missing item exits with code 4.
 
+use crate::Result;
 use crate::api::wire::{GetItemInput, GetItemOutput, item_from_wire};
 use crate::cli::client::Client;
 use crate::cli::commands::{describe_key, key_from_args, table_info, wire_item};
 use crate::cli::plain::item_to_plain;
 use crate::cli::render::{print_items, print_json};
 use crate::cli::{Common, EXIT_NOT_FOUND, Output};
-use crate::Result;
 
 /// Options of `get-item`.
 #[derive(Debug, clap::Args)]
@@ -29,21 +29,21 @@ pub struct Args {
 
 /// Runs `get-item`; returns the exit code.
 pub async fn run(client: &Client, args: Args) -> Result<i32> {
-    let info = table_info(client, &args.table_name).await?;
+    let info = table_info(client, &args.table_name, args.consistent).await?;
     let key = key_from_args(&info, &args.partition_key, args.sort_key.as_deref())?;
-    let out: GetItemOutput = client
-        .call(
-            "GetItem",
-            &GetItemInput {
-                table_name: Some(args.table_name.clone()),
-                key: Some(wire_item(&key)),
-                consistent_read: Some(args.consistent),
-                ..Default::default()
-            },
-        )
-        .await?;
+    let request = GetItemInput {
+        table_name: Some(args.table_name.clone()),
+        key: Some(wire_item(&key)),
+        consistent_read: Some(args.consistent),
+        ..Default::default()
+    };
+    let out: GetItemOutput = client.read("GetItem", &request, args.consistent).await?;
     let Some(item) = out.item else {
-        eprintln!("not found: no item with {} in {}", describe_key(&key, &info), args.table_name);
+        eprintln!(
+            "not found: no item with {} in {}",
+            describe_key(&key, &info),
+            args.table_name
+        );
         return Ok(EXIT_NOT_FOUND);
     };
     let item = item_from_wire(&item)?;

@@ -2,11 +2,11 @@
 
 use serde_json::Value;
 
+use crate::Result;
 use crate::api::wire::{ListTablesInput, ListTablesOutput};
 use crate::cli::client::Client;
 use crate::cli::render::{print_json, table};
 use crate::cli::{Common, Output};
-use crate::Result;
 
 /// Options of `list-tables`.
 #[derive(Debug, clap::Args)]
@@ -36,14 +36,20 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
         }
     }
     match args.common.output {
-        Output::Json => print_json(&Value::Array(names.into_iter().map(Value::String).collect())),
+        Output::Json => print_json(&Value::Array(
+            names.into_iter().map(Value::String).collect(),
+        )),
         Output::Table => {
             let mut t = table(vec!["TableName"]);
             for n in &names {
                 t.add_row(vec![n.clone()]);
             }
             println!("{t}");
-            println!("{} table{}", names.len(), if names.len() == 1 { "" } else { "s" });
+            println!(
+                "{} table{}",
+                names.len(),
+                if names.len() == 1 { "" } else { "s" }
+            );
             Ok(())
         }
     }

@@ -33,21 +33,24 @@ impl TableInfo {
     }
 }
 
-/// Describes `table` and reads its key schema.
+/// Describes `table` and reads its key schema. With `consistent` the leader answers, so a
+/// table created a moment ago through any node is seen; otherwise the node asked answers from
+/// its own (possibly stale) state.
 ///
 /// # Errors
 /// The server's error (`ResourceNotFound` for a missing table).
-pub async fn table_info(client: &Client, table: &str) -> Result<TableInfo> {
+pub async fn table_info(client: &Client, table: &str, consistent: bool) -> Result<TableInfo> {
+    let request = TableNameInput {
+        table_name: Some(table.to_string()),
+        consistent_read: consistent.then_some(true),
+    };
     let out: DescribeTableOutput = client
-        .call(
-            "DescribeTable",
-            &TableNameInput {
-                table_name: Some(table.to_string()),
-            },
-        )
+        .read("DescribeTable", &request, consistent)
         .await
         .map_err(|e| match e {
-            Error::ResourceNotFound(_) => Error::ResourceNotFound(format!("table {table} does not exist")),
+            Error::ResourceNotFound(_) => {
+                Error::ResourceNotFound(format!("table {table} does not exist"))
+            }
             other => other,
         })?;
     let d = out.table;
@@ -59,13 +62,19 @@ pub async fn table_info(client: &Client, table: &str) -> Result<TableInfo> {
             .attribute_definitions
             .iter()
             .find(|a| a.attribute_name == k.attribute_name)
-            .ok_or_else(|| Error::internal(format!("table {table}: key {} has no type", k.attribute_name)))?;
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "table {table}: key {} has no type",
+                    k.attribute_name
+                ))
+            })?;
         Ok(Some(KeyAttribute {
             name: k.attribute_name.clone(),
             key_type: ty.attribute_type.parse()?,
         }))
     };
-    let partition = attr("HASH")?.ok_or_else(|| Error::internal(format!("table {table} has no partition key")))?;
+    let partition = attr("HASH")?
+        .ok_or_else(|| Error::internal(format!("table {table} has no partition key")))?;
     let sort = attr("RANGE")?;
     Ok(TableInfo {
         schema: KeySchema { partition, sort },
@@ -95,7 +104,9 @@ pub fn key_from_args(info: &TableInfo, partition: &str, sort: Option<&str>) -> R
             )));
         }
         (None, Some(_)) => {
-            return Err(Error::validation(format!("table {table} has no sort key; drop --sort-key")));
+            return Err(Error::validation(format!(
+                "table {table} has no sort key; drop --sort-key"
+            )));
         }
         (None, None) => {}
     }
@@ -118,7 +129,8 @@ pub fn describe_key(key: &Item, info: &TableInfo) -> String {
 /// `Validation` naming the table, the key and what the item has instead.
 pub fn check_item_key(item: &Item, info: &TableInfo) -> Result<()> {
     let table = &info.description.table_name;
-    let keys = std::iter::once((&info.schema.partition, "partition")).chain(info.schema.sort.iter().map(|s| (s, "sort")));
+    let keys = std::iter::once((&info.schema.partition, "partition"))
+        .chain(info.schema.sort.iter().map(|s| (s, "sort")));
     for (attr, role) in keys {
         let Some(v) = item.get(&attr.name) else {
             return Err(Error::validation(format!(
@@ -128,7 +140,9 @@ pub fn check_item_key(item: &Item, info: &TableInfo) -> Result<()> {
         };
         let fits = matches!(
             (attr.key_type, v),
-            (KeyType::S, AttributeValue::S(_)) | (KeyType::N, AttributeValue::N(_)) | (KeyType::B, AttributeValue::B(_))
+            (KeyType::S, AttributeValue::S(_))
+                | (KeyType::N, AttributeValue::N(_))
+                | (KeyType::B, AttributeValue::B(_))
         );
         if !fits {
             return Err(Error::validation(format!(

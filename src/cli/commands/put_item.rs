@@ -2,6 +2,7 @@
 
 use serde_json::json;
 
+use crate::Result;
 use crate::api::wire::{PutItemInput, WriteItemOutput};
 use crate::cli::client::Client;
 use crate::cli::commands::{check_item_key, describe_key, table_info, wire_item};
@@ -9,7 +10,6 @@ use crate::cli::plain::{item_from_plain, item_from_typed, item_to_plain};
 use crate::cli::render::print_json;
 use crate::cli::{Common, Output};
 use crate::model::Item;
-use crate::Result;
 
 /// Options of `put-item`.
 #[derive(Debug, clap::Args)]
@@ -37,10 +37,10 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
     } else {
         item_from_plain(&args.item_data, "--item-data")?
     };
-    let info = table_info(client, &args.table_name).await?;
+    let info = table_info(client, &args.table_name, true).await?;
     check_item_key(&item, &info)?;
     let out: WriteItemOutput = client
-        .call(
+        .call_leader(
             "PutItem",
             &PutItemInput {
                 table_name: Some(args.table_name.clone()),
@@ -58,11 +58,17 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
                 .iter()
                 .filter_map(|k| item.get(*k).map(|v| ((*k).to_string(), v.clone())))
                 .collect();
-            print_json(&json!({"table": args.table_name, "key": item_to_plain(&key, &key_names), "replaced": replaced}))
+            print_json(
+                &json!({"table": args.table_name, "key": item_to_plain(&key, &key_names), "replaced": replaced}),
+            )
         }
         Output::Table => {
             let what = if replaced { "replaced" } else { "new item" };
-            println!("Put {} into {} ({what}).", describe_key(&item, &info), args.table_name);
+            println!(
+                "Put {} into {} ({what}).",
+                describe_key(&item, &info),
+                args.table_name
+            );
             Ok(())
         }
     }

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use clap::ArgGroup;
 
 use crate::api::wire::{QueryInput, ReadPageOutput, WireValue, item_from_wire};
+use crate::cli::Common;
 use crate::cli::client::Client;
 use crate::cli::commands::{TableInfo, table_info};
 use crate::cli::plain::key_value;
 use crate::cli::render::print_items;
-use crate::cli::Common;
 use crate::model::{Item, KeyType};
 use crate::{Error, Result};
 
@@ -48,7 +48,7 @@ pub struct Args {
     #[arg(long, value_name = "V")]
     pub sort_key_le: Option<String>,
     /// Return at most this many items.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = crate::cli::positive)]
     pub limit: Option<u64>,
     /// Highest sort key first.
     #[arg(long)]
@@ -61,15 +61,30 @@ pub struct Args {
 }
 
 /// The key condition expression and its values for `args`.
-fn condition(args: &Args, info: &TableInfo) -> Result<(String, BTreeMap<String, String>, BTreeMap<String, WireValue>)> {
+fn condition(
+    args: &Args,
+    info: &TableInfo,
+) -> Result<(
+    String,
+    BTreeMap<String, String>,
+    BTreeMap<String, WireValue>,
+)> {
     let mut names = BTreeMap::from([("#pk".to_string(), info.schema.partition.name.clone())]);
     let mut values = BTreeMap::from([(
         ":pk".to_string(),
-        WireValue::from_model(&key_value(&args.partition_key, &info.schema.partition, "--partition-key")?),
+        WireValue::from_model(&key_value(
+            &args.partition_key,
+            &info.schema.partition,
+            "--partition-key",
+        )?),
     )]);
     let mut expr = "#pk = :pk".to_string();
     let sort_args: [(&str, &str, Option<&String>); 6] = [
-        ("--sort-key-prefix", "begins_with", args.sort_key_prefix.as_ref()),
+        (
+            "--sort-key-prefix",
+            "begins_with",
+            args.sort_key_prefix.as_ref(),
+        ),
         ("--sort-key-eq", "=", args.sort_key_eq.as_ref()),
         ("--sort-key-gt", ">", args.sort_key_gt.as_ref()),
         ("--sort-key-ge", ">=", args.sort_key_ge.as_ref()),
@@ -88,12 +103,17 @@ fn condition(args: &Args, info: &TableInfo) -> Result<(String, BTreeMap<String, 
     };
     names.insert("#sk".into(), sort.name.clone());
     let mut value = |flag: &str, name: &str, text: &str| -> Result<()> {
-        values.insert(name.into(), WireValue::from_model(&key_value(text, sort, flag)?));
+        values.insert(
+            name.into(),
+            WireValue::from_model(&key_value(text, sort, flag)?),
+        );
         Ok(())
     };
     if let Some(between) = &args.sort_key_between {
         let [low, high] = between.as_slice() else {
-            return Err(Error::validation("--sort-key-between takes two values: LOW HIGH"));
+            return Err(Error::validation(
+                "--sort-key-between takes two values: LOW HIGH",
+            ));
         };
         value("--sort-key-between", ":lo", low)?;
         value("--sort-key-between", ":hi", high)?;
@@ -117,7 +137,7 @@ fn condition(args: &Args, info: &TableInfo) -> Result<(String, BTreeMap<String, 
 
 /// Runs `query-items`.
 pub async fn run(client: &Client, args: Args) -> Result<()> {
-    let info = table_info(client, &args.table_name).await?;
+    let info = table_info(client, &args.table_name, args.consistent).await?;
     let (expr, names, values) = condition(&args, &info)?;
     let mut items: Vec<Item> = Vec::new();
     let mut start = None;
@@ -126,22 +146,18 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
         if remaining == Some(0) {
             break;
         }
-        let page: ReadPageOutput = client
-            .call(
-                "Query",
-                &QueryInput {
-                    table_name: Some(args.table_name.clone()),
-                    key_condition_expression: Some(expr.clone()),
-                    expression_attribute_names: Some(names.clone()),
-                    expression_attribute_values: Some(values.clone()),
-                    scan_index_forward: Some(!args.descending),
-                    limit: remaining.map(|r| i64::try_from(r).unwrap_or(i64::MAX)),
-                    exclusive_start_key: start.take(),
-                    consistent_read: Some(args.consistent),
-                    ..Default::default()
-                },
-            )
-            .await?;
+        let request = QueryInput {
+            table_name: Some(args.table_name.clone()),
+            key_condition_expression: Some(expr.clone()),
+            expression_attribute_names: Some(names.clone()),
+            expression_attribute_values: Some(values.clone()),
+            scan_index_forward: Some(!args.descending),
+            limit: remaining.map(|r| i64::try_from(r).unwrap_or(i64::MAX)),
+            exclusive_start_key: start.take(),
+            consistent_read: Some(args.consistent),
+            ..Default::default()
+        };
+        let page: ReadPageOutput = client.read("Query", &request, args.consistent).await?;
         for item in page.items.unwrap_or_default() {
             items.push(item_from_wire(&item)?);
         }

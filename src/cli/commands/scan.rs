@@ -1,13 +1,13 @@
 //! `kvsim scan`: every item of a table in key order; follows pagination to the end unless
 //! `--limit` stops it.
 
+use crate::Result;
 use crate::api::wire::{ReadPageOutput, ScanInput, item_from_wire};
+use crate::cli::Common;
 use crate::cli::client::Client;
 use crate::cli::commands::table_info;
 use crate::cli::render::print_items;
-use crate::cli::Common;
 use crate::model::Item;
-use crate::Result;
 
 /// Options of `scan`.
 #[derive(Debug, clap::Args)]
@@ -16,7 +16,7 @@ pub struct Args {
     #[arg(long)]
     pub table_name: String,
     /// Return at most this many items.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = crate::cli::positive)]
     pub limit: Option<u64>,
     /// Read through the leader, linearizably, instead of from the node asked.
     #[arg(long)]
@@ -27,7 +27,7 @@ pub struct Args {
 
 /// Runs `scan`.
 pub async fn run(client: &Client, args: Args) -> Result<()> {
-    let info = table_info(client, &args.table_name).await?;
+    let info = table_info(client, &args.table_name, args.consistent).await?;
     let mut items: Vec<Item> = Vec::new();
     let mut start = None;
     loop {
@@ -35,18 +35,14 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
         if remaining == Some(0) {
             break;
         }
-        let page: ReadPageOutput = client
-            .call(
-                "Scan",
-                &ScanInput {
-                    table_name: Some(args.table_name.clone()),
-                    limit: remaining.map(|r| i64::try_from(r).unwrap_or(i64::MAX)),
-                    exclusive_start_key: start.take(),
-                    consistent_read: Some(args.consistent),
-                    ..Default::default()
-                },
-            )
-            .await?;
+        let request = ScanInput {
+            table_name: Some(args.table_name.clone()),
+            limit: remaining.map(|r| i64::try_from(r).unwrap_or(i64::MAX)),
+            exclusive_start_key: start.take(),
+            consistent_read: Some(args.consistent),
+            ..Default::default()
+        };
+        let page: ReadPageOutput = client.read("Scan", &request, args.consistent).await?;
         for item in page.items.unwrap_or_default() {
             items.push(item_from_wire(&item)?);
         }

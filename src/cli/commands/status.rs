@@ -2,10 +2,10 @@
 
 use serde_json::{Value, json};
 
+use crate::Result;
+use crate::cli::Output;
 use crate::cli::client::Client;
 use crate::cli::render::{print_json, table};
-use crate::cli::Output;
-use crate::Result;
 
 /// Where discovery starts when no `--target-addr` is given.
 const DEFAULT_TARGET: &str = "localhost:8100";
@@ -52,7 +52,9 @@ async fn all_statuses(client: &Client, start: &str) -> Result<Vec<Value>> {
         }
         match client.status(&addr).await {
             Ok(s) => out.push(s),
-            Err(e) => out.push(json!({"node_id": id, "addr": addr, "role": "unreachable", "error": e.to_string()})),
+            Err(e) => out.push(
+                json!({"node_id": id, "addr": addr, "role": "unreachable", "error": e.to_string()}),
+            ),
         }
     }
     Ok(out)
@@ -63,7 +65,11 @@ pub async fn run(args: Args) -> Result<()> {
     let start = args
         .target_addr
         .clone()
-        .or_else(|| std::env::var("KVSIM_TARGET_ADDR").ok().filter(|a| !a.is_empty()))
+        .or_else(|| {
+            std::env::var("KVSIM_TARGET_ADDR")
+                .ok()
+                .filter(|a| !a.is_empty())
+        })
         .unwrap_or_else(|| DEFAULT_TARGET.to_string());
     let client = Client::new(&start, false)?;
     let single = args.target_addr.is_some() && !args.all;
@@ -73,14 +79,20 @@ pub async fn run(args: Args) -> Result<()> {
         all_statuses(&client, &start).await?
     };
     if args.output == Output::Json {
-        return print_json(&if single { statuses[0].clone() } else { Value::Array(statuses) });
+        return print_json(&if single {
+            statuses[0].clone()
+        } else {
+            Value::Array(statuses)
+        });
     }
     let leader_commit = statuses
         .iter()
         .find(|s| s["role"] == "leader")
         .or_else(|| statuses.iter().max_by_key(|s| s["commit_index"].as_u64()))
         .and_then(|s| s["commit_index"].as_u64());
-    let mut t = table(vec!["node", "address", "role", "term", "leader", "commit", "applied", "lag"]);
+    let mut t = table(vec![
+        "node", "address", "role", "term", "leader", "commit", "applied", "lag",
+    ]);
     for s in &statuses {
         let lag = match (leader_commit, s["applied_index"].as_u64()) {
             (Some(c), Some(a)) => c.saturating_sub(a).to_string(),
