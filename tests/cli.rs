@@ -107,7 +107,7 @@ fn run_script(script: &str, places: &[(String, String)]) -> String {
             out.push('\n');
             out.push_str(&mask(&run.stdout, places));
             for l in mask(&run.stderr, places).lines() {
-                out.push_str(&format!("! {l}").trim_end_matches(' ').to_string());
+                out.push_str(format!("! {l}").trim_end_matches(' '));
                 out.push('\n');
             }
             if run.code != 0 {

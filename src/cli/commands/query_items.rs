@@ -60,15 +60,15 @@ pub struct Args {
     pub common: Common,
 }
 
-/// The key condition expression and its values for `args`.
-fn condition(
-    args: &Args,
-    info: &TableInfo,
-) -> Result<(
+/// A KeyConditionExpression with its attribute names and values.
+type KeyCondition = (
     String,
     BTreeMap<String, String>,
     BTreeMap<String, WireValue>,
-)> {
+);
+
+/// The key condition expression and its values for `args`.
+fn condition(args: &Args, info: &TableInfo) -> Result<KeyCondition> {
     let mut names = BTreeMap::from([("#pk".to_string(), info.schema.partition.name.clone())]);
     let mut values = BTreeMap::from([(
         ":pk".to_string(),
