@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 # Extra flags for `make server`, e.g. SERVER_ARGS="--base-port 9100".
 SERVER_ARGS ?=
 
-.PHONY: build server test lint unit-test wire-test bench clean
+.PHONY: build server test lint unit-test wire-test script-test demo run-consistency-test bench clean
 
 build:
 	$(CARGO) build --release
@@ -14,8 +14,8 @@ build:
 server: build
 	./target/release/kvsim server $(SERVER_ARGS)
 
-# Everything CI runs: formatting, lints, docs, Rust tests, then the boto3 wire tests.
-test: lint unit-test wire-test
+# Everything CI runs: formatting, lints, docs, Rust tests, the boto3 wire tests, the scripts.
+test: lint unit-test wire-test script-test
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -34,6 +34,20 @@ $(VENV)/.installed: tests/wire/requirements.txt
 wire-test: $(VENV)/.installed
 	$(CARGO) build
 	KVSIM_BIN=target/debug/kvsim $(PY) tests/wire/test_boto3.py
+
+# The demo and the consistency test against a debug build (what CI runs).
+script-test:
+	$(CARGO) build
+	KVSIM=target/debug/kvsim scripts/demo.sh
+	KVSIM=target/debug/kvsim ./test_eventual_consistency.sh
+
+# The seed's demo scenario against a fresh server, which it stops at the end.
+demo: build
+	KVSIM=target/release/kvsim scripts/demo.sh
+
+# Write at the leader, read a follower, watch it converge.
+run-consistency-test: build
+	KVSIM=target/release/kvsim ./test_eventual_consistency.sh
 
 # Throughput and latency against a running server (see README, "Benchmarks").
 bench: build

@@ -1,0 +1,91 @@
+# Shared helpers for kvsim's shell scripts: find the binary, start a throwaway server on free
+# ports, wait for a leader, read status fields, clean up. Source it; do not run it.
+
+KVSIM="${KVSIM:-target/debug/kvsim}"
+if [ ! -x "$KVSIM" ]; then
+  echo "kvsim binary not found at $KVSIM (build it with 'cargo build' or set KVSIM)" >&2
+  exit 2
+fi
+
+SERVER_PID=""
+SERVER_DIR=""
+
+stop_server() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+      kill -0 "$SERVER_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+  fi
+  SERVER_PID=""
+  if [ -n "$SERVER_DIR" ]; then
+    rm -rf "$SERVER_DIR"
+    SERVER_DIR=""
+  fi
+}
+
+port_in_use() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Starts `kvsim server` on three free consecutive ports in a temp dir; sets TARGET to node 1.
+start_server() {
+  SERVER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/kvsim-script.XXXXXX")
+  local base
+  for _ in $(seq 1 50); do
+    base=$((20000 + RANDOM % 10000))
+    if ! port_in_use "$base" && ! port_in_use $((base + 1)) && ! port_in_use $((base + 2)); then
+      break
+    fi
+  done
+  "$KVSIM" server --data-dir-root "$SERVER_DIR" --base-port "$base" --tick-ms 50 \
+    >"$SERVER_DIR/server.log" 2>&1 &
+  SERVER_PID=$!
+  TARGET="127.0.0.1:$base"
+}
+
+# Prints a field of a node's status JSON: status_field ADDR FIELD
+status_field() {
+  "$KVSIM" status --target-addr "$1" --output json 2>/dev/null |
+    python3 -c "import json,sys; v=json.load(sys.stdin).get('$2'); print('' if v is None else v)" 2>/dev/null ||
+    true
+}
+
+# Waits (up to 20 s) until the node at $1 knows a leader; sets LEADER to the leader's address.
+wait_for_leader() {
+  local deadline=$((SECONDS + 20))
+  LEADER=""
+  while [ $SECONDS -lt $deadline ]; do
+    LEADER=$(status_field "$1" leader_addr)
+    [ -n "$LEADER" ] && return 0
+    sleep 0.1
+  done
+  echo "no leader elected within 20 s" >&2
+  [ -n "$SERVER_DIR" ] && tail -20 "$SERVER_DIR/server.log" >&2
+  return 1
+}
+
+# Prints the addresses of every node, one per line, as listed by the node at $1.
+node_addrs() {
+  "$KVSIM" status --target-addr "$1" --output json |
+    python3 -c "import json,sys; [print(n['addr']) for n in json.load(sys.stdin)['nodes']]"
+}
+
+# Quotes one argument for display the way a person would type it.
+quote() {
+  if [[ "$1" =~ ^[A-Za-z0-9_.:/=@%+,-]+$ ]]; then
+    printf '%s' "$1"
+  else
+    printf "'%s'" "${1//\'/\'\\\'\'}"
+  fi
+}
+
+# Echoes a kvsim command, then runs it.
+show() {
+  local line="\$ kvsim" arg
+  for arg in "$@"; do line+=" $(quote "$arg")"; done
+  echo "$line"
+  "$KVSIM" "$@"
+}
