@@ -343,12 +343,24 @@ async fn a_seeded_random_workload_leaves_identical_state_on_every_node() {
             model.insert(model_key, item);
         }
     }
-    tc.converged().await;
+    let index = tc.converged().await;
     let digests = tc.digests();
-    assert!(
-        digests.values().all(|d| Some(d) == digests.values().next()),
-        "seed {seed}: replicas differ: {digests:?}"
-    );
+    if !digests.values().all(|d| Some(d) == digests.values().next()) {
+        // Say what differs before failing: each node's view of every table.
+        let mut views = Vec::new();
+        for id in tc.running() {
+            let status = tc.cluster.node(id).and_then(|h| h.published().raft);
+            let hash = tc.scan_all(id, "Hash").await;
+            let comp = tc.scan_all(id, "Comp").await;
+            views.push(format!(
+                "node {id} {status:?}\n  Hash: {hash:?}\n  Comp: {comp:?}"
+            ));
+        }
+        panic!(
+            "seed {seed}: replicas differ at index {index}: {digests:?}\n{}",
+            views.join("\n")
+        );
+    }
     for id in tc.running() {
         for table in ["Hash", "Comp"] {
             let got = tc.scan_all(id, table).await.len();

@@ -155,6 +155,8 @@ fn run<M: StateMachine>(
         transport.send(node.take_messages());
         let raft = node.status();
         status.send_modify(|p| p.raft = Some(raft));
+        // After publishing: an acknowledged write is already covered by the status.
+        node.send_replies();
     };
     node.fail_all("the node stopped before answering; retry the request");
     health

@@ -113,6 +113,10 @@ pub struct RaftNode<M: StateMachine> {
     proposals: Proposals<M::Output>,
     reads: Reads,
     outbox: Vec<Message>,
+    /// Outputs of applied proposals, held until [`RaftNode::send_replies`] so the driver can
+    /// publish the new status first: a client that saw its write acknowledged then finds the
+    /// applied index in `status` already covering it.
+    replies: Vec<(Responder<M::Output>, M::Output)>,
     ticks: u64,
     stats: NodeStats,
     snapshot_slot: SnapshotSlot,
@@ -158,6 +162,7 @@ impl<M: StateMachine> RaftNode<M> {
             proposals: Proposals::default(),
             reads: Reads::default(),
             outbox: Vec::new(),
+            replies: Vec::new(),
             ticks: 0,
             stats: NodeStats::default(),
             snapshot_slot,
@@ -291,6 +296,7 @@ impl<M: StateMachine> RaftNode<M> {
 
     /// Fails every waiting client; used when the node stops.
     pub fn fail_all(&mut self, why: &str) {
+        self.send_replies();
         self.proposals.fail_all(why);
         self.reads.fail_all(why);
     }
@@ -371,6 +377,7 @@ impl<M: StateMachine> RaftNode<M> {
             self.install_snapshot(&txn, rd.snapshot())?;
             installed = Some(rd.snapshot().get_metadata().index);
         }
+        // Replies wait for the commit: an apply that fails to commit must answer nobody.
         let mut replies = Vec::new();
         self.apply_entries(&txn, rd.take_committed_entries(), &mut replies)?;
         let store = self.raw.mut_store();
@@ -381,12 +388,12 @@ impl<M: StateMachine> RaftNode<M> {
         let sync = rd.must_sync() || installed.is_some();
         self.commit(&mut txn, sync)?;
         txn.commit()?;
+        self.replies.extend(replies);
         if let Some(index) = installed {
             self.proposals.snapshot_installed(index);
             self.stats.snapshots_installed += 1;
             self.remove_staged_snapshots(index);
         }
-        Self::reply(replies);
 
         // 5. Only now may votes and acknowledgements go out.
         self.outbox.extend(rd.take_persisted_messages());
@@ -407,7 +414,7 @@ impl<M: StateMachine> RaftNode<M> {
             self.apply_entries(&txn, committed, &mut replies)?;
             self.commit(&mut txn, false)?;
             txn.commit()?;
-            Self::reply(replies);
+            self.replies.extend(replies);
         }
         self.raw.advance_apply();
         self.reads.release(self.raw.store().applied());
@@ -427,8 +434,9 @@ impl<M: StateMachine> RaftNode<M> {
         Ok(())
     }
 
-    fn reply(replies: Vec<(Responder<M::Output>, M::Output)>) {
-        for (responder, output) in replies {
+    /// Answers the clients whose proposals the last Ready loop applied.
+    pub fn send_replies(&mut self) {
+        for (responder, output) in self.replies.drain(..) {
             // The client may have given up; nothing to do then.
             let _ = responder.send(Ok(output));
         }

@@ -34,6 +34,9 @@ use crate::{Error, Result};
 const PEER_QUEUE: usize = 4096;
 /// Most messages sent in one request.
 const MAX_BATCH: usize = 256;
+/// Most bytes sent in one request (the receiver accepts up to 64 MiB; raft caps one append at
+/// 1 MiB of entries, so a batch stops well inside the limit).
+const MAX_BATCH_BYTES: u64 = 16 << 20;
 /// Timeout of one batch request.
 const BATCH_TIMEOUT: Duration = Duration::from_secs(3);
 /// Size of the chunks a snapshot is streamed in.
@@ -173,10 +176,14 @@ async fn peer_task(
 ) {
     let mut batch = Vec::new();
     while let Some(first) = rx.recv().await {
+        let mut bytes = u64::from(first.compute_size());
         batch.push(first);
-        while batch.len() < MAX_BATCH {
+        while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
             match rx.try_recv() {
-                Ok(m) => batch.push(m),
+                Ok(m) => {
+                    bytes += u64::from(m.compute_size());
+                    batch.push(m);
+                }
                 Err(_) => break,
             }
         }
