@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -18,8 +18,12 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::api;
+use crate::api::inject::{ErrorRule, SharedErrorRules};
 use crate::config::{ClusterConfig, Tuning};
+use crate::disk::{self, CrashSwitch};
 use crate::raft::driver::{self, Event, Health, Published};
+use crate::raft::events::{EventLog, NodeEvent};
+use crate::raft::faults::SharedFaults;
 use crate::raft::node::{NodeOptions, RaftNode, raft_logger};
 use crate::raft::transport::{Report, Transport, TransportContext};
 use crate::raft::{NodeId, StateMachine};
@@ -182,14 +186,47 @@ struct RunningNode {
     thread: Option<JoinHandle<()>>,
     server: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
+    crash: CrashSwitch,
 }
 
-/// Three nodes in one process.
-pub struct Cluster {
+/// Who may use the simulator controls (`/admin/*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdminPolicy {
+    /// Fault injection is allowed at all (`--no-faults` turns it off).
+    pub faults: bool,
+    /// Admin requests from non-loopback addresses are accepted (`--admin-remote`).
+    pub remote: bool,
+}
+
+struct Inner {
     config: ClusterConfig,
     addrs: Arc<BTreeMap<NodeId, String>>,
-    nodes: BTreeMap<NodeId, RunningNode>,
     client: reqwest::Client,
+    nodes: Mutex<BTreeMap<NodeId, RunningNode>>,
+    /// Nodes being taken down: starting one again first waits for this.
+    stopping: Mutex<BTreeMap<NodeId, tokio::task::JoinHandle<()>>>,
+    events: BTreeMap<NodeId, EventLog>,
+    faults: SharedFaults,
+    errors: SharedErrorRules,
+    policy: AdminPolicy,
+}
+
+/// Three nodes in one process. Cheap to clone; every clone controls the same cluster.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+/// A weak reference to a cluster, held by each node's HTTP server for the admin routes (a
+/// strong one would keep the cluster alive through its own servers).
+#[derive(Clone)]
+pub struct ClusterRef(Weak<Inner>);
+
+impl ClusterRef {
+    /// The cluster, unless it has been shut down.
+    pub fn upgrade(&self) -> Option<Cluster> {
+        self.0.upgrade().map(|inner| Cluster { inner })
+    }
 }
 
 async fn bind(addr: &str) -> Result<TcpListener> {
@@ -200,7 +237,9 @@ async fn bind(addr: &str) -> Result<TcpListener> {
     })
 }
 
-fn open_db(dir: &std::path::Path) -> Result<Database> {
+/// Opens a node's database, retrying briefly while a just-stopped instance of the same node
+/// still holds the file (its last in-flight requests are finishing).
+async fn open_db(dir: &std::path::Path) -> Result<(Database, CrashSwitch)> {
     std::fs::create_dir_all(dir).map_err(|e| {
         Error::internal(format!(
             "cannot create data directory {}: {e}",
@@ -208,21 +247,42 @@ fn open_db(dir: &std::path::Path) -> Result<Database> {
         ))
     })?;
     let path = dir.join("kvsim.redb");
-    Database::create(&path).map_err(|e| match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => Error::internal(format!(
-            "{} is already open in another kvsim process; stop it or use another --data-dir-root",
-            path.display()
-        )),
-        other => Error::internal(format!("cannot open {}: {other}", path.display())),
-    })
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match disk::open(&path) {
+            Err(e)
+                if e.to_string().contains("already open")
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 impl Cluster {
-    /// Binds every node's port and starts all nodes.
+    /// Binds every node's port and starts all nodes, with fault injection allowed from
+    /// loopback.
     ///
     /// # Errors
     /// A port that cannot be bound or a data directory that cannot be opened, named.
     pub async fn start(config: ClusterConfig) -> Result<Cluster> {
+        Self::start_with_policy(
+            config,
+            AdminPolicy {
+                faults: true,
+                remote: false,
+            },
+        )
+        .await
+    }
+
+    /// As [`Cluster::start`], with an explicit admin policy.
+    ///
+    /// # Errors
+    /// As [`Cluster::start`].
+    pub async fn start_with_policy(config: ClusterConfig, policy: AdminPolicy) -> Result<Cluster> {
         let mut listeners = BTreeMap::new();
         let mut addrs = BTreeMap::new();
         for id in config.node_ids() {
@@ -235,41 +295,112 @@ impl Cluster {
             .connect_timeout(Duration::from_secs(1))
             .build()
             .map_err(Error::internal)?;
-        let mut cluster = Cluster {
-            config,
-            addrs: Arc::new(addrs),
-            nodes: BTreeMap::new(),
-            client,
+        let cluster = Cluster {
+            inner: Arc::new(Inner {
+                events: config
+                    .node_ids()
+                    .map(|id| (id, EventLog::new(id)))
+                    .collect(),
+                config,
+                addrs: Arc::new(addrs),
+                client,
+                nodes: Mutex::new(BTreeMap::new()),
+                stopping: Mutex::new(BTreeMap::new()),
+                faults: SharedFaults::default(),
+                errors: SharedErrorRules::default(),
+                policy,
+            }),
         };
         for (id, listener) in listeners {
-            cluster.launch(id, listener)?;
+            cluster.launch(id, listener).await?;
         }
         Ok(cluster)
     }
 
-    /// Client address of every node.
-    pub fn addrs(&self) -> &BTreeMap<NodeId, String> {
-        &self.addrs
+    /// A weak reference for the node servers.
+    pub fn downgrade(&self) -> ClusterRef {
+        ClusterRef(Arc::downgrade(&self.inner))
     }
 
-    /// The handle of a running node.
-    pub fn node(&self, id: NodeId) -> Option<&NodeHandle> {
-        self.nodes.get(&id).map(|n| &n.handle)
+    /// Client address of every node.
+    pub fn addrs(&self) -> &BTreeMap<NodeId, String> {
+        &self.inner.addrs
+    }
+
+    /// Every node id, running or not.
+    pub fn node_ids(&self) -> Vec<NodeId> {
+        self.inner.addrs.keys().copied().collect()
+    }
+
+    fn nodes(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, RunningNode>> {
+        // A poisoned lock only means a panic elsewhere while holding it; the map is still sound.
+        self.inner
+            .nodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The handle of node `id`, if it is running.
+    pub fn node(&self, id: NodeId) -> Option<NodeHandle> {
+        self.nodes().get(&id).map(|n| n.handle.clone())
     }
 
     /// Handles of every running node.
-    pub fn handles(&self) -> impl Iterator<Item = &NodeHandle> {
-        self.nodes.values().map(|n| &n.handle)
+    pub fn handles(&self) -> Vec<NodeHandle> {
+        self.nodes().values().map(|n| n.handle.clone()).collect()
     }
 
-    fn launch(&mut self, id: NodeId, listener: TcpListener) -> Result<()> {
-        let dir = self.config.node_dir(id);
-        let db = Arc::new(open_db(&dir)?);
-        let tuning = self.config.tuning.clone();
+    /// The simulated network faults.
+    pub fn faults(&self) -> &SharedFaults {
+        &self.inner.faults
+    }
+
+    /// The DynamoDB error injection rules.
+    pub fn error_rules(&self) -> &SharedErrorRules {
+        &self.inner.errors
+    }
+
+    /// Who may use the simulator controls.
+    pub fn policy(&self) -> AdminPolicy {
+        self.inner.policy
+    }
+
+    /// Node `id`'s event log.
+    pub fn events(&self, id: NodeId) -> Option<&EventLog> {
+        self.inner.events.get(&id)
+    }
+
+    /// Records a cluster-level event in the log of node `via` (the node that took the command).
+    pub fn record(&self, via: NodeId, event: NodeEvent) {
+        if let Some(log) = self.events(via) {
+            log.record(event);
+        }
+    }
+
+    /// One line per active fault: network faults, then error injection rules.
+    pub fn describe_faults(&self) -> Vec<String> {
+        let mut out = self
+            .inner
+            .faults
+            .read()
+            .map(|f| f.describe())
+            .unwrap_or_default();
+        if let Ok(rules) = self.inner.errors.read() {
+            out.extend(rules.iter().map(ErrorRule::describe));
+        }
+        out
+    }
+
+    async fn launch(&self, id: NodeId, listener: TcpListener) -> Result<()> {
+        let inner = &self.inner;
+        let dir = inner.config.node_dir(id);
+        let (db, crash) = open_db(&dir).await?;
+        let db = Arc::new(db);
+        let tuning = inner.config.tuning.clone();
         let snapshot_dir = dir.join("snapshots");
         let opts = NodeOptions {
             id,
-            voters: self.config.node_ids().collect(),
+            voters: inner.config.node_ids().collect(),
             election_ticks: tuning.election_ticks,
             heartbeat_ticks: tuning.heartbeat_ticks,
             proposal_timeout_ticks: tuning.ticks(tuning.proposal_timeout),
@@ -284,83 +415,165 @@ impl Cluster {
         let report_tx = inbox_tx.clone();
         let ctx = TransportContext {
             from: id,
-            client: self.client.clone(),
+            client: inner.client.clone(),
             report: Arc::new(move |r: Report| {
                 let _ = report_tx.send(Event::Transport(r));
             }),
             snapshots: node.snapshot_slot(),
             exporter: Arc::new(|txn, out| Store::export(txn, out)),
+            faults: inner.faults.clone(),
         };
-        let transport = Transport::start(&tokio::runtime::Handle::current(), &self.addrs, ctx);
+        let transport = Transport::start(&tokio::runtime::Handle::current(), &inner.addrs, ctx);
         let (status_tx, status_rx) = watch::channel(Published {
             health: Health::Running,
             raft: Some(node.status()),
         });
-        let thread = driver::spawn(node, inbox_rx, transport, status_tx, tuning.tick)?;
+        let events = self
+            .events(id)
+            .cloned()
+            .unwrap_or_else(|| EventLog::new(id));
+        let thread = driver::spawn(node, inbox_rx, transport, status_tx, events, tuning.tick)?;
         let handle = NodeHandle {
             id,
             inbox: inbox_tx,
             status: status_rx,
             store,
-            addrs: self.addrs.clone(),
+            addrs: inner.addrs.clone(),
             tuning,
             snapshot_dir,
         };
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(api::serve(
             listener,
-            handle.clone(),
-            self.client.clone(),
+            api::AppState {
+                node: handle.clone(),
+                client: inner.client.clone(),
+                cluster: self.downgrade(),
+            },
             shutdown.clone(),
         ));
-        self.nodes.insert(
+        self.nodes().insert(
             id,
             RunningNode {
                 handle,
                 thread: Some(thread),
                 server,
                 shutdown,
+                crash,
             },
         );
         Ok(())
     }
 
-    /// Stops node `id`: its HTTP server closes (clients get connection refused) and its Raft
-    /// thread ends. Only what it had fsynced survives, as in a crash, because every
-    /// acknowledged state change was fsynced when made.
-    pub async fn stop_node(&mut self, id: NodeId) {
-        let Some(mut node) = self.nodes.remove(&id) else {
-            return;
+    /// Takes node `id` down, as a crash (`crash` true: nothing more reaches its disk, so only
+    /// what was fsynced or already written survives) or as a clean stop. Its port refuses
+    /// connections from then on. Returns once the node is fully down.
+    async fn take_down(&self, id: NodeId, crash: bool) -> bool {
+        let Some(mut node) = self.nodes().remove(&id) else {
+            return false;
         };
+        if crash {
+            node.crash.crash();
+        }
         node.shutdown.cancel();
         let _ = node.handle.send(Event::Shutdown);
         let _ = node.server.await;
         if let Some(thread) = node.thread.take() {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
+        true
+    }
+
+    /// Stops node `id` cleanly: its HTTP server closes (clients get connection refused) and its
+    /// Raft thread ends.
+    pub async fn stop_node(&self, id: NodeId) {
+        self.take_down(id, false).await;
+    }
+
+    /// Crashes node `id`: as [`Cluster::stop_node`], but its disk sees no further write, not
+    /// even redb's tidy-up on close. Recorded in the event log of node `via`.
+    ///
+    /// # Errors
+    /// `Validation` if the node is not running.
+    pub async fn crash_node(&self, id: NodeId, via: NodeId) -> Result<()> {
+        if !self.take_down(id, true).await {
+            return Err(Error::validation(format!("node {id} is not running")));
+        }
+        self.record(
+            via,
+            NodeEvent::new("node_crashed", format!("node {id} crashed")),
+        );
+        Ok(())
     }
 
     /// Starts node `id` again from its data directory, on its old address.
     ///
     /// # Errors
-    /// As for [`Cluster::start`].
-    pub async fn start_node(&mut self, id: NodeId) -> Result<()> {
-        if self.nodes.contains_key(&id) {
+    /// As [`Cluster::start`].
+    pub async fn start_node(&self, id: NodeId) -> Result<()> {
+        let pending = self
+            .inner
+            .stopping
+            .lock()
+            .ok()
+            .and_then(|mut s| s.remove(&id));
+        if let Some(p) = pending {
+            let _ = p.await;
+        }
+        if self.nodes().contains_key(&id) {
             return Ok(());
         }
         let addr = self
+            .inner
             .addrs
             .get(&id)
             .cloned()
             .ok_or_else(|| Error::validation(format!("there is no node {id}")))?;
         let listener = bind(&addr).await?;
-        self.launch(id, listener)
+        self.launch(id, listener).await
+    }
+
+    /// Restarts a crashed or stopped node; recorded in the event log of node `via`.
+    ///
+    /// # Errors
+    /// `Validation` if the node is running already; as [`Cluster::start`] otherwise.
+    pub async fn restart_node(&self, id: NodeId, via: NodeId) -> Result<()> {
+        if self.nodes().contains_key(&id) {
+            return Err(Error::validation(format!("node {id} is already running")));
+        }
+        if !self.inner.addrs.contains_key(&id) {
+            return Err(Error::validation(format!("there is no node {id}")));
+        }
+        self.start_node(id).await?;
+        self.record(
+            via,
+            NodeEvent::new(
+                "node_restarted",
+                format!("node {id} restarted from its data directory"),
+            ),
+        );
+        Ok(())
+    }
+
+    /// Starts taking node `id` down in the background and returns at once; used by a node's
+    /// own admin route, which cannot wait for its own server to stop.
+    pub fn crash_node_in_background(&self, id: NodeId, via: NodeId) -> Result<()> {
+        if !self.nodes().contains_key(&id) {
+            return Err(Error::validation(format!("node {id} is not running")));
+        }
+        let cluster = self.clone();
+        let task = tokio::spawn(async move {
+            let _ = cluster.crash_node(id, via).await;
+        });
+        if let Ok(mut s) = self.inner.stopping.lock() {
+            s.insert(id, task);
+        }
+        Ok(())
     }
 
     /// Stops every node.
-    pub async fn shutdown(mut self) {
-        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
-        for id in ids {
+    pub async fn shutdown(self) {
+        for id in self.node_ids() {
             self.stop_node(id).await;
         }
     }

@@ -35,6 +35,21 @@ pub enum Error {
     /// A condition on a write was false (`ConditionalCheckFailedException`).
     #[error("{0}")]
     ConditionalCheckFailed(String),
+    /// Provisioned throughput exceeded (`ProvisionedThroughputExceededException`; retryable).
+    #[error("{0}")]
+    ProvisionedThroughputExceeded(String),
+    /// Request rate too high (`ThrottlingException`; retryable).
+    #[error("{0}")]
+    Throttling(String),
+    /// A transaction conflicted with another (`TransactionConflictException`; retryable).
+    #[error("{0}")]
+    TransactionConflict(String),
+    /// Account-level request limit (`RequestLimitExceeded`; retryable).
+    #[error("{0}")]
+    RequestLimitExceeded(String),
+    /// The caller may not do this (`AccessDeniedException`), e.g. fault injection is disabled.
+    #[error("{0}")]
+    AccessDenied(String),
     /// This node is not the leader; the client asked for a hint rather than forwarding.
     #[error("node {node_id} is not the leader; {}", leader_text(*leader_id, leader_addr.as_deref()))]
     NotLeader {
@@ -102,6 +117,31 @@ impl Error {
                 "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
                 false,
             ),
+            Error::ProvisionedThroughputExceeded(_) => (
+                400,
+                "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                true,
+            ),
+            Error::Throttling(_) => (
+                400,
+                "com.amazon.coral.availability#ThrottlingException",
+                true,
+            ),
+            Error::TransactionConflict(_) => (
+                400,
+                "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
+                true,
+            ),
+            Error::RequestLimitExceeded(_) => (
+                400,
+                "com.amazonaws.dynamodb.v20120810#RequestLimitExceeded",
+                true,
+            ),
+            Error::AccessDenied(_) => (
+                403,
+                "com.amazonaws.dynamodb.v20120810#AccessDeniedException",
+                false,
+            ),
             // 421 Misdirected Request: only clients that asked for a hint ever see this.
             Error::NotLeader { .. } => (421, "kvsim#NotLeaderException", true),
             Error::Unavailable(_) => (
@@ -134,6 +174,13 @@ impl Error {
             "ResourceInUseException" => Error::ResourceInUse(message),
             "ConditionalCheckFailedException" => Error::ConditionalCheckFailed(message),
             "ServiceUnavailable" => Error::Unavailable(message),
+            "ProvisionedThroughputExceededException" => {
+                Error::ProvisionedThroughputExceeded(message)
+            }
+            "AccessDeniedException" => Error::AccessDenied(message),
+            "ThrottlingException" => Error::Throttling(message),
+            "TransactionConflictException" => Error::TransactionConflict(message),
+            "RequestLimitExceeded" => Error::RequestLimitExceeded(message),
             _ => Error::Internal(format!("{short}: {message}")),
         }
     }

@@ -18,6 +18,7 @@ pub mod api;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod disk;
 pub mod error;
 pub mod model;
 pub mod raft;

@@ -118,7 +118,7 @@ async fn concurrent_writes_are_identical_on_every_node_and_share_fsyncs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_the_leader_elects_another_and_loses_no_acknowledged_write() {
-    let mut tc = TestCluster::start().await;
+    let tc = TestCluster::start().await;
     let old = tc.leader().await;
     tc.create_table(old, "Tab", ("pk", "S"), Some(("sk", "N")))
         .await;
@@ -192,7 +192,7 @@ async fn a_node_down_past_compaction_catches_up_by_snapshot() {
         log_retain: 5,
         ..test_tuning()
     };
-    let mut tc = TestCluster::start_with(tuning).await;
+    let tc = TestCluster::start_with(tuning).await;
     let leader = tc.leader().await;
     tc.create_table(leader, "Tab", ("pk", "S"), Some(("sk", "N")))
         .await;

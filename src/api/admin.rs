@@ -1,8 +1,8 @@
 //! kvsim's own endpoints for people and scripts: health and status.
 
 use axum::Json;
-use axum::extract::State;
-use serde::Serialize;
+use axum::extract::{Query, State};
+use serde::{Deserialize, Serialize};
 
 use crate::api::AppState;
 use crate::raft::driver::Health;
@@ -46,6 +46,8 @@ pub struct StatusDoc {
     pub stats: NodeStats,
     /// Every node of the cluster with its client address.
     pub nodes: Vec<NodeAddr>,
+    /// Active simulator faults (network and error injection), one line each.
+    pub faults: Vec<String>,
 }
 
 /// A node's id and client address.
@@ -115,10 +117,36 @@ pub fn status_doc(app: &AppState) -> StatusDoc {
                 addr: addr.clone(),
             })
             .collect(),
+        faults: app
+            .cluster
+            .upgrade()
+            .map(|c| c.describe_faults())
+            .unwrap_or_default(),
     }
 }
 
 /// `GET /status`.
 pub async fn status(State(app): State<AppState>) -> Json<StatusDoc> {
     Json(status_doc(&app))
+}
+
+/// Query of `GET /events`.
+#[derive(Debug, Deserialize)]
+pub struct EventsQuery {
+    /// Only events with a higher sequence number.
+    #[serde(default)]
+    since: u64,
+}
+
+/// `GET /events?since=N`: this node's recent events, oldest first.
+pub async fn events(
+    State(app): State<AppState>,
+    Query(q): Query<EventsQuery>,
+) -> Json<serde_json::Value> {
+    let events = app
+        .cluster
+        .upgrade()
+        .and_then(|c| c.events(app.node.id).map(|log| log.since(q.since)))
+        .unwrap_or_default();
+    Json(serde_json::json!({ "node_id": app.node.id, "events": events }))
 }

@@ -196,6 +196,14 @@ pub async fn dynamodb(State(app): State<AppState>, headers: HeaderMap, body: Bod
         };
     }
 
+    // Injected faults fire where the operation executes, before it does anything.
+    if let Some(e) = app
+        .cluster
+        .upgrade()
+        .and_then(|c| crate::api::inject::roll(c.error_rules(), op))
+    {
+        return error_response(&e);
+    }
     let request = match Request::parse(&body, region(&headers)) {
         Ok(r) => r,
         Err(e) => return error_response(&e),

@@ -19,6 +19,7 @@ use raft::eraftpb::Message;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::raft::events::{EventLog, NodeEvent};
 use crate::raft::node::{RaftNode, RaftStatus};
 use crate::raft::proposals::{ReadResponder, Responder};
 use crate::raft::transport::{Report, Transport};
@@ -81,6 +82,7 @@ pub fn spawn<M: StateMachine>(
     inbox: Receiver<Event<M::Output>>,
     transport: Transport,
     status: watch::Sender<Published>,
+    events: EventLog,
     tick: Duration,
 ) -> std::io::Result<JoinHandle<()>> {
     let id = node.id();
@@ -88,8 +90,9 @@ pub fn spawn<M: StateMachine>(
         .name(format!("raft-node-{id}"))
         .spawn(move || {
             let status_on_panic = status.clone();
+            let events_on_panic = events.clone();
             let outcome = catch_unwind(AssertUnwindSafe(move || {
-                run(node, inbox, transport, &status, tick)
+                run(node, inbox, transport, &status, &events, tick)
             }));
             let health = match outcome {
                 Ok(h) => h,
@@ -103,6 +106,12 @@ pub fn spawn<M: StateMachine>(
                     Health::Failed(format!("panic: {text}"))
                 }
             };
+            if let Health::Failed(why) = &health {
+                events_on_panic.record(NodeEvent::new(
+                    "node_failed",
+                    format!("node {id} stopped after a fault: {why}"),
+                ));
+            }
             status_on_panic.send_modify(|p| p.health = health);
         })
 }
@@ -112,6 +121,7 @@ fn run<M: StateMachine>(
     inbox: Receiver<Event<M::Output>>,
     transport: Transport,
     status: &watch::Sender<Published>,
+    events: &EventLog,
     tick: Duration,
 ) -> Health {
     let mut next_tick = Instant::now() + tick;
@@ -132,7 +142,14 @@ fn run<M: StateMachine>(
                 Event::Propose { command, responder } => node.propose(command, responder),
                 Event::Read(responder) => node.read_index(responder),
                 Event::Transport(Report::Unreachable(peer)) => node.report_unreachable(peer),
-                Event::Transport(Report::Snapshot(peer, ok)) => node.report_snapshot(peer, ok),
+                Event::Transport(Report::Snapshot(peer, ok)) => {
+                    let (id, outcome) = (node.id(), if ok { "sent" } else { "failed to send" });
+                    events.record(NodeEvent::new(
+                        "snapshot_sent",
+                        format!("node {id} {outcome} a snapshot to node {peer}"),
+                    ));
+                    node.report_snapshot(peer, ok);
+                }
                 Event::TransferLeader(to) => node.transfer_leader(to),
                 Event::InjectPanic(why) => panic!("injected fault: {why}"),
                 Event::Shutdown => stop = true,
@@ -153,6 +170,9 @@ fn run<M: StateMachine>(
             break Health::Failed(format!("storage fault: {e}"));
         }
         transport.send(node.take_messages());
+        for e in node.take_events() {
+            events.record(e);
+        }
         let raft = node.status();
         status.send_modify(|p| p.raft = Some(raft));
         // After publishing: an acknowledged write is already covered by the status.

@@ -10,7 +10,9 @@
 //!   simulation drives directly.
 //! - [`proposals`]: pending client writes and consistent reads, matched to log entries by id.
 //! - [`driver`]: the thin threaded shell that runs one `RaftNode` in real time.
-//! - [`transport`]: batching node-to-node messages over loopback HTTP, and snapshot streaming.
+//! - [`transport`]: batching node-to-node messages over loopback HTTP, and snapshot streaming,
+//!   subject to the simulated network [`faults`].
+//! - [`events`]: each node's ring of recent events (elections, snapshots, compactions, ...).
 //!
 //! # The Ready loop
 //!
@@ -53,6 +55,8 @@
 //! Membership change (the three voters are fixed at bootstrap), learners, and async log writes.
 
 pub mod driver;
+pub mod events;
+pub mod faults;
 pub mod log_store;
 pub mod node;
 pub mod proposals;

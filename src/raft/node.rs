@@ -16,6 +16,7 @@ use raft::{RawNode, SnapshotStatus, StateRole};
 use redb::{Database, Durability, WriteTransaction};
 use serde::Serialize;
 
+use crate::raft::events::NodeEvent;
 use crate::raft::log_store::{LogStore, SnapshotSlot};
 use crate::raft::proposals::{Proposals, ReadResponder, Reads, Responder};
 use crate::raft::{LogIndex, NodeId, StateMachine};
@@ -117,6 +118,8 @@ pub struct RaftNode<M: StateMachine> {
     /// publish the new status first: a client that saw its write acknowledged then finds the
     /// applied index in `status` already covering it.
     replies: Vec<(Responder<M::Output>, M::Output)>,
+    /// What happened since the last [`RaftNode::take_events`], for the event log.
+    events: Vec<NodeEvent>,
     ticks: u64,
     stats: NodeStats,
     snapshot_slot: SnapshotSlot,
@@ -163,6 +166,7 @@ impl<M: StateMachine> RaftNode<M> {
             reads: Reads::default(),
             outbox: Vec::new(),
             replies: Vec::new(),
+            events: Vec::new(),
             ticks: 0,
             stats: NodeStats::default(),
             snapshot_slot,
@@ -289,6 +293,11 @@ impl<M: StateMachine> RaftNode<M> {
         self.raw.report_snapshot(peer, status);
     }
 
+    /// Events since the last call, oldest first.
+    pub fn take_events(&mut self) -> Vec<NodeEvent> {
+        std::mem::take(&mut self.events)
+    }
+
     /// Messages to send to peers, produced by the last calls.
     pub fn take_messages(&mut self) -> Vec<Message> {
         std::mem::take(&mut self.outbox)
@@ -353,13 +362,29 @@ impl<M: StateMachine> RaftNode<M> {
         let mut rd = self.raw.ready();
 
         if let Some(ss) = rd.ss() {
-            tracing::info!(
-                node = self.opts.id,
-                role = role_name(ss.raft_state),
-                leader = ss.leader_id,
-                term = self.raw.raft.term,
-                "raft role changed"
-            );
+            let (id, term) = (self.opts.id, self.raw.raft.term);
+            self.events.push(match ss.raft_state {
+                StateRole::Leader => NodeEvent::new(
+                    "leader_elected",
+                    format!("node {id} won the election for term {term}"),
+                ),
+                StateRole::Candidate => NodeEvent::new(
+                    "election_started",
+                    format!("node {id} started an election for term {term}"),
+                ),
+                StateRole::PreCandidate => NodeEvent::new(
+                    "prevote_started",
+                    format!("node {id} started a pre-vote (term {term})"),
+                ),
+                StateRole::Follower if ss.leader_id == raft::INVALID_ID => NodeEvent::new(
+                    "leader_lost",
+                    format!("node {id} has no leader (term {term})"),
+                ),
+                StateRole::Follower => NodeEvent::new(
+                    "leader_changed",
+                    format!("node {id} follows leader {} (term {term})", ss.leader_id),
+                ),
+            });
             if ss.raft_state != StateRole::Leader {
                 // Reads have no side effects, so failing them early is always safe.
                 self.reads
@@ -536,7 +561,10 @@ impl<M: StateMachine> RaftNode<M> {
         self.commit(&mut txn, false)?;
         txn.commit()?;
         self.stats.compactions += 1;
-        tracing::info!(node = self.opts.id, to, "compacted the raft log");
+        self.events.push(NodeEvent::new(
+            "log_compacted",
+            format!("node {} compacted its log up to index {to}", self.opts.id),
+        ));
         Ok(())
     }
 }

@@ -23,10 +23,13 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use redb::ReadTransaction;
 use tokio::sync::mpsc;
 
 use crate::raft::NodeId;
+use crate::raft::faults::{LinkFate, SharedFaults};
 use crate::raft::log_store::SnapshotSlot;
 use crate::{Error, Result};
 
@@ -75,6 +78,22 @@ pub struct TransportContext {
     pub snapshots: SnapshotSlot,
     /// The state machine's export.
     pub exporter: Exporter,
+    /// The simulated network faults every batch is subject to.
+    pub faults: SharedFaults,
+}
+
+impl TransportContext {
+    fn fate(&self, to: NodeId) -> LinkFate {
+        self.faults
+            .read()
+            .map(|f| f.link(self.from, to))
+            .unwrap_or(LinkFate {
+                cut: false,
+                delay_ms: 0,
+                jitter_ms: 0,
+                drop_rate: 0.0,
+            })
+    }
 }
 
 impl Transport {
@@ -168,12 +187,40 @@ async fn post_batch(ctx: &TransportContext, addr: &str, msgs: &[Message]) -> Res
     Ok(())
 }
 
+/// Applies the simulated network to a batch: loss, delay, and partitions (checked again after
+/// the delay, which a partition may have started during). Returns the messages to deliver.
+async fn through_faults(
+    ctx: &TransportContext,
+    to: NodeId,
+    mut batch: Vec<Message>,
+    rng: &mut StdRng,
+) -> Vec<Message> {
+    let fate = ctx.fate(to);
+    if fate.drop_rate > 0.0 {
+        batch.retain(|_| !rng.gen_bool(fate.drop_rate.clamp(0.0, 1.0)));
+    }
+    let jitter = if fate.jitter_ms > 0 {
+        rng.gen_range(0..=fate.jitter_ms)
+    } else {
+        0
+    };
+    let delay = fate.delay_ms + jitter;
+    if delay > 0 && !batch.is_empty() {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if fate.cut || ctx.fate(to).cut {
+        batch.clear();
+    }
+    batch
+}
+
 async fn peer_task(
     to: NodeId,
     addr: String,
     mut rx: mpsc::Receiver<Message>,
     ctx: TransportContext,
 ) {
+    let mut rng = StdRng::from_entropy();
     let mut batch = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut bytes = u64::from(first.compute_size());
@@ -187,8 +234,9 @@ async fn peer_task(
                 Err(_) => break,
             }
         }
-        let (snapshots, msgs): (Vec<_>, Vec<_>) = batch
-            .drain(..)
+        let delivered = through_faults(&ctx, to, std::mem::take(&mut batch), &mut rng).await;
+        let (snapshots, msgs): (Vec<_>, Vec<_>) = delivered
+            .into_iter()
             .partition(|m| m.get_msg_type() == MessageType::MsgSnapshot);
         if !msgs.is_empty()
             && let Err(e) = post_batch(&ctx, &addr, &msgs).await
@@ -224,6 +272,12 @@ async fn send_snapshot(to: NodeId, addr: String, msg: Message, ctx: TransportCon
 }
 
 async fn stream_snapshot(addr: &str, msg: &Message, ctx: &TransportContext) -> Result<()> {
+    if ctx.fate(msg.to).cut {
+        return Err(Error::Unavailable(format!(
+            "the link to node {} is cut by a partition",
+            msg.to
+        )));
+    }
     let meta = msg.get_snapshot().get_metadata();
     let (index, term) = (meta.index, meta.term);
     let txn = {

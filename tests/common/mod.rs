@@ -74,7 +74,7 @@ impl TestCluster {
     }
 
     pub fn running(&self) -> Vec<NodeId> {
-        self.cluster.handles().map(|h| h.id).collect()
+        self.cluster.handles().into_iter().map(|h| h.id).collect()
     }
 
     /// The leader, once one running node leads and every running node follows it.
@@ -86,6 +86,7 @@ impl TestCluster {
                 let views: Vec<_> = self
                     .cluster
                     .handles()
+                    .into_iter()
                     .map(|h| h.published().raft.and_then(|r| r.leader_id))
                     .collect();
                 let leader = views.first().copied().flatten()?;
@@ -119,6 +120,7 @@ impl TestCluster {
                 let statuses: Vec<_> = self
                     .cluster
                     .handles()
+                    .into_iter()
                     .filter_map(|h| h.published().raft)
                     .collect();
                 let leader = statuses.iter().find(|s| s.role == "leader")?;
@@ -136,6 +138,7 @@ impl TestCluster {
     pub fn digests(&self) -> BTreeMap<NodeId, u64> {
         self.cluster
             .handles()
+            .into_iter()
             .map(|h| (h.id, h.store().digest().expect("digest")))
             .collect()
     }

@@ -1,0 +1,303 @@
+//! The simulator controls, `/admin/...`: network faults, DynamoDB error injection, crashing
+//! and restarting nodes, leader transfer. Any live node accepts them and they act on the whole
+//! cluster. Only loopback callers are served unless the server allows remote admin, and none
+//! at all when it was started with `--no-faults`.
+//!
+//! The network faults are the same [`NetworkFaults`] the transport consults for every message,
+//! so what a user sets here is exactly what the tests drive.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::api::AppState;
+use crate::api::dispatch::error_response;
+use crate::api::inject::{ErrorRule, set_rule};
+use crate::cluster::Cluster;
+use crate::raft::NodeId;
+use crate::raft::events::NodeEvent;
+use crate::raft::faults::{Delay, NetworkFaults};
+use crate::{Error, Result};
+
+/// Longest delay accepted, milliseconds.
+const MAX_DELAY_MS: u64 = 60_000;
+
+/// `GET /admin/faults`: everything in force.
+#[derive(Debug, Serialize)]
+pub struct FaultsDoc {
+    /// One line per fault.
+    pub faults: Vec<String>,
+    /// The network faults, structured.
+    pub network: NetworkFaults,
+    /// The error injection rules.
+    pub errors: Vec<ErrorRule>,
+    /// Nodes that are running.
+    pub running: Vec<NodeId>,
+}
+
+fn doc(cluster: &Cluster) -> FaultsDoc {
+    FaultsDoc {
+        faults: cluster.describe_faults(),
+        network: cluster
+            .faults()
+            .read()
+            .map(|f| f.clone())
+            .unwrap_or_default(),
+        errors: cluster
+            .error_rules()
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_default(),
+        running: cluster.handles().iter().map(|h| h.id).collect(),
+    }
+}
+
+fn authorize(app: &AppState, peer: SocketAddr, changes: bool) -> Result<Cluster> {
+    let cluster = app
+        .cluster
+        .upgrade()
+        .ok_or_else(|| Error::Unavailable("the cluster is shutting down".into()))?;
+    let policy = cluster.policy();
+    if !policy.remote && !peer.ip().is_loopback() {
+        return Err(Error::AccessDenied(format!(
+            "admin requests are accepted from loopback only, not from {}; start the server with --admin-remote to allow them",
+            peer.ip()
+        )));
+    }
+    if changes && !policy.faults {
+        return Err(Error::AccessDenied(
+            "fault injection is disabled: the server was started with --no-faults".into(),
+        ));
+    }
+    Ok(cluster)
+}
+
+fn respond(result: Result<Value>) -> Response {
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+fn to_json<T: Serialize>(v: T) -> Result<Value> {
+    serde_json::to_value(v).map_err(Error::internal)
+}
+
+/// `GET /admin/faults`.
+pub async fn list(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    respond(authorize(&app, peer, false).and_then(|c| to_json(doc(&c))))
+}
+
+/// The body of `POST /admin/faults/{action}`; each action reads the members it needs.
+#[derive(Debug, Default, Deserialize)]
+pub struct FaultRequest {
+    node: Option<NodeId>,
+    groups: Option<Vec<Vec<NodeId>>>,
+    ms: Option<u64>,
+    jitter_ms: Option<u64>,
+    rate: Option<f64>,
+    op: Option<String>,
+    error: Option<String>,
+}
+
+fn member<T>(v: Option<T>, name: &str, action: &str) -> Result<T> {
+    v.ok_or_else(|| Error::validation(format!("{action} needs \"{name}\"")))
+}
+
+fn known_node(cluster: &Cluster, node: NodeId) -> Result<NodeId> {
+    let all = cluster.node_ids();
+    if all.contains(&node) {
+        Ok(node)
+    } else {
+        Err(Error::validation(format!(
+            "there is no node {node}; nodes are {all:?}"
+        )))
+    }
+}
+
+fn apply_fault(cluster: &Cluster, action: &str, req: FaultRequest) -> Result<String> {
+    let all = cluster.node_ids();
+    let mut faults = cluster
+        .faults()
+        .write()
+        .map_err(|_| Error::internal("fault table poisoned"))?;
+    // Edit a copy so a rejected request changes nothing.
+    let mut next = faults.clone();
+    let what = match action {
+        "isolate" => {
+            let node = known_node(cluster, member(req.node, "node", action)?)?;
+            next.isolate(node, &all)?;
+            format!("isolated node {node} from the others")
+        }
+        "partition" => {
+            let groups: Vec<BTreeSet<NodeId>> = member(req.groups, "groups", action)?
+                .into_iter()
+                .map(|g| g.into_iter().collect())
+                .collect();
+            next.set_partition(groups, &all)?;
+            format!("partitioned the network: {}", next.describe().join("; "))
+        }
+        "delay" => {
+            let node = known_node(cluster, member(req.node, "node", action)?)?;
+            let ms = member(req.ms, "ms", action)?;
+            let jitter_ms = req.jitter_ms.unwrap_or(0);
+            if ms + jitter_ms > MAX_DELAY_MS {
+                return Err(Error::validation(format!(
+                    "delays are limited to {MAX_DELAY_MS} ms"
+                )));
+            }
+            if ms == 0 && jitter_ms == 0 {
+                next.delays.remove(&node);
+                format!("removed the delay on node {node}")
+            } else {
+                next.delays.insert(node, Delay { ms, jitter_ms });
+                format!("messages to and from node {node} are delayed {ms} ms (+0..{jitter_ms} ms)")
+            }
+        }
+        "drop" => {
+            let node = known_node(cluster, member(req.node, "node", action)?)?;
+            let rate = member(req.rate, "rate", action)?;
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(Error::validation(format!(
+                    "rate must be between 0 and 1, got {rate}"
+                )));
+            }
+            if rate == 0.0 {
+                next.drops.remove(&node);
+                format!("node {node}'s links no longer lose messages")
+            } else {
+                next.drops.insert(node, rate);
+                format!("node {node}'s links lose {}% of messages", rate * 100.0)
+            }
+        }
+        "errors" => {
+            let rule = ErrorRule::new(
+                &member(req.op, "op", action)?,
+                &member(req.error, "error", action)?,
+                member(req.rate, "rate", action)?,
+            )?;
+            let what = format!(
+                "inject {} into {}% of {}",
+                rule.error,
+                rule.rate * 100.0,
+                rule.op
+            );
+            set_rule(cluster.error_rules(), rule);
+            return Ok(what);
+        }
+        "clear-errors" => {
+            if let Ok(mut rules) = cluster.error_rules().write() {
+                rules.clear();
+            }
+            return Ok("cleared every error injection rule".into());
+        }
+        "heal" => {
+            next.heal();
+            "healed the network: every partition, delay and loss removed".into()
+        }
+        other => {
+            return Err(Error::validation(format!(
+                "unknown fault {other}; use isolate, partition, delay, drop, errors, clear-errors or heal"
+            )));
+        }
+    };
+    *faults = next;
+    Ok(what)
+}
+
+/// `POST /admin/faults/{action}`.
+pub async fn apply(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(action): Path<String>,
+    body: Option<Json<FaultRequest>>,
+) -> Response {
+    respond(authorize(&app, peer, true).and_then(|cluster| {
+        let what = apply_fault(&cluster, &action, body.map(|b| b.0).unwrap_or_default())?;
+        let kind = if action == "heal" || action == "clear-errors" {
+            "fault_healed"
+        } else {
+            "fault_set"
+        };
+        cluster.record(app.node.id, NodeEvent::new(kind, what.clone()));
+        let mut v = to_json(doc(&cluster))?;
+        v["applied"] = Value::String(what);
+        Ok(v)
+    }))
+}
+
+/// `POST /admin/nodes/{id}/crash` and `/restart`.
+pub async fn node_action(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((id, action)): Path<(NodeId, String)>,
+) -> Response {
+    let result = async {
+        let cluster = authorize(&app, peer, true)?;
+        let id = known_node(&cluster, id)?;
+        let via = app.node.id;
+        match action.as_str() {
+            // A node cannot wait for its own server to stop: crash itself in the background.
+            "crash" if id == via => cluster.crash_node_in_background(id, via)?,
+            "crash" => cluster.crash_node(id, via).await?,
+            "restart" => cluster.restart_node(id, via).await?,
+            other => {
+                return Err(Error::validation(format!(
+                    "unknown node action {other}; use crash or restart"
+                )));
+            }
+        }
+        let mut v = to_json(doc(&cluster))?;
+        v["applied"] = Value::String(format!("{action} node {id}"));
+        Ok(v)
+    }
+    .await;
+    respond(result)
+}
+
+/// Body of `POST /admin/transfer-leader`.
+#[derive(Debug, Deserialize)]
+pub struct TransferRequest {
+    to: NodeId,
+}
+
+/// `POST /admin/transfer-leader`: asks the current leader to hand over to `to`.
+pub async fn transfer_leader(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Json(req): Json<TransferRequest>,
+) -> Response {
+    respond(authorize(&app, peer, true).and_then(|cluster| {
+        let to = known_node(&cluster, req.to)?;
+        if cluster.node(to).is_none() {
+            return Err(Error::validation(format!("node {to} is not running")));
+        }
+        let leader = cluster
+            .handles()
+            .into_iter()
+            .find(|h| h.is_leader())
+            .ok_or_else(|| {
+                Error::Unavailable("there is no leader to transfer from; retry shortly".into())
+            })?;
+        if leader.id == to {
+            return Err(Error::validation(format!(
+                "node {to} is already the leader"
+            )));
+        }
+        leader.transfer_leader(to)?;
+        let what = format!(
+            "asked leader {} to transfer leadership to node {to}",
+            leader.id
+        );
+        cluster.record(app.node.id, NodeEvent::new("leader_transfer", what.clone()));
+        Ok(serde_json::json!({"applied": what}))
+    }))
+}

@@ -1,0 +1,163 @@
+//! Opening a node's redb file on a storage backend that can be "crashed".
+//!
+//! Every node's database sits on a [`CrashableFile`]: redb's own file backend plus a switch.
+//! Flipping the switch makes every later write, resize and fsync fail, so nothing more reaches
+//! the file, not even redb's tidy-up on close (which would otherwise make the last non-durable
+//! commits durable). What is left on disk is exactly what a `kill -9` at that instant leaves:
+//! the simulator's `fault crash` is then an honest crash, not a clean shutdown, and a node
+//! restarted from its directory recovers from the last durable commit.
+
+use std::fs::OpenOptions;
+use std::io;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use redb::backends::FileBackend;
+use redb::{BackendError, Database, StorageBackend};
+
+use crate::{Error, Result};
+
+/// The switch that crashes a [`CrashableFile`].
+#[derive(Clone, Debug, Default)]
+pub struct CrashSwitch(Arc<AtomicBool>);
+
+impl CrashSwitch {
+    /// From now on, nothing more is written to the file.
+    pub fn crash(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    fn is_crashed(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// redb's file backend with a [`CrashSwitch`].
+#[derive(Debug)]
+pub struct CrashableFile {
+    inner: FileBackend,
+    switch: CrashSwitch,
+}
+
+fn crashed() -> io::Error {
+    io::Error::other("the node crashed (simulated); nothing more is written")
+}
+
+impl CrashableFile {
+    fn check(&self) -> io::Result<()> {
+        if self.switch.is_crashed() {
+            Err(crashed())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl StorageBackend for CrashableFile {
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        self.inner.read(offset, out)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.check()?;
+        self.inner.set_len(len)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.check()?;
+        self.inner.sync_data()
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.check()?;
+        self.inner.write(offset, data)
+    }
+
+    fn close(&self) -> io::Result<()> {
+        // Always release the file's locks, crashed or not, so the node can be restarted.
+        self.inner.close()
+    }
+
+    fn try_lock_range(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> std::result::Result<bool, BackendError> {
+        self.inner.try_lock_range(start, end)
+    }
+
+    fn try_lock_shared_range(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> std::result::Result<bool, BackendError> {
+        self.inner.try_lock_shared_range(start, end)
+    }
+
+    fn lock_range(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> std::result::Result<(), BackendError> {
+        self.inner.lock_range(start, end)
+    }
+
+    fn lock_shared_range(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> std::result::Result<(), BackendError> {
+        self.inner.lock_shared_range(start, end)
+    }
+
+    fn unlock_range(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> std::result::Result<(), BackendError> {
+        self.inner.unlock_range(start, end)
+    }
+
+    fn query_lock_range(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> std::result::Result<bool, BackendError> {
+        self.inner.query_lock_range(start, end)
+    }
+}
+
+/// Opens (creating if needed) the database at `path` on a crashable backend.
+///
+/// # Errors
+/// A file that cannot be opened, is locked by another process, or is not a redb database; the
+/// message names the file.
+pub fn open(path: &Path) -> Result<(Database, CrashSwitch)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
+    let switch = CrashSwitch::default();
+    let backend = CrashableFile {
+        inner: FileBackend::new(file)
+            .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?,
+        switch: switch.clone(),
+    };
+    let db = Database::builder().create_with_backend(backend).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => Error::internal(format!(
+            "{} is already open in another kvsim process; stop it or use another --data-dir-root",
+            path.display()
+        )),
+        other => Error::internal(format!("cannot open {}: {other}", path.display())),
+    })?;
+    Ok((db, switch))
+}
