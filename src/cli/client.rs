@@ -199,6 +199,68 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Sends a simulator control request (`/admin/...`) to `addr`: a POST with `body`, or a GET
+    /// without one.
+    ///
+    /// # Errors
+    /// The server's error, or `Unavailable` if the node cannot be reached.
+    pub async fn admin(&self, addr: &str, path: &str, body: Option<&serde_json::Value>) -> Result<serde_json::Value> {
+        let url = format!("http://{addr}{path}");
+        let req = match body {
+            Some(b) => self
+                .http
+                .post(url)
+                .header("content-type", "application/json")
+                .body(b.to_string()),
+            None => self.http.get(url),
+        };
+        let resp = req.send().await.map_err(|e| unreachable(addr, &e))?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(|e| unreachable(addr, &e))?;
+        if status == 200 {
+            return serde_json::from_slice(&bytes).map_err(|e| Error::internal(format!("{addr}{path}: {e}")));
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(err) => Err(Error::from_wire(&err.type_name, err.message)),
+            Err(_) => Err(Error::internal(format!(
+                "{addr}{path} answered HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            ))),
+        }
+    }
+
+    /// The first node that answers, starting with the target and then its neighbours on the
+    /// same host (a local cluster's nodes sit on consecutive ports), so control commands work
+    /// even when the target node is the one that is down.
+    ///
+    /// # Errors
+    /// `Unavailable` naming the target if no candidate answers.
+    pub async fn live_node(&self) -> Result<(String, serde_json::Value)> {
+        let first_err = match self.status(&self.target).await {
+            Ok(s) => return Ok((self.target.clone(), s)),
+            Err(e) => e,
+        };
+        if let Some((host, port)) = self.target.rsplit_once(':')
+            && let Ok(port) = port.parse::<i32>()
+        {
+            for delta in [1, 2, -1, -2] {
+                let Ok(p) = u16::try_from(port + delta) else {
+                    continue;
+                };
+                let addr = format!("{host}:{p}");
+                if let Ok(s) = self.status(&addr).await {
+                    if self.verbose {
+                        eprintln!("{} is down; using node {} at {addr}", self.target, s["node_id"]);
+                    }
+                    return Ok((addr, s));
+                }
+            }
+        }
+        Err(first_err)
+    }
+}
+
 /// `GET /status` of `addr` with any HTTP client.
 ///
 /// # Errors

@@ -18,8 +18,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::cli::client::Client;
 use crate::cli::commands::{
-    bench, create_table, delete_item, delete_table, describe_table, get_item, list_tables,
-    put_item, query_items, scan, status,
+    bench, create_table, delete_item, delete_table, describe_table, events, fault, get_item,
+    list_tables, put_item, query_items, scan, status, transfer_leader,
 };
 use crate::config::{DEFAULT_BASE_PORT, DEFAULT_DATA_ROOT};
 use crate::{Error, Result};
@@ -75,8 +75,14 @@ enum Command {
     QueryItems(query_items::Args),
     /// Read every item of a table.
     Scan(scan::Args),
-    /// Show every node's Raft status (or one node's with --target-addr).
+    /// Show every node's Raft status (or one node's with --target-addr); --watch redraws it.
     Status(status::Args),
+    /// Inject faults: crash, restart, isolate, partition, delay, drop, errors, heal, list.
+    Fault(fault::Args),
+    /// Ask the leader to hand leadership to another node.
+    TransferLeader(transfer_leader::Args),
+    /// Show the cluster's recent events (elections, crashes, faults, snapshots), merged by time.
+    Events(events::Args),
     /// Measure PutItem/GetItem throughput and latency against a running server.
     Bench(bench::Args),
 }
@@ -86,13 +92,13 @@ enum Command {
 pub struct Common {
     /// Node to send the request to, HOST:PORT. Writes and consistent reads follow the leader
     /// hint from there to the leader.
-    #[arg(long, env = "KVSIM_TARGET_ADDR", default_value = "localhost:8100")]
+    #[arg(long, env = "KVSIM_TARGET_ADDR", default_value = "localhost:8100", global = true)]
     pub target_addr: String,
     /// Output format: a table for people, or plain JSON for scripts.
-    #[arg(long, value_enum, default_value_t = Output::Table)]
+    #[arg(long, value_enum, default_value_t = Output::Table, global = true)]
     pub output: Output,
     /// Print leader redirects and retries on stderr.
-    #[arg(short, long)]
+    #[arg(short, long, global = true)]
     pub verbose: bool,
 }
 
@@ -117,6 +123,12 @@ pub struct ServerArgs {
     /// Entries kept in the log after compaction.
     #[arg(long, default_value_t = 1_000)]
     pub log_retain: u64,
+    /// Refuse every fault injection command (crash, partition, delay, errors, ...).
+    #[arg(long)]
+    pub no_faults: bool,
+    /// Accept simulator control requests (/admin/...) from other hosts, not only loopback.
+    #[arg(long)]
+    pub admin_remote: bool,
 }
 
 /// Output format of client commands.
@@ -182,6 +194,9 @@ pub fn run(args: Args) -> Result<i32> {
             Command::QueryItems(a) => query_items::run(&client(&a.common)?, a).await.map(|()| 0),
             Command::Scan(a) => scan::run(&client(&a.common)?, a).await.map(|()| 0),
             Command::Status(a) => status::run(a).await.map(|()| 0),
+            Command::Fault(a) => fault::run(&client(&a.common)?, a).await.map(|()| 0),
+            Command::TransferLeader(a) => transfer_leader::run(&client(&a.common)?, a).await.map(|()| 0),
+            Command::Events(a) => events::run(&client(&a.common)?, a).await.map(|()| 0),
             Command::Server(_) | Command::Bench(_) => Ok(0),
         }
     })

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::cli::ServerArgs;
-use crate::cluster::Cluster;
+use crate::cluster::{AdminPolicy, Cluster};
 use crate::config::{ClusterConfig, NODE_COUNT, Tuning};
 use crate::{Error, Result};
 
@@ -25,6 +25,10 @@ pub fn run(args: ServerArgs) -> Result<()> {
     if args.compact_every == 0 {
         return Err(Error::validation("--compact-every must be at least 1"));
     }
+    let policy = AdminPolicy {
+        faults: !args.no_faults,
+        remote: args.admin_remote,
+    };
     let config = ClusterConfig {
         data_root: args.data_dir_root,
         host: args.host,
@@ -41,7 +45,7 @@ pub fn run(args: ServerArgs) -> Result<()> {
         .build()
         .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async move {
-        let cluster = Cluster::start(config.clone()).await?;
+        let cluster = Cluster::start_with_policy(config.clone(), policy).await?;
         for (id, addr) in cluster.addrs() {
             println!(
                 "kvsim: node {id} listening on {addr} (data in {})",

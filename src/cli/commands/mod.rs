@@ -5,12 +5,15 @@ pub mod create_table;
 pub mod delete_item;
 pub mod delete_table;
 pub mod describe_table;
+pub mod events;
+pub mod fault;
 pub mod get_item;
 pub mod list_tables;
 pub mod put_item;
 pub mod query_items;
 pub mod scan;
 pub mod status;
+pub mod transfer_leader;
 
 use crate::api::wire::{DescribeTableOutput, TableDescriptionWire, TableNameInput, WireValue};
 use crate::cli::client::Client;

@@ -1,14 +1,20 @@
-//! `kvsim status`: every node's Raft state as one table (the default), or one node's.
+//! `kvsim status`: every node's Raft state as one table (the default), or one node's;
+//! `--watch` redraws it twice a second so an election can be watched as it happens.
+
+use std::io::IsTerminal;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::Result;
 use crate::cli::Output;
 use crate::cli::client::Client;
 use crate::cli::render::{print_json, table};
+use crate::Result;
 
 /// Where discovery starts when no `--target-addr` is given.
 const DEFAULT_TARGET: &str = "localhost:8100";
+/// How often `--watch` redraws.
+const WATCH_EVERY: Duration = Duration::from_millis(500);
 
 /// Options of `status`.
 #[derive(Debug, clap::Args)]
@@ -20,6 +26,9 @@ pub struct Args {
     /// Show every node even when --target-addr is given (it is then where discovery starts).
     #[arg(long)]
     pub all: bool,
+    /// Redraw every half second until interrupted.
+    #[arg(long)]
+    pub watch: bool,
     /// Output format: `json` prints the server's status document (an array for all nodes).
     #[arg(long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -33,9 +42,9 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// Fetches the status of every node listed by the node at `start`.
-async fn all_statuses(client: &Client, start: &str) -> Result<Vec<Value>> {
-    let first = client.status(start).await?;
+/// The status of every node known to the first live node found from `client`'s target.
+async fn all_statuses(client: &Client) -> Result<Vec<Value>> {
+    let (_, first) = client.live_node().await?;
     let nodes: Vec<(u64, String)> = first["nodes"]
         .as_array()
         .map(|a| {
@@ -52,48 +61,21 @@ async fn all_statuses(client: &Client, start: &str) -> Result<Vec<Value>> {
         }
         match client.status(&addr).await {
             Ok(s) => out.push(s),
-            Err(e) => out.push(
-                json!({"node_id": id, "addr": addr, "role": "unreachable", "error": e.to_string()}),
-            ),
+            Err(e) => out.push(json!({"node_id": id, "addr": addr, "role": "down", "error": e.to_string()})),
         }
     }
     Ok(out)
 }
 
-/// Runs `status`.
-pub async fn run(args: Args) -> Result<()> {
-    let start = args
-        .target_addr
-        .clone()
-        .or_else(|| {
-            std::env::var("KVSIM_TARGET_ADDR")
-                .ok()
-                .filter(|a| !a.is_empty())
-        })
-        .unwrap_or_else(|| DEFAULT_TARGET.to_string());
-    let client = Client::new(&start, false)?;
-    let single = args.target_addr.is_some() && !args.all;
-    let statuses = if single {
-        vec![client.status(&start).await?]
-    } else {
-        all_statuses(&client, &start).await?
-    };
-    if args.output == Output::Json {
-        return print_json(&if single {
-            statuses[0].clone()
-        } else {
-            Value::Array(statuses)
-        });
-    }
+/// The status table, with fault and failure lines under it.
+fn render(statuses: &[Value]) -> String {
     let leader_commit = statuses
         .iter()
         .find(|s| s["role"] == "leader")
         .or_else(|| statuses.iter().max_by_key(|s| s["commit_index"].as_u64()))
         .and_then(|s| s["commit_index"].as_u64());
-    let mut t = table(vec![
-        "node", "address", "role", "term", "leader", "commit", "applied", "lag",
-    ]);
-    for s in &statuses {
+    let mut t = table(vec!["node", "address", "role", "term", "leader", "commit", "applied", "lag"]);
+    for s in statuses {
         let lag = match (leader_commit, s["applied_index"].as_u64()) {
             (Some(c), Some(a)) => c.saturating_sub(a).to_string(),
             _ => "-".into(),
@@ -109,11 +91,55 @@ pub async fn run(args: Args) -> Result<()> {
             lag,
         ]);
     }
-    println!("{t}");
-    for s in &statuses {
+    let mut out = t.to_string();
+    for s in statuses {
         if let Some(e) = s.get("error").or_else(|| s["health"].get("error")) {
-            println!("node {}: {}", text(&s["node_id"]), text(e));
+            out.push_str(&format!("\nnode {}: {}", text(&s["node_id"]), text(e)));
         }
     }
-    Ok(())
+    let faults: Vec<String> = statuses
+        .iter()
+        .find_map(|s| s["faults"].as_array())
+        .map(|a| a.iter().map(text).collect())
+        .unwrap_or_default();
+    if !faults.is_empty() {
+        out.push_str(&format!("\nfaults: {}", faults.join("; ")));
+    }
+    out
+}
+
+/// Runs `status`.
+pub async fn run(args: Args) -> Result<()> {
+    let start = args
+        .target_addr
+        .clone()
+        .or_else(|| std::env::var("KVSIM_TARGET_ADDR").ok().filter(|a| !a.is_empty()))
+        .unwrap_or_else(|| DEFAULT_TARGET.to_string());
+    let client = Client::new(&start, false)?;
+    let single = args.target_addr.is_some() && !args.all;
+    let tty = std::io::stdout().is_terminal();
+    loop {
+        let statuses = if single {
+            vec![client.status(&start).await?]
+        } else {
+            all_statuses(&client).await?
+        };
+        if args.output == Output::Json {
+            print_json(&if single { statuses[0].clone() } else { Value::Array(statuses) })?;
+        } else {
+            if args.watch && tty {
+                // Clear the screen and home the cursor, so the table redraws in place.
+                print!("\x1b[2J\x1b[H");
+                println!("kvsim status, every {} ms (Ctrl+C to stop)", WATCH_EVERY.as_millis());
+            }
+            println!("{}", render(&statuses));
+        }
+        if !args.watch {
+            return Ok(());
+        }
+        if !tty {
+            println!();
+        }
+        tokio::time::sleep(WATCH_EVERY).await;
+    }
 }
