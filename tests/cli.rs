@@ -12,32 +12,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::TestCluster;
+use common::{CliRun as Run, TestCluster, kvsim_cli};
 use regex::Regex;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kvsim");
-
-struct Run {
-    stdout: String,
-    stderr: String,
-    code: i32,
-}
-
 fn kvsim(args: &[String]) -> Run {
-    let out = Command::new(BIN)
-        .args(args)
-        .env_remove("KVSIM_TARGET_ADDR")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run kvsim");
-    Run {
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        code: out.status.code().unwrap_or(-1),
-    }
+    kvsim_cli(args)
 }
 
 /// Placeholder -> address, for the cluster under test.

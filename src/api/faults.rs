@@ -244,19 +244,28 @@ pub async fn node_action(
         let cluster = authorize(&app, peer, true)?;
         let id = known_node(&cluster, id)?;
         let via = app.node.id;
-        match action.as_str() {
+        let what = match action.as_str() {
             // A node cannot wait for its own server to stop: crash itself in the background.
-            "crash" if id == via => cluster.crash_node_in_background(id, via)?,
-            "crash" => cluster.crash_node(id, via).await?,
-            "restart" => cluster.restart_node(id, via).await?,
+            "crash" if id == via => {
+                cluster.crash_node_in_background(id, via)?;
+                format!("node {id} is crashing")
+            }
+            "crash" => {
+                cluster.crash_node(id, via).await?;
+                format!("crashed node {id}")
+            }
+            "restart" => {
+                cluster.restart_node(id, via).await?;
+                format!("restarted node {id}")
+            }
             other => {
                 return Err(Error::validation(format!(
                     "unknown node action {other}; use crash or restart"
                 )));
             }
-        }
+        };
         let mut v = to_json(doc(&cluster))?;
-        v["applied"] = Value::String(format!("{action} node {id}"));
+        v["applied"] = Value::String(what);
         Ok(v)
     }
     .await;

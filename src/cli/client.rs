@@ -205,7 +205,12 @@ impl Client {
     ///
     /// # Errors
     /// The server's error, or `Unavailable` if the node cannot be reached.
-    pub async fn admin(&self, addr: &str, path: &str, body: Option<&serde_json::Value>) -> Result<serde_json::Value> {
+    pub async fn admin(
+        &self,
+        addr: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value> {
         let url = format!("http://{addr}{path}");
         let req = match body {
             Some(b) => self
@@ -219,7 +224,8 @@ impl Client {
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.map_err(|e| unreachable(addr, &e))?;
         if status == 200 {
-            return serde_json::from_slice(&bytes).map_err(|e| Error::internal(format!("{addr}{path}: {e}")));
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| Error::internal(format!("{addr}{path}: {e}")));
         }
         match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(err) => Err(Error::from_wire(&err.type_name, err.message)),
@@ -251,7 +257,10 @@ impl Client {
                 let addr = format!("{host}:{p}");
                 if let Ok(s) = self.status(&addr).await {
                     if self.verbose {
-                        eprintln!("{} is down; using node {} at {addr}", self.target, s["node_id"]);
+                        eprintln!(
+                            "{} is down; using node {} at {addr}",
+                            self.target, s["node_id"]
+                        );
                     }
                     return Ok((addr, s));
                 }

@@ -92,7 +92,12 @@ enum Command {
 pub struct Common {
     /// Node to send the request to, HOST:PORT. Writes and consistent reads follow the leader
     /// hint from there to the leader.
-    #[arg(long, env = "KVSIM_TARGET_ADDR", default_value = "localhost:8100", global = true)]
+    #[arg(
+        long,
+        env = "KVSIM_TARGET_ADDR",
+        default_value = "localhost:8100",
+        global = true
+    )]
     pub target_addr: String,
     /// Output format: a table for people, or plain JSON for scripts.
     #[arg(long, value_enum, default_value_t = Output::Table, global = true)]
@@ -195,7 +200,9 @@ pub fn run(args: Args) -> Result<i32> {
             Command::Scan(a) => scan::run(&client(&a.common)?, a).await.map(|()| 0),
             Command::Status(a) => status::run(a).await.map(|()| 0),
             Command::Fault(a) => fault::run(&client(&a.common)?, a).await.map(|()| 0),
-            Command::TransferLeader(a) => transfer_leader::run(&client(&a.common)?, a).await.map(|()| 0),
+            Command::TransferLeader(a) => transfer_leader::run(&client(&a.common)?, a)
+                .await
+                .map(|()| 0),
             Command::Events(a) => events::run(&client(&a.common)?, a).await.map(|()| 0),
             Command::Server(_) | Command::Bench(_) => Ok(0),
         }

@@ -231,3 +231,44 @@ pub async fn call_addr(http: &reqwest::Client, addr: &str, op: &str, body: Value
     });
     (status, value)
 }
+
+/// What a run of the real `kvsim` binary printed.
+pub struct CliRun {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: i32,
+}
+
+/// Runs the real `kvsim` binary (blocking; call from `spawn_blocking` in async tests).
+pub fn kvsim_cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> CliRun {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kvsim"))
+        .args(args)
+        .env_remove("KVSIM_TARGET_ADDR")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run kvsim");
+    CliRun {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: out.status.code().unwrap_or(-1),
+    }
+}
+
+/// Runs `kvsim` off the async runtime and returns its output.
+pub async fn cli(args: &[&str]) -> CliRun {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || kvsim_cli(&args))
+        .await
+        .expect("kvsim runs")
+}
+
+/// Runs `kvsim` and requires success; returns stdout.
+pub async fn cli_ok(args: &[&str]) -> String {
+    let run = cli(args).await;
+    assert_eq!(
+        run.code, 0,
+        "kvsim {args:?} failed ({}): {}",
+        run.code, run.stderr
+    );
+    run.stdout
+}

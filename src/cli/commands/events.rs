@@ -40,14 +40,22 @@ fn nodes_of(status: &Value) -> Vec<(u64, String)> {
 }
 
 /// New events from every reachable node, after each node's cursor, merged by time.
-async fn poll(client: &Client, nodes: &[(u64, String)], cursors: &mut BTreeMap<u64, u64>) -> Vec<EventRecord> {
+async fn poll(
+    client: &Client,
+    nodes: &[(u64, String)],
+    cursors: &mut BTreeMap<u64, u64>,
+) -> Vec<EventRecord> {
     let mut out = Vec::new();
     for (id, addr) in nodes {
         let since = cursors.get(id).copied().unwrap_or(0);
-        let Ok(doc) = client.admin(addr, &format!("/events?since={since}"), None).await else {
+        let Ok(doc) = client
+            .admin(addr, &format!("/events?since={since}"), None)
+            .await
+        else {
             continue; // a crashed node's events come back with it
         };
-        let events: Vec<EventRecord> = serde_json::from_value(doc["events"].clone()).unwrap_or_default();
+        let events: Vec<EventRecord> =
+            serde_json::from_value(doc["events"].clone()).unwrap_or_default();
         if let Some(last) = events.last() {
             cursors.insert(*id, last.seq);
         }
@@ -64,7 +72,9 @@ fn line(e: &EventRecord) -> String {
 
 fn print(events: &[EventRecord], output: Output, stream: bool) -> Result<()> {
     match (output, stream) {
-        (Output::Json, false) => print_json(&serde_json::to_value(events).map_err(Error::internal)?),
+        (Output::Json, false) => {
+            print_json(&serde_json::to_value(events).map_err(Error::internal)?)
+        }
         (Output::Json, true) => {
             for e in events {
                 println!("{}", serde_json::to_string(e).map_err(Error::internal)?);
@@ -91,10 +101,12 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
         events.drain(..events.len().saturating_sub(keep));
     }
     print(&events, args.common.output, args.follow)?;
-    while args.follow {
+    if !args.follow {
+        return Ok(());
+    }
+    loop {
         tokio::time::sleep(FOLLOW_EVERY).await;
         let new = poll(client, &nodes, &mut cursors).await;
         print(&new, args.common.output, true)?;
     }
-    Ok(())
 }

@@ -100,7 +100,9 @@ fn groups(texts: &[String]) -> Result<Vec<Vec<u64>>> {
             g.split(',')
                 .map(|n| {
                     n.trim().parse::<u64>().map_err(|_| {
-                        Error::validation(format!("partition groups are comma-separated node ids like 1,2; got '{g}'"))
+                        Error::validation(format!(
+                            "partition groups are comma-separated node ids like 1,2; got '{g}'"
+                        ))
                     })
                 })
                 .collect()
@@ -114,15 +116,27 @@ fn request(action: &Action) -> Result<(String, Option<Value>)> {
         Action::Crash { node } => post(&format!("/admin/nodes/{node}/crash"), json!({})),
         Action::Restart { node } => post(&format!("/admin/nodes/{node}/restart"), json!({})),
         Action::Isolate { node } => post("/admin/faults/isolate", json!({"node": node})),
-        Action::Partition { groups: g } => post("/admin/faults/partition", json!({"groups": groups(g)?})),
-        Action::Delay { node, ms, jitter_ms } => {
-            post("/admin/faults/delay", json!({"node": node, "ms": ms, "jitter_ms": jitter_ms}))
+        Action::Partition { groups: g } => {
+            post("/admin/faults/partition", json!({"groups": groups(g)?}))
         }
-        Action::Drop { node, rate } => post("/admin/faults/drop", json!({"node": node, "rate": rate})),
+        Action::Delay {
+            node,
+            ms,
+            jitter_ms,
+        } => post(
+            "/admin/faults/delay",
+            json!({"node": node, "ms": ms, "jitter_ms": jitter_ms}),
+        ),
+        Action::Drop { node, rate } => {
+            post("/admin/faults/drop", json!({"node": node, "rate": rate}))
+        }
         Action::Errors { clear: true, .. } => post("/admin/faults/clear-errors", json!({})),
-        Action::Errors { op, error, rate, .. } => {
-            post("/admin/faults/errors", json!({"op": op, "error": error, "rate": rate}))
-        }
+        Action::Errors {
+            op, error, rate, ..
+        } => post(
+            "/admin/faults/errors",
+            json!({"op": op, "error": error, "rate": rate}),
+        ),
         Action::Heal => post("/admin/faults/heal", json!({})),
         Action::List => Ok(("/admin/faults".to_string(), None)),
     }

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::Result;
 use crate::cli::Output;
 use crate::cli::client::Client;
 use crate::cli::render::{print_json, table};
-use crate::Result;
 
 /// Where discovery starts when no `--target-addr` is given.
 const DEFAULT_TARGET: &str = "localhost:8100";
@@ -61,7 +61,8 @@ async fn all_statuses(client: &Client) -> Result<Vec<Value>> {
         }
         match client.status(&addr).await {
             Ok(s) => out.push(s),
-            Err(e) => out.push(json!({"node_id": id, "addr": addr, "role": "down", "error": e.to_string()})),
+            Err(e) => out
+                .push(json!({"node_id": id, "addr": addr, "role": "down", "error": e.to_string()})),
         }
     }
     Ok(out)
@@ -74,7 +75,9 @@ fn render(statuses: &[Value]) -> String {
         .find(|s| s["role"] == "leader")
         .or_else(|| statuses.iter().max_by_key(|s| s["commit_index"].as_u64()))
         .and_then(|s| s["commit_index"].as_u64());
-    let mut t = table(vec!["node", "address", "role", "term", "leader", "commit", "applied", "lag"]);
+    let mut t = table(vec![
+        "node", "address", "role", "term", "leader", "commit", "applied", "lag",
+    ]);
     for s in statuses {
         let lag = match (leader_commit, s["applied_index"].as_u64()) {
             (Some(c), Some(a)) => c.saturating_sub(a).to_string(),
@@ -113,7 +116,11 @@ pub async fn run(args: Args) -> Result<()> {
     let start = args
         .target_addr
         .clone()
-        .or_else(|| std::env::var("KVSIM_TARGET_ADDR").ok().filter(|a| !a.is_empty()))
+        .or_else(|| {
+            std::env::var("KVSIM_TARGET_ADDR")
+                .ok()
+                .filter(|a| !a.is_empty())
+        })
         .unwrap_or_else(|| DEFAULT_TARGET.to_string());
     let client = Client::new(&start, false)?;
     let single = args.target_addr.is_some() && !args.all;
@@ -125,12 +132,19 @@ pub async fn run(args: Args) -> Result<()> {
             all_statuses(&client).await?
         };
         if args.output == Output::Json {
-            print_json(&if single { statuses[0].clone() } else { Value::Array(statuses) })?;
+            print_json(&if single {
+                statuses[0].clone()
+            } else {
+                Value::Array(statuses)
+            })?;
         } else {
             if args.watch && tty {
                 // Clear the screen and home the cursor, so the table redraws in place.
                 print!("\x1b[2J\x1b[H");
-                println!("kvsim status, every {} ms (Ctrl+C to stop)", WATCH_EVERY.as_millis());
+                println!(
+                    "kvsim status, every {} ms (Ctrl+C to stop)",
+                    WATCH_EVERY.as_millis()
+                );
             }
             println!("{}", render(&statuses));
         }

@@ -2,11 +2,11 @@
 
 use serde_json::json;
 
+use crate::Result;
 use crate::cli::Common;
+use crate::cli::Output;
 use crate::cli::client::Client;
 use crate::cli::render::print_json;
-use crate::cli::Output;
-use crate::Result;
 
 /// Options of `transfer-leader`.
 #[derive(Debug, clap::Args)]
@@ -22,7 +22,11 @@ pub struct Args {
 pub async fn run(client: &Client, args: Args) -> Result<()> {
     let (addr, _) = client.live_node().await?;
     let answer = client
-        .admin(&addr, "/admin/transfer-leader", Some(&json!({"to": args.to})))
+        .admin(
+            &addr,
+            "/admin/transfer-leader",
+            Some(&json!({"to": args.to})),
+        )
         .await?;
     match args.common.output {
         Output::Json => print_json(&answer),

@@ -1,0 +1,482 @@
+//! The simulator controls, driven through the real CLI against an in-process cluster: crash
+//! and restart (failover), isolating the leader (partition), delaying a follower (stale
+//! reads), error injection, and the events and status that show each of them.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{TestCluster, cli, cli_ok, eventually};
+use serde_json::{Value, json};
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// `kvsim events --output json` through `addr`.
+async fn events(addr: &str) -> Vec<Value> {
+    let out = cli_ok(&["events", "--target-addr", addr, "--output", "json"]).await;
+    json_of(&out).as_array().cloned().unwrap_or_default()
+}
+
+fn has_event(events: &[Value], kind: &str, detail_part: &str) -> bool {
+    events.iter().any(|e| {
+        e["kind"] == kind
+            && e["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(detail_part))
+    })
+}
+
+async fn put(addr: &str, table: &str, item: &str) {
+    cli_ok(&[
+        "put-item",
+        "--target-addr",
+        addr,
+        "--table-name",
+        table,
+        "--item-data",
+        item,
+    ])
+    .await;
+}
+
+/// The leader's id and term once one is elected among the running nodes, other than `not`.
+async fn new_leader(tc: &TestCluster, not: u64, old_term: u64) -> (u64, u64) {
+    eventually(
+        Duration::from_secs(15),
+        "a new leader with a newer term",
+        || async {
+            tc.cluster
+                .handles()
+                .into_iter()
+                .filter(|h| h.id != not && h.is_leader())
+                .filter_map(|h| h.published().raft.map(|r| (h.id, r.term)))
+                .find(|(_, term)| *term > old_term)
+        },
+    )
+    .await
+}
+
+fn term_of(tc: &TestCluster, id: u64) -> u64 {
+    tc.cluster
+        .node(id)
+        .and_then(|h| h.published().raft)
+        .map_or(0, |r| r.term)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashing_the_leader_elects_another_and_the_restarted_node_catches_up() {
+    let tc = TestCluster::start().await;
+    let old = tc.leader().await;
+    let other = tc.addr(tc.other_than(old));
+    cli_ok(&[
+        "create-table",
+        "--target-addr",
+        &other,
+        "--table-name",
+        "Songs",
+        "--partition-key-name",
+        "k",
+        "--output",
+        "json",
+    ])
+    .await;
+    for i in 0..20 {
+        put(&other, "Songs", &format!(r#"{{"k":"before-{i}"}}"#)).await;
+    }
+    let old_term = term_of(&tc, old);
+
+    let out = cli_ok(&[
+        "fault",
+        "crash",
+        "--node",
+        &old.to_string(),
+        "--target-addr",
+        &other,
+    ])
+    .await;
+    assert!(out.contains(&format!("crashed node {old}")), "{out}");
+    // The crashed node's port refuses connections, as a dead process's would.
+    let run = cli(&["status", "--target-addr", &tc.addr(old)]).await;
+    assert_eq!(
+        run.code, 3,
+        "a crashed node does not answer: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("connection refused"), "{}", run.stderr);
+
+    let (new, new_term) = new_leader(&tc, old, old_term).await;
+    assert_ne!(new, old);
+    for i in 0..20 {
+        put(&other, "Songs", &format!(r#"{{"k":"after-{i}"}}"#)).await;
+    }
+
+    let out = cli_ok(&[
+        "fault",
+        "restart",
+        "--node",
+        &old.to_string(),
+        "--target-addr",
+        &other,
+    ])
+    .await;
+    assert!(out.contains(&format!("restarted node {old}")), "{out}");
+    tc.converged().await;
+    let items = tc.scan_all(old, "Songs").await;
+    assert_eq!(items.len(), 40, "the restarted node caught up");
+    let digests = tc.digests();
+    assert!(
+        digests.values().all(|d| Some(d) == digests.values().next()),
+        "{digests:?}"
+    );
+
+    // Status and events tell the story.
+    let status = json_of(
+        &cli_ok(&[
+            "status",
+            "--target-addr",
+            &other,
+            "--all",
+            "--output",
+            "json",
+        ])
+        .await,
+    );
+    let nodes = status.as_array().expect("array");
+    assert_eq!(nodes.iter().filter(|n| n["role"] == "leader").count(), 1);
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["leader_id"] == new && n["term"] == new_term),
+        "{status}"
+    );
+    let ev = events(&other).await;
+    assert!(
+        has_event(&ev, "node_crashed", &format!("node {old} crashed")),
+        "{ev:?}"
+    );
+    assert!(
+        has_event(&ev, "node_restarted", &format!("node {old} restarted")),
+        "{ev:?}"
+    );
+    assert!(
+        has_event(
+            &ev,
+            "leader_elected",
+            &format!("node {new} won the election for term {new_term}")
+        ),
+        "{ev:?}"
+    );
+    let times: Vec<u64> = ev.iter().filter_map(|e| e["time_ms"].as_u64()).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "events are merged by time"
+    );
+    tc.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_leader_steps_down_and_its_writes_are_never_acknowledged() {
+    let tc = TestCluster::start().await;
+    let old = tc.leader().await;
+    let old_addr = tc.addr(old);
+    let majority: Vec<u64> = tc.running().into_iter().filter(|id| *id != old).collect();
+    let via = tc.addr(majority[0]);
+    cli_ok(&[
+        "create-table",
+        "--target-addr",
+        &via,
+        "--table-name",
+        "Cut",
+        "--partition-key-name",
+        "k",
+        "--output",
+        "json",
+    ])
+    .await;
+    let old_term = term_of(&tc, old);
+
+    cli_ok(&[
+        "fault",
+        "isolate",
+        "--node",
+        &old.to_string(),
+        "--target-addr",
+        &via,
+    ])
+    .await;
+    // A write sent to the isolated leader right away: it cannot reach a majority.
+    let http = tc.http.clone();
+    let refused = tokio::spawn(async move {
+        common::call_addr(
+            &http,
+            &old_addr,
+            "PutItem",
+            json!({"TableName": "Cut", "Item": {"k": {"S": "refused"}}}),
+        )
+        .await
+    });
+
+    let (new, _) = new_leader(&tc, old, old_term).await;
+    eventually(
+        Duration::from_secs(15),
+        "the isolated leader to step down",
+        || async {
+            tc.cluster
+                .node(old)
+                .and_then(|h| h.published().raft)
+                .filter(|r| r.role != "leader")
+        },
+    )
+    .await;
+    let mut acked = BTreeSet::new();
+    for i in 0..20 {
+        let k = format!("majority-{i}");
+        put(&tc.addr(new), "Cut", &format!(r#"{{"k":"{k}"}}"#)).await;
+        acked.insert(k);
+    }
+    // Through the isolated node, a client asking for a hint learns there is no leader.
+    let body = json!({"TableName": "Cut", "Item": {"k": {"S": "hinted"}}}).to_string();
+    let resp = tc
+        .http
+        .post(format!("http://{}/", tc.addr(old)))
+        .header("X-Amz-Target", "DynamoDB_20120810.PutItem")
+        .header("x-kvsim-redirect", "hint")
+        .body(body)
+        .send()
+        .await
+        .expect("the isolated node still answers clients");
+    assert_eq!(resp.status().as_u16(), 421);
+    let hint: Value = serde_json::from_slice(&resp.bytes().await.expect("body")).expect("json");
+    assert_eq!(hint["__type"], "kvsim#NotLeaderException");
+
+    // Faults show in every node's status while they last.
+    let status =
+        json_of(&cli_ok(&["status", "--target-addr", &tc.addr(old), "--output", "json"]).await);
+    assert!(
+        status["faults"].as_array().is_some_and(|f| f
+            .iter()
+            .any(|x| x.as_str().is_some_and(|s| s.starts_with("partition")))),
+        "{status}"
+    );
+
+    cli_ok(&["fault", "heal", "--target-addr", &via]).await;
+    let (status, body) = refused.await.expect("refused write finished");
+    assert!(
+        status >= 500,
+        "a write to an isolated leader must fail retryably, got {status} {body}"
+    );
+    tc.converged().await;
+    for id in tc.running() {
+        let keys: BTreeSet<String> = tc
+            .scan_all(id, "Cut")
+            .await
+            .iter()
+            .filter_map(|i| i["k"]["S"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(
+            keys, acked,
+            "node {id} holds every acknowledged write and nothing refused"
+        );
+    }
+    let ev = events(&via).await;
+    assert!(
+        has_event(&ev, "fault_set", &format!("isolated node {old}")),
+        "{ev:?}"
+    );
+    assert!(
+        has_event(&ev, "fault_healed", "healed the network"),
+        "{ev:?}"
+    );
+    tc.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_follower_serves_stale_reads_until_healed() {
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    let follower = tc.other_than(leader);
+    let (l, f) = (tc.addr(leader), tc.addr(follower));
+    cli_ok(&[
+        "create-table",
+        "--target-addr",
+        &l,
+        "--table-name",
+        "Lag",
+        "--partition-key-name",
+        "k",
+        "--output",
+        "json",
+    ])
+    .await;
+    put(&l, "Lag", r#"{"k":"x","v":"old"}"#).await;
+    tc.converged().await;
+
+    cli_ok(&[
+        "fault",
+        "delay",
+        "--node",
+        &follower.to_string(),
+        "--ms",
+        "1500",
+        "--target-addr",
+        &l,
+    ])
+    .await;
+    put(&l, "Lag", r#"{"k":"x","v":"new"}"#).await;
+    let get = |addr: String, consistent: bool| async move {
+        let mut args = vec![
+            "get-item",
+            "--target-addr",
+            &addr,
+            "--table-name",
+            "Lag",
+            "--partition-key",
+            "x",
+            "--output",
+            "json",
+        ];
+        if consistent {
+            args.push("--consistent");
+        }
+        json_of(&cli_ok(&args).await)["v"]
+            .as_str()
+            .map(str::to_string)
+    };
+    assert_eq!(
+        get(f.clone(), false).await.as_deref(),
+        Some("old"),
+        "the delayed follower is stale"
+    );
+    assert_eq!(
+        get(f.clone(), true).await.as_deref(),
+        Some("new"),
+        "a consistent read is fresh"
+    );
+    let status = json_of(&cli_ok(&["status", "--target-addr", &f, "--output", "json"]).await);
+    assert!(status["faults"].as_array().is_some_and(|a| {
+        a.iter()
+            .any(|x| x.as_str().is_some_and(|s| s.starts_with("delay")))
+    }));
+
+    cli_ok(&["fault", "heal", "--target-addr", &l]).await;
+    eventually(Duration::from_secs(15), "the follower to converge", || {
+        let f = f.clone();
+        async move { (get(f, false).await.as_deref() == Some("new")).then_some(()) }
+    })
+    .await;
+    tc.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_errors_fail_requests_with_dynamodb_errors_and_change_nothing() {
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    let l = tc.addr(leader);
+    cli_ok(&[
+        "create-table",
+        "--target-addr",
+        &l,
+        "--table-name",
+        "Inj",
+        "--partition-key-name",
+        "k",
+        "--output",
+        "json",
+    ])
+    .await;
+    cli_ok(&[
+        "fault",
+        "errors",
+        "--op",
+        "PutItem",
+        "--error",
+        "ProvisionedThroughputExceededException",
+        "--rate",
+        "1",
+        "--target-addr",
+        &l,
+    ])
+    .await;
+    for id in tc.running() {
+        let (status, body) = tc
+            .call(
+                id,
+                "PutItem",
+                json!({"TableName": "Inj", "Item": {"k": {"S": "no"}}}),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(
+            body["__type"],
+            "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"
+        );
+    }
+    // Other operations are untouched, and nothing was written.
+    let (status, body) = tc
+        .call(
+            leader,
+            "GetItem",
+            json!({"TableName": "Inj", "Key": {"k": {"S": "no"}}}),
+        )
+        .await;
+    assert_eq!((status, body), (200, json!({})));
+    let list = json_of(&cli_ok(&["fault", "list", "--target-addr", &l, "--output", "json"]).await);
+    assert_eq!(list["errors"][0]["op"], "PutItem");
+    cli_ok(&["fault", "errors", "--clear", "--target-addr", &l]).await;
+    let (status, _) = tc
+        .call(
+            leader,
+            "PutItem",
+            json!({"TableName": "Inj", "Item": {"k": {"S": "yes"}}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Bad fault commands are refused with one clear line and change nothing.
+    let run = cli(&[
+        "fault",
+        "errors",
+        "--op",
+        "PutItem",
+        "--error",
+        "Nope",
+        "--rate",
+        "1",
+        "--target-addr",
+        &l,
+    ])
+    .await;
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("cannot inject Nope"), "{}", run.stderr);
+    let run = cli(&["fault", "partition", "1", "2", "--target-addr", &l]).await;
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("node 3 is in none"), "{}", run.stderr);
+    let list = json_of(&cli_ok(&["fault", "list", "--target-addr", &l, "--output", "json"]).await);
+    assert_eq!(list["faults"], json!([]));
+    tc.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_leader_moves_leadership() {
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    let target = tc.other_than(leader);
+    cli_ok(&[
+        "transfer-leader",
+        "--to",
+        &target.to_string(),
+        "--target-addr",
+        &tc.addr(leader),
+    ])
+    .await;
+    eventually(Duration::from_secs(15), "the target to lead", || async {
+        tc.cluster
+            .node(target)
+            .filter(|h| h.is_leader())
+            .map(|_| ())
+    })
+    .await;
+    tc.cluster.shutdown().await;
+}
