@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 # Extra flags for `make server`, e.g. SERVER_ARGS="--base-port 9100".
 SERVER_ARGS ?=
 
-.PHONY: build server test lint unit-test wire-test script-test demo run-consistency-test bench clean
+.PHONY: build server test lint unit-test wire-test script-test demo demo-failover run-consistency-test bench clean
 
 build:
 	$(CARGO) build --release
@@ -39,13 +39,18 @@ wire-test: $(VENV)/.installed
 script-test:
 	$(CARGO) build
 	KVSIM=target/debug/kvsim scripts/demo.sh
+	KVSIM=target/debug/kvsim scripts/demo_failover.sh
 	KVSIM=target/debug/kvsim ./test_eventual_consistency.sh
 
 # The seed's demo scenario against a fresh server, which it stops at the end.
 demo: build
 	KVSIM=target/release/kvsim scripts/demo.sh
 
-# Write at the leader, read a follower, watch it converge.
+# Crash the leader, watch a new one get elected, restart the old one and watch it catch up.
+demo-failover: build
+	KVSIM=target/release/kvsim scripts/demo_failover.sh
+
+# Delay a follower, write at the leader, read the follower (stale), heal, watch it converge.
 run-consistency-test: build
 	KVSIM=target/release/kvsim ./test_eventual_consistency.sh
 

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Eventual consistency, step by step: write through the leader, read a follower at once (it
-# may still hold the old value), wait for it to catch up, and check every node agrees.
+# Eventual consistency, step by step, and by design rather than by luck: delay one follower,
+# write through the leader, read the follower at once (stale), read with --consistent (fresh),
+# heal, and watch the follower converge; finally check every node agrees.
 #
 #   ./test_eventual_consistency.sh               # starts its own server on free ports
 #   ./test_eventual_consistency.sh HOST:PORT     # uses a running server (any node)
 #
-# Exits non-zero if the nodes do not converge within 10 seconds.
+# Exits non-zero if a step does not behave as described.
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/lib.sh
-trap stop_server EXIT
+trap 'stop_server' EXIT
 
 if [ $# -ge 1 ]; then
   TARGET="$1"
@@ -19,71 +20,76 @@ else
 fi
 wait_for_leader "$TARGET"
 FOLLOWER=$(node_addrs "$TARGET" | grep -v -x "$LEADER" | head -1)
+FOLLOWER_ID=$(status_field "$FOLLOWER" node_id)
 echo "leader:   $LEADER"
-echo "follower: $FOLLOWER"
-echo
+echo "follower: $FOLLOWER (node $FOLLOWER_ID)"
 
 TABLE=ConsistencyTest
-echo "==> 1. Create table $TABLE (if it does not exist)"
+echo
+echo "==> 1. Create table $TABLE (if it does not exist) and write an old value"
 if ! "$KVSIM" describe-table --target-addr "$LEADER" --table-name "$TABLE" >/dev/null 2>&1; then
   "$KVSIM" create-table --target-addr "$LEADER" --table-name "$TABLE" --partition-key-name id --output json >/dev/null
   echo "created $TABLE"
-else
-  echo "$TABLE already exists"
 fi
+OLD="old-$(date +%s%N)"
+show put-item --target-addr "$LEADER" --table-name "$TABLE" --item-data "{\"id\":\"demo\",\"value\":\"$OLD\"}"
 
-VALUE="v-$(date +%s%N)"
-echo
-echo "==> 2. Write value $VALUE through the leader"
-show put-item --target-addr "$LEADER" --table-name "$TABLE" --item-data "{\"id\":\"demo\",\"value\":\"$VALUE\"}"
-
-read_value() {
-  "$KVSIM" get-item --target-addr "$1" --table-name "$TABLE" --partition-key demo --output json 2>/dev/null |
+read_value() { # read_value ADDR [--consistent]
+  "$KVSIM" get-item --target-addr "$1" --table-name "$TABLE" --partition-key demo --output json "${@:2}" 2>/dev/null |
     python3 -c "import json,sys; print(json.load(sys.stdin).get('value',''))" 2>/dev/null || true
 }
+wait_for_value() { # wait_for_value ADDR VALUE: polls for up to 10 s
+  local deadline=$((SECONDS + 10))
+  while [ "$(read_value "$1")" != "$2" ]; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.05
+  done
+}
+wait_for_value "$FOLLOWER" "$OLD" || { echo "FAIL: the follower never got the old value" >&2; exit 1; }
 
 echo
-echo "==> 3. Read the follower at once (eventually consistent: may be stale)"
-FIRST=$(read_value "$FOLLOWER")
-if [ "$FIRST" = "$VALUE" ]; then
-  echo "follower already has the new value: $FIRST"
-else
-  echo "follower returned a stale value: '${FIRST:-<no item>}'"
+echo "==> 2. Delay every message to and from the follower by 2 seconds"
+show fault delay --node "$FOLLOWER_ID" --ms 2000 --target-addr "$LEADER"
+
+NEW="new-$(date +%s%N)"
+echo
+echo "==> 3. Write a new value through the leader"
+show put-item --target-addr "$LEADER" --table-name "$TABLE" --item-data "{\"id\":\"demo\",\"value\":\"$NEW\"}"
+
+echo
+echo "==> 4. Read the follower at once (eventually consistent)"
+GOT=$(read_value "$FOLLOWER")
+echo "follower returned: $GOT"
+if [ "$GOT" != "$OLD" ]; then
+  echo "FAIL: expected the stale value $OLD from the delayed follower" >&2
+  exit 1
 fi
+echo "stale, as expected: the new value has not reached the follower yet"
 
 echo
-echo "==> 4. Read the follower again until it has the new value"
+echo "==> 5. Read the same follower with --consistent (goes to the leader)"
+GOT=$(read_value "$FOLLOWER" --consistent)
+echo "consistent read returned: $GOT"
+[ "$GOT" = "$NEW" ] || { echo "FAIL: a consistent read must return $NEW" >&2; exit 1; }
+
+echo
+echo "==> 6. Heal the network and watch the follower converge"
+show fault heal --target-addr "$LEADER"
 START=$SECONDS
-DEADLINE=$((SECONDS + 10))
-while [ "$(read_value "$FOLLOWER")" != "$VALUE" ]; do
-  if [ $SECONDS -ge $DEADLINE ]; then
-    echo "FAIL: the follower did not converge within 10 s" >&2
-    exit 1
-  fi
-  sleep 0.05
-done
-echo "follower now returns $VALUE (after ~$((SECONDS - START)) s)"
+wait_for_value "$FOLLOWER" "$NEW" || { echo "FAIL: the follower did not converge within 10 s" >&2; exit 1; }
+echo "follower now returns $NEW (after ~$((SECONDS - START)) s)"
 
 echo
-echo "==> 5. Check that every node agrees"
+echo "==> 7. Check that every node agrees"
 FAILED=0
 for addr in $(node_addrs "$TARGET"); do
-  DEADLINE=$((SECONDS + 10))
-  GOT=$(read_value "$addr")
-  while [ "$GOT" != "$VALUE" ] && [ $SECONDS -lt $DEADLINE ]; do
-    sleep 0.05
-    GOT=$(read_value "$addr")
-  done
-  if [ "$GOT" = "$VALUE" ]; then
-    echo "  $addr: $GOT"
+  if wait_for_value "$addr" "$NEW"; then
+    echo "  $addr: $NEW"
   else
-    echo "  $addr: '${GOT:-<no item>}' (expected $VALUE)"
+    echo "  $addr: '$(read_value "$addr")' (expected $NEW)"
     FAILED=1
   fi
 done
 echo
-if [ $FAILED -ne 0 ]; then
-  echo "FAIL: the nodes did not converge" >&2
-  exit 1
-fi
-echo "PASS: all nodes converged on $VALUE"
+[ $FAILED -eq 0 ] || { echo "FAIL: the nodes did not converge" >&2; exit 1; }
+echo "PASS: stale read shown, consistent read fresh, all nodes converged on $NEW"

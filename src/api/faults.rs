@@ -159,7 +159,13 @@ fn apply_fault(cluster: &Cluster, action: &str, req: FaultRequest) -> Result<Str
                 format!("removed the delay on node {node}")
             } else {
                 next.delays.insert(node, Delay { ms, jitter_ms });
-                format!("messages to and from node {node} are delayed {ms} ms (+0..{jitter_ms} ms)")
+                if jitter_ms > 0 {
+                    format!(
+                        "messages to and from node {node} are delayed {ms} ms (+0..{jitter_ms} ms)"
+                    )
+                } else {
+                    format!("messages to and from node {node} are delayed {ms} ms")
+                }
             }
         }
         "drop" => {
