@@ -250,6 +250,30 @@ async fn a_node_down_past_compaction_catches_up_by_snapshot() {
         "state differs: {digests:?}"
     );
 
+    // The event logs tell the story: the leader compacted and sent a snapshot, the lagger
+    // installed it.
+    let kinds = |id: u64| -> Vec<String> {
+        tc.cluster
+            .events(id)
+            .map(|log| log.since(0).into_iter().map(|e| e.kind).collect())
+            .unwrap_or_default()
+    };
+    assert!(
+        kinds(leader).iter().any(|k| k == "log_compacted"),
+        "{:?}",
+        kinds(leader)
+    );
+    assert!(
+        kinds(leader).iter().any(|k| k == "snapshot_sent"),
+        "{:?}",
+        kinds(leader)
+    );
+    assert!(
+        kinds(lagger).iter().any(|k| k == "snapshot_installed"),
+        "{:?}",
+        kinds(lagger)
+    );
+
     // And it keeps replicating normally afterwards.
     tc.put_retrying(
         &[leader],

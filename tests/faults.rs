@@ -7,7 +7,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{TestCluster, cli, cli_ok, eventually};
+use common::{TestCluster, cli, cli_ok, eventually, test_tuning};
+use kvsim::cluster::AdminPolicy;
 use serde_json::{Value, json};
 
 fn json_of(text: &str) -> Value {
@@ -478,5 +479,41 @@ async fn transfer_leader_moves_leadership() {
             .map(|_| ())
     })
     .await;
+    tc.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_started_with_no_faults_refuses_fault_commands() {
+    let tc = TestCluster::start_with_policy(
+        test_tuning(),
+        AdminPolicy {
+            faults: false,
+            remote: false,
+        },
+    )
+    .await;
+    let leader = tc.leader().await;
+    let addr = tc.addr(leader);
+    for args in [
+        vec!["fault", "isolate", "--node", "1"],
+        vec!["fault", "crash", "--node", "2"],
+        vec!["fault", "heal"],
+        vec!["transfer-leader", "--to", "3"],
+    ] {
+        let mut args = args.clone();
+        args.extend(["--target-addr", addr.as_str()]);
+        let run = cli(&args).await;
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("--no-faults"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    // Listing is still allowed, and nothing changed.
+    let list =
+        json_of(&cli_ok(&["fault", "list", "--target-addr", &addr, "--output", "json"]).await);
+    assert_eq!(list["faults"], json!([]));
+    assert_eq!(tc.running().len(), 3);
     tc.cluster.shutdown().await;
 }

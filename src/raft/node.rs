@@ -522,12 +522,13 @@ impl<M: StateMachine> RaftNode<M> {
         })?;
         self.sm.restore(txn, &mut BufReader::new(file))?;
         self.raw.mut_store().apply_snapshot(txn, meta)?;
-        tracing::info!(
-            node = self.opts.id,
-            index = meta.index,
-            term = meta.term,
-            "installed snapshot"
-        );
+        self.events.push(NodeEvent::new(
+            "snapshot_installed",
+            format!(
+                "node {} installed a snapshot at index {} (term {})",
+                self.opts.id, meta.index, meta.term
+            ),
+        ));
         Ok(())
     }
 

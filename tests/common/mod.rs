@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use kvsim::cluster::Cluster;
+use kvsim::cluster::{AdminPolicy, Cluster};
 use kvsim::config::{ClusterConfig, Tuning};
 use kvsim::raft::NodeId;
 use serde_json::{Value, json};
@@ -54,6 +54,17 @@ impl TestCluster {
     }
 
     pub async fn start_with(tuning: Tuning) -> TestCluster {
+        Self::start_with_policy(
+            tuning,
+            AdminPolicy {
+                faults: true,
+                remote: false,
+            },
+        )
+        .await
+    }
+
+    pub async fn start_with_policy(tuning: Tuning, policy: AdminPolicy) -> TestCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = ClusterConfig {
             data_root: dir.path().to_path_buf(),
@@ -61,7 +72,9 @@ impl TestCluster {
             base_port: 0,
             tuning,
         };
-        let cluster = Cluster::start(config).await.expect("cluster starts");
+        let cluster = Cluster::start_with_policy(config, policy)
+            .await
+            .expect("cluster starts");
         TestCluster {
             cluster,
             dir,
