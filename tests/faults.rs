@@ -517,3 +517,68 @@ async fn a_server_started_with_no_faults_refuses_fault_commands() {
     assert_eq!(tc.running().len(), 3);
     tc.cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_follow_prints_new_events_as_they_happen() {
+    use std::io::{BufRead, BufReader};
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    let addr = tc.addr(leader);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kvsim"))
+        .args([
+            "events",
+            "--follow",
+            "--output",
+            "json",
+            "--target-addr",
+            &addr,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("kvsim events --follow");
+    let stdout = child.stdout.take().expect("stdout");
+    // Read lines on a thread; the test sets a fault, then waits for its event to stream by.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    cli_ok(&[
+        "fault",
+        "drop",
+        "--node",
+        "2",
+        "--rate",
+        "0.25",
+        "--target-addr",
+        &addr,
+    ])
+    .await;
+    let seen = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while let Ok(line) =
+            rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            let event: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if event["kind"] == "fault_set" {
+                return Some(event);
+            }
+        }
+        None
+    })
+    .await
+    .expect("reader");
+    let _ = child.kill();
+    let _ = child.wait();
+    let event = seen.expect("the fault_set event streamed by within the deadline");
+    assert!(
+        event["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("lose 25% of messages")),
+        "{event}"
+    );
+    tc.cluster.shutdown().await;
+}
