@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use crate::api::wire::CONTENT_TYPE;
 use crate::cli::Output;
 use crate::cli::client::{fetch_status as fetch, unreachable};
+use crate::cli::commands::node_addrs;
 use crate::{Error, Result};
 
 const TABLE: &str = "kvsim-bench";
@@ -239,14 +240,7 @@ pub fn run(args: Args) -> Result<()> {
             .ok_or_else(|| Error::Unavailable("the cluster has no leader yet; retry shortly".into()))?
             .to_string();
         let leader = status["leader_id"].as_u64().unwrap_or(0);
-        let nodes: Vec<(u64, String)> = status["nodes"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|n| Some((n["node_id"].as_u64()?, n["addr"].as_str()?.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let nodes = node_addrs(&status);
         let create = json!({"TableName": TABLE, "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
             "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}], "BillingMode": "PAY_PER_REQUEST"});
         let (s, body) = request(&http, &leader_addr, "CreateTable", &create).await?;

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
-use serde_json::Value;
 
 use crate::cli::client::Client;
+use crate::cli::commands::node_addrs;
 use crate::cli::render::print_json;
 use crate::cli::{Common, Output};
 use crate::raft::events::EventRecord;
@@ -26,17 +26,6 @@ pub struct Args {
     pub last: Option<u64>,
     #[command(flatten)]
     pub common: Common,
-}
-
-fn nodes_of(status: &Value) -> Vec<(u64, String)> {
-    status["nodes"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|n| Some((n["node_id"].as_u64()?, n["addr"].as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// New events from every reachable node, after each node's cursor, merged by time.
@@ -93,7 +82,7 @@ fn print(events: &[EventRecord], output: Output, stream: bool) -> Result<()> {
 /// Runs `events`.
 pub async fn run(client: &Client, args: Args) -> Result<()> {
     let (_, status) = client.live_node().await?;
-    let nodes = nodes_of(&status);
+    let nodes = node_addrs(&status);
     let mut cursors = BTreeMap::new();
     let mut events = poll(client, &nodes, &mut cursors).await;
     if let Some(last) = args.last {

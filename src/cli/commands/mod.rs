@@ -15,7 +15,12 @@ pub mod scan;
 pub mod status;
 pub mod transfer_leader;
 
-use crate::api::wire::{DescribeTableOutput, TableDescriptionWire, TableNameInput, WireValue};
+use serde::Serialize;
+
+use crate::api::wire::{
+    DescribeTableOutput, ReadPageOutput, TableDescriptionWire, TableNameInput, WireItem, WireValue,
+    item_from_wire,
+};
 use crate::cli::client::Client;
 use crate::cli::plain::{display_value, key_value};
 use crate::model::{AttributeValue, Item, KeyAttribute, KeySchema, KeyType};
@@ -164,4 +169,50 @@ pub fn check_item_key(item: &Item, info: &TableInfo) -> Result<()> {
 /// The wire form of an item.
 pub fn wire_item(item: &Item) -> std::collections::BTreeMap<String, WireValue> {
     crate::api::wire::item_to_wire(item)
+}
+
+/// Follows a Query or Scan to its last page, or until `limit` items: `request` builds each
+/// page's input from the start key and how many items are still wanted.
+///
+/// # Errors
+/// The server's error for any page.
+pub async fn read_all<I: Serialize>(
+    client: &Client,
+    op: &str,
+    consistent: bool,
+    limit: Option<u64>,
+    mut request: impl FnMut(Option<WireItem>, Option<i64>) -> I,
+) -> Result<Vec<Item>> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let remaining = limit.map(|l| l.saturating_sub(items.len() as u64));
+        if remaining == Some(0) {
+            return Ok(items);
+        }
+        let input = request(
+            start.take(),
+            remaining.map(|r| i64::try_from(r).unwrap_or(i64::MAX)),
+        );
+        let page: ReadPageOutput = client.read(op, &input, consistent).await?;
+        for item in page.items.unwrap_or_default() {
+            items.push(item_from_wire(&item)?);
+        }
+        match page.last_evaluated_key {
+            Some(k) => start = Some(k),
+            None => return Ok(items),
+        }
+    }
+}
+
+/// The `(node_id, addr)` pairs a status document lists.
+pub fn node_addrs(status: &serde_json::Value) -> Vec<(u64, String)> {
+    status["nodes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| Some((n["node_id"].as_u64()?, n["addr"].as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
 }

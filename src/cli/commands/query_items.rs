@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 
 use clap::ArgGroup;
 
-use crate::api::wire::{QueryInput, ReadPageOutput, WireValue, item_from_wire};
+use crate::api::wire::{QueryInput, WireValue};
 use crate::cli::Common;
 use crate::cli::client::Client;
-use crate::cli::commands::{TableInfo, table_info};
+use crate::cli::commands::{TableInfo, read_all, table_info};
 use crate::cli::plain::key_value;
 use crate::cli::render::print_items;
-use crate::model::{Item, KeyType};
+use crate::model::KeyType;
 use crate::{Error, Result};
 
 /// Options of `query-items`.
@@ -139,32 +139,23 @@ fn condition(args: &Args, info: &TableInfo) -> Result<KeyCondition> {
 pub async fn run(client: &Client, args: Args) -> Result<()> {
     let info = table_info(client, &args.table_name, args.consistent).await?;
     let (expr, names, values) = condition(&args, &info)?;
-    let mut items: Vec<Item> = Vec::new();
-    let mut start = None;
-    loop {
-        let remaining = args.limit.map(|l| l.saturating_sub(items.len() as u64));
-        if remaining == Some(0) {
-            break;
-        }
-        let request = QueryInput {
+    let items = read_all(
+        client,
+        "Query",
+        args.consistent,
+        args.limit,
+        |start, limit| QueryInput {
             table_name: Some(args.table_name.clone()),
             key_condition_expression: Some(expr.clone()),
             expression_attribute_names: Some(names.clone()),
             expression_attribute_values: Some(values.clone()),
             scan_index_forward: Some(!args.descending),
-            limit: remaining.map(|r| i64::try_from(r).unwrap_or(i64::MAX)),
-            exclusive_start_key: start.take(),
+            limit,
+            exclusive_start_key: start,
             consistent_read: Some(args.consistent),
             ..Default::default()
-        };
-        let page: ReadPageOutput = client.read("Query", &request, args.consistent).await?;
-        for item in page.items.unwrap_or_default() {
-            items.push(item_from_wire(&item)?);
-        }
-        match page.last_evaluated_key {
-            Some(k) => start = Some(k),
-            None => break,
-        }
-    }
+        },
+    )
+    .await?;
     print_items(&items, &info.key_names(), args.common.output)
 }

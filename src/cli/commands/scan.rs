@@ -2,12 +2,11 @@
 //! `--limit` stops it.
 
 use crate::Result;
-use crate::api::wire::{ReadPageOutput, ScanInput, item_from_wire};
+use crate::api::wire::ScanInput;
 use crate::cli::Common;
 use crate::cli::client::Client;
-use crate::cli::commands::table_info;
+use crate::cli::commands::{read_all, table_info};
 use crate::cli::render::print_items;
-use crate::model::Item;
 
 /// Options of `scan`.
 #[derive(Debug, clap::Args)]
@@ -28,28 +27,19 @@ pub struct Args {
 /// Runs `scan`.
 pub async fn run(client: &Client, args: Args) -> Result<()> {
     let info = table_info(client, &args.table_name, args.consistent).await?;
-    let mut items: Vec<Item> = Vec::new();
-    let mut start = None;
-    loop {
-        let remaining = args.limit.map(|l| l.saturating_sub(items.len() as u64));
-        if remaining == Some(0) {
-            break;
-        }
-        let request = ScanInput {
+    let items = read_all(
+        client,
+        "Scan",
+        args.consistent,
+        args.limit,
+        |start, limit| ScanInput {
             table_name: Some(args.table_name.clone()),
-            limit: remaining.map(|r| i64::try_from(r).unwrap_or(i64::MAX)),
-            exclusive_start_key: start.take(),
+            limit,
+            exclusive_start_key: start,
             consistent_read: Some(args.consistent),
             ..Default::default()
-        };
-        let page: ReadPageOutput = client.read("Scan", &request, args.consistent).await?;
-        for item in page.items.unwrap_or_default() {
-            items.push(item_from_wire(&item)?);
-        }
-        match page.last_evaluated_key {
-            Some(k) => start = Some(k),
-            None => break,
-        }
-    }
+        },
+    )
+    .await?;
     print_items(&items, &info.key_names(), args.common.output)
 }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::Result;
 use crate::cli::Output;
 use crate::cli::client::Client;
+use crate::cli::commands::node_addrs;
 use crate::cli::render::{print_json, table};
 
 /// Where discovery starts when no `--target-addr` is given.
@@ -45,14 +46,7 @@ fn text(v: &Value) -> String {
 /// The status of every node known to the first live node found from `client`'s target.
 async fn all_statuses(client: &Client) -> Result<Vec<Value>> {
     let (_, first) = client.live_node().await?;
-    let nodes: Vec<(u64, String)> = first["nodes"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|n| Some((n["node_id"].as_u64()?, n["addr"].as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
+    let nodes = node_addrs(&first);
     let mut out = Vec::new();
     for (id, addr) in nodes {
         if Some(id) == first["node_id"].as_u64() {
