@@ -408,6 +408,7 @@ impl Cluster {
             compact_every: tuning.compact_every,
             log_retain: tuning.log_retain,
             snapshot_dir: snapshot_dir.clone(),
+            fixed_election_ticks: None,
         };
         let store = Store::new(db.clone());
         let node = RaftNode::new(opts, db, store.clone(), &raft_logger(id))?;

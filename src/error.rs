@@ -60,7 +60,12 @@ pub enum Error {
         /// The leader's client address, if known.
         leader_addr: Option<String>,
     },
-    /// A retryable failure: no leader, no quorum, a timeout, a node shutting down.
+    /// A write that was definitely not applied (refused, or its log entry was replaced by
+    /// another leader's); retrying it is always safe. On the wire it is `ServiceUnavailable`.
+    #[error("{0}")]
+    NotApplied(String),
+    /// A retryable failure: no leader, no quorum, a timeout, a node shutting down. For a write,
+    /// its outcome is unknown.
     #[error("{0}")]
     Unavailable(String),
     /// A fault inside kvsim (storage, a bug). Never caused by the request alone.
@@ -144,7 +149,7 @@ impl Error {
             ),
             // 421 Misdirected Request: only clients that asked for a hint ever see this.
             Error::NotLeader { .. } => (421, "kvsim#NotLeaderException", true),
-            Error::Unavailable(_) => (
+            Error::NotApplied(_) | Error::Unavailable(_) => (
                 503,
                 "com.amazonaws.dynamodb.v20120810#ServiceUnavailable",
                 true,

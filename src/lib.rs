@@ -11,6 +11,7 @@
 //! - [`cluster`]: three nodes in one process, each a Raft thread, a transport and an HTTP server.
 //! - [`api`]: axum; the DynamoDB JSON protocol, status, and the node-to-node routes.
 //! - [`cli`]: the `kvsim` command line, a client of the API.
+//! - [`sim`]: the deterministic simulation that runs all of the above but HTTP in one thread.
 //!
 //! [`Error`] is the one error type across all of them.
 
@@ -22,6 +23,7 @@ pub mod disk;
 pub mod error;
 pub mod model;
 pub mod raft;
+pub mod sim;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::cli::client::Client;
 use crate::cli::commands::{
     bench, create_table, delete_item, delete_table, describe_table, events, fault, get_item,
-    list_tables, put_item, query_items, scan, status, transfer_leader,
+    list_tables, put_item, query_items, scan, sim, status, transfer_leader,
 };
 use crate::config::{DEFAULT_BASE_PORT, DEFAULT_DATA_ROOT};
 use crate::{Error, Result};
@@ -85,6 +85,8 @@ enum Command {
     Events(events::Args),
     /// Measure PutItem/GetItem throughput and latency against a running server.
     Bench(bench::Args),
+    /// Run the deterministic simulation over many seeds, checking every invariant.
+    Sim(sim::Args),
 }
 
 /// Options every client command takes.
@@ -178,6 +180,7 @@ pub fn run(args: Args) -> Result<i32> {
     let command = match args.command {
         Command::Server(a) => return server::run(a).map(|()| 0),
         Command::Bench(a) => return bench::run(a).map(|()| 0),
+        Command::Sim(a) => return sim::run(a),
         other => other,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -204,7 +207,7 @@ pub fn run(args: Args) -> Result<i32> {
                 .await
                 .map(|()| 0),
             Command::Events(a) => events::run(&client(&a.common)?, a).await.map(|()| 0),
-            Command::Server(_) | Command::Bench(_) => Ok(0),
+            Command::Server(_) | Command::Bench(_) | Command::Sim(_) => Ok(0),
         }
     })
 }
@@ -237,7 +240,7 @@ pub fn positive(s: &str) -> std::result::Result<u64, String> {
 /// The process exit code for an error (see `kvsim --help`).
 pub fn exit_code(e: &Error) -> i32 {
     match e {
-        Error::Unavailable(_) | Error::NotLeader { .. } => EXIT_UNAVAILABLE,
+        Error::Unavailable(_) | Error::NotApplied(_) | Error::NotLeader { .. } => EXIT_UNAVAILABLE,
         Error::Internal(_) => EXIT_INTERNAL,
         _ => EXIT_FAILED,
     }

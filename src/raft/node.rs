@@ -43,6 +43,9 @@ pub struct NodeOptions {
     pub log_retain: u64,
     /// Where incoming snapshots are staged by the transport before raft installs them.
     pub snapshot_dir: PathBuf,
+    /// Pins the election timeout to exactly this many ticks. raft-rs draws timeouts from an
+    /// unseeded RNG; a deterministic simulation pins a different value on each node instead.
+    pub fixed_election_ticks: Option<usize>,
 }
 
 /// Counters a node exposes in its status.
@@ -152,6 +155,8 @@ impl<M: StateMachine> RaftNode<M> {
             max_size_per_msg: 1 << 20,
             max_inflight_msgs: 256,
             max_committed_size_per_ready: 16 << 20,
+            min_election_tick: opts.fixed_election_ticks.unwrap_or(0),
+            max_election_tick: opts.fixed_election_ticks.map_or(0, |t| t + 1),
             ..Default::default()
         };
         config.validate()?;
@@ -256,7 +261,7 @@ impl<M: StateMachine> RaftNode<M> {
                 self.proposals.insert(id, index, term, deadline, responder);
             }
             Err(e) => {
-                let _ = responder.send(Err(Error::Unavailable(format!(
+                let _ = responder.send(Err(Error::NotApplied(format!(
                     "the leader refused the write ({e}); it was not applied, retry it"
                 ))));
             }
@@ -308,6 +313,16 @@ impl<M: StateMachine> RaftNode<M> {
         self.send_replies();
         self.proposals.fail_all(why);
         self.reads.fail_all(why);
+    }
+
+    /// The term of the log entry at `index`, if this node still has it.
+    pub fn log_term(&self, index: LogIndex) -> Option<u64> {
+        self.raw
+            .raft
+            .raft_log
+            .term(index)
+            .ok()
+            .filter(|t| *t > 0 || index == 0)
     }
 
     /// A view of this node's Raft state.
@@ -595,9 +610,11 @@ impl slog::Drain for TracingDrain {
         let msg = format!("{}{}", record.msg(), kv.0);
         match record.level() {
             slog::Level::Critical | slog::Level::Error => tracing::error!(target: "raft", "{msg}"),
-            slog::Level::Warning => tracing::warn!(target: "raft", "{msg}"),
-            slog::Level::Info => tracing::info!(target: "raft", "{msg}"),
-            slog::Level::Debug => tracing::debug!(target: "raft", "{msg}"),
+            // raft-rs warns about routine cluster events (stepping down for lack of quorum);
+            // kvsim's event log reports those, so they stay below the default log level.
+            slog::Level::Warning => tracing::info!(target: "raft", "{msg}"),
+            slog::Level::Info => tracing::debug!(target: "raft", "{msg}"),
+            slog::Level::Debug => tracing::trace!(target: "raft", "{msg}"),
             slog::Level::Trace => tracing::trace!(target: "raft", "{msg}"),
         }
         Ok(())

@@ -42,7 +42,7 @@ impl<T> Default for Proposals<T> {
 
 /// The error for a proposal whose entry was replaced by another leader's.
 fn not_applied() -> Error {
-    Error::Unavailable(
+    Error::NotApplied(
         "leadership changed before the write committed; it was not applied, retry it".into(),
     )
 }
@@ -269,7 +269,7 @@ mod tests {
         p.insert(id2, 6, 2, 100, tx2);
         // Index 5 was overwritten by another leader's entry (term 3): ours was not applied.
         assert!(p.applied(5, 3, &99u64.to_be_bytes()).is_none());
-        assert!(matches!(rx1.try_recv(), Ok(Err(Error::Unavailable(_)))));
+        assert!(matches!(rx1.try_recv(), Ok(Err(Error::NotApplied(_)))));
         // Index 6 is ours.
         let r = p
             .applied(6, 2, &id2.to_be_bytes())

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
-
 use crate::cli::client::Client;
 use crate::cli::commands::node_addrs;
 use crate::cli::render::print_json;

@@ -1,0 +1,215 @@
+//! The history of client operations in a simulation, and a linearizability checker for it.
+//!
+//! Each key is an independent register (absent or a string), written by puts and deletes and
+//! read by consistent gets. The checker is Wing & Gong's search with Lowe's memoization, as in
+//! Porcupine: repeatedly linearize some operation that was called before every pending
+//! operation returned, backtracking on a read that does not match, and remember (set of
+//! linearized operations, register value) pairs already explored.
+//!
+//! A write whose outcome the client never learnt (a timeout, a crash) may have happened or not:
+//! it is optional, with an infinite return time, so it never holds others back and the search
+//! may leave it out. Writes known to have failed are not in the history at all, so a read that
+//! returns their value has nothing to explain it and fails the check.
+
+use std::collections::{BTreeMap, HashSet};
+
+/// What a client asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    /// Write this value.
+    Put(String),
+    /// Remove the item.
+    Delete,
+    /// A linearizable read that saw this value (`None`: no item).
+    Get(Option<String>),
+}
+
+/// One completed (or possibly completed) operation on a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Op {
+    /// What it did.
+    pub kind: OpKind,
+    /// When the client called it (simulation step).
+    pub call: u64,
+    /// When it returned successfully; `None` for a write with unknown outcome.
+    pub ret: Option<u64>,
+}
+
+/// Operations per key.
+pub type History = BTreeMap<String, Vec<Op>>;
+
+type Bits = Vec<u64>;
+
+fn has(bits: &Bits, i: usize) -> bool {
+    bits[i / 64] & (1 << (i % 64)) != 0
+}
+
+fn with(bits: &Bits, i: usize) -> Bits {
+    let mut b = bits.clone();
+    b[i / 64] |= 1 << (i % 64);
+    b
+}
+
+/// Checks one key's operations.
+///
+/// # Errors
+/// A description of the history when no linearization exists.
+pub fn check_key(key: &str, ops: &[Op]) -> Result<(), String> {
+    let n = ops.len();
+    let required: usize = ops.iter().filter(|o| o.ret.is_some()).count();
+    let mut seen: HashSet<(Bits, Option<String>)> = HashSet::new();
+    // Explicit stack: (linearized set, count of required ones done, register value).
+    let mut stack: Vec<(Bits, usize, Option<String>)> =
+        vec![(vec![0; n.div_ceil(64).max(1)], 0, None)];
+    while let Some((done, required_done, value)) = stack.pop() {
+        if required_done == required {
+            return Ok(());
+        }
+        if !seen.insert((done.clone(), value.clone())) {
+            continue;
+        }
+        let horizon = (0..n)
+            .filter(|i| !has(&done, *i))
+            .filter_map(|i| ops[i].ret)
+            .min()
+            .unwrap_or(u64::MAX);
+        for (i, op) in ops.iter().enumerate() {
+            if has(&done, i) || op.call > horizon {
+                continue;
+            }
+            let next = match &op.kind {
+                OpKind::Put(v) => Some(v.clone()),
+                OpKind::Delete => None,
+                OpKind::Get(saw) if *saw == value => value.clone(),
+                OpKind::Get(_) => continue,
+            };
+            let req = required_done + usize::from(op.ret.is_some());
+            stack.push((with(&done, i), req, next));
+        }
+    }
+    let mut lines = vec![format!(
+        "key {key} is not linearizable; its operations (call..return):"
+    )];
+    for op in ops {
+        let ret = op.ret.map_or("?".to_string(), |r| r.to_string());
+        lines.push(format!("  {}..{ret} {:?}", op.call, op.kind));
+    }
+    Err(lines.join("\n"))
+}
+
+/// Checks every key.
+///
+/// # Errors
+/// The first key's failure description.
+pub fn check(history: &History) -> Result<(), String> {
+    history.iter().try_for_each(|(k, ops)| check_key(k, ops))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(v: &str, call: u64, ret: u64) -> Op {
+        Op {
+            kind: OpKind::Put(v.into()),
+            call,
+            ret: Some(ret),
+        }
+    }
+    fn get(v: Option<&str>, call: u64, ret: u64) -> Op {
+        Op {
+            kind: OpKind::Get(v.map(str::to_string)),
+            call,
+            ret: Some(ret),
+        }
+    }
+
+    #[test]
+    fn sequential_histories() {
+        assert!(check_key("k", &[put("a", 0, 1), get(Some("a"), 2, 3)]).is_ok());
+        assert!(
+            check_key(
+                "k",
+                &[get(None, 0, 1), put("a", 2, 3), get(Some("a"), 4, 5)]
+            )
+            .is_ok()
+        );
+        // Stale read after the write completed.
+        assert!(check_key("k", &[put("a", 0, 1), put("b", 2, 3), get(Some("a"), 4, 5)]).is_err());
+        // A read of a value nobody wrote.
+        assert!(check_key("k", &[get(Some("x"), 0, 1)]).is_err());
+        let del = Op {
+            kind: OpKind::Delete,
+            call: 2,
+            ret: Some(3),
+        };
+        assert!(check_key("k", &[put("a", 0, 1), del.clone(), get(None, 4, 5)]).is_ok());
+        assert!(check_key("k", &[put("a", 0, 1), del, get(Some("a"), 4, 5)]).is_err());
+    }
+
+    #[test]
+    fn concurrent_operations_may_order_either_way() {
+        // Two overlapping writes; reads after both may see either, but consistently.
+        let h = [put("a", 0, 10), put("b", 1, 11), get(Some("a"), 12, 13)];
+        assert!(check_key("k", &h).is_ok());
+        let h = [
+            put("a", 0, 10),
+            put("b", 1, 11),
+            get(Some("a"), 12, 13),
+            get(Some("b"), 14, 15),
+            get(Some("a"), 16, 17),
+        ];
+        assert!(
+            check_key("k", &h).is_err(),
+            "a register cannot flip back without a write"
+        );
+        // A read overlapping a write may see the old or the new value.
+        assert!(
+            check_key(
+                "k",
+                &[put("a", 0, 1), put("b", 2, 10), get(Some("a"), 3, 4)]
+            )
+            .is_ok()
+        );
+        assert!(
+            check_key(
+                "k",
+                &[put("a", 0, 1), put("b", 2, 10), get(Some("b"), 3, 4)]
+            )
+            .is_ok()
+        );
+        // But once a read saw the new value, a later read cannot see the old one.
+        let h = [
+            put("a", 0, 1),
+            put("b", 2, 10),
+            get(Some("b"), 3, 4),
+            get(Some("a"), 5, 6),
+        ];
+        assert!(check_key("k", &h).is_err());
+    }
+
+    #[test]
+    fn writes_with_unknown_outcome_may_or_may_not_have_happened() {
+        let unknown = Op {
+            kind: OpKind::Put("u".into()),
+            call: 2,
+            ret: None,
+        };
+        assert!(
+            check_key(
+                "k",
+                &[put("a", 0, 1), unknown.clone(), get(Some("a"), 5, 6)]
+            )
+            .is_ok()
+        );
+        assert!(
+            check_key(
+                "k",
+                &[put("a", 0, 1), unknown.clone(), get(Some("u"), 5, 6)]
+            )
+            .is_ok()
+        );
+        // It cannot take effect before it was called.
+        assert!(check_key("k", &[get(Some("u"), 0, 1), unknown]).is_err());
+    }
+}

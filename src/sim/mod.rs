@@ -1,0 +1,817 @@
+//! Deterministic simulation: the three Raft nodes, the real state machine and the real redb
+//! storage, in one thread, on a simulated clock and network, all driven by one seed.
+//!
+//! Each step of simulated time the network delivers the messages that are due, every live node
+//! ticks and runs its Ready loop, clients start operations and collect answers, and faults come
+//! and go: partitions of any shape, message loss, duplication, reordering and delay, crashes and
+//! restarts, leader transfers. Storage is [`disk::SimDisk`], which loses every write not fsynced
+//! when a node crashes, so a missing fsync shows up as a lost write.
+//!
+//! Checked throughout: at most one leader per term; nodes that applied the same index hold
+//! identical state. Checked at the end, after healing everything: the logs of all nodes agree
+//! on their committed prefix; every key's history of puts, deletes and consistent reads is
+//! linearizable ([`history`]), which also proves that every acknowledged write survived every
+//! crash and that no refused write took effect; eventual reads only ever returned values that
+//! some client wrote and that were not refused.
+//!
+//! The same seed replays the same run: raft-rs's election timeouts are pinned per node (from
+//! the seed), every collection iterates in a fixed order, and nothing reads the real clock.
+//! Adding a client operation means adding an [`OpKind`] arm in `issue` and in `collect`.
+
+pub mod disk;
+pub mod history;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use raft::eraftpb::{Message, MessageType};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use redb::Builder;
+use tokio::sync::oneshot;
+
+use crate::model::key::{KeyAttribute, KeySchema, KeyType};
+use crate::model::table::{Billing, TableSpec};
+use crate::model::{AttributeValue, Item};
+use crate::raft::faults::NetworkFaults;
+use crate::raft::node::{NodeOptions, RaftNode, incoming_snapshot_path, raft_logger};
+use crate::raft::{NodeId, StateMachine};
+use crate::sim::disk::SimDisk;
+use crate::sim::history::{History, Op, OpKind};
+use crate::store::{Command, Outcome, Store};
+use crate::{Error, Result};
+
+const NODES: [NodeId; 3] = [1, 2, 3];
+const TABLE: &str = "sim";
+const KEYS: u64 = 6;
+/// Steps allowed for the cluster to settle after the workload.
+const SETTLE_STEPS: u64 = 3000;
+
+/// What one simulation run does.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// The seed everything derives from.
+    pub seed: u64,
+    /// Client operations to issue.
+    pub ops: usize,
+    /// Inject faults (off: a fault-free run, for comparison).
+    pub faults: bool,
+}
+
+/// What one run did and found.
+#[derive(Clone, Debug, Default)]
+pub struct SimReport {
+    /// The seed.
+    pub seed: u64,
+    /// Client operations issued.
+    pub ops: usize,
+    /// Client operations that completed with a known outcome.
+    pub completed: usize,
+    /// Faults injected.
+    pub faults: usize,
+    /// Simulated steps (ticks).
+    pub steps: u64,
+    /// Invariant violations; empty means the run passed.
+    pub violations: Vec<String>,
+}
+
+struct SimNode {
+    raft: RaftNode<Store>,
+    store: Store,
+}
+
+struct InFlight {
+    at: u64,
+    seq: u64,
+    msg: Message,
+}
+
+enum Waiting {
+    Write {
+        key: String,
+        kind: OpKind,
+        rx: oneshot::Receiver<Result<Result<Outcome>>>,
+    },
+    Read {
+        key: String,
+        node: NodeId,
+        rx: oneshot::Receiver<Result<()>>,
+    },
+}
+
+struct Pending {
+    call: u64,
+    waiting: Waiting,
+}
+
+struct Sim {
+    rng: StdRng,
+    step: u64,
+    _dir: tempfile::TempDir,
+    node_opts: BTreeMap<NodeId, NodeOptions>,
+    disks: BTreeMap<NodeId, SimDisk>,
+    nodes: BTreeMap<NodeId, Option<SimNode>>,
+    net: Vec<InFlight>,
+    net_seq: u64,
+    faults: NetworkFaults,
+    dup_rate: f64,
+    pending: Vec<Pending>,
+    history: History,
+    /// Every value any client tried to put, per key (for eventual reads).
+    attempted: BTreeMap<String, BTreeSet<String>>,
+    refused: BTreeSet<String>,
+    eventual_reads: Vec<(String, Option<String>)>,
+    term_leaders: BTreeMap<u64, NodeId>,
+    digests: BTreeMap<u64, (NodeId, u64)>,
+    last_applied: BTreeMap<NodeId, u64>,
+    violations: Vec<String>,
+    report: SimReport,
+}
+
+fn key_item(key: &str) -> Item {
+    Item::from([("k".to_string(), AttributeValue::S(key.to_string()))])
+}
+
+impl Sim {
+    fn new(opts: &SimOptions) -> Result<Sim> {
+        let mut rng = StdRng::seed_from_u64(opts.seed);
+        let dir = tempfile::tempdir().map_err(|e| Error::internal(format!("sim temp dir: {e}")))?;
+        // Distinct pinned election timeouts, chosen by the seed.
+        let mut timeouts: Vec<usize> = (10..20).collect();
+        let mut node_opts = BTreeMap::new();
+        for id in NODES {
+            let t = timeouts.remove(rng.gen_range(0..timeouts.len()));
+            node_opts.insert(
+                id,
+                NodeOptions {
+                    id,
+                    voters: NODES.to_vec(),
+                    election_ticks: 10,
+                    heartbeat_ticks: 2,
+                    proposal_timeout_ticks: 60,
+                    read_timeout_ticks: 40,
+                    compact_every: 40,
+                    log_retain: 5,
+                    snapshot_dir: dir.path().join(format!("node{id}")),
+                    fixed_election_ticks: Some(t),
+                },
+            );
+        }
+        let mut sim = Sim {
+            rng,
+            step: 0,
+            _dir: dir,
+            node_opts,
+            disks: NODES.iter().map(|id| (*id, SimDisk::new())).collect(),
+            nodes: BTreeMap::new(),
+            net: Vec::new(),
+            net_seq: 0,
+            faults: NetworkFaults::default(),
+            dup_rate: 0.0,
+            pending: Vec::new(),
+            history: History::new(),
+            attempted: BTreeMap::new(),
+            refused: BTreeSet::new(),
+            eventual_reads: Vec::new(),
+            term_leaders: BTreeMap::new(),
+            digests: BTreeMap::new(),
+            last_applied: BTreeMap::new(),
+            violations: Vec::new(),
+            report: SimReport {
+                seed: opts.seed,
+                ..SimReport::default()
+            },
+        };
+        for id in NODES {
+            sim.start_node(id)?;
+        }
+        Ok(sim)
+    }
+
+    fn start_node(&mut self, id: NodeId) -> Result<()> {
+        let disk = self.disks.get(&id).cloned().unwrap_or_default();
+        let db = Arc::new(Builder::new().create_with_backend(disk)?);
+        let store = Store::new(db.clone());
+        let opts = self
+            .node_opts
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::internal("sim: unknown node"))?;
+        let raft = RaftNode::new(opts, db, store.clone(), &raft_logger(id))?;
+        self.nodes.insert(id, Some(SimNode { raft, store }));
+        Ok(())
+    }
+
+    fn crash_node(&mut self, id: NodeId) {
+        if let Some(slot) = self.nodes.get_mut(&id)
+            && let Some(node) = slot.take()
+        {
+            if let Some(disk) = self.disks.get(&id) {
+                disk.crash();
+            }
+            drop(node);
+            if let Some(disk) = self.disks.get(&id) {
+                let recovered = disk.recover();
+                self.disks.insert(id, recovered);
+            }
+            self.last_applied.remove(&id);
+        }
+    }
+
+    fn alive(&self) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.is_some())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn node(&mut self, id: NodeId) -> Option<&mut SimNode> {
+        self.nodes.get_mut(&id).and_then(Option::as_mut)
+    }
+
+    fn leaders(&self) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .filter_map(|(id, n)| n.as_ref().filter(|n| n.raft.is_leader()).map(|_| *id))
+            .collect()
+    }
+
+    /// Queues messages for delivery after a random latency (and maybe twice).
+    fn send(&mut self, msgs: Vec<Message>) {
+        for msg in msgs {
+            let fate = self.faults.link(msg.from, msg.to);
+            if fate.cut || self.rng.gen_bool(fate.drop_rate.clamp(0.0, 1.0)) {
+                continue;
+            }
+            let copies = if self.dup_rate > 0.0 && self.rng.gen_bool(self.dup_rate) {
+                2
+            } else {
+                1
+            };
+            for _ in 0..copies {
+                let jitter = if fate.jitter_ms > 0 {
+                    self.rng.gen_range(0..=fate.jitter_ms)
+                } else {
+                    0
+                };
+                let at = self.step + 1 + self.rng.gen_range(0..3) + fate.delay_ms + jitter;
+                self.net_seq += 1;
+                self.net.push(InFlight {
+                    at,
+                    seq: self.net_seq,
+                    msg: msg.clone(),
+                });
+            }
+        }
+    }
+
+    /// Delivers a snapshot message: stages the sender's snapshot data at the receiver first, as
+    /// the real transport does, and tells the sender how it went.
+    fn deliver_snapshot(&mut self, msg: Message) {
+        let (from, to) = (msg.from, msg.to);
+        let meta = msg.get_snapshot().get_metadata();
+        let (index, term) = (meta.index, meta.term);
+        let staged = (|| -> Result<()> {
+            let sender = self
+                .nodes
+                .get(&from)
+                .and_then(Option::as_ref)
+                .ok_or_else(|| Error::internal("sender down"))?;
+            let slot = sender.raft.snapshot_slot();
+            let txn = {
+                let guard = slot.lock().map_err(|_| Error::internal("slot poisoned"))?;
+                match guard.as_ref() {
+                    Some(s) if s.index == index && s.term == term => s.txn.clone(),
+                    _ => return Err(Error::internal("snapshot no longer held")),
+                }
+            };
+            let dir = self
+                .node_opts
+                .get(&to)
+                .map(|o| o.snapshot_dir.clone())
+                .unwrap_or_default();
+            std::fs::create_dir_all(&dir)?;
+            let path: PathBuf = incoming_snapshot_path(&dir, index, term);
+            let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
+            <Store as StateMachine>::export(&txn, &mut file)?;
+            Ok(())
+        })();
+        let ok = staged.is_ok() && self.nodes.get(&to).is_some_and(Option::is_some);
+        if ok && let Some(n) = self.node(to) {
+            n.raft.step(msg);
+        }
+        if let Some(n) = self.node(from) {
+            n.raft.report_snapshot(to, ok);
+        }
+    }
+
+    fn deliver_due(&mut self) {
+        let now = self.step;
+        let mut due: Vec<InFlight> = Vec::new();
+        let mut later = Vec::new();
+        for m in std::mem::take(&mut self.net) {
+            if m.at <= now {
+                due.push(m)
+            } else {
+                later.push(m)
+            }
+        }
+        self.net = later;
+        due.sort_by_key(|m| (m.at, m.seq));
+        for InFlight { msg, .. } in due {
+            // A partition that started while the message was in flight still cuts it.
+            if self.faults.link(msg.from, msg.to).cut {
+                continue;
+            }
+            if msg.get_msg_type() == MessageType::MsgSnapshot {
+                self.deliver_snapshot(msg);
+            } else if let Some(n) = self.node(msg.to) {
+                n.raft.step(msg);
+            }
+        }
+    }
+
+    /// One step of simulated time for every live node.
+    fn tick_all(&mut self) -> Result<()> {
+        for id in self.alive() {
+            let msgs = {
+                let Some(n) = self.node(id) else { continue };
+                n.raft.tick();
+                n.raft.handle_ready()?;
+                n.raft.send_replies();
+                n.raft.take_messages()
+            };
+            self.send(msgs);
+        }
+        Ok(())
+    }
+
+    fn check_invariants(&mut self) -> Result<()> {
+        for id in self.alive() {
+            let Some(n) = self.nodes.get(&id).and_then(Option::as_ref) else {
+                continue;
+            };
+            let st = n.raft.status();
+            if st.role == "leader" {
+                match self.term_leaders.get(&st.term) {
+                    Some(other) if *other != id => self.violations.push(format!(
+                        "two leaders in term {}: nodes {other} and {id} (step {})",
+                        st.term, self.step
+                    )),
+                    _ => {
+                        self.term_leaders.insert(st.term, id);
+                    }
+                }
+            }
+            if self.last_applied.get(&id) != Some(&st.applied_index) {
+                let digest = n.store.digest()?;
+                self.last_applied.insert(id, st.applied_index);
+                match self.digests.get(&st.applied_index) {
+                    Some((other, d)) if *d != digest => self.violations.push(format!(
+                        "nodes {other} and {id} applied index {} but hold different state (step {})",
+                        st.applied_index, self.step
+                    )),
+                    Some(_) => {}
+                    None => {
+                        self.digests.insert(st.applied_index, (id, digest));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read_value(&self, node: NodeId, key: &str) -> Result<Option<String>> {
+        let Some(n) = self.nodes.get(&node).and_then(Option::as_ref) else {
+            return Err(Error::internal("node down"));
+        };
+        match n.store.get_item(TABLE, &key_item(key)) {
+            Ok(item) => Ok(item.and_then(|item| match item.get("v") {
+                Some(AttributeValue::S(v)) => Some(v.clone()),
+                _ => None,
+            })),
+            // A node that has not yet applied the CreateTable: nothing there yet.
+            Err(Error::ResourceNotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts one random client operation.
+    fn issue(&mut self) -> Result<()> {
+        let key = format!("k{}", self.rng.gen_range(0..KEYS));
+        let leaders = self.leaders();
+        let alive = self.alive();
+        if alive.is_empty() {
+            return Ok(());
+        }
+        // Clients mostly find a node that believes it leads; sometimes they pick any node.
+        let to_leader = if !leaders.is_empty() && self.rng.gen_bool(0.9) {
+            leaders[self.rng.gen_range(0..leaders.len())]
+        } else {
+            alive[self.rng.gen_range(0..alive.len())]
+        };
+        self.report.ops += 1;
+        let id = self.report.ops;
+        let roll = self.rng.gen_range(0..100);
+        let call = self.step;
+        if roll < 45 {
+            let value = format!("v{id}");
+            self.attempted
+                .entry(key.clone())
+                .or_default()
+                .insert(value.clone());
+            let mut item = key_item(&key);
+            item.insert("v".into(), AttributeValue::S(value.clone()));
+            self.propose(
+                to_leader,
+                key,
+                OpKind::Put(value),
+                Command::PutItem {
+                    table: TABLE.into(),
+                    item,
+                },
+                call,
+            )?;
+        } else if roll < 60 {
+            let cmd = Command::DeleteItem {
+                table: TABLE.into(),
+                key: key_item(&key),
+            };
+            self.propose(to_leader, key, OpKind::Delete, cmd, call)?;
+        } else if roll < 80 {
+            let (tx, rx) = oneshot::channel();
+            if let Some(n) = self.node(to_leader) {
+                n.raft.read_index(tx);
+                self.pending.push(Pending {
+                    call,
+                    waiting: Waiting::Read {
+                        key,
+                        node: to_leader,
+                        rx,
+                    },
+                });
+            }
+        } else {
+            // An eventually consistent read, served at once by any live node.
+            let node = alive[self.rng.gen_range(0..alive.len())];
+            let seen = self.read_value(node, &key)?;
+            self.eventual_reads.push((key, seen));
+            self.report.completed += 1;
+        }
+        Ok(())
+    }
+
+    fn propose(
+        &mut self,
+        node: NodeId,
+        key: String,
+        kind: OpKind,
+        cmd: Command,
+        call: u64,
+    ) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        let bytes = cmd.encode()?;
+        if let Some(n) = self.node(node) {
+            n.raft.propose(bytes, tx);
+            self.pending.push(Pending {
+                call,
+                waiting: Waiting::Write { key, kind, rx },
+            });
+        }
+        Ok(())
+    }
+
+    /// Collects answers that arrived; `finish` treats anything still waiting as unknown.
+    fn collect(&mut self, finish: bool) -> Result<()> {
+        let now = self.step;
+        let mut still = Vec::new();
+        for mut p in std::mem::take(&mut self.pending) {
+            match &mut p.waiting {
+                Waiting::Write { key, kind, rx } => {
+                    let ret = match rx.try_recv() {
+                        Ok(Ok(Ok(_))) => Some(Some(now)),
+                        Ok(Ok(Err(e))) => {
+                            self.violations
+                                .push(format!("a write failed deterministically: {e}"));
+                            None
+                        }
+                        // Definitely not applied: it must never be seen.
+                        Ok(Err(Error::NotApplied(_) | Error::NotLeader { .. })) => {
+                            if let OpKind::Put(v) = kind {
+                                self.refused.insert(v.clone());
+                            }
+                            None
+                        }
+                        Ok(Err(_)) | Err(oneshot::error::TryRecvError::Closed) => Some(None),
+                        Err(oneshot::error::TryRecvError::Empty) if finish => Some(None),
+                        Err(oneshot::error::TryRecvError::Empty) => {
+                            still.push(p);
+                            continue;
+                        }
+                    };
+                    if let Some(ret) = ret {
+                        if ret.is_some() {
+                            self.report.completed += 1;
+                        }
+                        self.history.entry(key.clone()).or_default().push(Op {
+                            kind: kind.clone(),
+                            call: p.call,
+                            ret,
+                        });
+                    }
+                }
+                Waiting::Read { key, node, rx } => match rx.try_recv() {
+                    Ok(Ok(())) => {
+                        let seen = self.read_value(*node, key)?;
+                        self.report.completed += 1;
+                        self.history.entry(key.clone()).or_default().push(Op {
+                            kind: OpKind::Get(seen),
+                            call: p.call,
+                            ret: Some(now),
+                        });
+                    }
+                    Err(oneshot::error::TryRecvError::Empty) if !finish => still.push(p),
+                    _ => {} // a failed read tells nothing
+                },
+            }
+        }
+        self.pending = still;
+        Ok(())
+    }
+
+    /// Maybe starts or ends a fault.
+    fn fault(&mut self) -> Result<()> {
+        let alive = self.alive();
+        let down: Vec<NodeId> = NODES
+            .iter()
+            .copied()
+            .filter(|n| !alive.contains(n))
+            .collect();
+        let all = NODES.to_vec();
+        self.report.faults += 1;
+        match self.rng.gen_range(0..10) {
+            0 | 1 => {
+                // A random split: each node joins one of two groups.
+                let mut a = BTreeSet::new();
+                let mut b = BTreeSet::new();
+                for n in NODES {
+                    if self.rng.gen_bool(0.5) {
+                        a.insert(n)
+                    } else {
+                        b.insert(n)
+                    };
+                }
+                if a.is_empty() || b.is_empty() {
+                    self.faults.heal();
+                } else {
+                    self.faults.set_partition(vec![a, b], &all)?;
+                }
+            }
+            2 => {
+                let n = NODES[self.rng.gen_range(0..NODES.len())];
+                self.faults.drops.insert(n, self.rng.gen_range(0.1..0.5));
+            }
+            3 => {
+                let n = NODES[self.rng.gen_range(0..NODES.len())];
+                let ms = self.rng.gen_range(2..15);
+                self.faults.delays.insert(
+                    n,
+                    crate::raft::faults::Delay {
+                        ms,
+                        jitter_ms: self.rng.gen_range(0..5),
+                    },
+                );
+            }
+            4 => self.dup_rate = if self.dup_rate > 0.0 { 0.0 } else { 0.2 },
+            5 | 6 => {
+                // Crash a node, keeping at least one running.
+                if alive.len() > 1 {
+                    let n = alive[self.rng.gen_range(0..alive.len())];
+                    self.crash_node(n);
+                }
+            }
+            7 => {
+                if let Some(n) = down.first() {
+                    self.start_node(*n)?;
+                }
+            }
+            8 => {
+                if let Some(l) = self.leaders().first().copied() {
+                    let to = NODES[self.rng.gen_range(0..NODES.len())];
+                    if let Some(n) = self.node(l) {
+                        n.raft.transfer_leader(to);
+                    }
+                }
+            }
+            _ => {
+                self.faults.heal();
+                self.dup_rate = 0.0;
+            }
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self) -> Result<()> {
+        self.step += 1;
+        self.deliver_due();
+        self.tick_all()?;
+        self.collect(false)?;
+        self.check_invariants()
+    }
+
+    /// Runs until the cluster has a leader, every node applied its commit index, and no client
+    /// is waiting; returns false if it never settles.
+    fn settle(&mut self) -> Result<bool> {
+        for _ in 0..SETTLE_STEPS {
+            self.advance()?;
+            let leaders = self.leaders();
+            if leaders.len() != 1 || !self.pending.is_empty() {
+                continue;
+            }
+            let statuses: Vec<_> = self
+                .nodes
+                .values()
+                .flatten()
+                .map(|n| n.raft.status())
+                .collect();
+            let commit = statuses
+                .iter()
+                .find(|s| s.role == "leader")
+                .map(|s| s.commit_index);
+            if statuses.len() == NODES.len()
+                && statuses.iter().all(|s| Some(s.applied_index) == commit)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn create_table(&mut self) -> Result<()> {
+        for _ in 0..SETTLE_STEPS {
+            if let Some(l) = self.leaders().first().copied() {
+                let spec = TableSpec {
+                    name: TABLE.into(),
+                    key_schema: KeySchema {
+                        partition: KeyAttribute {
+                            name: "k".into(),
+                            key_type: KeyType::S,
+                        },
+                        sort: None,
+                    },
+                    attribute_definitions: vec![KeyAttribute {
+                        name: "k".into(),
+                        key_type: KeyType::S,
+                    }],
+                    billing: Billing::PayPerRequest,
+                    table_uuid: format!("sim-{}", self.report.seed),
+                    arn: format!("arn:aws:dynamodb:sim:000000000000:table/{TABLE}"),
+                    created_at_ms: 0,
+                };
+                let (tx, mut rx) = oneshot::channel();
+                let bytes = Command::CreateTable(spec).encode()?;
+                if let Some(n) = self.node(l) {
+                    n.raft.propose(bytes, tx);
+                }
+                for _ in 0..200 {
+                    self.advance()?;
+                    match rx.try_recv() {
+                        Ok(Ok(Ok(_))) => return Ok(()),
+                        Ok(_) | Err(oneshot::error::TryRecvError::Closed) => break,
+                        Err(oneshot::error::TryRecvError::Empty) => {}
+                    }
+                }
+            }
+            self.advance()?;
+        }
+        Err(Error::internal("sim: could not create the table"))
+    }
+
+    fn final_checks(&mut self) -> Result<()> {
+        // Every acknowledged write must be visible to a final consistent read of each key.
+        let Some(leader) = self.leaders().first().copied() else {
+            self.violations.push("no leader after settling".into());
+            return Ok(());
+        };
+        for k in 0..KEYS {
+            let key = format!("k{k}");
+            let (tx, rx) = oneshot::channel();
+            if let Some(n) = self.node(leader) {
+                n.raft.read_index(tx);
+            }
+            self.pending.push(Pending {
+                call: self.step,
+                waiting: Waiting::Read {
+                    key,
+                    node: leader,
+                    rx,
+                },
+            });
+        }
+        for _ in 0..200 {
+            if self.pending.is_empty() {
+                break;
+            }
+            self.advance()?;
+        }
+        if !self.pending.is_empty() {
+            self.violations
+                .push("final consistent reads did not complete".into());
+        }
+        // Logs agree on the committed prefix.
+        let nodes: Vec<&SimNode> = self.nodes.values().flatten().collect();
+        let commit = nodes
+            .iter()
+            .map(|n| n.raft.status().commit_index)
+            .min()
+            .unwrap_or(0);
+        let first = nodes
+            .iter()
+            .map(|n| n.raft.status().first_log_index)
+            .max()
+            .unwrap_or(1);
+        for i in first..=commit {
+            let terms: BTreeSet<Option<u64>> = nodes.iter().map(|n| n.raft.log_term(i)).collect();
+            if terms.len() > 1 {
+                self.violations.push(format!(
+                    "logs differ at committed index {i}: terms {terms:?}"
+                ));
+                break;
+            }
+        }
+        if let Err(e) = history::check(&self.history) {
+            self.violations.push(e);
+        }
+        for (key, seen) in &self.eventual_reads {
+            if let Some(v) = seen {
+                let written = self.attempted.get(key).is_some_and(|s| s.contains(v));
+                if !written || self.refused.contains(v) {
+                    self.violations.push(format!(
+                        "an eventual read of {key} returned {v}, which was {}",
+                        if written { "refused" } else { "never written" }
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs one simulation. A panic anywhere in it (raft-rs asserts its invariants with panics) is
+/// caught and reported as a violation of that seed.
+///
+/// # Errors
+/// Only if the harness itself cannot run (temp dir, storage setup); invariant violations are
+/// reported in [`SimReport::violations`].
+pub fn run(opts: &SimOptions) -> Result<SimReport> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_inner(opts))) {
+        Ok(result) => result,
+        Err(panic) => {
+            let text = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Ok(SimReport {
+                seed: opts.seed,
+                violations: vec![format!("panicked: {text}")],
+                ..SimReport::default()
+            })
+        }
+    }
+}
+
+fn run_inner(opts: &SimOptions) -> Result<SimReport> {
+    let mut sim = Sim::new(opts)?;
+    sim.create_table()?;
+    while sim.report.ops < opts.ops {
+        if sim.rng.gen_bool(0.4) {
+            sim.issue()?;
+        }
+        if opts.faults && sim.rng.gen_bool(0.03) {
+            sim.fault()?;
+        }
+        sim.advance()?;
+    }
+    // Heal everything, bring every node back, and let the cluster settle.
+    sim.faults.heal();
+    sim.dup_rate = 0.0;
+    for id in NODES {
+        if sim.nodes.get(&id).is_none_or(Option::is_none) {
+            sim.start_node(id)?;
+        }
+    }
+    if !sim.settle()? {
+        sim.collect(true)?;
+        sim.violations.push(format!(
+            "the cluster did not settle within {SETTLE_STEPS} steps after healing"
+        ));
+    }
+    sim.collect(true)?;
+    sim.final_checks()?;
+    sim.report.steps = sim.step;
+    sim.report.violations = std::mem::take(&mut sim.violations);
+    Ok(sim.report.clone())
+}
