@@ -209,6 +209,10 @@ struct Inner {
     faults: SharedFaults,
     errors: SharedErrorRules,
     policy: AdminPolicy,
+    /// Nodes that could not start, and why.
+    start_failures: Mutex<BTreeMap<NodeId, String>>,
+    /// Some node had data when the cluster started: it is not a new cluster.
+    existing_cluster: bool,
 }
 
 /// Three nodes in one process. Cheap to clone; every clone controls the same cluster.
@@ -237,8 +241,28 @@ async fn bind(addr: &str) -> Result<TcpListener> {
     })
 }
 
+fn has_data(dir: &std::path::Path) -> bool {
+    std::fs::metadata(dir.join("kvsim.redb")).is_ok_and(|m| m.len() > 0)
+}
+
 /// Opens a node's database, retrying briefly while a just-stopped instance of the same node
-/// still holds the file (its last in-flight requests are finishing).
+/// still holds the file (its last in-flight requests are finishing). Refuses to start a node
+/// empty in an existing cluster: a node that lost its log cannot rejoin under its old id.
+async fn open_node_db(
+    dir: &std::path::Path,
+    existing_cluster: bool,
+) -> Result<(Database, CrashSwitch)> {
+    if existing_cluster && !has_data(dir) {
+        return Err(Error::internal(format!(
+            "{} has no data but the other nodes do: this node lost its Raft log and cannot rejoin \
+             under its old id; restore its directory from a backup, or start a fresh cluster with \
+             an empty --data-dir-root",
+            dir.join("kvsim.redb").display()
+        )));
+    }
+    open_db(dir).await
+}
+
 async fn open_db(dir: &std::path::Path) -> Result<(Database, CrashSwitch)> {
     std::fs::create_dir_all(dir).map_err(|e| {
         Error::internal(format!(
@@ -283,12 +307,21 @@ impl Cluster {
     /// # Errors
     /// As [`Cluster::start`].
     pub async fn start_with_policy(config: ClusterConfig, policy: AdminPolicy) -> Result<Cluster> {
+        let existing_cluster = config.node_ids().any(|id| has_data(&config.node_dir(id)));
         let mut listeners = BTreeMap::new();
         let mut addrs = BTreeMap::new();
+        let mut failures = BTreeMap::new();
         for id in config.node_ids() {
-            let listener = bind(&config.bind_addr(id)).await?;
-            addrs.insert(id, listener.local_addr()?.to_string());
-            listeners.insert(id, listener);
+            match bind(&config.bind_addr(id)).await {
+                Ok(listener) => {
+                    addrs.insert(id, listener.local_addr()?.to_string());
+                    listeners.insert(id, listener);
+                }
+                Err(e) => {
+                    addrs.insert(id, config.bind_addr(id));
+                    failures.insert(id, e.to_string());
+                }
+            }
         }
         let client = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(30))
@@ -309,12 +342,46 @@ impl Cluster {
                 faults: SharedFaults::default(),
                 errors: SharedErrorRules::default(),
                 policy,
+                start_failures: Mutex::new(BTreeMap::new()),
+                existing_cluster,
             }),
         };
         for (id, listener) in listeners {
-            cluster.launch(id, listener).await?;
+            if let Err(e) = cluster.launch(id, listener).await {
+                failures.insert(id, e.to_string());
+            }
+        }
+        // The others keep working when some nodes cannot start: a majority still serves.
+        if failures.len() == cluster.inner.addrs.len() {
+            let all: Vec<String> = failures
+                .iter()
+                .map(|(id, e)| format!("node {id}: {e}"))
+                .collect();
+            return Err(Error::Unavailable(format!(
+                "no node could start:\n  {}",
+                all.join("\n  ")
+            )));
+        }
+        for (id, why) in &failures {
+            tracing::info!(node = id, "node did not start: {why}");
+            cluster.record(
+                *id,
+                NodeEvent::new("node_failed", format!("node {id} did not start: {why}")),
+            );
+        }
+        if let Ok(mut f) = cluster.inner.start_failures.lock() {
+            *f = failures;
         }
         Ok(cluster)
+    }
+
+    /// Nodes that could not start, and why (they can be started later with `restart`).
+    pub fn start_failures(&self) -> BTreeMap<NodeId, String> {
+        self.inner
+            .start_failures
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_default()
     }
 
     /// A weak reference for the node servers.
@@ -394,7 +461,9 @@ impl Cluster {
     async fn launch(&self, id: NodeId, listener: TcpListener) -> Result<()> {
         let inner = &self.inner;
         let dir = inner.config.node_dir(id);
-        let (db, crash) = open_db(&dir).await?;
+        // An existing cluster's node must come back with its data; only a brand-new cluster
+        // (no node had data when the server started) starts nodes empty.
+        let (db, crash) = open_node_db(&dir, inner.existing_cluster).await?;
         let db = Arc::new(db);
         let tuning = inner.config.tuning.clone();
         let snapshot_dir = dir.join("snapshots");

@@ -152,7 +152,21 @@ pub fn open(path: &Path) -> Result<(Database, CrashSwitch)> {
             .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?,
         switch: switch.clone(),
     };
-    let db = Database::builder().create_with_backend(backend).map_err(|e| match e {
+    // Verify every page's checksum on open: a damaged file is then refused with an error
+    // naming it, where a plain open could trip over the damage later (redb may even panic).
+    // It reads the whole file, which is cheap at simulator sizes.
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Database::builder()
+            .set_check_integrity_on_open(true)
+            .create_with_backend(backend)
+    }))
+    .map_err(|_| {
+        Error::internal(format!(
+            "{} is damaged (redb could not read it); restore it from a backup, or start a fresh cluster with an empty --data-dir-root",
+            path.display()
+        ))
+    })?;
+    let db = opened.map_err(|e| match e {
         redb::DatabaseError::DatabaseAlreadyOpen => Error::internal(format!(
             "{} is already open in another kvsim process; stop it or use another --data-dir-root",
             path.display()

@@ -189,3 +189,189 @@ async fn kill_9_loses_no_acknowledged_write() {
     server.kill().expect("kill");
     let _ = server.wait();
 }
+
+/// Starts the server with its output going to `log`; returns once it printed its ready line
+/// (or exited).
+fn start_logged(dir: &Path, base: u16, log: &Path) -> Child {
+    let out = std::fs::File::create(log).expect("log file");
+    let err = out.try_clone().expect("log file");
+    let child = Command::new(BIN)
+        .args([
+            "server",
+            "--tick-ms",
+            "50",
+            "--base-port",
+            &base.to_string(),
+            "--data-dir-root",
+        ])
+        .arg(dir)
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("start kvsim server");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains("press Ctrl+C") || text.contains("error:") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+async fn consistent_count(http: &reqwest::Client, port: u16) -> Option<u64> {
+    let (status, body) = call(
+        http,
+        port,
+        "Scan",
+        json!({"TableName": "Crash", "Select": "COUNT", "ConsistentRead": true}),
+    )
+    .await?;
+    (status == 200).then(|| body["Count"].as_u64()).flatten()
+}
+
+/// Waits until `port` answers a consistent count (a leader among the nodes that started).
+async fn wait_count(http: &reqwest::Client, port: u16) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(n) = consistent_count(http, port).await {
+            return n;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the surviving nodes never served a consistent read"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_or_missing_node_data_is_refused_by_name_and_the_others_keep_working() {
+    let http = reqwest::Client::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = free_base_port();
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    // A cluster with some data, stopped cleanly.
+    let mut server = start_logged(&data, base, &log);
+    wait_converged(&http, base).await;
+    let created = call(
+        &http,
+        base,
+        "CreateTable",
+        json!({"TableName": "Crash", "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+               "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}], "BillingMode": "PAY_PER_REQUEST"}),
+    )
+    .await;
+    assert_eq!(created.map(|c| c.0), Some(200));
+    for i in 0..10 {
+        let put = call(
+            &http,
+            base,
+            "PutItem",
+            json!({"TableName": "Crash", "Item": {"k": {"S": format!("k{i}")}}}),
+        )
+        .await;
+        assert_eq!(put.map(|p| p.0), Some(200));
+    }
+    wait_converged(&http, base).await;
+    server.kill().expect("kill");
+    let _ = server.wait();
+    let pristine = dir.path().join("pristine");
+    copy_dir(&data, &pristine);
+
+    let node1 = data.join("node1").join("kvsim.redb");
+    type Damage<'a> = (&'a str, Box<dyn Fn() + 'a>);
+    let damages: Vec<Damage> = vec![
+        (
+            "truncated",
+            Box::new(|| {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&node1)
+                    .expect("open");
+                f.set_len(4096).expect("truncate");
+            }),
+        ),
+        (
+            "corrupted",
+            Box::new(|| {
+                let mut bytes = std::fs::read(&node1).expect("read");
+                for b in bytes.iter_mut().skip(9000).take(20_000) {
+                    *b ^= 0x5a;
+                }
+                std::fs::write(&node1, bytes).expect("write");
+            }),
+        ),
+        (
+            "missing",
+            Box::new(|| std::fs::remove_dir_all(data.join("node1")).expect("remove")),
+        ),
+    ];
+    for (what, damage) in damages {
+        std::fs::remove_dir_all(&data).expect("reset");
+        copy_dir(&pristine, &data);
+        damage();
+        let mut server = start_logged(&data, base, &log);
+        let n = wait_count(&http, base).await;
+        assert_eq!(n, 10, "{what}: nodes 1 and 3 still serve every item");
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            text.contains("node 2 did not start") && text.contains("node1/kvsim.redb"),
+            "{what}: the log names the node and its file:\n{text}"
+        );
+        assert!(
+            call(&http, base + 1, "Scan", json!({"TableName": "Crash"}))
+                .await
+                .is_none(),
+            "{what}: node 2's port is closed"
+        );
+        server.kill().expect("kill");
+        let _ = server.wait();
+    }
+
+    // A port already in use is named, and the other nodes start.
+    std::fs::remove_dir_all(&data).expect("reset");
+    copy_dir(&pristine, &data);
+    let blocker = TcpListener::bind(("127.0.0.1", base + 2)).expect("occupy a port");
+    let mut server = start_logged(&data, base, &log);
+    assert_eq!(wait_count(&http, base).await, 10);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains(&format!("cannot listen on 127.0.0.1:{}", base + 2)),
+        "{text}"
+    );
+    server.kill().expect("kill");
+    let _ = server.wait();
+    drop(blocker);
+
+    // A data root that cannot be a directory stops the server with an error naming it.
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").expect("file");
+    let out = Command::new(BIN)
+        .args([
+            "server",
+            "--base-port",
+            &base.to_string(),
+            "--data-dir-root",
+        ])
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not-a-dir"), "{err}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}

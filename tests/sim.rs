@@ -3,8 +3,17 @@
 
 use kvsim::sim::{SimOptions, run};
 
-/// Seeds that found bugs, with what they found.
-const REGRESSIONS: &[(u64, &str)] = &[];
+/// A snapshot message lost by the network was never reported to raft, so the leader waited for
+/// it forever and the follower never caught up, even after healing. Found by the first
+/// 10,000-seed run (seeds 1000..11000), fixed in the transport and the simulation alike.
+const LOST_SNAPSHOT_NEVER_REPORTED: &[u64] = &[
+    1091, 1238, 1540, 1665, 1814, 1980, 2191, 2436, 2579, 2602, 3705, 3841, 4243, 4694, 4710, 4752,
+    5080, 5287, 5450, 5455, 5477, 6090, 6306, 6694, 6861, 6923, 7107, 7383, 7693, 7728, 7756, 7854,
+    8118, 8587, 9018, 9180, 9232, 9370, 9463, 10181, 10244, 10359, 10405, 10553, 10726, 10764,
+];
+
+/// Seeds that found bugs.
+const REGRESSIONS: &[&[u64]] = &[LOST_SNAPSHOT_NEVER_REPORTED];
 
 fn check(seed: u64, ops: usize) -> kvsim::sim::SimReport {
     let report = run(&SimOptions {
@@ -57,7 +66,7 @@ fn seeds_201_to_300_find_no_violation() {
 
 #[test]
 fn regression_seeds_stay_fixed() {
-    for (seed, _what) in REGRESSIONS {
+    for seed in REGRESSIONS.iter().copied().flatten() {
         check(*seed, 150);
     }
 }

@@ -46,7 +46,12 @@ pub fn run(args: ServerArgs) -> Result<()> {
         .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async move {
         let cluster = Cluster::start_with_policy(config.clone(), policy).await?;
+        let failures = cluster.start_failures();
         for (id, addr) in cluster.addrs() {
+            if let Some(why) = failures.get(id) {
+                eprintln!("kvsim: node {id} did not start: {why}");
+                continue;
+            }
             println!(
                 "kvsim: node {id} listening on {addr} (data in {})",
                 config.node_dir(*id).display()

@@ -63,6 +63,7 @@ pub type Exporter = Arc<dyn Fn(&ReadTransaction, &mut dyn Write) -> Result<()> +
 /// Outbound side of one node's transport.
 pub struct Transport {
     queues: BTreeMap<NodeId, mpsc::Sender<Message>>,
+    report: Arc<dyn Fn(Report) + Send + Sync>,
 }
 
 /// Everything a peer task needs.
@@ -112,19 +113,26 @@ impl Transport {
             queues.insert(id, tx);
             runtime.spawn(peer_task(id, addr.clone(), rx, ctx.clone()));
         }
-        Transport { queues }
+        Transport {
+            queues,
+            report: ctx.report,
+        }
     }
 
     /// Queues messages for their peers without blocking.
     pub fn send(&self, msgs: Vec<Message>) {
         for m in msgs {
-            match self.queues.get(&m.to) {
-                Some(q) => {
-                    if q.try_send(m).is_err() {
-                        tracing::debug!("queue full or closed; dropping a raft message");
-                    }
+            let (to, snapshot) = (m.to, m.get_msg_type() == MessageType::MsgSnapshot);
+            let sent = match self.queues.get(&to) {
+                Some(q) => q.try_send(m).is_ok(),
+                None => false,
+            };
+            if !sent {
+                tracing::debug!(to, "queue full, closed or unknown; dropping a raft message");
+                // Raft waits for every snapshot's fate; a silently lost one would stall the peer.
+                if snapshot {
+                    (self.report)(Report::Snapshot(to, false));
                 }
-                None => tracing::warn!(to = m.to, "no route to raft peer"),
             }
         }
     }
@@ -192,13 +200,13 @@ async fn post_batch(ctx: &TransportContext, addr: &str, msgs: &[Message]) -> Res
 async fn through_faults(
     ctx: &TransportContext,
     to: NodeId,
-    mut batch: Vec<Message>,
+    batch: Vec<Message>,
     rng: &mut StdRng,
 ) -> Vec<Message> {
     let fate = ctx.fate(to);
-    if fate.drop_rate > 0.0 {
-        batch.retain(|_| !rng.gen_bool(fate.drop_rate.clamp(0.0, 1.0)));
-    }
+    let (mut batch, mut lost): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .partition(|_| fate.drop_rate <= 0.0 || !rng.gen_bool(fate.drop_rate.clamp(0.0, 1.0)));
     let jitter = if fate.jitter_ms > 0 {
         rng.gen_range(0..=fate.jitter_ms)
     } else {
@@ -209,7 +217,14 @@ async fn through_faults(
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     if fate.cut || ctx.fate(to).cut {
-        batch.clear();
+        lost.append(&mut batch);
+    }
+    // Raft waits for every snapshot's fate; a silently lost one would stall the peer forever.
+    for m in lost
+        .iter()
+        .filter(|m| m.get_msg_type() == MessageType::MsgSnapshot)
+    {
+        (ctx.report)(Report::Snapshot(m.to, false));
     }
     batch
 }
