@@ -22,6 +22,8 @@ use crate::{Error, Result};
 
 /// Largest request body accepted (DynamoDB's own limit).
 pub const MAX_REQUEST_BYTES: usize = 16 << 20;
+/// How long a client may take to send a request body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The operations kvsim serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,17 +147,29 @@ struct ConsistentPeek {
 
 /// `POST /`.
 pub async fn dynamodb(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let body = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
-        Ok(b) => b,
-        Err(_) => {
-            let e = Error::validation(format!(
-                "Request body exceeds the {MAX_REQUEST_BYTES} byte limit"
-            ));
-            let mut resp = error_response(&e);
-            *resp.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-            return resp;
-        }
-    };
+    let body =
+        match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_REQUEST_BYTES))
+            .await
+        {
+            Ok(Ok(b)) => b,
+            Err(_) => {
+                let e = Error::validation(format!(
+                    "the request body did not arrive within {}s",
+                    BODY_TIMEOUT.as_secs()
+                ));
+                let mut resp = error_response(&e);
+                *resp.status_mut() = StatusCode::REQUEST_TIMEOUT;
+                return resp;
+            }
+            Ok(Err(_)) => {
+                let e = Error::validation(format!(
+                    "Request body exceeds the {MAX_REQUEST_BYTES} byte limit"
+                ));
+                let mut resp = error_response(&e);
+                *resp.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+                return resp;
+            }
+        };
     let (target_text, op) = match target(&headers) {
         Ok(t) => t,
         Err(e) => return error_response(&e),

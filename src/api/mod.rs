@@ -16,12 +16,18 @@ pub mod internal;
 pub mod ops;
 pub mod wire;
 
-use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::routing::{get, post};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 use crate::cluster::{ClusterRef, NodeHandle};
 
@@ -51,14 +57,70 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Most concurrent client and peer connections one node serves; further ones wait to be
+/// accepted until a slot frees.
+pub const MAX_CONNECTIONS: usize = 2048;
+/// A connection that does not send a complete request head within this long (a slow or
+/// half-open client, or an idle keep-alive connection) is closed.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long shutdown waits for in-flight requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves a node on `listener` until `shutdown` is cancelled, then finishes in-flight requests.
+///
+/// A hand-rolled accept loop rather than `axum::serve`, for the limits a database server
+/// needs: at most [`MAX_CONNECTIONS`] connections, and [`HEADER_TIMEOUT`] to send a request,
+/// so that slow, half-open or thousands of idle connections cannot exhaust the node. (Request
+/// bodies have their own size limit and timeout in [`dispatch`].)
 pub async fn serve(listener: TcpListener, state: AppState, shutdown: CancellationToken) {
     let id = state.node.id;
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-    {
-        tracing::error!(node = id, "HTTP server failed: {e}");
+    let router = router(state);
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(true);
+    loop {
+        let slot = tokio::select! {
+            () = shutdown.cancelled() => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off rather than spin.
+                    tracing::warn!(node = id, "accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                router.clone().oneshot(req)
+            });
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(node = id, %peer, "connection ended: {e}");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => {
+            tracing::warn!(node = id, "in-flight requests did not finish within {DRAIN_TIMEOUT:?}");
+        }
     }
 }
