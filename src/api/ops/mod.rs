@@ -209,3 +209,75 @@ pub async fn maybe_consistent(app: &AppState, consistent: Option<bool>) -> Resul
     }
     Ok(())
 }
+
+/// Decodes `body` as the input of every operation and converts what it holds to the model,
+/// ignoring the outcome: the fuzzing entry point (`fuzz/`), which must never panic.
+#[doc(hidden)]
+pub fn decode_for_fuzzing(body: &[u8]) {
+    use crate::api::wire::{
+        CreateTableInput, DeleteItemInput, GetItemInput, ListTablesInput, PutItemInput, QueryInput,
+        ScanInput, TableNameInput,
+    };
+    let Ok(req) = Request::parse(body, "us-east-1".into()) else {
+        return;
+    };
+    let _ = req.check_unsupported();
+    let _ = req.input::<CreateTableInput>();
+    let _ = req.input::<TableNameInput>();
+    let _ = req.input::<ListTablesInput>();
+    if let Ok(i) = req.input::<PutItemInput>() {
+        let _ = i.item.as_ref().map(item_from_wire);
+    }
+    if let Ok(i) = req.input::<GetItemInput>() {
+        let _ = i.key.as_ref().map(item_from_wire);
+    }
+    if let Ok(i) = req.input::<DeleteItemInput>() {
+        let _ = i.key.as_ref().map(item_from_wire);
+    }
+    let _ = req.input::<ScanInput>();
+    if let Ok(i) = req.input::<QueryInput>()
+        && let (Some(expr), Ok(values)) = (
+            i.key_condition_expression.as_deref(),
+            i.expression_attribute_values
+                .as_ref()
+                .map(item_from_wire)
+                .transpose(),
+        )
+        && let Ok(mut ctx) = crate::model::expr::ExpressionContext::new(
+            i.expression_attribute_names.as_ref(),
+            values.as_ref(),
+        )
+    {
+        let schema = crate::model::KeySchema {
+            partition: crate::model::KeyAttribute {
+                name: "pk".into(),
+                key_type: crate::model::KeyType::S,
+            },
+            sort: None,
+        };
+        let _ = crate::model::expr::parse_key_condition(expr, &mut ctx, &schema);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Arbitrary bytes never panic request decoding.
+        #[test]
+        fn any_bytes_decode_without_panicking(body in prop::collection::vec(any::<u8>(), 0..256)) {
+            super::decode_for_fuzzing(&body);
+        }
+
+        /// Nearly-valid JSON with DynamoDB's member names never panics either.
+        #[test]
+        fn dynamodb_shaped_json_decodes_without_panicking(
+            text in r#"\{("(TableName|Item|Key|KeyConditionExpression|ExpressionAttributeValues|ExpressionAttributeNames|S|N|B|SS|NS|L|M|NULL|BOOL|Limit|:v|#n)":("[ -~]{0,8}"|[0-9eE.+-]{1,8}|true|null|\{\}|\[\]|\{"S":"x"\}|\{"N":"[0-9e.-]{1,6}"\}),?){0,6}\}"#
+        ) {
+            super::decode_for_fuzzing(text.as_bytes());
+        }
+    }
+}

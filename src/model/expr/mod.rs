@@ -25,3 +25,38 @@ pub use parser::{
     ExpressionContext, MAX_EXPRESSION_BYTES, MAX_IN_OPERANDS, MAX_NESTING, MAX_PATH_DEPTH,
     parse_condition,
 };
+
+/// Parses `text` every way a request can ask for, ignoring the outcome: the fuzzing entry
+/// point (`fuzz/`), which must never panic.
+#[doc(hidden)]
+pub fn fuzz_parse(text: &str) {
+    use std::collections::BTreeMap;
+
+    use crate::model::{AttributeValue, KeyAttribute, KeySchema, KeyType, Number};
+
+    let names = BTreeMap::from([
+        ("#a".to_string(), "a".to_string()),
+        ("#k".to_string(), "k".to_string()),
+    ]);
+    let values = BTreeMap::from([
+        (":s".to_string(), AttributeValue::S("x".into())),
+        (":n".to_string(), AttributeValue::N(Number::from_i64(1))),
+    ]);
+    let schema = KeySchema {
+        partition: KeyAttribute {
+            name: "k".into(),
+            key_type: KeyType::S,
+        },
+        sort: Some(KeyAttribute {
+            name: "a".into(),
+            key_type: KeyType::N,
+        }),
+    };
+    if let Ok(mut ctx) = ExpressionContext::new(Some(&names), Some(&values)) {
+        let _ = parse_condition("ConditionExpression", text, &mut ctx);
+        let _ = ctx.check_all_used();
+    }
+    if let Ok(mut ctx) = ExpressionContext::new(Some(&names), Some(&values)) {
+        let _ = parse_key_condition(text, &mut ctx, &schema);
+    }
+}
