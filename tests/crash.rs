@@ -97,8 +97,49 @@ async fn wait_converged(http: &reqwest::Client, base: u16) {
     }
 }
 
+/// Every node's state fingerprint, once all have applied the same index.
+async fn agreed_digest(http: &reqwest::Client, base: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut views = Vec::new();
+        for i in 0..3 {
+            let resp = http
+                .get(format!("http://127.0.0.1:{}/admin/digest", base + i))
+                .send()
+                .await;
+            let body = match resp {
+                Ok(r) => r
+                    .bytes()
+                    .await
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Value>(&b).ok()),
+                Err(_) => None,
+            };
+            views.push(body.map(|b| (b["applied_index"].clone(), b["digest"].clone())));
+        }
+        if let [Some(a), Some(b), Some(c)] = views.as_slice()
+            && a == b
+            && b == c
+        {
+            return a.1.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the nodes never agreed: {views:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_no_acknowledged_write() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::env::var("KVSIM_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("seed {seed} (rerun with KVSIM_TEST_SEED={seed})");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().expect("temp dir");
     let base = free_base_port();
     let http = reqwest::Client::new();
@@ -136,7 +177,8 @@ async fn kill_9_loses_no_acknowledged_write() {
                 }
             }));
         }
-        let target = acked.lock().expect("lock").len() + 150;
+        // A random moment: after a random number of further acknowledged writes.
+        let target = acked.lock().expect("lock").len() + rng.gen_range(1..300);
         let deadline = Instant::now() + Duration::from_secs(30);
         while acked.lock().expect("lock").len() < target {
             assert!(Instant::now() < deadline, "writes stalled before the kill");
@@ -185,6 +227,8 @@ async fn kill_9_loses_no_acknowledged_write() {
                 acked_now.len()
             );
         }
+        // And every node holds exactly the same state.
+        agreed_digest(&http, base).await;
     }
     server.kill().expect("kill");
     let _ = server.wait();

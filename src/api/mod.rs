@@ -48,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", post(dispatch::dynamodb).get(admin::health))
         .route("/status", get(admin::status))
         .route("/events", get(admin::events))
+        .route("/admin/digest", get(admin::digest))
         .route("/admin/faults", get(faults::list))
         .route("/admin/faults/{action}", post(faults::apply))
         .route("/admin/nodes/{id}/{action}", post(faults::node_action))
