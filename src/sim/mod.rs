@@ -12,7 +12,7 @@
 //! on their committed prefix; every key's history of puts, deletes and consistent reads is
 //! linearizable ([`history`]), which also proves that every acknowledged write survived every
 //! crash and that no refused write took effect; eventual reads only ever returned values that
-//! some client wrote and that were not refused.
+//! some client wrote and that were not refused (eventual scans likewise, item by item).
 //!
 //! The same seed replays the same run: raft-rs's election timeouts are pinned per node (from
 //! the seed), every collection iterates in a fixed order, and nothing reads the real clock.
@@ -466,14 +466,51 @@ impl Sim {
                     },
                 });
             }
-        } else {
+        } else if roll < 92 {
             // An eventually consistent read, served at once by any live node.
             let node = alive[self.rng.gen_range(0..alive.len())];
             let seen = self.read_value(node, &key)?;
             self.eventual_reads.push((key, seen));
             self.report.completed += 1;
+        } else {
+            // An eventually consistent scan of the whole table at any live node: every item it
+            // returns is held to the same rule as an eventual read.
+            let node = alive[self.rng.gen_range(0..alive.len())];
+            for (k, v) in self.scan(node)? {
+                self.eventual_reads.push((k, Some(v)));
+            }
+            self.report.completed += 1;
         }
         Ok(())
+    }
+
+    /// Every `(key, value)` a node holds, read locally.
+    fn scan(&self, node: NodeId) -> Result<Vec<(String, String)>> {
+        let Some(n) = self.nodes.get(&node).and_then(Option::as_ref) else {
+            return Ok(Vec::new());
+        };
+        let range = crate::store::read::Range {
+            partition: None,
+            sort: None,
+            forward: true,
+            limit: None,
+            start_after: None,
+        };
+        let page = match n.store.read_range(TABLE, &range) {
+            Ok(p) => p,
+            Err(Error::ResourceNotFound(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        Ok(page
+            .items
+            .iter()
+            .filter_map(|item| match (item.get("k"), item.get("v")) {
+                (Some(AttributeValue::S(k)), Some(AttributeValue::S(v))) => {
+                    Some((k.clone(), v.clone()))
+                }
+                _ => None,
+            })
+            .collect())
     }
 
     fn propose(
