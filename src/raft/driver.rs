@@ -73,6 +73,15 @@ pub struct Published {
     pub raft: Option<RaftStatus>,
 }
 
+/// The message a panic carried, for logs and status.
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 /// Starts the node's thread.
 ///
 /// # Errors
@@ -97,11 +106,7 @@ pub fn spawn<M: StateMachine>(
             let health = match outcome {
                 Ok(h) => h,
                 Err(panic) => {
-                    let text = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "unknown panic".into());
+                    let text = panic_text(panic.as_ref());
                     tracing::error!(node = id, "node panicked and stopped: {text}");
                     Health::Failed(format!("panic: {text}"))
                 }

@@ -819,11 +819,7 @@ pub fn run(opts: &SimOptions) -> Result<SimReport> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_inner(opts))) {
         Ok(result) => result,
         Err(panic) => {
-            let text = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
+            let text = crate::raft::driver::panic_text(panic.as_ref());
             Ok(SimReport {
                 seed: opts.seed,
                 violations: vec![format!("panicked: {text}")],
