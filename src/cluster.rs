@@ -615,6 +615,9 @@ impl Cluster {
             return Err(Error::validation(format!("there is no node {id}")));
         }
         self.start_node(id).await?;
+        if let Ok(mut f) = self.inner.start_failures.lock() {
+            f.remove(&id);
+        }
         self.record(
             via,
             NodeEvent::new(
