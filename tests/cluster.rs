@@ -108,11 +108,7 @@ async fn concurrent_writes_are_identical_on_every_node_and_share_fsyncs() {
             .await;
         assert_eq!(body["Item"]["v"]["S"], format!("w{w}-0"));
     }
-    let digests = tc.digests();
-    assert!(
-        digests.values().all(|d| Some(d) == digests.values().next()),
-        "state differs: {digests:?}"
-    );
+    tc.assert_identical();
     tc.cluster.shutdown().await;
 }
 
@@ -177,11 +173,7 @@ async fn stopping_the_leader_elects_another_and_loses_no_acknowledged_write() {
     tc.converged().await;
     let items = tc.scan_all(old, "Tab").await;
     assert_eq!(items.len(), 200, "the restarted node caught up");
-    let digests = tc.digests();
-    assert!(
-        digests.values().all(|d| Some(d) == digests.values().next()),
-        "state differs: {digests:?}"
-    );
+    tc.assert_identical();
     tc.cluster.shutdown().await;
 }
 
@@ -244,11 +236,7 @@ async fn a_node_down_past_compaction_catches_up_by_snapshot() {
     assert!(installed >= 1, "the lagging node caught up by snapshot");
     let items = tc.scan_all(lagger, "Tab").await;
     assert_eq!(items.len(), 150);
-    let digests = tc.digests();
-    assert!(
-        digests.values().all(|d| Some(d) == digests.values().next()),
-        "state differs: {digests:?}"
-    );
+    tc.assert_identical();
 
     // The event logs tell the story: the leader compacted and sent a snapshot, the lagger
     // installed it.
@@ -426,17 +414,7 @@ async fn a_panicking_node_fails_alone_and_says_so() {
     assert!(why.contains("injected fault: test"), "{why}");
 
     // Its status says failed, its API refuses with a retryable error, and the others carry on.
-    let status: Value = serde_json::from_slice(
-        &tc.http
-            .get(format!("http://{}/status", tc.addr(victim)))
-            .send()
-            .await
-            .expect("status")
-            .bytes()
-            .await
-            .expect("body"),
-    )
-    .expect("JSON");
+    let status = tc.status_json(victim).await;
     assert_eq!(status["role"], "failed");
     assert_eq!(status["health"]["state"], "failed");
     let (s, body) = tc

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,20 +29,7 @@ fn free_base_port() -> u16 {
 }
 
 fn start(dir: &Path, base: u16) -> Child {
-    Command::new(BIN)
-        .args([
-            "server",
-            "--tick-ms",
-            "50",
-            "--base-port",
-            &base.to_string(),
-            "--data-dir-root",
-        ])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start kvsim server")
+    start_logged(dir, base, &dir.join("server.log"))
 }
 
 async fn call(http: &reqwest::Client, port: u16, op: &str, body: Value) -> Option<(u16, Value)> {

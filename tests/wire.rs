@@ -433,17 +433,7 @@ async fn status_reports_the_documented_fields() {
     music(&tc, leader).await;
     tc.converged().await;
     for id in tc.running() {
-        let status: Value = serde_json::from_slice(
-            &tc.http
-                .get(format!("http://{}/status", tc.addr(id)))
-                .send()
-                .await
-                .expect("status")
-                .bytes()
-                .await
-                .expect("body"),
-        )
-        .expect("JSON");
+        let status = tc.status_json(id).await;
         for field in [
             "node_id",
             "role",

@@ -147,6 +147,26 @@ impl TestCluster {
         .await
     }
 
+    /// Fails unless every running node holds byte-identical state.
+    pub fn assert_identical(&self) {
+        let digests = self.digests();
+        assert!(
+            digests.values().all(|d| Some(d) == digests.values().next()),
+            "replicas differ: {digests:?}"
+        );
+    }
+
+    /// Node `id`'s `GET /status` document.
+    pub async fn status_json(&self, id: NodeId) -> Value {
+        let resp = self
+            .http
+            .get(format!("http://{}/status", self.addr(id)))
+            .send()
+            .await
+            .expect("status");
+        serde_json::from_slice(&resp.bytes().await.expect("body")).expect("status is JSON")
+    }
+
     /// State machine fingerprint of each running node.
     pub fn digests(&self) -> BTreeMap<NodeId, u64> {
         self.cluster
