@@ -10,7 +10,24 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/lib.sh
-trap 'stop_server' EXIT
+
+# Against a server it did not start, leave it as found: heal the delay this script set (if a
+# step failed before healing) and drop the table it created.
+TABLE=ConsistencyTest
+DELAY_SET=0
+CREATED_TABLE=0
+cleanup() {
+  if [ -z "$SERVER_PID" ]; then
+    if [ "$DELAY_SET" = 1 ]; then
+      "$KVSIM" fault heal --target-addr "$TARGET" >/dev/null 2>&1 || true
+    fi
+    if [ "$CREATED_TABLE" = 1 ]; then
+      "$KVSIM" delete-table --target-addr "$TARGET" --table-name "$TABLE" >/dev/null 2>&1 || true
+    fi
+  fi
+  stop_server
+}
+trap cleanup EXIT
 
 if [ $# -ge 1 ]; then
   TARGET="$1"
@@ -24,11 +41,11 @@ FOLLOWER_ID=$(status_field "$FOLLOWER" node_id)
 echo "leader:   $LEADER"
 echo "follower: $FOLLOWER (node $FOLLOWER_ID)"
 
-TABLE=ConsistencyTest
 echo
 echo "==> 1. Create table $TABLE (if it does not exist) and write an old value"
 if ! "$KVSIM" describe-table --target-addr "$LEADER" --table-name "$TABLE" >/dev/null 2>&1; then
   "$KVSIM" create-table --target-addr "$LEADER" --table-name "$TABLE" --partition-key-name id --output json >/dev/null
+  CREATED_TABLE=1
   echo "created $TABLE"
 fi
 OLD="old-$(date +%s%N)"
@@ -49,6 +66,7 @@ wait_for_value "$FOLLOWER" "$OLD" || { echo "FAIL: the follower never got the ol
 
 echo
 echo "==> 2. Delay every message to and from the follower by 2 seconds"
+DELAY_SET=1
 show fault delay --node "$FOLLOWER_ID" --ms 2000 --target-addr "$LEADER"
 
 NEW="new-$(date +%s%N)"
@@ -75,6 +93,7 @@ echo "consistent read returned: $GOT"
 echo
 echo "==> 6. Heal the network and watch the follower converge"
 show fault heal --target-addr "$LEADER"
+DELAY_SET=0
 START=$SECONDS
 wait_for_value "$FOLLOWER" "$NEW" || { echo "FAIL: the follower did not converge within 10 s" >&2; exit 1; }
 echo "follower now returns $NEW (after ~$((SECONDS - START)) s)"

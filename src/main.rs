@@ -7,6 +7,11 @@ fn main() {
     let args = match kvsim::cli::Args::try_parse() {
         Ok(args) => args,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        // `kvsim` or `kvsim fault` alone: the help is the useful answer, in full.
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprint!("{}", e.render());
+            std::process::exit(kvsim::cli::EXIT_USAGE);
+        }
         Err(e) => {
             eprintln!("{}", kvsim::cli::one_line_usage_error(&e));
             std::process::exit(kvsim::cli::EXIT_USAGE);

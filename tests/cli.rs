@@ -211,13 +211,49 @@ async fn every_command_works_through_each_port() {
                 "--item-data",
                 r#"{"pk":"a","sk":1,"v":"one"}"#,
             ]);
+            // The second item comes from a file, as items too big for a command line do.
+            let file = tempfile::NamedTempFile::new().expect("temp file");
+            std::fs::write(file.path(), r#"{"pk":"a","sk":2,"v":"two"}"#).expect("write item");
             run(&[
                 "put-item",
                 "--table-name",
                 &table,
                 "--item-data",
-                r#"{"pk":"a","sk":2,"v":"two"}"#,
+                &format!("file://{}", file.path().display()),
             ]);
+            // An eventual read at this node sees the write once it has replicated here.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let r = kvsim(&with(&[
+                    "get-item",
+                    "--table-name",
+                    &table,
+                    "--partition-key",
+                    "a",
+                    "--sort-key",
+                    "2",
+                    "--output",
+                    "json",
+                ]));
+                if r.code == 0 {
+                    let got: Value = serde_json::from_str(&r.stdout).expect("json");
+                    assert_eq!(got["v"], "two", "eventual read via {addr}");
+                    break;
+                }
+                assert_eq!(
+                    r.code, 4,
+                    "only 'not found' while replicating: {}",
+                    r.stderr
+                );
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the write never reached {addr}"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let status: Value =
+                serde_json::from_str(&run(&["status", "--output", "json"])).expect("json");
+            assert_eq!(status["addr"], addr.as_str(), "status of the node asked");
             // Consistent reads go to the leader, so they see the writes from any port.
             let got: Value = serde_json::from_str(&run(&[
                 "get-item",

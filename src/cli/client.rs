@@ -31,18 +31,79 @@ pub struct Client {
     leader: Mutex<Option<String>>,
 }
 
+/// Why a request to a node failed, in a few words: the innermost cause, with the common ones
+/// (refused, unresolvable host, timeout) spelled out.
+fn failure_reason(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out".into();
+    }
+    let mut innermost = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return "connection refused".into();
+        }
+        innermost = s.to_string();
+        source = s.source();
+    }
+    let lower = innermost.to_lowercase();
+    if lower.contains("dns") || lower.contains("lookup") || lower.contains("not known") {
+        "cannot resolve the host name".into()
+    } else if e.is_connect() {
+        format!("cannot connect ({innermost})")
+    } else {
+        innermost
+    }
+}
+
 /// The one-line error for a node that cannot be reached.
 pub fn unreachable(addr: &str, e: &reqwest::Error) -> Error {
-    let why = if e.is_connect() {
-        "connection refused".to_string()
-    } else if e.is_timeout() {
-        "timed out".to_string()
-    } else {
-        e.to_string()
-    };
     Error::Unavailable(format!(
-        "cannot reach {addr}: {why} (is 'kvsim server' running?)"
+        "cannot reach {addr}: {} (is 'kvsim server' running?)",
+        failure_reason(e)
     ))
+}
+
+/// The error for an answer that is not kvsim's: something else listens at `addr`.
+fn not_kvsim(addr: &str, status: u16, body: &[u8]) -> Error {
+    let body = String::from_utf8_lossy(body);
+    let mut excerpt: String = body.chars().take(80).collect();
+    if body.chars().count() > 80 {
+        excerpt.push_str("...");
+    }
+    Error::Unavailable(format!(
+        "{addr} answered HTTP {status} with something that is not a kvsim response ({excerpt:?}); \
+         is --target-addr a kvsim node?"
+    ))
+}
+
+/// Checks a `--target-addr` value: `HOST:PORT` (an `http://` prefix is accepted and dropped).
+///
+/// # Errors
+/// A message saying what is wrong and what was expected.
+pub fn parse_addr(text: &str) -> std::result::Result<String, String> {
+    let expected = "expected HOST:PORT, like localhost:8100 or 127.0.0.1:8101";
+    let addr = text.strip_prefix("http://").unwrap_or(text);
+    let addr = addr.strip_suffix('/').unwrap_or(addr);
+    if text.starts_with("https://") {
+        return Err(format!(
+            "'{text}': kvsim nodes speak plain HTTP; {expected}"
+        ));
+    }
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return Err(format!("'{text}' has no port; {expected}"));
+    };
+    if host.is_empty() || addr.contains(['/', ' ', '?', '#', '@']) {
+        return Err(format!("'{text}' is not an address; {expected}"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(addr.to_string()),
+        _ => Err(format!(
+            "'{text}': port must be a number from 1 to 65535; {expected}"
+        )),
+    }
 }
 
 impl Client {
@@ -126,7 +187,7 @@ impl Client {
         let started = Instant::now();
         let mut backoff = Duration::from_millis(100);
         loop {
-            let resp = self
+            let sent = self
                 .http
                 .post(format!("http://{addr}/"))
                 .header("x-amz-target", format!("{TARGET_PREFIX}{op}"))
@@ -134,8 +195,33 @@ impl Client {
                 .header(REDIRECT_HEADER, "hint")
                 .body(body.clone())
                 .send()
-                .await
-                .map_err(|e| unreachable(&addr, &e))?;
+                .await;
+            let resp = match sent {
+                Ok(resp) => resp,
+                // A leader named by a hint (or remembered from one) that refuses connections has
+                // just crashed: nothing was sent, so wait for the election and ask again where
+                // we started. The starting node itself being down is the user's to know.
+                Err(e) if e.is_connect() && addr != self.target => {
+                    if let Ok(mut known) = self.leader.lock() {
+                        *known = None;
+                    }
+                    if started.elapsed() >= NO_LEADER_PATIENCE {
+                        return Err(unreachable(&addr, &e));
+                    }
+                    if self.verbose {
+                        eprintln!(
+                            "leader at {addr} is unreachable; asking {} again in {}ms",
+                            self.target,
+                            backoff.as_millis()
+                        );
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    addr = self.target.clone();
+                    continue;
+                }
+                Err(e) => return Err(unreachable(&addr, &e)),
+            };
             let status = resp.status().as_u16();
             let bytes = resp.bytes().await.map_err(|e| unreachable(&addr, &e))?;
             if status == 200 {
@@ -143,12 +229,8 @@ impl Client {
                     Error::internal(format!("{addr} answered {op} with an unexpected body: {e}"))
                 });
             }
-            let err: ErrorBody = serde_json::from_slice(&bytes).map_err(|_| {
-                Error::internal(format!(
-                    "{addr} answered HTTP {status} without a DynamoDB error body: {}",
-                    String::from_utf8_lossy(&bytes)
-                ))
-            })?;
+            let err: ErrorBody =
+                serde_json::from_slice(&bytes).map_err(|_| not_kvsim(&addr, status, &bytes))?;
             if !err.type_name.ends_with("#NotLeaderException") {
                 return Err(Error::from_wire(&err.type_name, err.message));
             }
@@ -229,10 +311,7 @@ impl Client {
         }
         match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(err) => Err(Error::from_wire(&err.type_name, err.message)),
-            Err(_) => Err(Error::internal(format!(
-                "{addr}{path} answered HTTP {status}: {}",
-                String::from_utf8_lossy(&bytes)
-            ))),
+            Err(_) => Err(not_kvsim(addr, status, &bytes)),
         }
     }
 
@@ -281,7 +360,10 @@ pub async fn fetch_status(http: &reqwest::Client, addr: &str) -> Result<serde_js
         .send()
         .await
         .map_err(|e| unreachable(addr, &e))?;
+    let status = resp.status().as_u16();
     let bytes = resp.bytes().await.map_err(|e| unreachable(addr, &e))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::internal(format!("{addr} answered a status that is not JSON: {e}")))
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(v) if status == 200 && v.get("node_id").is_some() => Ok(v),
+        _ => Err(not_kvsim(addr, status, &bytes)),
+    }
 }

@@ -6,6 +6,18 @@
 //! - [`render`]: tables and JSON output;
 //! - [`commands`]: one file per subcommand.
 
+/// `println!` for command output: a closed pipe (`kvsim scan ... | head`) ends the process
+/// quietly, as Unix tools do, and any other write error (a full disk) becomes an [`Error`]
+/// instead of a panic. Only for functions returning [`Result`].
+macro_rules! outln {
+    () => {
+        $crate::cli::render::write_stdout(format_args!("\n"))?
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::render::write_stdout(format_args!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
 pub mod client;
 pub mod commands;
 pub mod plain;
@@ -57,31 +69,43 @@ enum Command {
     /// Start the local three-node cluster (nodes on --base-port, +1, +2).
     Server(ServerArgs),
     /// Create a table with a partition key and an optional sort key.
+    #[command(after_help = EXIT_CODES)]
     CreateTable(create_table::Args),
     /// Delete a table and all its items.
+    #[command(after_help = EXIT_CODES)]
     DeleteTable(delete_table::Args),
     /// List every table.
+    #[command(after_help = EXIT_CODES)]
     ListTables(list_tables::Args),
     /// Show a table's schema, status and size.
+    #[command(after_help = EXIT_CODES)]
     DescribeTable(describe_table::Args),
     /// Write an item (plain JSON, or DynamoDB-typed JSON with --item-data-typed).
+    #[command(after_help = EXIT_CODES)]
     PutItem(put_item::Args),
     /// Read one item by key (exit code 4 if there is none).
     #[command(after_help = EXIT_CODES)]
     GetItem(get_item::Args),
     /// Delete one item by key.
+    #[command(after_help = EXIT_CODES)]
     DeleteItem(delete_item::Args),
     /// Read one partition in sort-key order, optionally narrowed by a sort-key condition.
+    #[command(after_help = EXIT_CODES)]
     QueryItems(query_items::Args),
     /// Read every item of a table.
+    #[command(after_help = EXIT_CODES)]
     Scan(scan::Args),
     /// Show every node's Raft status (or one node's with --target-addr); --watch redraws it.
+    #[command(after_help = EXIT_CODES)]
     Status(status::Args),
     /// Inject faults: crash, restart, isolate, partition, delay, drop, errors, heal, list.
+    #[command(after_help = EXIT_CODES)]
     Fault(fault::Args),
     /// Ask the leader to hand leadership to another node.
+    #[command(after_help = EXIT_CODES)]
     TransferLeader(transfer_leader::Args),
     /// Show the cluster's recent events (elections, crashes, faults, snapshots), merged by time.
+    #[command(after_help = EXIT_CODES)]
     Events(events::Args),
     /// Measure PutItem/GetItem throughput and latency against a running server.
     Bench(bench::Args),
@@ -98,7 +122,8 @@ pub struct Common {
         long,
         env = "KVSIM_TARGET_ADDR",
         default_value = "localhost:8100",
-        global = true
+        global = true,
+        value_parser = client::parse_addr
     )]
     pub target_addr: String,
     /// Output format: a table for people, or plain JSON for scripts.
@@ -234,6 +259,19 @@ pub fn positive(s: &str) -> std::result::Result<u64, String> {
     match s.parse::<u64>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!("expected a whole number of at least 1, got '{s}'")),
+    }
+}
+
+/// Parses a fraction from 0 to 1 (a rate).
+///
+/// # Errors
+/// A message saying what was expected.
+pub fn fraction(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!(
+            "expected a fraction from 0 to 1, like 0.1 for 10%, got '{s}'"
+        )),
     }
 }
 

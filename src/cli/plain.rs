@@ -113,11 +113,17 @@ pub fn item_to_plain(item: &Item, key_names: &[&str]) -> Value {
 pub fn key_value(text: &str, attr: &KeyAttribute, flag: &str) -> Result<AttributeValue> {
     match attr.key_type {
         KeyType::S => Ok(AttributeValue::S(text.to_string())),
-        KeyType::N => Number::parse(text).map(AttributeValue::N).map_err(|_| {
-            Error::validation(format!(
-                "{flag} {text:?}: key {} is a number (N), so the value must be a number like 42 or 1.5",
-                attr.name
-            ))
+        KeyType::N => Number::parse(text).map(AttributeValue::N).map_err(|e| {
+            let why = e.to_string();
+            if why.starts_with("The parameter cannot be converted") {
+                Error::validation(format!(
+                    "{flag} {text:?}: key {} is a number (N), so the value must be a number like 42 or 1.5",
+                    attr.name
+                ))
+            } else {
+                // A number DynamoDB cannot hold: too many digits, or out of range.
+                Error::validation(format!("{flag} {text:?}: key {}: {why}", attr.name))
+            }
         }),
         KeyType::B => BASE64.decode(text).map(AttributeValue::B).map_err(|_| {
             Error::validation(format!(
@@ -187,5 +193,10 @@ mod tests {
         );
         let e = key_value("abc", &n, "--partition-key").expect_err("not a number");
         assert!(e.to_string().contains("key Year is a number (N)"), "{e}");
+        let e = key_value(&"9".repeat(39), &n, "--partition-key").expect_err("39 digits");
+        assert!(
+            e.to_string().contains("more than 38 significant digits"),
+            "{e}"
+        );
     }
 }

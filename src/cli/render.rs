@@ -3,6 +3,7 @@
 //! golden tests.
 
 use std::collections::BTreeSet;
+use std::io::{ErrorKind, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
 use comfy_table::{Cell, Table};
@@ -23,12 +24,28 @@ pub fn table(header: Vec<&str>) -> Table {
     t
 }
 
+/// Writes command output to stdout (see the `outln!` macro). A reader that went away (a closed
+/// pipe) ends the process with exit code 0: the output was not wanted any more.
+///
+/// # Errors
+/// Any other write error, such as a full disk.
+pub fn write_stdout(args: std::fmt::Arguments) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(args).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(Error::internal(format!(
+            "cannot write to standard output: {e}"
+        ))),
+    }
+}
+
 /// Prints a JSON value, pretty, on stdout.
 ///
 /// # Errors
-/// Never in practice (serialising a `Value`).
+/// If stdout cannot be written.
 pub fn print_json(v: &Value) -> Result<()> {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(v).map_err(Error::internal)?
     );
@@ -36,12 +53,30 @@ pub fn print_json(v: &Value) -> Result<()> {
 }
 
 fn cell_text(v: &AttributeValue) -> String {
-    match v {
+    let text = match v {
         AttributeValue::S(s) => s.clone(),
         AttributeValue::N(n) => n.to_string(),
         AttributeValue::B(_) => to_plain(v).as_str().unwrap_or_default().to_string(),
         other => to_plain(other).to_string(),
+    };
+    printable(&text)
+}
+
+/// Control characters escaped (`\n`, `\u{0}`), so a value cannot break a table's rows or
+/// send raw bytes to the terminal. JSON output keeps values exact.
+fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
     }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Prints items: a list of plain JSON documents, or a table with the key attributes first and
@@ -69,9 +104,9 @@ pub fn print_items(items: &[Item], key_names: &[&str], output: Output) -> Result
                         .map(|c| Cell::new(item.get(*c).map(cell_text).unwrap_or_default())),
                 );
             }
-            println!("{t}");
+            outln!("{t}");
             let n = items.len();
-            println!("{n} item{}", if n == 1 { "" } else { "s" });
+            outln!("{n} item{}", if n == 1 { "" } else { "s" });
             Ok(())
         }
     }
@@ -116,8 +151,20 @@ pub fn print_description(d: &TableDescriptionWire, output: Output) -> Result<()>
             for (k, v) in rows {
                 t.add_row(vec![k.to_string(), v]);
             }
-            println!("{t}");
+            outln!("{t}");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_cells_escape_control_characters() {
+        let v = AttributeValue::S("a\u{0}b\tc\nd é".into());
+        assert_eq!(cell_text(&v), "a\\u{0}b\\tc\\nd é");
+        assert_eq!(cell_text(&AttributeValue::S("plain".into())), "plain");
     }
 }

@@ -52,18 +52,25 @@ pub fn run(args: ServerArgs) -> Result<()> {
                 eprintln!("kvsim: node {id} did not start: {why}");
                 continue;
             }
-            println!(
+            say(format_args!(
                 "kvsim: node {id} listening on {addr} (data in {})",
                 config.node_dir(*id).display()
-            );
+            ));
         }
-        println!("kvsim: press Ctrl+C to stop");
+        say(format_args!("kvsim: press Ctrl+C to stop"));
         wait_for_signal().await;
-        println!("kvsim: shutting down");
+        say(format_args!("kvsim: shutting down"));
         cluster.shutdown().await;
-        println!("kvsim: stopped");
+        say(format_args!("kvsim: stopped"));
         Ok(())
     })
+}
+
+/// A progress line on stdout. The server keeps running if nobody reads its output any more.
+fn say(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
 async fn wait_for_signal() {

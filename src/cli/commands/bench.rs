@@ -276,7 +276,7 @@ pub fn run(args: Args) -> Result<()> {
 
 fn print(reports: &[PhaseReport], output: Output) -> Result<()> {
     match output {
-        Output::Json => println!(
+        Output::Json => outln!(
             "{}",
             serde_json::to_string_pretty(reports).map_err(Error::internal)?
         ),
@@ -310,7 +310,7 @@ fn print(reports: &[PhaseReport], output: Output) -> Result<()> {
                     format!("{:.0}", r.leader_fsyncs_per_second),
                 ]);
             }
-            println!("{t}");
+            outln!("{t}");
         }
     }
     Ok(())

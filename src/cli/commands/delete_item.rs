@@ -12,14 +12,17 @@ use crate::cli::{Common, Output};
 
 /// Options of `delete-item`.
 #[derive(Debug, clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct Args {
     /// The table to delete from.
     #[arg(long)]
     pub table_name: String,
-    /// Partition key value.
+    /// Partition key value, converted to the key's type (N keys take numbers, B keys base64).
+    /// Negative numbers may follow the flag; write other values that start with '-' as
+    /// --partition-key=-x.
     #[arg(long)]
     pub partition_key: String,
-    /// Sort key value, for tables with a sort key.
+    /// Sort key value, for tables with a sort key; converted like --partition-key.
     #[arg(long)]
     pub sort_key: Option<String>,
     #[command(flatten)]
@@ -48,13 +51,13 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
         ),
         Output::Table => {
             if deleted {
-                println!(
+                outln!(
                     "Deleted {} from {}.",
                     describe_key(&key, &info),
                     args.table_name
                 );
             } else {
-                println!(
+                outln!(
                     "No item with {} in {}; nothing deleted.",
                     describe_key(&key, &info),
                     args.table_name

@@ -38,7 +38,7 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
         Output::Table => {
             let d = &out.table_description;
             let n = d.item_count;
-            println!(
+            outln!(
                 "Deleted table {} ({n} item{}).",
                 d.table_name,
                 if n == 1 { "" } else { "s" }

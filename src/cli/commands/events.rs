@@ -65,13 +65,13 @@ fn print(events: &[EventRecord], output: Output, stream: bool) -> Result<()> {
         }
         (Output::Json, true) => {
             for e in events {
-                println!("{}", serde_json::to_string(e).map_err(Error::internal)?);
+                outln!("{}", serde_json::to_string(e).map_err(Error::internal)?);
             }
             Ok(())
         }
         (Output::Table, _) => {
             for e in events {
-                println!("{}", line(e));
+                outln!("{}", line(e));
             }
             Ok(())
         }

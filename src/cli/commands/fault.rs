@@ -8,6 +8,7 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use crate::cli::client::Client;
+use crate::cli::commands::node_addrs;
 use crate::cli::render::{print_json, table};
 use crate::cli::{Common, Output};
 use crate::{Error, Result};
@@ -67,7 +68,7 @@ pub enum Action {
         #[arg(long)]
         node: u64,
         /// Fraction of messages lost, 0 to 1 (0 removes the fault).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = crate::cli::fraction)]
         rate: f64,
     },
     /// Make a DynamoDB operation fail with a DynamoDB error at a rate, to test client retries.
@@ -80,8 +81,14 @@ pub enum Action {
         /// ServiceUnavailable.
         #[arg(long, required_unless_present = "clear")]
         error: Option<String>,
-        /// Fraction of requests that fail, 0 to 1 (0 removes the rule).
-        #[arg(long, required_unless_present = "clear")]
+        /// Fraction of requests that fail, 0 to 1 (0 removes the rule). Each operation may have
+        /// several rules, one per error.
+        #[arg(
+            long,
+            required_unless_present = "clear",
+            allow_negative_numbers = true,
+            value_parser = crate::cli::fraction
+        )]
         rate: Option<f64>,
         /// Remove every error injection rule instead.
         #[arg(long, conflicts_with_all = ["op", "error", "rate"])]
@@ -146,22 +153,24 @@ fn request(action: &Action) -> Result<(String, Option<Value>)> {
 pub async fn run(client: &Client, args: Args) -> Result<()> {
     let (path, body) = request(&args.action)?;
     let (mut addr, status) = client.live_node().await?;
-    // A node crashing itself cannot confirm it is down; send the command through another node.
+    // A node crashing itself cannot confirm it is down; send the command through another live
+    // node if there is one.
     if let Action::Crash { node } = args.action
         && status["node_id"].as_u64() == Some(node)
-        && let Some(other) = status["nodes"]
-            .as_array()
-            .and_then(|nodes| nodes.iter().find(|n| n["node_id"].as_u64() != Some(node)))
-            .and_then(|n| n["addr"].as_str())
     {
-        addr = other.to_string();
+        for (id, other) in node_addrs(&status) {
+            if id != node && client.status(&other).await.is_ok() {
+                addr = other;
+                break;
+            }
+        }
     }
     let answer = client.admin(&addr, &path, body.as_ref()).await?;
     match args.common.output {
         Output::Json => print_json(&answer),
         Output::Table => {
             if let Some(applied) = answer["applied"].as_str() {
-                println!("{applied}.");
+                outln!("{applied}.");
             }
             let faults: Vec<&str> = answer["faults"]
                 .as_array()
@@ -170,14 +179,14 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
             let node_action = matches!(args.action, Action::Crash { .. } | Action::Restart { .. });
             if faults.is_empty() {
                 if !node_action {
-                    println!("No faults in force.");
+                    outln!("No faults in force.");
                 }
             } else {
                 let mut t = table(vec!["fault in force"]);
                 for f in faults {
                     t.add_row(vec![f]);
                 }
-                println!("{t}");
+                outln!("{t}");
             }
             Ok(())
         }

@@ -10,14 +10,17 @@ use crate::cli::{Common, EXIT_NOT_FOUND, Output};
 
 /// Options of `get-item`.
 #[derive(Debug, clap::Args)]
+#[command(allow_negative_numbers = true)]
 pub struct Args {
     /// The table to read.
     #[arg(long)]
     pub table_name: String,
     /// Partition key value, converted to the key's type (N keys take numbers, B keys base64).
+    /// Negative numbers may follow the flag; write other values that start with '-' as
+    /// --partition-key=-x.
     #[arg(long)]
     pub partition_key: String,
-    /// Sort key value, for tables with a sort key.
+    /// Sort key value, for tables with a sort key; converted like --partition-key.
     #[arg(long)]
     pub sort_key: Option<String>,
     /// Read through the leader, linearizably, instead of from the node asked.

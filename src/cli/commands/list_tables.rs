@@ -44,8 +44,8 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
             for n in &names {
                 t.add_row(vec![n.clone()]);
             }
-            println!("{t}");
-            println!(
+            outln!("{t}");
+            outln!(
                 "{} table{}",
                 names.len(),
                 if names.len() == 1 { "" } else { "s" }

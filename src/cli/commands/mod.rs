@@ -154,8 +154,21 @@ pub fn check_item_key(item: &Item, info: &TableInfo) -> Result<()> {
                 | (KeyType::B, AttributeValue::B(_))
         );
         if !fits {
+            // {"S": "x"} in plain JSON is a map: the user most likely meant typed JSON.
+            let hint = match v {
+                AttributeValue::M(m)
+                    if m.len() == 1
+                        && m.keys().all(|k| {
+                            ["S", "N", "B", "BOOL", "NULL", "L", "M", "SS", "NS", "BS"]
+                                .contains(&k.as_str())
+                        }) =>
+                {
+                    " (for DynamoDB-typed JSON add --item-data-typed)"
+                }
+                _ => "",
+            };
             return Err(Error::validation(format!(
-                "table {table} has {role} key {} of type {}; the item's {} is {} ({})",
+                "table {table} has {role} key {} of type {}; the item's {} is {} ({}){hint}",
                 attr.name,
                 attr.key_type,
                 attr.name,

@@ -1,8 +1,9 @@
 //! `kvsim put-item`: writes an item given as plain JSON (or DynamoDB-typed JSON).
 
+use std::io::Read;
+
 use serde_json::json;
 
-use crate::Result;
 use crate::api::wire::{PutItemInput, WriteItemOutput};
 use crate::cli::client::Client;
 use crate::cli::commands::{check_item_key, describe_key, table_info, wire_item};
@@ -10,6 +11,7 @@ use crate::cli::plain::{item_from_plain, item_from_typed, item_to_plain};
 use crate::cli::render::print_json;
 use crate::cli::{Common, Output};
 use crate::model::Item;
+use crate::{Error, Result};
 
 /// Options of `put-item`.
 #[derive(Debug, clap::Args)]
@@ -18,7 +20,8 @@ pub struct Args {
     #[arg(long)]
     pub table_name: String,
     /// The item as a JSON object: strings, numbers, booleans, null, arrays and objects become
-    /// S, N, BOOL, NULL, L and M, e.g. '{"Artist":"Journey","Year":1981}'.
+    /// S, N, BOOL, NULL, L and M, e.g. '{"Artist":"Journey","Year":1981}'. `file://PATH`
+    /// reads it from a file and `-` from standard input (for items too big for a command line).
     #[arg(long)]
     pub item_data: String,
     /// Read --item-data as DynamoDB-typed JSON instead ('{"Artist":{"S":"Journey"}}'), for
@@ -29,13 +32,30 @@ pub struct Args {
     pub common: Common,
 }
 
+/// The JSON `--item-data` names: the text itself, a `file://PATH`, or `-` for stdin.
+fn item_text(arg: &str) -> Result<String> {
+    if arg == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Error::validation(format!("--item-data -: cannot read stdin: {e}")))?;
+        return Ok(text);
+    }
+    match arg.strip_prefix("file://") {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| Error::validation(format!("--item-data: cannot read {path}: {e}"))),
+        None => Ok(arg.to_string()),
+    }
+}
+
 /// Runs `put-item`.
 pub async fn run(client: &Client, args: Args) -> Result<()> {
     // Parse before any request: broken JSON sends nothing.
+    let text = item_text(&args.item_data)?;
     let item = if args.item_data_typed {
-        item_from_typed(&args.item_data, "--item-data")?
+        item_from_typed(&text, "--item-data")?
     } else {
-        item_from_plain(&args.item_data, "--item-data")?
+        item_from_plain(&text, "--item-data")?
     };
     let info = table_info(client, &args.table_name, true).await?;
     check_item_key(&item, &info)?;
@@ -64,7 +84,7 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
         }
         Output::Table => {
             let what = if replaced { "replaced" } else { "new item" };
-            println!(
+            outln!(
                 "Put {} into {} ({what}).",
                 describe_key(&item, &info),
                 args.table_name

@@ -16,6 +16,7 @@ use crate::{Error, Result};
 
 /// Options of `query-items`.
 #[derive(Debug, clap::Args)]
+#[command(allow_negative_numbers = true)]
 #[command(group(ArgGroup::new("sort_condition").multiple(false).args([
     "sort_key_prefix", "sort_key_between", "sort_key_eq", "sort_key_gt", "sort_key_ge", "sort_key_lt", "sort_key_le",
 ])))]
@@ -23,13 +24,16 @@ pub struct Args {
     /// The table to query.
     #[arg(long)]
     pub table_name: String,
-    /// Partition key value.
+    /// Partition key value, converted to the key's type (N keys take numbers, B keys base64).
+    /// Negative numbers may follow the flag; write other values that start with '-' as
+    /// --partition-key=-x.
     #[arg(long)]
     pub partition_key: String,
     /// Only sort keys starting with this (string or binary sort keys).
     #[arg(long, value_name = "PREFIX")]
     pub sort_key_prefix: Option<String>,
-    /// Only sort keys from LOW to HIGH, inclusive.
+    /// Only sort keys from LOW to HIGH, inclusive. Sort-key values are converted to the sort
+    /// key's type (N keys take numbers, B keys base64).
     #[arg(long, num_args = 2, value_names = ["LOW", "HIGH"])]
     pub sort_key_between: Option<Vec<String>>,
     /// Only the sort key equal to this.
@@ -119,14 +123,14 @@ fn condition(args: &Args, info: &TableInfo) -> Result<KeyCondition> {
         value("--sort-key-between", ":hi", high)?;
         expr.push_str(" AND #sk BETWEEN :lo AND :hi");
     } else if let Some((flag, op, Some(text))) = given {
+        if *op == "begins_with" && sort.key_type == KeyType::N {
+            return Err(Error::validation(format!(
+                "--sort-key-prefix needs a string or binary sort key; {table}'s sort key {} is a number (use --sort-key-between or --sort-key-ge/--sort-key-lt)",
+                sort.name
+            )));
+        }
         value(flag, ":sk", text)?;
         if *op == "begins_with" {
-            if sort.key_type == KeyType::N {
-                return Err(Error::validation(format!(
-                    "--sort-key-prefix needs a string or binary sort key; {table}'s sort key {} is a number",
-                    sort.name
-                )));
-            }
             expr.push_str(" AND begins_with(#sk, :sk)");
         } else {
             expr.push_str(&format!(" AND #sk {op} :sk"));

@@ -61,7 +61,7 @@ pub fn run(args: Args) -> Result<i32> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    println!(
+    outln!(
         "{} seeds, {ops} operations, {faults} faults, {} violations",
         args.seeds,
         failed.len()

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::Result;
 use crate::cli::Output;
-use crate::cli::client::Client;
+use crate::cli::client::{Client, parse_addr};
 use crate::cli::commands::node_addrs;
 use crate::cli::render::{print_json, table};
+use crate::{Error, Result};
 
 /// Where discovery starts when no `--target-addr` is given.
 const DEFAULT_TARGET: &str = "localhost:8100";
@@ -22,7 +22,7 @@ const WATCH_EVERY: Duration = Duration::from_millis(500);
 pub struct Args {
     /// Show only this node (HOST:PORT). Without it, every node of the cluster is shown,
     /// discovered through $KVSIM_TARGET_ADDR or localhost:8100.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::client::parse_addr)]
     pub target_addr: Option<String>,
     /// Show every node even when --target-addr is given (it is then where discovery starts).
     #[arg(long)]
@@ -33,6 +33,9 @@ pub struct Args {
     /// Output format: `json` prints the server's status document (an array for all nodes).
     #[arg(long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// Say on stderr when the node asked is down and a neighbour answers instead.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 fn text(v: &Value) -> String {
@@ -62,13 +65,39 @@ async fn all_statuses(client: &Client) -> Result<Vec<Value>> {
     Ok(out)
 }
 
-/// The status table, with fault and failure lines under it.
-fn render(statuses: &[Value]) -> String {
-    let leader_commit = statuses
+/// The commit index lag is measured against: the leader's, found among `statuses` or, when
+/// only one node is shown, asked of the leader that node names. With no leader reachable, the
+/// highest commit index shown (for one node alone: unknown).
+async fn leader_commit(client: &Client, statuses: &[Value], single: bool) -> Option<u64> {
+    if let Some(leader) = statuses.iter().find(|s| s["role"] == "leader") {
+        return leader["commit_index"].as_u64();
+    }
+    if single {
+        let node = statuses.first()?;
+        // The leader this node names or, if it has lost track (a cut-off node campaigns), any
+        // node of the cluster that leads.
+        let candidates = node["leader_addr"]
+            .as_str()
+            .map(str::to_string)
+            .into_iter()
+            .chain(node_addrs(node).into_iter().map(|(_, addr)| addr));
+        for addr in candidates {
+            if let Ok(s) = client.status(&addr).await
+                && s["role"] == "leader"
+            {
+                return s["commit_index"].as_u64();
+            }
+        }
+        return None;
+    }
+    statuses
         .iter()
-        .find(|s| s["role"] == "leader")
-        .or_else(|| statuses.iter().max_by_key(|s| s["commit_index"].as_u64()))
-        .and_then(|s| s["commit_index"].as_u64());
+        .filter_map(|s| s["commit_index"].as_u64())
+        .max()
+}
+
+/// The status table, with fault and failure lines under it.
+fn render(statuses: &[Value], leader_commit: Option<u64>) -> String {
     let mut t = table(vec![
         "node", "address", "role", "term", "leader", "commit", "applied", "lag",
     ]);
@@ -116,7 +145,9 @@ pub async fn run(args: Args) -> Result<()> {
                 .filter(|a| !a.is_empty())
         })
         .unwrap_or_else(|| DEFAULT_TARGET.to_string());
-    let client = Client::new(&start, false)?;
+    let start =
+        parse_addr(&start).map_err(|e| Error::validation(format!("KVSIM_TARGET_ADDR {e}")))?;
+    let client = Client::new(&start, args.verbose)?;
     let single = args.target_addr.is_some() && !args.all;
     let tty = std::io::stdout().is_terminal();
     loop {
@@ -134,19 +165,19 @@ pub async fn run(args: Args) -> Result<()> {
         } else {
             if args.watch && tty {
                 // Clear the screen and home the cursor, so the table redraws in place.
-                print!("\x1b[2J\x1b[H");
-                println!(
-                    "kvsim status, every {} ms (Ctrl+C to stop)",
+                outln!(
+                    "\x1b[2J\x1b[Hkvsim status, every {} ms (Ctrl+C to stop)",
                     WATCH_EVERY.as_millis()
                 );
             }
-            println!("{}", render(&statuses));
+            let commit = leader_commit(&client, &statuses, single).await;
+            outln!("{}", render(&statuses, commit));
         }
         if !args.watch {
             return Ok(());
         }
         if !tty {
-            println!();
+            outln!();
         }
         tokio::time::sleep(WATCH_EVERY).await;
     }

@@ -31,8 +31,8 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
     match args.common.output {
         Output::Json => print_json(&answer),
         Output::Table => {
-            println!("{}.", answer["applied"].as_str().unwrap_or("requested"));
-            println!("Watch it happen with: kvsim status --watch");
+            outln!("{}.", answer["applied"].as_str().unwrap_or("requested"));
+            outln!("Watch it happen with: kvsim status --watch");
             Ok(())
         }
     }
