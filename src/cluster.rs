@@ -213,6 +213,10 @@ struct Inner {
     start_failures: Mutex<BTreeMap<NodeId, String>>,
     /// Some node had data when the cluster started: it is not a new cluster.
     existing_cluster: bool,
+    /// A random secret the nodes send each other on `/internal/*`, so that nothing but a
+    /// member (not any local process, nor a remote one with `--host 0.0.0.0`) can inject raft
+    /// messages or snapshots. It lives as long as the process: all nodes share it.
+    cluster_key: Arc<str>,
 }
 
 /// Three nodes in one process. Cheap to clone; every clone controls the same cluster.
@@ -344,6 +348,7 @@ impl Cluster {
                 policy,
                 start_failures: Mutex::new(BTreeMap::new()),
                 existing_cluster,
+                cluster_key: uuid::Uuid::new_v4().simple().to_string().into(),
             }),
         };
         for (id, listener) in listeners {
@@ -492,6 +497,7 @@ impl Cluster {
             snapshots: node.snapshot_slot(),
             exporter: Arc::new(|txn, out| Store::export(txn, out)),
             faults: inner.faults.clone(),
+            cluster_key: inner.cluster_key.clone(),
         };
         let transport = Transport::start(&tokio::runtime::Handle::current(), &inner.addrs, ctx);
         let (status_tx, status_rx) = watch::channel(Published {
@@ -519,6 +525,7 @@ impl Cluster {
                 node: handle.clone(),
                 client: inner.client.clone(),
                 cluster: self.downgrade(),
+                cluster_key: inner.cluster_key.clone(),
             },
             shutdown.clone(),
         ));

@@ -84,9 +84,12 @@ async fn concurrent_writes_are_identical_on_every_node_and_share_fsyncs() {
         .map(|r| r.stats.fsyncs)
         .unwrap_or(0)
         - fsyncs_before;
+    // One fsync per write would give a ratio of 1 (or less, counting heartbeat-era syncs);
+    // 32 writers in flight must share fsyncs by a clear margin.
     assert!(
-        fsyncs < writes,
-        "group commit: {writes} concurrent writes should share fsyncs, but the leader did {fsyncs}"
+        fsyncs * 2 <= writes,
+        "group commit: {writes} concurrent writes should average at least 2 per leader fsync, \
+         but the leader did {fsyncs} fsyncs"
     );
 
     let mut scans = BTreeMap::new();

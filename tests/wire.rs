@@ -154,6 +154,18 @@ async fn errors_have_dynamodb_types_and_messages() {
         ("Scan", json!({"TableName": "Music", "Limit": 0}), 400, V,
             "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1".into()),
         ("Scan", json!({"TableName": "Music", "FilterExpression": "a = :b"}), 400, V, "kvsim does not support FilterExpression yet".into()),
+        (
+            "Query",
+            json!({"TableName": "Music", "KeyConditionExpression": "Artist = :a", "ExpressionAttributeValues": {":a": {"S": ""}}}),
+            400, V, "One or more parameter values are not valid. The AttributeValue for a key attribute cannot contain an empty string value. Key: Artist".into(),
+        ),
+        (
+            "CreateTable",
+            json!({"TableName": "Streamy", "KeySchema": [{"AttributeName": "a", "KeyType": "HASH"}],
+                   "AttributeDefinitions": [{"AttributeName": "a", "AttributeType": "S"}], "BillingMode": "PAY_PER_REQUEST",
+                   "StreamSpecification": {"StreamEnabled": "yes"}}),
+            400, SER, "StreamSpecification.StreamEnabled must be a boolean, got \"yes\"".into(),
+        ),
     ];
     for (op, body, status, type_name, message) in cases {
         let (got_status, got) = tc.call(leader, op, body.clone()).await;
@@ -280,6 +292,27 @@ async fn items_round_trip_in_canonical_form_and_queries_follow_key_order() {
         )
         .await;
     assert_eq!(count, json!({"Count": 6, "ScannedCount": 6}));
+
+    // As in DynamoDB, a page that reaches its Limit names a LastEvaluatedKey even when it holds
+    // the partition's last item; the next page is then empty and final.
+    let (_, all) = tc
+        .call(
+            leader,
+            "Query",
+            json!({"TableName": "Nums", "KeyConditionExpression": "p = :p", "Limit": 6,
+            "ExpressionAttributeValues": {":p": {"S": "x"}}}),
+        )
+        .await;
+    assert_eq!(all["Count"], 6);
+    assert_eq!(
+        all["LastEvaluatedKey"],
+        json!({"p": {"S": "x"}, "n": {"N": "100"}})
+    );
+    let (_, after) = tc
+        .call(leader, "Query", json!({"TableName": "Nums", "KeyConditionExpression": "p = :p", "Limit": 6,
+            "ExclusiveStartKey": all["LastEvaluatedKey"], "ExpressionAttributeValues": {":p": {"S": "x"}}}))
+        .await;
+    assert_eq!(after, json!({"Items": [], "Count": 0, "ScannedCount": 0}));
 
     // ReturnValues ALL_OLD on overwrite and delete.
     let (_, put) = tc
@@ -423,6 +456,76 @@ async fn followers_forward_or_hint_and_serve_consistent_reads() {
     }
     let (_, hinted) = tc.call(leader, "GetItem", json!({"TableName": "Music", "Key": {"Artist": {"S": "a"}, "SongTitle": {"S": "hinted"}}})).await;
     assert_eq!(hinted, json!({}), "the hinted write was not applied");
+
+    // A forwarded request keeps its SigV4 credential scope: the region in the new table's ARN
+    // is the caller's, whichever node it asked.
+    let auth = "AWS4-HMAC-SHA256 Credential=AKID/20260101/eu-west-1/dynamodb/aws4_request, \
+                SignedHeaders=host, Signature=00";
+    let body = json!({"TableName": "Regional", "KeySchema": [{"AttributeName": "a", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "a", "AttributeType": "S"}], "BillingMode": "PAY_PER_REQUEST"})
+    .to_string();
+    let (status, created) = raw(
+        &tc,
+        follower,
+        Some("DynamoDB_20120810.CreateTable"),
+        body.as_bytes(),
+        &[("authorization", auth)],
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(
+        created["TableDescription"]["TableArn"],
+        "arn:aws:dynamodb:eu-west-1:000000000000:table/Regional"
+    );
+    tc.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_cluster_members_may_use_the_internal_routes() {
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    music(&tc, leader).await;
+    tc.call(
+        leader,
+        "PutItem",
+        json!({"TableName": "Music", "Item": {"Artist": {"S": "a"}, "SongTitle": {"S": "b"}}}),
+    )
+    .await;
+    let applied = tc.converged().await;
+    let follower = tc.other_than(leader);
+    // A forged snapshot (empty data, far-ahead index) and a raft batch, without the cluster's
+    // key: both refused before anything is staged or stepped.
+    for (path, body) in [
+        (
+            format!("/internal/snapshot?index={}&term=99", applied + 100),
+            vec![0u8],
+        ),
+        ("/internal/raft".to_string(), vec![0, 0, 0, 0]),
+    ] {
+        let resp = tc
+            .http
+            .post(format!("http://{}{path}", tc.addr(follower)))
+            .header("x-kvsim-from", leader.to_string())
+            .header("x-kvsim-cluster-key", "guess")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status().as_u16(), 403, "{path}");
+    }
+    let snapshots = tc
+        .cluster
+        .node(follower)
+        .map(|h| h.snapshot_dir().clone())
+        .expect("follower running");
+    let staged = std::fs::read_dir(&snapshots)
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(staged, 0, "nothing staged in {}", snapshots.display());
+    let (_, scan) = tc
+        .call(follower, "Scan", json!({"TableName": "Music"}))
+        .await;
+    assert_eq!(scan["Count"], 1, "the follower's data is untouched: {scan}");
     tc.cluster.shutdown().await;
 }
 

@@ -3,20 +3,48 @@
 
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
 use crate::api::AppState;
 use crate::raft::node::incoming_snapshot_path;
-use crate::raft::transport::decode_batch;
+use crate::raft::transport::{CLUSTER_KEY_HEADER, decode_batch};
 
 /// Largest raft batch accepted.
 const MAX_RAFT_BATCH_BYTES: usize = 64 << 20;
 
+/// Refuses a request that does not carry this cluster's key: only the other nodes of this
+/// cluster may deliver raft messages or snapshots.
+fn check_member(app: &AppState, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
+    let given = headers
+        .get(CLUSTER_KEY_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    // Compare every byte whatever the first mismatch, so timing reveals nothing of the key.
+    let key = app.cluster_key.as_bytes();
+    let same = given.len() == key.len()
+        && given.iter().zip(key).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    if same {
+        Ok(())
+    } else {
+        Err((
+            StatusCode::FORBIDDEN,
+            "only nodes of this cluster may use /internal/ routes".into(),
+        ))
+    }
+}
+
 /// `POST /internal/raft`: a batch of raft messages for this node.
-pub async fn raft(State(app): State<AppState>, body: Body) -> (StatusCode, String) {
+pub async fn raft(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> (StatusCode, String) {
+    if let Err(refused) = check_member(&app, &headers) {
+        return refused;
+    }
     let bytes = match axum::body::to_bytes(body, MAX_RAFT_BATCH_BYTES).await {
         Ok(b) => b,
         Err(e) => return (StatusCode::PAYLOAD_TOO_LARGE, format!("raft batch: {e}")),
@@ -52,8 +80,12 @@ pub struct SnapshotQuery {
 pub async fn snapshot(
     State(app): State<AppState>,
     Query(q): Query<SnapshotQuery>,
+    headers: HeaderMap,
     body: Body,
 ) -> (StatusCode, String) {
+    if let Err(refused) = check_member(&app, &headers) {
+        return refused;
+    }
     let dir = app.node.snapshot_dir().clone();
     let done = incoming_snapshot_path(&dir, q.index, q.term);
     let partial = done.with_extension("partial");

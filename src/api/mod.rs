@@ -40,6 +40,8 @@ pub struct AppState {
     pub client: reqwest::Client,
     /// The cluster, for the simulator controls and error injection.
     pub cluster: ClusterRef,
+    /// The secret the cluster's nodes prove membership with on `/internal/*`.
+    pub cluster_key: Arc<str>,
 }
 
 /// The node's routes.

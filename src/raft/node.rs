@@ -376,6 +376,7 @@ impl<M: StateMachine> RaftNode<M> {
         }
         let mut rd = self.raw.ready();
 
+        let mut lost_leadership = false;
         if let Some(ss) = rd.ss() {
             let (id, term) = (self.opts.id, self.raw.raft.term);
             self.events.push(match ss.raft_state {
@@ -404,6 +405,7 @@ impl<M: StateMachine> RaftNode<M> {
                 // Reads have no side effects, so failing them early is always safe.
                 self.reads
                     .fail_all("this node lost leadership; retry the consistent read");
+                lost_leadership = true;
             }
         }
 
@@ -458,6 +460,15 @@ impl<M: StateMachine> RaftNode<M> {
         }
         self.raw.advance_apply();
         self.reads.release(self.raw.store().applied());
+        if lost_leadership {
+            // After this Ready's applies, which answered every write that did commit here.
+            // The rest may still commit under the new leader or may be overwritten: their
+            // clients learn that the outcome is unknown now rather than at their deadline.
+            self.proposals.fail_all(
+                "this node lost leadership before the write was committed; its outcome is \
+                 unknown, retry it",
+            );
+        }
         self.maybe_compact()
     }
 

@@ -175,7 +175,7 @@ impl Store {
                 }
                 continue;
             }
-            if page.scanned == range.limit.unwrap_or(usize::MAX) || bytes >= MAX_PAGE_BYTES {
+            if bytes >= MAX_PAGE_BYTES {
                 page.last_key = last_key;
                 return Ok(page);
             }
@@ -189,6 +189,12 @@ impl Store {
             bytes += size as usize;
             page.items.push(StoredItem::item(v.value())?);
             page.scanned += 1;
+            // As DynamoDB does, a page that reached its Limit names its last key even when no
+            // item follows: the client learns that only from an empty next page.
+            if page.scanned == range.limit.unwrap_or(usize::MAX) {
+                page.last_key = Some(key);
+                return Ok(page);
+            }
             last_key = Some(key);
         }
         Ok(page)

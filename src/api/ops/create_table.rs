@@ -164,16 +164,20 @@ pub async fn run(app: &AppState, req: &Request) -> Result<CreateTableOutput> {
             "kvsim does not support LocalSecondaryIndexes yet",
         ));
     }
-    if input
-        .stream_specification
-        .as_ref()
-        .and_then(|s| s.get("StreamEnabled"))
-        .and_then(serde_json::Value::as_bool)
-        .unwrap_or(false)
-    {
-        return Err(Error::validation(
-            "kvsim does not support DynamoDB Streams yet",
-        ));
+    if let Some(spec) = &input.stream_specification {
+        match spec.get("StreamEnabled") {
+            Some(serde_json::Value::Bool(false)) | None => {}
+            Some(serde_json::Value::Bool(true)) => {
+                return Err(Error::validation(
+                    "kvsim does not support DynamoDB Streams yet",
+                ));
+            }
+            Some(other) => {
+                return Err(Error::Serialization(format!(
+                    "StreamSpecification.StreamEnabled must be a boolean, got {other}"
+                )));
+            }
+        }
     }
     if app.node.store().table(&name)?.is_some() {
         return Err(Error::ResourceInUse(format!(

@@ -129,6 +129,8 @@ pub fn parse_key_condition(
         None => return Err(missed_pk()),
     };
     check_type(&partition, pk.key_type)?;
+    // Empty or oversized partition key values are refused as on every other key.
+    schema.check_key_value(pk, &partition)?;
     if let (Some(condition), Some(sk)) = (&sort, &schema.sort) {
         check_sort_condition(condition, sk.key_type)?;
     }
