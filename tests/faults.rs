@@ -217,14 +217,33 @@ async fn an_isolated_leader_steps_down_and_its_writes_are_never_acknowledged() {
     });
 
     let (new, _) = new_leader(&tc, old, old_term).await;
+    // What a user sees in `kvsim status`: the majority's new leader in a later term, and the
+    // cut-off old leader no longer leading (check-quorum).
+    let all =
+        json_of(&cli_ok(&["status", "--all", "--target-addr", &via, "--output", "json"]).await);
+    let majority_view: Vec<&Value> = all
+        .as_array()
+        .map(|a| a.iter().filter(|n| n["node_id"] != old).collect())
+        .unwrap_or_default();
+    assert_eq!(majority_view.len(), 2, "{all}");
+    for n in &majority_view {
+        assert_eq!(
+            n["leader_id"], new,
+            "the majority follows node {new}: {all}"
+        );
+        assert!(n["term"].as_u64() > Some(old_term), "{all}");
+    }
+    let old_status = tc.addr(old);
     eventually(
         Duration::from_secs(15),
         "the isolated leader to step down",
-        || async {
-            tc.cluster
-                .node(old)
-                .and_then(|h| h.published().raft)
-                .filter(|r| r.role != "leader")
+        || {
+            let addr = old_status.clone();
+            async move {
+                let s =
+                    json_of(&cli_ok(&["status", "--target-addr", &addr, "--output", "json"]).await);
+                (s["role"] != "leader").then_some(())
+            }
         },
     )
     .await;
@@ -284,9 +303,73 @@ async fn an_isolated_leader_steps_down_and_its_writes_are_never_acknowledged() {
         "{ev:?}"
     );
     assert!(
+        has_event(
+            &ev,
+            "leader_elected",
+            &format!("node {new} won the election")
+        ),
+        "{ev:?}"
+    );
+    assert!(
         has_event(&ev, "fault_healed", "healed the network"),
         "{ev:?}"
     );
+    tc.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_follower_refuses_writes_instead_of_forwarding_them() {
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    let follower = tc.other_than(leader);
+    let l = tc.addr(leader);
+    cli_ok(&[
+        "create-table",
+        "--target-addr",
+        &l,
+        "--table-name",
+        "Fwd",
+        "--partition-key-name",
+        "k",
+        "--output",
+        "json",
+    ])
+    .await;
+    tc.converged().await;
+    cli_ok(&[
+        "fault",
+        "isolate",
+        "--node",
+        &follower.to_string(),
+        "--target-addr",
+        &l,
+    ])
+    .await;
+    // An SDK-style write (no hint header) to the cut-off follower: forwarding it to the leader
+    // crosses the cut link, so it is refused, retryably, whether or not the follower has
+    // noticed yet that it lost its leader.
+    let (status, body) = common::call_addr(
+        &tc.http,
+        &tc.addr(follower),
+        "PutItem",
+        json!({"TableName": "Fwd", "Item": {"k": {"S": "cut"}}}),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["__type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("ServiceUnavailable")),
+        "{body}"
+    );
+    cli_ok(&["fault", "heal", "--target-addr", &l]).await;
+    tc.converged().await;
+    for id in tc.running() {
+        assert!(
+            tc.scan_all(id, "Fwd").await.is_empty(),
+            "node {id}: the refused write was never applied"
+        );
+    }
     tc.cluster.shutdown().await;
 }
 
@@ -364,6 +447,49 @@ async fn a_delayed_follower_serves_stale_reads_until_healed() {
         async move { (get(f, false).await.as_deref() == Some("new")).then_some(()) }
     })
     .await;
+
+    // Healing ends a delay at once, even for messages already waiting: with a 60 s delay in
+    // force, the follower falls behind (its own status shows the lag), and converges within
+    // seconds of the heal, long before the delay would have run out.
+    cli_ok(&[
+        "fault",
+        "delay",
+        "--node",
+        &follower.to_string(),
+        "--ms",
+        "60000",
+        "--target-addr",
+        &l,
+    ])
+    .await;
+    put(&l, "Lag", r#"{"k":"x","v":"newer"}"#).await;
+    let table = cli_ok(&["status", "--target-addr", &f]).await;
+    let row = table
+        .lines()
+        .find(|line| line.starts_with(&format!("| {follower} ")))
+        .unwrap_or_else(|| panic!("no row for node {follower}: {table}"));
+    let lag: u64 = row
+        .split('|')
+        .nth(8)
+        .and_then(|c| c.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no lag in {row:?}"));
+    assert!(lag > 0, "the delayed follower shows its lag: {table}");
+    cli_ok(&["fault", "heal", "--target-addr", &l]).await;
+    eventually(
+        Duration::from_secs(15),
+        "the follower to converge after the heal",
+        || {
+            let f = f.clone();
+            async move { (get(f, false).await.as_deref() == Some("newer")).then_some(()) }
+        },
+    )
+    .await;
+    let ev = events(&l).await;
+    assert!(has_event(&ev, "fault_set", "delayed 60000 ms"), "{ev:?}");
+    assert!(
+        has_event(&ev, "fault_healed", "healed the network"),
+        "{ev:?}"
+    );
     tc.cluster.shutdown().await;
 }
 

@@ -1,7 +1,9 @@
 //! kvsim's own endpoints for people and scripts: health and status.
 
+use std::net::SocketAddr;
+
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use serde::{Deserialize, Serialize};
 
 use crate::api::AppState;
@@ -154,8 +156,14 @@ pub async fn events(
 /// `GET /admin/digest`: a fingerprint of this node's whole state machine with the index it
 /// reflects, so scripts and tests can check that replicas agree. It reads every item: cheap
 /// for a simulator's data, not for a large table.
-pub async fn digest(State(app): State<AppState>) -> axum::response::Response {
+pub async fn digest(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
+    if let Err(e) = crate::api::faults::authorize(&app, peer, false) {
+        return crate::api::dispatch::error_response(&e);
+    }
     let store = app.node.store().clone();
     let applied = app.node.published().raft.map(|r| r.applied_index);
     match tokio::task::spawn_blocking(move || store.digest()).await {

@@ -202,7 +202,7 @@ pub async fn dynamodb(State(app): State<AppState>, headers: HeaderMap, body: Bod
             )));
         }
         return match app.node.leader() {
-            Some((id, addr)) => forward(&app, id, &addr, &target_text, body).await,
+            Some((id, addr)) => forward(&app, id, &addr, &target_text, &headers, body).await,
             None => error_response(&Error::Unavailable(
                 "no leader is elected yet (an election is in progress or a majority of nodes is down); retry shortly"
                     .into(),
@@ -243,25 +243,74 @@ pub async fn dynamodb(State(app): State<AppState>, headers: HeaderMap, body: Bod
     }
 }
 
-/// Relays a request to the leader and its answer back, unchanged.
+/// The simulated network between this node and the leader, for a forwarded request: a
+/// partition or a lost message refuses it (nothing was sent), a delay holds it. Forwarding is
+/// node-to-node traffic, so a follower cut off from the leader refuses writes, as a user
+/// watching a partition expects. Returns the delay to add to the reply's way back.
+async fn through_network(app: &AppState, leader: u64) -> Result<Duration> {
+    use rand::Rng;
+    let Some(fate) = app
+        .cluster
+        .upgrade()
+        .and_then(|c| c.faults().read().ok().map(|f| f.link(app.node.id, leader)))
+    else {
+        return Ok(Duration::ZERO);
+    };
+    let id = app.node.id;
+    if fate.cut {
+        return Err(Error::Unavailable(format!(
+            "node {id} cannot reach the leader (node {leader}): a simulated partition cuts them \
+             apart; the request was not sent, retry"
+        )));
+    }
+    // The RNG is not Send: keep it out of the await below.
+    let (lost, jitter) = {
+        let mut rng = rand::thread_rng();
+        let lost = fate.drop_rate > 0.0 && rng.gen_bool(fate.drop_rate.clamp(0.0, 1.0));
+        let jitter = if fate.jitter_ms > 0 {
+            rng.gen_range(0..=fate.jitter_ms)
+        } else {
+            0
+        };
+        (lost, jitter)
+    };
+    if lost {
+        return Err(Error::Unavailable(format!(
+            "the simulated lossy link from node {id} to the leader (node {leader}) lost the \
+             forwarded request; it was not applied, retry"
+        )));
+    }
+    let delay = Duration::from_millis(fate.delay_ms.saturating_add(jitter));
+    tokio::time::sleep(delay).await;
+    Ok(Duration::from_millis(fate.delay_ms))
+}
+
+/// Relays a request to the leader and its answer back, unchanged. The caller's
+/// `Authorization` header goes along: the region in its credential scope shapes the answer
+/// (table ARNs), which must not depend on the node the client happened to ask.
 async fn forward(
     app: &AppState,
     leader: u64,
     addr: &str,
     target: &str,
+    headers: &HeaderMap,
     body: bytes::Bytes,
 ) -> Response {
+    let way_back = match through_network(app, leader).await {
+        Ok(d) => d,
+        Err(e) => return error_response(&e),
+    };
     let timeout = Duration::from_secs(30);
-    let result = app
+    let mut request = app
         .client
         .post(format!("http://{addr}/"))
         .header("x-amz-target", target)
         .header("content-type", CONTENT_TYPE)
-        .header(FORWARDED_HEADER, app.node.id.to_string())
-        .timeout(timeout)
-        .body(body)
-        .send()
-        .await;
+        .header(FORWARDED_HEADER, app.node.id.to_string());
+    if let Some(auth) = headers.get("authorization") {
+        request = request.header("authorization", auth.clone());
+    }
+    let result = request.timeout(timeout).body(body).send().await;
     let resp = match result {
         Ok(r) => r,
         Err(e) => {
@@ -276,6 +325,7 @@ async fn forward(
         }
     };
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    tokio::time::sleep(way_back).await;
     match resp.bytes().await {
         Ok(bytes) => json_response(status, bytes.to_vec()),
         Err(e) => error_response(&Error::Unavailable(format!(

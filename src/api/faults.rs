@@ -57,7 +57,9 @@ fn doc(cluster: &Cluster) -> FaultsDoc {
     }
 }
 
-fn authorize(app: &AppState, peer: SocketAddr, changes: bool) -> Result<Cluster> {
+/// Checks an admin request: loopback callers only (unless `--admin-remote`), and no changes
+/// at all under `--no-faults`.
+pub(crate) fn authorize(app: &AppState, peer: SocketAddr, changes: bool) -> Result<Cluster> {
     let cluster = app
         .cluster
         .upgrade()
@@ -123,7 +125,9 @@ fn known_node(cluster: &Cluster, node: NodeId) -> Result<NodeId> {
     }
 }
 
-fn apply_fault(cluster: &Cluster, action: &str, req: FaultRequest) -> Result<String> {
+/// Applies one fault action; returns what it did and whether it removed faults rather than
+/// adding one (for the event log).
+fn apply_fault(cluster: &Cluster, action: &str, req: FaultRequest) -> Result<(String, bool)> {
     let all = cluster.node_ids();
     let mut faults = cluster
         .faults()
@@ -131,6 +135,7 @@ fn apply_fault(cluster: &Cluster, action: &str, req: FaultRequest) -> Result<Str
         .map_err(|_| Error::internal("fault table poisoned"))?;
     // Edit a copy so a rejected request changes nothing.
     let mut next = faults.clone();
+    let mut removed = false;
     let what = match action {
         "isolate" => {
             let node = known_node(cluster, member(req.node, "node", action)?)?;
@@ -149,13 +154,17 @@ fn apply_fault(cluster: &Cluster, action: &str, req: FaultRequest) -> Result<Str
             let node = known_node(cluster, member(req.node, "node", action)?)?;
             let ms = member(req.ms, "ms", action)?;
             let jitter_ms = req.jitter_ms.unwrap_or(0);
-            if ms + jitter_ms > MAX_DELAY_MS {
+            if ms
+                .checked_add(jitter_ms)
+                .is_none_or(|total| total > MAX_DELAY_MS)
+            {
                 return Err(Error::validation(format!(
-                    "delays are limited to {MAX_DELAY_MS} ms"
+                    "delays are limited to {MAX_DELAY_MS} ms in all (ms plus jitter_ms)"
                 )));
             }
             if ms == 0 && jitter_ms == 0 {
                 next.delays.remove(&node);
+                removed = true;
                 format!("removed the delay on node {node}")
             } else {
                 next.delays.insert(node, Delay { ms, jitter_ms });
@@ -178,6 +187,7 @@ fn apply_fault(cluster: &Cluster, action: &str, req: FaultRequest) -> Result<Str
             }
             if rate == 0.0 {
                 next.drops.remove(&node);
+                removed = true;
                 format!("node {node}'s links no longer lose messages")
             } else {
                 next.drops.insert(node, rate);
@@ -190,23 +200,29 @@ fn apply_fault(cluster: &Cluster, action: &str, req: FaultRequest) -> Result<Str
                 &member(req.error, "error", action)?,
                 member(req.rate, "rate", action)?,
             )?;
-            let what = format!(
-                "inject {} into {}% of {}",
-                rule.error,
-                rule.rate * 100.0,
-                rule.op
-            );
+            let what = if rule.rate > 0.0 {
+                format!(
+                    "inject {} into {}% of {}",
+                    rule.error,
+                    rule.rate * 100.0,
+                    rule.op
+                )
+            } else {
+                format!("no longer injecting {} into {}", rule.error, rule.op)
+            };
+            let removed = rule.rate == 0.0;
             set_rule(cluster.error_rules(), rule);
-            return Ok(what);
+            return Ok((what, removed));
         }
         "clear-errors" => {
             if let Ok(mut rules) = cluster.error_rules().write() {
                 rules.clear();
             }
-            return Ok("cleared every error injection rule".into());
+            return Ok(("cleared every error injection rule".into(), true));
         }
         "heal" => {
             next.heal();
+            removed = true;
             "healed the network: every partition, delay and loss removed".into()
         }
         other => {
@@ -216,7 +232,7 @@ fn apply_fault(cluster: &Cluster, action: &str, req: FaultRequest) -> Result<Str
         }
     };
     *faults = next;
-    Ok(what)
+    Ok((what, removed))
 }
 
 /// `POST /admin/faults/{action}`.
@@ -227,12 +243,9 @@ pub async fn apply(
     body: Option<Json<FaultRequest>>,
 ) -> Response {
     respond(authorize(&app, peer, true).and_then(|cluster| {
-        let what = apply_fault(&cluster, &action, body.map(|b| b.0).unwrap_or_default())?;
-        let kind = if action == "heal" || action == "clear-errors" {
-            "fault_healed"
-        } else {
-            "fault_set"
-        };
+        let (what, removed) =
+            apply_fault(&cluster, &action, body.map(|b| b.0).unwrap_or_default())?;
+        let kind = if removed { "fault_healed" } else { "fault_set" };
         cluster.record(app.node.id, NodeEvent::new(kind, what.clone()));
         let mut v = to_json(doc(&cluster))?;
         v["applied"] = Value::String(what);
@@ -270,7 +283,12 @@ pub async fn node_action(
                 )));
             }
         };
-        let mut v = to_json(doc(&cluster))?;
+        let mut d = doc(&cluster);
+        if action == "crash" {
+            // A node crashing itself is still winding down; it is not running any more.
+            d.running.retain(|n| *n != id);
+        }
+        let mut v = to_json(d)?;
         v["applied"] = Value::String(what);
         Ok(v)
     }

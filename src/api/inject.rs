@@ -111,10 +111,11 @@ pub fn roll(rules: &SharedErrorRules, op: Op) -> Option<Error> {
         .map(|r| r.error_for(&name))
 }
 
-/// Adds or replaces the rule for the rule's operation; a rate of 0 removes it.
+/// Adds or replaces the rule for the rule's operation and error (an operation may fail with
+/// several errors, each at its own rate); a rate of 0 removes it.
 pub fn set_rule(rules: &SharedErrorRules, rule: ErrorRule) {
     if let Ok(mut rules) = rules.write() {
-        rules.retain(|r| r.op != rule.op);
+        rules.retain(|r| !(r.op == rule.op && r.error == rule.error));
         if rule.rate > 0.0 {
             rules.push(rule);
         }

@@ -75,8 +75,8 @@ impl NetworkFaults {
         let drop_rate = 1.0 - (1.0 - drop(from)) * (1.0 - drop(to));
         LinkFate {
             cut,
-            delay_ms: a.ms + b.ms,
-            jitter_ms: a.jitter_ms + b.jitter_ms,
+            delay_ms: a.ms.saturating_add(b.ms),
+            jitter_ms: a.jitter_ms.saturating_add(b.jitter_ms),
             drop_rate,
         }
     }
@@ -138,7 +138,7 @@ impl NetworkFaults {
         }
         for (n, d) in &self.delays {
             if d.jitter_ms > 0 {
-                out.push(format!("delay node {n} {}ms ±{}ms", d.ms, d.jitter_ms));
+                out.push(format!("delay node {n} {}ms (+0..{}ms)", d.ms, d.jitter_ms));
             } else {
                 out.push(format!("delay node {n} {}ms", d.ms));
             }

@@ -9,16 +9,25 @@
 //! so a peer sees messages in order. A failed request reports the peer unreachable to raft,
 //! which then probes instead of streaming.
 //!
+//! Only cluster members may use these routes: every request carries the cluster's key
+//! ([`CLUSTER_KEY_HEADER`]), a random secret the process picks at start, and a node refuses
+//! any request without it. A forged `MsgSnapshot` or append could otherwise wipe a replica.
+//!
+//! The simulated network ([`faults`](crate::raft::faults)) acts per message: a message is due
+//! when it was queued plus the link's current delay, and loss and partitions are decided when
+//! it is due. The link re-reads the faults while messages wait, so `fault heal` releases
+//! delayed messages at once.
+//!
 //! A `MsgSnapshot` carries only metadata. The peer task hands it to a separate task that
 //! streams the rows from the leader's held read transaction (see
 //! [`LogStore::snapshot`](crate::raft::log_store::LogStore)) to the follower, which stages them in
 //! a file; only then is the `MsgSnapshot` itself delivered, and raft is told how it went. No
 //! single message ever holds a whole table.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use protobuf::Message as _;
@@ -44,9 +53,14 @@ const MAX_BATCH_BYTES: u64 = 16 << 20;
 const BATCH_TIMEOUT: Duration = Duration::from_secs(3);
 /// Size of the chunks a snapshot is streamed in.
 const SNAPSHOT_CHUNK: usize = 256 * 1024;
+/// How often a link holding delayed messages re-reads the faults, so a heal (or a shorter
+/// delay) applies to messages already waiting.
+const FAULT_RECHECK: Duration = Duration::from_millis(20);
 
 /// Header naming the sending node.
 pub const FROM_HEADER: &str = "x-kvsim-from";
+/// Header carrying the cluster's key; requests to `/internal/*` without it are refused.
+pub const CLUSTER_KEY_HEADER: &str = "x-kvsim-cluster-key";
 
 /// What the transport tells its node about delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,7 +76,7 @@ pub type Exporter = Arc<dyn Fn(&ReadTransaction, &mut dyn Write) -> Result<()> +
 
 /// Outbound side of one node's transport.
 pub struct Transport {
-    queues: BTreeMap<NodeId, mpsc::Sender<Message>>,
+    queues: BTreeMap<NodeId, mpsc::Sender<(Instant, Message)>>,
     report: Arc<dyn Fn(Report) + Send + Sync>,
 }
 
@@ -79,8 +93,10 @@ pub struct TransportContext {
     pub snapshots: SnapshotSlot,
     /// The state machine's export.
     pub exporter: Exporter,
-    /// The simulated network faults every batch is subject to.
+    /// The simulated network faults every message is subject to.
     pub faults: SharedFaults,
+    /// The cluster's key, sent with every request so the peer knows it comes from a member.
+    pub cluster_key: Arc<str>,
 }
 
 impl TransportContext {
@@ -124,7 +140,7 @@ impl Transport {
         for m in msgs {
             let (to, snapshot) = (m.to, m.get_msg_type() == MessageType::MsgSnapshot);
             let sent = match self.queues.get(&to) {
-                Some(q) => q.try_send(m).is_ok(),
+                Some(q) => q.try_send((Instant::now(), m)).is_ok(),
                 None => false,
             };
             if !sent {
@@ -181,6 +197,7 @@ async fn post_batch(ctx: &TransportContext, addr: &str, msgs: &[Message]) -> Res
         .client
         .post(format!("http://{addr}/internal/raft"))
         .header(FROM_HEADER, ctx.from.to_string())
+        .header(CLUSTER_KEY_HEADER, &*ctx.cluster_key)
         .timeout(BATCH_TIMEOUT)
         .body(body)
         .send()
@@ -195,30 +212,16 @@ async fn post_batch(ctx: &TransportContext, addr: &str, msgs: &[Message]) -> Res
     Ok(())
 }
 
-/// Applies the simulated network to a batch: loss, delay, and partitions (checked again after
-/// the delay, which a partition may have started during). Returns the messages to deliver.
-async fn through_faults(
+/// Applies loss and partitions to messages that are due. Returns the ones to deliver.
+fn through_faults(
     ctx: &TransportContext,
-    to: NodeId,
+    fate: &LinkFate,
     batch: Vec<Message>,
     rng: &mut StdRng,
 ) -> Vec<Message> {
-    let fate = ctx.fate(to);
-    let (mut batch, mut lost): (Vec<_>, Vec<_>) = batch
-        .into_iter()
-        .partition(|_| fate.drop_rate <= 0.0 || !rng.gen_bool(fate.drop_rate.clamp(0.0, 1.0)));
-    let jitter = if fate.jitter_ms > 0 {
-        rng.gen_range(0..=fate.jitter_ms)
-    } else {
-        0
-    };
-    let delay = fate.delay_ms + jitter;
-    if delay > 0 && !batch.is_empty() {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-    }
-    if fate.cut || ctx.fate(to).cut {
-        lost.append(&mut batch);
-    }
+    let (batch, lost): (Vec<_>, Vec<_>) = batch.into_iter().partition(|_| {
+        !fate.cut && (fate.drop_rate <= 0.0 || !rng.gen_bool(fate.drop_rate.clamp(0.0, 1.0)))
+    });
     // Raft waits for every snapshot's fate; a silently lost one would stall the peer forever.
     for m in lost
         .iter()
@@ -229,27 +232,85 @@ async fn through_faults(
     batch
 }
 
+/// A message waiting on a link: when it was queued and the extra random delay it drew.
+struct Queued {
+    at: Instant,
+    jitter_ms: u64,
+    msg: Message,
+}
+
+impl Queued {
+    /// When the message may be sent under `fate` (jitter never beyond the link's current one).
+    fn due(&self, fate: &LinkFate) -> Instant {
+        let ms = fate
+            .delay_ms
+            .saturating_add(self.jitter_ms.min(fate.jitter_ms));
+        self.at + Duration::from_millis(ms)
+    }
+}
+
 async fn peer_task(
     to: NodeId,
     addr: String,
-    mut rx: mpsc::Receiver<Message>,
+    mut rx: mpsc::Receiver<(Instant, Message)>,
     ctx: TransportContext,
 ) {
     let mut rng = StdRng::from_entropy();
-    let mut batch = Vec::new();
-    while let Some(first) = rx.recv().await {
-        let mut bytes = u64::from(first.compute_size());
-        batch.push(first);
-        while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+    let mut queue: VecDeque<Queued> = VecDeque::new();
+    let mut open = true;
+    let enqueue =
+        |queue: &mut VecDeque<Queued>, rng: &mut StdRng, (at, msg): (Instant, Message)| {
+            let jitter = ctx.fate(to).jitter_ms;
+            let jitter_ms = if jitter > 0 {
+                rng.gen_range(0..=jitter)
+            } else {
+                0
+            };
+            queue.push_back(Queued { at, jitter_ms, msg });
+        };
+    loop {
+        if queue.is_empty() {
+            match rx.recv().await {
+                Some(m) => enqueue(&mut queue, &mut rng, m),
+                None => return,
+            }
+        }
+        // Whatever else is waiting joins, up to the queue bound (beyond it the channel fills
+        // and the node's sends are dropped, as on a congested link).
+        while queue.len() < PEER_QUEUE {
             match rx.try_recv() {
-                Ok(m) => {
-                    bytes += u64::from(m.compute_size());
-                    batch.push(m);
-                }
+                Ok(m) => enqueue(&mut queue, &mut rng, m),
                 Err(_) => break,
             }
         }
-        let delivered = through_faults(&ctx, to, std::mem::take(&mut batch), &mut rng).await;
+        let fate = ctx.fate(to);
+        let now = Instant::now();
+        let Some(head_due) = queue.front().map(|q| q.due(&fate)) else {
+            continue;
+        };
+        if head_due > now {
+            let wake = head_due.min(now + FAULT_RECHECK);
+            tokio::select! {
+                m = rx.recv(), if open && queue.len() < PEER_QUEUE => match m {
+                    Some(m) => enqueue(&mut queue, &mut rng, m),
+                    None => open = false,
+                },
+                () = tokio::time::sleep_until(wake.into()) => {}
+            }
+            continue;
+        }
+        // The due messages, in queue order (a delayed link delivers in order, like TCP).
+        let (mut batch, mut bytes) = (Vec::new(), 0u64);
+        while let Some(q) = queue.front() {
+            if q.due(&fate) > now || batch.len() >= MAX_BATCH || bytes >= MAX_BATCH_BYTES {
+                break;
+            }
+            if let Some(q) = queue.pop_front() {
+                bytes += u64::from(q.msg.compute_size());
+                batch.push(q.msg);
+            }
+        }
+        let delivered = through_faults(&ctx, &fate, batch, &mut rng);
         let (snapshots, msgs): (Vec<_>, Vec<_>) = delivered
             .into_iter()
             .partition(|m| m.get_msg_type() == MessageType::MsgSnapshot);
@@ -261,6 +322,9 @@ async fn peer_task(
         }
         for snap in snapshots {
             tokio::spawn(send_snapshot(to, addr.clone(), snap, ctx.clone()));
+        }
+        if !open && queue.is_empty() {
+            return;
         }
     }
 }
@@ -328,6 +392,7 @@ async fn stream_snapshot(addr: &str, msg: &Message, ctx: &TransportContext) -> R
             "http://{addr}/internal/snapshot?index={index}&term={term}"
         ))
         .header(FROM_HEADER, ctx.from.to_string())
+        .header(CLUSTER_KEY_HEADER, &*ctx.cluster_key)
         .body(body)
         .send()
         .await
