@@ -365,7 +365,7 @@ async fn status_shows_every_node_or_one() {
         let table = ok(&["status", "--all", "--target-addr", &addr1]);
         let header = table.lines().nth(1).unwrap_or_default();
         for col in [
-            "node", "address", "role", "term", "leader", "commit", "applied", "lag",
+            "node", "address", "role", "term", "leader", "commit", "applied", "lag", "faults",
         ] {
             assert!(
                 header.contains(col),

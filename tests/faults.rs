@@ -474,6 +474,10 @@ async fn a_delayed_follower_serves_stale_reads_until_healed() {
         .and_then(|c| c.trim().parse().ok())
         .unwrap_or_else(|| panic!("no lag in {row:?}"));
     assert!(lag > 0, "the delayed follower shows its lag: {table}");
+    assert!(
+        row.contains("delay 60000ms"),
+        "the follower's row names its fault: {table}"
+    );
     cli_ok(&["fault", "heal", "--target-addr", &l]).await;
     eventually(
         Duration::from_secs(15),

@@ -50,6 +50,8 @@ pub struct StatusDoc {
     pub nodes: Vec<NodeAddr>,
     /// Active simulator faults (network and error injection), one line each.
     pub faults: Vec<String>,
+    /// The network faults that touch this node (`cut off from 1,3`, `delay 100ms`, ...).
+    pub node_faults: Vec<String>,
 }
 
 /// A node's id and client address.
@@ -123,6 +125,11 @@ pub fn status_doc(app: &AppState) -> StatusDoc {
             .cluster
             .upgrade()
             .map(|c| c.describe_faults())
+            .unwrap_or_default(),
+        node_faults: app
+            .cluster
+            .upgrade()
+            .and_then(|c| c.faults().read().ok().map(|f| f.describe_node(app.node.id)))
             .unwrap_or_default(),
     }
 }

@@ -125,6 +125,33 @@ impl NetworkFaults {
         *self = NetworkFaults::default();
     }
 
+    /// The faults that touch `node`, briefly (`cut off from 1,3`, `delay 100ms`, `drop 10%`),
+    /// for its row in `kvsim status`.
+    pub fn describe_node(&self, node: NodeId) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(group) = self.partition.iter().find(|g| g.contains(&node)) {
+            let others: Vec<String> = self
+                .partition
+                .iter()
+                .filter(|g| *g != group)
+                .flatten()
+                .map(u64::to_string)
+                .collect();
+            out.push(format!("cut off from {}", others.join(",")));
+        }
+        if let Some(d) = self.delays.get(&node) {
+            if d.jitter_ms > 0 {
+                out.push(format!("delay {}ms (+0..{}ms)", d.ms, d.jitter_ms));
+            } else {
+                out.push(format!("delay {}ms", d.ms));
+            }
+        }
+        if let Some(r) = self.drops.get(&node) {
+            out.push(format!("drop {}%", (r * 100.0 * 10.0).round() / 10.0));
+        }
+        out
+    }
+
     /// One line per fault, for status and `fault list`.
     pub fn describe(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -170,6 +197,8 @@ mod tests {
         f.isolate(2, &ALL).expect("valid");
         assert!(f.link(2, 1).cut && f.link(3, 2).cut && !f.link(1, 3).cut);
         assert_eq!(f.describe(), vec!["partition 2 | 1,3"]);
+        assert_eq!(f.describe_node(2), vec!["cut off from 1,3"]);
+        assert_eq!(f.describe_node(1), vec!["cut off from 2"]);
         f.heal();
         assert!(f.is_empty() && !f.link(2, 1).cut);
     }

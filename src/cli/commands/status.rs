@@ -99,7 +99,7 @@ async fn leader_commit(client: &Client, statuses: &[Value], single: bool) -> Opt
 /// The status table, with fault and failure lines under it.
 fn render(statuses: &[Value], leader_commit: Option<u64>) -> String {
     let mut t = table(vec![
-        "node", "address", "role", "term", "leader", "commit", "applied", "lag",
+        "node", "address", "role", "term", "leader", "commit", "applied", "lag", "faults",
     ]);
     for s in statuses {
         let lag = match (leader_commit, s["applied_index"].as_u64()) {
@@ -115,6 +115,13 @@ fn render(statuses: &[Value], leader_commit: Option<u64>) -> String {
             text(&s["commit_index"]),
             text(&s["applied_index"]),
             lag,
+            s["node_faults"]
+                .as_array()
+                .filter(|f| !f.is_empty())
+                .map_or_else(
+                    || "-".to_string(),
+                    |f| f.iter().map(text).collect::<Vec<_>>().join(", "),
+                ),
         ]);
     }
     let mut out = t.to_string();
