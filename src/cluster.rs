@@ -270,7 +270,8 @@ async fn open_node_db(
 async fn open_db(dir: &std::path::Path) -> Result<(Database, CrashSwitch)> {
     std::fs::create_dir_all(dir).map_err(|e| {
         Error::internal(format!(
-            "cannot create data directory {}: {e}",
+            "cannot create data directory {}: {e}; make it a directory kvsim may write, or use \
+             another --data-dir-root",
             dir.display()
         ))
     })?;
@@ -483,6 +484,7 @@ impl Cluster {
             log_retain: tuning.log_retain,
             snapshot_dir: snapshot_dir.clone(),
             fixed_election_ticks: None,
+            planted_bug: None,
         };
         let store = Store::new(db.clone());
         let node = RaftNode::new(opts, db, store.clone(), &raft_logger(id))?;
@@ -526,6 +528,7 @@ impl Cluster {
                 client: inner.client.clone(),
                 cluster: self.downgrade(),
                 cluster_key: inner.cluster_key.clone(),
+                body_budget: api::dispatch::BodyBudget::new(api::dispatch::MAX_BUFFERED_BYTES),
             },
             shutdown.clone(),
         ));

@@ -139,17 +139,23 @@ impl StorageBackend for CrashableFile {
 /// A file that cannot be opened, is locked by another process, or is not a redb database; the
 /// message names the file.
 pub fn open(path: &Path) -> Result<(Database, CrashSwitch)> {
+    let cannot_open = |e: &dyn std::fmt::Display| {
+        Error::internal(format!(
+            "cannot open {}: {e}; check that kvsim may read and write it (permissions, a \
+             read-only or full disk), or use another --data-dir-root",
+            path.display()
+        ))
+    };
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(path)
-        .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
+        .map_err(|e| cannot_open(&e))?;
     let switch = CrashSwitch::default();
     let backend = CrashableFile {
-        inner: FileBackend::new(file)
-            .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?,
+        inner: FileBackend::new(file).map_err(|e| cannot_open(&e))?,
         switch: switch.clone(),
     };
     // Verify every page's checksum on open: a damaged file is then refused with an error
@@ -171,7 +177,12 @@ pub fn open(path: &Path) -> Result<(Database, CrashSwitch)> {
             "{} is already open in another kvsim process; stop it or use another --data-dir-root",
             path.display()
         )),
-        other => Error::internal(format!("cannot open {}: {other}", path.display())),
+        redb::DatabaseError::Storage(redb::StorageError::Io(e)) => cannot_open(&e),
+        other => Error::internal(format!(
+            "{} is damaged or not a kvsim database ({other}); restore it from a backup, or \
+             start a fresh cluster with an empty --data-dir-root",
+            path.display()
+        )),
     })?;
     Ok((db, switch))
 }

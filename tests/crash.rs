@@ -313,10 +313,12 @@ async fn damaged_or_missing_node_data_is_refused_by_name_and_the_others_keep_wor
     copy_dir(&data, &pristine);
 
     let node1 = data.join("node1").join("kvsim.redb");
-    type Damage<'a> = (&'a str, Box<dyn Fn() + 'a>);
+    // What was done, what the error must name, and the damage itself.
+    type Damage<'a> = (&'a str, &'a str, Box<dyn Fn() + 'a>);
     let damages: Vec<Damage> = vec![
         (
             "truncated",
+            "node1/kvsim.redb",
             Box::new(|| {
                 let f = std::fs::OpenOptions::new()
                     .write(true)
@@ -327,6 +329,7 @@ async fn damaged_or_missing_node_data_is_refused_by_name_and_the_others_keep_wor
         ),
         (
             "corrupted",
+            "node1/kvsim.redb",
             Box::new(|| {
                 let mut bytes = std::fs::read(&node1).expect("read");
                 for b in bytes.iter_mut().skip(9000).take(20_000) {
@@ -337,10 +340,20 @@ async fn damaged_or_missing_node_data_is_refused_by_name_and_the_others_keep_wor
         ),
         (
             "missing",
+            "node1/kvsim.redb",
             Box::new(|| std::fs::remove_dir_all(data.join("node1")).expect("remove")),
         ),
+        (
+            // Unusable as a directory (permissions cannot be tested as root, which CI may be).
+            "not a directory",
+            "node1",
+            Box::new(|| {
+                std::fs::remove_dir_all(data.join("node1")).expect("remove");
+                std::fs::write(data.join("node1"), b"x").expect("file");
+            }),
+        ),
     ];
-    for (what, damage) in damages {
+    for (what, names, damage) in damages {
         std::fs::remove_dir_all(&data).expect("reset");
         copy_dir(&pristine, &data);
         damage();
@@ -349,8 +362,12 @@ async fn damaged_or_missing_node_data_is_refused_by_name_and_the_others_keep_wor
         assert_eq!(n, 10, "{what}: nodes 1 and 3 still serve every item");
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         assert!(
-            text.contains("node 2 did not start") && text.contains("node1/kvsim.redb"),
+            text.contains("node 2 did not start") && text.contains(names),
             "{what}: the log names the node and its file:\n{text}"
+        );
+        assert!(
+            text.contains("--data-dir-root"),
+            "{what}: the log says what to do:\n{text}"
         );
         assert!(
             call(&http, base + 1, "Scan", json!({"TableName": "Crash"}))

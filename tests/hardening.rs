@@ -123,8 +123,9 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
 }
 
 /// Random DynamoDB-ish JSON bodies for every operation: never a 5xx, a dropped connection or a
-/// dead node; always a 4xx in DynamoDB's error shape (or a 200). Seeded by proptest; a
-/// failure prints the minimal body.
+/// dead node; always a 4xx in DynamoDB's error shape (or a 200). The cases come from proptest
+/// strategies driven by a printed seed (`KVSIM_TEST_SEED` replays it); a failure prints the
+/// seed and the offending body (it is not shrunk: the cluster's state moves on between cases).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_request_bodies_always_get_a_dynamodb_shaped_answer() {
     let tc = TestCluster::start().await;

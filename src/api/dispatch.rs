@@ -7,6 +7,7 @@
 //! the leader's answer relayed unchanged. A forwarded request is never forwarded again, so a
 //! leadership change mid-flight yields a retryable 503 instead of a loop.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -14,6 +15,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::api::AppState;
 use crate::api::ops::{self, Request};
@@ -24,6 +26,36 @@ use crate::{Error, Result};
 pub const MAX_REQUEST_BYTES: usize = 16 << 20;
 /// How long a client may take to send a request body.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most request-body bytes one node buffers at once, across all its connections: without it,
+/// [`crate::api::MAX_CONNECTIONS`] clients each sending [`MAX_REQUEST_BYTES`] could make a node
+/// hold 32 GiB.
+pub const MAX_BUFFERED_BYTES: usize = 256 << 20;
+
+/// A node's budget for buffered request bodies, counted in KiB.
+#[derive(Clone)]
+pub struct BodyBudget(Arc<Semaphore>);
+
+impl BodyBudget {
+    /// A budget of `bytes`.
+    pub fn new(bytes: usize) -> BodyBudget {
+        BodyBudget(Arc::new(Semaphore::new(bytes.div_ceil(1024))))
+    }
+
+    /// Reserves room for a body of `length` bytes (the most a body may be when the client
+    /// does not say), or refuses at once, retryably, when the node is busy with large bodies.
+    ///
+    /// # Errors
+    /// `Throttling` when the budget is spent.
+    pub fn admit(&self, length: Option<usize>) -> Result<OwnedSemaphorePermit> {
+        let bytes = length.unwrap_or(MAX_REQUEST_BYTES).min(MAX_REQUEST_BYTES);
+        let kib = u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+        self.0.clone().try_acquire_many_owned(kib).map_err(|_| {
+            Error::Throttling(
+                "this node is busy receiving other large requests; retry shortly".into(),
+            )
+        })
+    }
+}
 
 /// The operations kvsim serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +171,29 @@ fn region(headers: &HeaderMap) -> String {
         .to_string()
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_budget_refuses_what_does_not_fit_and_frees_room_when_done() {
+        let budget = BodyBudget::new(1 << 20);
+        let first = budget.admit(Some(600 << 10)).expect("fits");
+        assert!(matches!(
+            budget.admit(Some(600 << 10)),
+            Err(Error::Throttling(_))
+        ));
+        assert!(
+            budget.admit(None).is_err(),
+            "an unknown length counts as the maximum"
+        );
+        let small = budget.admit(Some(100)).expect("a small body still fits");
+        drop(first);
+        drop(small);
+        assert!(budget.admit(Some(1 << 20)).is_ok());
+    }
+}
+
 #[derive(Deserialize)]
 struct ConsistentPeek {
     #[serde(rename = "ConsistentRead")]
@@ -147,6 +202,15 @@ struct ConsistentPeek {
 
 /// `POST /`.
 pub async fn dynamodb(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let length = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    // Held until the answer is built: the body stays in memory that long.
+    let _room = match app.body_budget.admit(length) {
+        Ok(permit) => permit,
+        Err(e) => return error_response(&e),
+    };
     let body =
         match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_REQUEST_BYTES))
             .await

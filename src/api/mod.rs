@@ -42,6 +42,8 @@ pub struct AppState {
     pub cluster: ClusterRef,
     /// The secret the cluster's nodes prove membership with on `/internal/*`.
     pub cluster_key: Arc<str>,
+    /// Room for buffered request bodies, shared by the node's connections.
+    pub body_budget: dispatch::BodyBudget,
 }
 
 /// The node's routes.

@@ -46,6 +46,20 @@ pub struct NodeOptions {
     /// Pins the election timeout to exactly this many ticks. raft-rs draws timeouts from an
     /// unseeded RNG; a deterministic simulation pins a different value on each node instead.
     pub fixed_election_ticks: Option<usize>,
+    /// A deliberate bug, planted only by the simulation's own tests. `None` everywhere else.
+    pub planted_bug: Option<PlantedBug>,
+}
+
+/// Deliberate bugs the simulation's tests plant in every node, to prove the simulation and its
+/// checkers catch that class of bug (a test of the tests). Never set in a real node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// Commit every Ready without fsync, so a crash loses entries and votes the node had
+    /// already acknowledged.
+    SkipFsync,
+    /// Answer consistent reads at once from local state on any node, without ReadIndex, so
+    /// followers that lag (and deposed leaders) serve stale "consistent" reads.
+    LocalConsistentReads,
 }
 
 /// Counters a node exposes in its status.
@@ -270,6 +284,10 @@ impl<M: StateMachine> RaftNode<M> {
 
     /// Queues a linearizable read; `responder` is told when a local read is safe.
     pub fn read_index(&mut self, responder: ReadResponder) {
+        if self.opts.planted_bug == Some(PlantedBug::LocalConsistentReads) {
+            let _ = responder.send(Ok(()));
+            return;
+        }
         if !self.is_leader() {
             let _ = responder.send(Err(self.not_leader()));
             return;
@@ -474,6 +492,7 @@ impl<M: StateMachine> RaftNode<M> {
 
     /// Sets the durability of a transaction about to commit and counts fsyncs.
     fn commit(&mut self, txn: &mut WriteTransaction, sync: bool) -> Result<()> {
+        let sync = sync && self.opts.planted_bug != Some(PlantedBug::SkipFsync);
         txn.set_durability(if sync {
             Durability::Immediate
         } else {

@@ -3,20 +3,25 @@
 //!
 //! Each step of simulated time the network delivers the messages that are due, every live node
 //! ticks and runs its Ready loop, clients start operations and collect answers, and faults come
-//! and go: partitions of any shape, message loss, duplication, reordering and delay, crashes and
-//! restarts, leader transfers. Storage is [`disk::SimDisk`], which loses every write not fsynced
-//! when a node crashes, so a missing fsync shows up as a lost write.
+//! and go: partitions of any shape (any set of one-way link cuts: splits, bridges, one-way
+//! links, total isolation), message loss, duplication, reordering and delay, crashes and
+//! restarts, leader transfers. Storage is [`disk::SimDisk`], which loses every write not
+//! fsynced when a node crashes, so a missing fsync shows up as a lost write.
 //!
 //! Checked throughout: at most one leader per term; nodes that applied the same index hold
-//! identical state. Checked at the end, after healing everything: the logs of all nodes agree
-//! on their committed prefix; every key's history of puts, deletes and consistent reads is
-//! linearizable ([`history`]), which also proves that every acknowledged write survived every
-//! crash and that no refused write took effect; eventual reads only ever returned values that
-//! some client wrote and that were not refused (eventual scans likewise, item by item).
+//! identical state; every committed index has one term on every node that holds it (logs
+//! match); a node restarted after a crash still holds every entry and the term it had
+//! persisted, so no acknowledgement it gave was lost. Checked at the end, after healing
+//! everything: every key's history of puts, deletes and consistent reads is linearizable
+//! ([`history`]), which also proves that every acknowledged write survived every crash and that
+//! no refused write took effect; eventual reads only ever returned values that some client
+//! wrote and that were not refused (eventual scans likewise, item by item). An error or panic
+//! anywhere (raft-rs asserts its invariants with panics) is a violation of that seed.
 //!
 //! The same seed replays the same run: raft-rs's election timeouts are pinned per node (from
 //! the seed), every collection iterates in a fixed order, and nothing reads the real clock.
-//! Adding a client operation means adding an [`OpKind`] arm in `issue` and in `collect`.
+//! Adding a client operation means adding a branch in `issue` and, for an operation the
+//! checker should see, an [`OpKind`] and its arm in `collect`.
 
 pub mod disk;
 pub mod history;
@@ -35,7 +40,7 @@ use crate::model::key::{KeyAttribute, KeySchema, KeyType};
 use crate::model::table::{Billing, TableSpec};
 use crate::model::{AttributeValue, Item};
 use crate::raft::faults::NetworkFaults;
-use crate::raft::node::{NodeOptions, RaftNode, incoming_snapshot_path, raft_logger};
+use crate::raft::node::{NodeOptions, PlantedBug, RaftNode, incoming_snapshot_path, raft_logger};
 use crate::raft::{NodeId, StateMachine};
 use crate::sim::disk::SimDisk;
 use crate::sim::history::{History, Op, OpKind};
@@ -57,6 +62,9 @@ pub struct SimOptions {
     pub ops: usize,
     /// Inject faults (off: a fault-free run, for comparison).
     pub faults: bool,
+    /// A deliberate bug planted in every node, for the tests that prove the simulation catches
+    /// such bugs. `None` in every real run.
+    pub planted_bug: Option<PlantedBug>,
 }
 
 /// What one run did and found.
@@ -68,8 +76,18 @@ pub struct SimReport {
     pub ops: usize,
     /// Client operations that completed with a known outcome.
     pub completed: usize,
-    /// Faults injected.
+    /// Writes acknowledged to their client.
+    pub acked_writes: usize,
+    /// Consistent reads answered.
+    pub consistent_reads: usize,
+    /// Faults injected (only those that changed something).
     pub faults: usize,
+    /// Node crashes among them.
+    pub crashes: usize,
+    /// Keys whose history was too large for the linearizability checker to decide.
+    pub unchecked: usize,
+    /// A hash of everything the run observed (histories, final state), to compare replays.
+    pub fingerprint: u64,
     /// Simulated steps (ticks).
     pub steps: u64,
     /// Invariant violations; empty means the run passed.
@@ -115,7 +133,11 @@ struct Sim {
     net: Vec<InFlight>,
     net_seq: u64,
     faults: NetworkFaults,
+    /// One-way link cuts `(from, to)`, on top of `faults` (which only knows symmetric splits).
+    cut: BTreeSet<(NodeId, NodeId)>,
     dup_rate: f64,
+    /// The order of client events: each call and each return takes the next number.
+    clock: u64,
     pending: Vec<Pending>,
     history: History,
     /// Every value any client tried to put, per key (for eventual reads).
@@ -125,6 +147,12 @@ struct Sim {
     term_leaders: BTreeMap<u64, NodeId>,
     digests: BTreeMap<u64, (NodeId, u64)>,
     last_applied: BTreeMap<NodeId, u64>,
+    /// The term of every committed index any node has shown, to check logs match.
+    committed_terms: BTreeMap<u64, (NodeId, u64)>,
+    /// Highest committed index already compared, per node.
+    terms_checked: BTreeMap<NodeId, u64>,
+    /// What a crashed node had persisted: last log index, its term, and the node's term.
+    persisted_at_crash: BTreeMap<NodeId, (u64, u64, u64)>,
     violations: Vec<String>,
     report: SimReport,
 }
@@ -155,6 +183,7 @@ impl Sim {
                     log_retain: 5,
                     snapshot_dir: dir.path().join(format!("node{id}")),
                     fixed_election_ticks: Some(t),
+                    planted_bug: opts.planted_bug,
                 },
             );
         }
@@ -168,7 +197,9 @@ impl Sim {
             net: Vec::new(),
             net_seq: 0,
             faults: NetworkFaults::default(),
+            cut: BTreeSet::new(),
             dup_rate: 0.0,
+            clock: 0,
             pending: Vec::new(),
             history: History::new(),
             attempted: BTreeMap::new(),
@@ -177,6 +208,9 @@ impl Sim {
             term_leaders: BTreeMap::new(),
             digests: BTreeMap::new(),
             last_applied: BTreeMap::new(),
+            committed_terms: BTreeMap::new(),
+            terms_checked: BTreeMap::new(),
+            persisted_at_crash: BTreeMap::new(),
             violations: Vec::new(),
             report: SimReport {
                 seed: opts.seed,
@@ -199,14 +233,46 @@ impl Sim {
             .cloned()
             .ok_or_else(|| Error::internal("sim: unknown node"))?;
         let raft = RaftNode::new(opts, db, store.clone(), &raft_logger(id))?;
+        if let Some((last, last_term, term)) = self.persisted_at_crash.remove(&id) {
+            let st = raft.status();
+            let kept = st.last_log_index >= last
+                && (last < st.first_log_index || raft.log_term(last) == Some(last_term));
+            if !kept || st.term < term {
+                self.violations.push(format!(
+                    "node {id} lost persisted state in a crash: it had log up to {last} (term \
+                     {last_term}) in term {term}, and restarted with log up to {} in term {} \
+                     (step {})",
+                    st.last_log_index, st.term, self.step
+                ));
+            }
+        }
         self.nodes.insert(id, Some(SimNode { raft, store }));
         Ok(())
+    }
+
+    /// The next position in the order of client events.
+    fn stamp(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    /// True if messages from `from` cannot reach `to`.
+    fn link_cut(&self, from: NodeId, to: NodeId) -> bool {
+        self.faults.link(from, to).cut || self.cut.contains(&(from, to))
     }
 
     fn crash_node(&mut self, id: NodeId) {
         if let Some(slot) = self.nodes.get_mut(&id)
             && let Some(node) = slot.take()
         {
+            // Every Ready that appended entries or changed the term was fsynced, so all of this
+            // must survive the crash.
+            let st = node.raft.status();
+            let last_term = node.raft.log_term(st.last_log_index).unwrap_or(0);
+            self.persisted_at_crash
+                .insert(id, (st.last_log_index, last_term, st.term));
+            self.terms_checked.remove(&id);
+            self.report.crashes += 1;
             if let Some(disk) = self.disks.get(&id) {
                 disk.crash();
             }
@@ -242,7 +308,8 @@ impl Sim {
     fn send(&mut self, msgs: Vec<Message>) {
         for msg in msgs {
             let fate = self.faults.link(msg.from, msg.to);
-            if fate.cut || self.rng.gen_bool(fate.drop_rate.clamp(0.0, 1.0)) {
+            if self.link_cut(msg.from, msg.to) || self.rng.gen_bool(fate.drop_rate.clamp(0.0, 1.0))
+            {
                 self.lost(&msg);
                 continue;
             }
@@ -334,7 +401,7 @@ impl Sim {
         due.sort_by_key(|m| (m.at, m.seq));
         for InFlight { msg, .. } in due {
             // A partition that started while the message was in flight still cuts it.
-            if self.faults.link(msg.from, msg.to).cut {
+            if self.link_cut(msg.from, msg.to) {
                 self.lost(&msg);
                 continue;
             }
@@ -367,6 +434,30 @@ impl Sim {
                 continue;
             };
             let st = n.raft.status();
+            // Logs match: a committed index has the same term everywhere.
+            let from = self
+                .terms_checked
+                .get(&id)
+                .copied()
+                .unwrap_or(0)
+                .max(st.first_log_index.saturating_sub(1));
+            for i in from + 1..=st.commit_index {
+                let Some(term) = n.raft.log_term(i) else {
+                    continue;
+                };
+                match self.committed_terms.get(&i) {
+                    Some((other, t)) if *t != term => self.violations.push(format!(
+                        "logs differ at committed index {i}: term {t} on node {other}, {term} on \
+                         node {id} (step {})",
+                        self.step
+                    )),
+                    Some(_) => {}
+                    None => {
+                        self.committed_terms.insert(i, (id, term));
+                    }
+                }
+            }
+            self.terms_checked.insert(id, st.commit_index);
             if st.role == "leader" {
                 match self.term_leaders.get(&st.term) {
                     Some(other) if *other != id => self.violations.push(format!(
@@ -428,7 +519,7 @@ impl Sim {
         self.report.ops += 1;
         let id = self.report.ops;
         let roll = self.rng.gen_range(0..100);
-        let call = self.step;
+        let call = self.stamp();
         if roll < 45 {
             let value = format!("v{id}");
             self.attempted
@@ -535,13 +626,15 @@ impl Sim {
 
     /// Collects answers that arrived; `finish` treats anything still waiting as unknown.
     fn collect(&mut self, finish: bool) -> Result<()> {
-        let now = self.step;
         let mut still = Vec::new();
         for mut p in std::mem::take(&mut self.pending) {
             match &mut p.waiting {
                 Waiting::Write { key, kind, rx } => {
                     let ret = match rx.try_recv() {
-                        Ok(Ok(Ok(_))) => Some(Some(now)),
+                        Ok(Ok(Ok(_))) => {
+                            self.report.acked_writes += 1;
+                            Some(Some(self.stamp()))
+                        }
                         Ok(Ok(Err(e))) => {
                             self.violations
                                 .push(format!("a write failed deterministically: {e}"));
@@ -573,13 +666,18 @@ impl Sim {
                     }
                 }
                 Waiting::Read { key, node, rx } => match rx.try_recv() {
+                    // The node crashed after answering and before the value was read: the
+                    // client got nothing.
+                    Ok(Ok(())) if !self.alive().contains(node) => {}
                     Ok(Ok(())) => {
                         let seen = self.read_value(*node, key)?;
                         self.report.completed += 1;
+                        self.report.consistent_reads += 1;
+                        let ret = self.stamp();
                         self.history.entry(key.clone()).or_default().push(Op {
                             kind: OpKind::Get(seen),
                             call: p.call,
-                            ret: Some(now),
+                            ret: Some(ret),
                         });
                     }
                     Err(oneshot::error::TryRecvError::Empty) if !finish => still.push(p),
@@ -591,7 +689,8 @@ impl Sim {
         Ok(())
     }
 
-    /// Maybe starts or ends a fault.
+    /// Starts or ends a fault; counts it if it changed anything. Crashes are rarer than
+    /// restarts, so the cluster spends most of its time with a quorum and some without.
     fn fault(&mut self) -> Result<()> {
         let alive = self.alive();
         let down: Vec<NodeId> = NODES
@@ -599,29 +698,27 @@ impl Sim {
             .copied()
             .filter(|n| !alive.contains(n))
             .collect();
-        let all = NODES.to_vec();
-        self.report.faults += 1;
-        match self.rng.gen_range(0..10) {
+        let changed = match self.rng.gen_range(0..10) {
             0 | 1 => {
-                // A random split: each node joins one of two groups.
-                let mut a = BTreeSet::new();
-                let mut b = BTreeSet::new();
-                for n in NODES {
-                    if self.rng.gen_bool(0.5) {
-                        a.insert(n)
-                    } else {
-                        b.insert(n)
-                    };
+                // Any shape: each of the six one-way links is cut or not. Symmetric splits,
+                // bridges (one node reaching two that cannot reach each other), one-way links
+                // and total isolation all come up.
+                let mut cut = BTreeSet::new();
+                for from in NODES {
+                    for to in NODES {
+                        if from != to && self.rng.gen_bool(0.4) {
+                            cut.insert((from, to));
+                        }
+                    }
                 }
-                if a.is_empty() || b.is_empty() {
-                    self.faults.heal();
-                } else {
-                    self.faults.set_partition(vec![a, b], &all)?;
-                }
+                let changed = cut != self.cut;
+                self.cut = cut;
+                changed
             }
             2 => {
                 let n = NODES[self.rng.gen_range(0..NODES.len())];
                 self.faults.drops.insert(n, self.rng.gen_range(0.1..0.5));
+                true
             }
             3 => {
                 let n = NODES[self.rng.gen_range(0..NODES.len())];
@@ -633,32 +730,52 @@ impl Sim {
                         jitter_ms: self.rng.gen_range(0..5),
                     },
                 );
+                true
             }
-            4 => self.dup_rate = if self.dup_rate > 0.0 { 0.0 } else { 0.2 },
-            5 | 6 => {
+            4 => {
+                self.dup_rate = if self.dup_rate > 0.0 { 0.0 } else { 0.2 };
+                true
+            }
+            5 => {
                 // Crash a node, keeping at least one running.
                 if alive.len() > 1 {
                     let n = alive[self.rng.gen_range(0..alive.len())];
                     self.crash_node(n);
+                    true
+                } else {
+                    false
                 }
             }
-            7 => {
-                if let Some(n) = down.first() {
-                    self.start_node(*n)?;
+            6 | 7 => {
+                if down.is_empty() {
+                    false
+                } else {
+                    let n = down[self.rng.gen_range(0..down.len())];
+                    self.start_node(n)?;
+                    true
                 }
             }
-            8 => {
-                if let Some(l) = self.leaders().first().copied() {
+            8 => match self.leaders().first().copied() {
+                Some(l) => {
                     let to = NODES[self.rng.gen_range(0..NODES.len())];
                     if let Some(n) = self.node(l) {
                         n.raft.transfer_leader(to);
                     }
+                    to != l
                 }
-            }
+                None => false,
+            },
             _ => {
+                let changed =
+                    !self.faults.is_empty() || !self.cut.is_empty() || self.dup_rate > 0.0;
                 self.faults.heal();
+                self.cut.clear();
                 self.dup_rate = 0.0;
+                changed
             }
+        };
+        if changed {
+            self.report.faults += 1;
         }
         Ok(())
     }
@@ -751,8 +868,9 @@ impl Sim {
             if let Some(n) = self.node(leader) {
                 n.raft.read_index(tx);
             }
+            let call = self.stamp();
             self.pending.push(Pending {
-                call: self.step,
+                call,
                 waiting: Waiting::Read {
                     key,
                     node: leader,
@@ -791,8 +909,9 @@ impl Sim {
                 break;
             }
         }
-        if let Err(e) = history::check(&self.history) {
-            self.violations.push(e);
+        match history::check(&self.history) {
+            Ok(unchecked) => self.report.unchecked = unchecked.len(),
+            Err(e) => self.violations.push(e),
         }
         for (key, seen) in &self.eventual_reads {
             if let Some(v) = seen {
@@ -809,24 +928,32 @@ impl Sim {
     }
 }
 
-/// Runs one simulation. A panic anywhere in it (raft-rs asserts its invariants with panics) is
-/// caught and reported as a violation of that seed.
-///
-/// # Errors
-/// Only if the harness itself cannot run (temp dir, storage setup); invariant violations are
-/// reported in [`SimReport::violations`].
-pub fn run(opts: &SimOptions) -> Result<SimReport> {
+/// Runs one simulation. An error or a panic anywhere in it (a node's storage failing to
+/// reopen after a crash, raft-rs asserting an invariant) is reported as a violation of that
+/// seed, like any other: the seed replays it.
+pub fn run(opts: &SimOptions) -> SimReport {
+    let failed = |why: String| SimReport {
+        seed: opts.seed,
+        violations: vec![why],
+        ..SimReport::default()
+    };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_inner(opts))) {
-        Ok(result) => result,
-        Err(panic) => {
-            let text = crate::raft::driver::panic_text(panic.as_ref());
-            Ok(SimReport {
-                seed: opts.seed,
-                violations: vec![format!("panicked: {text}")],
-                ..SimReport::default()
-            })
-        }
+        Ok(Ok(report)) => report,
+        Ok(Err(e)) => failed(format!("stopped with an error: {e}")),
+        Err(panic) => failed(format!(
+            "panicked: {}",
+            crate::raft::driver::panic_text(panic.as_ref())
+        )),
     }
+}
+
+/// FNV-1a: a hash that is the same in every build, for run fingerprints.
+fn fnv1a(bytes: &[u8], mut hash: u64) -> u64 {
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
 }
 
 fn run_inner(opts: &SimOptions) -> Result<SimReport> {
@@ -843,6 +970,7 @@ fn run_inner(opts: &SimOptions) -> Result<SimReport> {
     }
     // Heal everything, bring every node back, and let the cluster settle.
     sim.faults.heal();
+    sim.cut.clear();
     sim.dup_rate = 0.0;
     for id in NODES {
         if sim.nodes.get(&id).is_none_or(Option::is_none) {
@@ -878,6 +1006,14 @@ fn run_inner(opts: &SimOptions) -> Result<SimReport> {
     }
     sim.collect(true)?;
     sim.final_checks()?;
+    let mut fingerprint = fnv1a(
+        format!("{:?}", sim.history).as_bytes(),
+        0xcbf2_9ce4_8422_2325,
+    );
+    for n in sim.nodes.values().flatten() {
+        fingerprint = fnv1a(&n.store.digest()?.to_be_bytes(), fingerprint);
+    }
+    sim.report.fingerprint = fingerprint;
     sim.report.steps = sim.step;
     sim.report.violations = std::mem::take(&mut sim.violations);
     Ok(sim.report.clone())
