@@ -116,22 +116,27 @@ fn catches(bug: PlantedBug, limit: u64) -> Vec<(u64, String)> {
 #[test]
 fn a_missing_fsync_is_caught() {
     let caught = catches(PlantedBug::SkipFsync, 40);
+    let by_the_crash_check = caught
+        .iter()
+        .filter(|(_, v)| v.contains("lost persisted state in a crash"))
+        .count();
     assert!(
-        caught.len() >= 5,
-        "nodes that never fsync must lose acknowledged state in crashes; caught in {caught:?}"
+        by_the_crash_check >= 5,
+        "nodes that never fsync must be caught losing persisted state in crashes; caught in \
+         {caught:?}"
     );
 }
 
 #[test]
 fn consistent_reads_served_locally_are_caught() {
     let caught = catches(PlantedBug::LocalConsistentReads, 40);
+    let by_the_checker = caught
+        .iter()
+        .filter(|(_, v)| v.contains("not linearizable"))
+        .count();
     assert!(
-        caught.len() >= 5,
-        "nodes answering consistent reads from local state must show up as stale reads; \
-         caught in {caught:?}"
-    );
-    assert!(
-        caught.iter().any(|(_, v)| v.contains("not linearizable")),
-        "the linearizability checker finds them: {caught:?}"
+        by_the_checker >= 5,
+        "nodes answering consistent reads from local state must show up as stale reads to the \
+         linearizability checker; caught in {caught:?}"
     );
 }

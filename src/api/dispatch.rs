@@ -14,6 +14,8 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -31,9 +33,14 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// hold 32 GiB.
 pub const MAX_BUFFERED_BYTES: usize = 256 << 20;
 
-/// A node's budget for buffered request bodies, counted in KiB.
+/// A node's budget for buffered request bodies, counted in KiB. Bodies are charged as their
+/// bytes arrive, not by what `Content-Length` announces, so a client trickling a body that
+/// claims to be large holds only what it has actually sent.
 #[derive(Clone)]
 pub struct BodyBudget(Arc<Semaphore>);
+
+/// Room a request body holds in its node's budget until it is dropped.
+pub type Reserved = Option<OwnedSemaphorePermit>;
 
 impl BodyBudget {
     /// A budget of `bytes`.
@@ -41,19 +48,50 @@ impl BodyBudget {
         BodyBudget(Arc::new(Semaphore::new(bytes.div_ceil(1024))))
     }
 
-    /// Reserves room for a body of `length` bytes (the most a body may be when the client
-    /// does not say), or refuses at once, retryably, when the node is busy with large bodies.
+    /// Reads a whole request body of at most [`MAX_REQUEST_BYTES`], charging the budget as it
+    /// arrives.
     ///
     /// # Errors
-    /// `Throttling` when the budget is spent.
-    pub fn admit(&self, length: Option<usize>) -> Result<OwnedSemaphorePermit> {
-        let bytes = length.unwrap_or(MAX_REQUEST_BYTES).min(MAX_REQUEST_BYTES);
-        let kib = u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
-        self.0.clone().try_acquire_many_owned(kib).map_err(|_| {
-            Error::Throttling(
-                "this node is busy receiving other large requests; retry shortly".into(),
-            )
-        })
+    /// The error response to send: 413 for a body over the limit, a retryable
+    /// `ThrottlingException` when the node's budget is spent, 400 for a broken stream.
+    pub async fn read(&self, body: Body) -> std::result::Result<(Bytes, Reserved), Response> {
+        let mut stream = body.into_data_stream();
+        let mut buf = BytesMut::new();
+        let (mut held, mut held_kib): (Option<OwnedSemaphorePermit>, usize) = (None, 0);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                error_response(&Error::validation(format!(
+                    "the request body could not be read: {e}"
+                )))
+            })?;
+            let total = buf.len() + chunk.len();
+            if total > MAX_REQUEST_BYTES {
+                let mut resp = error_response(&Error::validation(format!(
+                    "Request body exceeds the {MAX_REQUEST_BYTES} byte limit"
+                )));
+                *resp.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+                return Err(resp);
+            }
+            let need = total.div_ceil(1024);
+            if need > held_kib {
+                let more = u32::try_from(need - held_kib)
+                    .ok()
+                    .and_then(|n| self.0.clone().try_acquire_many_owned(n).ok())
+                    .ok_or_else(|| {
+                        error_response(&Error::Throttling(
+                            "this node is busy receiving other large requests; retry shortly"
+                                .into(),
+                        ))
+                    })?;
+                match held.as_mut() {
+                    Some(h) => h.merge(more),
+                    None => held = Some(more),
+                }
+                held_kib = need;
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok((buf.freeze(), held))
     }
 }
 
@@ -175,22 +213,27 @@ fn region(headers: &HeaderMap) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_body_budget_refuses_what_does_not_fit_and_frees_room_when_done() {
+    #[tokio::test]
+    async fn the_body_budget_refuses_what_does_not_fit_and_frees_room_when_done() {
         let budget = BodyBudget::new(1 << 20);
-        let first = budget.admit(Some(600 << 10)).expect("fits");
-        assert!(matches!(
-            budget.admit(Some(600 << 10)),
-            Err(Error::Throttling(_))
-        ));
-        assert!(
-            budget.admit(None).is_err(),
-            "an unknown length counts as the maximum"
+        let body = |n: usize| Body::from(vec![b'x'; n]);
+        let (bytes, first) = budget.read(body(600 << 10)).await.expect("fits");
+        assert_eq!(bytes.len(), 600 << 10);
+        let refused = budget.read(body(600 << 10)).await.expect_err("over budget");
+        assert_eq!(
+            refused.status(),
+            StatusCode::BAD_REQUEST,
+            "a ThrottlingException"
         );
-        let small = budget.admit(Some(100)).expect("a small body still fits");
+        let (_, small) = budget.read(body(100)).await.expect("a small body fits");
         drop(first);
         drop(small);
-        assert!(budget.admit(Some(1 << 20)).is_ok());
+        assert!(budget.read(body(1 << 20)).await.is_ok(), "room is back");
+        let too_big = budget
+            .read(body(MAX_REQUEST_BYTES + 1))
+            .await
+            .expect_err("over the limit");
+        assert_eq!(too_big.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 }
 
@@ -202,38 +245,20 @@ struct ConsistentPeek {
 
 /// `POST /`.
 pub async fn dynamodb(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let length = headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    // Held until the answer is built: the body stays in memory that long.
-    let _room = match app.body_budget.admit(length) {
-        Ok(permit) => permit,
-        Err(e) => return error_response(&e),
+    // The reservation is held until the answer is built: the body stays in memory that long.
+    let (body, _room) = match tokio::time::timeout(BODY_TIMEOUT, app.body_budget.read(body)).await {
+        Ok(Ok(read)) => read,
+        Ok(Err(resp)) => return resp,
+        Err(_) => {
+            let e = Error::validation(format!(
+                "the request body did not arrive within {}s",
+                BODY_TIMEOUT.as_secs()
+            ));
+            let mut resp = error_response(&e);
+            *resp.status_mut() = StatusCode::REQUEST_TIMEOUT;
+            return resp;
+        }
     };
-    let body =
-        match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_REQUEST_BYTES))
-            .await
-        {
-            Ok(Ok(b)) => b,
-            Err(_) => {
-                let e = Error::validation(format!(
-                    "the request body did not arrive within {}s",
-                    BODY_TIMEOUT.as_secs()
-                ));
-                let mut resp = error_response(&e);
-                *resp.status_mut() = StatusCode::REQUEST_TIMEOUT;
-                return resp;
-            }
-            Ok(Err(_)) => {
-                let e = Error::validation(format!(
-                    "Request body exceeds the {MAX_REQUEST_BYTES} byte limit"
-                ));
-                let mut resp = error_response(&e);
-                *resp.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-                return resp;
-            }
-        };
     let (target_text, op) = match target(&headers) {
         Ok(t) => t,
         Err(e) => return error_response(&e),
@@ -312,7 +337,6 @@ pub async fn dynamodb(State(app): State<AppState>, headers: HeaderMap, body: Bod
 /// node-to-node traffic, so a follower cut off from the leader refuses writes, as a user
 /// watching a partition expects. Returns the delay to add to the reply's way back.
 async fn through_network(app: &AppState, leader: u64) -> Result<Duration> {
-    use rand::Rng;
     let Some(fate) = app
         .cluster
         .upgrade()
@@ -330,13 +354,7 @@ async fn through_network(app: &AppState, leader: u64) -> Result<Duration> {
     // The RNG is not Send: keep it out of the await below.
     let (lost, jitter) = {
         let mut rng = rand::thread_rng();
-        let lost = fate.drop_rate > 0.0 && rng.gen_bool(fate.drop_rate.clamp(0.0, 1.0));
-        let jitter = if fate.jitter_ms > 0 {
-            rng.gen_range(0..=fate.jitter_ms)
-        } else {
-            0
-        };
-        (lost, jitter)
+        (fate.loses(&mut rng), fate.draw_jitter_ms(&mut rng))
     };
     if lost {
         return Err(Error::Unavailable(format!(

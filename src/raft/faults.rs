@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
+use rand::Rng;
 use serde::Serialize;
 
 use crate::raft::NodeId;
@@ -45,6 +46,22 @@ pub struct LinkFate {
     pub jitter_ms: u64,
     /// Probability of losing each message.
     pub drop_rate: f64,
+}
+
+impl LinkFate {
+    /// Whether this link loses one message, drawn from `rng`.
+    pub fn loses(&self, rng: &mut impl Rng) -> bool {
+        self.drop_rate > 0.0 && rng.gen_bool(self.drop_rate.clamp(0.0, 1.0))
+    }
+
+    /// The extra random delay of one message, in milliseconds, drawn from `rng`.
+    pub fn draw_jitter_ms(&self, rng: &mut impl Rng) -> u64 {
+        if self.jitter_ms > 0 {
+            rng.gen_range(0..=self.jitter_ms)
+        } else {
+            0
+        }
+    }
 }
 
 /// Faults shared by the nodes of one cluster.

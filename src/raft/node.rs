@@ -479,13 +479,12 @@ impl<M: StateMachine> RaftNode<M> {
         self.raw.advance_apply();
         self.reads.release(self.raw.store().applied());
         if lost_leadership {
-            // After this Ready's applies, which answered every write that did commit here.
-            // The rest may still commit under the new leader or may be overwritten: their
-            // clients learn that the outcome is unknown now rather than at their deadline.
-            self.proposals.fail_all(
-                "this node lost leadership before the write was committed; its outcome is \
-                 unknown, retry it",
-            );
+            // Writes still pending may yet commit under the new leader or be overwritten; as a
+            // follower this node learns which when it applies that index, and answers exactly.
+            // It waits one election timeout for that, no longer: a deposed leader cut off
+            // from the others would otherwise hold its clients until their full deadline.
+            self.proposals
+                .shorten_deadlines(self.ticks + self.opts.election_ticks as u64);
         }
         self.maybe_compact()
     }

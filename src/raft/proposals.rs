@@ -126,6 +126,13 @@ impl<T> Proposals<T> {
         }
     }
 
+    /// Brings every deadline forward to `by` (in ticks) at the latest.
+    pub fn shorten_deadlines(&mut self, by: u64) {
+        for p in self.pending.values_mut() {
+            p.deadline = p.deadline.min(by);
+        }
+    }
+
     /// A snapshot replaced the log up to `index`: proposals filed there can no longer learn
     /// whether their entry made it, so they fail with an unknown outcome.
     pub fn snapshot_installed(&mut self, index: LogIndex) {
@@ -292,6 +299,26 @@ mod tests {
             Ok(Err(Error::Unavailable(m))) => assert!(m.contains("unknown"), "{m}"),
             other => panic!("expected a timeout error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_deposed_leader_answers_exactly_within_the_grace_or_unknown_after_it() {
+        let mut p: Proposals<u32> = Proposals::default();
+        let (tx1, mut rx1) = oneshot::channel();
+        let (tx2, mut rx2) = oneshot::channel();
+        let (id1, id2) = (p.next_id(), p.next_id());
+        p.insert(id1, 5, 2, 100, tx1);
+        p.insert(id2, 6, 2, 100, tx2);
+        // Leadership lost at tick 10, with a grace of 10 ticks.
+        p.shorten_deadlines(20);
+        // Index 5 turns out to have committed (our entry): answered exactly.
+        let r = p.applied(5, 2, &id1.to_be_bytes()).expect("own entry");
+        let _ = r.send(Ok(1));
+        assert_eq!(rx1.try_recv().ok().and_then(|r| r.ok()), Some(1));
+        p.expire(19, "grace");
+        assert!(rx2.try_recv().is_err(), "still within the grace");
+        p.expire(20, "grace");
+        assert!(matches!(rx2.try_recv(), Ok(Err(Error::Unavailable(_)))));
     }
 
     #[test]

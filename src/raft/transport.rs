@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use redb::ReadTransaction;
 use tokio::sync::mpsc;
 
@@ -219,9 +219,9 @@ fn through_faults(
     batch: Vec<Message>,
     rng: &mut StdRng,
 ) -> Vec<Message> {
-    let (batch, lost): (Vec<_>, Vec<_>) = batch.into_iter().partition(|_| {
-        !fate.cut && (fate.drop_rate <= 0.0 || !rng.gen_bool(fate.drop_rate.clamp(0.0, 1.0)))
-    });
+    let (batch, lost): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .partition(|_| !fate.cut && !fate.loses(rng));
     // Raft waits for every snapshot's fate; a silently lost one would stall the peer forever.
     for m in lost
         .iter()
@@ -260,12 +260,7 @@ async fn peer_task(
     let mut open = true;
     let enqueue =
         |queue: &mut VecDeque<Queued>, rng: &mut StdRng, (at, msg): (Instant, Message)| {
-            let jitter = ctx.fate(to).jitter_ms;
-            let jitter_ms = if jitter > 0 {
-                rng.gen_range(0..=jitter)
-            } else {
-                0
-            };
+            let jitter_ms = ctx.fate(to).draw_jitter_ms(rng);
             queue.push_back(Queued { at, jitter_ms, msg });
         };
     loop {
@@ -275,8 +270,10 @@ async fn peer_task(
                 None => return,
             }
         }
-        // Whatever else is waiting joins, up to the queue bound (beyond it the channel fills
-        // and the node's sends are dropped, as on a congested link).
+        // Whatever else is waiting joins, up to PEER_QUEUE here (the channel holds as many
+        // again; beyond both the node's sends are dropped, as on a congested link). Messages
+        // already queued still go out after their delay even if this node has since crashed,
+        // as packets already on the wire would.
         while queue.len() < PEER_QUEUE {
             match rx.try_recv() {
                 Ok(m) => enqueue(&mut queue, &mut rng, m),

@@ -48,7 +48,7 @@ pub struct Op {
 pub type History = BTreeMap<String, Vec<Op>>;
 
 /// Most search states explored for one key before giving up on it.
-const MAX_STATES: usize = 2_000_000;
+const MAX_STATES: usize = 500_000;
 
 /// The result of checking one key that is not a violation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

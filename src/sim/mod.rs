@@ -268,9 +268,10 @@ impl Sim {
             // Every Ready that appended entries or changed the term was fsynced, so all of this
             // must survive the crash.
             let st = node.raft.status();
-            let last_term = node.raft.log_term(st.last_log_index).unwrap_or(0);
-            self.persisted_at_crash
-                .insert(id, (st.last_log_index, last_term, st.term));
+            if let Some(last_term) = node.raft.log_term(st.last_log_index) {
+                self.persisted_at_crash
+                    .insert(id, (st.last_log_index, last_term, st.term));
+            }
             self.terms_checked.remove(&id);
             self.report.crashes += 1;
             if let Some(disk) = self.disks.get(&id) {
