@@ -559,6 +559,23 @@ async fn injected_errors_fail_requests_with_dynamodb_errors_and_change_nothing()
         )
         .await;
     assert_eq!((status, body), (200, json!({})));
+    // Through the CLI the error is named, with the exit code for "retrying later may work".
+    let run = cli(&[
+        "put-item",
+        "--target-addr",
+        &l,
+        "--table-name",
+        "Inj",
+        "--item-data",
+        r#"{"k":"cli"}"#,
+    ])
+    .await;
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("injected") || run.stderr.contains("throughput"),
+        "{}",
+        run.stderr
+    );
     let list = json_of(&cli_ok(&["fault", "list", "--target-addr", &l, "--output", "json"]).await);
     assert_eq!(list["errors"][0]["op"], "PutItem");
     cli_ok(&["fault", "errors", "--clear", "--target-addr", &l]).await;

@@ -40,7 +40,7 @@ use crate::{Error, Result};
 pub const EXIT_FAILED: i32 = 1;
 /// Exit code: the command line itself is wrong (clap's usage errors).
 pub const EXIT_USAGE: i32 = 2;
-/// Exit code: the cluster could not be reached or has no leader; retrying later may work.
+/// Exit code: retrying later may work (unreachable, no leader, or a retryable error).
 pub const EXIT_UNAVAILABLE: i32 = 3;
 /// Exit code: `get-item` found no item with that key.
 pub const EXIT_NOT_FOUND: i32 = 4;
@@ -52,7 +52,8 @@ Exit codes:
   0  success
   1  the request failed: invalid input, or the server rejected it (e.g. no such table)
   2  invalid command line
-  3  the cluster could not be reached or has no leader (retrying later may work)
+  3  retrying later may work: the cluster could not be reached, has no leader, or
+     answered a retryable error (throttling, a transaction conflict, an injected fault)
   4  get-item: no item with that key
   5  internal error in kvsim";
 
@@ -278,8 +279,9 @@ pub fn fraction(s: &str) -> std::result::Result<f64, String> {
 /// The process exit code for an error (see `kvsim --help`).
 pub fn exit_code(e: &Error) -> i32 {
     match e {
-        Error::Unavailable(_) | Error::NotApplied(_) | Error::NotLeader { .. } => EXIT_UNAVAILABLE,
         Error::Internal(_) => EXIT_INTERNAL,
+        // Everything DynamoDB calls retryable: unavailable, throttled, conflicting.
+        e if e.kind().retryable => EXIT_UNAVAILABLE,
         _ => EXIT_FAILED,
     }
 }
