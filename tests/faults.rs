@@ -30,6 +30,21 @@ fn has_event(events: &[Value], kind: &str, detail_part: &str) -> bool {
     })
 }
 
+/// `kvsim fault delay --node NODE --ms MS`, sent through `addr`.
+async fn delay(addr: &str, node: u64, ms: u64) {
+    cli_ok(&[
+        "fault",
+        "delay",
+        "--node",
+        &node.to_string(),
+        "--ms",
+        &ms.to_string(),
+        "--target-addr",
+        addr,
+    ])
+    .await;
+}
+
 async fn put(addr: &str, table: &str, item: &str) {
     cli_ok(&[
         "put-item",
@@ -403,17 +418,7 @@ async fn a_delayed_follower_serves_stale_reads_until_healed() {
     put(&l, "Lag", r#"{"k":"x","v":"old"}"#).await;
     tc.converged().await;
 
-    cli_ok(&[
-        "fault",
-        "delay",
-        "--node",
-        &follower.to_string(),
-        "--ms",
-        "1500",
-        "--target-addr",
-        &l,
-    ])
-    .await;
+    delay(&l, follower, 1500).await;
     put(&l, "Lag", r#"{"k":"x","v":"new"}"#).await;
     let get = |addr: String, consistent: bool| async move {
         let mut args = vec![
@@ -460,17 +465,7 @@ async fn a_delayed_follower_serves_stale_reads_until_healed() {
     // Healing ends a delay at once, even for messages already waiting: with a 60 s delay in
     // force, the follower falls behind (its own status shows the lag), and converges within
     // seconds of the heal, long before the delay would have run out.
-    cli_ok(&[
-        "fault",
-        "delay",
-        "--node",
-        &follower.to_string(),
-        "--ms",
-        "60000",
-        "--target-addr",
-        &l,
-    ])
-    .await;
+    delay(&l, follower, 60000).await;
     put(&l, "Lag", r#"{"k":"x","v":"newer"}"#).await;
     let table = cli_ok(&["status", "--target-addr", &f]).await;
     let row = table

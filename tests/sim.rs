@@ -103,40 +103,36 @@ fn the_same_seed_replays_the_same_run() {
     assert_ne!(a.fingerprint, c.fingerprint, "another seed, another run");
 }
 
-/// The seeds, among the first `limit`, where a planted bug was caught.
-fn catches(bug: PlantedBug, limit: u64) -> Vec<(u64, String)> {
-    (1..=limit)
+/// Plants `bug` in the first `limit` seeds and asserts that at least `at_least` of them were
+/// caught by the check whose violations contain `by`.
+fn assert_caught(bug: PlantedBug, limit: u64, by: &str, at_least: usize) {
+    let caught: Vec<(u64, String)> = (1..=limit)
         .filter_map(|seed| {
             let r = run(&options(seed, 150, Some(bug)));
             r.violations.first().map(|v| (seed, v.clone()))
         })
-        .collect()
-}
-
-#[test]
-fn a_missing_fsync_is_caught() {
-    let caught = catches(PlantedBug::SkipFsync, 40);
-    let by_the_crash_check = caught
-        .iter()
-        .filter(|(_, v)| v.contains("lost persisted state in a crash"))
-        .count();
+        .collect();
+    let by_that_check = caught.iter().filter(|(_, v)| v.contains(by)).count();
     assert!(
-        by_the_crash_check >= 5,
-        "nodes that never fsync must be caught losing persisted state in crashes; caught in \
+        by_that_check >= at_least,
+        "{bug:?} must be caught by '{by}' in at least {at_least} of {limit} seeds; caught in \
          {caught:?}"
     );
 }
 
+/// Nodes that never fsync lose persisted state in crashes.
+#[test]
+fn a_missing_fsync_is_caught() {
+    assert_caught(
+        PlantedBug::SkipFsync,
+        40,
+        "lost persisted state in a crash",
+        5,
+    );
+}
+
+/// Nodes answering consistent reads from local state serve stale reads.
 #[test]
 fn consistent_reads_served_locally_are_caught() {
-    let caught = catches(PlantedBug::LocalConsistentReads, 40);
-    let by_the_checker = caught
-        .iter()
-        .filter(|(_, v)| v.contains("not linearizable"))
-        .count();
-    assert!(
-        by_the_checker >= 5,
-        "nodes answering consistent reads from local state must show up as stale reads to the \
-         linearizability checker; caught in {caught:?}"
-    );
+    assert_caught(PlantedBug::LocalConsistentReads, 40, "not linearizable", 5);
 }
