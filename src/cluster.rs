@@ -52,6 +52,21 @@ impl NodeHandle {
         &self.store
     }
 
+    /// Runs a read of the node's state machine on a blocking thread: redb reads do I/O and a
+    /// page of a Scan decodes up to 1 MiB, which must not stall the async runtime's workers.
+    ///
+    /// # Errors
+    /// Whatever `read` returns; `Internal` if it panicked.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || read(&store))
+            .await
+            .map_err(|e| Error::internal(format!("a read of node {} failed: {e}", self.id)))?
+    }
+
     /// The node's client address.
     pub fn addr(&self) -> &str {
         self.addrs.get(&self.id).map_or("", String::as_str)
@@ -217,6 +232,9 @@ struct Inner {
     /// member (not any local process, nor a remote one with `--host 0.0.0.0`) can inject raft
     /// messages or snapshots. It lives as long as the process: all nodes share it.
     cluster_key: Arc<str>,
+    /// What requests in flight may hold in memory, shared by the nodes as they share the
+    /// process.
+    memory: api::budget::MemoryBudget,
 }
 
 /// Three nodes in one process. Cheap to clone; every clone controls the same cluster.
@@ -350,6 +368,7 @@ impl Cluster {
                 start_failures: Mutex::new(BTreeMap::new()),
                 existing_cluster,
                 cluster_key: uuid::Uuid::new_v4().simple().to_string().into(),
+                memory: api::budget::MemoryBudget::new(api::budget::BUDGET_BYTES),
             }),
         };
         for (id, listener) in listeners {
@@ -528,7 +547,7 @@ impl Cluster {
                 client: inner.client.clone(),
                 cluster: self.downgrade(),
                 cluster_key: inner.cluster_key.clone(),
-                body_budget: api::dispatch::BodyBudget::new(api::dispatch::MAX_BUFFERED_BYTES),
+                memory: inner.memory.clone(),
             },
             shutdown.clone(),
         ));

@@ -1,122 +1,17 @@
 //! Crash safety of the real binary: concurrent writers, `kill -9` mid-stream, restart, and every
 //! acknowledged write is still there on every node.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_kvsim");
-
-/// A base port with the next two also free (checked by binding them).
-fn free_base_port() -> u16 {
-    for _ in 0..200 {
-        let probe = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let base = probe.local_addr().expect("addr").port();
-        drop(probe);
-        if base > 65000 {
-            continue;
-        }
-        if (0..3).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no three consecutive free ports");
-}
-
-fn start(dir: &Path, base: u16) -> Child {
-    start_logged(dir, base, &dir.join("server.log"))
-}
-
-async fn call(http: &reqwest::Client, port: u16, op: &str, body: Value) -> Option<(u16, Value)> {
-    let resp = http
-        .post(format!("http://127.0.0.1:{port}/"))
-        .header("X-Amz-Target", format!("DynamoDB_20120810.{op}"))
-        .header("Content-Type", "application/x-amz-json-1.0")
-        .timeout(Duration::from_secs(15))
-        .body(body.to_string())
-        .send()
-        .await
-        .ok()?;
-    let status = resp.status().as_u16();
-    let value = serde_json::from_slice(&resp.bytes().await.ok()?).ok()?;
-    Some((status, value))
-}
-
-async fn status(http: &reqwest::Client, port: u16) -> Option<Value> {
-    let resp = http
-        .get(format!("http://127.0.0.1:{port}/status"))
-        .send()
-        .await
-        .ok()?;
-    serde_json::from_slice(&resp.bytes().await.ok()?).ok()
-}
-
-/// Waits until a leader exists and every node applied the leader's commit index.
-async fn wait_converged(http: &reqwest::Client, base: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut all = Vec::new();
-        for i in 0..3 {
-            all.push(status(http, base + i).await);
-        }
-        let ok = all.iter().all(Option::is_some) && {
-            let s: Vec<&Value> = all.iter().flatten().collect();
-            let leader = s.iter().find(|v| v["role"] == "leader");
-            leader.is_some_and(|l| {
-                s.iter().all(|v| {
-                    v["applied_index"] == l["commit_index"] && v["leader_id"] == l["node_id"]
-                })
-            })
-        };
-        if ok {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "cluster did not converge: {all:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Every node's state fingerprint, once all have applied the same index.
-async fn agreed_digest(http: &reqwest::Client, base: u16) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut views = Vec::new();
-        for i in 0..3 {
-            let resp = http
-                .get(format!("http://127.0.0.1:{}/admin/digest", base + i))
-                .send()
-                .await;
-            let body = match resp {
-                Ok(r) => r
-                    .bytes()
-                    .await
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<Value>(&b).ok()),
-                Err(_) => None,
-            };
-            views.push(body.map(|b| (b["applied_index"].clone(), b["digest"].clone())));
-        }
-        if let [Some(a), Some(b), Some(c)] = views.as_slice()
-            && a == b
-            && b == c
-        {
-            return a.1.to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the nodes never agreed: {views:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use common::process::{BIN, Server, agreed_digest, call, free_base_port, wait_converged};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_no_acknowledged_write() {
@@ -130,7 +25,7 @@ async fn kill_9_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().expect("temp dir");
     let base = free_base_port();
     let http = reqwest::Client::new();
-    let mut server = start(dir.path(), base);
+    let mut server = Server::start(dir.path(), base, &[]);
     wait_converged(&http, base).await;
     let created = call(
         &http,
@@ -171,13 +66,12 @@ async fn kill_9_loses_no_acknowledged_write() {
             assert!(Instant::now() < deadline, "writes stalled before the kill");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        server.kill().expect("kill -9");
-        let _ = server.wait();
+        server.kill();
         for w in writers {
             w.await.expect("writer");
         }
 
-        server = start(dir.path(), base);
+        server = Server::start(dir.path(), base, &[]);
         wait_converged(&http, base).await;
         let acked_now = acked.lock().expect("lock").clone();
         for key in &acked_now {
@@ -217,38 +111,7 @@ async fn kill_9_loses_no_acknowledged_write() {
         // And every node holds exactly the same state.
         agreed_digest(&http, base).await;
     }
-    server.kill().expect("kill");
-    let _ = server.wait();
-}
-
-/// Starts the server with its output going to `log`; returns once it printed its ready line
-/// (or exited).
-fn start_logged(dir: &Path, base: u16, log: &Path) -> Child {
-    let out = std::fs::File::create(log).expect("log file");
-    let err = out.try_clone().expect("log file");
-    let child = Command::new(BIN)
-        .args([
-            "server",
-            "--tick-ms",
-            "50",
-            "--base-port",
-            &base.to_string(),
-            "--data-dir-root",
-        ])
-        .arg(dir)
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .expect("start kvsim server");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if text.contains("press Ctrl+C") || text.contains("error:") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
+    server.kill();
 }
 
 async fn consistent_count(http: &reqwest::Client, port: u16) -> Option<u64> {
@@ -285,7 +148,7 @@ async fn damaged_or_missing_node_data_is_refused_by_name_and_the_others_keep_wor
     let data = dir.path().join("data");
     let log = dir.path().join("server.log");
     // A cluster with some data, stopped cleanly.
-    let mut server = start_logged(&data, base, &log);
+    let mut server = Server::start_logged(&data, base, &log, &[]);
     wait_converged(&http, base).await;
     let created = call(
         &http,
@@ -307,8 +170,7 @@ async fn damaged_or_missing_node_data_is_refused_by_name_and_the_others_keep_wor
         assert_eq!(put.map(|p| p.0), Some(200));
     }
     wait_converged(&http, base).await;
-    server.kill().expect("kill");
-    let _ = server.wait();
+    server.kill();
     let pristine = dir.path().join("pristine");
     copy_dir(&data, &pristine);
 
@@ -357,7 +219,7 @@ async fn damaged_or_missing_node_data_is_refused_by_name_and_the_others_keep_wor
         std::fs::remove_dir_all(&data).expect("reset");
         copy_dir(&pristine, &data);
         damage();
-        let mut server = start_logged(&data, base, &log);
+        let mut server = Server::start_logged(&data, base, &log, &[]);
         let n = wait_count(&http, base).await;
         assert_eq!(n, 10, "{what}: nodes 1 and 3 still serve every item");
         let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -375,23 +237,21 @@ async fn damaged_or_missing_node_data_is_refused_by_name_and_the_others_keep_wor
                 .is_none(),
             "{what}: node 2's port is closed"
         );
-        server.kill().expect("kill");
-        let _ = server.wait();
+        server.kill();
     }
 
     // A port already in use is named, and the other nodes start.
     std::fs::remove_dir_all(&data).expect("reset");
     copy_dir(&pristine, &data);
     let blocker = TcpListener::bind(("127.0.0.1", base + 2)).expect("occupy a port");
-    let mut server = start_logged(&data, base, &log);
+    let mut server = Server::start_logged(&data, base, &log, &[]);
     assert_eq!(wait_count(&http, base).await, 10);
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
         text.contains(&format!("cannot listen on 127.0.0.1:{}", base + 2)),
         "{text}"
     );
-    server.kill().expect("kill");
-    let _ = server.wait();
+    server.kill();
     drop(blocker);
 
     // A data root that cannot be a directory stops the server with an error naming it.

@@ -116,7 +116,7 @@ async fn errors_have_dynamodb_types_and_messages() {
             json!({"TableName": "Music", "Item": {"Artist": {"S": "a"}, "SongTitle": {"S": "b"}, "E": {"S": "x", "N": "1"}}}),
             400, V, "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes".into(),
         ),
-        ("PutItem", json!({"TableName": "Music", "Item": {"Artist": {"S": 5}}}), 400, SER, "Item.Artist.S: invalid type: number, expected a string".into()),
+        ("PutItem", json!({"TableName": "Music", "Item": {"Artist": {"S": 5}}}), 400, SER, "Item.Artist.S: invalid type: integer `5`, expected a string at line 1 column 44".into()),
         ("PutItem", json!({"TableName": "Music"}), 400, V,
             "1 validation error detected: Value null at 'item' failed to satisfy constraint: Member must not be null".into()),
         ("GetItem", json!({"Key": {}}), 400, V,
@@ -164,7 +164,7 @@ async fn errors_have_dynamodb_types_and_messages() {
             json!({"TableName": "Streamy", "KeySchema": [{"AttributeName": "a", "KeyType": "HASH"}],
                    "AttributeDefinitions": [{"AttributeName": "a", "AttributeType": "S"}], "BillingMode": "PAY_PER_REQUEST",
                    "StreamSpecification": {"StreamEnabled": "yes"}}),
-            400, SER, "StreamSpecification.StreamEnabled must be a boolean, got \"yes\"".into(),
+            400, SER, "StreamSpecification.StreamEnabled: invalid type: string \"yes\", expected a boolean at line 1 column 219".into(),
         ),
     ];
     for (op, body, status, type_name, message) in cases {

@@ -69,7 +69,12 @@ pub async fn health(State(app): State<AppState>) -> Json<serde_json::Value> {
 }
 
 /// Builds the status document of `app`'s node.
-pub fn status_doc(app: &AppState) -> StatusDoc {
+pub async fn status_doc(app: &AppState) -> StatusDoc {
+    let tables = app
+        .node
+        .read(|store| store.table_count())
+        .await
+        .unwrap_or(0);
     let published = app.node.published();
     let raft = published
         .raft
@@ -107,7 +112,7 @@ pub fn status_doc(app: &AppState) -> StatusDoc {
         applied_index: raft.applied_index,
         last_log_index: raft.last_log_index,
         first_log_index: raft.first_log_index,
-        tables: app.node.store().table_count().unwrap_or(0),
+        tables,
         peers: raft.peers.filter(|_| running),
         pending_proposals: raft.pending_proposals,
         pending_reads: raft.pending_reads,
@@ -136,7 +141,7 @@ pub fn status_doc(app: &AppState) -> StatusDoc {
 
 /// `GET /status`.
 pub async fn status(State(app): State<AppState>) -> Json<StatusDoc> {
-    Json(status_doc(&app))
+    Json(status_doc(&app).await)
 }
 
 /// Query of `GET /events`.

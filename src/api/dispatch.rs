@@ -7,93 +7,23 @@
 //! the leader's answer relayed unchanged. A forwarded request is never forwarded again, so a
 //! leadership change mid-flight yields a retryable 503 instead of a loop.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
 use serde::Deserialize;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::api::AppState;
-use crate::api::ops::{self, Request};
+use crate::api::budget::{BodyError, MAX_REQUEST_BYTES};
+use crate::api::decode::decode;
+use crate::api::ops::{self, Request, off_runtime};
 use crate::api::wire::{CONTENT_TYPE, ErrorBody, FORWARDED_HEADER, REDIRECT_HEADER, TARGET_PREFIX};
 use crate::{Error, Result};
 
-/// Largest request body accepted (DynamoDB's own limit).
-pub const MAX_REQUEST_BYTES: usize = 16 << 20;
 /// How long a client may take to send a request body.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Most request-body bytes one node buffers at once, across all its connections: without it,
-/// [`crate::api::MAX_CONNECTIONS`] clients each sending [`MAX_REQUEST_BYTES`] could make a node
-/// hold 32 GiB.
-pub const MAX_BUFFERED_BYTES: usize = 256 << 20;
-
-/// A node's budget for buffered request bodies, counted in KiB. Bodies are charged as their
-/// bytes arrive, not by what `Content-Length` announces, so a client trickling a body that
-/// claims to be large holds only what it has actually sent.
-#[derive(Clone)]
-pub struct BodyBudget(Arc<Semaphore>);
-
-/// Room a request body holds in its node's budget until it is dropped.
-pub type Reserved = Option<OwnedSemaphorePermit>;
-
-impl BodyBudget {
-    /// A budget of `bytes`.
-    pub fn new(bytes: usize) -> BodyBudget {
-        BodyBudget(Arc::new(Semaphore::new(bytes.div_ceil(1024))))
-    }
-
-    /// Reads a whole request body of at most [`MAX_REQUEST_BYTES`], charging the budget as it
-    /// arrives.
-    ///
-    /// # Errors
-    /// The error response to send: 413 for a body over the limit, a retryable
-    /// `ThrottlingException` when the node's budget is spent, 400 for a broken stream.
-    pub async fn read(&self, body: Body) -> std::result::Result<(Bytes, Reserved), Response> {
-        let mut stream = body.into_data_stream();
-        let mut buf = BytesMut::new();
-        let (mut held, mut held_kib): (Option<OwnedSemaphorePermit>, usize) = (None, 0);
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                error_response(&Error::validation(format!(
-                    "the request body could not be read: {e}"
-                )))
-            })?;
-            let total = buf.len() + chunk.len();
-            if total > MAX_REQUEST_BYTES {
-                let mut resp = error_response(&Error::validation(format!(
-                    "Request body exceeds the {MAX_REQUEST_BYTES} byte limit"
-                )));
-                *resp.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-                return Err(resp);
-            }
-            let need = total.div_ceil(1024);
-            if need > held_kib {
-                let more = u32::try_from(need - held_kib)
-                    .ok()
-                    .and_then(|n| self.0.clone().try_acquire_many_owned(n).ok())
-                    .ok_or_else(|| {
-                        error_response(&Error::Throttling(
-                            "this node is busy receiving other large requests; retry shortly"
-                                .into(),
-                        ))
-                    })?;
-                match held.as_mut() {
-                    Some(h) => h.merge(more),
-                    None => held = Some(more),
-                }
-                held_kib = need;
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        Ok((buf.freeze(), held))
-    }
-}
 
 /// The operations kvsim serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -209,34 +139,6 @@ fn region(headers: &HeaderMap) -> String {
         .to_string()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn the_body_budget_refuses_what_does_not_fit_and_frees_room_when_done() {
-        let budget = BodyBudget::new(1 << 20);
-        let body = |n: usize| Body::from(vec![b'x'; n]);
-        let (bytes, first) = budget.read(body(600 << 10)).await.expect("fits");
-        assert_eq!(bytes.len(), 600 << 10);
-        let refused = budget.read(body(600 << 10)).await.expect_err("over budget");
-        assert_eq!(
-            refused.status(),
-            StatusCode::BAD_REQUEST,
-            "a ThrottlingException"
-        );
-        let (_, small) = budget.read(body(100)).await.expect("a small body fits");
-        drop(first);
-        drop(small);
-        assert!(budget.read(body(1 << 20)).await.is_ok(), "room is back");
-        let too_big = budget
-            .read(body(MAX_REQUEST_BYTES + 1))
-            .await
-            .expect_err("over the limit");
-        assert_eq!(too_big.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    }
-}
-
 #[derive(Deserialize)]
 struct ConsistentPeek {
     #[serde(rename = "ConsistentRead")]
@@ -245,10 +147,18 @@ struct ConsistentPeek {
 
 /// `POST /`.
 pub async fn dynamodb(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    // The reservation is held until the answer is built: the body stays in memory that long.
-    let (body, _room) = match tokio::time::timeout(BODY_TIMEOUT, app.body_budget.read(body)).await {
+    // The charge is held until the answer is built: the request's memory lives that long.
+    let (body, charge) = match tokio::time::timeout(BODY_TIMEOUT, app.memory.read_body(body)).await
+    {
         Ok(Ok(read)) => read,
-        Ok(Err(resp)) => return resp,
+        Ok(Err(BodyError::TooLarge)) => {
+            let mut resp = error_response(&Error::validation(format!(
+                "Request body exceeds the {MAX_REQUEST_BYTES} byte limit"
+            )));
+            *resp.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+            return resp;
+        }
+        Ok(Err(BodyError::Invalid(e))) => return error_response(&e),
         Err(_) => {
             let e = Error::validation(format!(
                 "the request body did not arrive within {}s",
@@ -273,12 +183,25 @@ pub async fn dynamodb(State(app): State<AppState>, headers: HeaderMap, body: Bod
         .get(REDIRECT_HEADER)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"hint"));
     let forwarded = headers.contains_key(FORWARDED_HEADER);
-    let needs_leader = op.is_write()
-        || (op.is_item_read()
-            && serde_json::from_slice::<ConsistentPeek>(&body)
-                .ok()
-                .and_then(|p| p.consistent_read)
-                .unwrap_or(false));
+    let (needs_leader, charge) = if op.is_item_read() {
+        // Only the one member is built; the rest of the body is skipped.
+        let peek_body = body.clone();
+        let mut charge = charge;
+        let peeked = off_runtime(peek_body.len(), move || {
+            let peek = decode::<ConsistentPeek>(&peek_body, &mut charge);
+            (peek, charge)
+        })
+        .await;
+        match peeked {
+            Ok((peek, charge)) => (
+                peek.ok().and_then(|p| p.consistent_read).unwrap_or(false),
+                charge,
+            ),
+            Err(e) => return error_response(&e),
+        }
+    } else {
+        (op.is_write(), charge)
+    };
 
     if needs_leader && !app.node.is_leader() {
         if wants_hint {
@@ -307,15 +230,9 @@ pub async fn dynamodb(State(app): State<AppState>, headers: HeaderMap, body: Bod
     {
         return error_response(&e);
     }
-    let request = match Request::parse(&body, region(&headers)) {
-        Ok(r) => r,
-        Err(e) => return error_response(&e),
-    };
-    match ops::run(&app, op, &request).await {
-        Ok(value) => json_response(
-            StatusCode::OK,
-            serde_json::to_vec(&value).unwrap_or_default(),
-        ),
+    let mut request = Request::new(body, charge, region(&headers));
+    match ops::run(&app, op, &mut request).await {
+        Ok(encoded) => json_response(StatusCode::OK, encoded),
         // Leadership moved between the check above and the proposal.
         Err(Error::NotLeader { .. }) if !wants_hint => {
             error_response(&Error::Unavailable(format!(

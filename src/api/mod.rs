@@ -9,6 +9,8 @@
 //! - `POST /internal/raft`, `POST /internal/snapshot` — the node-to-node link ([`internal`]).
 
 pub mod admin;
+pub mod budget;
+pub mod decode;
 pub mod dispatch;
 pub mod faults;
 pub mod inject;
@@ -42,8 +44,8 @@ pub struct AppState {
     pub cluster: ClusterRef,
     /// The secret the cluster's nodes prove membership with on `/internal/*`.
     pub cluster_key: Arc<str>,
-    /// Room for buffered request bodies, shared by the node's connections.
-    pub body_budget: dispatch::BodyBudget,
+    /// What requests in flight may hold in memory, shared by the node's connections.
+    pub memory: budget::MemoryBudget,
 }
 
 /// The node's routes.

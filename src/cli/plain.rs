@@ -10,7 +10,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Number as JsonNumber, Value};
 
-use crate::api::wire::{WireItem, item_from_wire};
+use crate::api::budget::Charge;
+use crate::api::decode::decode;
+use crate::api::wire::WireItem;
 use crate::model::{AttributeValue, Item, KeyAttribute, KeyType, Number};
 use crate::{Error, Result};
 
@@ -40,12 +42,13 @@ pub fn item_from_plain(text: &str, flag: &str) -> Result<Item> {
 /// # Errors
 /// `Validation` naming `flag` when the text is not typed JSON.
 pub fn item_from_typed(text: &str, flag: &str) -> Result<Item> {
-    let wire: WireItem = serde_json::from_str(text).map_err(|e| {
-        Error::validation(format!(
+    match decode::<WireItem>(text.as_bytes(), &mut Charge::default()) {
+        Ok(item) => Ok(item.0),
+        Err(Error::Serialization(e)) => Err(Error::validation(format!(
             "{flag} is not DynamoDB-typed JSON (like {{\"Artist\":{{\"S\":\"Journey\"}}}}): {e}"
-        ))
-    })?;
-    item_from_wire(&wire).map_err(|e| Error::validation(format!("{flag}: {e}")))
+        ))),
+        Err(e) => Err(Error::validation(format!("{flag}: {e}"))),
+    }
 }
 
 fn from_plain(v: Value) -> Result<AttributeValue> {

@@ -62,8 +62,8 @@ fn billing(input: &CreateTableInput) -> Result<Billing> {
 
 /// Validates a CreateTable request into a key schema and attribute definitions.
 fn schema(input: &CreateTableInput) -> Result<(KeySchema, Vec<KeyAttribute>)> {
-    let elements = required(input.key_schema.as_ref(), "keySchema")?;
-    let definitions = required(input.attribute_definitions.as_ref(), "attributeDefinitions")?;
+    let elements = &required(input.key_schema.as_ref(), "keySchema")?.0;
+    let definitions = &required(input.attribute_definitions.as_ref(), "attributeDefinitions")?.0;
     if elements.is_empty() || elements.len() > 2 {
         let bound = if elements.is_empty() {
             "greater than or equal to 1"
@@ -149,8 +149,8 @@ fn schema(input: &CreateTableInput) -> Result<(KeySchema, Vec<KeyAttribute>)> {
 }
 
 /// Runs CreateTable.
-pub async fn run(app: &AppState, req: &Request) -> Result<CreateTableOutput> {
-    let input: CreateTableInput = req.input()?;
+pub async fn run(app: &AppState, req: &mut Request) -> Result<CreateTableOutput> {
+    let input: CreateTableInput = req.input().await?;
     let name = table_name(input.table_name.as_ref())?;
     let (key_schema, attribute_definitions) = schema(&input)?;
     let billing = billing(&input)?;
@@ -164,22 +164,22 @@ pub async fn run(app: &AppState, req: &Request) -> Result<CreateTableOutput> {
             "kvsim does not support LocalSecondaryIndexes yet",
         ));
     }
-    if let Some(spec) = &input.stream_specification {
-        match spec.get("StreamEnabled") {
-            Some(serde_json::Value::Bool(false)) | None => {}
-            Some(serde_json::Value::Bool(true)) => {
-                return Err(Error::validation(
-                    "kvsim does not support DynamoDB Streams yet",
-                ));
-            }
-            Some(other) => {
-                return Err(Error::Serialization(format!(
-                    "StreamSpecification.StreamEnabled must be a boolean, got {other}"
-                )));
-            }
-        }
+    if input
+        .stream_specification
+        .as_ref()
+        .is_some_and(|s| s.stream_enabled == Some(true))
+    {
+        return Err(Error::validation(
+            "kvsim does not support DynamoDB Streams yet",
+        ));
     }
-    if app.node.store().table(&name)?.is_some() {
+    let checked = name.clone();
+    if app
+        .node
+        .read(move |store| store.table(&checked))
+        .await?
+        .is_some()
+    {
         return Err(Error::ResourceInUse(format!(
             "Table already exists: {name}"
         )));

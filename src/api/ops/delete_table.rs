@@ -7,11 +7,12 @@ use crate::store::{Command, Outcome};
 use crate::{Error, Result};
 
 /// Runs DeleteTable.
-pub async fn run(app: &AppState, req: &Request) -> Result<DeleteTableOutput> {
-    let input: TableNameInput = req.input()?;
+pub async fn run(app: &AppState, req: &mut Request) -> Result<DeleteTableOutput> {
+    let input: TableNameInput = req.input().await?;
     let name = table_name(input.table_name.as_ref())?;
     // Fail fast with DescribeTable's wording; apply checks again.
-    app.node.store().describe(&name)?;
+    let checked = name.clone();
+    app.node.read(move |store| store.describe(&checked)).await?;
     match app.node.propose(&Command::DeleteTable { name }).await? {
         Outcome::Table(desc) => Ok(DeleteTableOutput {
             table_description: TableDescriptionWire::from_model(&desc),

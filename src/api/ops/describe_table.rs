@@ -6,11 +6,11 @@ use crate::api::ops::{Request, maybe_consistent, table_name};
 use crate::api::wire::{DescribeTableOutput, TableDescriptionWire, TableNameInput};
 
 /// Runs DescribeTable.
-pub async fn run(app: &AppState, req: &Request) -> Result<DescribeTableOutput> {
-    let input: TableNameInput = req.input()?;
+pub async fn run(app: &AppState, req: &mut Request) -> Result<DescribeTableOutput> {
+    let input: TableNameInput = req.input().await?;
     let name = table_name(input.table_name.as_ref())?;
     maybe_consistent(app, input.consistent_read).await?;
-    let desc = app.node.store().describe(&name)?;
+    let desc = app.node.read(move |store| store.describe(&name)).await?;
     Ok(DescribeTableOutput {
         table: TableDescriptionWire::from_model(&desc),
     })

@@ -9,8 +9,8 @@ use crate::{Error, Result};
 const MAX_LIMIT: i64 = 100;
 
 /// Runs ListTables.
-pub fn run(app: &AppState, req: &Request) -> Result<ListTablesOutput> {
-    let input: ListTablesInput = req.input()?;
+pub async fn run(app: &AppState, req: &mut Request) -> Result<ListTablesOutput> {
+    let input: ListTablesInput = req.input().await?;
     let limit = input.limit.unwrap_or(MAX_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         let bound = if limit < 1 {
@@ -22,10 +22,11 @@ pub fn run(app: &AppState, req: &Request) -> Result<ListTablesOutput> {
             "1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: Member must have value {bound}"
         )));
     }
-    let (table_names, last) = app.node.store().list_tables(
-        input.exclusive_start_table_name.as_deref(),
-        limit.unsigned_abs() as usize,
-    )?;
+    let limit = usize::try_from(limit).unwrap_or(1);
+    let (table_names, last) = app
+        .node
+        .read(move |store| store.list_tables(input.exclusive_start_table_name.as_deref(), limit))
+        .await?;
     Ok(ListTablesOutput {
         table_names,
         last_evaluated_table_name: last,

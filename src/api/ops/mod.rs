@@ -13,84 +13,98 @@ mod put_item;
 pub mod query;
 mod scan;
 
-use std::collections::BTreeMap;
-
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 use crate::api::AppState;
+use crate::api::budget::Charge;
+use crate::api::decode::{INLINE_DECODE_BYTES, decode};
 use crate::api::dispatch::Op;
-use crate::api::wire::{Unsupported, WireItem, item_from_wire};
+use crate::api::wire::{Unsupported, WireItem, WireNames};
 use crate::model::Item;
 use crate::model::table::TableMeta;
 use crate::store::apply::table_not_found;
 use crate::{Error, Result};
 
-/// A parsed request body plus what the transport told us about the caller.
+/// A request body, still undecoded, with its charge against the node's memory budget and
+/// what the transport told us about the caller.
 pub struct Request {
-    body: Value,
+    body: Bytes,
+    charge: Charge,
     /// The caller's region, from its SigV4 credential scope (default `us-east-1`).
     pub region: String,
 }
 
 impl Request {
-    /// Parses the body as a JSON object.
-    ///
-    /// # Errors
-    /// `SerializationException` if it is not one.
-    pub fn parse(bytes: &[u8], region: String) -> Result<Request> {
-        let body: Value = if bytes.is_empty() {
-            Value::Object(Default::default())
-        } else {
-            serde_json::from_slice(bytes)
-                .map_err(|e| Error::Serialization(format!("Request body is not valid JSON: {e}")))?
-        };
-        if !body.is_object() {
-            return Err(Error::Serialization(
-                "Request body must be a JSON object".into(),
-            ));
+    /// A request whose body has been read and charged.
+    pub fn new(body: Bytes, charge: Charge, region: String) -> Request {
+        Request {
+            body,
+            charge,
+            region,
         }
-        Ok(Request { body, region })
     }
 
-    /// The body as an operation's input type.
+    /// Decodes the body as an operation's input and rejects members kvsim does not support
+    /// yet; a large body decodes off the async runtime. The raw body is dropped once
+    /// decoded: its room in the budget then covers the input's plain strings, which are
+    /// never longer than the body.
     ///
     /// # Errors
-    /// `SerializationException` naming the mismatch.
-    pub fn input<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_path_to_error::deserialize(&self.body).map_err(|e| {
-            let path = e.path().to_string();
-            Error::Serialization(format!("{}: {}", path, e.into_inner()))
+    /// As [`decode`]: `SerializationException` naming the mismatch, `ValidationException`,
+    /// or `ThrottlingException` when the node's memory budget is spent.
+    pub async fn input<T: DeserializeOwned + Send + 'static>(&mut self) -> Result<T> {
+        let body = std::mem::take(&mut self.body);
+        let mut charge = std::mem::take(&mut self.charge);
+        let (result, charge) = off_runtime(body.len(), move || {
+            let result = decode::<T>(&body, &mut charge).and_then(|input| {
+                decode::<Unsupported>(&body, &mut charge)?.check()?;
+                Ok(input)
+            });
+            (result, charge)
         })
+        .await?;
+        self.charge = charge;
+        result
     }
+}
 
-    /// Rejects members kvsim does not support yet.
-    fn check_unsupported(&self) -> Result<()> {
-        self.input::<Unsupported>()?.check()
+/// Runs `work` inline when `len` bytes of input make it quick, else on a blocking thread.
+///
+/// # Errors
+/// `Internal` if the blocking task panicked.
+pub async fn off_runtime<T: Send + 'static>(
+    len: usize,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    if len <= INLINE_DECODE_BYTES {
+        return Ok(work());
     }
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::internal(format!("request decoding failed: {e}")))
 }
 
 /// Runs `op`.
 ///
 /// # Errors
 /// Whatever the operation reports.
-pub async fn run(app: &AppState, op: Op, req: &Request) -> Result<Value> {
-    req.check_unsupported()?;
+pub async fn run(app: &AppState, op: Op, req: &mut Request) -> Result<Vec<u8>> {
     match op {
-        Op::CreateTable => to_value(create_table::run(app, req).await?),
-        Op::DeleteTable => to_value(delete_table::run(app, req).await?),
-        Op::DescribeTable => to_value(describe_table::run(app, req).await?),
-        Op::ListTables => to_value(list_tables::run(app, req)?),
-        Op::PutItem => to_value(put_item::run(app, req).await?),
-        Op::GetItem => to_value(get_item::run(app, req).await?),
-        Op::DeleteItem => to_value(delete_item::run(app, req).await?),
-        Op::Query => to_value(query::run(app, req).await?),
-        Op::Scan => to_value(scan::run(app, req).await?),
+        Op::CreateTable => encode(create_table::run(app, req).await?),
+        Op::DeleteTable => encode(delete_table::run(app, req).await?),
+        Op::DescribeTable => encode(describe_table::run(app, req).await?),
+        Op::ListTables => encode(list_tables::run(app, req).await?),
+        Op::PutItem => encode(put_item::run(app, req).await?),
+        Op::GetItem => encode(get_item::run(app, req).await?),
+        Op::DeleteItem => encode(delete_item::run(app, req).await?),
+        Op::Query => encode(query::run(app, req).await?),
+        Op::Scan => encode(scan::run(app, req).await?),
     }
 }
 
-fn to_value<T: serde::Serialize>(v: T) -> Result<Value> {
-    serde_json::to_value(v).map_err(Error::internal)
+fn encode<T: serde::Serialize>(v: T) -> Result<Vec<u8>> {
+    serde_json::to_vec(&v).map_err(Error::internal)
 }
 
 /// DynamoDB's message for a missing required member (`member` in lowerCamelCase).
@@ -131,13 +145,17 @@ pub fn table_name(name: Option<&String>) -> Result<String> {
 }
 
 /// The table's metadata, or DynamoDB's not-found error.
-pub fn table_meta(app: &AppState, name: &str) -> Result<TableMeta> {
-    app.node.store().table(name)?.ok_or_else(table_not_found)
+pub async fn table_meta(app: &AppState, name: &str) -> Result<TableMeta> {
+    let name = name.to_string();
+    app.node
+        .read(move |store| store.table(&name))
+        .await?
+        .ok_or_else(table_not_found)
 }
 
-/// A required wire item converted to the model.
-pub fn item_member(item: Option<&WireItem>, member: &str) -> Result<Item> {
-    item_from_wire(required(item, member)?)
+/// A required item member.
+pub fn item_member(item: Option<WireItem>, member: &str) -> Result<Item> {
+    required(item, member).map(|w| w.0)
 }
 
 /// Validates `Limit` (at least 1).
@@ -185,10 +203,7 @@ pub fn count_only(select: Option<&str>) -> Result<bool> {
 }
 
 /// Rejects ExpressionAttributeNames/Values on requests that use no expression.
-pub fn no_expression_maps(
-    names: Option<&BTreeMap<String, String>>,
-    values: Option<&WireItem>,
-) -> Result<()> {
+pub fn no_expression_maps(names: Option<&WireNames>, values: Option<&WireItem>) -> Result<()> {
     if names.is_some() {
         return Err(Error::validation(
             "ExpressionAttributeNames can only be specified when using expressions",
@@ -218,34 +233,21 @@ pub fn decode_for_fuzzing(body: &[u8]) {
         CreateTableInput, DeleteItemInput, GetItemInput, ListTablesInput, PutItemInput, QueryInput,
         ScanInput, TableNameInput,
     };
-    let Ok(req) = Request::parse(body, "us-east-1".into()) else {
-        return;
-    };
-    let _ = req.check_unsupported();
-    let _ = req.input::<CreateTableInput>();
-    let _ = req.input::<TableNameInput>();
-    let _ = req.input::<ListTablesInput>();
-    if let Ok(i) = req.input::<PutItemInput>() {
-        let _ = i.item.as_ref().map(item_from_wire);
-    }
-    if let Ok(i) = req.input::<GetItemInput>() {
-        let _ = i.key.as_ref().map(item_from_wire);
-    }
-    if let Ok(i) = req.input::<DeleteItemInput>() {
-        let _ = i.key.as_ref().map(item_from_wire);
-    }
-    let _ = req.input::<ScanInput>();
-    if let Ok(i) = req.input::<QueryInput>()
-        && let (Some(expr), Ok(values)) = (
-            i.key_condition_expression.as_deref(),
-            i.expression_attribute_values
-                .as_ref()
-                .map(item_from_wire)
-                .transpose(),
-        )
+    let budget = crate::api::budget::MemoryBudget::new(64 << 20);
+    let mut charge = budget.charge();
+    let _ = decode::<Unsupported>(body, &mut charge).and_then(|u| u.check());
+    let _ = decode::<CreateTableInput>(body, &mut charge);
+    let _ = decode::<TableNameInput>(body, &mut charge);
+    let _ = decode::<ListTablesInput>(body, &mut charge);
+    let _ = decode::<PutItemInput>(body, &mut charge);
+    let _ = decode::<GetItemInput>(body, &mut charge);
+    let _ = decode::<DeleteItemInput>(body, &mut charge);
+    let _ = decode::<ScanInput>(body, &mut charge);
+    if let Ok(i) = decode::<QueryInput>(body, &mut charge)
+        && let Some(expr) = i.key_condition_expression.as_deref()
         && let Ok(mut ctx) = crate::model::expr::ExpressionContext::new(
-            i.expression_attribute_names.as_ref(),
-            values.as_ref(),
+            i.expression_attribute_names.as_ref().map(|n| &n.0),
+            i.expression_attribute_values.as_ref().map(|v| &v.0),
         )
     {
         let schema = crate::model::KeySchema {

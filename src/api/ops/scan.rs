@@ -10,8 +10,8 @@ use crate::api::wire::{ReadPageOutput, ScanInput};
 use crate::store::read::Range;
 
 /// Runs Scan.
-pub async fn run(app: &AppState, req: &Request) -> Result<ReadPageOutput> {
-    let input: ScanInput = req.input()?;
+pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
+    let input: ScanInput = req.input().await?;
     let table = table_name(input.table_name.as_ref())?;
     let limit = limit(input.limit)?;
     let count_only = count_only(input.select.as_deref())?;
@@ -20,18 +20,23 @@ pub async fn run(app: &AppState, req: &Request) -> Result<ReadPageOutput> {
         input.expression_attribute_values.as_ref(),
     )?;
     maybe_consistent(app, input.consistent_read).await?;
-    let meta = table_meta(app, &table)?;
+    let meta = table_meta(app, &table).await?;
     let schema = &meta.spec.key_schema;
     let start = start_key(schema, input.exclusive_start_key.as_ref())?;
-    let page = app.node.store().read_range(
-        &table,
-        &Range {
-            partition: None,
-            sort: None,
-            forward: true,
-            limit,
-            start_after: start.as_ref(),
-        },
-    )?;
+    let page = app
+        .node
+        .read(move |store| {
+            store.read_range(
+                &table,
+                &Range {
+                    partition: None,
+                    sort: None,
+                    forward: true,
+                    limit,
+                    start_after: start.as_ref(),
+                },
+            )
+        })
+        .await?;
     Ok(page_output(schema, page, count_only))
 }

@@ -2,7 +2,7 @@
 
 use crate::Result;
 use crate::api::wire::{
-    AttributeDefinition, CreateTableInput, CreateTableOutput, KeySchemaElement,
+    AttributeDefinition, CreateTableInput, CreateTableOutput, KeySchemaElement, WireList,
 };
 use crate::cli::client::Client;
 use crate::cli::render::print_description;
@@ -52,8 +52,8 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
     }
     let input = CreateTableInput {
         table_name: Some(args.table_name),
-        key_schema: Some(key_schema),
-        attribute_definitions: Some(defs),
+        key_schema: Some(WireList(key_schema)),
+        attribute_definitions: Some(WireList(defs)),
         billing_mode: Some("PAY_PER_REQUEST".into()),
         ..Default::default()
     };

@@ -1,7 +1,7 @@
 //! `kvsim get-item`: one item by key; a missing item exits with code 4.
 
 use crate::Result;
-use crate::api::wire::{GetItemInput, GetItemOutput, item_from_wire};
+use crate::api::wire::{GetItemInput, GetItemOutput};
 use crate::cli::client::Client;
 use crate::cli::commands::{describe_key, key_from_args, table_info, wire_item};
 use crate::cli::plain::item_to_plain;
@@ -49,7 +49,7 @@ pub async fn run(client: &Client, args: Args) -> Result<i32> {
         );
         return Ok(EXIT_NOT_FOUND);
     };
-    let item = item_from_wire(&item)?;
+    let item = item.0;
     match args.common.output {
         Output::Json => print_json(&item_to_plain(&item, &info.key_names()))?,
         Output::Table => print_items(&[item], &info.key_names(), Output::Table)?,

@@ -19,8 +19,7 @@ pub mod transfer_leader;
 use serde::Serialize;
 
 use crate::api::wire::{
-    DescribeTableOutput, ReadPageOutput, TableDescriptionWire, TableNameInput, WireItem, WireValue,
-    item_from_wire,
+    DescribeTableOutput, ReadPageOutput, TableDescriptionWire, TableNameInput, WireItem,
 };
 use crate::cli::client::Client;
 use crate::cli::plain::{display_value, key_value};
@@ -181,8 +180,8 @@ pub fn check_item_key(item: &Item, info: &TableInfo) -> Result<()> {
 }
 
 /// The wire form of an item.
-pub fn wire_item(item: &Item) -> std::collections::BTreeMap<String, WireValue> {
-    crate::api::wire::item_to_wire(item)
+pub fn wire_item(item: &Item) -> WireItem {
+    WireItem(item.clone())
 }
 
 /// Follows a Query or Scan to its last page, or until `limit` items: `request` builds each
@@ -209,9 +208,7 @@ pub async fn read_all<I: Serialize>(
             remaining.map(|r| i64::try_from(r).unwrap_or(i64::MAX)),
         );
         let page: ReadPageOutput = client.read(op, &input, consistent).await?;
-        for item in page.items.unwrap_or_default() {
-            items.push(item_from_wire(&item)?);
-        }
+        items.extend(page.items.unwrap_or_default().into_iter().map(|i| i.0));
         match page.last_evaluated_key {
             Some(k) => start = Some(k),
             None => return Ok(items),

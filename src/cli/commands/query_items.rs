@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 
 use clap::ArgGroup;
 
-use crate::api::wire::{QueryInput, WireValue};
+use crate::api::wire::{QueryInput, WireItem, WireNames};
 use crate::cli::Common;
 use crate::cli::client::Client;
 use crate::cli::commands::{TableInfo, read_all, table_info};
 use crate::cli::plain::key_value;
 use crate::cli::render::print_items;
-use crate::model::KeyType;
+use crate::model::{AttributeValue, KeyType};
 use crate::{Error, Result};
 
 /// Options of `query-items`.
@@ -68,7 +68,7 @@ pub struct Args {
 type KeyCondition = (
     String,
     BTreeMap<String, String>,
-    BTreeMap<String, WireValue>,
+    BTreeMap<String, AttributeValue>,
 );
 
 /// The key condition expression and its values for `args`.
@@ -76,11 +76,11 @@ fn condition(args: &Args, info: &TableInfo) -> Result<KeyCondition> {
     let mut names = BTreeMap::from([("#pk".to_string(), info.schema.partition.name.clone())]);
     let mut values = BTreeMap::from([(
         ":pk".to_string(),
-        WireValue::from_model(&key_value(
+        key_value(
             &args.partition_key,
             &info.schema.partition,
             "--partition-key",
-        )?),
+        )?,
     )]);
     let mut expr = "#pk = :pk".to_string();
     let sort_args: [(&str, &str, Option<&String>); 6] = [
@@ -107,10 +107,7 @@ fn condition(args: &Args, info: &TableInfo) -> Result<KeyCondition> {
     };
     names.insert("#sk".into(), sort.name.clone());
     let mut value = |flag: &str, name: &str, text: &str| -> Result<()> {
-        values.insert(
-            name.into(),
-            WireValue::from_model(&key_value(text, sort, flag)?),
-        );
+        values.insert(name.into(), key_value(text, sort, flag)?);
         Ok(())
     };
     if let Some(between) = &args.sort_key_between {
@@ -151,8 +148,8 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
         |start, limit| QueryInput {
             table_name: Some(args.table_name.clone()),
             key_condition_expression: Some(expr.clone()),
-            expression_attribute_names: Some(names.clone()),
-            expression_attribute_values: Some(values.clone()),
+            expression_attribute_names: Some(WireNames(names.clone())),
+            expression_attribute_values: Some(WireItem(values.clone())),
             scan_index_forward: Some(!args.descending),
             limit,
             exclusive_start_key: start,

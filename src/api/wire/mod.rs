@@ -2,19 +2,20 @@
 //! shared by the server and the CLI so the two cannot drift.
 //!
 //! Structural mismatches (a string where a list belongs) fail in serde and are reported as
-//! `SerializationException`, as DynamoDB does; semantic checks (a bad number, an empty set)
-//! happen in [`WireValue::to_model`] and are `ValidationException`s. Required members are
-//! `Option`s so a missing one gets DynamoDB's "Member must not be null" message, not a serde
-//! error.
+//! `SerializationException`, as DynamoDB does; semantic checks on attribute values (a bad
+//! number, an empty set) happen while decoding them ([`value`]) and are
+//! `ValidationException`s. Required members are `Option`s so a missing one gets DynamoDB's
+//! "Member must not be null" message, not a serde error. Every collection a client can make
+//! large is one of [`value`]'s metered types, so the server charges what it decodes
+//! ([`crate::api::decode`]).
 
-use std::collections::BTreeMap;
+mod value;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 
+pub use value::{Present, WireItem, WireList, WireNames, WireValue};
+
 use crate::model::table::{Billing, TableDescription};
-use crate::model::{AttributeValue, Item, Number};
 use crate::{Error, Result};
 
 /// The `X-Amz-Target` prefix of every DynamoDB operation.
@@ -26,182 +27,6 @@ pub const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 pub const REDIRECT_HEADER: &str = "x-kvsim-redirect";
 /// Request header marking a request a follower forwarded to the leader (value: its node id).
 pub const FORWARDED_HEADER: &str = "x-kvsim-forwarded";
-/// DynamoDB's limit on nested attribute values.
-pub const MAX_NESTING: usize = 32;
-
-/// An attribute value in DynamoDB JSON: exactly one member is set.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[allow(non_snake_case)]
-#[serde(expecting = "a DynamoDB attribute value such as {\"S\": \"text\"} or {\"N\": \"1\"}")]
-pub struct WireValue {
-    /// String.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub S: Option<String>,
-    /// Number, as a string.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub N: Option<String>,
-    /// Binary, base64.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub B: Option<String>,
-    /// Boolean.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub BOOL: Option<bool>,
-    /// Null (must be true).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub NULL: Option<bool>,
-    /// List.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub L: Option<Vec<WireValue>>,
-    /// Map.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub M: Option<BTreeMap<String, WireValue>>,
-    /// String set.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub SS: Option<Vec<String>>,
-    /// Number set.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub NS: Option<Vec<String>>,
-    /// Binary set, base64.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub BS: Option<Vec<String>>,
-}
-
-/// An item or key in DynamoDB JSON.
-pub type WireItem = BTreeMap<String, WireValue>;
-
-fn decode_b64(s: &str) -> Result<Vec<u8>> {
-    BASE64
-        .decode(s)
-        .map_err(|e| Error::Serialization(format!("Base64 encoded binary value is invalid: {e}")))
-}
-
-impl WireValue {
-    /// Converts to a validated model value.
-    ///
-    /// # Errors
-    /// `ValidationException` with DynamoDB's message for each rule broken.
-    pub fn to_model(&self) -> Result<AttributeValue> {
-        self.to_model_at(0)
-    }
-
-    fn to_model_at(&self, depth: usize) -> Result<AttributeValue> {
-        if depth > MAX_NESTING {
-            return Err(Error::validation(
-                "Nesting Levels have exceeded supported limits",
-            ));
-        }
-        let set = [
-            self.S.is_some(),
-            self.N.is_some(),
-            self.B.is_some(),
-            self.BOOL.is_some(),
-            self.NULL.is_some(),
-            self.L.is_some(),
-            self.M.is_some(),
-            self.SS.is_some(),
-            self.NS.is_some(),
-            self.BS.is_some(),
-        ]
-        .iter()
-        .filter(|s| **s)
-        .count();
-        if set == 0 {
-            return Err(Error::validation(
-                "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes",
-            ));
-        }
-        if set > 1 {
-            return Err(Error::validation(
-                "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes",
-            ));
-        }
-        Ok(if let Some(s) = &self.S {
-            AttributeValue::S(s.clone())
-        } else if let Some(n) = &self.N {
-            AttributeValue::N(Number::parse(n)?)
-        } else if let Some(b) = &self.B {
-            AttributeValue::B(decode_b64(b)?)
-        } else if let Some(b) = self.BOOL {
-            AttributeValue::Bool(b)
-        } else if let Some(n) = self.NULL {
-            if !n {
-                return Err(Error::validation(
-                    "One or more parameter values were invalid: Null attribute value types must have the value of true",
-                ));
-            }
-            AttributeValue::Null
-        } else if let Some(l) = &self.L {
-            AttributeValue::L(
-                l.iter()
-                    .map(|v| v.to_model_at(depth + 1))
-                    .collect::<Result<_>>()?,
-            )
-        } else if let Some(m) = &self.M {
-            AttributeValue::M(
-                m.iter()
-                    .map(|(k, v)| Ok((k.clone(), v.to_model_at(depth + 1)?)))
-                    .collect::<Result<_>>()?,
-            )
-        } else if let Some(ss) = &self.SS {
-            AttributeValue::string_set(ss.clone())?
-        } else if let Some(ns) = &self.NS {
-            AttributeValue::number_set(ns.iter().map(|n| Number::parse(n)).collect::<Result<_>>()?)?
-        } else if let Some(bs) = &self.BS {
-            AttributeValue::binary_set(bs.iter().map(|b| decode_b64(b)).collect::<Result<_>>()?)?
-        } else {
-            return Err(Error::internal("attribute value type count mismatch"));
-        })
-    }
-
-    /// Converts a model value to DynamoDB JSON.
-    pub fn from_model(v: &AttributeValue) -> WireValue {
-        let mut w = WireValue::default();
-        match v {
-            AttributeValue::S(s) => w.S = Some(s.clone()),
-            AttributeValue::N(n) => w.N = Some(n.to_string()),
-            AttributeValue::B(b) => w.B = Some(BASE64.encode(b)),
-            AttributeValue::Bool(b) => w.BOOL = Some(*b),
-            AttributeValue::Null => w.NULL = Some(true),
-            AttributeValue::L(l) => w.L = Some(l.iter().map(WireValue::from_model).collect()),
-            AttributeValue::M(m) => {
-                w.M = Some(
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), WireValue::from_model(v)))
-                        .collect(),
-                );
-            }
-            AttributeValue::Ss(s) => w.SS = Some(s.iter().cloned().collect()),
-            AttributeValue::Ns(s) => w.NS = Some(s.iter().map(Number::to_string).collect()),
-            AttributeValue::Bs(s) => w.BS = Some(s.iter().map(|b| BASE64.encode(b)).collect()),
-        }
-        w
-    }
-}
-
-/// Converts a wire item to a model item.
-///
-/// # Errors
-/// As [`WireValue::to_model`], and for an empty attribute name.
-pub fn item_from_wire(item: &WireItem) -> Result<Item> {
-    item.iter()
-        .map(|(k, v)| {
-            if k.is_empty() {
-                return Err(Error::validation(
-                    "One or more parameter values were invalid: An attribute name may not be empty",
-                ));
-            }
-            Ok((k.clone(), v.to_model()?))
-        })
-        .collect()
-}
-
-/// Converts a model item to a wire item.
-pub fn item_to_wire(item: &Item) -> WireItem {
-    item.iter()
-        .map(|(k, v)| (k.clone(), WireValue::from_model(v)))
-        .collect()
-}
-
 /// One element of a KeySchema.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -239,9 +64,9 @@ pub struct CreateTableInput {
     /// Table name.
     pub table_name: Option<String>,
     /// Key schema.
-    pub key_schema: Option<Vec<KeySchemaElement>>,
+    pub key_schema: Option<WireList<KeySchemaElement>>,
     /// Attribute definitions.
-    pub attribute_definitions: Option<Vec<AttributeDefinition>>,
+    pub attribute_definitions: Option<WireList<AttributeDefinition>>,
     /// `PROVISIONED` (DynamoDB's default) or `PAY_PER_REQUEST`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub billing_mode: Option<String>,
@@ -250,13 +75,25 @@ pub struct CreateTableInput {
     pub provisioned_throughput: Option<ProvisionedThroughput>,
     /// Not supported yet; rejected when present.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub global_secondary_indexes: Option<serde_json::Value>,
+    pub global_secondary_indexes: Option<Present>,
     /// Not supported yet; rejected when present.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub local_secondary_indexes: Option<serde_json::Value>,
+    pub local_secondary_indexes: Option<Present>,
     /// Not supported yet; rejected when enabled.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub stream_specification: Option<serde_json::Value>,
+    pub stream_specification: Option<StreamSpecification>,
+}
+
+/// StreamSpecification.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamSpecification {
+    /// Whether the table has a stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_enabled: Option<bool>,
+    /// What each stream record holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_view_type: Option<String>,
 }
 
 /// ProvisionedThroughput as DescribeTable reports it.
@@ -422,44 +259,44 @@ pub struct ListTablesOutput {
 
 /// Members of requests that kvsim does not implement yet, read from the same request body as
 /// the operation's own input. Present ones are rejected with a clear message rather than
-/// silently ignored. (Not a `#[serde(flatten)]` field: flatten breaks serde_json's
-/// arbitrary-precision numbers, which the CLI needs for exact N values.)
+/// silently ignored. (Not a `#[serde(flatten)]` field: flatten buffers the whole body as
+/// serde's generic content, which is what typed decoding exists to avoid.)
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Unsupported {
     /// ConditionExpression.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub condition_expression: Option<serde_json::Value>,
+    pub condition_expression: Option<Present>,
     /// Expected (legacy).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub expected: Option<serde_json::Value>,
+    pub expected: Option<Present>,
     /// FilterExpression.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub filter_expression: Option<serde_json::Value>,
+    pub filter_expression: Option<Present>,
     /// ProjectionExpression.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub projection_expression: Option<serde_json::Value>,
+    pub projection_expression: Option<Present>,
     /// AttributesToGet (legacy).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub attributes_to_get: Option<serde_json::Value>,
+    pub attributes_to_get: Option<Present>,
     /// KeyConditions (legacy).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_conditions: Option<serde_json::Value>,
+    pub key_conditions: Option<Present>,
     /// QueryFilter / ScanFilter (legacy).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub query_filter: Option<serde_json::Value>,
+    pub query_filter: Option<Present>,
     /// ScanFilter (legacy).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub scan_filter: Option<serde_json::Value>,
+    pub scan_filter: Option<Present>,
     /// IndexName.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub index_name: Option<serde_json::Value>,
+    pub index_name: Option<Present>,
     /// Segment (parallel scan).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub segment: Option<serde_json::Value>,
+    pub segment: Option<Present>,
     /// TotalSegments (parallel scan).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub total_segments: Option<serde_json::Value>,
+    pub total_segments: Option<Present>,
 }
 
 impl Unsupported {
@@ -503,7 +340,7 @@ pub struct PutItemInput {
     pub return_values: Option<String>,
     /// ExpressionAttributeNames (accepted only with expressions, which come later).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub expression_attribute_names: Option<BTreeMap<String, String>>,
+    pub expression_attribute_names: Option<WireNames>,
     /// ExpressionAttributeValues.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expression_attribute_values: Option<WireItem>,
@@ -531,7 +368,7 @@ pub struct GetItemInput {
     pub consistent_read: Option<bool>,
     /// ExpressionAttributeNames.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub expression_attribute_names: Option<BTreeMap<String, String>>,
+    pub expression_attribute_names: Option<WireNames>,
 }
 
 /// GetItem response.
@@ -556,7 +393,7 @@ pub struct DeleteItemInput {
     pub return_values: Option<String>,
     /// ExpressionAttributeNames.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub expression_attribute_names: Option<BTreeMap<String, String>>,
+    pub expression_attribute_names: Option<WireNames>,
     /// ExpressionAttributeValues.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expression_attribute_values: Option<WireItem>,
@@ -573,7 +410,7 @@ pub struct QueryInput {
     pub key_condition_expression: Option<String>,
     /// ExpressionAttributeNames.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub expression_attribute_names: Option<BTreeMap<String, String>>,
+    pub expression_attribute_names: Option<WireNames>,
     /// ExpressionAttributeValues.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expression_attribute_values: Option<WireItem>,
@@ -614,7 +451,7 @@ pub struct ScanInput {
     pub consistent_read: Option<bool>,
     /// ExpressionAttributeNames.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub expression_attribute_names: Option<BTreeMap<String, String>>,
+    pub expression_attribute_names: Option<WireNames>,
     /// ExpressionAttributeValues.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expression_attribute_values: Option<WireItem>,
