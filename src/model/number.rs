@@ -76,8 +76,13 @@ impl Number {
         let not_numeric = || {
             // DynamoDB drops the `: value` suffix when the value is empty.
             let msg = "The parameter cannot be converted to a numeric value";
+            // A value longer than any number is cut short: the answer stays small.
+            const ECHO_CHARS: usize = 64;
             Error::Validation(if s.is_empty() {
                 msg.to_string()
+            } else if s.chars().nth(ECHO_CHARS).is_some() {
+                let head: String = s.chars().take(ECHO_CHARS).collect();
+                format!("{msg}: {head}…")
             } else {
                 format!("{msg}: {s}")
             })
@@ -370,6 +375,14 @@ mod tests {
             Err(Error::Validation(msg)) => msg,
             other => panic!("{s}: expected a validation error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_huge_non_number_is_echoed_cut_short() {
+        let text = "x".repeat(1 << 20);
+        let msg = err(&text);
+        assert!(msg.len() < 200, "{} bytes", msg.len());
+        assert!(msg.ends_with(&format!("{}…", "x".repeat(64))), "{msg}");
     }
 
     fn encoded(x: &Number) -> Vec<u8> {
