@@ -270,10 +270,7 @@ fn has_data(dir: &std::path::Path) -> bool {
 /// Opens a node's database, retrying briefly while a just-stopped instance of the same node
 /// still holds the file (its last in-flight requests are finishing). Refuses to start a node
 /// empty in an existing cluster: a node that lost its log cannot rejoin under its old id.
-async fn open_node_db(
-    dir: &std::path::Path,
-    existing_cluster: bool,
-) -> Result<(Database, CrashSwitch)> {
+fn open_node_db(dir: &std::path::Path, existing_cluster: bool) -> Result<(Database, CrashSwitch)> {
     if existing_cluster && !has_data(dir) {
         return Err(Error::internal(format!(
             "{} has no data but the other nodes do: this node lost its Raft log and cannot rejoin \
@@ -282,10 +279,12 @@ async fn open_node_db(
             dir.join("kvsim.redb").display()
         )));
     }
-    open_db(dir).await
+    open_db(dir)
 }
 
-async fn open_db(dir: &std::path::Path) -> Result<(Database, CrashSwitch)> {
+/// Opens (or creates) a node's database. Blocking: redb checks the whole file's integrity on
+/// open, so this runs on a blocking thread, never on the async runtime.
+fn open_db(dir: &std::path::Path) -> Result<(Database, CrashSwitch)> {
     std::fs::create_dir_all(dir).map_err(|e| {
         Error::internal(format!(
             "cannot create data directory {}: {e}; make it a directory kvsim may write, or use \
@@ -301,7 +300,7 @@ async fn open_db(dir: &std::path::Path) -> Result<(Database, CrashSwitch)> {
                 if e.to_string().contains("already open")
                     && std::time::Instant::now() < deadline =>
             {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                std::thread::sleep(Duration::from_millis(20));
             }
             other => return other,
         }
@@ -486,10 +485,6 @@ impl Cluster {
     async fn launch(&self, id: NodeId, listener: TcpListener) -> Result<()> {
         let inner = &self.inner;
         let dir = inner.config.node_dir(id);
-        // An existing cluster's node must come back with its data; only a brand-new cluster
-        // (no node had data when the server started) starts nodes empty.
-        let (db, crash) = open_node_db(&dir, inner.existing_cluster).await?;
-        let db = Arc::new(db);
         let tuning = inner.config.tuning.clone();
         let snapshot_dir = dir.join("snapshots");
         let opts = NodeOptions {
@@ -505,8 +500,21 @@ impl Cluster {
             fixed_election_ticks: None,
             planted_bug: None,
         };
-        let store = Store::new(db.clone());
-        let node = RaftNode::new(opts, db, store.clone(), &raft_logger(id))?;
+        // Opening the database (an integrity check that reads the whole file) and rebuilding
+        // Raft's view of its log are blocking work: off the runtime, or every request on the
+        // same worker would wait for them.
+        let existing_cluster = inner.existing_cluster;
+        let (node, store, crash) = tokio::task::spawn_blocking(move || {
+            // An existing cluster's node must come back with its data; only a brand-new
+            // cluster (no node had data when the server started) starts nodes empty.
+            let (db, crash) = open_node_db(&dir, existing_cluster)?;
+            let db = Arc::new(db);
+            let store = Store::new(db.clone());
+            let node = RaftNode::new(opts, db, store.clone(), &raft_logger(id))?;
+            Ok::<_, Error>((node, store, crash))
+        })
+        .await
+        .map_err(|e| Error::internal(format!("node {id} failed while starting: {e}")))??;
         let (inbox_tx, inbox_rx) = mpsc::channel();
         let report_tx = inbox_tx.clone();
         let ctx = TransportContext {

@@ -171,26 +171,20 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], charge: &mut Charge) -> Result<
     })
 }
 
-/// Decodes off the async runtime when the body is large: decoding 16 MiB of JSON takes tens of
-/// milliseconds of CPU, which would stall every other request on the same worker.
+/// Runs `work` (decoding `len` bytes) inline when that is quick, else on a blocking thread:
+/// decoding 16 MiB of JSON takes tens of milliseconds of CPU, which would stall every other
+/// request on the same runtime worker.
 ///
 /// # Errors
-/// As [`decode`].
-pub async fn decode_async<T: DeserializeOwned + Send + 'static>(
-    bytes: &bytes::Bytes,
-    charge: &mut Charge,
+/// `Internal` if the blocking task panicked.
+pub async fn off_runtime<T: Send + 'static>(
+    len: usize,
+    work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T> {
-    if bytes.len() <= INLINE_DECODE_BYTES {
-        return decode(bytes, charge);
+    if len <= INLINE_DECODE_BYTES {
+        return Ok(work());
     }
-    let bytes = bytes.clone();
-    let mut moved = std::mem::take(charge);
-    let (result, moved) = tokio::task::spawn_blocking(move || {
-        let result = decode::<T>(&bytes, &mut moved);
-        (result, moved)
-    })
-    .await
-    .map_err(|e| Error::internal(format!("request decoding failed: {e}")))?;
-    *charge = moved;
-    result
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::internal(format!("request decoding failed: {e}")))
 }

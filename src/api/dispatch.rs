@@ -17,8 +17,8 @@ use serde::Deserialize;
 
 use crate::api::AppState;
 use crate::api::budget::{BodyError, MAX_REQUEST_BYTES};
-use crate::api::decode::decode;
-use crate::api::ops::{self, Request, off_runtime};
+use crate::api::decode::{decode, off_runtime};
+use crate::api::ops::{self, Request};
 use crate::api::wire::{CONTENT_TYPE, ErrorBody, FORWARDED_HEADER, REDIRECT_HEADER, TARGET_PREFIX};
 use crate::{Error, Result};
 

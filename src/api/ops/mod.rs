@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::AppState;
 use crate::api::budget::Charge;
-use crate::api::decode::{INLINE_DECODE_BYTES, decode};
+use crate::api::decode::{decode, off_runtime};
 use crate::api::dispatch::Op;
 use crate::api::wire::{Unsupported, WireItem, WireNames};
 use crate::model::Item;
@@ -67,22 +67,6 @@ impl Request {
         self.charge = charge;
         result
     }
-}
-
-/// Runs `work` inline when `len` bytes of input make it quick, else on a blocking thread.
-///
-/// # Errors
-/// `Internal` if the blocking task panicked.
-pub async fn off_runtime<T: Send + 'static>(
-    len: usize,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T> {
-    if len <= INLINE_DECODE_BYTES {
-        return Ok(work());
-    }
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Error::internal(format!("request decoding failed: {e}")))
 }
 
 /// Runs `op`.
