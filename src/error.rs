@@ -186,6 +186,9 @@ impl Error {
             "ThrottlingException" => Error::Throttling(message),
             "TransactionConflictException" => Error::TransactionConflict(message),
             "RequestLimitExceeded" => Error::RequestLimitExceeded(message),
+            // A server's internal error is one DynamoDB's clients retry, like any 5xx: to the
+            // CLI it is the server being unavailable, not a failure of the CLI itself.
+            "InternalServerError" => Error::Unavailable(format!("{short}: {message}")),
             _ => Error::Internal(format!("{short}: {message}")),
         }
     }

@@ -573,6 +573,35 @@ async fn injected_errors_fail_requests_with_dynamodb_errors_and_change_nothing()
     );
     let list = json_of(&cli_ok(&["fault", "list", "--target-addr", &l, "--output", "json"]).await);
     assert_eq!(list["errors"][0]["op"], "PutItem");
+    // Every injectable error is one a client may retry: the CLI exits 3 for each.
+    for error in kvsim::api::inject::INJECTABLE {
+        cli_ok(&["fault", "errors", "--clear", "--target-addr", &l]).await;
+        cli_ok(&[
+            "fault",
+            "errors",
+            "--op",
+            "GetItem",
+            "--error",
+            error,
+            "--rate",
+            "1",
+            "--target-addr",
+            &l,
+        ])
+        .await;
+        let run = cli(&[
+            "get-item",
+            "--target-addr",
+            &l,
+            "--table-name",
+            "Inj",
+            "--partition-key",
+            "cli",
+        ])
+        .await;
+        assert_eq!(run.code, 3, "{error}: {}", run.stderr);
+        assert!(run.stderr.contains("injected"), "{error}: {}", run.stderr);
+    }
     cli_ok(&["fault", "errors", "--clear", "--target-addr", &l]).await;
     let (status, _) = tc
         .call(

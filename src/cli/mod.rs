@@ -44,7 +44,7 @@ pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_UNAVAILABLE: i32 = 3;
 /// Exit code: `get-item` found no item with that key.
 pub const EXIT_NOT_FOUND: i32 = 4;
-/// Exit code: an internal error in kvsim.
+/// Exit code: the CLI itself failed (it could not read an answer, or start at all).
 pub const EXIT_INTERNAL: i32 = 5;
 
 const EXIT_CODES: &str = "\
@@ -53,9 +53,10 @@ Exit codes:
   1  the request failed: invalid input, or the server rejected it (e.g. no such table)
   2  invalid command line
   3  retrying later may work: the cluster could not be reached, has no leader, or
-     answered a retryable error (throttling, a transaction conflict, an injected fault)
+     answered an error DynamoDB's clients retry (throttling, a transaction conflict, an
+     internal server error), injected faults included
   4  get-item: no item with that key
-  5  internal error in kvsim";
+  5  the CLI itself failed (e.g. an answer it could not read)";
 
 /// kvsim: a DynamoDB-style database simulator on a local three-node Raft cluster.
 #[derive(Debug, Parser)]
@@ -279,8 +280,10 @@ pub fn fraction(s: &str) -> std::result::Result<f64, String> {
 /// The process exit code for an error (see `kvsim --help`).
 pub fn exit_code(e: &Error) -> i32 {
     match e {
+        // Server errors reach the CLI as their own kinds; an `Internal` one is the CLI's own.
         Error::Internal(_) => EXIT_INTERNAL,
-        // Everything DynamoDB calls retryable: unavailable, throttled, conflicting.
+        // Everything DynamoDB calls retryable: unavailable, throttled, conflicting, a
+        // server's internal error.
         e if e.kind().retryable => EXIT_UNAVAILABLE,
         _ => EXIT_FAILED,
     }
