@@ -12,7 +12,7 @@
 //!   (its scratch buffer for escaped strings, strings later found too long) is at most twice
 //!   the body, charged for the duration of decoding as workspace.
 //!
-//! The limits live in a thread-local [`Meter`] installed for one [`decode`] call: serde's
+//! The limits live in a thread-local meter installed for one [`decode`] call: serde's
 //! `Deserialize` has no room for context, and decoding is synchronous, so the meter is exactly
 //! as long-lived as the call. Outside `decode` (the CLI reading answers) nothing is charged.
 

@@ -18,7 +18,8 @@
 //!
 //! Each pass of [`node::RaftNode::handle_ready`] follows raft-rs's documented order:
 //!
-//! 1. send `messages` (a leader's appends and heartbeats may go out before its own fsync);
+//! 1. collect `messages`, the ones raft-rs allows out before this node's own fsync (a leader's
+//!    appends and heartbeats);
 //! 2. install an incoming snapshot, if any, into the state machine;
 //! 3. apply `committed_entries`;
 //! 4. append new `entries` and the `HardState`;
@@ -27,10 +28,16 @@
 //! Ready must be synced. Every client write that arrived since the last pass rides in that same
 //! transaction, which is how concurrent writes share fsyncs (group commit).
 //!
-//! 5. only after that commit send `persisted_messages` (votes and append acknowledgements must
-//!    never promise what is not on disk);
+//! 5. only after that commit collect `persisted_messages` (votes and append acknowledgements
+//!    must never promise what is not on disk);
 //! 6. `advance`, then the `LightReady`: its commit index, messages and committed entries (applied
 //!    in a transaction that needs no fsync, see below); `advance_apply`.
+//!
+//! Every message collected in a pass is sent when the pass ends ([`driver`] hands
+//! [`node::RaftNode::take_messages`] to the transport after `handle_ready` returns), so today a
+//! leader's appends leave only after its own fsync: the leader's fsync and its followers'
+//! fsyncs run one after the other, not side by side as step 1 would allow. That is safe (it
+//! only delays messages raft-rs lets out early) and costs one fsync of latency per write.
 //!
 //! # Apply state
 //!

@@ -9,7 +9,7 @@
 //! large is one of [`value`]'s metered types, so the server charges what it decodes
 //! ([`crate::api::decode`]).
 
-mod value;
+pub mod value;
 
 use serde::{Deserialize, Serialize};
 
