@@ -329,6 +329,7 @@ impl Cluster {
     /// # Errors
     /// As [`Cluster::start`].
     pub async fn start_with_policy(config: ClusterConfig, policy: AdminPolicy) -> Result<Cluster> {
+        config.tuning.validate()?;
         let existing_cluster = config.node_ids().any(|id| has_data(&config.node_dir(id)));
         let mut listeners = BTreeMap::new();
         let mut addrs = BTreeMap::new();

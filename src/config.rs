@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::raft::NodeId;
+use crate::{Error, Result};
 
 /// Nodes in a local cluster.
 pub const NODE_COUNT: u64 = 3;
@@ -46,7 +47,38 @@ impl Default for Tuning {
     }
 }
 
+/// Most entries `--compact-every` and `--log-retain` may name: far beyond any useful value,
+/// and small enough that index arithmetic on them can never overflow.
+pub const MAX_LOG_ENTRIES: u64 = 1_000_000_000;
+/// Longest Raft tick accepted (a minute: elections would take ten).
+pub const MAX_TICK: Duration = Duration::from_secs(60);
+
 impl Tuning {
+    /// Checks every setting is in its range, naming the server flag that sets it.
+    ///
+    /// # Errors
+    /// `Validation` naming the flag, its range and the value given.
+    pub fn validate(&self) -> Result<()> {
+        let tick_ms = self.tick.as_millis();
+        if self.tick.is_zero() || self.tick > MAX_TICK {
+            return Err(Error::validation(format!(
+                "--tick-ms must be between 1 and {}, got {tick_ms}",
+                MAX_TICK.as_millis()
+            )));
+        }
+        for (flag, value, least) in [
+            ("--compact-every", self.compact_every, 1),
+            ("--log-retain", self.log_retain, 0),
+        ] {
+            if !(least..=MAX_LOG_ENTRIES).contains(&value) {
+                return Err(Error::validation(format!(
+                    "{flag} must be between {least} and {MAX_LOG_ENTRIES}, got {value}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// `d` in ticks, at least one.
     pub fn ticks(&self, d: Duration) -> u64 {
         let tick = self.tick.as_micros().max(1);

@@ -393,3 +393,39 @@ async fn status_shows_every_node_or_one() {
     .expect("status");
     tc.cluster.shutdown().await;
 }
+
+/// Server settings out of range are refused at start-up by name, before anything is opened:
+/// huge compaction values used to overflow index arithmetic inside a running node.
+#[test]
+fn server_settings_out_of_range_are_refused_by_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8 path");
+    for (flag, value, range) in [
+        ("--compact-every", "18446744073709551615", "between 1 and 1000000000"),
+        ("--compact-every", "0", "between 1 and 1000000000"),
+        ("--log-retain", "18446744073709551615", "between 0 and 1000000000"),
+        ("--tick-ms", "0", "between 1 and 60000"),
+        ("--tick-ms", "86400000", "between 1 and 60000"),
+    ] {
+        let run = common::kvsim_cli(&[
+            "server",
+            "--base-port",
+            "1",
+            "--data-dir-root",
+            data,
+            flag,
+            value,
+        ]);
+        assert_eq!(run.code, 1, "{flag} {value}: {}", run.stderr);
+        assert_eq!(
+            run.stderr.trim(),
+            format!("error: {flag} must be {range}, got {value}"),
+            "{flag} {value}"
+        );
+    }
+    assert!(
+        !std::path::Path::new(data).exists(),
+        "nothing was created for a refused start"
+    );
+}

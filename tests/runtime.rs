@@ -42,7 +42,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 async fn restarting_a_node_with_a_large_log_does_not_stall_the_others() {
     let tuning = Tuning {
         // No compaction: the whole log stays, and a restart reads all of it.
-        compact_every: u64::MAX / 4,
+        compact_every: kvsim::config::MAX_LOG_ENTRIES,
         ..common::test_tuning()
     };
     let tc = TestCluster::start_with(tuning).await;

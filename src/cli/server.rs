@@ -19,12 +19,6 @@ pub fn run(args: ServerArgs) -> Result<()> {
             args.base_port
         )));
     }
-    if args.tick_ms == 0 {
-        return Err(Error::validation("--tick-ms must be at least 1"));
-    }
-    if args.compact_every == 0 {
-        return Err(Error::validation("--compact-every must be at least 1"));
-    }
     let policy = AdminPolicy {
         faults: !args.no_faults,
         remote: args.admin_remote,
@@ -40,6 +34,7 @@ pub fn run(args: ServerArgs) -> Result<()> {
             ..Tuning::default()
         },
     };
+    config.tuning.validate()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

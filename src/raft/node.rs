@@ -597,10 +597,15 @@ impl<M: StateMachine> RaftNode<M> {
         let store = self.raw.store();
         let applied = store.applied();
         let truncated = store.first() - 1;
-        if applied < truncated + self.opts.compact_every + self.opts.log_retain {
+        // Saturating: the settings are validated, but an index overflow must never be how a
+        // bad one is found.
+        let due = truncated
+            .saturating_add(self.opts.compact_every)
+            .saturating_add(self.opts.log_retain);
+        if applied < due {
             return Ok(());
         }
-        let to = applied - self.opts.log_retain;
+        let to = applied.saturating_sub(self.opts.log_retain);
         let mut txn = self.db.begin_write()?;
         self.raw.mut_store().compact(&txn, to)?;
         self.commit(&mut txn, false)?;
