@@ -402,9 +402,17 @@ fn server_settings_out_of_range_are_refused_by_name() {
     let data = dir.path().join("data");
     let data = data.to_str().expect("utf-8 path");
     for (flag, value, range) in [
-        ("--compact-every", "18446744073709551615", "between 1 and 1000000000"),
+        (
+            "--compact-every",
+            "18446744073709551615",
+            "between 1 and 1000000000",
+        ),
         ("--compact-every", "0", "between 1 and 1000000000"),
-        ("--log-retain", "18446744073709551615", "between 0 and 1000000000"),
+        (
+            "--log-retain",
+            "18446744073709551615",
+            "between 0 and 1000000000",
+        ),
         ("--tick-ms", "0", "between 1 and 60000"),
         ("--tick-ms", "86400000", "between 1 and 60000"),
     ] {

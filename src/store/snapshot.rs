@@ -12,12 +12,25 @@ use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use crate::store::tables::{ITEMS, STATS, TABLES};
 use crate::{Error, Result};
 
+/// Longest row key a snapshot may hold: an item key is a table name (255 bytes) and a
+/// primary key (at most 2,048 + 1,024 bytes) in their order-preserving encoding.
+const MAX_KEY_BYTES: usize = 16 << 10;
+/// Longest row value: an item (400 KB as DynamoDB counts it) in its stored encoding, with room.
+const MAX_VALUE_BYTES: usize = 4 << 20;
+
 const END: u8 = 0;
 const TAG_TABLES: u8 = 1;
 const TAG_ITEMS: u8 = 2;
 const TAG_STATS: u8 = 3;
 
 fn write_row(out: &mut dyn Write, tag: u8, key: &[u8], value: &[u8]) -> Result<()> {
+    if key.len() > MAX_KEY_BYTES || value.len() > MAX_VALUE_BYTES {
+        return Err(Error::internal(format!(
+            "a stored row is too large to snapshot ({} key bytes, {} value bytes)",
+            key.len(),
+            value.len()
+        )));
+    }
     let len = |n: usize| u32::try_from(n).map_err(|_| Error::internal("snapshot row too large"));
     out.write_all(&[tag])?;
     out.write_all(&len(key.len())?.to_be_bytes())?;
@@ -75,13 +88,19 @@ fn read_exact(input: &mut dyn Read, n: usize) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-fn read_u32(input: &mut dyn Read) -> Result<usize> {
-    let b = read_exact(input, 4)?;
-    let arr: [u8; 4] = b
-        .as_slice()
-        .try_into()
-        .map_err(|_| Error::internal("snapshot length"))?;
-    Ok(u32::from_be_bytes(arr) as usize)
+/// Reads a row length, refusing one over `max` before anything is allocated for it.
+fn read_len(input: &mut dyn Read, what: &str, max: usize) -> Result<usize> {
+    let mut arr = [0u8; 4];
+    input
+        .read_exact(&mut arr)
+        .map_err(|e| Error::internal(format!("truncated snapshot: {e}")))?;
+    let n = u32::from_be_bytes(arr) as usize;
+    if n > max {
+        return Err(Error::internal(format!(
+            "corrupt snapshot: a row {what} of {n} bytes exceeds the {max} byte limit"
+        )));
+    }
+    Ok(n)
 }
 
 fn u64_at(bytes: &[u8], at: usize) -> Result<u64> {
@@ -105,9 +124,9 @@ pub fn restore(txn: &WriteTransaction, input: &mut dyn Read) -> Result<()> {
         if tag == END {
             return Ok(());
         }
-        let klen = read_u32(input)?;
+        let klen = read_len(input, "key", MAX_KEY_BYTES)?;
         let key = read_exact(input, klen)?;
-        let vlen = read_u32(input)?;
+        let vlen = read_len(input, "value", MAX_VALUE_BYTES)?;
         let value = read_exact(input, vlen)?;
         match tag {
             TAG_TABLES => {
@@ -153,4 +172,38 @@ pub fn digest(txn: &ReadTransaction) -> Result<u64> {
     let mut f = Fingerprint(0xcbf2_9ce4_8422_2325);
     export(txn, &mut f)?;
     Ok(f.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::backends::InMemoryBackend;
+
+    fn restore_bytes(bytes: &[u8]) -> Result<()> {
+        let db = redb::Database::builder()
+            .create_with_backend(InMemoryBackend::new())
+            .map_err(Error::internal)?;
+        let txn = db.begin_write()?;
+        restore(&txn, &mut &bytes[..])
+    }
+
+    #[test]
+    fn row_lengths_are_bounded_before_anything_is_allocated() {
+        // A row claiming a 4 GiB key, then one claiming a 4 GiB value.
+        let huge_key = [TAG_ITEMS, 0xff, 0xff, 0xff, 0xff];
+        let huge_value = [TAG_ITEMS, 0, 0, 0, 1, b'k', 0xff, 0xff, 0xff, 0xff];
+        for (bytes, what) in [(&huge_key[..], "key"), (&huge_value[..], "value")] {
+            match restore_bytes(bytes) {
+                Err(Error::Internal(m)) => assert!(
+                    m.contains(&format!("a row {what} of 4294967295 bytes exceeds")),
+                    "{m}"
+                ),
+                other => panic!("{what}: expected a refusal, got {other:?}"),
+            }
+        }
+        assert!(
+            matches!(restore_bytes(&[TAG_ITEMS, 0, 0]), Err(Error::Internal(m)) if m.contains("truncated"))
+        );
+        assert!(restore_bytes(&[TAG_ITEMS, 0, 0, 0, 1, b'k', 0, 0, 0, 1, b'v', END]).is_ok());
+    }
 }
