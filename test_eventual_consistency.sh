@@ -65,9 +65,11 @@ wait_for_value() { # wait_for_value ADDR VALUE: polls for up to 10 s
 wait_for_value "$FOLLOWER" "$OLD" || { echo "FAIL: the follower never got the old value" >&2; exit 1; }
 
 echo
-echo "==> 2. Delay every message to and from the follower by 2 seconds"
+# A minute: no loaded machine takes that long to reach step 4, and step 6's heal ends the
+# delay at once, so the stale read is certain rather than a race against a clock.
+echo "==> 2. Delay every message to and from the follower by 60 seconds (until step 6 heals it)"
 DELAY_SET=1
-show fault delay --node "$FOLLOWER_ID" --ms 2000 --target-addr "$LEADER"
+show fault delay --node "$FOLLOWER_ID" --ms 60000 --target-addr "$LEADER"
 
 NEW="new-$(date +%s%N)"
 echo

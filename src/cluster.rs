@@ -67,6 +67,11 @@ impl NodeHandle {
             .map_err(|e| Error::internal(format!("a read of node {} failed: {e}", self.id)))?
     }
 
+    /// The node's timing and limits.
+    pub fn tuning(&self) -> &Tuning {
+        &self.tuning
+    }
+
     /// The node's client address.
     pub fn addr(&self) -> &str {
         self.addrs.get(&self.id).map_or("", String::as_str)

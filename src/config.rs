@@ -31,6 +31,12 @@ pub struct Tuning {
     pub compact_every: u64,
     /// Applied entries kept after compaction for followers slightly behind.
     pub log_retain: u64,
+    /// Most client and peer connections one node holds open; a connection beyond them is
+    /// answered `ServiceUnavailable` and closed at once.
+    pub max_connections: usize,
+    /// A connection that does not send a complete request head within this long (a slow or
+    /// half-open client, or an idle keep-alive connection) is closed.
+    pub header_timeout: Duration,
 }
 
 impl Default for Tuning {
@@ -43,6 +49,8 @@ impl Default for Tuning {
             read_timeout: Duration::from_secs(3),
             compact_every: 10_000,
             log_retain: 1_000,
+            max_connections: 2048,
+            header_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -65,6 +73,11 @@ impl Tuning {
                 "--tick-ms must be between 1 and {}, got {tick_ms}",
                 MAX_TICK.as_millis()
             )));
+        }
+        if self.max_connections == 0 || self.header_timeout.is_zero() {
+            return Err(Error::validation(
+                "a node must accept at least one connection, for more than no time",
+            ));
         }
         for (flag, value, least) in [
             ("--compact-every", self.compact_every, 1),

@@ -418,7 +418,8 @@ async fn a_delayed_follower_serves_stale_reads_until_healed() {
     put(&l, "Lag", r#"{"k":"x","v":"old"}"#).await;
     tc.converged().await;
 
-    delay(&l, follower, 1500).await;
+    // Long enough that no loaded machine can outlast it: the heal below ends it.
+    delay(&l, follower, 60000).await;
     put(&l, "Lag", r#"{"k":"x","v":"new"}"#).await;
     let get = |addr: String, consistent: bool| async move {
         let mut args = vec![

@@ -1,13 +1,13 @@
 //! What requests may hold in memory: one budget per node, charged by every request for its
 //! body as the bytes arrive and then for what decoding builds from it ([`crate::api::decode`]).
 //!
-//! Without it, [`crate::api::MAX_CONNECTIONS`] clients each sending a [`MAX_REQUEST_BYTES`]
-//! body could make a node hold 32 GiB, and a small body can decode into many times its size.
+//! Without it, a node's 2,048 connections (`max_connections`) each sending a
+//! [`MAX_REQUEST_BYTES`] body could make it hold 32 GiB, and a small body can decode into many times its size.
 //! A request that would overrun the budget is refused with DynamoDB's retryable
 //! `ThrottlingException` and changes nothing.
 //!
 //! The first [`FREE_BYTES`] of every request are not charged, so small requests (a GetItem, a
-//! PutItem of a modest item) never wait on large ones: at most `MAX_CONNECTIONS × FREE_BYTES`
+//! PutItem of a modest item) never wait on large ones: at most `max_connections × FREE_BYTES`
 //! (32 MiB) per node lies outside the budget. Request memory is therefore bounded by
 //! [`BUDGET_BYTES`] plus that.
 

@@ -64,38 +64,28 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Most concurrent client and peer connections one node serves; further ones wait to be
-/// accepted until a slot frees.
-pub const MAX_CONNECTIONS: usize = 2048;
-/// A connection that does not send a complete request head within this long (a slow or
-/// half-open client, or an idle keep-alive connection) is closed.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves a node on `listener` until `shutdown` is cancelled, then finishes in-flight requests.
 ///
 /// A hand-rolled accept loop rather than `axum::serve`, for the limits a database server
-/// needs: at most [`MAX_CONNECTIONS`] connections, and [`HEADER_TIMEOUT`] to send a request,
-/// so that slow, half-open or thousands of idle connections cannot exhaust the node. (Request
-/// bodies have their own size limit and timeout in [`dispatch`].)
+/// needs (the node's [`crate::config::Tuning`]): at most `max_connections` connections, a
+/// connection beyond them answered `ServiceUnavailable` and closed at once (as a database
+/// refuses "too many clients" rather than leaving them hanging), and `header_timeout` to send
+/// each request head, so that slow, half-open or thousands of idle connections cannot exhaust
+/// the node. (Request bodies have their own size limit and timeout in [`dispatch`].)
 pub async fn serve(listener: TcpListener, state: AppState, shutdown: CancellationToken) {
     let id = state.node.id;
-    let router = router(state);
-    let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let max = state.node.tuning().max_connections;
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        .header_read_timeout(state.node.tuning().header_timeout)
         .keep_alive(true);
+    let router = router(state);
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(max));
     loop {
-        let slot = tokio::select! {
-            () = shutdown.cancelled() => break,
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-        };
         let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -107,6 +97,10 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: Cancellatio
                     continue;
                 }
             },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tokio::spawn(refuse(stream, id, max));
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
@@ -130,4 +124,29 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: Cancellatio
             tracing::warn!(node = id, "in-flight requests did not finish within {DRAIN_TIMEOUT:?}");
         }
     }
+}
+
+/// Answers a connection over the limit with DynamoDB's retryable `ServiceUnavailable` and
+/// closes it, without reading its request: it holds no slot and costs a few bytes.
+async fn refuse(mut stream: tokio::net::TcpStream, id: crate::raft::NodeId, max: usize) {
+    use tokio::io::AsyncWriteExt;
+    let body = serde_json::json!({
+        "__type": "com.amazonaws.dynamodb.v20120810#ServiceUnavailable",
+        "message": format!(
+            "node {id} already has {max} connections open, its limit; retry, or reuse connections"
+        ),
+    })
+    .to_string();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {}\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        wire::CONTENT_TYPE,
+        body.len()
+    );
+    // Bounded: a client that does not read cannot hold this task.
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
 }
