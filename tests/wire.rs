@@ -537,22 +537,57 @@ async fn status_reports_the_documented_fields() {
     tc.converged().await;
     for id in tc.running() {
         let status = tc.status_json(id).await;
+        // Every field the README calls stable, with its type.
         for field in [
             "node_id",
-            "role",
             "term",
             "leader_id",
-            "leader_addr",
             "commit_index",
             "applied_index",
             "last_log_index",
+            "first_log_index",
             "tables",
+            "pending_proposals",
+            "pending_reads",
+        ] {
+            assert!(status[field].is_u64(), "node {id}: {field} in {status}");
+        }
+        for field in ["addr", "role", "leader_addr"] {
+            assert!(status[field].is_string(), "node {id}: {field} in {status}");
+        }
+        for field in [
+            "fsyncs",
+            "entries_applied",
+            "snapshots_installed",
+            "compactions",
         ] {
             assert!(
-                status.get(field).is_some(),
-                "node {id} status lacks {field}: {status}"
+                status["stats"][field].is_u64(),
+                "node {id}: stats.{field} in {status}"
             );
         }
+        for field in ["faults", "node_faults"] {
+            assert!(status[field].is_array(), "node {id}: {field} in {status}");
+        }
+        assert_eq!(status["health"]["state"], "running", "{status}");
+        assert_eq!(status["addr"], tc.addr(id).as_str());
+        let nodes = status["nodes"].as_array().expect("nodes");
+        assert_eq!(nodes.len(), 3, "{status}");
+        for n in nodes {
+            let nid = n["node_id"].as_u64().expect("node_id");
+            assert_eq!(n["addr"], tc.addr(nid).as_str(), "{status}");
+        }
+        let applied = status["applied_index"].as_u64().unwrap_or(0);
+        assert!(
+            status["first_log_index"].as_u64().unwrap_or(u64::MAX) <= applied + 1
+                && applied <= status["commit_index"].as_u64().unwrap_or(0)
+                && status["commit_index"].as_u64() <= status["last_log_index"].as_u64(),
+            "first <= applied + 1 <= commit + 1 <= last + 1: {status}"
+        );
+        assert!(
+            status["stats"]["entries_applied"].as_u64() > Some(0),
+            "the table's creation was applied: {status}"
+        );
         assert_eq!(status["node_id"], id);
         assert_eq!(status["leader_id"], leader);
         assert_eq!(status["leader_addr"], tc.addr(leader).as_str());
@@ -565,7 +600,13 @@ async fn status_reports_the_documented_fields() {
             let peers = status["peers"].as_array().expect("leader lists peers");
             assert_eq!(peers.len(), 2);
             for p in peers {
-                assert!(p["node_id"].is_u64() && p["match_index"].is_u64(), "{p}");
+                assert!(
+                    p["node_id"].is_u64()
+                        && p["match_index"].is_u64()
+                        && p["next_index"].is_u64()
+                        && p["state"].is_string(),
+                    "{p}"
+                );
             }
         } else {
             assert!(status.get("peers").is_none());
