@@ -112,6 +112,50 @@ pub struct ClusterConfig {
     pub base_port: u16,
     /// Raft timing.
     pub tuning: Tuning,
+    /// How failed nodes are restarted.
+    pub supervision: Supervision,
+}
+
+/// How the supervisor restarts a node that failed (a panic or a storage fault; never one
+/// crashed on purpose): after a backoff that doubles with each recent restart, and at most
+/// `max_restarts` times within `period`, as an OTP supervisor's restart intensity. Beyond
+/// that the node stays failed, and its status says why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Supervision {
+    /// Restart failed nodes at all (`--no-auto-restart` turns it off).
+    pub auto_restart: bool,
+    /// Most restarts of one node within `period` (`--max-restarts`).
+    pub max_restarts: u32,
+    /// The window restarts are counted in (`--restart-period-secs`).
+    pub period: Duration,
+    /// Wait before the first restart; each further recent restart doubles it, up to
+    /// [`MAX_RESTART_BACKOFF`].
+    pub backoff: Duration,
+}
+
+/// Longest wait before a restart.
+pub const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(10);
+
+impl Default for Supervision {
+    fn default() -> Self {
+        Supervision {
+            auto_restart: true,
+            max_restarts: 3,
+            period: Duration::from_secs(60),
+            backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+impl Supervision {
+    /// The wait before a restart, when `recent` restarts happened within the period.
+    pub fn backoff_after(&self, recent: usize) -> Duration {
+        let factor = 1u32 << recent.min(16);
+        self.backoff
+            .checked_mul(factor)
+            .unwrap_or(MAX_RESTART_BACKOFF)
+            .min(MAX_RESTART_BACKOFF)
+    }
 }
 
 impl ClusterConfig {

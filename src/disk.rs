@@ -6,31 +6,43 @@
 //! commits durable). What is left on disk is exactly what a `kill -9` at that instant leaves:
 //! the simulator's `fault crash` is then an honest crash, not a clean shutdown, and a node
 //! restarted from its directory recovers from the last durable commit.
+//!
+//! The same switch can instead make the disk *fail*: writes and fsyncs return an I/O error
+//! while the node runs on, as a dying disk does. The node's next write then stops it with a
+//! storage fault, which is what the supervisor restarts (`kvsim fault disk`).
 
 use std::fs::OpenOptions;
 use std::io;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use redb::backends::FileBackend;
 use redb::{BackendError, Database, StorageBackend};
 
 use crate::{Error, Result};
 
-/// The switch that crashes a [`CrashableFile`].
+/// The switch that crashes a [`CrashableFile`], or makes its disk fail.
 #[derive(Clone, Debug, Default)]
-pub struct CrashSwitch(Arc<AtomicBool>);
+pub struct CrashSwitch(Arc<AtomicU8>);
+
+const WORKING: u8 = 0;
+const CRASHED: u8 = 1;
+const FAILING: u8 = 2;
 
 impl CrashSwitch {
     /// From now on, nothing more is written to the file.
     pub fn crash(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.store(CRASHED, Ordering::SeqCst);
     }
 
-    fn is_crashed(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+    /// From now on, every write and fsync fails with an I/O error (a simulated disk failure);
+    /// a crash still takes precedence.
+    pub fn fail(&self) {
+        let _ = self
+            .0
+            .compare_exchange(WORKING, FAILING, Ordering::SeqCst, Ordering::SeqCst);
     }
 }
 
@@ -41,16 +53,16 @@ pub struct CrashableFile {
     switch: CrashSwitch,
 }
 
-fn crashed() -> io::Error {
-    io::Error::other("the node crashed (simulated); nothing more is written")
-}
-
 impl CrashableFile {
     fn check(&self) -> io::Result<()> {
-        if self.switch.is_crashed() {
-            Err(crashed())
-        } else {
-            Ok(())
+        match self.switch.0.load(Ordering::SeqCst) {
+            WORKING => Ok(()),
+            CRASHED => Err(io::Error::other(
+                "the node crashed (simulated); nothing more is written",
+            )),
+            _ => Err(io::Error::other(
+                "simulated disk failure: the disk refuses writes (kvsim fault disk)",
+            )),
         }
     }
 }

@@ -398,7 +398,12 @@ async fn a_seeded_random_workload_leaves_identical_state_on_every_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_node_fails_alone_and_says_so() {
-    let tc = TestCluster::start().await;
+    // Without the supervisor (`--no-auto-restart`), the failed node stays failed to be looked at.
+    let tc = TestCluster::start_supervised(kvsim::config::Supervision {
+        auto_restart: false,
+        ..Default::default()
+    })
+    .await;
     let leader = tc.leader().await;
     tc.create_table(leader, "Tab", ("pk", "S"), Some(("sk", "N")))
         .await;

@@ -52,6 +52,8 @@ pub struct StatusDoc {
     pub faults: Vec<String>,
     /// The network faults that touch this node (`cut off from 1,3`, `delay 100ms`, ...).
     pub node_faults: Vec<String>,
+    /// The supervisor's policy and what it did for each node (restarts, refusals).
+    pub supervision: Option<crate::cluster::SupervisionStatus>,
 }
 
 /// A node's id and client address.
@@ -136,6 +138,7 @@ pub async fn status_doc(app: &AppState) -> StatusDoc {
             .upgrade()
             .and_then(|c| c.faults().read().ok().map(|f| f.describe_node(app.node.id)))
             .unwrap_or_default(),
+        supervision: app.cluster.upgrade().map(|c| c.supervision()),
     }
 }
 

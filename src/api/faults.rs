@@ -222,8 +222,11 @@ fn apply_fault(cluster: &Cluster, action: &str, req: FaultRequest) -> Result<(St
         }
         "heal" => {
             next.heal();
+            cluster.heal_disks();
             removed = true;
-            "healed the network: every partition, delay and loss removed".into()
+            "healed the network and the disks: every partition, delay, loss and failing disk \
+             removed"
+                .into()
         }
         other => {
             return Err(Error::validation(format!(
@@ -253,7 +256,7 @@ pub async fn apply(
     }))
 }
 
-/// `POST /admin/nodes/{id}/crash` and `/restart`.
+/// `POST /admin/nodes/{id}/crash`, `/restart`, `/fail-disk` and `/fail-disk-sticky`.
 pub async fn node_action(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -277,9 +280,21 @@ pub async fn node_action(
                 cluster.restart_node(id, via).await?;
                 format!("restarted node {id}")
             }
+            "fail-disk" | "fail-disk-sticky" => {
+                let sticky = action == "fail-disk-sticky";
+                cluster.fail_disk(id, sticky, via)?;
+                format!(
+                    "node {id}'s disk fails writes{}",
+                    if sticky {
+                        ", after every restart too"
+                    } else {
+                        ""
+                    }
+                )
+            }
             other => {
                 return Err(Error::validation(format!(
-                    "unknown node action {other}; use crash or restart"
+                    "unknown node action {other}; use crash, restart, fail-disk or fail-disk-sticky"
                 )));
             }
         };

@@ -163,6 +163,17 @@ pub struct ServerArgs {
     /// Accept simulator control requests (/admin/...) from other hosts, not only loopback.
     #[arg(long)]
     pub admin_remote: bool,
+    /// Leave a failed node failed (a panic or storage fault) instead of restarting it; for
+    /// demos that want to watch a dead node. Nodes crashed on purpose are never restarted.
+    #[arg(long)]
+    pub no_auto_restart: bool,
+    /// Most automatic restarts of one node within --restart-period-secs; past that it stays
+    /// failed and its status says why.
+    #[arg(long, default_value_t = 3)]
+    pub max_restarts: u32,
+    /// The window, in seconds, that --max-restarts counts restarts in.
+    #[arg(long, default_value_t = 60)]
+    pub restart_period_secs: u64,
 }
 
 /// Output format of client commands.

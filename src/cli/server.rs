@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::cli::ServerArgs;
 use crate::cluster::{AdminPolicy, Cluster};
-use crate::config::{ClusterConfig, NODE_COUNT, Tuning};
+use crate::config::{ClusterConfig, NODE_COUNT, Supervision, Tuning};
 use crate::{Error, Result};
 
 /// Runs the server.
@@ -33,8 +33,19 @@ pub fn run(args: ServerArgs) -> Result<()> {
             log_retain: args.log_retain,
             ..Tuning::default()
         },
+        supervision: Supervision {
+            auto_restart: !args.no_auto_restart,
+            max_restarts: args.max_restarts,
+            period: Duration::from_secs(args.restart_period_secs),
+            ..Supervision::default()
+        },
     };
     config.tuning.validate()?;
+    if args.restart_period_secs == 0 {
+        return Err(Error::validation(
+            "--restart-period-secs must be at least 1",
+        ));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

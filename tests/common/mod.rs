@@ -11,7 +11,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use kvsim::cluster::{AdminPolicy, Cluster};
-use kvsim::config::{ClusterConfig, Tuning};
+use kvsim::config::{ClusterConfig, Supervision, Tuning};
 use kvsim::raft::NodeId;
 use serde_json::{Value, json};
 
@@ -67,12 +67,34 @@ impl TestCluster {
     }
 
     pub async fn start_with_policy(tuning: Tuning, policy: AdminPolicy) -> TestCluster {
+        Self::start_with_all(tuning, policy, Supervision::default()).await
+    }
+
+    /// A cluster with `supervision` as its restart policy.
+    pub async fn start_supervised(supervision: Supervision) -> TestCluster {
+        Self::start_with_all(
+            test_tuning(),
+            AdminPolicy {
+                faults: true,
+                remote: false,
+            },
+            supervision,
+        )
+        .await
+    }
+
+    pub async fn start_with_all(
+        tuning: Tuning,
+        policy: AdminPolicy,
+        supervision: Supervision,
+    ) -> TestCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = ClusterConfig {
             data_root: dir.path().to_path_buf(),
             host: "127.0.0.1".into(),
             base_port: 0,
             tuning,
+            supervision,
         };
         let cluster = Cluster::start_with_policy(config, policy)
             .await

@@ -32,11 +32,23 @@ pub enum Action {
         #[arg(long)]
         node: u64,
     },
-    /// Restart a crashed node from its data directory.
+    /// Restart a crashed or failed node from its data directory.
     Restart {
         /// The node to restart.
         #[arg(long)]
         node: u64,
+    },
+    /// Make node N's disk fail every write, as a dying disk does: the node stops with a
+    /// storage fault at its next write, and the supervisor restarts it (on a working disk,
+    /// unless --sticky).
+    Disk {
+        /// The node whose disk fails.
+        #[arg(long)]
+        node: u64,
+        /// The disk fails again after every restart, until `fault heal`: the supervisor gives
+        /// up after --max-restarts restarts.
+        #[arg(long)]
+        sticky: bool,
     },
     /// Cut node N off from the other nodes (clients can still reach it).
     Isolate {
@@ -94,7 +106,7 @@ pub enum Action {
         #[arg(long, conflicts_with_all = ["op", "error", "rate"])]
         clear: bool,
     },
-    /// Remove every network fault (partitions, delays, losses).
+    /// Remove every network fault (partitions, delays, losses) and sticky disk failure.
     Heal,
     /// Show every fault in force.
     List,
@@ -122,6 +134,14 @@ fn request(action: &Action) -> Result<(String, Option<Value>)> {
     match action {
         Action::Crash { node } => post(&format!("/admin/nodes/{node}/crash"), json!({})),
         Action::Restart { node } => post(&format!("/admin/nodes/{node}/restart"), json!({})),
+        Action::Disk { node, sticky } => {
+            let action = if *sticky {
+                "fail-disk-sticky"
+            } else {
+                "fail-disk"
+            };
+            post(&format!("/admin/nodes/{node}/{action}"), json!({}))
+        }
         Action::Isolate { node } => post("/admin/faults/isolate", json!({"node": node})),
         Action::Partition { groups: g } => {
             post("/admin/faults/partition", json!({"groups": groups(g)?}))
@@ -176,7 +196,10 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
                 .as_array()
                 .map(|a| a.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
-            let node_action = matches!(args.action, Action::Crash { .. } | Action::Restart { .. });
+            let node_action = matches!(
+                args.action,
+                Action::Crash { .. } | Action::Restart { .. } | Action::Disk { .. }
+            );
             if faults.is_empty() {
                 if !node_action {
                     outln!("No faults in force.");

@@ -3,10 +3,15 @@
 //! node's port refuses connections, exactly as a crashed process's would.
 //!
 //! [`NodeHandle`] is how the API layer talks to a node: propose a command, wait for a read
-//! index, read its store and status.
+//! index, read its store and status. A node that fails is restarted by the [`supervisor`].
 
-use std::collections::BTreeMap;
+mod supervisor;
+
+pub use supervisor::{NodeSupervision, SupervisionStatus};
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
@@ -207,6 +212,8 @@ struct RunningNode {
     server: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
     crash: CrashSwitch,
+    /// Which start of the node this is (the supervisor acts only on the instance that failed).
+    generation: u64,
 }
 
 /// Who may use the simulator controls (`/admin/*`).
@@ -240,6 +247,14 @@ struct Inner {
     /// What requests in flight may hold in memory, shared by the nodes as they share the
     /// process.
     memory: api::budget::MemoryBudget,
+    /// Restarts failed nodes.
+    supervisor: supervisor::Supervisor,
+    /// Counts node starts, for each one's generation.
+    generations: AtomicU64,
+    /// Set once shutdown begins: nothing is restarted from then on.
+    closing: AtomicBool,
+    /// Nodes whose disk fails again after every restart (`kvsim fault disk --sticky`).
+    failing_disks: Mutex<BTreeSet<NodeId>>,
 }
 
 /// Three nodes in one process. Cheap to clone; every clone controls the same cluster.
@@ -356,6 +371,7 @@ impl Cluster {
             .connect_timeout(Duration::from_secs(1))
             .build()
             .map_err(Error::internal)?;
+        let (supervisor, node_failures) = supervisor::Supervisor::new(config.supervision.clone());
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 events: config
@@ -374,8 +390,13 @@ impl Cluster {
                 existing_cluster,
                 cluster_key: uuid::Uuid::new_v4().simple().to_string().into(),
                 memory: api::budget::MemoryBudget::new(api::budget::BUDGET_BYTES),
+                supervisor,
+                generations: AtomicU64::new(0),
+                closing: AtomicBool::new(false),
+                failing_disks: Mutex::new(BTreeSet::new()),
             }),
         };
+        tokio::spawn(supervisor::supervise(cluster.downgrade(), node_failures));
         for (id, listener) in listeners {
             if let Err(e) = cluster.launch(id, listener).await {
                 failures.insert(id, e.to_string());
@@ -485,6 +506,11 @@ impl Cluster {
         if let Ok(rules) = self.inner.errors.read() {
             out.extend(rules.iter().map(ErrorRule::describe));
         }
+        out.extend(
+            self.failing_disks()
+                .iter()
+                .map(|id| format!("disk of node {id} fails after every restart")),
+        );
         out
     }
 
@@ -510,6 +536,7 @@ impl Cluster {
         // Raft's view of its log are blocking work: off the runtime, or every request on the
         // same worker would wait for them.
         let existing_cluster = inner.existing_cluster;
+        let failing_disk = inner.failing_disks.lock().is_ok_and(|d| d.contains(&id));
         let (node, store, crash) = tokio::task::spawn_blocking(move || {
             // An existing cluster's node must come back with its data; only a brand-new
             // cluster (no node had data when the server started) starts nodes empty.
@@ -517,6 +544,9 @@ impl Cluster {
             let db = Arc::new(db);
             let store = Store::new(db.clone());
             let node = RaftNode::new(opts, db, store.clone(), &raft_logger(id))?;
+            if failing_disk {
+                crash.fail();
+            }
             Ok::<_, Error>((node, store, crash))
         })
         .await
@@ -553,6 +583,8 @@ impl Cluster {
             tuning,
             snapshot_dir,
         };
+        let generation = inner.generations.fetch_add(1, Ordering::SeqCst);
+        inner.supervisor.watch(id, generation, handle.watch());
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(api::serve(
             listener,
@@ -573,6 +605,7 @@ impl Cluster {
                 server,
                 shutdown,
                 crash,
+                generation,
             },
         );
         Ok(())
@@ -651,12 +684,21 @@ impl Cluster {
     /// # Errors
     /// `Validation` if the node is running already; as [`Cluster::start`] otherwise.
     pub async fn restart_node(&self, id: NodeId, via: NodeId) -> Result<()> {
-        if self.nodes().contains_key(&id) {
-            return Err(Error::validation(format!("node {id} is already running")));
-        }
         if !self.inner.addrs.contains_key(&id) {
             return Err(Error::validation(format!("there is no node {id}")));
         }
+        let failed = match self.nodes().get(&id) {
+            Some(node) if node.handle.failure().is_none() => {
+                return Err(Error::validation(format!("node {id} is already running")));
+            }
+            Some(_) => true,
+            None => false,
+        };
+        if failed {
+            // A failed node's thread has ended; its port still answers that it failed.
+            self.take_down(id, true).await;
+        }
+        self.inner.supervisor.reset(id);
         self.start_node(id).await?;
         if let Ok(mut f) = self.inner.start_failures.lock() {
             f.remove(&id);
@@ -687,8 +729,59 @@ impl Cluster {
         Ok(())
     }
 
+    /// Makes node `id`'s disk fail every write and fsync from now on, as a dying disk does: the
+    /// node stops with a storage fault at its next write. With `sticky` the disk fails again
+    /// after every restart, until [`Cluster::heal_disks`]. Recorded in the event log of `via`.
+    ///
+    /// # Errors
+    /// `Validation` if the node is not running.
+    pub fn fail_disk(&self, id: NodeId, sticky: bool, via: NodeId) -> Result<()> {
+        let nodes = self.nodes();
+        let node = nodes
+            .get(&id)
+            .ok_or_else(|| Error::validation(format!("node {id} is not running")))?;
+        node.crash.fail();
+        drop(nodes);
+        if sticky && let Ok(mut d) = self.inner.failing_disks.lock() {
+            d.insert(id);
+        }
+        let what = if sticky {
+            format!("node {id}'s disk fails every write, and will after every restart")
+        } else {
+            format!("node {id}'s disk fails every write until the node restarts")
+        };
+        self.record(via, NodeEvent::new("fault_set", what));
+        Ok(())
+    }
+
+    /// Ends every sticky disk failure: nodes started from now on get working disks.
+    pub fn heal_disks(&self) {
+        if let Ok(mut d) = self.inner.failing_disks.lock() {
+            d.clear();
+        }
+    }
+
+    /// Nodes whose disks fail after every restart.
+    pub fn failing_disks(&self) -> BTreeSet<NodeId> {
+        self.inner
+            .failing_disks
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default()
+    }
+
+    /// The supervisor's policy and every node's record, for status.
+    pub fn supervision(&self) -> SupervisionStatus {
+        self.inner.supervisor.status(self.node_ids().into_iter())
+    }
+
+    fn is_closing(&self) -> bool {
+        self.inner.closing.load(Ordering::SeqCst)
+    }
+
     /// Stops every node.
     pub async fn shutdown(self) {
+        self.inner.closing.store(true, Ordering::SeqCst);
         for id in self.node_ids() {
             self.stop_node(id).await;
         }
