@@ -759,3 +759,62 @@ async fn events_follow_prints_new_events_as_they_happen() {
     );
     tc.cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_disk_stops_a_node_and_the_supervisor_restarts_it() {
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    let follower = tc.other_than(leader);
+    let l = tc.addr(leader);
+    cli_ok(&[
+        "create-table",
+        "--target-addr",
+        &l,
+        "--table-name",
+        "Disk",
+        "--partition-key-name",
+        "k",
+        "--output",
+        "json",
+    ])
+    .await;
+    let out = cli_ok(&[
+        "fault",
+        "disk",
+        "--node",
+        &follower.to_string(),
+        "--target-addr",
+        &l,
+    ])
+    .await;
+    assert!(
+        out.contains(&format!("node {follower}'s disk fails writes")),
+        "{out}"
+    );
+    // The next append the follower receives fails on its disk.
+    put(&l, "Disk", r#"{"k":"a"}"#).await;
+    let table = eventually(
+        Duration::from_secs(20),
+        "status to show the supervisor's restart",
+        || {
+            let l = l.clone();
+            async move {
+                let t = cli_ok(&["status", "--target-addr", &l, "--all"]).await;
+                t.contains(&format!(
+                    "node {follower}: restarted 1 time by the supervisor"
+                ))
+                .then_some(t)
+            }
+        },
+    )
+    .await;
+    assert!(table.contains("simulated disk failure"), "{table}");
+    let ev = events(&l).await;
+    assert!(
+        has_event(&ev, "node_restarted", "the supervisor restarted node"),
+        "{ev:?}"
+    );
+    tc.converged().await;
+    tc.assert_identical();
+    tc.cluster.shutdown().await;
+}

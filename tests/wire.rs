@@ -572,12 +572,18 @@ async fn status_reports_the_documented_fields() {
         assert_eq!(status["health"]["state"], "running", "{status}");
         let sup = &status["supervision"];
         assert_eq!(sup["auto_restart"], true, "{status}");
-        assert!(sup["max_restarts"].is_u64() && sup["period_secs"].is_u64(), "{status}");
+        assert!(
+            sup["max_restarts"].is_u64() && sup["period_secs"].is_u64(),
+            "{status}"
+        );
         let records = sup["nodes"].as_array().expect("supervision.nodes");
         assert_eq!(records.len(), 3, "{status}");
         for r in records {
             assert!(r["node_id"].is_u64() && r["restarts"] == 0, "{status}");
-            assert!(r["last_failure"].is_null() && r["gave_up"].is_null(), "{status}");
+            assert!(
+                r["last_failure"].is_null() && r["gave_up"].is_null(),
+                "{status}"
+            );
         }
         assert_eq!(status["addr"], tc.addr(id).as_str());
         let nodes = status["nodes"].as_array().expect("nodes");
