@@ -5,7 +5,7 @@
 //! [`NodeHandle`] is how the API layer talks to a node: propose a command, wait for a read
 //! index, read its store and status. A node that fails is restarted by the [`supervisor`].
 
-mod supervisor;
+pub mod supervisor;
 
 pub use supervisor::{NodeSupervision, SupervisionStatus};
 
