@@ -10,7 +10,9 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::process::{BIN, Server, agreed_digest, call, free_base_port, wait_converged};
+use common::process::{
+    BIN, Server, agreed_digest, call, create_table, free_base_port, wait_converged,
+};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,15 +29,7 @@ async fn kill_9_loses_no_acknowledged_write() {
     let http = reqwest::Client::new();
     let mut server = Server::start(dir.path(), base, &[]);
     wait_converged(&http, base).await;
-    let created = call(
-        &http,
-        base,
-        "CreateTable",
-        json!({"TableName": "Crash", "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
-               "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}], "BillingMode": "PAY_PER_REQUEST"}),
-    )
-    .await;
-    assert_eq!(created.map(|c| c.0), Some(200));
+    create_table(&http, base, "Crash", "k").await;
 
     let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
     for round in 0..3 {
@@ -150,15 +144,7 @@ async fn damaged_or_missing_node_data_is_refused_by_name_and_the_others_keep_wor
     // A cluster with some data, stopped cleanly.
     let mut server = Server::start_logged(&data, base, &log, &[]);
     wait_converged(&http, base).await;
-    let created = call(
-        &http,
-        base,
-        "CreateTable",
-        json!({"TableName": "Crash", "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
-               "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}], "BillingMode": "PAY_PER_REQUEST"}),
-    )
-    .await;
-    assert_eq!(created.map(|c| c.0), Some(200));
+    create_table(&http, base, "Crash", "k").await;
     for i in 0..10 {
         let put = call(
             &http,

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::process::{Server, call, call_raw, free_base_port, status, wait_converged};
+use common::process::{
+    Server, call, call_raw, create_table, free_base_port, status, wait_converged,
+};
 use serde_json::json;
 
 /// Just under DynamoDB's 16 MiB request limit, so each body is read and decoded, not refused
@@ -117,16 +119,7 @@ async fn adversarial_bodies_get_4xx_within_a_memory_bound_while_gets_go_on() {
     let server = Server::start(dir.path(), base, &[]);
     let http = reqwest::Client::new();
     wait_converged(&http, base).await;
-    let created = call(
-        &http,
-        base,
-        "CreateTable",
-        json!({"TableName": "Mem", "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-               "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-               "BillingMode": "PAY_PER_REQUEST"}),
-    )
-    .await;
-    assert_eq!(created.map(|c| c.0), Some(200));
+    create_table(&http, base, "Mem", "pk").await;
     let put = call(
         &http,
         base,

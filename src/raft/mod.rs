@@ -55,7 +55,8 @@
 //! entry took the index (a new leader overwrote it). A proposal that is not resolved within its
 //! deadline fails with a retryable error saying its outcome is unknown. Consistent reads use
 //! ReadIndex, batched: all reads that arrive in one pass share one `read_index` call, and are
-//! released once the applied index reaches the read index.
+//! released once the applied index reaches the read index. A new leader holds reads until it
+//! has committed an entry of its own term: raft-rs silently drops a ReadIndex before that.
 //!
 //! # What is left out
 //!

@@ -384,7 +384,10 @@ impl<M: StateMachine> RaftNode<M> {
     /// # Errors
     /// Only faults: a storage error here means the node must stop.
     pub fn handle_ready(&mut self) -> Result<()> {
+        // raft-rs silently drops a ReadIndex that reaches a leader before it has committed an
+        // entry of its own term (a brand-new leader); reads wait here until then instead.
         if self.is_leader()
+            && self.raw.raft.commit_to_current_term()
             && let Some(ctx) = self.reads.issue()
         {
             self.raw.read_index(ctx);
@@ -658,4 +661,89 @@ impl slog::Drain for TracingDrain {
 /// A slog logger for raft-rs that writes through `tracing`.
 pub fn raft_logger(_node: NodeId) -> slog::Logger {
     slog::Logger::root(TracingDrain, slog::o!())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use redb::backends::InMemoryBackend;
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::store::Store;
+
+    fn node(id: NodeId, election: usize, dir: &Path) -> RaftNode<Store> {
+        let db = Arc::new(
+            Database::builder()
+                .create_with_backend(InMemoryBackend::new())
+                .expect("in-memory db"),
+        );
+        let opts = NodeOptions {
+            id,
+            voters: vec![1, 2, 3],
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            proposal_timeout_ticks: 1_000,
+            read_timeout_ticks: 1_000,
+            compact_every: 1_000,
+            log_retain: 100,
+            snapshot_dir: dir.join(format!("n{id}")),
+            fixed_election_ticks: Some(election),
+            planted_bug: None,
+        };
+        RaftNode::new(opts, db.clone(), Store::new(db), &raft_logger(id)).expect("node")
+    }
+
+    /// Runs every node's Ready loop and returns what they want sent, in a stable order.
+    fn pump(nodes: &mut BTreeMap<NodeId, RaftNode<Store>>) -> Vec<Message> {
+        let mut out = Vec::new();
+        for n in nodes.values_mut() {
+            n.handle_ready().expect("ready");
+            out.extend(n.take_messages());
+        }
+        out
+    }
+
+    /// raft-rs silently drops a ReadIndex that reaches a new leader before it has committed an
+    /// entry of its own term. A consistent read asked for in that window must still be answered
+    /// as soon as the leader's first entry commits, not time out.
+    #[test]
+    fn a_read_asked_of_a_brand_new_leader_is_answered_once_its_term_commits() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut nodes: BTreeMap<NodeId, RaftNode<Store>> = [(1, 10), (2, 50), (3, 60)]
+            .into_iter()
+            .map(|(id, e)| (id, node(id, e, dir.path())))
+            .collect();
+        let mut read = None;
+        let mut queue = Vec::new();
+        for _ in 0..200 {
+            if let Some(n) = nodes.get_mut(&1) {
+                n.tick();
+            }
+            queue.extend(pump(&mut nodes));
+            // Deliver one message at a time, so the read can be asked the moment node 1 wins.
+            while !queue.is_empty() {
+                let msg = queue.remove(0);
+                if let Some(n) = nodes.get_mut(&msg.to) {
+                    n.step(msg);
+                }
+                if read.is_none() && nodes.get(&1).is_some_and(RaftNode::is_leader) {
+                    let (tx, rx) = oneshot::channel();
+                    if let Some(n) = nodes.get_mut(&1) {
+                        n.read_index(tx);
+                    }
+                    read = Some(rx);
+                }
+                queue.extend(pump(&mut nodes));
+            }
+            if let Some(rx) = read.as_mut()
+                && let Ok(answer) = rx.try_recv()
+            {
+                assert!(answer.is_ok(), "the read failed: {answer:?}");
+                return;
+            }
+        }
+        panic!("the read asked of the new leader was never answered: it was dropped");
+    }
 }

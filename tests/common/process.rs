@@ -146,6 +146,24 @@ pub async fn call_raw(
     Some((status, value))
 }
 
+/// Creates an on-demand table `name` keyed by the string attribute `key`, through `port`.
+pub async fn create_table(http: &reqwest::Client, port: u16, name: &str, key: &str) {
+    let created = call(
+        http,
+        port,
+        "CreateTable",
+        serde_json::json!({"TableName": name, "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}],
+               "AttributeDefinitions": [{"AttributeName": key, "AttributeType": "S"}],
+               "BillingMode": "PAY_PER_REQUEST"}),
+    )
+    .await;
+    assert_eq!(
+        created.as_ref().map(|c| c.0),
+        Some(200),
+        "CreateTable {name}: {created:?}"
+    );
+}
+
 /// A node's `GET /status`.
 pub async fn status(http: &reqwest::Client, port: u16) -> Option<Value> {
     let resp = http
