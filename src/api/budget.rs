@@ -25,6 +25,9 @@ pub const MAX_REQUEST_BYTES: usize = 16 << 20;
 /// Memory the requests in flight may hold, across every connection of every node of the
 /// process (the three nodes of `kvsim server` share one budget, as they share one process).
 pub const BUDGET_BYTES: usize = 256 << 20;
+/// Most bytes of a refused body read (and dropped) so that its client gets the answer; a
+/// client that sends more has its connection closed.
+pub const DRAIN_BYTES: usize = 4 * MAX_REQUEST_BYTES;
 /// What each request may hold without charging the budget.
 pub const FREE_BYTES: usize = 16 << 10;
 
@@ -62,12 +65,17 @@ impl MemoryBudget {
     /// `TooLarge` for a body over the limit; `Invalid` with `Throttling` when the budget is
     /// spent, or `Validation` for a broken stream.
     pub async fn read_body(&self, body: Body) -> Result<(Bytes, Charge), BodyError> {
-        let announced = body.size_hint().exact().unwrap_or(0);
-        if usize::try_from(announced).map_or(true, |n| n > MAX_REQUEST_BYTES) {
+        let announced = body.size_hint().exact().map(usize::try_from);
+        if matches!(announced, Some(Err(_))) || matches!(announced, Some(Ok(n)) if n > DRAIN_BYTES)
+        {
             return Err(BodyError::TooLarge);
         }
+        let capacity = match announced {
+            Some(Ok(n)) if n <= MAX_REQUEST_BYTES => n,
+            _ => 0,
+        };
         let mut stream = body.into_data_stream();
-        let mut buf = BytesMut::with_capacity(usize::try_from(announced).unwrap_or(0));
+        let mut buf = BytesMut::with_capacity(capacity);
         let mut charge = self.charge();
         let (mut len, mut refused) = (0, None);
         while let Some(chunk) = stream.next().await {
@@ -77,25 +85,27 @@ impl MemoryBudget {
                 )))
             })?;
             len += chunk.len();
-            if len > MAX_REQUEST_BYTES {
-                return Err(BodyError::TooLarge);
+            if refused.is_none() && len > MAX_REQUEST_BYTES {
+                refused = Some(BodyError::TooLarge);
+                (buf, charge) = (BytesMut::new(), Charge::default());
             }
             if refused.is_some() {
+                // Read the rest without keeping it, so that the client gets the answer rather
+                // than a connection closed under its upload; but not without end.
+                if len > DRAIN_BYTES {
+                    break;
+                }
                 continue;
             }
-            match charge.add(chunk.len()) {
-                Ok(()) => buf.extend_from_slice(&chunk),
-                Err(e) => {
-                    // Read the rest without keeping it, so that the client gets the
-                    // ThrottlingException rather than a connection closed under its upload.
-                    refused = Some(e);
-                    buf = BytesMut::new();
-                    charge = Charge::default();
-                }
+            if let Err(e) = charge.add(chunk.len()) {
+                refused = Some(BodyError::Invalid(e));
+                (buf, charge) = (BytesMut::new(), Charge::default());
+                continue;
             }
+            buf.extend_from_slice(&chunk);
         }
         match refused {
-            Some(e) => Err(BodyError::Invalid(e)),
+            Some(e) => Err(e),
             None => Ok((buf.freeze(), charge)),
         }
     }
