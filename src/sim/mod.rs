@@ -253,6 +253,8 @@ impl Sim {
                     heartbeat_ticks: 2,
                     proposal_timeout_ticks: 60,
                     read_timeout_ticks: 40,
+                    // A short log, so a follower that was away a little catches up by
+                    // snapshot: that path is where the simulation found its first bug.
                     compact_every: 20,
                     log_retain: 3,
                     snapshot_dir: dir.path().join(format!("node{id}")),
