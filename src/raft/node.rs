@@ -60,6 +60,18 @@ pub enum PlantedBug {
     /// Answer consistent reads at once from local state on any node, without ReadIndex, so
     /// followers that lag (and deposed leaders) serve stale "consistent" reads.
     LocalConsistentReads,
+    /// Acknowledge a write once *any* entry is applied at the index it was appended at, not
+    /// only its own (same id and term), so a write that another leader's entry overwrote is
+    /// reported as done.
+    AckAnyEntryAtIndex,
+    /// A node that believes it leads answers a consistent read at once from local state,
+    /// skipping ReadIndex's quorum round that confirms it still leads, so a deposed leader that
+    /// has not yet heard of its successor serves stale reads (a lease read without a lease).
+    ReadIndexWithoutQuorum,
+    /// Never tell raft that sending a snapshot failed (the message was lost, or its stream
+    /// broke), the bug the simulation found in its first 10,000-seed run: the leader waits for
+    /// that snapshot forever and the follower never catches up.
+    LostSnapshotNotReported,
 }
 
 /// Counters a node exposes in its status.
@@ -176,12 +188,13 @@ impl<M: StateMachine> RaftNode<M> {
         config.validate()?;
         let raw = RawNode::new(&config, store, logger)?;
         fs::create_dir_all(&opts.snapshot_dir)?;
+        let proposals = Proposals::with_planted_bug(opts.planted_bug);
         Ok(RaftNode {
             opts,
             raw,
             sm,
             db,
-            proposals: Proposals::default(),
+            proposals,
             reads: Reads::default(),
             outbox: Vec::new(),
             replies: Vec::new(),
@@ -284,7 +297,10 @@ impl<M: StateMachine> RaftNode<M> {
 
     /// Queues a linearizable read; `responder` is told when a local read is safe.
     pub fn read_index(&mut self, responder: ReadResponder) {
-        if self.opts.planted_bug == Some(PlantedBug::LocalConsistentReads) {
+        if self.opts.planted_bug == Some(PlantedBug::LocalConsistentReads)
+            || (self.opts.planted_bug == Some(PlantedBug::ReadIndexWithoutQuorum)
+                && self.is_leader())
+        {
             let _ = responder.send(Ok(()));
             return;
         }
@@ -308,12 +324,21 @@ impl<M: StateMachine> RaftNode<M> {
 
     /// Tells raft how sending a snapshot to `peer` went.
     pub fn report_snapshot(&mut self, peer: NodeId, ok: bool) {
+        if !ok && self.opts.planted_bug == Some(PlantedBug::LostSnapshotNotReported) {
+            return;
+        }
         let status = if ok {
             SnapshotStatus::Finish
         } else {
             SnapshotStatus::Failure
         };
         self.raw.report_snapshot(peer, status);
+    }
+
+    /// How many of this node's proposals learnt that another entry took their log index (so
+    /// their clients were told "not applied") since the node started.
+    pub fn overwritten_proposals(&self) -> u64 {
+        self.proposals.overwritten()
     }
 
     /// Events since the last call, oldest first.

@@ -7,11 +7,15 @@
 //! ever matched by arrival order.
 //!
 //! Deadlines are counted in ticks, so this module never reads the clock.
+//!
+//! Overwrites are counted ([`Proposals::overwritten`]) so the simulation can show that it
+//! produces them: a check that is never exercised proves nothing.
 
 use std::collections::BTreeMap;
 
 use tokio::sync::oneshot;
 
+use crate::raft::node::PlantedBug;
 use crate::raft::{LogIndex, Term};
 use crate::{Error, Result};
 
@@ -29,6 +33,10 @@ struct Pending<T> {
 pub struct Proposals<T> {
     next_id: u64,
     pending: BTreeMap<LogIndex, Pending<T>>,
+    overwritten: u64,
+    /// The planted bug [`PlantedBug::AckAnyEntryAtIndex`]: off except in the simulation's
+    /// tests of itself.
+    ack_any_entry: bool,
 }
 
 impl<T> Default for Proposals<T> {
@@ -36,6 +44,8 @@ impl<T> Default for Proposals<T> {
         Proposals {
             next_id: 1,
             pending: BTreeMap::new(),
+            overwritten: 0,
+            ack_any_entry: false,
         }
     }
 }
@@ -48,6 +58,19 @@ fn not_applied() -> Error {
 }
 
 impl<T> Proposals<T> {
+    /// No proposals yet, with `planted_bug` in effect if it is one that lives here.
+    pub fn with_planted_bug(planted_bug: Option<PlantedBug>) -> Self {
+        Proposals {
+            ack_any_entry: planted_bug == Some(PlantedBug::AckAnyEntryAtIndex),
+            ..Proposals::default()
+        }
+    }
+
+    /// How many proposals learnt that another entry took their index (answered "not applied").
+    pub fn overwritten(&self) -> u64 {
+        self.overwritten
+    }
+
     /// A fresh id to carry in the next proposal's entry context.
     pub fn next_id(&mut self) -> u64 {
         let id = self.next_id;
@@ -85,6 +108,7 @@ impl<T> Proposals<T> {
                 responder,
             },
         ) {
+            self.overwritten += 1;
             let _ = old.responder.send(Err(not_applied()));
         }
     }
@@ -100,9 +124,10 @@ impl<T> Proposals<T> {
             let _ = entry.remove().responder.send(Err(not_applied()));
         }
         let p = self.pending.remove(&index)?;
-        if p.term == term && context == p.id.to_be_bytes() {
+        if (p.term == term && context == p.id.to_be_bytes()) || self.ack_any_entry {
             Some(p.responder)
         } else {
+            self.overwritten += 1;
             let _ = p.responder.send(Err(not_applied()));
             None
         }
@@ -277,6 +302,7 @@ mod tests {
         // Index 5 was overwritten by another leader's entry (term 3): ours was not applied.
         assert!(p.applied(5, 3, &99u64.to_be_bytes()).is_none());
         assert!(matches!(rx1.try_recv(), Ok(Err(Error::NotApplied(_)))));
+        assert_eq!(p.overwritten(), 1);
         // Index 6 is ours.
         let r = p
             .applied(6, 2, &id2.to_be_bytes())
@@ -284,6 +310,21 @@ mod tests {
         let _ = r.send(Ok(7));
         assert_eq!(rx2.try_recv().ok().and_then(|r| r.ok()), Some(7));
         assert!(p.is_empty());
+        assert_eq!(p.overwritten(), 1, "our own entry is no overwrite");
+    }
+
+    #[test]
+    fn the_planted_bug_acknowledges_another_leaders_entry() {
+        let mut p: Proposals<u32> =
+            Proposals::with_planted_bug(Some(PlantedBug::AckAnyEntryAtIndex));
+        let (tx, _rx) = oneshot::channel();
+        let id = p.next_id();
+        p.insert(id, 5, 2, 100, tx);
+        assert!(
+            p.applied(5, 3, &99u64.to_be_bytes()).is_some(),
+            "the bug acks it"
+        );
+        assert_eq!(p.overwritten(), 0);
     }
 
     #[test]

@@ -4,9 +4,14 @@
 //! Each step of simulated time the network delivers the messages that are due, every live node
 //! ticks and runs its Ready loop, clients start operations and collect answers, and faults come
 //! and go: partitions of any shape (any set of one-way link cuts: splits, bridges, one-way
-//! links, total isolation), message loss, duplication, reordering and delay, crashes and
-//! restarts, leader transfers. Storage is [`disk::SimDisk`], which loses every write not
-//! fsynced when a node crashes, so a missing fsync shows up as a lost write.
+//! links, total isolation), message loss, duplication, reordering and delay, snapshot streams
+//! that break part-way, crashes and restarts, leader transfers, and leader stalls: the leader is
+//! cut off, keeps taking writes it cannot replicate, then stalls (a process pause) with client
+//! requests piling up while the others elect a leader that writes at the same log indexes, and
+//! finally wakes on a healed network and learns it lost those indexes (see `Stall`). Clients
+//! often read a key back right after their write to it was acknowledged. Storage is
+//! [`disk::SimDisk`], which loses every write not fsynced when a node crashes, so a missing
+//! fsync shows up as a lost write.
 //!
 //! Checked throughout: at most one leader per term; nodes that applied the same index hold
 //! identical state; every committed index has one term on every node that holds it (logs
@@ -17,6 +22,11 @@
 //! no refused write took effect; eventual reads only ever returned values that some client
 //! wrote and that were not refused (eventual scans likewise, item by item). An error or panic
 //! anywhere (raft-rs asserts its invariants with panics) is a violation of that seed.
+//!
+//! [`SimReport`] counts what a run exercised, so a test can insist the hard cases came up:
+//! crashes, writes whose index another leader's entry took (each must be answered "not
+//! applied", and the checker holds the run to it), consistent reads in flight while a new
+//! leader was elected (each must be refused or linearizable).
 //!
 //! The same seed replays the same run: raft-rs's election timeouts are pinned per node (from
 //! the seed), every collection iterates in a fixed order, and nothing reads the real clock.
@@ -86,6 +96,16 @@ pub struct SimReport {
     pub crashes: usize,
     /// Keys whose history was too large for the linearizability checker to decide.
     pub unchecked: usize,
+    /// Times a leader was cut off and stalled (a process pause) while a new leader took over.
+    pub stalls: usize,
+    /// Writes whose leader learnt that another leader's entry took their log index, so their
+    /// clients were told "not applied" (and the checker holds them to it).
+    pub overwritten_proposals: u64,
+    /// Consistent reads sent to a node that believed it led, answered or refused only after a
+    /// leader of a later term had been elected: refused, or answered and checked.
+    pub reads_across_leader_change: usize,
+    /// Those among them that were answered (and so are in the checked history).
+    pub reads_across_leader_change_answered: usize,
     /// A hash of everything the run observed (histories, final state), to compare replays.
     pub fingerprint: u64,
     /// Simulated steps (ticks).
@@ -114,9 +134,60 @@ enum Waiting {
     Read {
         key: String,
         node: NodeId,
+        /// The term of the node asked, if it believed it led when asked.
+        leader_term: Option<u64>,
         rx: oneshot::Receiver<Result<()>>,
     },
 }
+
+/// A client request on its way to a node.
+enum Request {
+    Write {
+        key: String,
+        kind: OpKind,
+        cmd: Box<Command>,
+    },
+    Read {
+        key: String,
+    },
+}
+
+/// A leader cut off from the other nodes and then stalled, as a process is by a long GC pause
+/// or a stopped VM, while the others elect a new leader that writes at the same log indexes.
+///
+/// Only started when the other two nodes are up and can reach each other, so they can take
+/// over. While only cut off, the leader still accepts writes it cannot replicate; once stalled
+/// it neither ticks nor runs its Ready loop, so its pending writes do not time out (deadlines
+/// are in ticks) and the client requests sent to it wait, as in its socket, until it wakes. It
+/// wakes up to `STALL_OVERSLEEP_STEPS` after a leader of a later term has committed past where
+/// its own log and held writes reach (or after `STALL_MAX_STEPS`), on a healed network: every
+/// network fault ends, so it hears of the new term within its grace. Still believing it leads,
+/// it serves the held requests first, appending the writes at indexes the new leader already
+/// filled; then it learns from the new leader's log that those entries were overwritten. Every
+/// such write must be answered "not applied", every such read refused or linearizable.
+struct Stall {
+    node: NodeId,
+    /// The step it stops running; until then it is only cut off.
+    pause_at: u64,
+    /// The step it wakes at the latest.
+    end_by: u64,
+    /// The step it wakes at, once a new leader has taken over.
+    wake_at: Option<u64>,
+    /// Client requests sent to it while stalled, with their call times, oldest first.
+    backlog: Vec<(u64, Request)>,
+}
+
+/// Longest a stall lasts (from the pause) when no new leader commits far enough.
+const STALL_MAX_STEPS: u64 = 60;
+/// Most steps a stalled leader goes on sleeping after a new leader took over, while clients
+/// keep sending it requests.
+const STALL_OVERSLEEP_STEPS: u64 = 10;
+/// Chance per step (with faults on) that the leader is cut off and stalled.
+const STALL_RATE: f64 = 0.02;
+/// Chance that a snapshot stream fails part-way, with faults on.
+const SNAPSHOT_FAIL_RATE: f64 = 0.5;
+/// Chance that a client reads a key back right after its write to it was acknowledged.
+const READ_AFTER_WRITE: f64 = 0.5;
 
 struct Pending {
     call: u64,
@@ -136,6 +207,8 @@ struct Sim {
     /// One-way link cuts `(from, to)`, on top of `faults` (which only knows symmetric splits).
     cut: BTreeSet<(NodeId, NodeId)>,
     dup_rate: f64,
+    /// Chance that a snapshot stream fails part-way.
+    snapshot_fail_rate: f64,
     /// The order of client events: each call and each return takes the next number.
     clock: u64,
     pending: Vec<Pending>,
@@ -153,6 +226,7 @@ struct Sim {
     terms_checked: BTreeMap<NodeId, u64>,
     /// What a crashed node had persisted: last log index, its term, and the node's term.
     persisted_at_crash: BTreeMap<NodeId, (u64, u64, u64)>,
+    stall: Option<Stall>,
     violations: Vec<String>,
     report: SimReport,
 }
@@ -179,8 +253,10 @@ impl Sim {
                     heartbeat_ticks: 2,
                     proposal_timeout_ticks: 60,
                     read_timeout_ticks: 40,
-                    compact_every: 40,
-                    log_retain: 5,
+                    // A short log, so a follower that was away a little catches up by
+                    // snapshot: that path is where the simulation found its first bug.
+                    compact_every: 20,
+                    log_retain: 3,
                     snapshot_dir: dir.path().join(format!("node{id}")),
                     fixed_election_ticks: Some(t),
                     planted_bug: opts.planted_bug,
@@ -199,6 +275,7 @@ impl Sim {
             faults: NetworkFaults::default(),
             cut: BTreeSet::new(),
             dup_rate: 0.0,
+            snapshot_fail_rate: if opts.faults { SNAPSHOT_FAIL_RATE } else { 0.0 },
             clock: 0,
             pending: Vec::new(),
             history: History::new(),
@@ -211,6 +288,7 @@ impl Sim {
             committed_terms: BTreeMap::new(),
             terms_checked: BTreeMap::new(),
             persisted_at_crash: BTreeMap::new(),
+            stall: None,
             violations: Vec::new(),
             report: SimReport {
                 seed: opts.seed,
@@ -258,13 +336,46 @@ impl Sim {
 
     /// True if messages from `from` cannot reach `to`.
     fn link_cut(&self, from: NodeId, to: NodeId) -> bool {
-        self.faults.link(from, to).cut || self.cut.contains(&(from, to))
+        self.faults.link(from, to).cut
+            || self.cut.contains(&(from, to))
+            || self
+                .stall
+                .as_ref()
+                .is_some_and(|s| s.node == from || s.node == to)
+    }
+
+    /// True if `id` is stalled (not merely cut off).
+    fn paused(&self, id: NodeId) -> bool {
+        self.stall
+            .as_ref()
+            .is_some_and(|s| s.node == id && self.step >= s.pause_at)
+    }
+
+    /// Live nodes that are not stalled: those that can answer a request now.
+    fn running(&self) -> Vec<NodeId> {
+        self.alive()
+            .into_iter()
+            .filter(|id| !self.paused(*id))
+            .collect()
     }
 
     fn crash_node(&mut self, id: NodeId) {
+        if self.stall.as_ref().is_some_and(|s| s.node == id) {
+            // The requests it held die with it: writes of unknown outcome, reads unanswered.
+            for (call, request) in self.stall.take().map(|s| s.backlog).unwrap_or_default() {
+                if let Request::Write { key, kind, .. } = request {
+                    self.history.entry(key).or_default().push(Op {
+                        kind,
+                        call,
+                        ret: None,
+                    });
+                }
+            }
+        }
         if let Some(slot) = self.nodes.get_mut(&id)
             && let Some(node) = slot.take()
         {
+            self.report.overwritten_proposals += node.raft.overwritten_proposals();
             // Every Ready that appended entries or changed the term was fsynced, so all of this
             // must survive the crash.
             let st = node.raft.status();
@@ -303,6 +414,17 @@ impl Sim {
             .iter()
             .filter_map(|(id, n)| n.as_ref().filter(|n| n.raft.is_leader()).map(|_| *id))
             .collect()
+    }
+
+    /// The latest term any node has led in so far (0 before the first election).
+    fn newest_leader_term(&self) -> u64 {
+        let recorded = self.term_leaders.keys().next_back().copied().unwrap_or(0);
+        self.nodes
+            .values()
+            .flatten()
+            .filter(|n| n.raft.is_leader())
+            .map(|n| n.raft.status().term)
+            .fold(recorded, u64::max)
     }
 
     /// Queues messages for delivery after a random latency (and maybe twice).
@@ -378,7 +500,10 @@ impl Sim {
             <Store as StateMachine>::export(&txn, &mut file)?;
             Ok(())
         })();
-        let ok = staged.is_ok() && self.nodes.get(&to).is_some_and(Option::is_some);
+        // A snapshot is a long stream, not one small message: with faults on, some fail
+        // part-way (a timeout, a reset connection) even on a healthy link.
+        let broke = self.snapshot_fail_rate > 0.0 && self.rng.gen_bool(self.snapshot_fail_rate);
+        let ok = !broke && staged.is_ok() && self.nodes.get(&to).is_some_and(Option::is_some);
         if ok && let Some(n) = self.node(to) {
             n.raft.step(msg);
         }
@@ -416,7 +541,7 @@ impl Sim {
 
     /// One step of simulated time for every live node.
     fn tick_all(&mut self) -> Result<()> {
-        for id in self.alive() {
+        for id in self.running() {
             let msgs = {
                 let Some(n) = self.node(id) else { continue };
                 n.raft.tick();
@@ -508,15 +633,11 @@ impl Sim {
         let key = format!("k{}", self.rng.gen_range(0..KEYS));
         let leaders = self.leaders();
         let alive = self.alive();
+        let running = self.running();
         if alive.is_empty() {
             return Ok(());
         }
-        // Clients mostly find a node that believes it leads; sometimes they pick any node.
-        let to_leader = if !leaders.is_empty() && self.rng.gen_bool(0.9) {
-            leaders[self.rng.gen_range(0..leaders.len())]
-        } else {
-            alive[self.rng.gen_range(0..alive.len())]
-        };
+        let to_leader = self.client_target(&leaders, &alive);
         self.report.ops += 1;
         let id = self.report.ops;
         let roll = self.rng.gen_range(0..100);
@@ -529,51 +650,79 @@ impl Sim {
                 .insert(value.clone());
             let mut item = key_item(&key);
             item.insert("v".into(), AttributeValue::S(value.clone()));
-            self.propose(
-                to_leader,
-                key,
-                OpKind::Put(value),
-                Command::PutItem {
-                    table: TABLE.into(),
-                    item,
-                },
-                call,
-            )?;
+            let cmd = Box::new(Command::PutItem {
+                table: TABLE.into(),
+                item,
+            });
+            let kind = OpKind::Put(value);
+            self.request(to_leader, call, Request::Write { key, kind, cmd })?;
         } else if roll < 60 {
-            let cmd = Command::DeleteItem {
+            let cmd = Box::new(Command::DeleteItem {
                 table: TABLE.into(),
                 key: key_item(&key),
-            };
-            self.propose(to_leader, key, OpKind::Delete, cmd, call)?;
+            });
+            let kind = OpKind::Delete;
+            self.request(to_leader, call, Request::Write { key, kind, cmd })?;
         } else if roll < 80 {
-            let (tx, rx) = oneshot::channel();
-            if let Some(n) = self.node(to_leader) {
-                n.raft.read_index(tx);
-                self.pending.push(Pending {
-                    call,
-                    waiting: Waiting::Read {
-                        key,
-                        node: to_leader,
-                        rx,
-                    },
-                });
-            }
+            self.request(to_leader, call, Request::Read { key })?;
+        } else if running.is_empty() {
+            // Every live node is stalled: an eventual read would wait for one to wake.
         } else if roll < 92 {
-            // An eventually consistent read, served at once by any live node.
-            let node = alive[self.rng.gen_range(0..alive.len())];
+            // An eventually consistent read, served at once by any running node.
+            let node = running[self.rng.gen_range(0..running.len())];
             let seen = self.read_value(node, &key)?;
             self.eventual_reads.push((key, seen));
             self.report.completed += 1;
         } else {
-            // An eventually consistent scan of the whole table at any live node: every item it
-            // returns is held to the same rule as an eventual read.
-            let node = alive[self.rng.gen_range(0..alive.len())];
+            // An eventually consistent scan of the whole table at any running node: every item
+            // it returns is held to the same rule as an eventual read.
+            let node = running[self.rng.gen_range(0..running.len())];
             for (k, v) in self.scan(node)? {
                 self.eventual_reads.push((k, Some(v)));
             }
             self.report.completed += 1;
         }
         Ok(())
+    }
+
+    /// The node a client sends a write or consistent read to: mostly one that believes it
+    /// leads (a stalled one too: the client cannot tell), sometimes any live node.
+    fn client_target(&mut self, leaders: &[NodeId], alive: &[NodeId]) -> NodeId {
+        if !leaders.is_empty() && self.rng.gen_bool(0.9) {
+            leaders[self.rng.gen_range(0..leaders.len())]
+        } else {
+            alive[self.rng.gen_range(0..alive.len())]
+        }
+    }
+
+    /// Hands a client request to `node`, or to its backlog if it is stalled.
+    fn request(&mut self, node: NodeId, call: u64, request: Request) -> Result<()> {
+        if let Some(stall) = self.stall.as_mut().filter(|s| s.node == node)
+            && self.step >= stall.pause_at
+        {
+            stall.backlog.push((call, request));
+            return Ok(());
+        }
+        match request {
+            Request::Write { key, kind, cmd } => self.propose(node, key, kind, *cmd, call),
+            Request::Read { key } => {
+                let (tx, rx) = oneshot::channel();
+                if let Some(n) = self.node(node) {
+                    let leader_term = n.raft.is_leader().then(|| n.raft.status().term);
+                    n.raft.read_index(tx);
+                    self.pending.push(Pending {
+                        call,
+                        waiting: Waiting::Read {
+                            key,
+                            node,
+                            leader_term,
+                            rx,
+                        },
+                    });
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Every `(key, value)` a node holds, read locally.
@@ -628,12 +777,16 @@ impl Sim {
     /// Collects answers that arrived; `finish` treats anything still waiting as unknown.
     fn collect(&mut self, finish: bool) -> Result<()> {
         let mut still = Vec::new();
+        let mut read_after_write = Vec::new();
         for mut p in std::mem::take(&mut self.pending) {
             match &mut p.waiting {
                 Waiting::Write { key, kind, rx } => {
                     let ret = match rx.try_recv() {
                         Ok(Ok(Ok(_))) => {
                             self.report.acked_writes += 1;
+                            if !finish && self.rng.gen_bool(READ_AFTER_WRITE) {
+                                read_after_write.push(key.clone());
+                            }
                             Some(Some(self.stamp()))
                         }
                         Ok(Ok(Err(e))) => {
@@ -666,27 +819,54 @@ impl Sim {
                         });
                     }
                 }
-                Waiting::Read { key, node, rx } => match rx.try_recv() {
-                    // The node crashed after answering and before the value was read: the
-                    // client got nothing.
-                    Ok(Ok(())) if !self.alive().contains(node) => {}
-                    Ok(Ok(())) => {
-                        let seen = self.read_value(*node, key)?;
-                        self.report.completed += 1;
-                        self.report.consistent_reads += 1;
-                        let ret = self.stamp();
-                        self.history.entry(key.clone()).or_default().push(Op {
-                            kind: OpKind::Get(seen),
-                            call: p.call,
-                            ret: Some(ret),
-                        });
+                Waiting::Read {
+                    key,
+                    node,
+                    leader_term,
+                    rx,
+                } => {
+                    // Asked while it believed it led, answered after a later term's leader
+                    // was elected: the case where a deposed leader could serve a stale read.
+                    let across = leader_term.is_some_and(|t| self.newest_leader_term() > t);
+                    match rx.try_recv() {
+                        // The node crashed after answering and before the value was read: the
+                        // client got nothing.
+                        Ok(Ok(())) if !self.alive().contains(node) => {}
+                        Ok(Ok(())) => {
+                            let seen = self.read_value(*node, key)?;
+                            self.report.completed += 1;
+                            self.report.consistent_reads += 1;
+                            if across {
+                                self.report.reads_across_leader_change += 1;
+                                self.report.reads_across_leader_change_answered += 1;
+                            }
+                            let ret = self.stamp();
+                            self.history.entry(key.clone()).or_default().push(Op {
+                                kind: OpKind::Get(seen),
+                                call: p.call,
+                                ret: Some(ret),
+                            });
+                        }
+                        Err(oneshot::error::TryRecvError::Empty) if !finish => still.push(p),
+                        // Refused: a failed read tells nothing, and that is all it may do.
+                        Ok(Err(_)) if across => self.report.reads_across_leader_change += 1,
+                        _ => {}
                     }
-                    Err(oneshot::error::TryRecvError::Empty) if !finish => still.push(p),
-                    _ => {} // a failed read tells nothing
-                },
+                }
             }
         }
         self.pending = still;
+        // A client that saw its write acknowledged reads the key back at once: a write that
+        // was acknowledged but lost shows up right away, before later writes can hide it.
+        let (leaders, alive) = (self.leaders(), self.alive());
+        for key in read_after_write {
+            if alive.is_empty() {
+                break;
+            }
+            let node = self.client_target(&leaders, &alive);
+            let call = self.stamp();
+            self.request(node, call, Request::Read { key })?;
+        }
         Ok(())
     }
 
@@ -756,7 +936,7 @@ impl Sim {
                     true
                 }
             }
-            8 => match self.leaders().first().copied() {
+            8 => match self.leaders().into_iter().find(|l| !self.paused(*l)) {
                 Some(l) => {
                     let to = NODES[self.rng.gen_range(0..NODES.len())];
                     if let Some(n) = self.node(l) {
@@ -777,6 +957,89 @@ impl Sim {
         };
         if changed {
             self.report.faults += 1;
+        }
+        Ok(())
+    }
+
+    /// Cuts off the one leader, if there is one and no stall is under way, and stalls it a
+    /// few steps later (see [`Stall`]). Returns whether it did.
+    fn start_stall(&mut self) -> bool {
+        let leaders = self.leaders();
+        let [node] = leaders[..] else {
+            return false;
+        };
+        // Only when the other two are up and can reach each other, so they can take over.
+        let others: Vec<NodeId> = NODES.iter().copied().filter(|n| *n != node).collect();
+        let can_take_over = self.alive().len() == NODES.len()
+            && !self.link_cut(others[0], others[1])
+            && !self.link_cut(others[1], others[0]);
+        if self.stall.is_some() || !can_take_over {
+            return false;
+        }
+        // A few steps cut off but running, shorter than the check-quorum interval (election
+        // ticks), so it still leads and takes writes when it stalls.
+        let pause_at = self.step + self.rng.gen_range(1..6);
+        self.stall = Some(Stall {
+            node,
+            pause_at,
+            end_by: pause_at + STALL_MAX_STEPS,
+            wake_at: None,
+            backlog: Vec::new(),
+        });
+        self.report.stalls += 1;
+        true
+    }
+
+    /// Ends the stall when its time comes (see [`Stall`]): schedules the wake once a leader of
+    /// a later term has committed past where the stalled node's log and held writes reach, so
+    /// the new leader filled every index the stalled one will claim.
+    fn maybe_end_stall(&mut self) -> Result<()> {
+        let Some(stall) = self.stall.as_ref() else {
+            return Ok(());
+        };
+        if self.step < stall.pause_at {
+            return Ok(());
+        }
+        if self.step >= stall.end_by || stall.wake_at.is_some_and(|at| self.step >= at) {
+            return self.end_stall();
+        }
+        if stall.wake_at.is_some() {
+            return Ok(());
+        }
+        let Some(old) = self.nodes.get(&stall.node).and_then(Option::as_ref) else {
+            return Ok(());
+        };
+        let old = old.raft.status();
+        let held_writes = stall
+            .backlog
+            .iter()
+            .filter(|(_, r)| matches!(r, Request::Write { .. }))
+            .count() as u64;
+        let reach = old.last_log_index + held_writes;
+        let taken_over = self.nodes.values().flatten().any(|n| {
+            let st = n.raft.status();
+            st.role == "leader" && st.term > old.term && st.commit_index >= reach
+        });
+        if taken_over {
+            let at = self.step + self.rng.gen_range(0..=STALL_OVERSLEEP_STEPS);
+            if let Some(stall) = self.stall.as_mut() {
+                stall.wake_at = Some(at);
+            }
+        }
+        Ok(())
+    }
+
+    /// Wakes the stalled node with its links back; it serves the requests it held first.
+    fn end_stall(&mut self) -> Result<()> {
+        let Some(stall) = self.stall.take() else {
+            return Ok(());
+        };
+        // It rejoins a healthy network, so it hears of the new leader within its grace.
+        self.faults.heal();
+        self.cut.clear();
+        self.dup_rate = 0.0;
+        for (call, request) in stall.backlog {
+            self.request(stall.node, call, request)?;
         }
         Ok(())
     }
@@ -875,6 +1138,7 @@ impl Sim {
                 waiting: Waiting::Read {
                     key,
                     node: leader,
+                    leader_term: None,
                     rx,
                 },
             });
@@ -967,9 +1231,14 @@ fn run_inner(opts: &SimOptions) -> Result<SimReport> {
         if opts.faults && sim.rng.gen_bool(0.03) {
             sim.fault()?;
         }
+        if opts.faults && sim.rng.gen_bool(STALL_RATE) && sim.start_stall() {
+            sim.report.faults += 1;
+        }
+        sim.maybe_end_stall()?;
         sim.advance()?;
     }
     // Heal everything, bring every node back, and let the cluster settle.
+    sim.end_stall()?;
     sim.faults.heal();
     sim.cut.clear();
     sim.dup_rate = 0.0;
@@ -1007,6 +1276,9 @@ fn run_inner(opts: &SimOptions) -> Result<SimReport> {
     }
     sim.collect(true)?;
     sim.final_checks()?;
+    for n in sim.nodes.values().flatten() {
+        sim.report.overwritten_proposals += n.raft.overwritten_proposals();
+    }
     let mut fingerprint = fnv1a(
         format!("{:?}", sim.history).as_bytes(),
         0xcbf2_9ce4_8422_2325,
