@@ -12,6 +12,12 @@ use serde_json::Value;
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_kvsim");
 
+/// The server binary to start: [`BIN`], or `KVSIM_SERVER_BIN` to run these tests against
+/// another build (for example the previous release, to show a test fails there).
+pub fn server_bin() -> String {
+    std::env::var("KVSIM_SERVER_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
 /// A base port with the next two also free (checked by binding them).
 pub fn free_base_port() -> u16 {
     for _ in 0..200 {
@@ -50,7 +56,7 @@ impl Server {
         }
         let out = std::fs::File::create(log).expect("log file");
         let err = out.try_clone().expect("log file");
-        let child = Command::new(BIN)
+        let child = Command::new(server_bin())
             .args([
                 "server",
                 "--tick-ms",
