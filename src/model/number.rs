@@ -156,6 +156,54 @@ impl Number {
         }
     }
 
+    /// `self + other`, exactly. A sum DynamoDB cannot store (more than 38 significant digits,
+    /// or out of range) is the `ValidationException` DynamoDB gives for it.
+    ///
+    /// # Errors
+    /// As [`Number::parse`] for the exact result.
+    pub fn add(&self, other: &Number) -> Result<Number> {
+        if self.is_zero() {
+            return Ok(other.clone());
+        }
+        if other.is_zero() {
+            return Ok(self.clone());
+        }
+        // Each value is its digits, read as an integer, times 10^scale.
+        let scale = |n: &Number| i64::from(n.exponent) - (n.digits.len() as i64 - 1);
+        let low = scale(self).min(scale(other));
+        // Exponents lie in -130..=125, so padding is at most a few hundred digits.
+        let widened = |n: &Number| {
+            let mut d = n.digits.clone();
+            d.resize(n.digits.len() + (scale(n) - low) as usize, 0);
+            d
+        };
+        let (a, b) = (widened(self), widened(other));
+        let (negative, magnitude) = if self.negative == other.negative {
+            (self.negative, add_magnitudes(&a, &b))
+        } else {
+            match compare_magnitudes(&a, &b) {
+                Ordering::Greater => (self.negative, sub_magnitudes(&a, &b)),
+                Ordering::Less => (other.negative, sub_magnitudes(&b, &a)),
+                Ordering::Equal => return Ok(Number::zero()),
+            }
+        };
+        let digits: String = magnitude.iter().map(|d| char::from(b'0' + d)).collect();
+        let sign = if negative { "-" } else { "" };
+        Number::parse(&format!("{sign}{digits}E{low}"))
+    }
+
+    /// `self - other`, exactly.
+    ///
+    /// # Errors
+    /// As [`Number::add`].
+    pub fn sub(&self, other: &Number) -> Result<Number> {
+        let mut negated = other.clone();
+        if !negated.is_zero() {
+            negated.negative = !negated.negative;
+        }
+        self.add(&negated)
+    }
+
     /// True for zero (of any written sign or exponent).
     pub fn is_zero(&self) -> bool {
         self.digits.is_empty()
@@ -333,6 +381,52 @@ impl PartialOrd for Number {
 }
 
 /// Plain notation, never an exponent, as DynamoDB returns numbers: `-123.4`, `0.00001`.
+/// Digit vectors (most significant first) compared as integers.
+fn compare_magnitudes(a: &[u8], b: &[u8]) -> Ordering {
+    let strip = |d: &[u8]| {
+        let first = d.iter().position(|&x| x != 0).unwrap_or(d.len());
+        d[first..].to_vec()
+    };
+    let (a, b) = (strip(a), strip(b));
+    a.len().cmp(&b.len()).then_with(|| a.cmp(&b))
+}
+
+/// `a + b` on digit vectors (most significant first).
+fn add_magnitudes(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(a.len().max(b.len()) + 1);
+    let (mut ia, mut ib, mut carry) = (a.iter().rev(), b.iter().rev(), 0u8);
+    loop {
+        let (x, y) = (ia.next(), ib.next());
+        if x.is_none() && y.is_none() {
+            break;
+        }
+        let sum = x.copied().unwrap_or(0) + y.copied().unwrap_or(0) + carry;
+        out.push(sum % 10);
+        carry = sum / 10;
+    }
+    if carry > 0 {
+        out.push(carry);
+    }
+    out.reverse();
+    out
+}
+
+/// `a - b` on digit vectors (most significant first), for `a >= b`.
+fn sub_magnitudes(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(a.len());
+    let (mut ib, mut borrow) = (b.iter().rev(), 0i8);
+    for &x in a.iter().rev() {
+        let mut d = x as i8 - ib.next().copied().unwrap_or(0) as i8 - borrow;
+        borrow = i8::from(d < 0);
+        if d < 0 {
+            d += 10;
+        }
+        out.push(d as u8);
+    }
+    out.reverse();
+    out
+}
+
 impl fmt::Display for Number {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_zero() {
@@ -375,6 +469,30 @@ mod tests {
             Err(Error::Validation(msg)) => msg,
             other => panic!("{s}: expected a validation error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn addition_and_subtraction_are_exact_to_38_digits() {
+        let sum = |a: &str, b: &str| n(a).add(&n(b)).map(|x| x.to_string());
+        let diff = |a: &str, b: &str| n(a).sub(&n(b)).map(|x| x.to_string());
+        assert_eq!(sum("1", "2").as_deref(), Ok("3"));
+        assert_eq!(sum("0.1", "0.2").as_deref(), Ok("0.3"));
+        assert_eq!(sum("-5", "3").as_deref(), Ok("-2"));
+        assert_eq!(sum("5", "-5").as_deref(), Ok("0"));
+        assert_eq!(sum("999", "1").as_deref(), Ok("1000"));
+        assert_eq!(
+            sum("1e10", "1e-10").as_deref(),
+            Ok("10000000000.0000000001")
+        );
+        assert_eq!(diff("1", "1.5").as_deref(), Ok("-0.5"));
+        assert_eq!(diff("0", "7").as_deref(), Ok("-7"));
+        assert_eq!(
+            sum("99999999999999999999999999999999999999", "1").as_deref(),
+            Ok("100000000000000000000000000000000000000")
+        );
+        // Exact results DynamoDB cannot store are refused, never rounded.
+        assert!(sum("1e30", "1e-10").is_err(), "41 significant digits");
+        assert!(sum("9.9999999999999999999999999999999999999e125", "1e125").is_err());
     }
 
     #[test]

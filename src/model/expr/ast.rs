@@ -16,7 +16,7 @@ pub struct Path {
 }
 
 /// One step of a [`Path`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum PathElement {
     /// A map key (or, first, a top-level attribute name).
     Attribute(String),

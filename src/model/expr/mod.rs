@@ -6,18 +6,26 @@
 //! - `parser`: condition text to a [`Condition`] through an [`ExpressionContext`], which
 //!   resolves `#name`/`:value` placeholders and records which were used, so that a request's
 //!   unused ones can be rejected;
-//! - `key_condition`: narrows a condition to the [`KeyCondition`] a Query scans with.
+//! - `key_condition`: narrows a condition to the [`KeyCondition`] a Query scans with;
+//! - [`eval`]: a condition evaluated against an item (conditions at apply time, filters);
+//! - [`update`]: `UpdateExpression`, parsed with the same parser's path and operand rules and
+//!   applied to an item.
 //!
-//! Later issues add projection and update grammar (reusing the lexer and the parser's path and
-//! operand rules) and the evaluation of conditions against items.
+//! A hand-written recursive-descent parser rather than a parser library: DynamoDB's error
+//! messages name the offending token and the rule broken ("Syntax error; token: ...",
+//! "Invalid function name; function: ...", "Attribute name is a reserved keyword ..."), which
+//! SDK users and test suites match on; a generated parser's errors would have to be translated
+//! back into them, and its recursion would need the same depth bounds anyway.
 //!
 //! Everything is pure and deterministic: the same text and maps give the same tree or the same
 //! error on every replica.
 
 mod ast;
+pub mod eval;
 pub mod key_condition;
 mod lexer;
 pub mod parser;
+pub mod update;
 
 pub use ast::{Comparator, Condition, Function, Operand, Path, PathElement};
 pub use key_condition::{KeyCondition, SortKeyCondition, compare_values, parse_key_condition};
@@ -25,6 +33,7 @@ pub use parser::{
     ExpressionContext, MAX_EXPRESSION_BYTES, MAX_IN_OPERANDS, MAX_NESTING, MAX_PATH_DEPTH,
     parse_condition,
 };
+pub use update::{SetOperand, SetValue, Update, parse_update};
 
 /// Parses `text` every way a request can ask for, ignoring the outcome: the fuzzing entry
 /// point (`fuzz/`), which must never panic.

@@ -364,16 +364,21 @@ impl<'t, 'c, 'a> Parser<'t, 'c, 'a> {
         Ok(PathElement::Attribute(name))
     }
 
+    /// The value of a `:value` placeholder, recorded as used.
+    pub(super) fn ctx_value(&mut self, placeholder: &str) -> Option<AttributeValue> {
+        self.ctx.value(placeholder)
+    }
+
     // ---- function-call helpers -------------------------------------------------------------
 
     /// Whether the current token starts a function call: a name followed by `(`.
-    fn at_call(&self) -> bool {
+    pub(super) fn at_call(&self) -> bool {
         self.peek().kind == TokenKind::Ident
             && self.tokens.get(self.pos + 1).map(|t| t.kind) == Some(TokenKind::LParen)
     }
 
     /// Consumes a function name, which must be one of `allowed` (case-sensitively).
-    fn call_name(&mut self, allowed: &[&'static str]) -> Result<&'static str> {
+    pub(super) fn call_name(&mut self, allowed: &[&'static str]) -> Result<&'static str> {
         let token = self.bump();
         let text = self.token_text(&token);
         match allowed.iter().find(|name| **name == text) {
@@ -383,7 +388,7 @@ impl<'t, 'c, 'a> Parser<'t, 'c, 'a> {
     }
 
     /// `( operand (, operand)* )`, one nesting level deeper.
-    fn call_args(&mut self) -> Result<Vec<Operand>> {
+    pub(super) fn call_args(&mut self) -> Result<Vec<Operand>> {
         self.expect(TokenKind::LParen)?;
         let args = self.nested(|p| {
             let mut args = vec![p.operand()?];
@@ -397,7 +402,11 @@ impl<'t, 'c, 'a> Parser<'t, 'c, 'a> {
     }
 
     /// The arguments of `function` as an array, if there are exactly `N`.
-    fn arity<const N: usize>(&self, function: &str, args: Vec<Operand>) -> Result<[Operand; N]> {
+    pub(super) fn arity<const N: usize>(
+        &self,
+        function: &str,
+        args: Vec<Operand>,
+    ) -> Result<[Operand; N]> {
         args.try_into().map_err(|args: Vec<Operand>| {
             self.error(format!(
                 "Incorrect number of operands for operator or function; \
@@ -408,7 +417,7 @@ impl<'t, 'c, 'a> Parser<'t, 'c, 'a> {
     }
 
     /// The path an argument of `function` must be.
-    fn require_path(&self, function: &str, operand: Operand) -> Result<Path> {
+    pub(super) fn require_path(&self, function: &str, operand: Operand) -> Result<Path> {
         match operand {
             Operand::Path(path) => Ok(path),
             _ => Err(self.error(format!(
@@ -441,7 +450,7 @@ impl<'t, 'c, 'a> Parser<'t, 'c, 'a> {
 
     // ---- token helpers ---------------------------------------------------------------------
 
-    fn peek(&self) -> &Token {
+    pub(super) fn peek(&self) -> &Token {
         // `pos` never passes the final `Eof`; the fallback only keeps this panic-free.
         static EOF: Token = Token {
             kind: TokenKind::Eof,
@@ -450,12 +459,12 @@ impl<'t, 'c, 'a> Parser<'t, 'c, 'a> {
         self.tokens.get(self.pos).unwrap_or(&EOF)
     }
 
-    fn token_text(&self, token: &Token) -> &'t str {
+    pub(super) fn token_text(&self, token: &Token) -> &'t str {
         self.text.get(token.span.clone()).unwrap_or("")
     }
 
     /// Consumes and returns the current token (staying on `Eof`).
-    fn bump(&mut self) -> Token {
+    pub(super) fn bump(&mut self) -> Token {
         let token = self.peek().clone();
         if token.kind != TokenKind::Eof {
             self.pos += 1;
@@ -463,7 +472,7 @@ impl<'t, 'c, 'a> Parser<'t, 'c, 'a> {
         token
     }
 
-    fn eat(&mut self, kind: TokenKind) -> bool {
+    pub(super) fn eat(&mut self, kind: TokenKind) -> bool {
         let found = self.peek().kind == kind;
         if found {
             self.bump();
@@ -471,7 +480,7 @@ impl<'t, 'c, 'a> Parser<'t, 'c, 'a> {
         found
     }
 
-    fn expect(&mut self, kind: TokenKind) -> Result<Token> {
+    pub(super) fn expect(&mut self, kind: TokenKind) -> Result<Token> {
         if self.peek().kind == kind {
             Ok(self.bump())
         } else {
@@ -480,7 +489,7 @@ impl<'t, 'c, 'a> Parser<'t, 'c, 'a> {
     }
 
     /// Consumes the keyword `keyword` (case-insensitive) if it is next.
-    fn eat_keyword(&mut self, keyword: &str) -> bool {
+    pub(super) fn eat_keyword(&mut self, keyword: &str) -> bool {
         let token = self.peek();
         let found =
             token.kind == TokenKind::Ident && self.token_text(token).eq_ignore_ascii_case(keyword);
@@ -508,7 +517,7 @@ impl<'t, 'c, 'a> Parser<'t, 'c, 'a> {
 
     /// Runs `parse` one nesting level deeper, failing past [`MAX_NESTING`]; this is what keeps
     /// recursion bounded whatever the input.
-    fn nested<T>(&mut self, parse: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+    pub(super) fn nested<T>(&mut self, parse: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         if self.depth >= MAX_NESTING {
             return Err(self.error(format!(
                 "The expression has too many nested levels; maximum: {MAX_NESTING}"
