@@ -32,9 +32,15 @@ pub enum Error {
     /// The table already exists (`ResourceInUseException`).
     #[error("{0}")]
     ResourceInUse(String),
-    /// A condition on a write was false (`ConditionalCheckFailedException`).
-    #[error("{0}")]
-    ConditionalCheckFailed(String),
+    /// A condition on a write was false (`ConditionalCheckFailedException`); with the item as
+    /// it was when `ReturnValuesOnConditionCheckFailure` asked for it.
+    #[error("{message}")]
+    ConditionalCheckFailed {
+        /// DynamoDB's message.
+        message: String,
+        /// The item the condition was checked against, when asked for (and there was one).
+        item: Option<Box<crate::model::Item>>,
+    },
     /// Provisioned throughput exceeded (`ProvisionedThroughputExceededException`; retryable).
     #[error("{0}")]
     ProvisionedThroughputExceeded(String),
@@ -117,7 +123,7 @@ impl Error {
                 "com.amazonaws.dynamodb.v20120810#ResourceInUseException",
                 false,
             ),
-            Error::ConditionalCheckFailed(_) => (
+            Error::ConditionalCheckFailed { .. } => (
                 400,
                 "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
                 false,
@@ -177,7 +183,10 @@ impl Error {
             "UnknownOperationException" => Error::UnknownOperation(message),
             "ResourceNotFoundException" => Error::ResourceNotFound(message),
             "ResourceInUseException" => Error::ResourceInUse(message),
-            "ConditionalCheckFailedException" => Error::ConditionalCheckFailed(message),
+            "ConditionalCheckFailedException" => Error::ConditionalCheckFailed {
+                message,
+                item: None,
+            },
             "ServiceUnavailable" => Error::Unavailable(message),
             "ProvisionedThroughputExceededException" => {
                 Error::ProvisionedThroughputExceeded(message)
@@ -208,7 +217,7 @@ impl Error {
                 | Error::Serialization(_)
                 | Error::ResourceNotFound(_)
                 | Error::ResourceInUse(_)
-                | Error::ConditionalCheckFailed(_)
+                | Error::ConditionalCheckFailed { .. }
         )
     }
 

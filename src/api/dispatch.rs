@@ -42,6 +42,8 @@ pub enum Op {
     GetItem,
     /// DeleteItem.
     DeleteItem,
+    /// UpdateItem.
+    UpdateItem,
     /// Query.
     Query,
     /// Scan.
@@ -59,6 +61,7 @@ impl Op {
             "PutItem" => Op::PutItem,
             "GetItem" => Op::GetItem,
             "DeleteItem" => Op::DeleteItem,
+            "UpdateItem" => Op::UpdateItem,
             "Query" => Op::Query,
             "Scan" => Op::Scan,
             _ => return None,
@@ -69,7 +72,7 @@ impl Op {
     pub fn is_write(self) -> bool {
         matches!(
             self,
-            Op::CreateTable | Op::DeleteTable | Op::PutItem | Op::DeleteItem
+            Op::CreateTable | Op::DeleteTable | Op::PutItem | Op::DeleteItem | Op::UpdateItem
         )
     }
 
@@ -97,6 +100,12 @@ pub fn error_response(e: &Error) -> Response {
         message: e.to_string(),
         leader_id,
         leader_addr,
+        item: match e {
+            Error::ConditionalCheckFailed {
+                item: Some(item), ..
+            } => Some(crate::api::wire::WireItem((**item).clone())),
+            _ => None,
+        },
     };
     let status = StatusCode::from_u16(kind.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     json_response(status, serde_json::to_vec(&body).unwrap_or_default())

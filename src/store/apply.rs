@@ -11,9 +11,10 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use crate::model::Item;
+use crate::model::expr::eval::evaluate;
 use crate::model::item::{check_item_size, item_size};
 use crate::model::table::{TableDescription, TableMeta, TableSpec, TableStatus};
-use crate::store::command::{Command, Outcome};
+use crate::store::command::{Command, Conditional, ItemWrite, Outcome};
 use crate::store::tables::{
     ITEMS, STATS, StoredItem, TABLES, decode_meta, encode_meta, item_key, prefix_end, table_prefix,
 };
@@ -27,8 +28,25 @@ pub fn apply(txn: &WriteTransaction, index: u64, bytes: &[u8]) -> Result<Result<
     let result = match Command::decode(bytes) {
         Ok(Command::CreateTable(spec)) => create_table(txn, index, spec),
         Ok(Command::DeleteTable { name }) => delete_table(txn, &name),
-        Ok(Command::PutItem { table, item }) => put_item(txn, index, &table, item),
-        Ok(Command::DeleteItem { table, key }) => delete_item(txn, &table, &key),
+        Ok(Command::PutItem { table, item }) => conditional(
+            txn,
+            index,
+            Conditional {
+                write: ItemWrite::Put { table, item },
+                condition: None,
+                old_on_failure: false,
+            },
+        ),
+        Ok(Command::DeleteItem { table, key }) => conditional(
+            txn,
+            index,
+            Conditional {
+                write: ItemWrite::Delete { table, key },
+                condition: None,
+                old_on_failure: false,
+            },
+        ),
+        Ok(Command::Write(c)) => conditional(txn, index, c),
         // Identical bytes on every replica, so this is a deterministic result, not a fault.
         Err(e) => return Ok(Err(e)),
     };
@@ -114,51 +132,89 @@ fn adjust_stats(
     Ok(())
 }
 
-fn put_item(txn: &WriteTransaction, index: u64, table: &str, item: Item) -> Result<Outcome> {
-    let meta = load_meta(txn, table)?.ok_or_else(table_not_found)?;
-    let key = meta.spec.key_schema.key_of_item(&item)?;
-    check_item_size(&item)?;
-    let size = u32::try_from(item_size(&item))
-        .map_err(|_| Error::validation("Item size has exceeded the maximum allowed size"))?;
-    let row = StoredItem::encode(index, size, &item)?;
-    let mut items = txn.open_table(ITEMS)?;
-    let (old_item, old_size) =
-        match items.insert(item_key(meta.id, &key).as_slice(), row.as_slice())? {
-            Some(v) => {
-                let bytes = v.value();
-                let (version, old_size) = StoredItem::header(bytes)?;
-                // Log order makes this hold; a violation would mean an entry applied twice.
-                if version >= index {
-                    return Err(Error::internal(format!(
-                        "item version {version} is not older than the write at index {index}"
-                    )));
-                }
-                (Some(StoredItem::item(bytes)?), Some(old_size))
-            }
-            None => (None, None),
-        };
-    drop(items);
-    adjust_stats(txn, meta.id, old_size, Some(size))?;
-    Ok(Outcome::Item { old: old_item })
-}
+/// DynamoDB's message for a failed condition.
+pub const CONDITION_FAILED: &str = "The conditional request failed";
 
-fn delete_item(txn: &WriteTransaction, table: &str, key: &Item) -> Result<Outcome> {
-    let meta = load_meta(txn, table)?.ok_or_else(table_not_found)?;
-    let key = meta.spec.key_schema.key_from_map(key)?;
+/// Applies one item write under its condition. The condition is evaluated on the item as it
+/// is at this log index, so every replica reaches the same answer; a false condition is a
+/// deterministic `ConditionalCheckFailed` result and writes nothing.
+fn conditional(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Outcome> {
+    let meta = load_meta(txn, c.write.table())?.ok_or_else(table_not_found)?;
+    let schema = &meta.spec.key_schema;
+    let key = match &c.write {
+        ItemWrite::Put { item, .. } => schema.key_of_item(item)?,
+        ItemWrite::Delete { key, .. } | ItemWrite::Update { key, .. } => {
+            schema.key_from_map(key)?
+        }
+    };
+    let row_key = item_key(meta.id, &key);
     let mut items = txn.open_table(ITEMS)?;
-    let (old_item, old_size) = match items.remove(item_key(meta.id, &key).as_slice())? {
+    let old = match items.get(row_key.as_slice())? {
         Some(v) => {
             let bytes = v.value();
-            (
-                Some(StoredItem::item(bytes)?),
-                Some(StoredItem::header(bytes)?.1),
-            )
+            let (version, size) = StoredItem::header(bytes)?;
+            // Log order makes this hold; a violation would mean an entry applied twice.
+            if version >= index {
+                return Err(Error::internal(format!(
+                    "item version {version} is not older than the write at index {index}"
+                )));
+            }
+            Some((StoredItem::item(bytes)?, size))
         }
-        None => (None, None),
+        None => None,
+    };
+    if let Some(condition) = &c.condition {
+        let empty = Item::new();
+        let current = old.as_ref().map_or(&empty, |(item, _)| item);
+        if !evaluate(condition, current) {
+            return Err(Error::ConditionalCheckFailed {
+                message: CONDITION_FAILED.into(),
+                item: old
+                    .filter(|_| c.old_on_failure)
+                    .map(|(item, _)| Box::new(item)),
+            });
+        }
+    }
+    let (new, return_new) = match c.write {
+        ItemWrite::Put { item, .. } => (Some(item), false),
+        ItemWrite::Delete { .. } => (None, false),
+        ItemWrite::Update { update, .. } => {
+            // An absent item starts as just its key, as DynamoDB creates it.
+            let base = old
+                .as_ref()
+                .map_or_else(|| key.to_item(schema), |(item, _)| item.clone());
+            let next = update.apply(&base)?;
+            // The API refuses updates of key attributes; a changed key here would be a bug.
+            if schema.key_of_item(&next)? != key {
+                return Err(Error::internal("an update changed the item's key"));
+            }
+            (Some(next), true)
+        }
+    };
+    let new_size = match &new {
+        Some(item) => {
+            check_item_size(item)?;
+            let size = u32::try_from(item_size(item)).map_err(|_| {
+                Error::validation("Item size has exceeded the maximum allowed size")
+            })?;
+            items.insert(
+                row_key.as_slice(),
+                StoredItem::encode(index, size, item)?.as_slice(),
+            )?;
+            Some(size)
+        }
+        None => {
+            items.remove(row_key.as_slice())?;
+            None
+        }
     };
     drop(items);
-    if old_size.is_some() {
-        adjust_stats(txn, meta.id, old_size, None)?;
+    let old_size = old.as_ref().map(|(_, size)| *size);
+    if old_size.is_some() || new_size.is_some() {
+        adjust_stats(txn, meta.id, old_size, new_size)?;
     }
-    Ok(Outcome::Item { old: old_item })
+    Ok(Outcome::Item {
+        old: old.map(|(item, _)| item),
+        new: new.filter(|_| return_new),
+    })
 }

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::Item;
+use crate::model::expr::{Condition, Update};
 use crate::model::table::{TableDescription, TableSpec};
 use crate::{Error, Result};
 
@@ -34,6 +35,62 @@ pub enum Command {
         /// The key attributes.
         key: Item,
     },
+    /// One item write, under a condition checked at apply time. (PutItem and DeleteItem
+    /// above are what earlier logs hold; new writes are all of this form.)
+    Write(Conditional),
+}
+
+/// One change to one item: what a PutItem, DeleteItem or UpdateItem asks for, and what
+/// batches and transactions are made of.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ItemWrite {
+    /// Write an item, replacing any item with the same key.
+    Put {
+        /// Table name.
+        table: String,
+        /// The whole item, key attributes included.
+        item: Item,
+    },
+    /// Remove the item with this key, if any.
+    Delete {
+        /// Table name.
+        table: String,
+        /// The key attributes.
+        key: Item,
+    },
+    /// Change the item with this key (creating it if absent) by an update expression.
+    Update {
+        /// Table name.
+        table: String,
+        /// The key attributes.
+        key: Item,
+        /// The parsed `UpdateExpression`, placeholders resolved.
+        update: Update,
+    },
+}
+
+impl ItemWrite {
+    /// The table written.
+    pub fn table(&self) -> &str {
+        match self {
+            ItemWrite::Put { table, .. }
+            | ItemWrite::Delete { table, .. }
+            | ItemWrite::Update { table, .. } => table,
+        }
+    }
+}
+
+/// An [`ItemWrite`] that happens only if `condition` holds for the item as it is at that log
+/// index (an absent item is an empty one).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Conditional {
+    /// The write.
+    pub write: ItemWrite,
+    /// `ConditionExpression`, placeholders resolved.
+    pub condition: Option<Condition>,
+    /// `ReturnValuesOnConditionCheckFailure: ALL_OLD`: a failed condition answers with the
+    /// item it was checked against.
+    pub old_on_failure: bool,
 }
 
 impl Command {
@@ -58,5 +115,7 @@ pub enum Outcome {
     Item {
         /// The previous item under that key.
         old: Option<Item>,
+        /// The item as the write left it (for updates; `None` for puts and deletes).
+        new: Option<Item>,
     },
 }

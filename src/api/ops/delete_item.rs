@@ -1,11 +1,13 @@
-//! DeleteItem: validates the key, then proposes the deletion.
+//! DeleteItem: validates the key, then proposes the deletion with its condition, which the
+//! state machine checks when the write applies.
 
 use crate::api::AppState;
 use crate::api::ops::{
-    Request, item_member, no_expression_maps, return_old, table_meta, table_name,
+    Request, item_member, return_old, return_old_on_failure, table_meta, table_name,
+    write_condition,
 };
 use crate::api::wire::{DeleteItemInput, WireItem, WriteItemOutput};
-use crate::store::{Command, Outcome};
+use crate::store::{Command, Conditional, ItemWrite, Outcome};
 use crate::{Error, Result};
 
 /// Runs DeleteItem.
@@ -13,19 +15,23 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
     let input: DeleteItemInput = req.input().await?;
     let table = table_name(input.table_name.as_ref())?;
     let want_old = return_old(input.return_values.as_deref())?;
+    let old_on_failure =
+        return_old_on_failure(input.return_values_on_condition_check_failure.as_deref())?;
     let key = item_member(input.key, "key")?;
-    no_expression_maps(
+    let condition = write_condition(
+        input.condition_expression.as_deref(),
         input.expression_attribute_names.as_ref(),
         input.expression_attribute_values.as_ref(),
     )?;
     let meta = table_meta(app, &table).await?;
     meta.spec.key_schema.key_from_map(&key)?;
-    match app
-        .node
-        .propose(&Command::DeleteItem { table, key })
-        .await?
-    {
-        Outcome::Item { old } => Ok(WriteItemOutput {
+    let command = Command::Write(Conditional {
+        write: ItemWrite::Delete { table, key },
+        condition,
+        old_on_failure,
+    });
+    match app.node.propose(&command).await? {
+        Outcome::Item { old, .. } => Ok(WriteItemOutput {
             attributes: old.filter(|_| want_old).map(WireItem),
         }),
         other => Err(Error::internal(format!("DeleteItem applied as {other:?}"))),

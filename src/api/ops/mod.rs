@@ -12,6 +12,7 @@ mod list_tables;
 mod put_item;
 pub mod query;
 mod scan;
+mod update_item;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -22,6 +23,7 @@ use crate::api::decode::{decode, off_runtime};
 use crate::api::dispatch::Op;
 use crate::api::wire::{Unsupported, WireItem, WireNames};
 use crate::model::Item;
+use crate::model::expr::{Condition, ExpressionContext, parse_condition};
 use crate::model::table::TableMeta;
 use crate::store::apply::table_not_found;
 use crate::{Error, Result};
@@ -82,6 +84,7 @@ pub async fn run(app: &AppState, op: Op, req: &mut Request) -> Result<Vec<u8>> {
         Op::PutItem => encode(put_item::run(app, req).await?),
         Op::GetItem => encode(get_item::run(app, req).await?),
         Op::DeleteItem => encode(delete_item::run(app, req).await?),
+        Op::UpdateItem => encode(update_item::run(app, req).await?),
         Op::Query => encode(query::run(app, req).await?),
         Op::Scan => encode(scan::run(app, req).await?),
     }
@@ -167,6 +170,37 @@ pub fn return_old(v: Option<&str>) -> Result<bool> {
             "1 validation error detected: Value '{other}' at 'returnValues' failed to satisfy constraint: Member must satisfy enum value set: [ALL_NEW, UPDATED_OLD, ALL_OLD, NONE, UPDATED_NEW]"
         ))),
     }
+}
+
+/// Validates `ReturnValuesOnConditionCheckFailure`; true for `ALL_OLD`.
+pub fn return_old_on_failure(v: Option<&str>) -> Result<bool> {
+    match v {
+        None | Some("NONE") => Ok(false),
+        Some("ALL_OLD") => Ok(true),
+        Some(other) => Err(Error::validation(format!(
+            "1 validation error detected: Value '{other}' at 'returnValuesOnConditionCheckFailure' failed to satisfy constraint: Member must satisfy enum value set: [ALL_OLD, NONE]"
+        ))),
+    }
+}
+
+/// The `ConditionExpression` of a write, parsed with the request's placeholder maps, which
+/// must all be used; without one, the maps must be absent.
+///
+/// # Errors
+/// DynamoDB's `ValidationException`s for the expression and the maps.
+pub fn write_condition(
+    text: Option<&str>,
+    names: Option<&WireNames>,
+    values: Option<&WireItem>,
+) -> Result<Option<Condition>> {
+    let Some(text) = text else {
+        no_expression_maps(names, values)?;
+        return Ok(None);
+    };
+    let mut ctx = ExpressionContext::new(names.map(|n| &n.0), values.map(|v| &v.0))?;
+    let condition = parse_condition("ConditionExpression", text, &mut ctx)?;
+    ctx.check_all_used()?;
+    Ok(Some(condition))
 }
 
 /// `Select`: true when only a count is wanted.

@@ -264,9 +264,6 @@ pub struct ListTablesOutput {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Unsupported {
-    /// ConditionExpression.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub condition_expression: Option<Present>,
     /// Expected (legacy).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected: Option<Present>,
@@ -306,7 +303,6 @@ impl Unsupported {
     /// `ValidationException` naming the member.
     pub fn check(&self) -> Result<()> {
         let present = [
-            ("ConditionExpression", self.condition_expression.is_some()),
             ("Expected", self.expected.is_some()),
             ("FilterExpression", self.filter_expression.is_some()),
             ("ProjectionExpression", self.projection_expression.is_some()),
@@ -344,6 +340,12 @@ pub struct PutItemInput {
     /// ExpressionAttributeValues.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expression_attribute_values: Option<WireItem>,
+    /// ConditionExpression, checked on the item as it is when the write applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition_expression: Option<String>,
+    /// `NONE` or `ALL_OLD`: a failed condition answers with the item it was checked against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_values_on_condition_check_failure: Option<String>,
 }
 
 /// PutItem and DeleteItem response.
@@ -353,6 +355,37 @@ pub struct WriteItemOutput {
     /// The old item, with `ReturnValues: ALL_OLD`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes: Option<WireItem>,
+}
+
+/// UpdateItem request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateItemInput {
+    /// Table name.
+    pub table_name: Option<String>,
+    /// The key.
+    pub key: Option<WireItem>,
+    /// UpdateExpression (absent: the item is created with just its key, if missing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_expression: Option<String>,
+    /// ConditionExpression.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition_expression: Option<String>,
+    /// ExpressionAttributeNames.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression_attribute_names: Option<WireNames>,
+    /// ExpressionAttributeValues.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression_attribute_values: Option<WireItem>,
+    /// `NONE`, `ALL_OLD`, `UPDATED_OLD`, `ALL_NEW` or `UPDATED_NEW`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_values: Option<String>,
+    /// `NONE` or `ALL_OLD`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_values_on_condition_check_failure: Option<String>,
+    /// AttributeUpdates (legacy): not supported yet, refused when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribute_updates: Option<Present>,
 }
 
 /// GetItem request.
@@ -397,6 +430,12 @@ pub struct DeleteItemInput {
     /// ExpressionAttributeValues.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expression_attribute_values: Option<WireItem>,
+    /// ConditionExpression, checked on the item as it is when the write applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition_expression: Option<String>,
+    /// `NONE` or `ALL_OLD`: a failed condition answers with the item it was checked against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_values_on_condition_check_failure: Option<String>,
 }
 
 /// Query request.
@@ -488,4 +527,8 @@ pub struct ErrorBody {
     /// With `NotLeaderException`: the leader's client address, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leader_addr: Option<String>,
+    /// With `ConditionalCheckFailedException`: the item, when
+    /// `ReturnValuesOnConditionCheckFailure` asked for it.
+    #[serde(rename = "Item", skip_serializing_if = "Option::is_none")]
+    pub item: Option<WireItem>,
 }

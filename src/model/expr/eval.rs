@@ -36,6 +36,79 @@ pub fn resolve<'a>(item: &'a Item, path: &Path) -> Option<&'a AttributeValue> {
     Some(value)
 }
 
+/// The parts of `item` that `paths` lead to, nested as in the item: `a.b` gives
+/// `{a: {b: …}}`, and list elements keep their order but close up (`l[3]` alone gives `l` with
+/// one element), as DynamoDB projects. Paths that lead nowhere contribute nothing.
+pub fn project<'p>(item: &Item, paths: impl IntoIterator<Item = &'p Path>) -> Item {
+    /// What has been picked so far under one value.
+    enum Picked {
+        Whole(AttributeValue),
+        Map(std::collections::BTreeMap<String, Picked>),
+        List(std::collections::BTreeMap<u32, Picked>),
+    }
+    fn pick(into: &mut Picked, value: &AttributeValue, rest: &[PathElement]) {
+        let Some((step, rest)) = rest.split_first() else {
+            *into = Picked::Whole(value.clone());
+            return;
+        };
+        match (step, value) {
+            (PathElement::Attribute(name), AttributeValue::M(map)) => {
+                if let Some(next) = map.get(name) {
+                    if !matches!(into, Picked::Map(_)) {
+                        *into = Picked::Map(Default::default());
+                    }
+                    if let Picked::Map(m) = into {
+                        let slot = m
+                            .entry(name.clone())
+                            .or_insert_with(|| Picked::Map(Default::default()));
+                        pick(slot, next, rest);
+                    }
+                }
+            }
+            (PathElement::Index(i), AttributeValue::L(list)) => {
+                if let Some(next) = list.get(*i as usize) {
+                    if !matches!(into, Picked::List(_)) {
+                        *into = Picked::List(Default::default());
+                    }
+                    if let Picked::List(l) = into {
+                        let slot = l
+                            .entry(*i)
+                            .or_insert_with(|| Picked::Map(Default::default()));
+                        pick(slot, next, rest);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    fn build(picked: Picked) -> AttributeValue {
+        match picked {
+            Picked::Whole(v) => v,
+            Picked::Map(m) => {
+                AttributeValue::M(m.into_iter().map(|(k, p)| (k, build(p))).collect())
+            }
+            Picked::List(l) => AttributeValue::L(l.into_values().map(build).collect()),
+        }
+    }
+    let mut top: std::collections::BTreeMap<String, Picked> = Default::default();
+    for path in paths {
+        // Only paths that lead somewhere leave a trace (no empty maps on the way).
+        if resolve(item, path).is_none() {
+            continue;
+        }
+        let Some((PathElement::Attribute(name), rest)) = path.elements.split_first() else {
+            continue;
+        };
+        if let Some(value) = item.get(name) {
+            let slot = top
+                .entry(name.clone())
+                .or_insert_with(|| Picked::Map(Default::default()));
+            pick(slot, value, rest);
+        }
+    }
+    top.into_iter().map(|(k, p)| (k, build(p))).collect()
+}
+
 /// Whether `item` satisfies `condition`. An absent item is an empty one.
 pub fn evaluate(condition: &Condition, item: &Item) -> bool {
     match condition {
@@ -187,6 +260,41 @@ mod tests {
         let mut ctx = ExpressionContext::new(None, Some(&values)).expect("context");
         let condition = parse_condition("ConditionExpression", text, &mut ctx).expect("parses");
         evaluate(&condition, &item())
+    }
+
+    #[test]
+    fn projection_keeps_nesting_and_closes_up_lists() {
+        let path = |names: &[&str], index: Option<u32>| Path {
+            elements: names
+                .iter()
+                .map(|n| PathElement::Attribute((*n).to_string()))
+                .chain(index.map(PathElement::Index))
+                .collect(),
+        };
+        let it = item();
+        let got = project(
+            &it,
+            [
+                &path(&["nm"], None),
+                &path(&["dc", "ls"], Some(2)),
+                &path(&["dc", "ls"], Some(0)),
+                &path(&["nothing"], None),
+                &path(&["dc", "absent"], None),
+            ],
+        );
+        assert_eq!(
+            got,
+            BTreeMap::from([
+                ("nm".to_string(), s("Ada")),
+                (
+                    "dc".to_string(),
+                    AttributeValue::M(BTreeMap::from([(
+                        "ls".to_string(),
+                        AttributeValue::L(vec![n("1"), AttributeValue::Null]),
+                    )])),
+                ),
+            ])
+        );
     }
 
     #[test]

@@ -1,0 +1,110 @@
+//! UpdateItem: parses the update (and condition) against the request's placeholder maps,
+//! refuses changes to key attributes, and proposes it; the state machine applies it to the
+//! item as it is at that log index, creating the item when it is absent, as DynamoDB does.
+
+use crate::api::AppState;
+use crate::api::ops::{
+    Request, item_member, no_expression_maps, return_old_on_failure, table_meta, table_name,
+};
+use crate::api::wire::{UpdateItemInput, WireItem, WriteItemOutput};
+use crate::model::expr::eval::project;
+use crate::model::expr::{
+    ExpressionContext, Path, PathElement, Update, parse_condition, parse_update,
+};
+use crate::store::{Command, Conditional, ItemWrite, Outcome};
+use crate::{Error, Result};
+
+/// What `ReturnValues` asks UpdateItem for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Returned {
+    None,
+    AllOld,
+    UpdatedOld,
+    AllNew,
+    UpdatedNew,
+}
+
+fn returned(v: Option<&str>) -> Result<Returned> {
+    Ok(match v {
+        None | Some("NONE") => Returned::None,
+        Some("ALL_OLD") => Returned::AllOld,
+        Some("UPDATED_OLD") => Returned::UpdatedOld,
+        Some("ALL_NEW") => Returned::AllNew,
+        Some("UPDATED_NEW") => Returned::UpdatedNew,
+        Some(other) => {
+            return Err(Error::validation(format!(
+                "1 validation error detected: Value '{other}' at 'returnValues' failed to satisfy constraint: Member must satisfy enum value set: [ALL_NEW, UPDATED_OLD, ALL_OLD, NONE, UPDATED_NEW]"
+            )));
+        }
+    })
+}
+
+/// Runs UpdateItem.
+pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
+    let input: UpdateItemInput = req.input().await?;
+    let table = table_name(input.table_name.as_ref())?;
+    let returned = returned(input.return_values.as_deref())?;
+    let old_on_failure =
+        return_old_on_failure(input.return_values_on_condition_check_failure.as_deref())?;
+    let key = item_member(input.key, "key")?;
+    if input.attribute_updates.is_some() {
+        return Err(Error::validation(
+            "kvsim does not support AttributeUpdates yet; use UpdateExpression",
+        ));
+    }
+    let names = input.expression_attribute_names.as_ref();
+    let values = input.expression_attribute_values.as_ref();
+    let (update, condition) =
+        if input.update_expression.is_none() && input.condition_expression.is_none() {
+            no_expression_maps(names, values)?;
+            (Update::default(), None)
+        } else {
+            let mut ctx = ExpressionContext::new(names.map(|n| &n.0), values.map(|v| &v.0))?;
+            let update = input
+                .update_expression
+                .as_deref()
+                .map(|text| parse_update(text, &mut ctx))
+                .transpose()?
+                .unwrap_or_default();
+            let condition = input
+                .condition_expression
+                .as_deref()
+                .map(|text| parse_condition("ConditionExpression", text, &mut ctx))
+                .transpose()?;
+            ctx.check_all_used()?;
+            (update, condition)
+        };
+    let meta = table_meta(app, &table).await?;
+    let schema = &meta.spec.key_schema;
+    schema.key_from_map(&key)?;
+    for path in update.targets() {
+        if let Some(PathElement::Attribute(name)) = path.elements.first()
+            && schema.attribute_names().contains(&name.as_str())
+        {
+            return Err(Error::validation(format!(
+                "One or more parameter values were invalid: Cannot update attribute {name}. This attribute is part of the key"
+            )));
+        }
+    }
+    // What UPDATED_OLD / UPDATED_NEW show: the paths the update wrote.
+    let targets: Vec<Path> = update.targets().cloned().collect();
+    let command = Command::Write(Conditional {
+        write: ItemWrite::Update { table, key, update },
+        condition,
+        old_on_failure,
+    });
+    let (old, new) = match app.node.propose(&command).await? {
+        Outcome::Item { old, new } => (old, new),
+        other => return Err(Error::internal(format!("UpdateItem applied as {other:?}"))),
+    };
+    let attributes = match returned {
+        Returned::None => None,
+        Returned::AllOld => old,
+        Returned::AllNew => new,
+        Returned::UpdatedOld => old.map(|item| project(&item, &targets)),
+        Returned::UpdatedNew => new.map(|item| project(&item, &targets)),
+    };
+    Ok(WriteItemOutput {
+        attributes: attributes.filter(|a| !a.is_empty()).map(WireItem),
+    })
+}
