@@ -21,6 +21,9 @@ uses its own tables, so the tests are independent of each other and of their ord
   items over 400 KB, Query without a partition-key condition, CreateTable without a billing mode.
 * DeleteTable answers DELETING, then every node reports ResourceNotFoundException, and the name
   can be reused for a new, empty table.
+* UpdateItem (SET, REMOVE, ADD, ReturnValues) and conditional writes through every node,
+  ConditionalCheckFailedException with the item, and version-number locking through boto3's
+  document API (what ORMs do on save()).
 
 Run from the repository root (needs boto3, see tests/wire/requirements.txt):
 
@@ -815,6 +818,100 @@ class PaginationTest(KvsimTestCase):
             PaginationConfig={"PageSize": 2}))
         self.assertTrue(all(len(p["TableNames"]) <= 2 for p in pages))
         self.assertEqual([n for p in pages for n in p["TableNames"]], full)
+
+
+def make_table_resource(port: int, name: str):
+    """boto3's document API (Python values, not DynamoDB JSON) for one table on one node."""
+    session = boto3.session.Session()
+    resource = session.resource(
+        "dynamodb",
+        endpoint_url=f"http://{HOST}:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="kvsim-test",
+        aws_secret_access_key="kvsim-test",
+    )
+    return resource.Table(name)
+
+
+class WriteTest(KvsimTestCase):
+    """UpdateItem and conditional writes, as application code and ORMs use them."""
+
+    def test_update_item_and_conditions_through_every_node(self):
+        self.create_table(self.table, sk=None)
+        key = {"pk": {"S": "doc"}}
+        # UpdateItem creates a missing item; ALL_NEW shows it.
+        resp = self.next_client().update_item(
+            TableName=self.table, Key=key,
+            UpdateExpression="SET #c = :zero, tags = :tags",
+            ExpressionAttributeNames={"#c": "count"},
+            ExpressionAttributeValues={":zero": {"N": "0"}, ":tags": {"SS": ["a"]}},
+            ReturnValues="ALL_NEW")
+        self.assertItemEqual(resp["Attributes"],
+                             {**key, "count": {"N": "0"}, "tags": {"SS": ["a"]}})
+        # Increments through every node add up.
+        for _ in range(6):
+            self.next_client().update_item(
+                TableName=self.table, Key=key, UpdateExpression="ADD #c :one, tags :t",
+                ExpressionAttributeNames={"#c": "count"},
+                ExpressionAttributeValues={":one": {"N": "1"}, ":t": {"SS": ["b"]}})
+        got = self.next_client().get_item(TableName=self.table, Key=key, ConsistentRead=True)
+        self.assertItemEqual(got["Item"], {**key, "count": {"N": "6"}, "tags": {"SS": ["a", "b"]}})
+        # A failed condition: ConditionalCheckFailedException, with the item when asked.
+        for c in self.cluster.clients:
+            with self.assertRaises(ClientError) as ctx:
+                c.put_item(TableName=self.table, Item={**key, "x": {"S": "no"}},
+                           ConditionExpression="attribute_not_exists(pk)",
+                           ReturnValuesOnConditionCheckFailure="ALL_OLD")
+            error = ctx.exception.response["Error"]
+            self.assertEqual(error["Code"], "ConditionalCheckFailedException")
+            self.assertEqual(error["Message"], "The conditional request failed")
+            self.assertItemEqual(ctx.exception.response["Item"],
+                                 {**key, "count": {"N": "6"}, "tags": {"SS": ["a", "b"]}})
+        # UPDATED_OLD, then a key attribute refused with DynamoDB's message.
+        resp = self.next_client().update_item(
+            TableName=self.table, Key=key, UpdateExpression="REMOVE tags SET #c = #c - :one",
+            ExpressionAttributeNames={"#c": "count"}, ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_OLD")
+        self.assertItemEqual(resp["Attributes"], {"count": {"N": "6"}, "tags": {"SS": ["a", "b"]}})
+        error = self.assertClientError(
+            "ValidationException", self.next_client().update_item, TableName=self.table, Key=key,
+            UpdateExpression="SET pk = :v", ExpressionAttributeValues={":v": {"S": "x"}})
+        self.assertEqual(error["Message"], "One or more parameter values were invalid: Cannot "
+                         "update attribute pk. This attribute is part of the key")
+
+    def test_version_attribute_locking_with_the_document_api(self):
+        """What ORMs such as pynamodb do on save(): a conditional write on a version number."""
+        self.create_table(self.table, sk=None)
+        tables = [make_table_resource(p, self.table) for p in self.ports]
+
+        def save(table, version: int, body: str):
+            if version == 0:
+                condition, values = "attribute_not_exists(version)", {}
+            else:
+                condition, values = "version = :expected", {":expected": version}
+            table.update_item(
+                Key={"pk": "user-1"},
+                UpdateExpression="SET body = :body, version = :next",
+                ConditionExpression=condition,
+                ExpressionAttributeValues={":body": body, ":next": version + 1, **values})
+
+        save(tables[0], 0, "first")
+        save(tables[1], 1, "second")
+        # A writer holding a stale version loses, on any node.
+        for table in tables:
+            with self.assertRaises(ClientError) as ctx:
+                save(table, 1, "stale")
+            self.assertEqual(ctx.exception.response["Error"]["Code"],
+                             "ConditionalCheckFailedException")
+        item = tables[2].get_item(Key={"pk": "user-1"}, ConsistentRead=True)["Item"]
+        self.assertEqual(item, {"pk": "user-1", "body": "second", "version": 2})
+        # The document API's list_append and if_not_exists.
+        tables[1].update_item(
+            Key={"pk": "user-1"},
+            UpdateExpression="SET history = list_append(if_not_exists(history, :empty), :h)",
+            ExpressionAttributeValues={":empty": [], ":h": ["second"]})
+        item = tables[0].get_item(Key={"pk": "user-1"}, ConsistentRead=True)["Item"]
+        self.assertEqual(item["history"], ["second"])
 
 
 class ErrorTest(KvsimTestCase):
