@@ -153,7 +153,16 @@ async fn errors_have_dynamodb_types_and_messages() {
         ),
         ("Scan", json!({"TableName": "Music", "Limit": 0}), 400, V,
             "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1".into()),
-        ("Scan", json!({"TableName": "Music", "FilterExpression": "a = :b"}), 400, V, "kvsim does not support FilterExpression yet".into()),
+        ("Scan", json!({"TableName": "Music", "FilterExpression": "a = :b"}), 400, V,
+            "Invalid FilterExpression: An expression attribute value used in expression is not defined; attribute value: :b".into()),
+        ("Scan", json!({"TableName": "Music", "Select": "SPECIFIC_ATTRIBUTES"}), 400, V,
+            "Must specify the ProjectionExpression when choosing to get SPECIFIC_ATTRIBUTES".into()),
+        (
+            "Query",
+            json!({"TableName": "Music", "KeyConditionExpression": "Artist = :a", "FilterExpression": "Artist = :a",
+                   "ExpressionAttributeValues": {":a": {"S": "x"}}}),
+            400, V, "Filter Expression can only contain non-primary key attributes: Primary key attribute: Artist".into(),
+        ),
         (
             "Query",
             json!({"TableName": "Music", "KeyConditionExpression": "Artist = :a", "ExpressionAttributeValues": {":a": {"S": ""}}}),
@@ -634,5 +643,74 @@ async fn status_reports_the_documented_fields() {
             .expect("health");
         assert_eq!(health.status().as_u16(), 200);
     }
+    tc.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_apply_after_limit_and_projections_keep_nesting() {
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    tc.create_table(leader, "Proj", ("p", "S"), Some(("n", "N")))
+        .await;
+    for n in 1..=10 {
+        let item = json!({"TableName": "Proj", "Item": {"p": {"S": "x"}, "n": {"N": n.to_string()},
+            "even": {"BOOL": n % 2 == 0}, "doc": {"M": {"a": {"N": n.to_string()}, "b": {"L": [{"S": "l0"}, {"S": "l1"}]}}}}});
+        let (s, b) = tc.call(leader, "PutItem", item).await;
+        assert_eq!(s, 200, "{b}");
+    }
+    tc.converged().await;
+    let follower = tc.other_than(leader);
+    // Limit counts items read; the filter then keeps the even ones.
+    let (s, page) = tc
+        .call(
+            follower,
+            "Query",
+            json!({"TableName": "Proj", "KeyConditionExpression": "p = :p", "Limit": 5,
+                   "FilterExpression": "#e = :t", "ProjectionExpression": "n, doc.b[1]",
+                   "ExpressionAttributeNames": {"#e": "even"},
+                   "ExpressionAttributeValues": {":p": {"S": "x"}, ":t": {"BOOL": true}}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(
+        (page["Count"].as_u64(), page["ScannedCount"].as_u64()),
+        (Some(2), Some(5))
+    );
+    assert_eq!(
+        page["LastEvaluatedKey"],
+        json!({"p": {"S": "x"}, "n": {"N": "5"}})
+    );
+    assert_eq!(
+        page["Items"],
+        json!([{"n": {"N": "2"}, "doc": {"M": {"b": {"L": [{"S": "l1"}]}}}},
+               {"n": {"N": "4"}, "doc": {"M": {"b": {"L": [{"S": "l1"}]}}}}])
+    );
+    // Scan with a filter on a nested number and size(), counting only.
+    let (_, page) = tc
+        .call(
+            follower,
+            "Scan",
+            json!({"TableName": "Proj", "Select": "COUNT", "FilterExpression": "doc.a > :three AND size(doc.b) = :two",
+                   "ExpressionAttributeValues": {":three": {"N": "3"}, ":two": {"N": "2"}}}),
+        )
+        .await;
+    assert_eq!(
+        (page["Count"].as_u64(), page["ScannedCount"].as_u64()),
+        (Some(7), Some(10))
+    );
+    assert!(page.get("Items").is_none(), "{page}");
+    // GetItem with a projection and a name placeholder.
+    let (_, got) = tc
+        .call(
+            follower,
+            "GetItem",
+            json!({"TableName": "Proj", "Key": {"p": {"S": "x"}, "n": {"N": "3"}},
+                   "ProjectionExpression": "#d.a, even", "ExpressionAttributeNames": {"#d": "doc"}}),
+        )
+        .await;
+    assert_eq!(
+        got["Item"],
+        json!({"doc": {"M": {"a": {"N": "3"}}}, "even": {"BOOL": false}})
+    );
     tc.cluster.shutdown().await;
 }

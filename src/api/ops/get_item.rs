@@ -1,8 +1,12 @@
-//! GetItem: a local read, after a ReadIndex when `ConsistentRead` is set.
+//! GetItem: a local read, after a ReadIndex when `ConsistentRead` is set, projected when
+//! `ProjectionExpression` asks.
 
 use crate::api::AppState;
+use crate::api::ops::query::context;
 use crate::api::ops::{Request, item_member, maybe_consistent, table_name};
 use crate::api::wire::{GetItemInput, GetItemOutput, WireItem};
+use crate::model::expr::eval::project;
+use crate::model::expr::parse_projection;
 use crate::{Error, Result};
 
 /// Runs GetItem.
@@ -10,17 +14,29 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<GetItemOutput> {
     let input: GetItemInput = req.input().await?;
     let table = table_name(input.table_name.as_ref())?;
     let key = item_member(input.key, "key")?;
-    if input.expression_attribute_names.is_some() {
-        return Err(Error::validation(
-            "ExpressionAttributeNames can only be specified when using expressions",
-        ));
-    }
+    let projection = match input.projection_expression.as_deref() {
+        Some(text) => {
+            let mut ctx = context(input.expression_attribute_names.as_ref(), None)?;
+            let paths = parse_projection(text, &mut ctx)?;
+            ctx.check_all_used()?;
+            Some(paths)
+        }
+        None if input.expression_attribute_names.is_some() => {
+            return Err(Error::validation(
+                "ExpressionAttributeNames can only be specified when using expressions",
+            ));
+        }
+        None => None,
+    };
     maybe_consistent(app, input.consistent_read).await?;
     let item = app
         .node
         .read(move |store| store.get_item(&table, &key))
         .await?;
     Ok(GetItemOutput {
-        item: item.map(WireItem),
+        item: item.map(|item| match &projection {
+            Some(paths) => WireItem(project(&item, paths)),
+            None => WireItem(item),
+        }),
     })
 }

@@ -203,16 +203,22 @@ pub fn write_condition(
     Ok(Some(condition))
 }
 
-/// `Select`: true when only a count is wanted.
-pub fn count_only(select: Option<&str>) -> Result<bool> {
+/// `Select`: true when only a count is wanted. `SPECIFIC_ATTRIBUTES` goes with a
+/// `ProjectionExpression` (`projected`), `ALL_ATTRIBUTES` without one.
+pub fn count_only(select: Option<&str>, projected: bool) -> Result<bool> {
     match select {
-        None | Some("ALL_ATTRIBUTES") => Ok(false),
+        None => Ok(false),
+        Some("ALL_ATTRIBUTES") if projected => Err(Error::validation(
+            "Cannot specify the ProjectionExpression when choosing to get ALL_ATTRIBUTES",
+        )),
+        Some("ALL_ATTRIBUTES") => Ok(false),
+        Some("SPECIFIC_ATTRIBUTES") if projected => Ok(false),
+        Some("SPECIFIC_ATTRIBUTES") => Err(Error::validation(
+            "Must specify the ProjectionExpression when choosing to get SPECIFIC_ATTRIBUTES",
+        )),
         Some("COUNT") => Ok(true),
         Some("ALL_PROJECTED_ATTRIBUTES") => Err(Error::validation(
             "ALL_PROJECTED_ATTRIBUTES can be used only when Querying using an IndexName",
-        )),
-        Some("SPECIFIC_ATTRIBUTES") => Err(Error::validation(
-            "kvsim does not support Select SPECIFIC_ATTRIBUTES yet (it needs ProjectionExpression)",
         )),
         Some(other) => Err(Error::validation(format!(
             "1 validation error detected: Value '{other}' at 'select' failed to satisfy constraint: Member must satisfy enum value set: [SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, ALL_PROJECTED_ATTRIBUTES]"

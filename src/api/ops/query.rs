@@ -1,9 +1,13 @@
-//! Query: one partition, in sort-key order, with a key condition, pagination and `Select`.
+//! Query: one partition, in sort-key order, with a key condition, a filter, a projection,
+//! pagination and `Select`.
 
 use crate::api::AppState;
 use crate::api::ops::{Request, count_only, limit, maybe_consistent, table_meta, table_name};
-use crate::api::wire::{QueryInput, ReadPageOutput, WireItem};
-use crate::model::expr::{ExpressionContext, parse_key_condition};
+use crate::api::wire::{QueryInput, ReadPageOutput, WireItem, WireNames};
+use crate::model::expr::eval::{evaluate, project};
+use crate::model::expr::{
+    Condition, ExpressionContext, Path, parse_condition, parse_key_condition, parse_projection,
+};
 use crate::model::{KeySchema, PrimaryKey};
 use crate::store::read::{Page, Range};
 use crate::{Error, Result};
@@ -18,14 +22,68 @@ pub fn start_key(schema: &KeySchema, key: Option<&WireItem>) -> Result<Option<Pr
     .transpose()
 }
 
-/// Builds the response for a page.
-pub fn page_output(schema: &KeySchema, page: Page, count_only: bool) -> ReadPageOutput {
-    ReadPageOutput {
-        count: page.items.len(),
-        scanned_count: page.scanned,
-        last_evaluated_key: page.last_key.map(|k| WireItem(k.to_item(schema))),
-        items: (!count_only).then(|| page.items.into_iter().map(WireItem).collect()),
+/// What a Query or Scan does to the items it read: filter, project, or just count them.
+pub struct Shape {
+    /// `FilterExpression`.
+    pub filter: Option<Condition>,
+    /// `ProjectionExpression`.
+    pub projection: Option<Vec<Path>>,
+    /// `Select: COUNT`.
+    pub count_only: bool,
+}
+
+impl Shape {
+    /// Parses a read's `FilterExpression` and `ProjectionExpression` (and `Select`) in `ctx`.
+    ///
+    /// # Errors
+    /// DynamoDB's `ValidationException`s.
+    pub fn parse(
+        ctx: &mut ExpressionContext,
+        filter: Option<&str>,
+        projection: Option<&str>,
+        select: Option<&str>,
+    ) -> Result<Shape> {
+        Ok(Shape {
+            filter: filter
+                .map(|text| parse_condition("FilterExpression", text, ctx))
+                .transpose()?,
+            projection: projection
+                .map(|text| parse_projection(text, ctx))
+                .transpose()?,
+            count_only: count_only(select, projection.is_some())?,
+        })
     }
+
+    /// The response for a page read: the filter applies after `Limit` (as in DynamoDB,
+    /// `ScannedCount` counts what was read, `Count` what matched).
+    pub fn output(&self, schema: &KeySchema, page: Page) -> ReadPageOutput {
+        let mut items = page.items;
+        if let Some(filter) = &self.filter {
+            items.retain(|item| evaluate(filter, item));
+        }
+        ReadPageOutput {
+            count: items.len(),
+            scanned_count: page.scanned,
+            last_evaluated_key: page.last_key.map(|k| WireItem(k.to_item(schema))),
+            items: (!self.count_only).then(|| {
+                items
+                    .into_iter()
+                    .map(|item| match &self.projection {
+                        Some(paths) => WireItem(project(&item, paths)),
+                        None => WireItem(item),
+                    })
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// The expression context of a read request.
+pub fn context<'a>(
+    names: Option<&'a WireNames>,
+    values: Option<&'a WireItem>,
+) -> Result<ExpressionContext<'a>> {
+    ExpressionContext::new(names.map(|n| &n.0), values.map(|v| &v.0))
 }
 
 /// Runs Query.
@@ -33,19 +91,33 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
     let input: QueryInput = req.input().await?;
     let table = table_name(input.table_name.as_ref())?;
     let limit = limit(input.limit)?;
-    let count_only = count_only(input.select.as_deref())?;
     let expression = input.key_condition_expression.as_deref().ok_or_else(|| {
         Error::validation("Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.")
     })?;
     maybe_consistent(app, input.consistent_read).await?;
     let meta = table_meta(app, &table).await?;
     let schema = &meta.spec.key_schema;
-    let mut ctx = ExpressionContext::new(
-        input.expression_attribute_names.as_ref().map(|n| &n.0),
-        input.expression_attribute_values.as_ref().map(|v| &v.0),
+    let mut ctx = context(
+        input.expression_attribute_names.as_ref(),
+        input.expression_attribute_values.as_ref(),
     )?;
     let condition = parse_key_condition(expression, &mut ctx, schema)?;
+    let shape = Shape::parse(
+        &mut ctx,
+        input.filter_expression.as_deref(),
+        input.projection_expression.as_deref(),
+        input.select.as_deref(),
+    )?;
     ctx.check_all_used()?;
+    if let Some(filter) = &shape.filter {
+        for name in schema.attribute_names() {
+            if mentions(filter, name) {
+                return Err(Error::validation(format!(
+                    "Filter Expression can only contain non-primary key attributes: Primary key attribute: {name}"
+                )));
+            }
+        }
+    }
     let start = start_key(schema, input.exclusive_start_key.as_ref())?;
     if start
         .as_ref()
@@ -71,5 +143,37 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
             )
         })
         .await?;
-    Ok(page_output(schema, page, count_only))
+    Ok(shape.output(schema, page))
+}
+
+/// Whether `condition` reads the top-level attribute `name` anywhere.
+fn mentions(condition: &Condition, name: &str) -> bool {
+    use crate::model::expr::{Function, Operand};
+    let path = |p: &Path| {
+        p.elements.first()
+            == Some(&crate::model::expr::PathElement::Attribute(
+                name.to_string(),
+            ))
+    };
+    let operand = |o: &Operand| match o {
+        Operand::Path(p) | Operand::Size(p) => path(p),
+        Operand::Value(_) => false,
+    };
+    match condition {
+        Condition::Compare { left, right, .. } => operand(left) || operand(right),
+        Condition::Between {
+            operand: x,
+            low,
+            high,
+        } => operand(x) || operand(low) || operand(high),
+        Condition::In { operand: x, list } => operand(x) || list.iter().any(operand),
+        Condition::Function(f) => match f {
+            Function::AttributeExists(p)
+            | Function::AttributeNotExists(p)
+            | Function::AttributeType(p, _) => path(p),
+            Function::BeginsWith(p, o) | Function::Contains(p, o) => path(p) || operand(o),
+        },
+        Condition::And(a, b) | Condition::Or(a, b) => mentions(a, name) || mentions(b, name),
+        Condition::Not(a) => mentions(a, name),
+    }
 }

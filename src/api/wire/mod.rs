@@ -267,12 +267,6 @@ pub struct Unsupported {
     /// Expected (legacy).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expected: Option<Present>,
-    /// FilterExpression.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub filter_expression: Option<Present>,
-    /// ProjectionExpression.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub projection_expression: Option<Present>,
     /// AttributesToGet (legacy).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes_to_get: Option<Present>,
@@ -304,8 +298,6 @@ impl Unsupported {
     pub fn check(&self) -> Result<()> {
         let present = [
             ("Expected", self.expected.is_some()),
-            ("FilterExpression", self.filter_expression.is_some()),
-            ("ProjectionExpression", self.projection_expression.is_some()),
             ("AttributesToGet", self.attributes_to_get.is_some()),
             ("KeyConditions", self.key_conditions.is_some()),
             ("QueryFilter", self.query_filter.is_some()),
@@ -402,6 +394,9 @@ pub struct GetItemInput {
     /// ExpressionAttributeNames.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expression_attribute_names: Option<WireNames>,
+    /// ProjectionExpression: the attributes to return.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projection_expression: Option<String>,
 }
 
 /// GetItem response.
@@ -468,6 +463,12 @@ pub struct QueryInput {
     /// Linearizable read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consistent_read: Option<bool>,
+    /// ProjectionExpression: the attributes to return.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projection_expression: Option<String>,
+    /// FilterExpression: applied to each item read, after `Limit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_expression: Option<String>,
 }
 
 /// Scan request.
@@ -494,6 +495,12 @@ pub struct ScanInput {
     /// ExpressionAttributeValues.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expression_attribute_values: Option<WireItem>,
+    /// ProjectionExpression: the attributes to return.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projection_expression: Option<String>,
+    /// FilterExpression: applied to each item read, after `Limit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_expression: Option<String>,
 }
 
 /// Query and Scan response.

@@ -9,7 +9,8 @@
 //! - `key_condition`: narrows a condition to the [`KeyCondition`] a Query scans with;
 //! - [`eval`]: a condition evaluated against an item (conditions at apply time, filters);
 //! - [`update`]: `UpdateExpression`, parsed with the same parser's path and operand rules and
-//!   applied to an item.
+//!   applied to an item;
+//! - [`projection`]: `ProjectionExpression`, a list of paths ([`eval::project`] applies it).
 //!
 //! A hand-written recursive-descent parser rather than a parser library: DynamoDB's error
 //! messages name the offending token and the rule broken ("Syntax error; token: ...",
@@ -25,6 +26,7 @@ pub mod eval;
 pub mod key_condition;
 mod lexer;
 pub mod parser;
+pub mod projection;
 pub mod update;
 
 pub use ast::{Comparator, Condition, Function, Operand, Path, PathElement};
@@ -33,6 +35,7 @@ pub use parser::{
     ExpressionContext, MAX_EXPRESSION_BYTES, MAX_IN_OPERANDS, MAX_NESTING, MAX_PATH_DEPTH,
     parse_condition,
 };
+pub use projection::parse_projection;
 pub use update::{SetOperand, SetValue, Update, parse_update};
 
 /// Parses `text` every way a request can ask for, ignoring the outcome: the fuzzing entry

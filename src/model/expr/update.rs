@@ -270,14 +270,13 @@ fn set_operand(p: &mut Parser) -> Result<SetOperand> {
 
 /// Refuses two actions on overlapping or conflicting paths.
 fn check_paths(p: &Parser, update: &Update) -> Result<()> {
-    let paths: Vec<&Path> = update
-        .set
-        .iter()
-        .map(|(path, _)| path)
-        .chain(update.remove.iter())
-        .chain(update.add.iter().map(|(path, _)| path))
-        .chain(update.delete.iter().map(|(path, _)| path))
-        .collect();
+    let paths: Vec<&Path> = update.targets().collect();
+    check_overlaps(p, &paths)
+}
+
+/// Refuses two paths of which one is a prefix of the other (they overlap), or which take a
+/// map key and a list index at the same step (they conflict), with DynamoDB's messages.
+pub(super) fn check_overlaps(p: &Parser, paths: &[&Path]) -> Result<()> {
     for (i, later) in paths.iter().enumerate() {
         for earlier in &paths[..i] {
             let mut same_prefix = true;
