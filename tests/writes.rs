@@ -253,3 +253,113 @@ async fn concurrent_conditional_writes_race_exactly() {
     tc.assert_identical();
     tc.cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_writes_and_gets_across_tables() {
+    let (tc, leader) = cluster().await;
+    tc.create_table(leader, "Other", ("id", "N"), None).await;
+    let follower = tc.other_than(leader);
+    let puts = |range: std::ops::Range<u32>| -> Vec<Value> {
+        range
+            .map(|i| json!({"PutRequest": {"Item": {"pk": {"S": format!("k{i}")}, "v": {"N": i.to_string()}, "big": {"S": "x"}}}}))
+            .collect()
+    };
+    let (s, b) = tc
+        .call(
+            follower,
+            "BatchWriteItem",
+            json!({"RequestItems": {"Tab": puts(0..20),
+                   "Other": [{"PutRequest": {"Item": {"id": {"N": "1"}}}}, {"PutRequest": {"Item": {"id": {"N": "2"}}}},
+                             {"DeleteRequest": {"Key": {"id": {"N": "3"}}}}]}}),
+        )
+        .await;
+    assert_eq!((s, &b), (200, &json!({"UnprocessedItems": {}})));
+    // Refused batches write nothing: too many, duplicates, a missing table, a bad item.
+    for (body, want_type, message) in [
+        (
+            json!({"RequestItems": {"Tab": puts(100..126)}}),
+            V,
+            "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Map value must satisfy constraint: [Member must have length less than or equal to 25, Member must have length greater than or equal to 1]",
+        ),
+        (
+            json!({"RequestItems": {"Tab": puts(100..120), "Other": (0..6).map(|i| json!({"PutRequest": {"Item": {"id": {"N": (100 + i).to_string()}}}})).collect::<Vec<_>>()}}),
+            V,
+            "Too many items requested for the BatchWriteItem call",
+        ),
+        (
+            json!({"RequestItems": {"Tab": [puts(100..101)[0].clone(), {"DeleteRequest": {"Key": {"pk": {"S": "k100"}}}}]}}),
+            V,
+            "Provided list of item keys contains duplicates",
+        ),
+        (
+            json!({"RequestItems": {"Tab": puts(100..102), "Nope": puts(0..1)}}),
+            "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException",
+            "Requested resource not found",
+        ),
+        (
+            json!({"RequestItems": {"Tab": [puts(100..101)[0].clone(), {"PutRequest": {"Item": {"v": {"N": "1"}}}}]}}),
+            V,
+            "One or more parameter values were invalid: Missing the key pk in the item",
+        ),
+    ] {
+        let (s, b) = tc.call(leader, "BatchWriteItem", body.clone()).await;
+        assert_eq!(
+            (s, b["__type"].as_str()),
+            (400, Some(want_type)),
+            "{body}: {b}"
+        );
+        assert_eq!(b["message"], message, "{body}");
+    }
+    assert_eq!(tc.scan_all(leader, "Tab").await.len(), 20, "refused batches wrote nothing");
+    // BatchGetItem through a follower, consistent, with a projection; missing keys are left out.
+    let keys: Vec<Value> = (0..25)
+        .map(|i| json!({"pk": {"S": format!("k{i}")}}))
+        .collect();
+    let (s, b) = tc
+        .call(
+            follower,
+            "BatchGetItem",
+            json!({"RequestItems": {
+                "Tab": {"Keys": keys, "ProjectionExpression": "#v", "ExpressionAttributeNames": {"#v": "v"}, "ConsistentRead": true},
+                "Other": {"Keys": [{"id": {"N": "1"}}, {"id": {"N": "3"}}]}}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["UnprocessedKeys"], json!({}));
+    let mut got: Vec<i64> = b["Responses"]["Tab"]
+        .as_array()
+        .expect("Tab")
+        .iter()
+        .map(|i| {
+            assert_eq!(i.as_object().map(|o| o.len()), Some(1), "projected: {i}");
+            i["v"]["N"]
+                .as_str()
+                .and_then(|n| n.parse().ok())
+                .expect("v")
+        })
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..20).collect::<Vec<_>>());
+    assert_eq!(b["Responses"]["Other"], json!([{"id": {"N": "1"}}]));
+    let too_many: Vec<Value> = (0..101)
+        .map(|i| json!({"pk": {"S": format!("k{i}")}}))
+        .collect();
+    let (s, b) = tc
+        .call(
+            leader,
+            "BatchGetItem",
+            json!({"RequestItems": {"Tab": {"Keys": too_many}}}),
+        )
+        .await;
+    assert_eq!(
+        (s, b["message"].as_str()),
+        (
+            400,
+            Some("Too many items requested for the BatchGetItem call")
+        ),
+        "{b}"
+    );
+    tc.converged().await;
+    tc.assert_identical();
+    tc.cluster.shutdown().await;
+}

@@ -44,6 +44,10 @@ pub enum Op {
     DeleteItem,
     /// UpdateItem.
     UpdateItem,
+    /// BatchWriteItem.
+    BatchWriteItem,
+    /// BatchGetItem.
+    BatchGetItem,
     /// Query.
     Query,
     /// Scan.
@@ -62,6 +66,8 @@ impl Op {
             "GetItem" => Op::GetItem,
             "DeleteItem" => Op::DeleteItem,
             "UpdateItem" => Op::UpdateItem,
+            "BatchWriteItem" => Op::BatchWriteItem,
+            "BatchGetItem" => Op::BatchGetItem,
             "Query" => Op::Query,
             "Scan" => Op::Scan,
             _ => return None,
@@ -72,7 +78,12 @@ impl Op {
     pub fn is_write(self) -> bool {
         matches!(
             self,
-            Op::CreateTable | Op::DeleteTable | Op::PutItem | Op::DeleteItem | Op::UpdateItem
+            Op::CreateTable
+                | Op::DeleteTable
+                | Op::PutItem
+                | Op::DeleteItem
+                | Op::UpdateItem
+                | Op::BatchWriteItem
         )
     }
 
@@ -80,7 +91,10 @@ impl Op {
     /// `ConsistentRead` it answers from the leader, so a client sees a table it just created
     /// (the kvsim CLI relies on this; SDKs never send it).
     pub fn is_item_read(self) -> bool {
-        matches!(self, Op::GetItem | Op::Query | Op::Scan | Op::DescribeTable)
+        matches!(
+            self,
+            Op::GetItem | Op::Query | Op::Scan | Op::DescribeTable | Op::BatchGetItem
+        )
     }
 }
 
@@ -148,10 +162,30 @@ fn region(headers: &HeaderMap) -> String {
         .to_string()
 }
 
+/// The members that decide whether a read must run on the leader; nothing else is built.
 #[derive(Deserialize)]
 struct ConsistentPeek {
     #[serde(rename = "ConsistentRead")]
     consistent_read: Option<bool>,
+    /// BatchGetItem: each table's `ConsistentRead`.
+    #[serde(rename = "RequestItems")]
+    request_items: Option<crate::api::wire::WireMap<TablePeek>>,
+}
+
+#[derive(Deserialize)]
+struct TablePeek {
+    #[serde(rename = "ConsistentRead")]
+    consistent_read: Option<bool>,
+}
+
+impl ConsistentPeek {
+    fn consistent(&self) -> bool {
+        self.consistent_read.unwrap_or(false)
+            || self
+                .request_items
+                .as_ref()
+                .is_some_and(|t| t.0.values().any(|p| p.consistent_read.unwrap_or(false)))
+    }
 }
 
 /// `POST /`.
@@ -202,10 +236,7 @@ pub async fn dynamodb(State(app): State<AppState>, headers: HeaderMap, body: Bod
         })
         .await;
         match peeked {
-            Ok((peek, charge)) => (
-                peek.ok().and_then(|p| p.consistent_read).unwrap_or(false),
-                charge,
-            ),
+            Ok((peek, charge)) => (peek.is_ok_and(|p| p.consistent()), charge),
             Err(e) => return error_response(&e),
         }
     } else {

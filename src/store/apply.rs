@@ -47,6 +47,7 @@ pub fn apply(txn: &WriteTransaction, index: u64, bytes: &[u8]) -> Result<Result<
             },
         ),
         Ok(Command::Write(c)) => conditional(txn, index, c),
+        Ok(Command::Batch(writes)) => batch(txn, index, writes),
         // Identical bytes on every replica, so this is a deterministic result, not a fault.
         Err(e) => return Ok(Err(e)),
     };
@@ -135,10 +136,19 @@ fn adjust_stats(
 /// DynamoDB's message for a failed condition.
 pub const CONDITION_FAILED: &str = "The conditional request failed";
 
-/// Applies one item write under its condition. The condition is evaluated on the item as it
-/// is at this log index, so every replica reaches the same answer; a false condition is a
-/// deterministic `ConditionalCheckFailed` result and writes nothing.
-fn conditional(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Outcome> {
+/// One item write, checked and computed but not yet written.
+struct Planned {
+    table_id: u64,
+    row_key: Vec<u8>,
+    old: Option<(Item, u32)>,
+    new: Option<(Item, u32)>,
+    return_new: bool,
+}
+
+/// Checks one item write under its condition and computes what it writes, changing nothing.
+/// The condition is evaluated on the item as it is at this log index, so every replica reaches
+/// the same answer; a false condition is a deterministic `ConditionalCheckFailed` result.
+fn plan(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Planned> {
     let meta = load_meta(txn, c.write.table())?.ok_or_else(table_not_found)?;
     let schema = &meta.spec.key_schema;
     let key = match &c.write {
@@ -148,8 +158,7 @@ fn conditional(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Out
         }
     };
     let row_key = item_key(meta.id, &key);
-    let mut items = txn.open_table(ITEMS)?;
-    let old = match items.get(row_key.as_slice())? {
+    let old = match txn.open_table(ITEMS)?.get(row_key.as_slice())? {
         Some(v) => {
             let bytes = v.value();
             let (version, size) = StoredItem::header(bytes)?;
@@ -191,30 +200,80 @@ fn conditional(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Out
             (Some(next), true)
         }
     };
-    let new_size = match &new {
+    let new = match new {
         Some(item) => {
-            check_item_size(item)?;
-            let size = u32::try_from(item_size(item)).map_err(|_| {
+            check_item_size(&item)?;
+            let size = u32::try_from(item_size(&item)).map_err(|_| {
                 Error::validation("Item size has exceeded the maximum allowed size")
             })?;
+            Some((item, size))
+        }
+        None => None,
+    };
+    Ok(Planned {
+        table_id: meta.id,
+        row_key,
+        old,
+        new,
+        return_new,
+    })
+}
+
+/// Writes a planned item write, with `index` as the item's version.
+fn commit(txn: &WriteTransaction, index: u64, planned: Planned) -> Result<Outcome> {
+    let mut items = txn.open_table(ITEMS)?;
+    match &planned.new {
+        Some((item, size)) => {
             items.insert(
-                row_key.as_slice(),
-                StoredItem::encode(index, size, item)?.as_slice(),
+                planned.row_key.as_slice(),
+                StoredItem::encode(index, *size, item)?.as_slice(),
             )?;
-            Some(size)
         }
         None => {
-            items.remove(row_key.as_slice())?;
-            None
+            items.remove(planned.row_key.as_slice())?;
         }
-    };
+    }
     drop(items);
-    let old_size = old.as_ref().map(|(_, size)| *size);
+    let old_size = planned.old.as_ref().map(|(_, size)| *size);
+    let new_size = planned.new.as_ref().map(|(_, size)| *size);
     if old_size.is_some() || new_size.is_some() {
-        adjust_stats(txn, meta.id, old_size, new_size)?;
+        adjust_stats(txn, planned.table_id, old_size, new_size)?;
     }
     Ok(Outcome::Item {
-        old: old.map(|(item, _)| item),
-        new: new.filter(|_| return_new),
+        old: planned.old.map(|(item, _)| item),
+        new: planned
+            .new
+            .filter(|_| planned.return_new)
+            .map(|(item, _)| item),
     })
+}
+
+/// Applies one item write under its condition.
+fn conditional(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Outcome> {
+    let planned = plan(txn, index, c)?;
+    commit(txn, index, planned)
+}
+
+/// Applies a batch of unconditional writes to distinct items, all or nothing: every write is
+/// checked before any is made, so a batch that fails (its table deleted meanwhile) writes none.
+fn batch(txn: &WriteTransaction, index: u64, writes: Vec<ItemWrite>) -> Result<Outcome> {
+    let planned = writes
+        .into_iter()
+        .map(|write| {
+            plan(
+                txn,
+                index,
+                Conditional {
+                    write,
+                    condition: None,
+                    old_on_failure: false,
+                },
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let written = planned.len();
+    for p in planned {
+        commit(txn, index, p)?;
+    }
+    Ok(Outcome::Batch { written })
 }

@@ -38,6 +38,8 @@ pub enum Command {
     /// One item write, under a condition checked at apply time. (PutItem and DeleteItem
     /// above are what earlier logs hold; new writes are all of this form.)
     Write(Conditional),
+    /// BatchWriteItem: puts and deletes of distinct items, applied together as one entry.
+    Batch(Vec<ItemWrite>),
 }
 
 /// One change to one item: what a PutItem, DeleteItem or UpdateItem asks for, and what
@@ -117,5 +119,10 @@ pub enum Outcome {
         old: Option<Item>,
         /// The item as the write left it (for updates; `None` for puts and deletes).
         new: Option<Item>,
+    },
+    /// A batch was written.
+    Batch {
+        /// How many writes it made.
+        written: usize,
     },
 }

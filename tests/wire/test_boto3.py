@@ -23,7 +23,7 @@ uses its own tables, so the tests are independent of each other and of their ord
   can be reused for a new, empty table.
 * UpdateItem (SET, REMOVE, ADD, ReturnValues) and conditional writes through every node,
   ConditionalCheckFailedException with the item, and version-number locking through boto3's
-  document API (what ORMs do on save()).
+  document API (what ORMs do on save()); batch_writer and batch_get_item.
 
 Run from the repository root (needs boto3, see tests/wire/requirements.txt):
 
@@ -912,6 +912,30 @@ class WriteTest(KvsimTestCase):
             ExpressionAttributeValues={":empty": [], ":h": ["second"]})
         item = tables[0].get_item(Key={"pk": "user-1"}, ConsistentRead=True)["Item"]
         self.assertEqual(item["history"], ["second"])
+
+
+class BatchTest(KvsimTestCase):
+    def test_batch_writer_and_batch_get(self):
+        """What test fixtures do: load data with batch_writer, read it back with batch_get_item."""
+        self.create_table(self.table, sk=None)
+        table = make_table_resource(self.ports[1], self.table)
+        with table.batch_writer() as writer:  # flushes every 25 items
+            for i in range(60):
+                writer.put_item(Item={"pk": f"item-{i}", "n": i, "tags": {"a", "b"}})
+            writer.delete_item(Key={"pk": "item-0"})  # in an earlier flush than its put
+        keys = [{"pk": {"S": f"item-{i}"}} for i in range(0, 60, 3)]
+        resp = self.next_client().batch_get_item(RequestItems={
+            self.table: {"Keys": keys, "ConsistentRead": True, "ProjectionExpression": "n"}})
+        self.assertEqual(resp["UnprocessedKeys"], {})
+        got = sorted(int(item["n"]["N"]) for item in resp["Responses"][self.table])
+        self.assertEqual(got, [i for i in range(3, 60, 3)])
+        count = self.next_client().scan(TableName=self.table, Select="COUNT",
+                                        ConsistentRead=True)["Count"]
+        self.assertEqual(count, 59)
+        error = self.assertClientError(
+            "ValidationException", self.next_client().batch_write_item,
+            RequestItems={self.table: [{"PutRequest": {"Item": {"pk": {"S": "same"}}}}] * 2})
+        self.assertEqual(error["Message"], "Provided list of item keys contains duplicates")
 
 
 class ErrorTest(KvsimTestCase):

@@ -3,6 +3,8 @@
 //! proposes a command (writes) or reads the local store (reads, after a ReadIndex when
 //! `ConsistentRead` is set). The state machine repeats the write checks at apply time.
 
+mod batch_get_item;
+mod batch_write_item;
 mod create_table;
 mod delete_item;
 mod delete_table;
@@ -85,6 +87,8 @@ pub async fn run(app: &AppState, op: Op, req: &mut Request) -> Result<Vec<u8>> {
         Op::GetItem => encode(get_item::run(app, req).await?),
         Op::DeleteItem => encode(delete_item::run(app, req).await?),
         Op::UpdateItem => encode(update_item::run(app, req).await?),
+        Op::BatchWriteItem => encode(batch_write_item::run(app, req).await?),
+        Op::BatchGetItem => encode(batch_get_item::run(app, req).await?),
         Op::Query => encode(query::run(app, req).await?),
         Op::Scan => encode(scan::run(app, req).await?),
     }

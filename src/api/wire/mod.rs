@@ -13,7 +13,7 @@ pub mod value;
 
 use serde::{Deserialize, Serialize};
 
-pub use value::{Present, WireItem, WireList, WireNames, WireValue};
+pub use value::{Present, WireItem, WireList, WireMap, WireNames, WireValue};
 
 use crate::model::table::{Billing, TableDescription};
 use crate::{Error, Result};
@@ -378,6 +378,97 @@ pub struct UpdateItemInput {
     /// AttributeUpdates (legacy): not supported yet, refused when present.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attribute_updates: Option<Present>,
+}
+
+/// One request of a BatchWriteItem: exactly one of its members is set.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WriteRequest {
+    /// Put an item.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub put_request: Option<PutRequest>,
+    /// Delete an item.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete_request: Option<DeleteRequest>,
+}
+
+/// The put of a [`WriteRequest`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PutRequest {
+    /// The item.
+    pub item: Option<WireItem>,
+}
+
+/// The delete of a [`WriteRequest`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteRequest {
+    /// The key.
+    pub key: Option<WireItem>,
+}
+
+/// BatchWriteItem request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BatchWriteItemInput {
+    /// Table name to its write requests.
+    pub request_items: Option<WireMap<WireList<WriteRequest>>>,
+    /// `NONE`, `TOTAL` or `INDEXES` (accepted; no capacity is reported yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_consumed_capacity: Option<String>,
+    /// `NONE` or `SIZE` (accepted; no metrics are reported yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_item_collection_metrics: Option<String>,
+}
+
+/// BatchWriteItem response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BatchWriteItemOutput {
+    /// Requests not processed, to send again (always empty: kvsim applies a batch whole).
+    pub unprocessed_items: WireMap<Vec<WriteRequest>>,
+}
+
+/// The keys a BatchGetItem reads from one table, and how.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeysAndAttributes {
+    /// The keys, 1 to 100.
+    pub keys: Option<WireList<WireItem>>,
+    /// ProjectionExpression.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projection_expression: Option<String>,
+    /// ExpressionAttributeNames.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression_attribute_names: Option<WireNames>,
+    /// Linearizable read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistent_read: Option<bool>,
+    /// AttributesToGet (legacy): not supported yet, refused when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes_to_get: Option<Present>,
+}
+
+/// BatchGetItem request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BatchGetItemInput {
+    /// Table name to the keys to read.
+    pub request_items: Option<WireMap<KeysAndAttributes>>,
+    /// `NONE`, `TOTAL` or `INDEXES` (accepted; no capacity is reported yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_consumed_capacity: Option<String>,
+}
+
+/// BatchGetItem response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BatchGetItemOutput {
+    /// Table name to the items found.
+    pub responses: WireMap<Vec<WireItem>>,
+    /// Keys not read because the answer reached 16 MB, to ask for again.
+    pub unprocessed_keys: WireMap<KeysAndAttributes>,
 }
 
 /// GetItem request.

@@ -37,9 +37,19 @@ pub struct WireValue(pub AttributeValue);
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct WireItem(pub Item);
 
-/// `ExpressionAttributeNames`: placeholders to attribute names, charged as decoded.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct WireNames(pub BTreeMap<String, String>);
+/// A map keyed by name (`ExpressionAttributeNames`, a batch's `RequestItems`), each entry
+/// charged as decoded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WireMap<T>(pub BTreeMap<String, T>);
+
+impl<T> Default for WireMap<T> {
+    fn default() -> Self {
+        WireMap(BTreeMap::new())
+    }
+}
+
+/// `ExpressionAttributeNames`: placeholders to attribute names.
+pub type WireNames = WireMap<String>;
 
 /// A list of small structures (a key schema, attribute definitions), charged as decoded.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -357,24 +367,25 @@ impl<'de> Deserialize<'de> for WireItem {
     }
 }
 
-impl<'de> Deserialize<'de> for WireNames {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<WireNames, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = WireNames;
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for WireMap<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<WireMap<T>, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = WireMap<T>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a map of placeholders to attribute names")
+                f.write_str("a map")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireNames, A::Error> {
-                let mut names = BTreeMap::new();
-                while let Some((k, v)) = map.next_entry::<String, String>()? {
-                    charge(k.len() + v.len() + 2 * ENTRY_BYTES)?;
-                    names.insert(k, v);
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireMap<T>, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some(k) = map.next_key::<String>()? {
+                    charge(k.len() + ENTRY_BYTES + size_of::<T>())?;
+                    let v = map.next_value::<T>()?;
+                    out.insert(k, v);
                 }
-                Ok(WireNames(names))
+                Ok(WireMap(out))
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_map(V(std::marker::PhantomData))
     }
 }
 
@@ -459,7 +470,7 @@ impl Serialize for WireItem {
     }
 }
 
-impl Serialize for WireNames {
+impl<T: Serialize> Serialize for WireMap<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.0.serialize(s)
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use clap::ArgGroup;
 
-use crate::api::wire::{QueryInput, WireItem, WireNames};
+use crate::api::wire::{QueryInput, WireItem, WireMap};
 use crate::cli::Common;
 use crate::cli::client::Client;
 use crate::cli::commands::{TableInfo, read_all, table_info};
@@ -148,7 +148,7 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
         |start, limit| QueryInput {
             table_name: Some(args.table_name.clone()),
             key_condition_expression: Some(expr.clone()),
-            expression_attribute_names: Some(WireNames(names.clone())),
+            expression_attribute_names: Some(WireMap(names.clone())),
             expression_attribute_values: Some(WireItem(values.clone())),
             scan_index_forward: Some(!args.descending),
             limit,

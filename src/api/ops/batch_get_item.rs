@@ -1,0 +1,140 @@
+//! BatchGetItem: up to 100 keys across tables, each table with its own projection and read
+//! consistency. Items are returned until the answer would pass DynamoDB's 16 MB; the keys
+//! left go back in `UnprocessedKeys`, as DynamoDB does.
+
+use std::collections::BTreeSet;
+
+use crate::api::AppState;
+use crate::api::ops::query::context;
+use crate::api::ops::{Request, required, table_meta, table_name};
+use crate::api::wire::{
+    BatchGetItemInput, BatchGetItemOutput, KeysAndAttributes, WireItem, WireList,
+};
+use crate::model::expr::eval::project;
+use crate::model::expr::parse_projection;
+use crate::model::item::item_size;
+use crate::{Error, Result};
+
+/// DynamoDB's limit on the keys of one BatchGetItem.
+pub const MAX_KEYS: usize = 100;
+/// DynamoDB's limit on the size of one BatchGetItem answer.
+const MAX_ANSWER_BYTES: usize = 16 << 20;
+
+/// Runs BatchGetItem.
+pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchGetItemOutput> {
+    let input: BatchGetItemInput = req.input().await?;
+    let tables = required(input.request_items, "requestItems")?.0;
+    if tables.is_empty() {
+        return Err(Error::validation(
+            "1 validation error detected: Value '{}' at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
+        ));
+    }
+    let total: usize = tables
+        .values()
+        .map(|t| t.keys.as_ref().map_or(0, |k| k.0.len()))
+        .sum();
+    if total > MAX_KEYS {
+        return Err(Error::validation(
+            "Too many items requested for the BatchGetItem call",
+        ));
+    }
+    // Check everything before reading anything.
+    let mut plan = Vec::new();
+    let mut consistent = false;
+    for (table, request) in &tables {
+        let table = table_name(Some(table))?;
+        if request.attributes_to_get.is_some() {
+            return Err(Error::validation(
+                "kvsim does not support AttributesToGet yet; use ProjectionExpression",
+            ));
+        }
+        let keys = &required(request.keys.as_ref(), "keys")?.0;
+        if keys.is_empty() {
+            return Err(Error::validation(
+                "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Map value must satisfy constraint: [Member must have length greater than or equal to 1]",
+            ));
+        }
+        let projection = match request.projection_expression.as_deref() {
+            Some(text) => {
+                let mut ctx = context(request.expression_attribute_names.as_ref(), None)?;
+                let paths = parse_projection(text, &mut ctx)?;
+                ctx.check_all_used()?;
+                Some(paths)
+            }
+            None if request.expression_attribute_names.is_some() => {
+                return Err(Error::validation(
+                    "ExpressionAttributeNames can only be specified when using expressions",
+                ));
+            }
+            None => None,
+        };
+        let meta = table_meta(app, &table).await?;
+        let mut seen = BTreeSet::new();
+        for key in keys {
+            let primary = meta.spec.key_schema.key_from_map(&key.0)?;
+            if !seen.insert(primary.encode()) {
+                return Err(Error::validation(
+                    "Provided list of item keys contains duplicates",
+                ));
+            }
+        }
+        consistent |= request.consistent_read.unwrap_or(false);
+        plan.push((
+            table,
+            keys.iter().map(|k| k.0.clone()).collect::<Vec<_>>(),
+            projection,
+        ));
+    }
+    if consistent {
+        app.node.read_index().await?;
+    }
+    let reads: Vec<(String, Vec<crate::model::Item>)> = plan
+        .iter()
+        .map(|(t, keys, _)| (t.clone(), keys.clone()))
+        .collect();
+    let found = app
+        .node
+        .read(move |store| {
+            reads
+                .iter()
+                .map(|(table, keys)| {
+                    keys.iter()
+                        .map(|k| store.get_item(table, k))
+                        .collect::<Result<Vec<_>>>()
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .await?;
+    let mut out = BatchGetItemOutput::default();
+    let mut size = 0;
+    for ((table, keys, projection), items) in plan.into_iter().zip(found) {
+        let mut answered = Vec::new();
+        let mut left = Vec::new();
+        for (key, item) in keys.into_iter().zip(items) {
+            if size >= MAX_ANSWER_BYTES {
+                left.push(WireItem(key));
+                continue;
+            }
+            if let Some(item) = item {
+                let item = match &projection {
+                    Some(paths) => project(&item, paths),
+                    None => item,
+                };
+                size += item_size(&item);
+                answered.push(WireItem(item));
+            }
+        }
+        out.responses.0.insert(table.clone(), answered);
+        if !left.is_empty() {
+            let request = tables.get(&table).cloned().unwrap_or_default();
+            out.unprocessed_keys.0.insert(
+                table,
+                KeysAndAttributes {
+                    keys: Some(WireList(left)),
+                    ..request
+                },
+            );
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,93 @@
+//! BatchWriteItem: up to 25 puts and deletes across tables, validated as DynamoDB validates
+//! them (every table exists, every item or key fits its schema, no item named twice), then
+//! proposed as one Raft entry, so the whole batch costs one commit. kvsim applies a batch
+//! whole, so `UnprocessedItems` is always empty.
+
+use std::collections::BTreeSet;
+
+use crate::api::AppState;
+use crate::api::ops::{Request, required, table_meta, table_name};
+use crate::api::wire::{BatchWriteItemInput, BatchWriteItemOutput};
+use crate::model::item::check_item_size;
+use crate::store::{Command, ItemWrite, Outcome};
+use crate::{Error, Result};
+
+/// DynamoDB's limit on the requests of one BatchWriteItem.
+pub const MAX_WRITES: usize = 25;
+
+/// Runs BatchWriteItem.
+pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchWriteItemOutput> {
+    let input: BatchWriteItemInput = req.input().await?;
+    let tables = required(input.request_items, "requestItems")?.0;
+    if tables.is_empty() {
+        return Err(Error::validation(
+            "1 validation error detected: Value '{}' at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
+        ));
+    }
+    if tables
+        .values()
+        .any(|w| w.0.is_empty() || w.0.len() > MAX_WRITES)
+    {
+        return Err(Error::validation(format!(
+            "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Map value must satisfy constraint: [Member must have length less than or equal to {MAX_WRITES}, Member must have length greater than or equal to 1]"
+        )));
+    }
+    if tables.values().map(|w| w.0.len()).sum::<usize>() > MAX_WRITES {
+        return Err(Error::validation(
+            "Too many items requested for the BatchWriteItem call",
+        ));
+    }
+    let mut writes = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (table, requests) in tables {
+        let table = table_name(Some(&table))?;
+        let meta = table_meta(app, &table).await?;
+        let schema = &meta.spec.key_schema;
+        for request in requests.0 {
+            let write = match (request.put_request, request.delete_request) {
+                (Some(put), None) => {
+                    let item = required(put.item, "item")?.0;
+                    let key = schema.key_of_item(&item)?;
+                    check_item_size(&item)?;
+                    seen_once(&mut seen, &table, key.encode())?;
+                    ItemWrite::Put {
+                        table: table.clone(),
+                        item,
+                    }
+                }
+                (None, Some(delete)) => {
+                    let key = required(delete.key, "key")?.0;
+                    let primary = schema.key_from_map(&key)?;
+                    seen_once(&mut seen, &table, primary.encode())?;
+                    ItemWrite::Delete {
+                        table: table.clone(),
+                        key,
+                    }
+                }
+                _ => {
+                    return Err(Error::validation(
+                        "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes",
+                    ));
+                }
+            };
+            writes.push(write);
+        }
+    }
+    match app.node.propose(&Command::Batch(writes)).await? {
+        Outcome::Batch { .. } => Ok(BatchWriteItemOutput::default()),
+        other => Err(Error::internal(format!(
+            "BatchWriteItem applied as {other:?}"
+        ))),
+    }
+}
+
+/// Refuses a batch that names one item twice.
+fn seen_once(seen: &mut BTreeSet<(String, Vec<u8>)>, table: &str, key: Vec<u8>) -> Result<()> {
+    if seen.insert((table.to_string(), key)) {
+        Ok(())
+    } else {
+        Err(Error::validation(
+            "Provided list of item keys contains duplicates",
+        ))
+    }
+}
