@@ -310,7 +310,11 @@ async fn batch_writes_and_gets_across_tables() {
         );
         assert_eq!(b["message"], message, "{body}");
     }
-    assert_eq!(tc.scan_all(leader, "Tab").await.len(), 20, "refused batches wrote nothing");
+    assert_eq!(
+        tc.scan_all(leader, "Tab").await.len(),
+        20,
+        "refused batches wrote nothing"
+    );
     // BatchGetItem through a follower, consistent, with a projection; missing keys are left out.
     let keys: Vec<Value> = (0..25)
         .map(|i| json!({"pk": {"S": format!("k{i}")}}))
