@@ -41,6 +41,19 @@ pub enum Error {
         /// The item the condition was checked against, when asked for (and there was one).
         item: Option<Box<crate::model::Item>>,
     },
+    /// A transaction wrote nothing because some of its actions failed
+    /// (`TransactionCanceledException`): one reason per action, in order.
+    #[error("{message}")]
+    TransactionCanceled {
+        /// DynamoDB's message, listing the reason codes.
+        message: String,
+        /// Each action's reason: `None` for those that would have succeeded.
+        reasons: Vec<CancellationReason>,
+    },
+    /// A `ClientRequestToken` was reused within its 10 minutes for a different request
+    /// (`IdempotentParameterMismatchException`).
+    #[error("{0}")]
+    IdempotentParameterMismatch(String),
     /// Provisioned throughput exceeded (`ProvisionedThroughputExceededException`; retryable).
     #[error("{0}")]
     ProvisionedThroughputExceeded(String),
@@ -77,6 +90,17 @@ pub enum Error {
     /// A fault inside kvsim (storage, a bug). Never caused by the request alone.
     #[error("{0}")]
     Internal(String),
+}
+
+/// Why one action of a cancelled transaction failed (or `None`), as DynamoDB reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancellationReason {
+    /// `None`, `ConditionalCheckFailed`, `ValidationError`, ...
+    pub code: String,
+    /// What went wrong, for a failed action.
+    pub message: Option<String>,
+    /// The item, when the action asked for `ReturnValuesOnConditionCheckFailure: ALL_OLD`.
+    pub item: Option<crate::model::Item>,
 }
 
 fn leader_text(id: Option<u64>, addr: Option<&str>) -> String {
@@ -138,6 +162,16 @@ impl Error {
                 "com.amazon.coral.availability#ThrottlingException",
                 true,
             ),
+            Error::TransactionCanceled { .. } => (
+                400,
+                "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                false,
+            ),
+            Error::IdempotentParameterMismatch(_) => (
+                400,
+                "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException",
+                false,
+            ),
             Error::TransactionConflict(_) => (
                 400,
                 "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
@@ -195,6 +229,11 @@ impl Error {
             "ThrottlingException" => Error::Throttling(message),
             "TransactionConflictException" => Error::TransactionConflict(message),
             "RequestLimitExceeded" => Error::RequestLimitExceeded(message),
+            "TransactionCanceledException" => Error::TransactionCanceled {
+                message,
+                reasons: Vec::new(),
+            },
+            "IdempotentParameterMismatchException" => Error::IdempotentParameterMismatch(message),
             // A server's internal error is one DynamoDB's clients retry, like any 5xx: to the
             // CLI it is the server being unavailable, not a failure of the CLI itself.
             "InternalServerError" => Error::Unavailable(format!("{short}: {message}")),
@@ -218,6 +257,8 @@ impl Error {
                 | Error::ResourceNotFound(_)
                 | Error::ResourceInUse(_)
                 | Error::ConditionalCheckFailed { .. }
+                | Error::TransactionCanceled { .. }
+                | Error::IdempotentParameterMismatch(_)
         )
     }
 

@@ -367,3 +367,136 @@ async fn batch_writes_and_gets_across_tables() {
     tc.assert_identical();
     tc.cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_are_all_or_nothing_idempotent_and_survive_failover() {
+    let (tc, leader) = cluster().await;
+    tc.create_table(leader, "Other", ("id", "N"), None).await;
+    let follower = tc.other_than(leader);
+    for (pk, n) in [("b", "1"), ("c", "1"), ("d", "1")] {
+        let (s, _) = tc
+            .call(
+                leader,
+                "PutItem",
+                json!({"TableName": "Tab", "Item": {"pk": {"S": pk}, "n": {"N": n}}}),
+            )
+            .await;
+        assert_eq!(s, 200);
+    }
+    let tx = |check: &str| {
+        json!({"TransactItems": [
+            {"Put": {"TableName": "Tab", "Item": {"pk": {"S": "a"}, "n": {"N": "0"}}, "ConditionExpression": "attribute_not_exists(pk)"}},
+            {"Update": {"TableName": "Tab", "Key": {"pk": {"S": "b"}}, "UpdateExpression": "ADD n :one", "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+            {"Delete": {"TableName": "Tab", "Key": {"pk": {"S": "c"}}}},
+            {"ConditionCheck": {"TableName": "Tab", "Key": {"pk": {"S": "d"}}, "ConditionExpression": check,
+                                "ExpressionAttributeValues": {":one": {"N": "1"}}, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
+            {"Put": {"TableName": "Other", "Item": {"id": {"N": "7"}}}}
+        ]})
+    };
+    // A failing check cancels everything, with each action's reason in order.
+    let (s, b) = tc
+        .call(follower, "TransactWriteItems", tx("n > :one"))
+        .await;
+    assert_eq!(
+        (s, b["__type"].as_str()),
+        (
+            400,
+            Some("com.amazonaws.dynamodb.v20120810#TransactionCanceledException")
+        ),
+        "{b}"
+    );
+    assert_eq!(
+        b["message"],
+        "Transaction cancelled, please refer cancellation reasons for specific reasons [None, None, None, ConditionalCheckFailed, None]"
+    );
+    assert_eq!(
+        b["CancellationReasons"][3],
+        json!({"Code": "ConditionalCheckFailed", "Message": "The conditional request failed", "Item": {"pk": {"S": "d"}, "n": {"N": "1"}}})
+    );
+    assert_eq!(b["CancellationReasons"][0], json!({"Code": "None"}));
+    assert!(get(&tc, leader, "a").await.is_null(), "nothing was written");
+    assert_eq!(get(&tc, leader, "b").await["n"], json!({"N": "1"}));
+    assert!(!get(&tc, leader, "c").await.is_null());
+    // The same transaction with a true check applies whole.
+    let mut ok = tx("n = :one");
+    ok["ClientRequestToken"] = json!("token-1");
+    let (s, b) = tc.call(follower, "TransactWriteItems", ok.clone()).await;
+    assert_eq!((s, &b), (200, &json!({})));
+    assert_eq!(get(&tc, leader, "a").await["n"], json!({"N": "0"}));
+    assert_eq!(get(&tc, leader, "b").await["n"], json!({"N": "2"}));
+    assert!(get(&tc, leader, "c").await.is_null());
+    // Two actions on one item are refused.
+    let (s, b) = tc
+        .call(
+            leader,
+            "TransactWriteItems",
+            json!({"TransactItems": [
+                {"Delete": {"TableName": "Tab", "Key": {"pk": {"S": "d"}}}},
+                {"ConditionCheck": {"TableName": "Tab", "Key": {"pk": {"S": "d"}}, "ConditionExpression": "attribute_exists(pk)"}}]}),
+        )
+        .await;
+    assert_eq!(
+        (s, b["message"].as_str()),
+        (
+            400,
+            Some("Transaction request cannot include multiple operations on one item")
+        ),
+        "{b}"
+    );
+    // TransactGetItems sees one state, with projections; a missing item answers {}.
+    let (s, b) = tc
+        .call(
+            follower,
+            "TransactGetItems",
+            json!({"TransactItems": [
+                {"Get": {"TableName": "Tab", "Key": {"pk": {"S": "a"}}}},
+                {"Get": {"TableName": "Tab", "Key": {"pk": {"S": "c"}}}},
+                {"Get": {"TableName": "Tab", "Key": {"pk": {"S": "b"}}, "ProjectionExpression": "n"}}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        b["Responses"],
+        json!([{"Item": {"pk": {"S": "a"}, "n": {"N": "0"}}}, {}, {"Item": {"n": {"N": "2"}}}])
+    );
+
+    // The token outlives the leader: after a failover, the retry changes nothing...
+    let old_leader = tc.leader().await;
+    tc.cluster
+        .crash_node(old_leader, follower)
+        .await
+        .expect("crash the leader");
+    let survivor = tc.running()[0];
+    let retried = common::eventually(
+        std::time::Duration::from_secs(20),
+        "the retry to be answered by a new leader",
+        || {
+            let (tc, ok) = (&tc, ok.clone());
+            async move {
+                let (s, b) = tc.call(survivor, "TransactWriteItems", ok).await;
+                (s != 503).then_some((s, b))
+            }
+        },
+    )
+    .await;
+    assert_eq!(retried, (200, json!({})), "an idempotent retry succeeds");
+    assert_eq!(
+        get(&tc, survivor, "b").await["n"],
+        json!({"N": "2"}),
+        "and adds nothing"
+    );
+    // ...and the same token for another request is refused.
+    let mut other = tx("n = :one");
+    other["TransactItems"][1]["Update"]["ExpressionAttributeValues"][":one"] = json!({"N": "5"});
+    other["ClientRequestToken"] = json!("token-1");
+    let (s, b) = tc.call(survivor, "TransactWriteItems", other).await;
+    assert_eq!(
+        (s, b["__type"].as_str()),
+        (
+            400,
+            Some("com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException")
+        ),
+        "{b}"
+    );
+    tc.cluster.shutdown().await;
+}

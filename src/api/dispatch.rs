@@ -48,6 +48,10 @@ pub enum Op {
     BatchWriteItem,
     /// BatchGetItem.
     BatchGetItem,
+    /// TransactWriteItems.
+    TransactWriteItems,
+    /// TransactGetItems.
+    TransactGetItems,
     /// Query.
     Query,
     /// Scan.
@@ -68,6 +72,8 @@ impl Op {
             "UpdateItem" => Op::UpdateItem,
             "BatchWriteItem" => Op::BatchWriteItem,
             "BatchGetItem" => Op::BatchGetItem,
+            "TransactWriteItems" => Op::TransactWriteItems,
+            "TransactGetItems" => Op::TransactGetItems,
             "Query" => Op::Query,
             "Scan" => Op::Scan,
             _ => return None,
@@ -84,6 +90,9 @@ impl Op {
                 | Op::DeleteItem
                 | Op::UpdateItem
                 | Op::BatchWriteItem
+                | Op::TransactWriteItems
+                // Transactional reads are serializable: the leader answers them.
+                | Op::TransactGetItems
         )
     }
 
@@ -118,6 +127,19 @@ pub fn error_response(e: &Error) -> Response {
             Error::ConditionalCheckFailed {
                 item: Some(item), ..
             } => Some(crate::api::wire::WireItem((**item).clone())),
+            _ => None,
+        },
+        cancellation_reasons: match e {
+            Error::TransactionCanceled { reasons, .. } => Some(
+                reasons
+                    .iter()
+                    .map(|r| crate::api::wire::CancellationReasonWire {
+                        code: r.code.clone(),
+                        message: r.message.clone(),
+                        item: r.item.clone().map(crate::api::wire::WireItem),
+                    })
+                    .collect(),
+            ),
             _ => None,
         },
     };

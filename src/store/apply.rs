@@ -10,13 +10,17 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
+use crate::error::CancellationReason;
 use crate::model::Item;
 use crate::model::expr::eval::evaluate;
 use crate::model::item::{check_item_size, item_size};
 use crate::model::table::{TableDescription, TableMeta, TableSpec, TableStatus};
-use crate::store::command::{Command, Conditional, ItemWrite, Outcome};
+use crate::store::command::{
+    Command, Conditional, ItemWrite, Outcome, TOKEN_LIFETIME_MS, Transaction,
+};
 use crate::store::tables::{
-    ITEMS, STATS, StoredItem, TABLES, decode_meta, encode_meta, item_key, prefix_end, table_prefix,
+    ITEMS, STATS, StoredItem, TABLES, TOKEN_TIMES, TOKENS, decode_meta, encode_meta, item_key,
+    prefix_end, table_prefix,
 };
 use crate::{Error, Result};
 
@@ -48,6 +52,7 @@ pub fn apply(txn: &WriteTransaction, index: u64, bytes: &[u8]) -> Result<Result<
         ),
         Ok(Command::Write(c)) => conditional(txn, index, c),
         Ok(Command::Batch(writes)) => batch(txn, index, writes),
+        Ok(Command::Transact(t)) => transact(txn, index, t),
         // Identical bytes on every replica, so this is a deterministic result, not a fault.
         Err(e) => return Ok(Err(e)),
     };
@@ -143,6 +148,8 @@ struct Planned {
     old: Option<(Item, u32)>,
     new: Option<(Item, u32)>,
     return_new: bool,
+    /// A `ConditionCheck`: nothing to write.
+    check_only: bool,
 }
 
 /// Checks one item write under its condition and computes what it writes, changing nothing.
@@ -153,10 +160,11 @@ fn plan(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Planned> {
     let schema = &meta.spec.key_schema;
     let key = match &c.write {
         ItemWrite::Put { item, .. } => schema.key_of_item(item)?,
-        ItemWrite::Delete { key, .. } | ItemWrite::Update { key, .. } => {
-            schema.key_from_map(key)?
-        }
+        ItemWrite::Delete { key, .. }
+        | ItemWrite::Update { key, .. }
+        | ItemWrite::Check { key, .. } => schema.key_from_map(key)?,
     };
+    let check_only = matches!(c.write, ItemWrite::Check { .. });
     let row_key = item_key(meta.id, &key);
     let old = match txn.open_table(ITEMS)?.get(row_key.as_slice())? {
         Some(v) => {
@@ -186,7 +194,7 @@ fn plan(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Planned> {
     }
     let (new, return_new) = match c.write {
         ItemWrite::Put { item, .. } => (Some(item), false),
-        ItemWrite::Delete { .. } => (None, false),
+        ItemWrite::Delete { .. } | ItemWrite::Check { .. } => (None, false),
         ItemWrite::Update { update, .. } => {
             // An absent item starts as just its key, as DynamoDB creates it.
             let base = old
@@ -216,11 +224,18 @@ fn plan(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Planned> {
         old,
         new,
         return_new,
+        check_only,
     })
 }
 
 /// Writes a planned item write, with `index` as the item's version.
 fn commit(txn: &WriteTransaction, index: u64, planned: Planned) -> Result<Outcome> {
+    if planned.check_only {
+        return Ok(Outcome::Item {
+            old: planned.old.map(|(item, _)| item),
+            new: None,
+        });
+    }
     let mut items = txn.open_table(ITEMS)?;
     match &planned.new {
         Some((item, size)) => {
@@ -276,4 +291,118 @@ fn batch(txn: &WriteTransaction, index: u64, writes: Vec<ItemWrite>) -> Result<O
         commit(txn, index, p)?;
     }
     Ok(Outcome::Batch { written })
+}
+
+/// Applies a transaction: every action is checked on the state at this log index before any
+/// is written; if any fails, none is, and the answer gives each action's reason in order. A
+/// `ClientRequestToken` seen within its lifetime for the same actions succeeds again without
+/// writing; for different actions it is refused.
+fn transact(txn: &WriteTransaction, index: u64, t: Transaction) -> Result<Outcome> {
+    expire_tokens(txn, t.at_ms)?;
+    let fingerprint = match &t.token {
+        Some(token) => {
+            let fingerprint = fnv1a(&postcard::to_stdvec(&t.actions)?);
+            let used = txn
+                .open_table(TOKENS)?
+                .get(token.as_str())?
+                .map(|v| v.value());
+            match used {
+                Some((_, f)) if f == fingerprint => return Ok(Outcome::Batch { written: 0 }),
+                Some(_) => {
+                    return Err(Error::IdempotentParameterMismatch(
+                        "The request uses the same client token as a previous, but non-identical request."
+                            .into(),
+                    ));
+                }
+                None => Some(fingerprint),
+            }
+        }
+        None => None,
+    };
+    let mut planned = Vec::new();
+    let mut reasons = Vec::new();
+    let mut cancelled = false;
+    for action in t.actions {
+        match plan(txn, index, action) {
+            Ok(p) => {
+                planned.push(p);
+                reasons.push(CancellationReason {
+                    code: "None".into(),
+                    message: None,
+                    item: None,
+                });
+            }
+            Err(e) if e.is_deterministic() => {
+                cancelled = true;
+                reasons.push(cancellation_reason(e));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if cancelled {
+        let codes: Vec<&str> = reasons.iter().map(|r| r.code.as_str()).collect();
+        return Err(Error::TransactionCanceled {
+            message: format!(
+                "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+                codes.join(", ")
+            ),
+            reasons,
+        });
+    }
+    let written = planned.iter().filter(|p| !p.check_only).count();
+    for p in planned {
+        commit(txn, index, p)?;
+    }
+    if let (Some(token), Some(fingerprint)) = (&t.token, fingerprint) {
+        txn.open_table(TOKENS)?
+            .insert(token.as_str(), (t.at_ms, fingerprint))?;
+        txn.open_table(TOKEN_TIMES)?
+            .insert((t.at_ms, token.as_str()), ())?;
+    }
+    Ok(Outcome::Batch { written })
+}
+
+/// One failed action's reason, as DynamoDB names it.
+fn cancellation_reason(e: Error) -> CancellationReason {
+    match e {
+        Error::ConditionalCheckFailed { message, item } => CancellationReason {
+            code: "ConditionalCheckFailed".into(),
+            message: Some(message),
+            item: item.map(|i| *i),
+        },
+        other => CancellationReason {
+            code: "ValidationError".into(),
+            message: Some(other.to_string()),
+            item: None,
+        },
+    }
+}
+
+/// Forgets tokens used longer ago than their lifetime, as of `now_ms` (the log's time).
+fn expire_tokens(txn: &WriteTransaction, now_ms: u64) -> Result<()> {
+    let cutoff = now_ms.saturating_sub(TOKEN_LIFETIME_MS);
+    let mut times = txn.open_table(TOKEN_TIMES)?;
+    let expired: Vec<(u64, String)> = times
+        .range::<(u64, &str)>(..(cutoff, ""))?
+        .map(|row| row.map(|(k, _)| (k.value().0, k.value().1.to_string())))
+        .collect::<std::result::Result<_, _>>()?;
+    let mut tokens = txn.open_table(TOKENS)?;
+    for (at, token) in expired {
+        times.remove((at, token.as_str()))?;
+        // A token reused since keeps its newer record.
+        if tokens
+            .get(token.as_str())?
+            .is_some_and(|v| v.value().0 == at)
+        {
+            tokens.remove(token.as_str())?;
+        }
+    }
+    Ok(())
+}
+
+/// FNV-1a: a stable fingerprint (the same on every replica and every build).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }

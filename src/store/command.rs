@@ -40,7 +40,25 @@ pub enum Command {
     Write(Conditional),
     /// BatchWriteItem: puts and deletes of distinct items, applied together as one entry.
     Batch(Vec<ItemWrite>),
+    /// TransactWriteItems: every action's condition checked, then all written or none.
+    Transact(Transaction),
 }
+
+/// A TransactWriteItems as the log carries it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// The actions, on distinct items, in request order.
+    pub actions: Vec<Conditional>,
+    /// `ClientRequestToken`: a repeat within [`TOKEN_LIFETIME_MS`] with the same actions
+    /// succeeds without writing again.
+    pub token: Option<String>,
+    /// The proposing leader's clock, milliseconds since the epoch: the log's own time, so
+    /// every replica ages tokens alike.
+    pub at_ms: u64,
+}
+
+/// How long a `ClientRequestToken` is remembered (DynamoDB's 10 minutes).
+pub const TOKEN_LIFETIME_MS: u64 = 10 * 60 * 1000;
 
 /// One change to one item: what a PutItem, DeleteItem or UpdateItem asks for, and what
 /// batches and transactions are made of.
@@ -69,6 +87,13 @@ pub enum ItemWrite {
         /// The parsed `UpdateExpression`, placeholders resolved.
         update: Update,
     },
+    /// Write nothing: a transaction's `ConditionCheck` on this item.
+    Check {
+        /// Table name.
+        table: String,
+        /// The key attributes.
+        key: Item,
+    },
 }
 
 impl ItemWrite {
@@ -77,7 +102,8 @@ impl ItemWrite {
         match self {
             ItemWrite::Put { table, .. }
             | ItemWrite::Delete { table, .. }
-            | ItemWrite::Update { table, .. } => table,
+            | ItemWrite::Update { table, .. }
+            | ItemWrite::Check { table, .. } => table,
         }
     }
 }

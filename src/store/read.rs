@@ -133,15 +133,16 @@ impl Store {
     /// GetItem: the item with `key` in `table`, validating the key against the schema.
     pub fn get_item(&self, table: &str, key: &Item) -> Result<Option<Item>> {
         let txn = self.read()?;
-        let meta = meta_in(&txn, table)?.ok_or_else(table_not_found)?;
-        let key = meta.spec.key_schema.key_from_map(key)?;
-        let items = match txn.open_table(ITEMS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let row = items.get(item_key(meta.id, &key).as_slice())?;
-        row.map(|v| StoredItem::item(v.value())).transpose()
+        get_in(&txn, table, key)
+    }
+
+    /// Several items, all read in one transaction: one consistent snapshot of the state, as
+    /// TransactGetItems promises.
+    pub fn get_items(&self, keys: &[(String, Item)]) -> Result<Vec<Option<Item>>> {
+        let txn = self.read()?;
+        keys.iter()
+            .map(|(table, key)| get_in(&txn, table, key))
+            .collect()
     }
 
     /// Query (with a partition) or Scan (without) over `table`.
@@ -276,4 +277,17 @@ fn tighter_upper(current: Bound<Vec<u8>>, before: Vec<u8>) -> Bound<Vec<u8>> {
         Bound::Included(c) | Bound::Excluded(c) if *c < before => current,
         _ => Bound::Excluded(before),
     }
+}
+
+/// The item with `key` in `table` as `txn` sees it, validating the key against the schema.
+fn get_in(txn: &ReadTransaction, table: &str, key: &Item) -> Result<Option<Item>> {
+    let meta = meta_in(txn, table)?.ok_or_else(table_not_found)?;
+    let key = meta.spec.key_schema.key_from_map(key)?;
+    let items = match txn.open_table(ITEMS) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let row = items.get(item_key(meta.id, &key).as_slice())?;
+    row.map(|v| StoredItem::item(v.value())).transpose()
 }

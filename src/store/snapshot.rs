@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
-use crate::store::tables::{ITEMS, STATS, TABLES};
+use crate::store::tables::{ITEMS, STATS, TABLES, TOKEN_TIMES, TOKENS};
 use crate::{Error, Result};
 
 /// Longest row key a snapshot may hold: an item key is a table name (255 bytes) and a
@@ -22,6 +22,8 @@ const END: u8 = 0;
 const TAG_TABLES: u8 = 1;
 const TAG_ITEMS: u8 = 2;
 const TAG_STATS: u8 = 3;
+const TAG_TOKENS: u8 = 4;
+const TAG_TOKEN_TIMES: u8 = 5;
 
 fn write_row(out: &mut dyn Write, tag: u8, key: &[u8], value: &[u8]) -> Result<()> {
     if key.len() > MAX_KEY_BYTES || value.len() > MAX_VALUE_BYTES {
@@ -75,6 +77,16 @@ pub fn export(txn: &ReadTransaction, out: &mut dyn Write) -> Result<()> {
         (k.to_be_bytes().to_vec(), v)
     })?;
     export_table(txn, ITEMS, TAG_ITEMS, out, |k, v| (k.to_vec(), v.to_vec()))?;
+    export_table(txn, TOKENS, TAG_TOKENS, out, |k, (at, f)| {
+        let mut v = at.to_be_bytes().to_vec();
+        v.extend_from_slice(&f.to_be_bytes());
+        (k.as_bytes().to_vec(), v)
+    })?;
+    export_table(txn, TOKEN_TIMES, TAG_TOKEN_TIMES, out, |(at, token), ()| {
+        let mut k = at.to_be_bytes().to_vec();
+        k.extend_from_slice(token.as_bytes());
+        (k, Vec::new())
+    })?;
     out.write_all(&[END])?;
     out.flush()?;
     Ok(())
@@ -116,9 +128,18 @@ pub fn restore(txn: &WriteTransaction, input: &mut dyn Read) -> Result<()> {
     txn.delete_table(TABLES)?;
     txn.delete_table(ITEMS)?;
     txn.delete_table(STATS)?;
+    txn.delete_table(TOKENS)?;
+    txn.delete_table(TOKEN_TIMES)?;
     let mut tables = txn.open_table(TABLES)?;
     let mut items = txn.open_table(ITEMS)?;
     let mut stats = txn.open_table(STATS)?;
+    let mut tokens = txn.open_table(TOKENS)?;
+    let mut token_times = txn.open_table(TOKEN_TIMES)?;
+    let text = |bytes: &[u8]| {
+        std::str::from_utf8(bytes)
+            .map(str::to_string)
+            .map_err(|_| Error::internal("corrupt snapshot: a token is not text"))
+    };
     loop {
         let tag = read_exact(input, 1)?[0];
         if tag == END {
@@ -139,6 +160,16 @@ pub fn restore(txn: &WriteTransaction, input: &mut dyn Read) -> Result<()> {
             }
             TAG_STATS => {
                 stats.insert(u64_at(&key, 0)?, (u64_at(&value, 0)?, u64_at(&value, 8)?))?;
+            }
+            TAG_TOKENS => {
+                tokens.insert(
+                    text(&key)?.as_str(),
+                    (u64_at(&value, 0)?, u64_at(&value, 8)?),
+                )?;
+            }
+            TAG_TOKEN_TIMES => {
+                let token = text(key.get(8..).unwrap_or_default())?;
+                token_times.insert((u64_at(&key, 0)?, token.as_str()), ())?;
             }
             other => {
                 return Err(Error::internal(format!(

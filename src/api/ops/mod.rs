@@ -14,6 +14,8 @@ mod list_tables;
 mod put_item;
 pub mod query;
 mod scan;
+mod transact_get_items;
+mod transact_write_items;
 mod update_item;
 
 use bytes::Bytes;
@@ -89,6 +91,8 @@ pub async fn run(app: &AppState, op: Op, req: &mut Request) -> Result<Vec<u8>> {
         Op::UpdateItem => encode(update_item::run(app, req).await?),
         Op::BatchWriteItem => encode(batch_write_item::run(app, req).await?),
         Op::BatchGetItem => encode(batch_get_item::run(app, req).await?),
+        Op::TransactWriteItems => encode(transact_write_items::run(app, req).await?),
+        Op::TransactGetItems => encode(transact_get_items::run(app, req).await?),
         Op::Query => encode(query::run(app, req).await?),
         Op::Scan => encode(scan::run(app, req).await?),
     }

@@ -471,6 +471,141 @@ pub struct BatchGetItemOutput {
     pub unprocessed_keys: WireMap<KeysAndAttributes>,
 }
 
+/// One action of a TransactWriteItems: exactly one member is set. `Put` reads `Item`; the
+/// others read `Key`; `Update` reads `UpdateExpression`; `ConditionCheck` needs a condition.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TransactWriteItem {
+    /// A condition on an item, writing nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition_check: Option<TransactAction>,
+    /// A put.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub put: Option<TransactAction>,
+    /// A delete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete: Option<TransactAction>,
+    /// An update.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update: Option<TransactAction>,
+}
+
+/// The members of a transaction action (each action kind reads the ones it needs).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TransactAction {
+    /// Table name.
+    pub table_name: Option<String>,
+    /// The key (ConditionCheck, Delete, Update).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<WireItem>,
+    /// The item (Put).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<WireItem>,
+    /// UpdateExpression (Update).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_expression: Option<String>,
+    /// ConditionExpression.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition_expression: Option<String>,
+    /// ExpressionAttributeNames.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression_attribute_names: Option<WireNames>,
+    /// ExpressionAttributeValues.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression_attribute_values: Option<WireItem>,
+    /// `NONE` or `ALL_OLD`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_values_on_condition_check_failure: Option<String>,
+}
+
+/// TransactWriteItems request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TransactWriteItemsInput {
+    /// The actions, 1 to 100, on distinct items.
+    pub transact_items: Option<WireList<TransactWriteItem>>,
+    /// Makes the call idempotent for 10 minutes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_request_token: Option<String>,
+    /// Accepted; no capacity is reported yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_consumed_capacity: Option<String>,
+    /// Accepted; no metrics are reported yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_item_collection_metrics: Option<String>,
+}
+
+/// An empty answer (TransactWriteItems).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Empty {}
+
+/// One read of a TransactGetItems.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TransactGetItem {
+    /// The read.
+    pub get: Option<TransactGet>,
+}
+
+/// The members of a transactional read.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TransactGet {
+    /// Table name.
+    pub table_name: Option<String>,
+    /// The key.
+    pub key: Option<WireItem>,
+    /// ProjectionExpression.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projection_expression: Option<String>,
+    /// ExpressionAttributeNames.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression_attribute_names: Option<WireNames>,
+}
+
+/// TransactGetItems request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TransactGetItemsInput {
+    /// The reads, 1 to 100.
+    pub transact_items: Option<WireList<TransactGetItem>>,
+    /// Accepted; no capacity is reported yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_consumed_capacity: Option<String>,
+}
+
+/// One answer of a TransactGetItems: the item, absent when there is none.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ItemResponse {
+    /// The item.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<WireItem>,
+}
+
+/// TransactGetItems response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TransactGetItemsOutput {
+    /// One answer per read, in order.
+    pub responses: Vec<ItemResponse>,
+}
+
+/// One entry of `CancellationReasons`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CancellationReasonWire {
+    /// `None`, `ConditionalCheckFailed`, `ValidationError`, ...
+    pub code: String,
+    /// What went wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The item, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<WireItem>,
+}
+
 /// GetItem request.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -629,4 +764,10 @@ pub struct ErrorBody {
     /// `ReturnValuesOnConditionCheckFailure` asked for it.
     #[serde(rename = "Item", skip_serializing_if = "Option::is_none")]
     pub item: Option<WireItem>,
+    /// With `TransactionCanceledException`: each action's reason, in order.
+    #[serde(
+        rename = "CancellationReasons",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cancellation_reasons: Option<Vec<CancellationReasonWire>>,
 }
