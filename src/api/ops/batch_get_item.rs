@@ -88,23 +88,19 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchGetItemOutput
     if consistent {
         app.node.read_index().await?;
     }
-    let reads: Vec<(String, Vec<crate::model::Item>)> = plan
+    let reads: Vec<(String, crate::model::Item)> = plan
         .iter()
-        .map(|(t, keys, _)| (t.clone(), keys.clone()))
+        .flat_map(|(t, keys, _)| keys.iter().map(|k| (t.clone(), k.clone())))
         .collect();
-    let found = app
+    let mut found = app
         .node
-        .read(move |store| {
-            reads
-                .iter()
-                .map(|(table, keys)| {
-                    keys.iter()
-                        .map(|k| store.get_item(table, k))
-                        .collect::<Result<Vec<_>>>()
-                })
-                .collect::<Result<Vec<_>>>()
-        })
-        .await?;
+        .read(move |store| store.get_items(&reads))
+        .await?
+        .into_iter();
+    let found: Vec<Vec<Option<crate::model::Item>>> = plan
+        .iter()
+        .map(|(_, keys, _)| found.by_ref().take(keys.len()).collect())
+        .collect();
     let mut out = BatchGetItemOutput::default();
     let mut size = 0;
     for ((table, keys, projection), items) in plan.into_iter().zip(found) {
