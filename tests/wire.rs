@@ -714,3 +714,90 @@ async fn filters_apply_after_limit_and_projections_keep_nesting() {
     );
     tc.cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_crc32_and_cors_as_dynamodb_answers() {
+    use std::io::Write;
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    music(&tc, leader).await;
+    let url = format!("http://{}/", tc.addr(leader));
+    let put = json!({"TableName": "Music", "Item": {"Artist": {"S": "Z"}, "SongTitle": {"S": "gz"}, "pad": {"S": "x".repeat(500)}}});
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(put.to_string().as_bytes()).expect("gzip");
+    let body = gz.finish().expect("gzip");
+    // A gzip request body is accepted.
+    let resp = tc
+        .http
+        .post(&url)
+        .header("X-Amz-Target", "DynamoDB_20120810.PutItem")
+        .header("Content-Type", "application/x-amz-json-1.0")
+        .header("Content-Encoding", "gzip")
+        .body(body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status().as_u16(), 200);
+    // Every answer carries the CRC32 of its bytes; a client that asks gets gzip.
+    for gzip in [false, true] {
+        let mut req = tc
+            .http
+            .post(&url)
+            .header("X-Amz-Target", "DynamoDB_20120810.GetItem")
+            .header("Content-Type", "application/x-amz-json-1.0")
+            .body(json!({"TableName": "Music", "Key": {"Artist": {"S": "Z"}, "SongTitle": {"S": "gz"}}, "ConsistentRead": true}).to_string());
+        if gzip {
+            req = req.header("Accept-Encoding", "gzip");
+        }
+        let resp = req.send().await.expect("send");
+        let crc: u32 = resp
+            .headers()
+            .get("x-amz-crc32")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("x-amz-crc32");
+        let encoding = resp
+            .headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap_or("").to_string());
+        let bytes = resp.bytes().await.expect("body");
+        assert_eq!(crc, crc32fast::hash(&bytes), "the CRC of the bytes as sent");
+        let text = if gzip {
+            assert_eq!(encoding.as_deref(), Some("gzip"));
+            let mut out = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)
+                .expect("gunzip");
+            out
+        } else {
+            assert_eq!(encoding, None);
+            String::from_utf8(bytes.to_vec()).expect("utf-8")
+        };
+        let got: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(got["Item"]["SongTitle"]["S"], "gz");
+    }
+    // CORS: the DynamoDB endpoint answers a browser's preflight; the admin routes do not.
+    let preflight = |path: &str| {
+        tc.http
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("http://{}{path}", tc.addr(leader)),
+            )
+            .header("Origin", "http://localhost:8001")
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "x-amz-target,content-type,authorization",
+            )
+            .send()
+    };
+    let resp = preflight("/").await.expect("preflight");
+    assert_eq!(
+        resp.headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("*")
+    );
+    let resp = preflight("/admin/faults/heal").await.expect("preflight");
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+    tc.cluster.shutdown().await;
+}

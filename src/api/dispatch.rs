@@ -13,6 +13,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::api::AppState;
@@ -105,6 +106,29 @@ impl Op {
             Op::GetItem | Op::Query | Op::Scan | Op::DescribeTable | Op::BatchGetItem
         )
     }
+}
+
+/// Adds DynamoDB's `x-amz-crc32` header: the CRC32 of the answer's bytes as sent (after any
+/// compression), which some SDKs check. Answers are small and already whole, so reading them
+/// back costs a copy at most.
+pub async fn add_crc32<B>(resp: axum::http::Response<B>) -> Response
+where
+    B: axum::body::HttpBody<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match http_body_util::BodyExt::collect(body).await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            return error_response(&Error::internal(format!(
+                "the answer could not be read back: {e}"
+            )));
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&crc32fast::hash(&bytes).to_string()) {
+        parts.headers.insert("x-amz-crc32", v);
+    }
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 /// An error in DynamoDB's shape, with the retry hint headers kvsim adds.

@@ -48,10 +48,33 @@ pub struct AppState {
     pub memory: budget::MemoryBudget,
 }
 
-/// The node's routes.
+/// The node's routes. The DynamoDB endpoint (`/`) also gets what DynamoDB's own has around
+/// it: gzip request bodies accepted, gzip answers for clients that ask, the `x-amz-crc32`
+/// checksum of every answer (some SDKs verify it), and CORS so browser clients and GUIs can
+/// call it. The admin and internal routes get no CORS: a web page must not be able to crash
+/// nodes through a user's browser.
 pub fn router(state: AppState) -> Router {
+    use tower::ServiceBuilder;
+    use tower_http::compression::CompressionLayer;
+    use tower_http::cors::{Any, CorsLayer};
+    use tower_http::decompression::RequestDecompressionLayer;
+
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods(Any)
+        .allow_headers(Any)
+        .expose_headers(Any)
+        .max_age(Duration::from_secs(3600));
+    let endpoint = post(dispatch::dynamodb).get(admin::health).layer(
+        ServiceBuilder::new()
+            .layer(cors)
+            .layer(axum::middleware::map_response(dispatch::add_crc32))
+            .layer(CompressionLayer::new().gzip(true))
+            .layer(RequestDecompressionLayer::new().gzip(true))
+            .map_request(|req: axum::http::Request<_>| req.map(axum::body::Body::new)),
+    );
     Router::new()
-        .route("/", post(dispatch::dynamodb).get(admin::health))
+        .route("/", endpoint)
         .route("/status", get(admin::status))
         .route("/events", get(admin::events))
         .route("/admin/digest", get(admin::digest))
