@@ -166,6 +166,11 @@ async fn golden_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_expressions() {
+    golden("expressions").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn golden_followers() {
     golden("followers").await;
 }

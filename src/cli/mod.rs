@@ -30,8 +30,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::cli::client::Client;
 use crate::cli::commands::{
-    bench, create_table, delete_item, delete_table, describe_table, events, fault, get_item,
-    list_tables, put_item, query_items, scan, sim, status, transfer_leader,
+    batch_write, bench, create_table, delete_item, delete_table, describe_table, events, fault,
+    get_item, list_tables, put_item, query_items, scan, sim, status, transact_write,
+    transfer_leader, update_item,
 };
 use crate::config::{DEFAULT_BASE_PORT, DEFAULT_DATA_ROOT};
 use crate::{Error, Result};
@@ -46,6 +47,8 @@ pub const EXIT_UNAVAILABLE: i32 = 3;
 pub const EXIT_NOT_FOUND: i32 = 4;
 /// Exit code: the CLI itself failed (it could not read an answer, or start at all).
 pub const EXIT_INTERNAL: i32 = 5;
+/// Exit code: a condition was false (a conditional write, or a cancelled transaction).
+pub const EXIT_CONDITION: i32 = 6;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -56,7 +59,9 @@ Exit codes:
      answered an error DynamoDB's clients retry (throttling, a transaction conflict, an
      internal server error), injected faults included
   4  get-item: no item with that key
-  5  the CLI itself failed (e.g. an answer it could not read)";
+  5  the CLI itself failed (e.g. an answer it could not read)
+  6  a condition was false: --condition-expression, or a cancelled transaction; nothing
+     was written";
 
 /// kvsim: a DynamoDB-style database simulator on a local three-node Raft cluster.
 #[derive(Debug, Parser)]
@@ -91,6 +96,16 @@ enum Command {
     /// Delete one item by key.
     #[command(after_help = EXIT_CODES)]
     DeleteItem(delete_item::Args),
+    /// Change one item with an update expression (SET, REMOVE, ADD, DELETE), optionally
+    /// under a condition; creates it if absent.
+    #[command(after_help = EXIT_CODES)]
+    UpdateItem(update_item::Args),
+    /// Write up to 25 puts and deletes from a file of DynamoDB JSON, as one batch.
+    #[command(after_help = EXIT_CODES)]
+    BatchWrite(batch_write::Args),
+    /// Apply up to 100 actions from a file of DynamoDB JSON, all or nothing.
+    #[command(after_help = EXIT_CODES)]
+    TransactWrite(transact_write::Args),
     /// Read one partition in sort-key order, optionally narrowed by a sort-key condition.
     #[command(after_help = EXIT_CODES)]
     QueryItems(query_items::Args),
@@ -237,6 +252,11 @@ pub fn run(args: Args) -> Result<i32> {
             Command::PutItem(a) => put_item::run(&client(&a.common)?, a).await.map(|()| 0),
             Command::GetItem(a) => get_item::run(&client(&a.common)?, a).await,
             Command::DeleteItem(a) => delete_item::run(&client(&a.common)?, a).await.map(|()| 0),
+            Command::UpdateItem(a) => update_item::run(&client(&a.common)?, a).await.map(|()| 0),
+            Command::BatchWrite(a) => batch_write::run(&client(&a.common)?, a).await.map(|()| 0),
+            Command::TransactWrite(a) => transact_write::run(&client(&a.common)?, a)
+                .await
+                .map(|()| 0),
             Command::QueryItems(a) => query_items::run(&client(&a.common)?, a).await.map(|()| 0),
             Command::Scan(a) => scan::run(&client(&a.common)?, a).await.map(|()| 0),
             Command::Status(a) => status::run(a).await.map(|()| 0),
@@ -293,6 +313,7 @@ pub fn exit_code(e: &Error) -> i32 {
     match e {
         // Server errors reach the CLI as their own kinds; an `Internal` one is the CLI's own.
         Error::Internal(_) => EXIT_INTERNAL,
+        Error::ConditionalCheckFailed { .. } | Error::TransactionCanceled { .. } => EXIT_CONDITION,
         // Everything DynamoDB calls retryable: unavailable, throttled, conflicting, a
         // server's internal error.
         e if e.kind().retryable => EXIT_UNAVAILABLE,

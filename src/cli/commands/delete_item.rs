@@ -5,7 +5,7 @@ use serde_json::json;
 use crate::Result;
 use crate::api::wire::{DeleteItemInput, WriteItemOutput};
 use crate::cli::client::Client;
-use crate::cli::commands::{describe_key, key_from_args, table_info, wire_item};
+use crate::cli::commands::{Placeholders, describe_key, key_from_args, table_info, wire_item};
 use crate::cli::plain::item_to_plain;
 use crate::cli::render::print_json;
 use crate::cli::{Common, Output};
@@ -25,6 +25,12 @@ pub struct Args {
     /// Sort key value, for tables with a sort key; converted like --partition-key.
     #[arg(long)]
     pub sort_key: Option<String>,
+    /// Delete only if this condition holds for the item as it is when the delete applies;
+    /// a false condition exits 6 and deletes nothing.
+    #[arg(long)]
+    pub condition_expression: Option<String>,
+    #[command(flatten)]
+    pub placeholders: Placeholders,
     #[command(flatten)]
     pub common: Common,
 }
@@ -33,6 +39,7 @@ pub struct Args {
 pub async fn run(client: &Client, args: Args) -> Result<()> {
     let info = table_info(client, &args.table_name, true).await?;
     let key = key_from_args(&info, &args.partition_key, args.sort_key.as_deref())?;
+    let (names, values) = args.placeholders.maps()?;
     let out: WriteItemOutput = client
         .call_leader(
             "DeleteItem",
@@ -40,6 +47,9 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
                 table_name: Some(args.table_name.clone()),
                 key: Some(wire_item(&key)),
                 return_values: Some("ALL_OLD".into()),
+                condition_expression: args.condition_expression.clone(),
+                expression_attribute_names: names,
+                expression_attribute_values: values,
                 ..Default::default()
             },
         )

@@ -1,5 +1,6 @@
 //! One file per client subcommand: its arguments, its requests, its rendering.
 
+pub mod batch_write;
 pub mod bench;
 pub mod create_table;
 pub mod delete_item;
@@ -14,12 +15,15 @@ pub mod query_items;
 pub mod scan;
 pub mod sim;
 pub mod status;
+pub mod transact_write;
 pub mod transfer_leader;
+pub mod update_item;
 
 use serde::Serialize;
 
 use crate::api::wire::{
-    DescribeTableOutput, ReadPageOutput, TableDescriptionWire, TableNameInput, WireItem,
+    DescribeTableOutput, ReadPageOutput, TableDescriptionWire, TableNameInput, WireItem, WireMap,
+    WireNames,
 };
 use crate::cli::client::Client;
 use crate::cli::plain::{display_value, key_value};
@@ -226,4 +230,77 @@ pub fn node_addrs(status: &serde_json::Value) -> Vec<(u64, String)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The text an argument names: the text itself, `file://PATH` for a file's contents, or `-`
+/// for standard input.
+///
+/// # Errors
+/// `Validation` naming `flag` when the file or stdin cannot be read.
+pub fn arg_text(flag: &str, arg: &str) -> Result<String> {
+    use std::io::Read;
+    if arg == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Error::validation(format!("{flag} -: cannot read stdin: {e}")))?;
+        return Ok(text);
+    }
+    match arg.strip_prefix("file://") {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| Error::validation(format!("{flag}: cannot read {path}: {e}"))),
+        None => Ok(arg.to_string()),
+    }
+}
+
+/// `--names` and `--values`: the placeholders of a command's expressions.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Placeholders {
+    /// Expression attribute names as a JSON object, e.g. '{"#s":"status"}', for attribute
+    /// names that are reserved words or hold special characters.
+    #[arg(long)]
+    pub names: Option<String>,
+    /// Expression attribute values as plain JSON, like --item-data: '{":v":1,":s":"x"}'
+    /// (`file://PATH` and `-` work too).
+    #[arg(long)]
+    pub values: Option<String>,
+    /// Read --values as DynamoDB-typed JSON ('{":v":{"N":"1"}}'), for sets and binary.
+    #[arg(long)]
+    pub values_typed: bool,
+}
+
+impl Placeholders {
+    /// The parsed maps, ready for a request.
+    ///
+    /// # Errors
+    /// `Validation` naming the flag when its JSON is not what it should be.
+    pub fn maps(&self) -> Result<(Option<WireNames>, Option<WireItem>)> {
+        let names = self
+            .names
+            .as_deref()
+            .map(|text| {
+                serde_json::from_str::<std::collections::BTreeMap<String, String>>(text)
+                    .map(WireMap)
+                    .map_err(|e| {
+                        Error::validation(format!(
+                            "--names must be a JSON object of strings, like {{\"#s\":\"status\"}}: {e}"
+                        ))
+                    })
+            })
+            .transpose()?;
+        let values = self
+            .values
+            .as_deref()
+            .map(|arg| {
+                let text = arg_text("--values", arg)?;
+                if self.values_typed {
+                    crate::cli::plain::item_from_typed(&text, "--values")
+                } else {
+                    crate::cli::plain::item_from_plain(&text, "--values")
+                }
+                .map(WireItem)
+            })
+            .transpose()?;
+        Ok((names, values))
+    }
 }

@@ -1,17 +1,17 @@
 //! `kvsim put-item`: writes an item given as plain JSON (or DynamoDB-typed JSON).
 
-use std::io::Read;
-
 use serde_json::json;
 
+use crate::Result;
 use crate::api::wire::{PutItemInput, WriteItemOutput};
 use crate::cli::client::Client;
-use crate::cli::commands::{check_item_key, describe_key, table_info, wire_item};
+use crate::cli::commands::{
+    Placeholders, arg_text, check_item_key, describe_key, table_info, wire_item,
+};
 use crate::cli::plain::{item_from_plain, item_from_typed, item_to_plain};
 use crate::cli::render::print_json;
 use crate::cli::{Common, Output};
 use crate::model::Item;
-use crate::{Error, Result};
 
 /// Options of `put-item`.
 #[derive(Debug, clap::Args)]
@@ -28,30 +28,21 @@ pub struct Args {
     /// sets (SS, NS, BS) and binary (B).
     #[arg(long)]
     pub item_data_typed: bool,
+    /// Write only if this condition holds for the item as it is when the write applies
+    /// (e.g. 'attribute_not_exists(Artist)'); a false condition exits 6 and writes nothing.
+    #[arg(long)]
+    pub condition_expression: Option<String>,
+    #[command(flatten)]
+    pub placeholders: Placeholders,
     #[command(flatten)]
     pub common: Common,
-}
-
-/// The JSON `--item-data` names: the text itself, a `file://PATH`, or `-` for stdin.
-fn item_text(arg: &str) -> Result<String> {
-    if arg == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| Error::validation(format!("--item-data -: cannot read stdin: {e}")))?;
-        return Ok(text);
-    }
-    match arg.strip_prefix("file://") {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| Error::validation(format!("--item-data: cannot read {path}: {e}"))),
-        None => Ok(arg.to_string()),
-    }
 }
 
 /// Runs `put-item`.
 pub async fn run(client: &Client, args: Args) -> Result<()> {
     // Parse before any request: broken JSON sends nothing.
-    let text = item_text(&args.item_data)?;
+    let text = arg_text("--item-data", &args.item_data)?;
+    let (names, values) = args.placeholders.maps()?;
     let item = if args.item_data_typed {
         item_from_typed(&text, "--item-data")?
     } else {
@@ -66,6 +57,9 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
                 table_name: Some(args.table_name.clone()),
                 item: Some(wire_item(&item)),
                 return_values: Some("ALL_OLD".into()),
+                condition_expression: args.condition_expression.clone(),
+                expression_attribute_names: names,
+                expression_attribute_values: values,
                 ..Default::default()
             },
         )

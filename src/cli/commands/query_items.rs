@@ -8,7 +8,7 @@ use clap::ArgGroup;
 use crate::api::wire::{QueryInput, WireItem, WireMap};
 use crate::cli::Common;
 use crate::cli::client::Client;
-use crate::cli::commands::{TableInfo, read_all, table_info};
+use crate::cli::commands::{Placeholders, TableInfo, read_all, table_info};
 use crate::cli::plain::key_value;
 use crate::cli::render::print_items;
 use crate::model::{AttributeValue, KeyType};
@@ -60,6 +60,15 @@ pub struct Args {
     /// Read through the leader, linearizably, instead of from the node asked.
     #[arg(long)]
     pub consistent: bool,
+    /// Keep only the items for which this condition holds (DynamoDB's FilterExpression;
+    /// it cannot name key attributes).
+    #[arg(long)]
+    pub filter_expression: Option<String>,
+    /// Return only these attributes (DynamoDB's ProjectionExpression, e.g. 'Album, Tags[0]').
+    #[arg(long)]
+    pub projection_expression: Option<String>,
+    #[command(flatten)]
+    pub placeholders: Placeholders,
     #[command(flatten)]
     pub common: Common,
 }
@@ -73,16 +82,16 @@ type KeyCondition = (
 
 /// The key condition expression and its values for `args`.
 fn condition(args: &Args, info: &TableInfo) -> Result<KeyCondition> {
-    let mut names = BTreeMap::from([("#pk".to_string(), info.schema.partition.name.clone())]);
+    let mut names = BTreeMap::from([("#kvsimPk".to_string(), info.schema.partition.name.clone())]);
     let mut values = BTreeMap::from([(
-        ":pk".to_string(),
+        ":kvsimPk".to_string(),
         key_value(
             &args.partition_key,
             &info.schema.partition,
             "--partition-key",
         )?,
     )]);
-    let mut expr = "#pk = :pk".to_string();
+    let mut expr = "#kvsimPk = :kvsimPk".to_string();
     let sort_args: [(&str, &str, Option<&String>); 6] = [
         (
             "--sort-key-prefix",
@@ -105,7 +114,7 @@ fn condition(args: &Args, info: &TableInfo) -> Result<KeyCondition> {
             "table {table} has no sort key, so it takes no --sort-key-* condition"
         )));
     };
-    names.insert("#sk".into(), sort.name.clone());
+    names.insert("#kvsimSk".into(), sort.name.clone());
     let mut value = |flag: &str, name: &str, text: &str| -> Result<()> {
         values.insert(name.into(), key_value(text, sort, flag)?);
         Ok(())
@@ -116,9 +125,9 @@ fn condition(args: &Args, info: &TableInfo) -> Result<KeyCondition> {
                 "--sort-key-between takes two values: LOW HIGH",
             ));
         };
-        value("--sort-key-between", ":lo", low)?;
-        value("--sort-key-between", ":hi", high)?;
-        expr.push_str(" AND #sk BETWEEN :lo AND :hi");
+        value("--sort-key-between", ":kvsimLo", low)?;
+        value("--sort-key-between", ":kvsimHi", high)?;
+        expr.push_str(" AND #kvsimSk BETWEEN :kvsimLo AND :kvsimHi");
     } else if let Some((flag, op, Some(text))) = given {
         if *op == "begins_with" && sort.key_type == KeyType::N {
             return Err(Error::validation(format!(
@@ -126,11 +135,11 @@ fn condition(args: &Args, info: &TableInfo) -> Result<KeyCondition> {
                 sort.name
             )));
         }
-        value(flag, ":sk", text)?;
+        value(flag, ":kvsimSk", text)?;
         if *op == "begins_with" {
-            expr.push_str(" AND begins_with(#sk, :sk)");
+            expr.push_str(" AND begins_with(#kvsimSk, :kvsimSk)");
         } else {
-            expr.push_str(&format!(" AND #sk {op} :sk"));
+            expr.push_str(&format!(" AND #kvsimSk {op} :kvsimSk"));
         }
     }
     Ok((expr, names, values))
@@ -139,7 +148,10 @@ fn condition(args: &Args, info: &TableInfo) -> Result<KeyCondition> {
 /// Runs `query-items`.
 pub async fn run(client: &Client, args: Args) -> Result<()> {
     let info = table_info(client, &args.table_name, args.consistent).await?;
-    let (expr, names, values) = condition(&args, &info)?;
+    let (expr, mut names, mut values) = condition(&args, &info)?;
+    let (user_names, user_values) = args.placeholders.maps()?;
+    names.extend(user_names.map(|n| n.0).unwrap_or_default());
+    values.extend(user_values.map(|v| v.0).unwrap_or_default());
     let items = read_all(
         client,
         "Query",
@@ -154,6 +166,8 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
             limit,
             exclusive_start_key: start,
             consistent_read: Some(args.consistent),
+            filter_expression: args.filter_expression.clone(),
+            projection_expression: args.projection_expression.clone(),
             ..Default::default()
         },
     )

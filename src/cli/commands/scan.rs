@@ -5,7 +5,7 @@ use crate::Result;
 use crate::api::wire::ScanInput;
 use crate::cli::Common;
 use crate::cli::client::Client;
-use crate::cli::commands::{read_all, table_info};
+use crate::cli::commands::{Placeholders, read_all, table_info};
 use crate::cli::render::print_items;
 
 /// Options of `scan`.
@@ -20,6 +20,14 @@ pub struct Args {
     /// Read through the leader, linearizably, instead of from the node asked.
     #[arg(long)]
     pub consistent: bool,
+    /// Keep only the items for which this condition holds (DynamoDB's FilterExpression).
+    #[arg(long)]
+    pub filter_expression: Option<String>,
+    /// Return only these attributes (DynamoDB's ProjectionExpression).
+    #[arg(long)]
+    pub projection_expression: Option<String>,
+    #[command(flatten)]
+    pub placeholders: Placeholders,
     #[command(flatten)]
     pub common: Common,
 }
@@ -27,6 +35,7 @@ pub struct Args {
 /// Runs `scan`.
 pub async fn run(client: &Client, args: Args) -> Result<()> {
     let info = table_info(client, &args.table_name, args.consistent).await?;
+    let (names, values) = args.placeholders.maps()?;
     let items = read_all(
         client,
         "Scan",
@@ -37,6 +46,10 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
             limit,
             exclusive_start_key: start,
             consistent_read: Some(args.consistent),
+            filter_expression: args.filter_expression.clone(),
+            projection_expression: args.projection_expression.clone(),
+            expression_attribute_names: names.clone(),
+            expression_attribute_values: values.clone(),
             ..Default::default()
         },
     )
