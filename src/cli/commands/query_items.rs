@@ -64,7 +64,7 @@ pub struct Args {
     /// it cannot name key attributes).
     #[arg(long)]
     pub filter_expression: Option<String>,
-    /// Return only these attributes (DynamoDB's ProjectionExpression, e.g. 'Album, Tags.first').
+    /// Return only these attributes (DynamoDB's ProjectionExpression, e.g. 'Album, Details.Genre').
     #[arg(long)]
     pub projection_expression: Option<String>,
     #[command(flatten)]
