@@ -47,6 +47,9 @@ fn batch(first: u64, count: u64) {
         total.overwritten_proposals += r.overwritten_proposals;
         total.reads_across_leader_change += r.reads_across_leader_change;
         total.reads_across_leader_change_answered += r.reads_across_leader_change_answered;
+        total.cas_succeeded += r.cas_succeeded;
+        total.cas_failed += r.cas_failed;
+        total.transactions += r.transactions;
     }
     let per_seed = |n: usize| n as f64 / count as f64;
     assert!(
@@ -64,6 +67,14 @@ fn batch(first: u64, count: u64) {
             && per_seed(total.reads_across_leader_change) >= 2.0,
         "the batch overwrote too few writes or read too little across leader changes: \
          {total:?}"
+    );
+    // Conditional writes both succeed and fail (a failure is checked as an observation), and
+    // transactions run (each checked all or nothing at every applied index).
+    assert!(
+        per_seed(total.cas_succeeded) >= 1.0
+            && per_seed(total.cas_failed) >= 1.0
+            && per_seed(total.transactions) >= 3.0,
+        "the batch ran too few conditional writes or transactions: {total:?}"
     );
     assert_eq!(total.unchecked, 0, "every history was decided: {total:?}");
 }
@@ -128,6 +139,18 @@ fn assert_caught(bug: PlantedBug, limit: u64, by: &str, at_least: usize) {
         "{bug:?} must be caught by '{by}' in at least {at_least} of {limit} seeds; caught in \
          {caught:?}"
     );
+}
+
+/// A state machine that applies only part of a transaction leaves it half applied.
+#[test]
+fn partial_transactions_are_caught() {
+    assert_caught(PlantedBug::PartialTransactions, 20, "half applied", 5);
+}
+
+/// A state machine that ignores conditions lets two conditional creates both succeed.
+#[test]
+fn ignored_conditions_are_caught() {
+    assert_caught(PlantedBug::ConditionsIgnored, 40, "not linearizable", 5);
 }
 
 /// Nodes that never fsync lose persisted state in crashes.

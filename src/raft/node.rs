@@ -72,6 +72,11 @@ pub enum PlantedBug {
     /// broke), the bug the simulation found in its first 10,000-seed run: the leader waits for
     /// that snapshot forever and the follower never catches up.
     LostSnapshotNotReported,
+    /// In the state machine: a transaction writes only its first action (its items are no
+    /// longer all or nothing).
+    PartialTransactions,
+    /// In the state machine: conditions are not checked, every conditional write succeeds.
+    ConditionsIgnored,
 }
 
 /// Counters a node exposes in its status.

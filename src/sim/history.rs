@@ -1,7 +1,9 @@
 //! The history of client operations in a simulation, and a linearizability checker for it.
 //!
-//! Each key is an independent register (absent or a string), written by puts and deletes and
-//! read by consistent gets. The checker is Wing & Gong's search with Lowe's memoization, as in
+//! Each key is an independent register (absent or a string), written by puts and deletes,
+//! compare-and-set puts, and set additions, and read by consistent gets; a conditional put
+//! refused because its condition was false is an observation of the register, like a read.
+//! (A string set is held as its members joined by commas, in order.) The checker is Wing & Gong's search with Lowe's memoization, as in
 //! Porcupine: repeatedly linearize some operation that was called before every pending
 //! operation returned, backtracking on a read that does not match, and remember (set of
 //! linearized operations, register value) pairs already explored.
@@ -31,6 +33,45 @@ pub enum OpKind {
     Delete,
     /// A linearizable read that saw this value (`None`: no item).
     Get(Option<String>),
+    /// A conditional put: the register held `expected` (`None`: absent), and became `new`.
+    Cas {
+        /// The value the condition required.
+        expected: Option<String>,
+        /// The value written.
+        new: String,
+    },
+    /// A conditional put refused: the register did not hold `expected`.
+    CasFailed {
+        /// The value the condition required.
+        expected: Option<String>,
+    },
+    /// `ADD` of one member to the register's string set (created if absent).
+    AddMember(String),
+}
+
+/// The register's value after `member` joins its set.
+fn with_member(value: &Option<String>, member: &str) -> String {
+    let mut members: Vec<&str> = value
+        .as_deref()
+        .map(|v| v.split(',').collect())
+        .unwrap_or_default();
+    if !members.contains(&member) {
+        members.push(member);
+    }
+    members.sort_unstable();
+    members.join(",")
+}
+
+/// The value `op` leaves when applied to `value`, or `None` when it cannot apply there.
+fn step(op: &OpKind, value: &Option<String>) -> Option<Option<String>> {
+    match op {
+        OpKind::Put(v) => Some(Some(v.clone())),
+        OpKind::Delete => Some(None),
+        OpKind::Get(saw) => (saw == value).then(|| value.clone()),
+        OpKind::Cas { expected, new } => (expected == value).then(|| Some(new.clone())),
+        OpKind::CasFailed { expected } => (expected != value).then(|| value.clone()),
+        OpKind::AddMember(m) => Some(Some(with_member(value, m))),
+    }
 }
 
 /// One completed (or possibly completed) operation on a key.
@@ -74,17 +115,50 @@ fn with(bits: &Bits, i: usize) -> Bits {
 /// The operations worth searching: every completed one, and the optional writes some read
 /// could depend on (see the module docs).
 fn relevant(ops: &[Op]) -> Vec<Op> {
-    let read_absent_after = |t: u64| {
-        ops.iter()
-            .any(|o| o.kind == OpKind::Get(None) && o.ret.is_some_and(|r| r > t))
+    // Could a completed operation returning after `t` depend on the register being absent?
+    // (A create-if-absent of unknown outcome counts too: it may be what a read saw.)
+    let absence_observed_after = |t: u64| {
+        ops.iter().any(|o| match &o.kind {
+            OpKind::Get(None) | OpKind::CasFailed { .. } => o.ret.is_some_and(|r| r > t),
+            OpKind::Cas { expected: None, .. } => o.ret.is_none_or(|r| r > t),
+            _ => false,
+        })
     };
+    // Could some operation depend on the register holding `v`?
+    let value_observed = |v: &str| {
+        ops.iter().any(|o| match &o.kind {
+            OpKind::Get(Some(seen)) => seen == v,
+            OpKind::Cas {
+                expected: Some(e), ..
+            }
+            | OpKind::CasFailed { expected: Some(e) } => e == v,
+            OpKind::CasFailed { expected: None } => true,
+            _ => false,
+        })
+    };
+    // Could some read have seen `member` in the set?
+    let member_observed = |m: &str| {
+        ops.iter().any(|o| match &o.kind {
+            OpKind::Get(Some(seen)) => seen.split(',').any(|x| x == m),
+            OpKind::Cas { .. } | OpKind::CasFailed { .. } => true,
+            _ => false,
+        })
+    };
+    // A refused compare-and-set saw *some* other value: any write that may have happened
+    // before it returned could be what it saw.
+    let refusal_after = |t: u64| {
+        ops.iter()
+            .any(|o| matches!(o.kind, OpKind::CasFailed { .. }) && o.ret.is_some_and(|r| r > t))
+    };
+    // In a set, a delete explains any later read missing earlier members.
+    let holds_set = ops.iter().any(|o| matches!(o.kind, OpKind::AddMember(_)));
     ops.iter()
         .filter(|op| match (&op.kind, op.ret) {
-            (_, Some(_)) | (OpKind::Get(_), None) => true,
-            (OpKind::Put(v), None) => ops
-                .iter()
-                .any(|o| matches!(&o.kind, OpKind::Get(Some(seen)) if seen == v)),
-            (OpKind::Delete, None) => read_absent_after(op.call),
+            (_, Some(_)) | (OpKind::Get(_) | OpKind::CasFailed { .. }, None) => true,
+            (_, None) if refusal_after(op.call) => true,
+            (OpKind::Put(v) | OpKind::Cas { new: v, .. }, None) => value_observed(v),
+            (OpKind::Delete, None) => holds_set || absence_observed_after(op.call),
+            (OpKind::AddMember(m), None) => member_observed(m),
         })
         .cloned()
         .collect()
@@ -122,11 +196,8 @@ pub fn check_key(key: &str, all_ops: &[Op]) -> Result<Checked, String> {
             if has(&done, i) || op.call >= horizon {
                 continue;
             }
-            let next = match &op.kind {
-                OpKind::Put(v) => Some(v.clone()),
-                OpKind::Delete => None,
-                OpKind::Get(saw) if *saw == value => value.clone(),
-                OpKind::Get(_) => continue,
+            let Some(next) = step(&op.kind, &value) else {
+                continue;
             };
             let req = required_done + usize::from(op.ret.is_some());
             stack.push((with(&done, i), req, next));
@@ -269,6 +340,89 @@ mod tests {
         // Times are event positions: the put returned at 10, the read was called at 11.
         assert!(check_key("k", &[put("a", 5, 10), get(None, 11, 12)]).is_err());
         assert!(check_key("k", &[put("a", 5, 10), get(None, 9, 12)]).is_ok());
+    }
+
+    fn op(kind: OpKind, call: u64, ret: Option<u64>) -> Op {
+        Op { kind, call, ret }
+    }
+
+    #[test]
+    fn compare_and_set_and_its_refusals_are_observations() {
+        let cas = |e: Option<&str>, n: &str| OpKind::Cas {
+            expected: e.map(str::to_string),
+            new: n.into(),
+        };
+        let failed = |e: Option<&str>| OpKind::CasFailed {
+            expected: e.map(str::to_string),
+        };
+        // Create-if-absent, then a CAS from the created value.
+        let ok = [
+            op(cas(None, "a"), 0, Some(1)),
+            op(cas(Some("a"), "b"), 2, Some(3)),
+            get(Some("b"), 4, 5),
+        ];
+        assert_eq!(check_key("k", &ok), Ok(Checked::Linearizable));
+        // Two sequential create-if-absent cannot both succeed.
+        let both = [
+            op(cas(None, "a"), 0, Some(1)),
+            op(cas(None, "b"), 2, Some(3)),
+        ];
+        assert!(check_key("k", &both).is_err());
+        // A refusal is a read: refused while the register held what it expected is wrong.
+        let wrong = [put("a", 0, 1), op(failed(Some("a")), 2, Some(3))];
+        assert!(check_key("k", &wrong).is_err());
+        let right = [put("a", 0, 1), op(failed(Some("z")), 2, Some(3))];
+        assert_eq!(check_key("k", &right), Ok(Checked::Linearizable));
+        // A create-if-absent of unknown outcome, seen by a read, needs an unknown delete.
+        let recreated = [
+            put("a", 0, 1),
+            op(OpKind::Delete, 2, None),
+            op(cas(None, "b"), 3, None),
+            get(Some("b"), 5, 6),
+        ];
+        assert_eq!(check_key("k", &recreated), Ok(Checked::Linearizable));
+        // A refusal can be explained by a write of unknown outcome nobody read.
+        let unread = [
+            put("a", 0, 1),
+            op(OpKind::Put("u".into()), 2, None),
+            op(failed(Some("a")), 3, Some(4)),
+        ];
+        assert_eq!(check_key("k", &unread), Ok(Checked::Linearizable));
+    }
+
+    #[test]
+    fn set_additions_are_never_lost() {
+        let add = |m: &str| OpKind::AddMember(m.into());
+        let h = [
+            op(add("m1"), 0, Some(1)),
+            op(add("m2"), 2, Some(3)),
+            get(Some("m1,m2"), 4, 5),
+        ];
+        assert_eq!(check_key("s", &h), Ok(Checked::Linearizable));
+        let lost = [
+            op(add("m1"), 0, Some(1)),
+            op(add("m2"), 2, Some(3)),
+            get(Some("m2"), 4, 5),
+        ];
+        assert!(
+            check_key("s", &lost).is_err(),
+            "an acknowledged add was lost"
+        );
+        // A delete of unknown outcome explains a later read without the earlier members.
+        let deleted = [
+            op(add("m1"), 0, Some(1)),
+            op(OpKind::Delete, 2, None),
+            op(add("m2"), 3, Some(4)),
+            get(Some("m2"), 5, 6),
+        ];
+        assert_eq!(check_key("s", &deleted), Ok(Checked::Linearizable));
+        // An add of unknown outcome may show up or not.
+        let maybe = [
+            op(add("m1"), 0, None),
+            get(Some("m1"), 4, 5),
+            get(Some("m1"), 6, 7),
+        ];
+        assert_eq!(check_key("s", &maybe), Ok(Checked::Linearizable));
     }
 
     #[test]

@@ -60,6 +60,10 @@ use crate::{Error, Result};
 const NODES: [NodeId; 3] = [1, 2, 3];
 const TABLE: &str = "sim";
 const KEYS: u64 = 6;
+/// Keys holding string sets, changed by UpdateItem ADD.
+const SET_KEYS: u64 = 3;
+/// Keys written by transactions.
+const TXN_KEYS: u64 = 5;
 /// Steps allowed for the cluster to settle after the workload.
 const SETTLE_STEPS: u64 = 3000;
 
@@ -106,6 +110,13 @@ pub struct SimReport {
     pub reads_across_leader_change: usize,
     /// Those among them that were answered (and so are in the checked history).
     pub reads_across_leader_change_answered: usize,
+    /// Compare-and-set writes whose condition held.
+    pub cas_succeeded: usize,
+    /// Compare-and-set writes refused because their condition was false (observations the
+    /// checker holds to the register's value).
+    pub cas_failed: usize,
+    /// Transactions issued (each writes two or three keys, all or nothing).
+    pub transactions: usize,
     /// A hash of everything the run observed (histories, final state), to compare replays.
     pub fingerprint: u64,
     /// Simulated steps (ticks).
@@ -126,9 +137,9 @@ struct InFlight {
 }
 
 enum Waiting {
+    /// A write of one or more keys (a transaction writes several), each with its effect.
     Write {
-        key: String,
-        kind: OpKind,
+        ops: Vec<(String, OpKind)>,
         rx: oneshot::Receiver<Result<Result<Outcome>>>,
     },
     Read {
@@ -143,8 +154,7 @@ enum Waiting {
 /// A client request on its way to a node.
 enum Request {
     Write {
-        key: String,
-        kind: OpKind,
+        ops: Vec<(String, OpKind)>,
         cmd: Box<Command>,
     },
     Read {
@@ -227,12 +237,96 @@ struct Sim {
     /// What a crashed node had persisted: last log index, its term, and the node's term.
     persisted_at_crash: BTreeMap<NodeId, (u64, u64, u64)>,
     stall: Option<Stall>,
+    /// Each transaction's marker and the keys it writes, for the all-or-nothing check.
+    transactions: BTreeMap<String, Vec<String>>,
     violations: Vec<String>,
     report: SimReport,
 }
 
 fn key_item(key: &str) -> Item {
     Item::from([("k".to_string(), AttributeValue::S(key.to_string()))])
+}
+
+/// The register an item holds: its `v` string, or its `s` set as members joined by commas
+/// (as the history checker keeps sets).
+fn register(item: &Item) -> Option<String> {
+    match (item.get("v"), item.get("s")) {
+        (Some(AttributeValue::S(v)), _) => Some(v.clone()),
+        (_, Some(AttributeValue::Ss(set))) => {
+            Some(set.iter().cloned().collect::<Vec<_>>().join(","))
+        }
+        _ => None,
+    }
+}
+
+/// A conditional put of `value` on `key`: only if it holds `expected` (absent: `None`).
+fn compare_and_set(key: &str, expected: Option<&str>, value: &str) -> Command {
+    use crate::model::expr::{Comparator, Condition, Function, Operand, Path, PathElement};
+    let path = |name: &str| Path {
+        elements: vec![PathElement::Attribute(name.to_string())],
+    };
+    let condition = match expected {
+        None => Condition::Function(Function::AttributeNotExists(path("k"))),
+        Some(v) => Condition::Compare {
+            op: Comparator::Eq,
+            left: Operand::Path(path("v")),
+            right: Operand::Value(AttributeValue::S(v.to_string())),
+        },
+    };
+    let mut item = key_item(key);
+    item.insert("v".into(), AttributeValue::S(value.to_string()));
+    Command::Write(crate::store::Conditional {
+        write: crate::store::ItemWrite::Put {
+            table: TABLE.into(),
+            item,
+        },
+        condition: Some(condition),
+        old_on_failure: false,
+    })
+}
+
+/// UpdateItem `ADD s :member` on `key`.
+fn add_member(key: &str, member: &str) -> Command {
+    use crate::model::expr::{Path, PathElement, Update};
+    let path = Path {
+        elements: vec![PathElement::Attribute("s".into())],
+    };
+    let value = AttributeValue::Ss(BTreeSet::from([member.to_string()]));
+    Command::Write(crate::store::Conditional {
+        write: crate::store::ItemWrite::Update {
+            table: TABLE.into(),
+            key: key_item(key),
+            update: Update {
+                add: vec![(path, value)],
+                ..Update::default()
+            },
+        },
+        condition: None,
+        old_on_failure: false,
+    })
+}
+
+/// A transaction putting `marker` on every one of `keys`.
+fn transaction(keys: &[String], marker: &str, at: u64) -> Command {
+    Command::Transact(crate::store::Transaction {
+        actions: keys
+            .iter()
+            .map(|k| {
+                let mut item = key_item(k);
+                item.insert("v".into(), AttributeValue::S(marker.to_string()));
+                crate::store::Conditional {
+                    write: crate::store::ItemWrite::Put {
+                        table: TABLE.into(),
+                        item,
+                    },
+                    condition: None,
+                    old_on_failure: false,
+                }
+            })
+            .collect(),
+        token: None,
+        at_ms: at,
+    })
 }
 
 impl Sim {
@@ -289,6 +383,7 @@ impl Sim {
             terms_checked: BTreeMap::new(),
             persisted_at_crash: BTreeMap::new(),
             stall: None,
+            transactions: BTreeMap::new(),
             violations: Vec::new(),
             report: SimReport {
                 seed: opts.seed,
@@ -363,12 +458,14 @@ impl Sim {
         if self.stall.as_ref().is_some_and(|s| s.node == id) {
             // The requests it held die with it: writes of unknown outcome, reads unanswered.
             for (call, request) in self.stall.take().map(|s| s.backlog).unwrap_or_default() {
-                if let Request::Write { key, kind, .. } = request {
-                    self.history.entry(key).or_default().push(Op {
-                        kind,
-                        call,
-                        ret: None,
-                    });
+                if let Request::Write { ops, .. } = request {
+                    for (key, kind) in ops {
+                        self.history.entry(key).or_default().push(Op {
+                            kind,
+                            call,
+                            ret: None,
+                        });
+                    }
                 }
             }
         }
@@ -596,6 +693,10 @@ impl Sim {
                 }
             }
             if self.last_applied.get(&id) != Some(&st.applied_index) {
+                self.check_transactions(id)?;
+                let Some(n) = self.nodes.get(&id).and_then(Option::as_ref) else {
+                    continue;
+                };
                 let digest = n.store.digest()?;
                 self.last_applied.insert(id, st.applied_index);
                 match self.digests.get(&st.applied_index) {
@@ -613,15 +714,50 @@ impl Sim {
         Ok(())
     }
 
+    /// All or nothing at every applied index: wherever one key shows a transaction's marker,
+    /// written at log index V, every other key of that transaction holds a write from index V
+    /// or later (its own marker, or something written after it).
+    fn check_transactions(&mut self, id: NodeId) -> Result<()> {
+        let Some(n) = self.nodes.get(&id).and_then(Option::as_ref) else {
+            return Ok(());
+        };
+        let versions: BTreeMap<String, (Option<String>, u64)> = match n.store.versions(TABLE) {
+            Ok(rows) => rows
+                .into_iter()
+                .filter_map(|(item, version)| match item.get("k") {
+                    Some(AttributeValue::S(k)) => Some((k.clone(), (register(&item), version))),
+                    _ => None,
+                })
+                .collect(),
+            Err(Error::ResourceNotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for (key, (value, version)) in &versions {
+            let Some(keys) = value.as_ref().and_then(|v| self.transactions.get(v)) else {
+                continue;
+            };
+            for other in keys.iter().filter(|k| *k != key) {
+                let theirs = versions.get(other).map(|(_, v)| *v);
+                if theirs.is_none_or(|v| v < *version) {
+                    self.violations.push(format!(
+                        "transaction {} is half applied on node {id}: {key} holds it from index \
+                         {version}, {other} holds {:?} from index {theirs:?} (step {})",
+                        value.as_deref().unwrap_or(""),
+                        versions.get(other).and_then(|(v, _)| v.clone()),
+                        self.step
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn read_value(&self, node: NodeId, key: &str) -> Result<Option<String>> {
         let Some(n) = self.nodes.get(&node).and_then(Option::as_ref) else {
             return Err(Error::internal("node down"));
         };
         match n.store.get_item(TABLE, &key_item(key)) {
-            Ok(item) => Ok(item.and_then(|item| match item.get("v") {
-                Some(AttributeValue::S(v)) => Some(v.clone()),
-                _ => None,
-            })),
+            Ok(item) => Ok(item.and_then(|item| register(&item))),
             // A node that has not yet applied the CreateTable: nothing there yet.
             Err(Error::ResourceNotFound(_)) => Ok(None),
             Err(e) => Err(e),
@@ -631,6 +767,7 @@ impl Sim {
     /// Starts one random client operation.
     fn issue(&mut self) -> Result<()> {
         let key = format!("k{}", self.rng.gen_range(0..KEYS));
+        let set_key = format!("s{}", self.rng.gen_range(0..SET_KEYS));
         let leaders = self.leaders();
         let alive = self.alive();
         let running = self.running();
@@ -642,7 +779,7 @@ impl Sim {
         let id = self.report.ops;
         let roll = self.rng.gen_range(0..100);
         let call = self.stamp();
-        if roll < 45 {
+        if roll < 30 {
             let value = format!("v{id}");
             self.attempted
                 .entry(key.clone())
@@ -654,16 +791,77 @@ impl Sim {
                 table: TABLE.into(),
                 item,
             });
-            let kind = OpKind::Put(value);
-            self.request(to_leader, call, Request::Write { key, kind, cmd })?;
-        } else if roll < 60 {
+            let ops = vec![(key, OpKind::Put(value))];
+            self.request(to_leader, call, Request::Write { ops, cmd })?;
+        } else if roll < 40 && !running.is_empty() {
+            // Read, then compare-and-set from what was read (often stale on a follower, so
+            // both outcomes are common): the optimistic concurrency every ORM does.
+            let node = running[self.rng.gen_range(0..running.len())];
+            let expected = self.read_value(node, &key)?;
+            let value = format!("v{id}");
+            self.attempted
+                .entry(key.clone())
+                .or_default()
+                .insert(value.clone());
+            let cmd = Box::new(compare_and_set(&key, expected.as_deref(), &value));
+            let ops = vec![(
+                key,
+                OpKind::Cas {
+                    expected,
+                    new: value,
+                },
+            )];
+            self.request(to_leader, call, Request::Write { ops, cmd })?;
+        } else if roll < 48 {
+            // Deletes of plain keys, and now and then of a set.
+            let target = if self.rng.gen_bool(0.8) { key } else { set_key };
             let cmd = Box::new(Command::DeleteItem {
                 table: TABLE.into(),
-                key: key_item(&key),
+                key: key_item(&target),
             });
-            let kind = OpKind::Delete;
-            self.request(to_leader, call, Request::Write { key, kind, cmd })?;
+            let ops = vec![(target, OpKind::Delete)];
+            self.request(to_leader, call, Request::Write { ops, cmd })?;
+        } else if roll < 56 {
+            // UpdateItem ADD of one member to a string set.
+            let member = format!("m{id}");
+            self.attempted
+                .entry(set_key.clone())
+                .or_default()
+                .insert(member.clone());
+            let cmd = Box::new(add_member(&set_key, &member));
+            let ops = vec![(set_key, OpKind::AddMember(member))];
+            self.request(to_leader, call, Request::Write { ops, cmd })?;
+        } else if roll < 62 {
+            // A transaction putting one marker on two or three keys, all or nothing.
+            let count = self.rng.gen_range(2..=3);
+            let mut keys: Vec<String> = Vec::new();
+            while keys.len() < count {
+                let k = format!("x{}", self.rng.gen_range(0..TXN_KEYS));
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
+            }
+            let marker = format!("t{id}");
+            for k in &keys {
+                self.attempted
+                    .entry(k.clone())
+                    .or_default()
+                    .insert(marker.clone());
+            }
+            self.transactions.insert(marker.clone(), keys.clone());
+            let cmd = Box::new(transaction(&keys, &marker, self.step));
+            let ops = keys
+                .into_iter()
+                .map(|k| (k, OpKind::Put(marker.clone())))
+                .collect();
+            self.request(to_leader, call, Request::Write { ops, cmd })?;
+            self.report.transactions += 1;
         } else if roll < 80 {
+            let key = match self.rng.gen_range(0..4) {
+                0 => set_key,
+                1 => format!("x{}", self.rng.gen_range(0..TXN_KEYS)),
+                _ => key,
+            };
             self.request(to_leader, call, Request::Read { key })?;
         } else if running.is_empty() {
             // Every live node is stalled: an eventual read would wait for one to wake.
@@ -704,7 +902,7 @@ impl Sim {
             return Ok(());
         }
         match request {
-            Request::Write { key, kind, cmd } => self.propose(node, key, kind, *cmd, call),
+            Request::Write { ops, cmd } => self.propose(node, ops, *cmd, call),
             Request::Read { key } => {
                 let (tx, rx) = oneshot::channel();
                 if let Some(n) = self.node(node) {
@@ -745,10 +943,8 @@ impl Sim {
         Ok(page
             .items
             .iter()
-            .filter_map(|item| match (item.get("k"), item.get("v")) {
-                (Some(AttributeValue::S(k)), Some(AttributeValue::S(v))) => {
-                    Some((k.clone(), v.clone()))
-                }
+            .filter_map(|item| match (item.get("k"), register(item)) {
+                (Some(AttributeValue::S(k)), Some(v)) => Some((k.clone(), v)),
                 _ => None,
             })
             .collect())
@@ -757,8 +953,7 @@ impl Sim {
     fn propose(
         &mut self,
         node: NodeId,
-        key: String,
-        kind: OpKind,
+        ops: Vec<(String, OpKind)>,
         cmd: Command,
         call: u64,
     ) -> Result<()> {
@@ -768,7 +963,7 @@ impl Sim {
             n.raft.propose(bytes, tx);
             self.pending.push(Pending {
                 call,
-                waiting: Waiting::Write { key, kind, rx },
+                waiting: Waiting::Write { ops, rx },
             });
         }
         Ok(())
@@ -780,13 +975,30 @@ impl Sim {
         let mut read_after_write = Vec::new();
         for mut p in std::mem::take(&mut self.pending) {
             match &mut p.waiting {
-                Waiting::Write { key, kind, rx } => {
+                Waiting::Write { ops, rx } => {
                     let ret = match rx.try_recv() {
                         Ok(Ok(Ok(_))) => {
                             self.report.acked_writes += 1;
-                            if !finish && self.rng.gen_bool(READ_AFTER_WRITE) {
-                                read_after_write.push(key.clone());
+                            if let [(_, OpKind::Cas { .. })] = ops.as_slice() {
+                                self.report.cas_succeeded += 1;
                             }
+                            if !finish && self.rng.gen_bool(READ_AFTER_WRITE) {
+                                read_after_write.extend(ops.iter().map(|(k, _)| k.clone()));
+                            }
+                            Some(Some(self.stamp()))
+                        }
+                        // A false condition, checked at apply time: what the client learns is
+                        // an observation of the register, checked like a read.
+                        Ok(Ok(Err(Error::ConditionalCheckFailed { .. })))
+                            if matches!(ops.as_slice(), [(_, OpKind::Cas { .. })]) =>
+                        {
+                            if let [(_, OpKind::Cas { expected, .. })] = ops.as_slice() {
+                                let kind = OpKind::CasFailed {
+                                    expected: expected.clone(),
+                                };
+                                *ops = vec![(ops[0].0.clone(), kind)];
+                            }
+                            self.report.cas_failed += 1;
                             Some(Some(self.stamp()))
                         }
                         Ok(Ok(Err(e))) => {
@@ -796,8 +1008,15 @@ impl Sim {
                         }
                         // Definitely not applied: it must never be seen.
                         Ok(Err(Error::NotApplied(_) | Error::NotLeader { .. })) => {
-                            if let OpKind::Put(v) = kind {
-                                self.refused.insert(v.clone());
+                            for (_, kind) in ops.iter() {
+                                match kind {
+                                    OpKind::Put(v)
+                                    | OpKind::Cas { new: v, .. }
+                                    | OpKind::AddMember(v) => {
+                                        self.refused.insert(v.clone());
+                                    }
+                                    _ => {}
+                                }
                             }
                             None
                         }
@@ -812,11 +1031,13 @@ impl Sim {
                         if ret.is_some() {
                             self.report.completed += 1;
                         }
-                        self.history.entry(key.clone()).or_default().push(Op {
-                            kind: kind.clone(),
-                            call: p.call,
-                            ret,
-                        });
+                        for (key, kind) in ops.iter() {
+                            self.history.entry(key.clone()).or_default().push(Op {
+                                kind: kind.clone(),
+                                call: p.call,
+                                ret,
+                            });
+                        }
                     }
                 }
                 Waiting::Read {
@@ -1126,8 +1347,11 @@ impl Sim {
             self.violations.push("no leader after settling".into());
             return Ok(());
         };
-        for k in 0..KEYS {
-            let key = format!("k{k}");
+        let keys = (0..KEYS)
+            .map(|k| format!("k{k}"))
+            .chain((0..SET_KEYS).map(|k| format!("s{k}")))
+            .chain((0..TXN_KEYS).map(|k| format!("x{k}")));
+        for key in keys {
             let (tx, rx) = oneshot::channel();
             if let Some(n) = self.node(leader) {
                 n.raft.read_index(tx);
@@ -1179,7 +1403,14 @@ impl Sim {
             Err(e) => self.violations.push(e),
         }
         for (key, seen) in &self.eventual_reads {
-            if let Some(v) = seen {
+            let Some(seen) = seen else { continue };
+            // A set's members were each written by some ADD.
+            let parts: Vec<&str> = if key.starts_with('s') {
+                seen.split(',').collect()
+            } else {
+                vec![seen.as_str()]
+            };
+            for v in parts {
                 let written = self.attempted.get(key).is_some_and(|s| s.contains(v));
                 if !written || self.refused.contains(v) {
                     self.violations.push(format!(
@@ -1222,6 +1453,29 @@ fn fnv1a(bytes: &[u8], mut hash: u64) -> u64 {
 }
 
 fn run_inner(opts: &SimOptions) -> Result<SimReport> {
+    // State machine bugs live in the store, which knows nothing of raft's planted bugs.
+    let store_bug = match opts.planted_bug {
+        Some(PlantedBug::PartialTransactions) => {
+            Some(crate::store::apply::PlantedBug::PartialTransactions)
+        }
+        Some(PlantedBug::ConditionsIgnored) => {
+            Some(crate::store::apply::PlantedBug::ConditionsIgnored)
+        }
+        _ => None,
+    };
+    /// Removes the planted bug however the run ends (a panic included).
+    struct Unplant;
+    impl Drop for Unplant {
+        fn drop(&mut self) {
+            crate::store::apply::plant(None);
+        }
+    }
+    crate::store::apply::plant(store_bug);
+    let _unplant = Unplant;
+    run_with(opts)
+}
+
+fn run_with(opts: &SimOptions) -> Result<SimReport> {
     let mut sim = Sim::new(opts)?;
     sim.create_table()?;
     while sim.report.ops < opts.ops {

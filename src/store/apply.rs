@@ -24,6 +24,30 @@ use crate::store::tables::{
 };
 use crate::{Error, Result};
 
+/// Deliberate state machine bugs, planted only by the simulation's tests of itself (see
+/// `raft::node::PlantedBug`), for the running thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// A transaction writes only its first action.
+    PartialTransactions,
+    /// Conditions are not checked.
+    ConditionsIgnored,
+}
+
+thread_local! {
+    static PLANTED: std::cell::Cell<Option<PlantedBug>> = const { std::cell::Cell::new(None) };
+}
+
+/// Plants `bug` in every state machine applying on this thread (`None` removes it). Only the
+/// deterministic simulation, which runs every node on one thread, calls this.
+pub fn plant(bug: Option<PlantedBug>) {
+    PLANTED.with(|p| p.set(bug));
+}
+
+fn planted(bug: PlantedBug) -> bool {
+    PLANTED.with(|p| p.get() == Some(bug))
+}
+
 /// Applies the encoded command committed at `index`.
 ///
 /// # Errors
@@ -183,7 +207,7 @@ fn plan(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Planned> {
     if let Some(condition) = &c.condition {
         let empty = Item::new();
         let current = old.as_ref().map_or(&empty, |(item, _)| item);
-        if !evaluate(condition, current) {
+        if !evaluate(condition, current) && !planted(PlantedBug::ConditionsIgnored) {
             return Err(Error::ConditionalCheckFailed {
                 message: CONDITION_FAILED.into(),
                 item: old
@@ -350,7 +374,12 @@ fn transact(txn: &WriteTransaction, index: u64, t: Transaction) -> Result<Outcom
         });
     }
     let written = planned.iter().filter(|p| !p.check_only).count();
-    for p in planned {
+    let keep = if planted(PlantedBug::PartialTransactions) {
+        1
+    } else {
+        planned.len()
+    };
+    for p in planned.into_iter().take(keep) {
         commit(txn, index, p)?;
     }
     if let (Some(token), Some(fingerprint)) = (&t.token, fingerprint) {

@@ -136,6 +136,29 @@ impl Store {
         get_in(&txn, table, key)
     }
 
+    /// Every item of `table` with its version (the log index of its last write), for the
+    /// simulation's checks of what each replica holds.
+    pub fn versions(&self, table: &str) -> Result<Vec<(Item, u64)>> {
+        let txn = self.read()?;
+        let meta = meta_in(&txn, table)?.ok_or_else(table_not_found)?;
+        let items = match txn.open_table(ITEMS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let prefix = crate::store::tables::table_prefix(meta.id);
+        let mut out = Vec::new();
+        for row in items.range::<&[u8]>(prefix.as_slice()..)? {
+            let (k, v) = row?;
+            if !k.value().starts_with(&prefix) {
+                break;
+            }
+            let bytes = v.value();
+            out.push((StoredItem::item(bytes)?, StoredItem::header(bytes)?.0));
+        }
+        Ok(out)
+    }
+
     /// Several items, all read in one transaction: one consistent snapshot of the state, as
     /// TransactGetItems promises.
     pub fn get_items(&self, keys: &[(String, Item)]) -> Result<Vec<Option<Item>>> {

@@ -62,6 +62,9 @@ pub fn run(args: Args) -> Result<i32> {
         total.stalls += report.stalls;
         total.overwritten_proposals += report.overwritten_proposals;
         total.reads_across_leader_change += report.reads_across_leader_change;
+        total.cas_succeeded += report.cas_succeeded;
+        total.cas_failed += report.cas_failed;
+        total.transactions += report.transactions;
         total.unchecked += report.unchecked;
         if report.unchecked > 0 {
             unchecked_seeds.push(seed);
@@ -98,10 +101,14 @@ pub fn run(args: Args) -> Result<i32> {
     );
     outln!(
         "exercised: {} leader stalls, {} writes refused because another leader took their log index, \
-         {} consistent reads across a leader change",
+         {} consistent reads across a leader change, {} conditional writes ({} refused by their \
+         condition), {} transactions",
         total.stalls,
         total.overwritten_proposals,
         total.reads_across_leader_change,
+        total.cas_succeeded + total.cas_failed,
+        total.cas_failed,
+        total.transactions,
     );
     // Keys whose history was too large to check are neither passed nor failed: say so.
     if total.unchecked > 0 {
