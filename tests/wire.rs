@@ -801,3 +801,62 @@ async fn gzip_crc32_and_cors_as_dynamodb_answers() {
     assert!(resp.headers().get("access-control-allow-origin").is_none());
     tc.cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_scan_segments_cover_the_table_once() {
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    tc.create_table(leader, "Par", ("p", "S"), Some(("n", "N")))
+        .await;
+    for i in 0..40 {
+        let item = json!({"TableName": "Par", "Item": {"p": {"S": format!("part{}", i % 10)}, "n": {"N": i.to_string()}}});
+        let (s, b) = tc.call(leader, "PutItem", item).await;
+        assert_eq!(s, 200, "{b}");
+    }
+    tc.converged().await;
+    let mut seen: std::collections::BTreeMap<String, u32> = Default::default();
+    let mut segment_of_partition: std::collections::BTreeMap<String, u32> = Default::default();
+    for segment in 0..4u32 {
+        let mut start: Option<Value> = None;
+        loop {
+            let mut req =
+                json!({"TableName": "Par", "Segment": segment, "TotalSegments": 4, "Limit": 3});
+            if let Some(k) = &start {
+                req["ExclusiveStartKey"] = k.clone();
+            }
+            let (s, page) = tc.call(tc.other_than(leader), "Scan", req).await;
+            assert_eq!(s, 200, "{page}");
+            for item in page["Items"].as_array().expect("items") {
+                let p = item["p"]["S"].as_str().expect("p").to_string();
+                let n = item["n"]["N"].as_str().expect("n").to_string();
+                *seen.entry(format!("{p}/{n}")).or_default() += 1;
+                let first = *segment_of_partition.entry(p.clone()).or_insert(segment);
+                assert_eq!(first, segment, "partition {p} is in one segment");
+            }
+            match page.get("LastEvaluatedKey") {
+                Some(k) => start = Some(k.clone()),
+                None => break,
+            }
+        }
+    }
+    assert_eq!(seen.len(), 40, "every item, {seen:?}");
+    assert!(seen.values().all(|c| *c == 1), "each once: {seen:?}");
+    for (body, message) in [
+        (
+            json!({"TableName": "Par", "Segment": 0}),
+            "The TotalSegments parameter is required but was not present in the request when Segment parameter is present",
+        ),
+        (
+            json!({"TableName": "Par", "Segment": 4, "TotalSegments": 4}),
+            "The Segment parameter is zero-based and must be less than parameter TotalSegments: Segment: 4 is not less than TotalSegments: 4",
+        ),
+        (
+            json!({"TableName": "Par", "Segment": 0, "TotalSegments": 0}),
+            "1 validation error detected: Value '0' at 'totalSegments' failed to satisfy constraint: Member must have value greater than or equal to 1",
+        ),
+    ] {
+        let (s, b) = tc.call(leader, "Scan", body.clone()).await;
+        assert_eq!((s, b["message"].as_str()), (400, Some(message)), "{body}");
+    }
+    tc.cluster.shutdown().await;
+}

@@ -934,6 +934,7 @@ impl Sim {
             forward: true,
             limit: None,
             start_after: None,
+            segment: None,
         };
         let page = match n.store.read_range(TABLE, &range) {
             Ok(p) => p,

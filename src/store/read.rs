@@ -44,6 +44,20 @@ pub struct Range<'a> {
     pub limit: Option<usize>,
     /// Resume after this key (ExclusiveStartKey).
     pub start_after: Option<&'a PrimaryKey>,
+    /// A parallel Scan's `(Segment, TotalSegments)`: only items whose partition key hashes to
+    /// that segment are evaluated.
+    pub segment: Option<(u32, u32)>,
+}
+
+/// The parallel-scan segment of a partition key value among `total`: a stable hash of its
+/// encoding, so a partition's items all fall in one segment, the same on every replica.
+pub fn segment_of(partition: &AttributeValue, total: u32) -> u32 {
+    let mut bytes = Vec::new();
+    crate::model::key::encode_key_value(partition, &mut bytes);
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    u32::try_from(hash % u64::from(total.max(1))).unwrap_or(0)
 }
 
 fn open_tables(
@@ -206,6 +220,11 @@ impl Store {
             let key = PrimaryKey::decode(&meta.spec.key_schema, &key_bytes[8..])?;
             if let (Some(cond), Some(sk)) = (range.sort, key.sort.as_ref())
                 && !cond.matches(sk)
+            {
+                continue;
+            }
+            if let Some((segment, total)) = range.segment
+                && segment_of(&key.partition, total) != segment
             {
                 continue;
             }

@@ -139,6 +139,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
                     forward,
                     limit,
                     start_after: start.as_ref(),
+                    segment: None,
                 },
             )
         })

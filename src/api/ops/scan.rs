@@ -1,6 +1,5 @@
 //! Scan: the whole table in key order, paginated, with a filter and a projection.
 
-use crate::Result;
 use crate::api::AppState;
 use crate::api::ops::query::{Shape, context, start_key};
 use crate::api::ops::{
@@ -8,12 +7,57 @@ use crate::api::ops::{
 };
 use crate::api::wire::{ReadPageOutput, ScanInput};
 use crate::store::read::Range;
+use crate::{Error, Result};
+
+/// Most segments of one parallel scan (DynamoDB's limit).
+const MAX_SEGMENTS: i64 = 1_000_000;
+
+/// Validates `Segment` and `TotalSegments` (both or neither) as DynamoDB does.
+fn segment(segment: Option<i64>, total: Option<i64>) -> Result<Option<(u32, u32)>> {
+    let (segment, total) = match (segment, total) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(Error::validation(
+                "The TotalSegments parameter is required but was not present in the request when Segment parameter is present",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(Error::validation(
+                "The Segment parameter is required but was not present in the request when parameter TotalSegments is present",
+            ));
+        }
+        (Some(s), Some(t)) => (s, t),
+    };
+    if !(1..=MAX_SEGMENTS).contains(&total) {
+        let bound = if total < 1 {
+            "greater than or equal to 1"
+        } else {
+            "less than or equal to 1000000"
+        };
+        return Err(Error::validation(format!(
+            "1 validation error detected: Value '{total}' at 'totalSegments' failed to satisfy constraint: Member must have value {bound}"
+        )));
+    }
+    if segment < 0 {
+        return Err(Error::validation(format!(
+            "1 validation error detected: Value '{segment}' at 'segment' failed to satisfy constraint: Member must have value greater than or equal to 0"
+        )));
+    }
+    if segment >= total {
+        return Err(Error::validation(format!(
+            "The Segment parameter is zero-based and must be less than parameter TotalSegments: Segment: {segment} is not less than TotalSegments: {total}"
+        )));
+    }
+    // In range of u32: both are below MAX_SEGMENTS.
+    Ok(Some((segment as u32, total as u32)))
+}
 
 /// Runs Scan.
 pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
     let input: ScanInput = req.input().await?;
     let table = table_name(input.table_name.as_ref())?;
     let limit = limit(input.limit)?;
+    let segment = segment(input.segment, input.total_segments)?;
     let names = input.expression_attribute_names.as_ref();
     let values = input.expression_attribute_values.as_ref();
     let shape = if input.filter_expression.is_none() && input.projection_expression.is_none() {
@@ -50,6 +94,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
                     forward: true,
                     limit,
                     start_after: start.as_ref(),
+                    segment,
                 },
             )
         })

@@ -282,12 +282,6 @@ pub struct Unsupported {
     /// IndexName.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index_name: Option<Present>,
-    /// Segment (parallel scan).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub segment: Option<Present>,
-    /// TotalSegments (parallel scan).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub total_segments: Option<Present>,
 }
 
 impl Unsupported {
@@ -303,8 +297,6 @@ impl Unsupported {
             ("QueryFilter", self.query_filter.is_some()),
             ("ScanFilter", self.scan_filter.is_some()),
             ("IndexName", self.index_name.is_some()),
-            ("Segment", self.segment.is_some()),
-            ("TotalSegments", self.total_segments.is_some()),
         ];
         match present.iter().find(|(_, p)| *p) {
             Some((name, _)) => Err(Error::validation(format!(
@@ -727,6 +719,12 @@ pub struct ScanInput {
     /// FilterExpression: applied to each item read, after `Limit`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filter_expression: Option<String>,
+    /// This worker's segment of a parallel scan, from 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment: Option<i64>,
+    /// The number of segments of a parallel scan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_segments: Option<i64>,
 }
 
 /// Query and Scan response.
