@@ -860,3 +860,128 @@ async fn parallel_scan_segments_cover_the_table_once() {
     }
     tc.cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_settings_tags_backups_endpoints_and_limits() {
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    music(&tc, leader).await;
+    let follower = tc.other_than(leader);
+    let arn = "arn:aws:dynamodb:us-east-1:000000000000:table/Music";
+    // UpdateTable: on-demand to provisioned and back, reported by DescribeTable everywhere.
+    let (s, b) = tc
+        .call(
+            follower,
+            "UpdateTable",
+            json!({"TableName": "Music", "BillingMode": "PROVISIONED",
+                   "ProvisionedThroughput": {"ReadCapacityUnits": 5, "WriteCapacityUnits": 7}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        b["TableDescription"]["BillingModeSummary"]["BillingMode"],
+        "PROVISIONED"
+    );
+    assert_eq!(
+        b["TableDescription"]["ProvisionedThroughput"]["WriteCapacityUnits"],
+        7
+    );
+    tc.converged().await;
+    let (_, d) = tc
+        .call(follower, "DescribeTable", json!({"TableName": "Music"}))
+        .await;
+    assert_eq!(
+        d["Table"]["ProvisionedThroughput"]["ReadCapacityUnits"], 5,
+        "{d}"
+    );
+    let (s, b) = tc
+        .call(leader, "UpdateTable", json!({"TableName": "Music"}))
+        .await;
+    assert_eq!(s, 400, "{b}");
+    // Tags.
+    let (s, b) = tc
+        .call(
+            follower,
+            "TagResource",
+            json!({"ResourceArn": arn, "Tags": [{"Key": "team", "Value": "db"}, {"Key": "env", "Value": "dev"}]}),
+        )
+        .await;
+    assert_eq!((s, &b), (200, &json!({})));
+    let (s, b) = tc
+        .call(
+            leader,
+            "UntagResource",
+            json!({"ResourceArn": arn, "TagKeys": ["env"]}),
+        )
+        .await;
+    assert_eq!((s, &b), (200, &json!({})));
+    tc.converged().await;
+    let (_, b) = tc
+        .call(follower, "ListTagsOfResource", json!({"ResourceArn": arn}))
+        .await;
+    assert_eq!(b, json!({"Tags": [{"Key": "team", "Value": "db"}]}));
+    let (s, b) = tc
+        .call(
+            leader,
+            "ListTagsOfResource",
+            json!({"ResourceArn": "arn:aws:dynamodb:us-east-1:000000000000:table/Nope"}),
+        )
+        .await;
+    assert_eq!(
+        (s, b["__type"].as_str()),
+        (
+            400,
+            Some("com.amazonaws.dynamodb.v20120810#ResourceNotFoundException")
+        ),
+        "{b}"
+    );
+    let (s, b) = tc
+        .call(
+            leader,
+            "ListTagsOfResource",
+            json!({"ResourceArn": "not-an-arn"}),
+        )
+        .await;
+    assert_eq!(s, 400, "{b}");
+    // Point-in-time recovery, reported.
+    let (_, b) = tc
+        .call(
+            leader,
+            "DescribeContinuousBackups",
+            json!({"TableName": "Music"}),
+        )
+        .await;
+    assert_eq!(
+        b["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"],
+        "DISABLED"
+    );
+    let (_, b) = tc
+        .call(
+            follower,
+            "UpdateContinuousBackups",
+            json!({"TableName": "Music", "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": true}}),
+        )
+        .await;
+    assert_eq!(
+        b["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"],
+        "ENABLED"
+    );
+    // Account questions.
+    let (_, b) = tc.call(follower, "DescribeEndpoints", json!({})).await;
+    assert_eq!(b["Endpoints"][0]["Address"], tc.addr(follower).as_str());
+    let (_, b) = tc.call(follower, "DescribeLimits", json!({})).await;
+    assert_eq!(b["TableMaxWriteCapacityUnits"], 40000);
+    // A deleted table takes its settings with it; a new one starts bare.
+    let (s, _) = tc
+        .call(leader, "DeleteTable", json!({"TableName": "Music"}))
+        .await;
+    assert_eq!(s, 200);
+    music(&tc, leader).await;
+    let (_, b) = tc
+        .call(leader, "ListTagsOfResource", json!({"ResourceArn": arn}))
+        .await;
+    assert_eq!(b, json!({"Tags": []}));
+    tc.converged().await;
+    tc.assert_identical();
+    tc.cluster.shutdown().await;
+}

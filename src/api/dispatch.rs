@@ -53,6 +53,22 @@ pub enum Op {
     TransactWriteItems,
     /// TransactGetItems.
     TransactGetItems,
+    /// UpdateTable.
+    UpdateTable,
+    /// TagResource.
+    TagResource,
+    /// UntagResource.
+    UntagResource,
+    /// ListTagsOfResource.
+    ListTagsOfResource,
+    /// DescribeContinuousBackups.
+    DescribeContinuousBackups,
+    /// UpdateContinuousBackups.
+    UpdateContinuousBackups,
+    /// DescribeEndpoints.
+    DescribeEndpoints,
+    /// DescribeLimits.
+    DescribeLimits,
     /// Query.
     Query,
     /// Scan.
@@ -75,6 +91,14 @@ impl Op {
             "BatchGetItem" => Op::BatchGetItem,
             "TransactWriteItems" => Op::TransactWriteItems,
             "TransactGetItems" => Op::TransactGetItems,
+            "UpdateTable" => Op::UpdateTable,
+            "TagResource" => Op::TagResource,
+            "UntagResource" => Op::UntagResource,
+            "ListTagsOfResource" => Op::ListTagsOfResource,
+            "DescribeContinuousBackups" => Op::DescribeContinuousBackups,
+            "UpdateContinuousBackups" => Op::UpdateContinuousBackups,
+            "DescribeEndpoints" => Op::DescribeEndpoints,
+            "DescribeLimits" => Op::DescribeLimits,
             "Query" => Op::Query,
             "Scan" => Op::Scan,
             _ => return None,
@@ -92,6 +116,10 @@ impl Op {
                 | Op::UpdateItem
                 | Op::BatchWriteItem
                 | Op::TransactWriteItems
+                | Op::UpdateTable
+                | Op::TagResource
+                | Op::UntagResource
+                | Op::UpdateContinuousBackups
                 // Transactional reads are serializable: the leader answers them.
                 | Op::TransactGetItems
         )

@@ -58,6 +58,16 @@ pub struct TableSpec {
     pub created_at_ms: u64,
 }
 
+/// A table's settings that CreateTable does not set: its tags and whether point-in-time
+/// recovery is on (accepted and reported; kvsim takes no backups yet).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSettings {
+    /// Tags, key to value.
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// `PointInTimeRecoveryEnabled`.
+    pub point_in_time_recovery: bool,
+}
+
 /// A table as stored: its spec plus the log index that created it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableMeta {

@@ -14,13 +14,13 @@ use crate::error::CancellationReason;
 use crate::model::Item;
 use crate::model::expr::eval::evaluate;
 use crate::model::item::{check_item_size, item_size};
-use crate::model::table::{TableDescription, TableMeta, TableSpec, TableStatus};
+use crate::model::table::{TableDescription, TableMeta, TableSettings, TableSpec, TableStatus};
 use crate::store::command::{
-    Command, Conditional, ItemWrite, Outcome, TOKEN_LIFETIME_MS, Transaction,
+    Command, Conditional, ItemWrite, Outcome, TOKEN_LIFETIME_MS, TableChange, Transaction,
 };
 use crate::store::tables::{
-    ITEMS, STATS, StoredItem, TABLES, TOKEN_TIMES, TOKENS, decode_meta, encode_meta, item_key,
-    prefix_end, table_prefix,
+    ITEMS, SETTINGS, STATS, StoredItem, TABLES, TOKEN_TIMES, TOKENS, decode_meta, encode_meta,
+    item_key, prefix_end, table_prefix,
 };
 use crate::{Error, Result};
 
@@ -77,6 +77,7 @@ pub fn apply(txn: &WriteTransaction, index: u64, bytes: &[u8]) -> Result<Result<
         Ok(Command::Write(c)) => conditional(txn, index, c),
         Ok(Command::Batch(writes)) => batch(txn, index, writes),
         Ok(Command::Transact(t)) => transact(txn, index, t),
+        Ok(Command::AlterTable { name, change }) => alter_table(txn, &name, change),
         // Identical bytes on every replica, so this is a deterministic result, not a fault.
         Err(e) => return Ok(Err(e)),
     };
@@ -128,6 +129,7 @@ fn delete_table(txn: &WriteTransaction, name: &str) -> Result<Outcome> {
         .map(|v| v.value())
         .unwrap_or((0, 0));
     txn.open_table(TABLES)?.remove(name)?;
+    txn.open_table(SETTINGS)?.remove(meta.id)?;
     let prefix = table_prefix(meta.id);
     let mut items = txn.open_table(ITEMS)?;
     match prefix_end(&prefix) {
@@ -140,6 +142,46 @@ fn delete_table(txn: &WriteTransaction, name: &str) -> Result<Outcome> {
         item_count,
         size_bytes,
     }))
+}
+
+/// Changes one setting of a table: its billing (kept in its spec) or its tags and
+/// point-in-time recovery (kept in `SETTINGS`).
+fn alter_table(txn: &WriteTransaction, name: &str, change: TableChange) -> Result<Outcome> {
+    let mut meta = load_meta(txn, name)?.ok_or_else(table_not_found)?;
+    if let TableChange::Billing(billing) = change {
+        meta.spec.billing = billing;
+        txn.open_table(TABLES)?
+            .insert(name, encode_meta(&meta)?.as_slice())?;
+        let (item_count, size_bytes) = txn
+            .open_table(STATS)?
+            .get(meta.id)?
+            .map(|v| v.value())
+            .unwrap_or((0, 0));
+        return Ok(Outcome::Table(TableDescription {
+            meta,
+            status: TableStatus::Active,
+            item_count,
+            size_bytes,
+        }));
+    }
+    let mut table = txn.open_table(SETTINGS)?;
+    let mut settings: TableSettings = match table.get(meta.id)? {
+        Some(v) => postcard::from_bytes(v.value())
+            .map_err(|e| Error::internal(format!("undecodable table settings: {e}")))?,
+        None => TableSettings::default(),
+    };
+    match change {
+        TableChange::Tag(tags) => settings.tags.extend(tags),
+        TableChange::Untag(keys) => {
+            for k in keys {
+                settings.tags.remove(&k);
+            }
+        }
+        TableChange::PointInTimeRecovery(on) => settings.point_in_time_recovery = on,
+        TableChange::Billing(_) => {}
+    }
+    table.insert(meta.id, postcard::to_stdvec(&settings)?.as_slice())?;
+    Ok(Outcome::Settings(settings))
 }
 
 fn adjust_stats(

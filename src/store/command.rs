@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Item;
 use crate::model::expr::{Condition, Update};
-use crate::model::table::{TableDescription, TableSpec};
+use crate::model::table::{Billing, TableDescription, TableSettings, TableSpec};
 use crate::{Error, Result};
 
 /// A state machine command.
@@ -42,6 +42,26 @@ pub enum Command {
     Batch(Vec<ItemWrite>),
     /// TransactWriteItems: every action's condition checked, then all written or none.
     Transact(Transaction),
+    /// UpdateTable, TagResource, UntagResource, UpdateContinuousBackups: one table setting.
+    AlterTable {
+        /// Table name.
+        name: String,
+        /// The change.
+        change: TableChange,
+    },
+}
+
+/// A change to a table's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TableChange {
+    /// A new billing mode.
+    Billing(Billing),
+    /// Tags to add or overwrite.
+    Tag(std::collections::BTreeMap<String, String>),
+    /// Tag keys to remove.
+    Untag(Vec<String>),
+    /// Point-in-time recovery on or off.
+    PointInTimeRecovery(bool),
 }
 
 /// A TransactWriteItems as the log carries it.
@@ -146,6 +166,8 @@ pub enum Outcome {
         /// The item as the write left it (for updates; `None` for puts and deletes).
         new: Option<Item>,
     },
+    /// A table's settings after a change.
+    Settings(TableSettings),
     /// A batch was written.
     Batch {
         /// How many writes it made.

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadTransaction, WriteTransaction};
 
-pub use command::{Command, Conditional, ItemWrite, Outcome, Transaction};
+pub use command::{Command, Conditional, ItemWrite, Outcome, TableChange, Transaction};
 pub use read::Page;
 
 use crate::Result;

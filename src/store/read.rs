@@ -9,7 +9,7 @@ use redb::{ReadTransaction, ReadableDatabase, ReadableTableMetadata};
 
 use crate::model::expr::key_condition::SortKeyCondition;
 use crate::model::key::{encode_key_prefix, encode_key_value};
-use crate::model::table::{TableDescription, TableMeta, TableStatus};
+use crate::model::table::{TableDescription, TableMeta, TableSettings, TableStatus};
 use crate::model::{AttributeValue, Item, PrimaryKey};
 use crate::store::Store;
 use crate::store::apply::table_not_found;
@@ -148,6 +148,22 @@ impl Store {
     pub fn get_item(&self, table: &str, key: &Item) -> Result<Option<Item>> {
         let txn = self.read()?;
         get_in(&txn, table, key)
+    }
+
+    /// A table's metadata and settings (tags, point-in-time recovery).
+    pub fn settings(&self, table: &str) -> Result<(TableMeta, TableSettings)> {
+        let txn = self.read()?;
+        let meta = meta_in(&txn, table)?.ok_or_else(table_not_found)?;
+        let settings = match txn.open_table(crate::store::tables::SETTINGS) {
+            Ok(t) => match t.get(meta.id)? {
+                Some(v) => postcard::from_bytes(v.value())
+                    .map_err(|e| Error::internal(format!("undecodable table settings: {e}")))?,
+                None => TableSettings::default(),
+            },
+            Err(redb::TableError::TableDoesNotExist(_)) => TableSettings::default(),
+            Err(e) => return Err(e.into()),
+        };
+        Ok((meta, settings))
     }
 
     /// Every item of `table` with its version (the log index of its last write), for the

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
-use crate::store::tables::{ITEMS, STATS, TABLES, TOKEN_TIMES, TOKENS};
+use crate::store::tables::{ITEMS, SETTINGS, STATS, TABLES, TOKEN_TIMES, TOKENS};
 use crate::{Error, Result};
 
 /// Longest row key a snapshot may hold: an item key is a table name (255 bytes) and a
@@ -24,6 +24,7 @@ const TAG_ITEMS: u8 = 2;
 const TAG_STATS: u8 = 3;
 const TAG_TOKENS: u8 = 4;
 const TAG_TOKEN_TIMES: u8 = 5;
+const TAG_SETTINGS: u8 = 6;
 
 fn write_row(out: &mut dyn Write, tag: u8, key: &[u8], value: &[u8]) -> Result<()> {
     if key.len() > MAX_KEY_BYTES || value.len() > MAX_VALUE_BYTES {
@@ -77,6 +78,9 @@ pub fn export(txn: &ReadTransaction, out: &mut dyn Write) -> Result<()> {
         (k.to_be_bytes().to_vec(), v)
     })?;
     export_table(txn, ITEMS, TAG_ITEMS, out, |k, v| (k.to_vec(), v.to_vec()))?;
+    export_table(txn, SETTINGS, TAG_SETTINGS, out, |k, v| {
+        (k.to_be_bytes().to_vec(), v.to_vec())
+    })?;
     export_table(txn, TOKENS, TAG_TOKENS, out, |k, (at, f)| {
         let mut v = at.to_be_bytes().to_vec();
         v.extend_from_slice(&f.to_be_bytes());
@@ -129,11 +133,13 @@ pub fn restore(txn: &WriteTransaction, input: &mut dyn Read) -> Result<()> {
     txn.delete_table(ITEMS)?;
     txn.delete_table(STATS)?;
     txn.delete_table(TOKENS)?;
+    txn.delete_table(SETTINGS)?;
     txn.delete_table(TOKEN_TIMES)?;
     let mut tables = txn.open_table(TABLES)?;
     let mut items = txn.open_table(ITEMS)?;
     let mut stats = txn.open_table(STATS)?;
     let mut tokens = txn.open_table(TOKENS)?;
+    let mut settings = txn.open_table(SETTINGS)?;
     let mut token_times = txn.open_table(TOKEN_TIMES)?;
     let text = |bytes: &[u8]| {
         std::str::from_utf8(bytes)
@@ -160,6 +166,9 @@ pub fn restore(txn: &WriteTransaction, input: &mut dyn Read) -> Result<()> {
             }
             TAG_STATS => {
                 stats.insert(u64_at(&key, 0)?, (u64_at(&value, 0)?, u64_at(&value, 8)?))?;
+            }
+            TAG_SETTINGS => {
+                settings.insert(u64_at(&key, 0)?, value.as_slice())?;
             }
             TAG_TOKENS => {
                 tokens.insert(

@@ -4,6 +4,7 @@
 //! - `ITEMS`: `table id (u64 BE) ++ PrimaryKey::encode()` -> [`StoredItem`] bytes. Key bytes
 //!   sort as DynamoDB orders keys, so one partition is one contiguous range in sort-key order.
 //! - `STATS`: table id -> `(item count, total item bytes)`.
+//! - `SETTINGS`: table id -> postcard `TableSettings`, for tables that have any.
 //! - `TOKENS`: a transaction's `ClientRequestToken` -> `(at_ms, fingerprint)` of the
 //!   transaction that used it; `TOKEN_TIMES`: `(at_ms, token)` -> `()`, to expire them in order.
 
@@ -19,6 +20,8 @@ pub const TABLES: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_tables
 pub const ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_items");
 /// Table id -> (item count, size in bytes).
 pub const STATS: TableDefinition<u64, (u64, u64)> = TableDefinition::new("sm_stats");
+/// Table id -> postcard-encoded `TableSettings` (tags, point-in-time recovery).
+pub const SETTINGS: TableDefinition<u64, &[u8]> = TableDefinition::new("sm_settings");
 /// ClientRequestToken -> (when it was used, ms; fingerprint of the transaction).
 pub const TOKENS: TableDefinition<&str, (u64, u64)> = TableDefinition::new("sm_tokens");
 /// (when a token was used, ms; the token) -> (), oldest first, for expiry.

@@ -5,7 +5,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::api::AppState;
 use crate::api::ops::{Request, required, table_name};
-use crate::api::wire::{CreateTableInput, CreateTableOutput, TableDescriptionWire};
+use crate::api::wire::{
+    CreateTableInput, CreateTableOutput, ProvisionedThroughput, TableDescriptionWire,
+};
 use crate::model::table::{Billing, TableSpec};
 use crate::model::{KeyAttribute, KeySchema, KeyType};
 use crate::store::{Command, Outcome};
@@ -22,10 +24,14 @@ fn key_type(t: &str, member: &str) -> Result<KeyType> {
     }
 }
 
-fn billing(input: &CreateTableInput) -> Result<Billing> {
-    match input.billing_mode.as_deref() {
+/// The billing a CreateTable or UpdateTable asks for (no `BillingMode` means `PROVISIONED`).
+///
+/// # Errors
+/// DynamoDB's `ValidationException`s for a bad mode or throughput.
+pub fn billing(mode: Option<&str>, pt: Option<&ProvisionedThroughput>) -> Result<Billing> {
+    match mode {
         Some("PAY_PER_REQUEST") => {
-            if input.provisioned_throughput.is_some() {
+            if pt.is_some() {
                 return Err(Error::validation(
                     "One or more parameter values were invalid: Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST",
                 ));
@@ -33,7 +39,6 @@ fn billing(input: &CreateTableInput) -> Result<Billing> {
             Ok(Billing::PayPerRequest)
         }
         None | Some("PROVISIONED") => {
-            let pt = input.provisioned_throughput.as_ref();
             let (Some(read), Some(write)) = (
                 pt.and_then(|p| p.read_capacity_units),
                 pt.and_then(|p| p.write_capacity_units),
@@ -153,7 +158,10 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<CreateTableOutput>
     let input: CreateTableInput = req.input().await?;
     let name = table_name(input.table_name.as_ref())?;
     let (key_schema, attribute_definitions) = schema(&input)?;
-    let billing = billing(&input)?;
+    let billing = billing(
+        input.billing_mode.as_deref(),
+        input.provisioned_throughput.as_ref(),
+    )?;
     if input.global_secondary_indexes.is_some() {
         return Err(Error::validation(
             "kvsim does not support GlobalSecondaryIndexes yet",

@@ -3,9 +3,11 @@
 //! proposes a command (writes) or reads the local store (reads, after a ReadIndex when
 //! `ConsistentRead` is set). The state machine repeats the write checks at apply time.
 
+mod account;
+mod backups;
 mod batch_get_item;
 mod batch_write_item;
-mod create_table;
+pub mod create_table;
 mod delete_item;
 mod delete_table;
 mod describe_table;
@@ -14,9 +16,11 @@ mod list_tables;
 mod put_item;
 pub mod query;
 mod scan;
+mod tags;
 mod transact_get_items;
 mod transact_write_items;
 mod update_item;
+mod update_table;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -93,6 +97,14 @@ pub async fn run(app: &AppState, op: Op, req: &mut Request) -> Result<Vec<u8>> {
         Op::BatchGetItem => encode(batch_get_item::run(app, req).await?),
         Op::TransactWriteItems => encode(transact_write_items::run(app, req).await?),
         Op::TransactGetItems => encode(transact_get_items::run(app, req).await?),
+        Op::UpdateTable => encode(update_table::run(app, req).await?),
+        Op::TagResource => encode(tags::tag(app, req).await?),
+        Op::UntagResource => encode(tags::untag(app, req).await?),
+        Op::ListTagsOfResource => encode(tags::list(app, req).await?),
+        Op::DescribeContinuousBackups => encode(backups::describe(app, req).await?),
+        Op::UpdateContinuousBackups => encode(backups::update(app, req).await?),
+        Op::DescribeEndpoints => encode(account::endpoints(app, req).await?),
+        Op::DescribeLimits => encode(account::limits(req).await?),
         Op::Query => encode(query::run(app, req).await?),
         Op::Scan => encode(scan::run(app, req).await?),
     }

@@ -598,6 +598,149 @@ pub struct CancellationReasonWire {
     pub item: Option<WireItem>,
 }
 
+/// UpdateTable request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateTableInput {
+    /// Table name.
+    pub table_name: Option<String>,
+    /// `PROVISIONED` or `PAY_PER_REQUEST`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub billing_mode: Option<String>,
+    /// Capacity, for provisioned tables.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provisioned_throughput: Option<ProvisionedThroughput>,
+    /// Streams: not supported yet, refused when enabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_specification: Option<StreamSpecification>,
+    /// Index changes: not supported yet, refused when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub global_secondary_index_updates: Option<Present>,
+    /// Deletion protection: not supported yet, refused when enabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion_protection_enabled: Option<bool>,
+}
+
+/// UpdateTable response.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateTableOutput {
+    /// The table as changed.
+    pub table_description: TableDescriptionWire,
+}
+
+/// One tag.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Tag {
+    /// 1 to 128 characters.
+    pub key: Option<String>,
+    /// 0 to 256 characters.
+    pub value: Option<String>,
+}
+
+/// TagResource, UntagResource and ListTagsOfResource requests.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TagsInput {
+    /// The table's ARN.
+    pub resource_arn: Option<String>,
+    /// TagResource: the tags to add.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<WireList<Tag>>,
+    /// UntagResource: the keys to remove.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag_keys: Option<WireList<String>>,
+    /// ListTagsOfResource: where to continue (kvsim answers every tag in one page).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// ListTagsOfResource response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTagsOutput {
+    /// The tags, by key.
+    pub tags: Vec<Tag>,
+}
+
+/// UpdateContinuousBackups' `PointInTimeRecoverySpecification`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PointInTimeRecoverySpecification {
+    /// On or off.
+    pub point_in_time_recovery_enabled: Option<bool>,
+}
+
+/// DescribeContinuousBackups and UpdateContinuousBackups requests.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContinuousBackupsInput {
+    /// Table name.
+    pub table_name: Option<String>,
+    /// UpdateContinuousBackups: the new setting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub point_in_time_recovery_specification: Option<PointInTimeRecoverySpecification>,
+}
+
+/// `PointInTimeRecoveryDescription`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PointInTimeRecoveryDescription {
+    /// `ENABLED` or `DISABLED`.
+    pub point_in_time_recovery_status: String,
+}
+
+/// `ContinuousBackupsDescription`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContinuousBackupsDescription {
+    /// Always `ENABLED`, as on DynamoDB.
+    pub continuous_backups_status: String,
+    /// Point-in-time recovery.
+    pub point_in_time_recovery_description: PointInTimeRecoveryDescription,
+}
+
+/// DescribeContinuousBackups and UpdateContinuousBackups response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContinuousBackupsOutput {
+    /// The description.
+    pub continuous_backups_description: ContinuousBackupsDescription,
+}
+
+/// One endpoint of DescribeEndpoints.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Endpoint {
+    /// Host and port.
+    pub address: String,
+    /// How long a client may cache it.
+    pub cache_period_in_minutes: u64,
+}
+
+/// DescribeEndpoints response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeEndpointsOutput {
+    /// The node answering.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// DescribeLimits response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeLimitsOutput {
+    /// Account-wide read capacity limit.
+    pub account_max_read_capacity_units: u64,
+    /// Account-wide write capacity limit.
+    pub account_max_write_capacity_units: u64,
+    /// Per-table read capacity limit.
+    pub table_max_read_capacity_units: u64,
+    /// Per-table write capacity limit.
+    pub table_max_write_capacity_units: u64,
+}
+
 /// GetItem request.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
