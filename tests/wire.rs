@@ -985,3 +985,158 @@ async fn table_settings_tags_backups_endpoints_and_limits() {
     tc.assert_identical();
     tc.cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_parameters_mean_their_expressions() {
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    tc.create_table(leader, "Old", ("p", "S"), Some(("n", "N")))
+        .await;
+    for n in 1..=6 {
+        let (s, b) = tc
+            .call(
+                leader,
+                "PutItem",
+                json!({"TableName": "Old", "Item": {"p": {"S": "x"}, "n": {"N": n.to_string()},
+                       "tag": {"S": if n % 2 == 0 { "even" } else { "odd" }}, "v": {"N": "1"}}}),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+    }
+    // KeyConditions with BETWEEN, QueryFilter, AttributesToGet.
+    let (s, page) = tc
+        .call(
+            leader,
+            "Query",
+            json!({"TableName": "Old",
+                   "KeyConditions": {"p": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "x"}]},
+                                     "n": {"ComparisonOperator": "BETWEEN", "AttributeValueList": [{"N": "2"}, {"N": "5"}]}},
+                   "QueryFilter": {"tag": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "even"}]}},
+                   "AttributesToGet": ["n"]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(page["Items"], json!([{"n": {"N": "2"}}, {"n": {"N": "4"}}]));
+    assert_eq!(page["ScannedCount"], json!(4));
+    // ScanFilter with OR and IN / BEGINS_WITH.
+    let (s, page) = tc
+        .call(
+            leader,
+            "Scan",
+            json!({"TableName": "Old", "ConditionalOperator": "OR", "Select": "COUNT",
+                   "ScanFilter": {"n": {"ComparisonOperator": "IN", "AttributeValueList": [{"N": "1"}, {"N": "6"}]},
+                                  "tag": {"ComparisonOperator": "BEGINS_WITH", "AttributeValueList": [{"S": "ev"}]}}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(page["Count"], json!(4), "{page}");
+    // Expected: a version check that holds, then one that fails and writes nothing.
+    let key = json!({"p": {"S": "x"}, "n": {"N": "1"}});
+    let (s, b) = tc
+        .call(
+            leader,
+            "UpdateItem",
+            json!({"TableName": "Old", "Key": key,
+                   "Expected": {"v": {"Value": {"N": "1"}}, "gone": {"Exists": false}},
+                   "AttributeUpdates": {"v": {"Action": "ADD", "Value": {"N": "1"}},
+                                        "tag": {"Action": "DELETE"},
+                                        "note": {"Value": {"S": "hi"}}},
+                   "ReturnValues": "ALL_NEW"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        b["Attributes"],
+        json!({"p": {"S": "x"}, "n": {"N": "1"}, "v": {"N": "2"}, "note": {"S": "hi"}})
+    );
+    let (s, b) = tc
+        .call(
+            leader,
+            "PutItem",
+            json!({"TableName": "Old", "Item": {"p": {"S": "x"}, "n": {"N": "1"}},
+                   "Expected": {"v": {"ComparisonOperator": "LT", "AttributeValueList": [{"N": "2"}]}}}),
+        )
+        .await;
+    assert_eq!(s, 400, "{b}");
+    assert!(
+        b["__type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("#ConditionalCheckFailedException")),
+        "{b}"
+    );
+    let (s, b) = tc
+        .call(
+            leader,
+            "DeleteItem",
+            json!({"TableName": "Old", "Key": key, "ConditionalOperator": "OR",
+                   "Expected": {"v": {"Value": {"N": "7"}}, "note": {"Exists": true, "Value": {"S": "hi"}}},
+                   "ReturnValues": "ALL_OLD"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["Attributes"]["v"], json!({"N": "2"}));
+    // GetItem with AttributesToGet.
+    let (s, b) = tc
+        .call(
+            leader,
+            "GetItem",
+            json!({"TableName": "Old", "Key": {"p": {"S": "x"}, "n": {"N": "2"}}, "AttributesToGet": ["tag", "missing"]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["Item"], json!({"tag": {"S": "even"}}));
+    let (s, b) = tc
+        .call(
+            leader,
+            "BatchGetItem",
+            json!({"RequestItems": {"Old": {"Keys": [{"p": {"S": "x"}, "n": {"N": "3"}}], "AttributesToGet": ["n", "tag"]}}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        b["Responses"]["Old"],
+        json!([{"n": {"N": "3"}, "tag": {"S": "odd"}}])
+    );
+    // Mixing the forms, or legacy members with placeholder maps, is refused.
+    let refused: Vec<(&str, Value, &str)> = vec![
+        (
+            "Query",
+            json!({"TableName": "Old", "KeyConditionExpression": "p = :p", "ExpressionAttributeValues": {":p": {"S": "x"}},
+                         "QueryFilter": {"tag": {"ComparisonOperator": "NOT_NULL"}}}),
+            "Can not use both expression and non-expression parameters in the same request: Non-expression parameters: {QueryFilter} Expression parameters: {KeyConditionExpression}",
+        ),
+        (
+            "GetItem",
+            json!({"TableName": "Old", "Key": key, "AttributesToGet": ["a"], "ProjectionExpression": "a"}),
+            "Non-expression parameters: {AttributesToGet} Expression parameters: {ProjectionExpression}",
+        ),
+        (
+            "PutItem",
+            json!({"TableName": "Old", "Item": key, "Expected": {"a": {"Exists": false}},
+                           "ExpressionAttributeNames": {"#a": "a"}}),
+            "ExpressionAttributeNames can only be specified when using expressions",
+        ),
+        (
+            "PutItem",
+            json!({"TableName": "Old", "Item": key, "Expected": {"a": {"Exists": false, "Value": {"S": "v"}}}}),
+            "Value cannot be used when Exists is false for Attribute: a",
+        ),
+        (
+            "Scan",
+            json!({"TableName": "Old", "ScanFilter": {"a": {"ComparisonOperator": "BETWEEN", "AttributeValueList": [{"N": "1"}]}}}),
+            "Invalid number of argument(s) for the BETWEEN ComparisonOperator",
+        ),
+        (
+            "Scan",
+            json!({"TableName": "Old", "ScanFilter": {"a": {"ComparisonOperator": "LIKE", "AttributeValueList": [{"N": "1"}]}}}),
+            "Value 'LIKE' at 'comparisonOperator' failed to satisfy constraint",
+        ),
+    ];
+    for (op, body, fragment) in refused {
+        let (s, b) = tc.call(leader, op, body).await;
+        assert_eq!((s, b["__type"].as_str()), (400, Some(V)), "{op}: {b}");
+        let message = b["message"].as_str().unwrap_or_default();
+        assert!(message.contains(fragment), "{op}: {message}");
+    }
+    tc.cluster.shutdown().await;
+}

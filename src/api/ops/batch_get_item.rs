@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use crate::api::AppState;
+use crate::api::ops::legacy::{self, Expressions, Legacy};
 use crate::api::ops::query::context;
 use crate::api::ops::{Request, required, table_meta, table_name};
 use crate::api::wire::{
@@ -43,25 +44,31 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchGetItemOutput
     let mut consistent = false;
     for (table, request) in &tables {
         let table = table_name(Some(table))?;
-        if request.attributes_to_get.is_some() {
-            return Err(Error::validation(
-                "kvsim does not support AttributesToGet yet; use ProjectionExpression",
-            ));
-        }
+        let e = legacy::resolve(
+            Expressions {
+                projection: request.projection_expression.clone(),
+                names: request.expression_attribute_names.clone(),
+                ..Expressions::default()
+            },
+            Legacy {
+                attributes_to_get: request.attributes_to_get.clone().map(|a| a.0),
+                ..Legacy::default()
+            },
+        )?;
         let keys = &required(request.keys.as_ref(), "keys")?.0;
         if keys.is_empty() {
             return Err(Error::validation(
                 "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Map value must satisfy constraint: [Member must have length greater than or equal to 1]",
             ));
         }
-        let projection = match request.projection_expression.as_deref() {
+        let projection = match e.projection.as_deref() {
             Some(text) => {
-                let mut ctx = context(request.expression_attribute_names.as_ref(), None)?;
+                let mut ctx = context(e.names.as_ref(), None)?;
                 let paths = parse_projection(text, &mut ctx)?;
                 ctx.check_all_used()?;
                 Some(paths)
             }
-            None if request.expression_attribute_names.is_some() => {
+            None if e.names.is_some() => {
                 return Err(Error::validation(
                     "ExpressionAttributeNames can only be specified when using expressions",
                 ));

@@ -2,6 +2,7 @@
 //! `ProjectionExpression` asks.
 
 use crate::api::AppState;
+use crate::api::ops::legacy::{self, Expressions, Legacy};
 use crate::api::ops::query::context;
 use crate::api::ops::{Request, item_member, maybe_consistent, table_name};
 use crate::api::wire::{GetItemInput, GetItemOutput, WireItem};
@@ -14,14 +15,25 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<GetItemOutput> {
     let input: GetItemInput = req.input().await?;
     let table = table_name(input.table_name.as_ref())?;
     let key = item_member(input.key, "key")?;
-    let projection = match input.projection_expression.as_deref() {
+    let e = legacy::resolve(
+        Expressions {
+            projection: input.projection_expression,
+            names: input.expression_attribute_names,
+            ..Expressions::default()
+        },
+        Legacy {
+            attributes_to_get: input.attributes_to_get.map(|a| a.0),
+            ..Legacy::default()
+        },
+    )?;
+    let projection = match e.projection.as_deref() {
         Some(text) => {
-            let mut ctx = context(input.expression_attribute_names.as_ref(), None)?;
+            let mut ctx = context(e.names.as_ref(), None)?;
             let paths = parse_projection(text, &mut ctx)?;
             ctx.check_all_used()?;
             Some(paths)
         }
-        None if input.expression_attribute_names.is_some() => {
+        None if e.names.is_some() => {
             return Err(Error::validation(
                 "ExpressionAttributeNames can only be specified when using expressions",
             ));

@@ -12,6 +12,7 @@ mod delete_item;
 mod delete_table;
 mod describe_table;
 mod get_item;
+mod legacy;
 mod list_tables;
 mod put_item;
 pub mod query;

@@ -2,6 +2,7 @@
 //! pagination and `Select`.
 
 use crate::api::AppState;
+use crate::api::ops::legacy::{self, Expressions, Legacy};
 use crate::api::ops::{Request, count_only, limit, maybe_consistent, table_meta, table_name};
 use crate::api::wire::{QueryInput, ReadPageOutput, WireItem, WireNames};
 use crate::model::expr::eval::{evaluate, project};
@@ -91,21 +92,35 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
     let input: QueryInput = req.input().await?;
     let table = table_name(input.table_name.as_ref())?;
     let limit = limit(input.limit)?;
-    let expression = input.key_condition_expression.as_deref().ok_or_else(|| {
+    let e = legacy::resolve(
+        Expressions {
+            key_condition: input.key_condition_expression,
+            filter: input.filter_expression,
+            projection: input.projection_expression,
+            names: input.expression_attribute_names,
+            values: input.expression_attribute_values,
+            ..Expressions::default()
+        },
+        Legacy {
+            key_conditions: input.key_conditions,
+            filter: input.query_filter.map(|f| ("QueryFilter", f)),
+            conditional_operator: input.conditional_operator,
+            attributes_to_get: input.attributes_to_get.map(|a| a.0),
+            ..Legacy::default()
+        },
+    )?;
+    let expression = e.key_condition.as_deref().ok_or_else(|| {
         Error::validation("Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.")
     })?;
     maybe_consistent(app, input.consistent_read).await?;
     let meta = table_meta(app, &table).await?;
     let schema = &meta.spec.key_schema;
-    let mut ctx = context(
-        input.expression_attribute_names.as_ref(),
-        input.expression_attribute_values.as_ref(),
-    )?;
+    let mut ctx = context(e.names.as_ref(), e.values.as_ref())?;
     let condition = parse_key_condition(expression, &mut ctx, schema)?;
     let shape = Shape::parse(
         &mut ctx,
-        input.filter_expression.as_deref(),
-        input.projection_expression.as_deref(),
+        e.filter.as_deref(),
+        e.projection.as_deref(),
         input.select.as_deref(),
     )?;
     ctx.check_all_used()?;

@@ -1,6 +1,7 @@
 //! Scan: the whole table in key order, paginated, with a filter and a projection.
 
 use crate::api::AppState;
+use crate::api::ops::legacy::{self, Expressions, Legacy};
 use crate::api::ops::query::{Shape, context, start_key};
 use crate::api::ops::{
     Request, limit, maybe_consistent, no_expression_maps, table_meta, table_name,
@@ -58,9 +59,24 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
     let table = table_name(input.table_name.as_ref())?;
     let limit = limit(input.limit)?;
     let segment = segment(input.segment, input.total_segments)?;
-    let names = input.expression_attribute_names.as_ref();
-    let values = input.expression_attribute_values.as_ref();
-    let shape = if input.filter_expression.is_none() && input.projection_expression.is_none() {
+    let e = legacy::resolve(
+        Expressions {
+            filter: input.filter_expression,
+            projection: input.projection_expression,
+            names: input.expression_attribute_names,
+            values: input.expression_attribute_values,
+            ..Expressions::default()
+        },
+        Legacy {
+            filter: input.scan_filter.map(|f| ("ScanFilter", f)),
+            conditional_operator: input.conditional_operator,
+            attributes_to_get: input.attributes_to_get.map(|a| a.0),
+            ..Legacy::default()
+        },
+    )?;
+    let names = e.names.as_ref();
+    let values = e.values.as_ref();
+    let shape = if e.filter.is_none() && e.projection.is_none() {
         no_expression_maps(names, values)?;
         Shape::parse(
             &mut context(None, None)?,
@@ -72,8 +88,8 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
         let mut ctx = context(names, values)?;
         let shape = Shape::parse(
             &mut ctx,
-            input.filter_expression.as_deref(),
-            input.projection_expression.as_deref(),
+            e.filter.as_deref(),
+            e.projection.as_deref(),
             input.select.as_deref(),
         )?;
         ctx.check_all_used()?;

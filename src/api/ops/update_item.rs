@@ -3,6 +3,7 @@
 //! item as it is at that log index, creating the item when it is absent, as DynamoDB does.
 
 use crate::api::AppState;
+use crate::api::ops::legacy::{self, Expressions, Legacy};
 use crate::api::ops::{
     Request, item_member, no_expression_maps, return_old_on_failure, table_meta, table_name,
 };
@@ -47,33 +48,42 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
     let old_on_failure =
         return_old_on_failure(input.return_values_on_condition_check_failure.as_deref())?;
     let key = item_member(input.key, "key")?;
-    if input.attribute_updates.is_some() {
-        return Err(Error::validation(
-            "kvsim does not support AttributeUpdates yet; use UpdateExpression",
-        ));
-    }
-    let names = input.expression_attribute_names.as_ref();
-    let values = input.expression_attribute_values.as_ref();
-    let (update, condition) =
-        if input.update_expression.is_none() && input.condition_expression.is_none() {
-            no_expression_maps(names, values)?;
-            (Update::default(), None)
-        } else {
-            let mut ctx = ExpressionContext::new(names.map(|n| &n.0), values.map(|v| &v.0))?;
-            let update = input
-                .update_expression
-                .as_deref()
-                .map(|text| parse_update(text, &mut ctx))
-                .transpose()?
-                .unwrap_or_default();
-            let condition = input
-                .condition_expression
-                .as_deref()
-                .map(|text| parse_condition("ConditionExpression", text, &mut ctx))
-                .transpose()?;
-            ctx.check_all_used()?;
-            (update, condition)
-        };
+    let e = legacy::resolve(
+        Expressions {
+            update: input.update_expression,
+            condition: input.condition_expression,
+            names: input.expression_attribute_names,
+            values: input.expression_attribute_values,
+            ..Expressions::default()
+        },
+        Legacy {
+            expected: input.expected,
+            conditional_operator: input.conditional_operator,
+            attribute_updates: input.attribute_updates,
+            ..Legacy::default()
+        },
+    )?;
+    let names = e.names.as_ref();
+    let values = e.values.as_ref();
+    let (update, condition) = if e.update.is_none() && e.condition.is_none() {
+        no_expression_maps(names, values)?;
+        (Update::default(), None)
+    } else {
+        let mut ctx = ExpressionContext::new(names.map(|n| &n.0), values.map(|v| &v.0))?;
+        let update = e
+            .update
+            .as_deref()
+            .map(|text| parse_update(text, &mut ctx))
+            .transpose()?
+            .unwrap_or_default();
+        let condition = e
+            .condition
+            .as_deref()
+            .map(|text| parse_condition("ConditionExpression", text, &mut ctx))
+            .transpose()?;
+        ctx.check_all_used()?;
+        (update, condition)
+    };
     let meta = table_meta(app, &table).await?;
     let schema = &meta.spec.key_schema;
     schema.key_from_map(&key)?;

@@ -264,21 +264,6 @@ pub struct ListTablesOutput {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Unsupported {
-    /// Expected (legacy).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expected: Option<Present>,
-    /// AttributesToGet (legacy).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub attributes_to_get: Option<Present>,
-    /// KeyConditions (legacy).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_conditions: Option<Present>,
-    /// QueryFilter / ScanFilter (legacy).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub query_filter: Option<Present>,
-    /// ScanFilter (legacy).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scan_filter: Option<Present>,
     /// IndexName.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index_name: Option<Present>,
@@ -290,14 +275,7 @@ impl Unsupported {
     /// # Errors
     /// `ValidationException` naming the member.
     pub fn check(&self) -> Result<()> {
-        let present = [
-            ("Expected", self.expected.is_some()),
-            ("AttributesToGet", self.attributes_to_get.is_some()),
-            ("KeyConditions", self.key_conditions.is_some()),
-            ("QueryFilter", self.query_filter.is_some()),
-            ("ScanFilter", self.scan_filter.is_some()),
-            ("IndexName", self.index_name.is_some()),
-        ];
+        let present = [("IndexName", self.index_name.is_some())];
         match present.iter().find(|(_, p)| *p) {
             Some((name, _)) => Err(Error::validation(format!(
                 "kvsim does not support {name} yet"
@@ -330,6 +308,12 @@ pub struct PutItemInput {
     /// `NONE` or `ALL_OLD`: a failed condition answers with the item it was checked against.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub return_values_on_condition_check_failure: Option<String>,
+    /// Expected (legacy form of ConditionExpression).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<WireMap<ExpectedValue>>,
+    /// ConditionalOperator (legacy): `AND` (default) or `OR` between the legacy conditions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conditional_operator: Option<String>,
 }
 
 /// PutItem and DeleteItem response.
@@ -367,9 +351,15 @@ pub struct UpdateItemInput {
     /// `NONE` or `ALL_OLD`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub return_values_on_condition_check_failure: Option<String>,
-    /// AttributeUpdates (legacy): not supported yet, refused when present.
+    /// AttributeUpdates (legacy form of UpdateExpression).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub attribute_updates: Option<Present>,
+    pub attribute_updates: Option<WireMap<AttributeUpdate>>,
+    /// Expected (legacy form of ConditionExpression).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<WireMap<ExpectedValue>>,
+    /// ConditionalOperator (legacy): `AND` (default) or `OR` between the legacy conditions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conditional_operator: Option<String>,
 }
 
 /// One request of a BatchWriteItem: exactly one of its members is set.
@@ -437,9 +427,9 @@ pub struct KeysAndAttributes {
     /// Linearizable read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consistent_read: Option<bool>,
-    /// AttributesToGet (legacy): not supported yet, refused when present.
+    /// AttributesToGet (legacy form of ProjectionExpression).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub attributes_to_get: Option<Present>,
+    pub attributes_to_get: Option<WireList<String>>,
 }
 
 /// BatchGetItem request.
@@ -741,6 +731,51 @@ pub struct DescribeLimitsOutput {
     pub table_max_write_capacity_units: u64,
 }
 
+/// One legacy condition: `{"ComparisonOperator": "EQ", "AttributeValueList": [...]}`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LegacyCondition {
+    /// `EQ`, `NE`, `LE`, `LT`, `GE`, `GT`, `NULL`, `NOT_NULL`, `CONTAINS`, `NOT_CONTAINS`,
+    /// `BEGINS_WITH`, `IN` or `BETWEEN`.
+    pub comparison_operator: Option<String>,
+    /// Its operands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribute_value_list: Option<WireList<WireValue>>,
+}
+
+/// One entry of `Expected`: the old `Value`/`Exists` form or a [`LegacyCondition`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ExpectedValue {
+    /// The value the attribute must have.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<WireValue>,
+    /// Whether the attribute must exist.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exists: Option<bool>,
+    /// The condition form's operator.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparison_operator: Option<String>,
+    /// The condition form's operands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribute_value_list: Option<WireList<WireValue>>,
+}
+
+/// One entry of `AttributeUpdates`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AttributeUpdate {
+    /// `PUT` (the default), `DELETE` or `ADD`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<WireValue>,
+}
+
+/// Legacy conditions by attribute name (`KeyConditions`, `QueryFilter`, `ScanFilter`).
+pub type LegacyConditions = WireMap<LegacyCondition>;
+
 /// GetItem request.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -758,6 +793,9 @@ pub struct GetItemInput {
     /// ProjectionExpression: the attributes to return.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub projection_expression: Option<String>,
+    /// AttributesToGet (legacy form of ProjectionExpression).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes_to_get: Option<WireList<String>>,
 }
 
 /// GetItem response.
@@ -792,6 +830,12 @@ pub struct DeleteItemInput {
     /// `NONE` or `ALL_OLD`: a failed condition answers with the item it was checked against.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub return_values_on_condition_check_failure: Option<String>,
+    /// Expected (legacy form of ConditionExpression).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<WireMap<ExpectedValue>>,
+    /// ConditionalOperator (legacy): `AND` (default) or `OR` between the legacy conditions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conditional_operator: Option<String>,
 }
 
 /// Query request.
@@ -830,6 +874,18 @@ pub struct QueryInput {
     /// FilterExpression: applied to each item read, after `Limit`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filter_expression: Option<String>,
+    /// AttributesToGet (legacy form of ProjectionExpression).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes_to_get: Option<WireList<String>>,
+    /// KeyConditions (legacy form of KeyConditionExpression).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_conditions: Option<LegacyConditions>,
+    /// QueryFilter (legacy form of FilterExpression).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_filter: Option<LegacyConditions>,
+    /// ConditionalOperator (legacy): `AND` (default) or `OR` between the filter's conditions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conditional_operator: Option<String>,
 }
 
 /// Scan request.
@@ -868,6 +924,15 @@ pub struct ScanInput {
     /// The number of segments of a parallel scan.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total_segments: Option<i64>,
+    /// AttributesToGet (legacy form of ProjectionExpression).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes_to_get: Option<WireList<String>>,
+    /// ScanFilter (legacy form of FilterExpression).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan_filter: Option<LegacyConditions>,
+    /// ConditionalOperator (legacy): `AND` (default) or `OR` between the filter's conditions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conditional_operator: Option<String>,
 }
 
 /// Query and Scan response.
