@@ -1140,3 +1140,166 @@ async fn legacy_parameters_mean_their_expressions() {
     }
     tc.cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumed_capacity_follows_dynamodbs_rules() {
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    tc.create_table(leader, "Cap", ("p", "S"), Some(("n", "N")))
+        .await;
+    tc.create_table(leader, "Cap2", ("p", "S"), None).await;
+    let cc = |b: &Value| b["ConsumedCapacity"].clone();
+    // A 2.5 KB item: three write units, one read unit (half when eventual).
+    let big = "x".repeat(2500);
+    let item = json!({"p": {"S": "a"}, "n": {"N": "1"}, "pl": {"S": big}});
+    let (s, b) = tc
+        .call(
+            leader,
+            "PutItem",
+            json!({"TableName": "Cap", "Item": item, "ReturnConsumedCapacity": "TOTAL"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(cc(&b), json!({"TableName": "Cap", "CapacityUnits": 3.0}));
+    // Overwriting it with a small item still costs the larger of the two.
+    let (_, b) = tc
+        .call(
+            leader,
+            "PutItem",
+            json!({"TableName": "Cap", "Item": {"p": {"S": "a"}, "n": {"N": "1"}}, "ReturnConsumedCapacity": "INDEXES"}),
+        )
+        .await;
+    assert_eq!(
+        cc(&b),
+        json!({"TableName": "Cap", "CapacityUnits": 3.0, "Table": {"CapacityUnits": 3.0}})
+    );
+    let (_, b) = tc
+        .call(
+            leader,
+            "UpdateItem",
+            json!({"TableName": "Cap", "Key": {"p": {"S": "a"}, "n": {"N": "1"}}, "UpdateExpression": "SET pl = :b",
+                   "ExpressionAttributeValues": {":b": {"S": "x".repeat(5000)}}, "ReturnConsumedCapacity": "TOTAL"}),
+        )
+        .await;
+    assert_eq!(cc(&b)["CapacityUnits"], json!(5.0), "{b}");
+    // Reads: 5 KB is two 4 KB blocks, halved when eventual; a missing item still costs.
+    for (consistent, units) in [(false, 1.0), (true, 2.0)] {
+        let (_, b) = tc
+            .call(
+                leader,
+                "GetItem",
+                json!({"TableName": "Cap", "Key": {"p": {"S": "a"}, "n": {"N": "1"}},
+                       "ConsistentRead": consistent, "ReturnConsumedCapacity": "TOTAL",
+                       "ProjectionExpression": "p"}),
+            )
+            .await;
+        assert_eq!(cc(&b)["CapacityUnits"], json!(units), "{b}");
+    }
+    let (_, b) = tc
+        .call(
+            leader,
+            "GetItem",
+            json!({"TableName": "Cap", "Key": {"p": {"S": "zz"}, "n": {"N": "1"}}, "ReturnConsumedCapacity": "TOTAL"}),
+        )
+        .await;
+    assert_eq!(cc(&b)["CapacityUnits"], json!(0.5), "{b}");
+    // Query rounds the page's total (before the filter): 5 KB + three small items.
+    for n in 2..=4 {
+        tc.call(
+            leader,
+            "PutItem",
+            json!({"TableName": "Cap", "Item": {"p": {"S": "a"}, "n": {"N": n.to_string()}}}),
+        )
+        .await;
+    }
+    let (_, b) = tc
+        .call(
+            leader,
+            "Query",
+            json!({"TableName": "Cap", "KeyConditionExpression": "p = :p", "FilterExpression": "attribute_exists(nothing)",
+                   "ExpressionAttributeValues": {":p": {"S": "a"}}, "ConsistentRead": true, "ReturnConsumedCapacity": "TOTAL"}),
+        )
+        .await;
+    assert_eq!(
+        (b["Count"].as_u64(), b["ScannedCount"].as_u64()),
+        (Some(0), Some(4))
+    );
+    assert_eq!(cc(&b)["CapacityUnits"], json!(2.0), "{b}");
+    let (_, b) = tc
+        .call(
+            leader,
+            "Scan",
+            json!({"TableName": "Cap2", "ReturnConsumedCapacity": "TOTAL"}),
+        )
+        .await;
+    assert_eq!(cc(&b), json!({"TableName": "Cap2", "CapacityUnits": 0.5}));
+    // Batches: each item on its own, summed per table, tables in name order.
+    let (_, b) = tc
+        .call(
+            leader,
+            "BatchWriteItem",
+            json!({"ReturnConsumedCapacity": "TOTAL", "RequestItems": {
+                "Cap2": [{"PutRequest": {"Item": {"p": {"S": "q"}, "pl": {"S": "y".repeat(1500)}}}},
+                         {"PutRequest": {"Item": {"p": {"S": "r"}}}}],
+                "Cap": [{"DeleteRequest": {"Key": {"p": {"S": "a"}, "n": {"N": "2"}}}}]}}),
+        )
+        .await;
+    assert_eq!(
+        cc(&b),
+        json!([{"TableName": "Cap", "CapacityUnits": 1.0}, {"TableName": "Cap2", "CapacityUnits": 3.0}])
+    );
+    let (_, b) = tc
+        .call(
+            leader,
+            "BatchGetItem",
+            json!({"ReturnConsumedCapacity": "TOTAL", "RequestItems": {
+                "Cap2": {"Keys": [{"p": {"S": "q"}}, {"p": {"S": "r"}}, {"p": {"S": "none"}}]},
+                "Cap": {"Keys": [{"p": {"S": "a"}, "n": {"N": "1"}}], "ConsistentRead": true}}}),
+        )
+        .await;
+    assert_eq!(
+        cc(&b),
+        json!([{"TableName": "Cap", "CapacityUnits": 2.0}, {"TableName": "Cap2", "CapacityUnits": 1.5}])
+    );
+    // Transactions cost double; a replay under its token costs the reads.
+    let tx = json!({"ReturnConsumedCapacity": "TOTAL", "ClientRequestToken": "cap-1", "TransactItems": [
+        {"Put": {"TableName": "Cap2", "Item": {"p": {"S": "t"}}}},
+        {"ConditionCheck": {"TableName": "Cap", "Key": {"p": {"S": "a"}, "n": {"N": "1"}}, "ConditionExpression": "attribute_exists(p)"}}]});
+    let (s, b) = tc.call(leader, "TransactWriteItems", tx.clone()).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        cc(&b),
+        json!([{"TableName": "Cap", "CapacityUnits": 10.0}, {"TableName": "Cap2", "CapacityUnits": 2.0}])
+    );
+    let (_, b) = tc.call(leader, "TransactWriteItems", tx).await;
+    assert_eq!(
+        cc(&b),
+        json!([{"TableName": "Cap", "CapacityUnits": 2.0}, {"TableName": "Cap2", "CapacityUnits": 1.0}])
+    );
+    let (_, b) = tc
+        .call(
+            leader,
+            "TransactGetItems",
+            json!({"ReturnConsumedCapacity": "TOTAL", "TransactItems": [{"Get": {"TableName": "Cap2", "Key": {"p": {"S": "t"}}}}]}),
+        )
+        .await;
+    assert_eq!(cc(&b), json!([{"TableName": "Cap2", "CapacityUnits": 2.0}]));
+    // Not asked for: not reported; an unknown value is refused.
+    let (_, b) = tc
+        .call(
+            leader,
+            "GetItem",
+            json!({"TableName": "Cap2", "Key": {"p": {"S": "t"}}}),
+        )
+        .await;
+    assert!(b.get("ConsumedCapacity").is_none(), "{b}");
+    let (s, b) = tc
+        .call(
+            leader,
+            "PutItem",
+            json!({"TableName": "Cap2", "Item": {"p": {"S": "t"}}, "ReturnConsumedCapacity": "ALL"}),
+        )
+        .await;
+    assert_eq!((s, b["__type"].as_str()), (400, Some(V)), "{b}");
+    tc.cluster.shutdown().await;
+}

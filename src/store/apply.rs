@@ -218,6 +218,15 @@ struct Planned {
     check_only: bool,
 }
 
+impl Planned {
+    /// The larger of the item's old and new sizes: what DynamoDB charges a write for.
+    fn charged_size(&self) -> u32 {
+        let old = self.old.as_ref().map_or(0, |(_, size)| *size);
+        let new = self.new.as_ref().map_or(0, |(_, size)| *size);
+        old.max(new)
+    }
+}
+
 /// Checks one item write under its condition and computes what it writes, changing nothing.
 /// The condition is evaluated on the item as it is at this log index, so every replica reaches
 /// the same answer; a false condition is a deterministic `ConditionalCheckFailed` result.
@@ -296,10 +305,12 @@ fn plan(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Planned> {
 
 /// Writes a planned item write, with `index` as the item's version.
 fn commit(txn: &WriteTransaction, index: u64, planned: Planned) -> Result<Outcome> {
+    let size = planned.charged_size();
     if planned.check_only {
         return Ok(Outcome::Item {
             old: planned.old.map(|(item, _)| item),
             new: None,
+            size,
         });
     }
     let mut items = txn.open_table(ITEMS)?;
@@ -326,6 +337,7 @@ fn commit(txn: &WriteTransaction, index: u64, planned: Planned) -> Result<Outcom
             .new
             .filter(|_| planned.return_new)
             .map(|(item, _)| item),
+        size,
     })
 }
 
@@ -353,10 +365,15 @@ fn batch(txn: &WriteTransaction, index: u64, writes: Vec<ItemWrite>) -> Result<O
         })
         .collect::<Result<Vec<_>>>()?;
     let written = planned.len();
+    let sizes = planned.iter().map(Planned::charged_size).collect();
     for p in planned {
         commit(txn, index, p)?;
     }
-    Ok(Outcome::Batch { written })
+    Ok(Outcome::Batch {
+        written,
+        sizes,
+        replayed: false,
+    })
 }
 
 /// Applies a transaction: every action is checked on the state at this log index before any
@@ -373,7 +390,7 @@ fn transact(txn: &WriteTransaction, index: u64, t: Transaction) -> Result<Outcom
                 .get(token.as_str())?
                 .map(|v| v.value());
             match used {
-                Some((_, f)) if f == fingerprint => return Ok(Outcome::Batch { written: 0 }),
+                Some((_, f)) if f == fingerprint => return replayed(txn, index, t.actions),
                 Some(_) => {
                     return Err(Error::IdempotentParameterMismatch(
                         "The request uses the same client token as a previous, but non-identical request."
@@ -416,6 +433,7 @@ fn transact(txn: &WriteTransaction, index: u64, t: Transaction) -> Result<Outcom
         });
     }
     let written = planned.iter().filter(|p| !p.check_only).count();
+    let sizes = planned.iter().map(Planned::charged_size).collect();
     let keep = if planted(PlantedBug::PartialTransactions) {
         1
     } else {
@@ -430,7 +448,29 @@ fn transact(txn: &WriteTransaction, index: u64, t: Transaction) -> Result<Outcom
         txn.open_table(TOKEN_TIMES)?
             .insert((t.at_ms, token.as_str()), ())?;
     }
-    Ok(Outcome::Batch { written })
+    Ok(Outcome::Batch {
+        written,
+        sizes,
+        replayed: false,
+    })
+}
+
+/// The answer to a transaction replayed under its `ClientRequestToken`: nothing is written,
+/// and DynamoDB charges the reads of the items as they are now.
+fn replayed(txn: &WriteTransaction, index: u64, actions: Vec<Conditional>) -> Result<Outcome> {
+    let sizes = actions
+        .into_iter()
+        .map(|mut action| {
+            action.condition = None;
+            // An action that would no longer apply (its table gone) still reads nothing.
+            plan(txn, index, action).map_or(0, |p| p.old.map_or(0, |(_, size)| size))
+        })
+        .collect();
+    Ok(Outcome::Batch {
+        written: 0,
+        sizes,
+        replayed: true,
+    })
 }
 
 /// One failed action's reason, as DynamoDB names it.

@@ -165,6 +165,8 @@ pub enum Outcome {
         old: Option<Item>,
         /// The item as the write left it (for updates; `None` for puts and deletes).
         new: Option<Item>,
+        /// The larger of the old and new item's sizes in bytes, which DynamoDB charges.
+        size: u32,
     },
     /// A table's settings after a change.
     Settings(TableSettings),
@@ -172,5 +174,10 @@ pub enum Outcome {
     Batch {
         /// How many writes it made.
         written: usize,
+        /// For each write or action in order, the larger of its item's old and new sizes in
+        /// bytes (for a replayed transaction, the item's size as it is now).
+        sizes: Vec<u32>,
+        /// A transaction whose `ClientRequestToken` had already applied: nothing was written.
+        replayed: bool,
     },
 }

@@ -30,6 +30,8 @@ pub struct Page {
     pub scanned: usize,
     /// The key of the last item evaluated, when more items may follow.
     pub last_key: Option<PrimaryKey>,
+    /// The items' total size in bytes (what DynamoDB charges a Query or Scan for).
+    pub bytes: u64,
 }
 
 /// Which part of a table to read.
@@ -246,6 +248,7 @@ impl Store {
             }
             let (_, size) = StoredItem::header(v.value())?;
             bytes += size as usize;
+            page.bytes += u64::from(size);
             page.items.push(StoredItem::item(v.value())?);
             page.scanned += 1;
             // As DynamoDB does, a page that reached its Limit names its last key even when no

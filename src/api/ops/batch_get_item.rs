@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use crate::api::AppState;
+use crate::api::ops::capacity::{self, Report, Tally};
 use crate::api::ops::legacy::{self, Expressions, Legacy};
 use crate::api::ops::query::context;
 use crate::api::ops::{Request, required, table_meta, table_name};
@@ -25,6 +26,7 @@ const MAX_ANSWER_BYTES: usize = 16 << 20;
 pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchGetItemOutput> {
     let input: BatchGetItemInput = req.input().await?;
     let tables = required(input.request_items, "requestItems")?.0;
+    let report = Report::parse(input.return_consumed_capacity.as_deref())?;
     if tables.is_empty() {
         return Err(Error::validation(
             "1 validation error detected: Value '{}' at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
@@ -109,15 +111,23 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchGetItemOutput
         .map(|(_, keys, _)| found.by_ref().take(keys.len()).collect())
         .collect();
     let mut out = BatchGetItemOutput::default();
+    let mut tally = Tally::default();
     let mut size = 0;
     for ((table, keys, projection), items) in plan.into_iter().zip(found) {
         let mut answered = Vec::new();
         let mut left = Vec::new();
+        let consistent = tables
+            .get(&table)
+            .and_then(|t| t.consistent_read)
+            .unwrap_or(false);
         for (key, item) in keys.into_iter().zip(items) {
             if size >= MAX_ANSWER_BYTES {
                 left.push(WireItem(key));
                 continue;
             }
+            // Each key is charged as its own GetItem, found or not.
+            let bytes = item.as_ref().map_or(0, |i| item_size(i) as u64);
+            tally.add(&table, capacity::read_units(bytes, consistent));
             if let Some(item) = item {
                 let item = match &projection {
                     Some(paths) => project(&item, paths),
@@ -139,5 +149,6 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchGetItemOutput
             );
         }
     }
+    out.consumed_capacity = report.tables(tally);
     Ok(out)
 }

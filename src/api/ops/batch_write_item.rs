@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use crate::api::AppState;
+use crate::api::ops::capacity::{self, Report, Tally};
 use crate::api::ops::{Request, required, table_meta, table_name};
 use crate::api::wire::{BatchWriteItemInput, BatchWriteItemOutput};
 use crate::model::item::check_item_size;
@@ -19,6 +20,7 @@ pub const MAX_WRITES: usize = 25;
 pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchWriteItemOutput> {
     let input: BatchWriteItemInput = req.input().await?;
     let tables = required(input.request_items, "requestItems")?.0;
+    let report = Report::parse(input.return_consumed_capacity.as_deref())?;
     if tables.is_empty() {
         return Err(Error::validation(
             "1 validation error detected: Value '{}' at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
@@ -73,8 +75,18 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchWriteItemOutp
             writes.push(write);
         }
     }
+    let names: Vec<String> = writes.iter().map(|w| w.table().to_string()).collect();
     match app.node.propose(&Command::Batch(writes)).await? {
-        Outcome::Batch { .. } => Ok(BatchWriteItemOutput::default()),
+        Outcome::Batch { sizes, .. } => {
+            let mut tally = Tally::default();
+            for (table, size) in names.iter().zip(sizes) {
+                tally.add(table, capacity::write_units(size.into()));
+            }
+            Ok(BatchWriteItemOutput {
+                consumed_capacity: report.tables(tally),
+                ..BatchWriteItemOutput::default()
+            })
+        }
         other => Err(Error::internal(format!(
             "BatchWriteItem applied as {other:?}"
         ))),

@@ -2,6 +2,7 @@
 //! state machine checks when the write applies.
 
 use crate::api::AppState;
+use crate::api::ops::capacity::{self, Report};
 use crate::api::ops::legacy::{self, Expressions, Legacy};
 use crate::api::ops::{
     Request, item_member, return_old, return_old_on_failure, table_meta, table_name,
@@ -15,6 +16,7 @@ use crate::{Error, Result};
 pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
     let input: DeleteItemInput = req.input().await?;
     let table = table_name(input.table_name.as_ref())?;
+    let report = Report::parse(input.return_consumed_capacity.as_deref())?;
     let want_old = return_old(input.return_values.as_deref())?;
     let old_on_failure =
         return_old_on_failure(input.return_values_on_condition_check_failure.as_deref())?;
@@ -35,14 +37,16 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
     let condition = write_condition(e.condition.as_deref(), e.names.as_ref(), e.values.as_ref())?;
     let meta = table_meta(app, &table).await?;
     meta.spec.key_schema.key_from_map(&key)?;
+    let name = table.clone();
     let command = Command::Write(Conditional {
         write: ItemWrite::Delete { table, key },
         condition,
         old_on_failure,
     });
     match app.node.propose(&command).await? {
-        Outcome::Item { old, .. } => Ok(WriteItemOutput {
+        Outcome::Item { old, size, .. } => Ok(WriteItemOutput {
             attributes: old.filter(|_| want_old).map(WireItem),
+            consumed_capacity: report.one(&name, capacity::write_units(size.into())),
         }),
         other => Err(Error::internal(format!("DeleteItem applied as {other:?}"))),
     }

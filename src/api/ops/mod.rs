@@ -7,6 +7,7 @@ mod account;
 mod backups;
 mod batch_get_item;
 mod batch_write_item;
+pub mod capacity;
 pub mod create_table;
 mod delete_item;
 mod delete_table;

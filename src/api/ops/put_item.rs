@@ -2,6 +2,7 @@
 //! condition, which the state machine checks when the write applies.
 
 use crate::api::AppState;
+use crate::api::ops::capacity::{self, Report};
 use crate::api::ops::legacy::{self, Expressions, Legacy};
 use crate::api::ops::{
     Request, item_member, return_old, return_old_on_failure, table_meta, table_name,
@@ -16,6 +17,7 @@ use crate::{Error, Result};
 pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
     let input: PutItemInput = req.input().await?;
     let table = table_name(input.table_name.as_ref())?;
+    let report = Report::parse(input.return_consumed_capacity.as_deref())?;
     let want_old = return_old(input.return_values.as_deref())?;
     let old_on_failure =
         return_old_on_failure(input.return_values_on_condition_check_failure.as_deref())?;
@@ -37,14 +39,16 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
     let meta = table_meta(app, &table).await?;
     meta.spec.key_schema.key_of_item(&item)?;
     check_item_size(&item)?;
+    let name = table.clone();
     let command = Command::Write(Conditional {
         write: ItemWrite::Put { table, item },
         condition,
         old_on_failure,
     });
     match app.node.propose(&command).await? {
-        Outcome::Item { old, .. } => Ok(WriteItemOutput {
+        Outcome::Item { old, size, .. } => Ok(WriteItemOutput {
             attributes: old.filter(|_| want_old).map(WireItem),
+            consumed_capacity: report.one(&name, capacity::write_units(size.into())),
         }),
         other => Err(Error::internal(format!("PutItem applied as {other:?}"))),
     }

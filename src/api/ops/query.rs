@@ -2,6 +2,7 @@
 //! pagination and `Select`.
 
 use crate::api::AppState;
+use crate::api::ops::capacity::{self, Report};
 use crate::api::ops::legacy::{self, Expressions, Legacy};
 use crate::api::ops::{Request, count_only, limit, maybe_consistent, table_meta, table_name};
 use crate::api::wire::{QueryInput, ReadPageOutput, WireItem, WireNames};
@@ -63,6 +64,7 @@ impl Shape {
             items.retain(|item| evaluate(filter, item));
         }
         ReadPageOutput {
+            consumed_capacity: None,
             count: items.len(),
             scanned_count: page.scanned,
             last_evaluated_key: page.last_key.map(|k| WireItem(k.to_item(schema))),
@@ -91,6 +93,7 @@ pub fn context<'a>(
 pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
     let input: QueryInput = req.input().await?;
     let table = table_name(input.table_name.as_ref())?;
+    let report = Report::parse(input.return_consumed_capacity.as_deref())?;
     let limit = limit(input.limit)?;
     let e = legacy::resolve(
         Expressions {
@@ -143,6 +146,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
         ));
     }
     let forward = input.scan_index_forward.unwrap_or(true);
+    let name = table.clone();
     let page = app
         .node
         .read(move |store| {
@@ -159,7 +163,11 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
             )
         })
         .await?;
-    Ok(shape.output(schema, page))
+    let units = capacity::read_units(page.bytes, input.consistent_read.unwrap_or(false));
+    Ok(ReadPageOutput {
+        consumed_capacity: report.one(&name, units),
+        ..shape.output(schema, page)
+    })
 }
 
 /// Whether `condition` reads the top-level attribute `name` anywhere.

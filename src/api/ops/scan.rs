@@ -1,6 +1,7 @@
 //! Scan: the whole table in key order, paginated, with a filter and a projection.
 
 use crate::api::AppState;
+use crate::api::ops::capacity::{self, Report};
 use crate::api::ops::legacy::{self, Expressions, Legacy};
 use crate::api::ops::query::{Shape, context, start_key};
 use crate::api::ops::{
@@ -57,6 +58,7 @@ fn segment(segment: Option<i64>, total: Option<i64>) -> Result<Option<(u32, u32)
 pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
     let input: ScanInput = req.input().await?;
     let table = table_name(input.table_name.as_ref())?;
+    let report = Report::parse(input.return_consumed_capacity.as_deref())?;
     let limit = limit(input.limit)?;
     let segment = segment(input.segment, input.total_segments)?;
     let e = legacy::resolve(
@@ -99,6 +101,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
     let meta = table_meta(app, &table).await?;
     let schema = &meta.spec.key_schema;
     let start = start_key(schema, input.exclusive_start_key.as_ref())?;
+    let name = table.clone();
     let page = app
         .node
         .read(move |store| {
@@ -115,5 +118,9 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
             )
         })
         .await?;
-    Ok(shape.output(schema, page))
+    let units = capacity::read_units(page.bytes, input.consistent_read.unwrap_or(false));
+    Ok(ReadPageOutput {
+        consumed_capacity: report.one(&name, units),
+        ..shape.output(schema, page)
+    })
 }

@@ -3,17 +3,20 @@
 //! between two of them.
 
 use crate::api::AppState;
+use crate::api::ops::capacity::{self, Report, Tally};
 use crate::api::ops::query::context;
 use crate::api::ops::{Request, item_member, required, table_meta, table_name};
 use crate::api::wire::{ItemResponse, TransactGetItemsInput, TransactGetItemsOutput, WireItem};
 use crate::model::expr::eval::project;
 use crate::model::expr::parse_projection;
+use crate::model::item::item_size;
 use crate::{Error, Result};
 
 /// Runs TransactGetItems.
 pub async fn run(app: &AppState, req: &mut Request) -> Result<TransactGetItemsOutput> {
     let input: TransactGetItemsInput = req.input().await?;
     let items = required(input.transact_items, "transactItems")?.0;
+    let report = Report::parse(input.return_consumed_capacity.as_deref())?;
     if items.is_empty() || items.len() > 100 {
         return Err(Error::validation(
             "1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length less than or equal to 100, Member must have length greater than or equal to 1",
@@ -40,8 +43,16 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<TransactGetItemsOu
         projections.push(projection);
     }
     app.node.read_index().await?;
+    let tables: Vec<String> = reads.iter().map(|(t, _)| t.clone()).collect();
     let found = app.node.read(move |store| store.get_items(&reads)).await?;
+    // A transactional read costs twice a consistent one.
+    let mut tally = Tally::default();
+    for (table, item) in tables.iter().zip(&found) {
+        let bytes = item.as_ref().map_or(0, |i| item_size(i) as u64);
+        tally.add(table, 2.0 * capacity::read_units(bytes, true));
+    }
     Ok(TransactGetItemsOutput {
+        consumed_capacity: report.tables(tally),
         responses: found
             .into_iter()
             .zip(projections)

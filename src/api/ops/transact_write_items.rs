@@ -9,10 +9,11 @@ use std::collections::BTreeSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::api::AppState;
+use crate::api::ops::capacity::{self, Report, Tally};
 use crate::api::ops::{
     Request, item_member, return_old_on_failure, table_meta, table_name, write_condition,
 };
-use crate::api::wire::{Empty, TransactAction, TransactWriteItemsInput};
+use crate::api::wire::{TransactAction, TransactWriteItemsInput, TransactWriteItemsOutput};
 use crate::model::PrimaryKey;
 use crate::model::expr::{ExpressionContext, PathElement, parse_condition, parse_update};
 use crate::model::item::check_item_size;
@@ -25,9 +26,10 @@ pub const MAX_ACTIONS: usize = 100;
 const MAX_TOKEN_CHARS: usize = 36;
 
 /// Runs TransactWriteItems.
-pub async fn run(app: &AppState, req: &mut Request) -> Result<Empty> {
+pub async fn run(app: &AppState, req: &mut Request) -> Result<TransactWriteItemsOutput> {
     let input: TransactWriteItemsInput = req.input().await?;
     let items = crate::api::ops::required(input.transact_items, "transactItems")?.0;
+    let report = Report::parse(input.return_consumed_capacity.as_deref())?;
     if items.is_empty() || items.len() > MAX_ACTIONS {
         let bound = if items.is_empty() {
             "greater than or equal to 1"
@@ -71,13 +73,33 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<Empty> {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
+    let names: Vec<String> = actions
+        .iter()
+        .map(|a| a.write.table().to_string())
+        .collect();
     let command = Command::Transact(Transaction {
         actions,
         token: input.client_request_token,
         at_ms,
     });
     match app.node.propose(&command).await? {
-        Outcome::Batch { .. } => Ok(Empty {}),
+        Outcome::Batch {
+            sizes, replayed, ..
+        } => {
+            // Each action costs twice a write; a replay costs the consistent reads of its items.
+            let mut tally = Tally::default();
+            for (table, size) in names.iter().zip(sizes) {
+                let units = if replayed {
+                    capacity::read_units(size.into(), true)
+                } else {
+                    2.0 * capacity::write_units(size.into())
+                };
+                tally.add(table, units);
+            }
+            Ok(TransactWriteItemsOutput {
+                consumed_capacity: report.tables(tally),
+            })
+        }
         other => Err(Error::internal(format!(
             "TransactWriteItems applied as {other:?}"
         ))),

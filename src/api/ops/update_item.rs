@@ -3,6 +3,7 @@
 //! item as it is at that log index, creating the item when it is absent, as DynamoDB does.
 
 use crate::api::AppState;
+use crate::api::ops::capacity::{self, Report};
 use crate::api::ops::legacy::{self, Expressions, Legacy};
 use crate::api::ops::{
     Request, item_member, no_expression_maps, return_old_on_failure, table_meta, table_name,
@@ -44,6 +45,7 @@ fn returned(v: Option<&str>) -> Result<Returned> {
 pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
     let input: UpdateItemInput = req.input().await?;
     let table = table_name(input.table_name.as_ref())?;
+    let report = Report::parse(input.return_consumed_capacity.as_deref())?;
     let returned = returned(input.return_values.as_deref())?;
     let old_on_failure =
         return_old_on_failure(input.return_values_on_condition_check_failure.as_deref())?;
@@ -98,13 +100,14 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
     }
     // What UPDATED_OLD / UPDATED_NEW show: the paths the update wrote.
     let targets: Vec<Path> = update.targets().cloned().collect();
+    let name = table.clone();
     let command = Command::Write(Conditional {
         write: ItemWrite::Update { table, key, update },
         condition,
         old_on_failure,
     });
-    let (old, new) = match app.node.propose(&command).await? {
-        Outcome::Item { old, new } => (old, new),
+    let (old, new, size) = match app.node.propose(&command).await? {
+        Outcome::Item { old, new, size } => (old, new, size),
         other => return Err(Error::internal(format!("UpdateItem applied as {other:?}"))),
     };
     let attributes = match returned {
@@ -116,5 +119,6 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
     };
     Ok(WriteItemOutput {
         attributes: attributes.filter(|a| !a.is_empty()).map(WireItem),
+        consumed_capacity: report.one(&name, capacity::write_units(size.into())),
     })
 }

@@ -296,7 +296,7 @@ pub struct PutItemInput {
     /// `NONE` or `ALL_OLD`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub return_values: Option<String>,
-    /// ExpressionAttributeNames (accepted only with expressions, which come later).
+    /// ExpressionAttributeNames.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expression_attribute_names: Option<WireNames>,
     /// ExpressionAttributeValues.
@@ -314,6 +314,9 @@ pub struct PutItemInput {
     /// ConditionalOperator (legacy): `AND` (default) or `OR` between the legacy conditions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conditional_operator: Option<String>,
+    /// `NONE`, `TOTAL` or `INDEXES`: report the capacity units the request used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_consumed_capacity: Option<String>,
 }
 
 /// PutItem and DeleteItem response.
@@ -323,6 +326,9 @@ pub struct WriteItemOutput {
     /// The old item, with `ReturnValues: ALL_OLD`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes: Option<WireItem>,
+    /// The capacity units used, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumed_capacity: Option<ConsumedCapacity>,
 }
 
 /// UpdateItem request.
@@ -360,6 +366,9 @@ pub struct UpdateItemInput {
     /// ConditionalOperator (legacy): `AND` (default) or `OR` between the legacy conditions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conditional_operator: Option<String>,
+    /// `NONE`, `TOTAL` or `INDEXES`: report the capacity units the request used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_consumed_capacity: Option<String>,
 }
 
 /// One request of a BatchWriteItem: exactly one of its members is set.
@@ -396,7 +405,7 @@ pub struct DeleteRequest {
 pub struct BatchWriteItemInput {
     /// Table name to its write requests.
     pub request_items: Option<WireMap<WireList<WriteRequest>>>,
-    /// `NONE`, `TOTAL` or `INDEXES` (accepted; no capacity is reported yet).
+    /// `NONE`, `TOTAL` or `INDEXES`: report the capacity units the request used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub return_consumed_capacity: Option<String>,
     /// `NONE` or `SIZE` (accepted; no metrics are reported yet).
@@ -410,6 +419,9 @@ pub struct BatchWriteItemInput {
 pub struct BatchWriteItemOutput {
     /// Requests not processed, to send again (always empty: kvsim applies a batch whole).
     pub unprocessed_items: WireMap<Vec<WriteRequest>>,
+    /// The capacity units used per table, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumed_capacity: Option<Vec<ConsumedCapacity>>,
 }
 
 /// The keys a BatchGetItem reads from one table, and how.
@@ -438,7 +450,7 @@ pub struct KeysAndAttributes {
 pub struct BatchGetItemInput {
     /// Table name to the keys to read.
     pub request_items: Option<WireMap<KeysAndAttributes>>,
-    /// `NONE`, `TOTAL` or `INDEXES` (accepted; no capacity is reported yet).
+    /// `NONE`, `TOTAL` or `INDEXES`: report the capacity units the request used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub return_consumed_capacity: Option<String>,
 }
@@ -451,6 +463,9 @@ pub struct BatchGetItemOutput {
     pub responses: WireMap<Vec<WireItem>>,
     /// Keys not read because the answer reached 16 MB, to ask for again.
     pub unprocessed_keys: WireMap<KeysAndAttributes>,
+    /// The capacity units used per table, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumed_capacity: Option<Vec<ConsumedCapacity>>,
 }
 
 /// One action of a TransactWriteItems: exactly one member is set. `Put` reads `Item`; the
@@ -510,7 +525,7 @@ pub struct TransactWriteItemsInput {
     /// Makes the call idempotent for 10 minutes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_request_token: Option<String>,
-    /// Accepted; no capacity is reported yet.
+    /// `NONE`, `TOTAL` or `INDEXES`: report the capacity units the request used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub return_consumed_capacity: Option<String>,
     /// Accepted; no metrics are reported yet.
@@ -518,9 +533,18 @@ pub struct TransactWriteItemsInput {
     pub return_item_collection_metrics: Option<String>,
 }
 
-/// An empty answer (TransactWriteItems).
+/// An empty answer.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Empty {}
+
+/// TransactWriteItems response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TransactWriteItemsOutput {
+    /// The capacity units used per table, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumed_capacity: Option<Vec<ConsumedCapacity>>,
+}
 
 /// One read of a TransactGetItems.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -552,7 +576,7 @@ pub struct TransactGet {
 pub struct TransactGetItemsInput {
     /// The reads, 1 to 100.
     pub transact_items: Option<WireList<TransactGetItem>>,
-    /// Accepted; no capacity is reported yet.
+    /// `NONE`, `TOTAL` or `INDEXES`: report the capacity units the request used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub return_consumed_capacity: Option<String>,
 }
@@ -572,6 +596,9 @@ pub struct ItemResponse {
 pub struct TransactGetItemsOutput {
     /// One answer per read, in order.
     pub responses: Vec<ItemResponse>,
+    /// The capacity units used per table, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumed_capacity: Option<Vec<ConsumedCapacity>>,
 }
 
 /// One entry of `CancellationReasons`.
@@ -796,6 +823,9 @@ pub struct GetItemInput {
     /// AttributesToGet (legacy form of ProjectionExpression).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes_to_get: Option<WireList<String>>,
+    /// `NONE`, `TOTAL` or `INDEXES`: report the capacity units the request used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_consumed_capacity: Option<String>,
 }
 
 /// GetItem response.
@@ -805,6 +835,9 @@ pub struct GetItemOutput {
     /// The item, absent when there is none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub item: Option<WireItem>,
+    /// The capacity units used, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumed_capacity: Option<ConsumedCapacity>,
 }
 
 /// DeleteItem request.
@@ -836,6 +869,9 @@ pub struct DeleteItemInput {
     /// ConditionalOperator (legacy): `AND` (default) or `OR` between the legacy conditions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conditional_operator: Option<String>,
+    /// `NONE`, `TOTAL` or `INDEXES`: report the capacity units the request used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_consumed_capacity: Option<String>,
 }
 
 /// Query request.
@@ -886,6 +922,9 @@ pub struct QueryInput {
     /// ConditionalOperator (legacy): `AND` (default) or `OR` between the filter's conditions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conditional_operator: Option<String>,
+    /// `NONE`, `TOTAL` or `INDEXES`: report the capacity units the request used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_consumed_capacity: Option<String>,
 }
 
 /// Scan request.
@@ -933,6 +972,9 @@ pub struct ScanInput {
     /// ConditionalOperator (legacy): `AND` (default) or `OR` between the filter's conditions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conditional_operator: Option<String>,
+    /// `NONE`, `TOTAL` or `INDEXES`: report the capacity units the request used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_consumed_capacity: Option<String>,
 }
 
 /// Query and Scan response.
@@ -949,6 +991,30 @@ pub struct ReadPageOutput {
     /// Present when more items may follow.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_evaluated_key: Option<WireItem>,
+    /// The capacity units used, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumed_capacity: Option<ConsumedCapacity>,
+}
+
+/// `ConsumedCapacity`: the units a request would cost on DynamoDB, when asked for.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConsumedCapacity {
+    /// The table.
+    pub table_name: String,
+    /// Units in all.
+    pub capacity_units: f64,
+    /// The table's share (with `INDEXES`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<Capacity>,
+}
+
+/// One resource's share of a [`ConsumedCapacity`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Capacity {
+    /// Units.
+    pub capacity_units: f64,
 }
 
 /// DynamoDB's error body.
