@@ -21,6 +21,8 @@ uses its own tables, so the tests are independent of each other and of their ord
   items over 400 KB, Query without a partition-key condition, CreateTable without a billing mode.
 * DeleteTable answers DELETING, then every node reports ResourceNotFoundException, and the name
   can be reused for a new, empty table.
+* The AWS CLI (create-table, put-item, get-item, update-item --return-values ALL_NEW,
+  batch-write-item, transact-write-items, query, and its errors) against a follower.
 * UpdateItem (SET, REMOVE, ADD, ReturnValues) and conditional writes through every node,
   ConditionalCheckFailedException with the item, and version-number locking through boto3's
   document API (what ORMs do on save()); batch_writer and batch_get_item.
@@ -1009,6 +1011,90 @@ class ErrorTest(KvsimTestCase):
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
         self.assertClientError("ResourceNotFoundException", self.next_client().describe_table,
                                TableName=f"{self.table}-nobilling")
+
+
+def aws_cli() -> str:
+    """The AWS CLI installed next to this interpreter (the venv's `aws`)."""
+    path = os.path.join(os.path.dirname(sys.executable), "aws")
+    if not os.path.exists(path):
+        raise RuntimeError(f"the AWS CLI is not installed at {path} (tests/wire/requirements.txt)")
+    return path
+
+
+class AwsCliTest(KvsimTestCase):
+    """The AWS CLI (awscli from PyPI) against a follower, asserting on its JSON output."""
+
+    def aws(self, port: int, *args: str, expect_error: str | None = None) -> dict:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "AWS_ACCESS_KEY_ID": "kvsim-test",
+            "AWS_SECRET_ACCESS_KEY": "kvsim-test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            # Ignore whatever configuration the machine has.
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_MAX_ATTEMPTS": "5",
+        }
+        cmd = [aws_cli(), "dynamodb", *args, "--endpoint-url", f"http://{HOST}:{port}",
+               "--output", "json"]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        if expect_error is not None:
+            self.assertNotEqual(proc.returncode, 0, f"{args}: {proc.stdout}")
+            self.assertIn(expect_error, proc.stderr, f"{args}")
+            return {}
+        self.assertEqual(proc.returncode, 0, f"aws {' '.join(args)}: {proc.stderr}")
+        return json.loads(proc.stdout) if proc.stdout.strip() else {}
+
+    def test_the_aws_cli_round_trip(self):
+        port = self.cluster.follower_ports()[0]
+        t = self.table
+        created = self.aws(
+            port, "create-table", "--table-name", t,
+            "--attribute-definitions", "AttributeName=pk,AttributeType=S",
+            "AttributeName=sk,AttributeType=N",
+            "--key-schema", "AttributeName=pk,KeyType=HASH", "AttributeName=sk,KeyType=RANGE",
+            "--billing-mode", "PAY_PER_REQUEST")
+        self.assertEqual(created["TableDescription"]["TableStatus"], "ACTIVE")
+        self.aws(port, "put-item", "--table-name", t, "--item",
+                 json.dumps({"pk": {"S": "u1"}, "sk": {"N": "1"}, "n": {"N": "10"}}))
+        got = self.aws(port, "get-item", "--table-name", t, "--consistent-read", "--key",
+                       json.dumps({"pk": {"S": "u1"}, "sk": {"N": "1"}}))
+        self.assertEqual(got["Item"]["n"], {"N": "10"})
+        updated = self.aws(
+            port, "update-item", "--table-name", t,
+            "--key", json.dumps({"pk": {"S": "u1"}, "sk": {"N": "1"}}),
+            "--update-expression", "SET n = n + :d, tags = :t",
+            "--expression-attribute-values", json.dumps({":d": {"N": "5"}, ":t": {"SS": ["x"]}}),
+            "--return-values", "ALL_NEW")
+        self.assertEqual(updated["Attributes"],
+                         {"pk": {"S": "u1"}, "sk": {"N": "1"}, "n": {"N": "15"},
+                          "tags": {"SS": ["x"]}})
+        written = self.aws(port, "batch-write-item", "--request-items", json.dumps({t: [
+            {"PutRequest": {"Item": {"pk": {"S": "u1"}, "sk": {"N": str(i)}}}}
+            for i in range(2, 6)]}), "--return-consumed-capacity", "TOTAL")
+        self.assertEqual(written["UnprocessedItems"], {})
+        self.assertEqual(written["ConsumedCapacity"], [{"TableName": t, "CapacityUnits": 4.0}])
+        self.aws(port, "transact-write-items", "--transact-items", json.dumps([
+            {"Update": {"TableName": t, "Key": {"pk": {"S": "u1"}, "sk": {"N": "1"}},
+                        "UpdateExpression": "SET n = n - :one",
+                        "ConditionExpression": "n > :zero",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}, ":zero": {"N": "0"}}}},
+            {"Delete": {"TableName": t, "Key": {"pk": {"S": "u1"}, "sk": {"N": "5"}}}}]))
+        page = self.aws(port, "query", "--table-name", t, "--consistent-read",
+                        "--key-condition-expression", "pk = :p AND sk BETWEEN :a AND :b",
+                        "--expression-attribute-values",
+                        json.dumps({":p": {"S": "u1"}, ":a": {"N": "1"}, ":b": {"N": "9"}}),
+                        "--projection-expression", "sk, n")
+        self.assertEqual(page["Count"], 4)
+        self.assertEqual([i["sk"]["N"] for i in page["Items"]], ["1", "2", "3", "4"])
+        self.assertEqual(page["Items"][0]["n"], {"N": "14"})
+        # A failed condition is the CLI's error, naming DynamoDB's exception.
+        self.aws(port, "put-item", "--table-name", t,
+                 "--item", json.dumps({"pk": {"S": "u1"}, "sk": {"N": "1"}}),
+                 "--condition-expression", "attribute_not_exists(pk)",
+                 expect_error="ConditionalCheckFailedException")
+        self.aws(port, "describe-table", "--table-name", f"{t}-missing",
+                 expect_error="ResourceNotFoundException")
 
 
 # ---------------------------------------------------------------------------------------------
