@@ -1,5 +1,5 @@
-//! Any text as a key condition or condition expression: parsing must return an error or an
-//! AST, never panic or overflow the stack.
+//! Any text as a condition, key condition, update (then applied) or projection expression:
+//! parsing must return an error or an AST, never panic or overflow the stack.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -10,7 +10,8 @@
 //! - [`eval`]: a condition evaluated against an item (conditions at apply time, filters);
 //! - [`update`]: `UpdateExpression`, parsed with the same parser's path and operand rules and
 //!   applied to an item;
-//! - [`projection`]: `ProjectionExpression`, a list of paths ([`eval::project`] applies it).
+//! - [`projection`]: `ProjectionExpression`, a list of paths ([`eval::project`] applies it);
+//! - [`print`]: trees back to text with placeholders, the parsers' inverse.
 //!
 //! A hand-written recursive-descent parser rather than a parser library: DynamoDB's error
 //! messages name the offending token and the rule broken ("Syntax error; token: ...",
@@ -26,6 +27,7 @@ pub mod eval;
 pub mod key_condition;
 mod lexer;
 pub mod parser;
+pub mod print;
 pub mod projection;
 pub mod update;
 
@@ -38,8 +40,9 @@ pub use parser::{
 pub use projection::parse_projection;
 pub use update::{SetOperand, SetValue, Update, parse_update};
 
-/// Parses `text` every way a request can ask for, ignoring the outcome: the fuzzing entry
-/// point (`fuzz/`), which must never panic.
+/// Parses `text` every way a request can ask for (condition, key condition, update, applied to
+/// an item, and projection), ignoring the outcome: the fuzzing entry point (`fuzz/`), which must
+/// never panic.
 #[doc(hidden)]
 pub fn fuzz_parse(text: &str) {
     use std::collections::BTreeMap;
@@ -70,5 +73,18 @@ pub fn fuzz_parse(text: &str) {
     }
     if let Ok(mut ctx) = ExpressionContext::new(Some(&names), Some(&values)) {
         let _ = parse_key_condition(text, &mut ctx, &schema);
+    }
+    if let Ok(mut ctx) = ExpressionContext::new(Some(&names), Some(&values)) {
+        // An update that parses must also apply to an item without panicking.
+        if let Ok(update) = parse_update(text, &mut ctx) {
+            let item = crate::model::Item::from([
+                ("a".to_string(), AttributeValue::N(Number::from_i64(1))),
+                ("k".to_string(), AttributeValue::S("x".into())),
+            ]);
+            let _ = update.apply(&item);
+        }
+    }
+    if let Ok(mut ctx) = ExpressionContext::new(Some(&names), None) {
+        let _ = parse_projection(text, &mut ctx);
     }
 }

@@ -1032,6 +1032,12 @@ mod tests {
         "attribute_type",
         "begins_with",
         "contains",
+        "SET ",
+        "REMOVE ",
+        "ADD ",
+        "DELETE ",
+        "if_not_exists",
+        "list_append",
         "name",
         "#",
         ":",
@@ -1047,6 +1053,8 @@ mod tests {
         #[test]
         fn fragments_never_panic(parts in prop::collection::vec(prop::sample::select(FRAGMENTS), 0..48)) {
             let _ = parse(&parts.concat());
+            // Every parser a request can reach, and an update's application to an item.
+            crate::model::expr::fuzz_parse(&parts.concat());
         }
 
         #[test]
