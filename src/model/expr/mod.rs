@@ -11,7 +11,7 @@
 //! - [`update`]: `UpdateExpression`, parsed with the same parser's path and operand rules and
 //!   applied to an item;
 //! - [`projection`]: `ProjectionExpression`, a list of paths ([`eval::project`] applies it);
-//! - [`print`]: trees back to text with placeholders, the parsers' inverse.
+//! - [`print`](mod@print): trees back to text with placeholders, the parsers' inverse.
 //!
 //! A hand-written recursive-descent parser rather than a parser library: DynamoDB's error
 //! messages name the offending token and the rule broken ("Syntax error; token: ...",
