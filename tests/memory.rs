@@ -40,14 +40,14 @@ fn adversaries() -> Vec<(&'static str, &'static str, Vec<u8>, &'static str)> {
     let item = r#"{"TableName":"Mem","Item":{"pk":{"S":"x"},"a":"#;
     vec![
         (
-            "small numbers in a skipped member",
+            "small numbers where attribute names belong",
             "GetItem",
             body(
                 r#"{"TableName":"Mem","Key":{"pk":{"S":"x"}},"AttributesToGet":[0"#,
                 ",0",
                 "]}",
             ),
-            V,
+            SER,
         ),
         (
             "small numbers in an item",

@@ -167,8 +167,47 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], charge: &mut Charge) -> Result<
         None if path == "." => {
             Error::Serialization(format!("Request body is not a valid JSON object: {inner}"))
         }
-        None => Error::Serialization(format!("{path}: {inner}")),
+        None => Error::Serialization(
+            coral_message(&inner.to_string()).unwrap_or_else(|| format!("{path}: {inner}")),
+        ),
     })
+}
+
+/// DynamoDB's (its Java front end's) words for a JSON value of the wrong type, from serde's
+/// `invalid type: <found>, expected <wanted>`; `None` for other errors, which keep serde's
+/// message and the member's path.
+fn coral_message(serde: &str) -> Option<String> {
+    let rest = serde.strip_prefix("invalid type: ")?;
+    let (found, rest) = rest.split_once(", expected ")?;
+    let wanted = rest.split(" at line ").next().unwrap_or(rest);
+    let token = if found.starts_with("integer") {
+        "NUMBER_VALUE"
+    } else if found.starts_with("floating point") {
+        "DECIMAL_VALUE"
+    } else if found.starts_with("string") {
+        "STRING_VALUE"
+    } else if found == "boolean `true`" {
+        "TRUE_VALUE"
+    } else if found == "boolean `false`" {
+        "FALSE_VALUE"
+    } else if found == "map" {
+        return Some("Start of structure or map found where not expected".into());
+    } else if found == "sequence" {
+        return Some(if wanted == "a string" {
+            "Unrecognized collection type class java.lang.String".into()
+        } else {
+            "Start of list found where not expected".into()
+        });
+    } else {
+        return None;
+    };
+    let class = match wanted {
+        "a string" => "String",
+        "a boolean" => return Some("Unexpected token received from parser".into()),
+        "i64" | "u64" | "i32" | "u32" | "usize" => "Long",
+        _ => return None,
+    };
+    Some(format!("{token} cannot be converted to {class}"))
 }
 
 /// Runs `work` (decoding `len` bytes) inline when that is quick, else on a blocking thread:

@@ -47,7 +47,7 @@ pub enum KeyType {
 
 impl KeyType {
     /// Whether `v` is of this type.
-    fn matches(self, v: &AttributeValue) -> bool {
+    pub fn matches(self, v: &AttributeValue) -> bool {
         matches!(
             (self, v),
             (KeyType::S, AttributeValue::S(_))

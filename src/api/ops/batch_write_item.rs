@@ -21,6 +21,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchWriteItemOutp
     let input: BatchWriteItemInput = req.input().await?;
     let tables = required(input.request_items, "requestItems")?.0;
     let report = Report::parse(input.return_consumed_capacity.as_deref())?;
+    crate::api::ops::item_collection_metrics(input.return_item_collection_metrics.as_deref())?;
     if tables.is_empty() {
         return Err(Error::validation(
             "1 validation error detected: Value '{}' at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
@@ -49,6 +50,16 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchWriteItemOutp
             let write = match (request.put_request, request.delete_request) {
                 (Some(put), None) => {
                     let item = required(put.item, "item")?.0;
+                    // Unlike PutItem, BatchWriteItem words a key of the wrong type as a
+                    // mismatch with the schema.
+                    let mistyped = std::iter::once(&schema.partition)
+                        .chain(&schema.sort)
+                        .any(|a| item.get(&a.name).is_some_and(|v| !a.key_type.matches(v)));
+                    if mistyped {
+                        return Err(Error::validation(
+                            "The provided key element does not match the schema",
+                        ));
+                    }
                     let key = schema.key_of_item(&item)?;
                     check_item_size(&item)?;
                     seen_once(&mut seen, &table, key.encode())?;

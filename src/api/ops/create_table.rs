@@ -4,7 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::api::AppState;
-use crate::api::ops::{Request, required, table_name};
+use crate::api::ops::{Request, new_table_name, required};
 use crate::api::wire::{
     CreateTableInput, CreateTableOutput, ProvisionedThroughput, TableDescriptionWire,
 };
@@ -156,7 +156,7 @@ fn schema(input: &CreateTableInput) -> Result<(KeySchema, Vec<KeyAttribute>)> {
 /// Runs CreateTable.
 pub async fn run(app: &AppState, req: &mut Request) -> Result<CreateTableOutput> {
     let input: CreateTableInput = req.input().await?;
-    let name = table_name(input.table_name.as_ref())?;
+    let name = new_table_name(input.table_name.as_ref())?;
     let (key_schema, attribute_definitions) = schema(&input)?;
     let billing = billing(
         input.billing_mode.as_deref(),

@@ -17,6 +17,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
     let input: DeleteItemInput = req.input().await?;
     let table = table_name(input.table_name.as_ref())?;
     let report = Report::parse(input.return_consumed_capacity.as_deref())?;
+    crate::api::ops::item_collection_metrics(input.return_item_collection_metrics.as_deref())?;
     let want_old = return_old(input.return_values.as_deref())?;
     let old_on_failure =
         return_old_on_failure(input.return_values_on_condition_check_failure.as_deref())?;

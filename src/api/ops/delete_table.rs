@@ -1,7 +1,7 @@
 //! DeleteTable: proposes the deletion; answers the description with status `DELETING`.
 
 use crate::api::AppState;
-use crate::api::ops::{Request, table_name};
+use crate::api::ops::{Request, existing_table_name};
 use crate::api::wire::{DeleteTableOutput, TableDescriptionWire, TableNameInput};
 use crate::store::{Command, Outcome};
 use crate::{Error, Result};
@@ -9,7 +9,7 @@ use crate::{Error, Result};
 /// Runs DeleteTable.
 pub async fn run(app: &AppState, req: &mut Request) -> Result<DeleteTableOutput> {
     let input: TableNameInput = req.input().await?;
-    let name = table_name(input.table_name.as_ref())?;
+    let name = existing_table_name(input.table_name.as_ref())?;
     // Fail fast with DescribeTable's wording; apply checks again.
     let checked = name.clone();
     app.node.read(move |store| store.describe(&checked)).await?;

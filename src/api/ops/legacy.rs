@@ -325,6 +325,11 @@ pub fn resolve(e: Expressions, l: Legacy) -> Result<Expressions> {
         .transpose()?;
     let condition = l.expected.map(|x| b.expected(x, op)).transpose()?;
     let filter = l.filter.map(|(_, c)| b.conditions(c, op)).transpose()?;
+    if l.attributes_to_get.as_ref().is_some_and(Vec::is_empty) {
+        return Err(Error::validation(
+            "1 validation error detected: Value '[]' at 'attributesToGet' failed to satisfy constraint: Member must have length greater than or equal to 1",
+        ));
+    }
     let projection = l.attributes_to_get.map(|names| b.attributes_to_get(names));
     let update = l
         .attribute_updates

@@ -128,27 +128,81 @@ pub fn required<T>(v: Option<T>, member: &str) -> Result<T> {
     v.ok_or_else(|| null_member(member))
 }
 
-/// A required, well-formed table name.
+/// The constraint message DynamoDB gives for a table name, in its request-validation envelope.
+fn bad_table_name(name: &str, constraints: &[&str]) -> Error {
+    let errors: Vec<String> = constraints
+        .iter()
+        .map(|c| format!("Value '{name}' at 'tableName' failed to satisfy constraint: {c}"))
+        .collect();
+    let count = match errors.len() {
+        1 => "1 validation error".to_string(),
+        n => format!("{n} validation errors"),
+    };
+    Error::validation(format!("{count} detected: {}", errors.join("; ")))
+}
+
+const TABLE_NAME_PATTERN: &str = "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+";
+
+fn table_name_pattern_ok(name: &str) -> bool {
+    name.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// DynamoDB's message for a control-plane request without `TableName`.
+const TABLE_NAME_REQUIRED: &str =
+    "The parameter 'TableName' is required but was not present in the request";
+
+/// CreateTable's table name: required, 3 to 255 characters of `[a-zA-Z0-9_.-]`, with the
+/// pattern and length errors reported together as DynamoDB does.
+pub fn new_table_name(name: Option<&String>) -> Result<String> {
+    let name = name.ok_or_else(|| Error::validation(TABLE_NAME_REQUIRED))?;
+    let mut broken = Vec::new();
+    if name.is_empty() || !table_name_pattern_ok(name) {
+        broken.push(TABLE_NAME_PATTERN);
+    }
+    if name.len() < 3 {
+        broken.push("Member must have length greater than or equal to 3");
+    }
+    if name.len() > 255 {
+        broken.push("Member must have length less than or equal to 255");
+    }
+    if broken.is_empty() {
+        Ok(name.clone())
+    } else {
+        Err(bad_table_name(name, &broken))
+    }
+}
+
+/// DescribeTable's and DeleteTable's table name, with those operations' own messages.
+pub fn existing_table_name(name: Option<&String>) -> Result<String> {
+    let name = name.ok_or_else(|| Error::validation(TABLE_NAME_REQUIRED))?;
+    if name.len() < 3 || name.len() > 255 {
+        return Err(Error::validation(
+            "TableName must be at least 3 characters long and at most 255 characters long",
+        ));
+    }
+    if !table_name_pattern_ok(name) {
+        return Err(bad_table_name(name, &[TABLE_NAME_PATTERN]));
+    }
+    Ok(name.clone())
+}
+
+/// A required, well-formed table name (the item operations' rules: an empty name breaks the
+/// minimum length of 1, a short one the minimum of 3).
 pub fn table_name(name: Option<&String>) -> Result<String> {
     let name = required(name, "tableName")?;
-    let bad = |constraint: &str| {
-        Error::validation(format!(
-            "1 validation error detected: Value '{name}' at 'tableName' failed to satisfy constraint: {constraint}"
-        ))
-    };
+    let bad = |constraint: &str| bad_table_name(name, &[constraint]);
+    if name.is_empty() {
+        return Err(bad("Member must have length greater than or equal to 1"));
+    }
     if name.len() < 3 {
         return Err(bad("Member must have length greater than or equal to 3"));
     }
     if name.len() > 255 {
         return Err(bad("Member must have length less than or equal to 255"));
     }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-    {
-        return Err(bad(
-            "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
-        ));
+    if !table_name_pattern_ok(name) {
+        return Err(bad(TABLE_NAME_PATTERN));
     }
     Ok(name.clone())
 }
@@ -167,13 +221,28 @@ pub fn item_member(item: Option<WireItem>, member: &str) -> Result<Item> {
     required(item, member).map(|w| w.0)
 }
 
-/// Validates `Limit` (at least 1).
-pub fn limit(limit: Option<i64>) -> Result<Option<usize>> {
+/// Validates `Limit` (at least 1). DynamoDB words the error differently for Query (no value,
+/// `Limit` capitalised) than for Scan and ListTables.
+pub fn limit(limit: Option<i64>, op: &str) -> Result<Option<usize>> {
     match limit {
         None => Ok(None),
         Some(n) if n >= 1 => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+        Some(_) if op == "Query" => Err(Error::validation(
+            "1 validation error detected: Value at 'Limit' failed to satisfy constraint: Member must have value greater than or equal to 1",
+        )),
         Some(n) => Err(Error::validation(format!(
             "1 validation error detected: Value '{n}' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1"
+        ))),
+    }
+}
+
+/// Validates `ReturnItemCollectionMetrics` (kvsim has no local secondary indexes, so there
+/// are never metrics to return).
+pub fn item_collection_metrics(v: Option<&str>) -> Result<()> {
+    match v {
+        None | Some("NONE" | "SIZE") => Ok(()),
+        Some(other) => Err(Error::validation(format!(
+            "1 validation error detected: Value '{other}' at 'returnItemCollectionMetrics' failed to satisfy constraint: Member must satisfy enum value set: [SIZE, NONE]"
         ))),
     }
 }
@@ -183,11 +252,9 @@ pub fn return_old(v: Option<&str>) -> Result<bool> {
     match v {
         None | Some("NONE") => Ok(false),
         Some("ALL_OLD") => Ok(true),
-        Some(other @ ("UPDATED_OLD" | "ALL_NEW" | "UPDATED_NEW")) => {
-            Err(Error::validation(format!(
-                "Return values set to invalid value: {other} is only valid for UpdateItem; use NONE or ALL_OLD"
-            )))
-        }
+        Some("UPDATED_OLD" | "ALL_NEW" | "UPDATED_NEW") => Err(Error::validation(
+            "ReturnValues can only be ALL_OLD or NONE",
+        )),
         Some(other) => Err(Error::validation(format!(
             "1 validation error detected: Value '{other}' at 'returnValues' failed to satisfy constraint: Member must satisfy enum value set: [ALL_NEW, UPDATED_OLD, ALL_OLD, NONE, UPDATED_NEW]"
         ))),
@@ -226,8 +293,9 @@ pub fn write_condition(
 }
 
 /// `Select`: true when only a count is wanted. `SPECIFIC_ATTRIBUTES` goes with a
-/// `ProjectionExpression` (`projected`), `ALL_ATTRIBUTES` without one.
-pub fn count_only(select: Option<&str>, projected: bool) -> Result<bool> {
+/// `ProjectionExpression` (`projected`), `ALL_ATTRIBUTES` and `COUNT` without one. `op` is
+/// `Query` or `Scan`, which DynamoDB words some of these errors differently for.
+pub fn count_only(select: Option<&str>, projected: bool, op: &str) -> Result<bool> {
     match select {
         None => Ok(false),
         Some("ALL_ATTRIBUTES") if projected => Err(Error::validation(
@@ -235,8 +303,17 @@ pub fn count_only(select: Option<&str>, projected: bool) -> Result<bool> {
         )),
         Some("ALL_ATTRIBUTES") => Ok(false),
         Some("SPECIFIC_ATTRIBUTES") if projected => Ok(false),
+        Some("SPECIFIC_ATTRIBUTES") if op == "Query" => Err(Error::validation(
+            "1 validation error detected: Must specify the AttributesToGet or ProjectionExpression when choosing to get SPECIFIC_ATTRIBUTES",
+        )),
         Some("SPECIFIC_ATTRIBUTES") => Err(Error::validation(
-            "Must specify the ProjectionExpression when choosing to get SPECIFIC_ATTRIBUTES",
+            "Must specify the AttributesToGet or ProjectionExpression when choosing to get SPECIFIC_ATTRIBUTES",
+        )),
+        Some("COUNT") if projected && op == "Query" => Err(Error::validation(
+            "Cannot specify the ProjectionExpression when choosing to get only the Count",
+        )),
+        Some("COUNT") if projected => Err(Error::validation(
+            "Cannot specify the ProjectionExpression when choosing to get COUNT",
         )),
         Some("COUNT") => Ok(true),
         Some("ALL_PROJECTED_ATTRIBUTES") => Err(Error::validation(

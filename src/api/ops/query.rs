@@ -40,6 +40,7 @@ impl Shape {
     /// # Errors
     /// DynamoDB's `ValidationException`s.
     pub fn parse(
+        op: &str,
         ctx: &mut ExpressionContext,
         filter: Option<&str>,
         projection: Option<&str>,
@@ -52,7 +53,7 @@ impl Shape {
             projection: projection
                 .map(|text| parse_projection(text, ctx))
                 .transpose()?,
-            count_only: count_only(select, projection.is_some())?,
+            count_only: count_only(select, projection.is_some(), op)?,
         })
     }
 
@@ -94,7 +95,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
     let input: QueryInput = req.input().await?;
     let table = table_name(input.table_name.as_ref())?;
     let report = Report::parse(input.return_consumed_capacity.as_deref())?;
-    let limit = limit(input.limit)?;
+    let limit = limit(input.limit, "Query")?;
     let e = legacy::resolve(
         Expressions {
             key_condition: input.key_condition_expression,
@@ -121,6 +122,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
     let mut ctx = context(e.names.as_ref(), e.values.as_ref())?;
     let condition = parse_key_condition(expression, &mut ctx, schema)?;
     let shape = Shape::parse(
+        "Query",
         &mut ctx,
         e.filter.as_deref(),
         e.projection.as_deref(),
@@ -137,13 +139,19 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
         }
     }
     let start = start_key(schema, input.exclusive_start_key.as_ref())?;
-    if start
-        .as_ref()
-        .is_some_and(|s| s.partition != condition.partition)
-    {
-        return Err(Error::validation(
-            "The provided starting key does not match the range key predicate",
-        ));
+    if let Some(start) = &start {
+        if start.partition != condition.partition {
+            return Err(Error::validation(
+                "The provided starting key is outside query boundaries based on provided conditions",
+            ));
+        }
+        if let (Some(range), Some(sort)) = (&condition.sort, &start.sort)
+            && !range.matches(sort)
+        {
+            return Err(Error::validation(
+                "The provided starting key does not match the range key predicate",
+            ));
+        }
     }
     let forward = input.scan_index_forward.unwrap_or(true);
     let name = table.clone();

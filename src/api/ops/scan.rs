@@ -59,7 +59,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
     let input: ScanInput = req.input().await?;
     let table = table_name(input.table_name.as_ref())?;
     let report = Report::parse(input.return_consumed_capacity.as_deref())?;
-    let limit = limit(input.limit)?;
+    let limit = limit(input.limit, "Scan")?;
     let segment = segment(input.segment, input.total_segments)?;
     let e = legacy::resolve(
         Expressions {
@@ -81,6 +81,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
     let shape = if e.filter.is_none() && e.projection.is_none() {
         no_expression_maps(names, values)?;
         Shape::parse(
+            "Scan",
             &mut context(None, None)?,
             None,
             None,
@@ -89,6 +90,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
     } else {
         let mut ctx = context(names, values)?;
         let shape = Shape::parse(
+            "Scan",
             &mut ctx,
             e.filter.as_deref(),
             e.projection.as_deref(),

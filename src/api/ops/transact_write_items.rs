@@ -30,15 +30,13 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<TransactWriteItems
     let input: TransactWriteItemsInput = req.input().await?;
     let items = crate::api::ops::required(input.transact_items, "transactItems")?.0;
     let report = Report::parse(input.return_consumed_capacity.as_deref())?;
+    crate::api::ops::item_collection_metrics(input.return_item_collection_metrics.as_deref())?;
     if items.is_empty() || items.len() > MAX_ACTIONS {
-        let bound = if items.is_empty() {
-            "greater than or equal to 1"
+        return Err(Error::validation(if items.is_empty() {
+            "1 validation error detected: Value '[]' at 'transactItems' failed to satisfy constraint: Member must have length greater than or equal to 1".to_string()
         } else {
-            "less than or equal to 100"
-        };
-        return Err(Error::validation(format!(
-            "1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length {bound}"
-        )));
+            "1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length less than or equal to 100".to_string()
+        }));
     }
     if let Some(token) = &input.client_request_token
         && (token.is_empty() || token.chars().count() > MAX_TOKEN_CHARS)

@@ -317,6 +317,9 @@ pub struct PutItemInput {
     /// `NONE`, `TOTAL` or `INDEXES`: report the capacity units the request used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub return_consumed_capacity: Option<String>,
+    /// `NONE` or `SIZE` (kvsim has no local secondary indexes, so no metrics are returned).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_item_collection_metrics: Option<String>,
 }
 
 /// PutItem and DeleteItem response.
@@ -369,6 +372,9 @@ pub struct UpdateItemInput {
     /// `NONE`, `TOTAL` or `INDEXES`: report the capacity units the request used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub return_consumed_capacity: Option<String>,
+    /// `NONE` or `SIZE` (kvsim has no local secondary indexes, so no metrics are returned).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_item_collection_metrics: Option<String>,
 }
 
 /// One request of a BatchWriteItem: exactly one of its members is set.
@@ -408,7 +414,7 @@ pub struct BatchWriteItemInput {
     /// `NONE`, `TOTAL` or `INDEXES`: report the capacity units the request used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub return_consumed_capacity: Option<String>,
-    /// `NONE` or `SIZE` (accepted; no metrics are reported yet).
+    /// `NONE` or `SIZE` (kvsim has no local secondary indexes, so no metrics are returned).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub return_item_collection_metrics: Option<String>,
 }
@@ -528,7 +534,7 @@ pub struct TransactWriteItemsInput {
     /// `NONE`, `TOTAL` or `INDEXES`: report the capacity units the request used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub return_consumed_capacity: Option<String>,
-    /// Accepted; no metrics are reported yet.
+    /// `NONE` or `SIZE` (kvsim has no local secondary indexes, so no metrics are returned).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub return_item_collection_metrics: Option<String>,
 }
@@ -872,6 +878,9 @@ pub struct DeleteItemInput {
     /// `NONE`, `TOTAL` or `INDEXES`: report the capacity units the request used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub return_consumed_capacity: Option<String>,
+    /// `NONE` or `SIZE` (kvsim has no local secondary indexes, so no metrics are returned).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_item_collection_metrics: Option<String>,
 }
 
 /// Query request.

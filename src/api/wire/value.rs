@@ -277,11 +277,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
                 }
                 Tag::Null => {
                     item_bytes(1)?;
-                    if !map.next_value::<bool>()? {
-                        return Err(fail(Error::validation(
-                            "One or more parameter values were invalid: Null attribute value types must have the value of true",
-                        )));
-                    }
+                    // DynamoDB used to refuse `{"NULL": false}`; since mid-2026 it stores it
+                    // as NULL, read back as `{"NULL": true}`, and so does kvsim.
+                    let _: bool = map.next_value()?;
                     AttributeValue::Null
                 }
                 Tag::L => {
@@ -506,6 +504,16 @@ mod tests {
     }
 
     #[test]
+    fn null_false_is_stored_as_null() {
+        let got = item(r#"{"a":{"NULL":false},"b":{"NULL":true}}"#).ok();
+        let want = Item::from([
+            ("a".to_string(), AttributeValue::Null),
+            ("b".to_string(), AttributeValue::Null),
+        ]);
+        assert_eq!(got, Some(want));
+    }
+
+    #[test]
     fn dynamodb_errors_come_with_their_kinds() {
         let cases = [
             (r#"{"a":{}}"#, "Supplied AttributeValue is empty"),
@@ -513,10 +521,6 @@ mod tests {
             (
                 r#"{"a":{"N":"x1"}}"#,
                 "cannot be converted to a numeric value: x1",
-            ),
-            (
-                r#"{"a":{"NULL":false}}"#,
-                "Null attribute value types must have the value of true",
             ),
             (r#"{"a":{"SS":[]}}"#, "may not be empty"),
             (r#"{"":{"S":"x"}}"#, "An attribute name may not be empty"),

@@ -64,7 +64,7 @@ pub struct Token {
     pub span: Range<usize>,
 }
 
-fn is_name_char(c: char) -> bool {
+pub(super) fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 

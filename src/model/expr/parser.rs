@@ -55,6 +55,30 @@ impl<'a> ExpressionContext<'a> {
                 "ExpressionAttributeValues must not be empty",
             ));
         }
+        // A key that no expression could name is refused before any expression is parsed.
+        let well_formed = |key: &str, sigil: char| {
+            key.strip_prefix(sigil).is_some_and(|rest| {
+                !rest.is_empty() && rest.chars().all(super::lexer::is_name_char)
+            })
+        };
+        for (what, keys, sigil) in [
+            (
+                "ExpressionAttributeNames",
+                names.map(|m| m.keys().collect::<Vec<_>>()),
+                '#',
+            ),
+            (
+                "ExpressionAttributeValues",
+                values.map(|m| m.keys().collect()),
+                ':',
+            ),
+        ] {
+            if let Some(bad) = keys.into_iter().flatten().find(|k| !well_formed(k, sigil)) {
+                return Err(Error::validation(format!(
+                    "{what} contains invalid key: Syntax error; key: \"{bad}\""
+                )));
+            }
+        }
         Ok(ExpressionContext {
             names,
             values,
@@ -118,7 +142,7 @@ pub fn parse_condition(kind: &str, text: &str, ctx: &mut ExpressionContext) -> R
 }
 
 /// The names of the boolean condition functions (function names are case-sensitive).
-const CONDITION_FUNCTIONS: &[&str] = &[
+pub(super) const CONDITION_FUNCTIONS: &[&str] = &[
     "attribute_exists",
     "attribute_not_exists",
     "attribute_type",
@@ -203,15 +227,82 @@ impl<'t, 'c, 'a> Parser<'t, 'c, 'a> {
     /// `primary ::= ( condition ) | function | operand comparison`
     fn primary(&mut self) -> Result<Condition> {
         if self.eat(TokenKind::LParen) {
+            let start = self.pos;
             let inner = self.nested(Self::condition)?;
+            // `((x))`: the inner group is all the outer one holds, which DynamoDB refuses.
+            if self.peek().kind == TokenKind::RParen
+                && self.tokens.get(start).map(|t| t.kind) == Some(TokenKind::LParen)
+                && self.closing(start) == self.pos.checked_sub(1)
+            {
+                return Err(self.error("The expression has redundant parentheses;"));
+            }
             self.expect(TokenKind::RParen)?;
             return Ok(inner);
         }
-        if self.at_call() && self.token_text(self.peek()) != "size" {
-            return self.function();
+        let condition = if self.at_call() && self.token_text(self.peek()) != "size" {
+            self.function()?
+        } else {
+            let operand = self.operand()?;
+            self.comparison(operand)?
+        };
+        self.check_distinct(&condition)?;
+        Ok(condition)
+    }
+
+    /// The index of the `)` that closes the `(` at `open`.
+    fn closing(&self, open: usize) -> Option<usize> {
+        let mut depth = 0usize;
+        for (i, token) in self.tokens.iter().enumerate().skip(open) {
+            match token.kind {
+                TokenKind::LParen => depth += 1,
+                TokenKind::RParen => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        return Some(i);
+                    }
+                }
+                _ => {}
+            }
         }
-        let operand = self.operand()?;
-        self.comparison(operand)
+        None
+    }
+
+    /// DynamoDB refuses a comparison or function whose first operand, a document path, appears
+    /// again among its other operands (`a = a`, `contains(a, a)`).
+    fn check_distinct(&self, condition: &Condition) -> Result<()> {
+        // Key conditions keep their own, narrower messages.
+        if self.kind == "KeyConditionExpression" {
+            return Ok(());
+        }
+        let (name, first, rest): (String, &Operand, Vec<&Operand>) = match condition {
+            Condition::Compare { op, left, right } => (op.to_string(), left, vec![right]),
+            Condition::Between { operand, low, high } => {
+                ("BETWEEN".into(), operand, vec![low, high])
+            }
+            Condition::In { operand, list } => ("IN".into(), operand, list.iter().collect()),
+            Condition::Function(
+                f @ (Function::BeginsWith(path, o) | Function::Contains(path, o)),
+            ) => {
+                return match o {
+                    Operand::Path(other) if other == path => Err(self.error(format!(
+                        "The first operand must be distinct from the remaining operands for this \
+                         operator or function; operator: {}, first operand: {}",
+                        f.name(),
+                        super::update::PathList(path)
+                    ))),
+                    _ => Ok(()),
+                };
+            }
+            _ => return Ok(()),
+        };
+        match first {
+            Operand::Path(path) if rest.contains(&first) => Err(self.error(format!(
+                "The first operand must be distinct from the remaining operands for this \
+                 operator or function; operator: {name}, first operand: {}",
+                super::update::PathList(path)
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// What follows the first operand of a comparison, `BETWEEN` or `IN`.
@@ -681,7 +772,8 @@ mod tests {
             ("NOT a = :x AND b = :y", and(not(a_x()), b_y())),
             ("NOT (a = :x AND b = :y)", not(and(a_x(), b_y()))),
             ("not not a = :x", not(not(a_x()))),
-            ("((a = :x))", a_x()),
+            ("(a = :x)", a_x()),
+            ("((a = :x) AND b = :y)", and(a_x(), b_y())),
             // Left-associative chains.
             (
                 "a = :x AND b = :y AND c = :z",
@@ -778,6 +870,23 @@ mod tests {
         assert!(parse(&max_in).is_ok());
         let cases: Vec<(&str, &str)> = vec![
             ("", "The expression can not be empty;"),
+            ("((a = :x))", "The expression has redundant parentheses;"),
+            (
+                "b = :y AND ((a = :x))",
+                "The expression has redundant parentheses;",
+            ),
+            (
+                "contains(a, a)",
+                "The first operand must be distinct from the remaining operands for this operator or function; operator: contains, first operand: [a]",
+            ),
+            (
+                "a.b = a.b",
+                "The first operand must be distinct from the remaining operands for this operator or function; operator: =, first operand: [a, b]",
+            ),
+            (
+                "a IN (:x, a)",
+                "The first operand must be distinct from the remaining operands for this operator or function; operator: IN, first operand: [a]",
+            ),
             (" \n\t", "The expression can not be empty;"),
             ("a = ", r#"Syntax error; token: <EOF>, near: "=""#),
             ("a = :x AND", r#"Syntax error; token: <EOF>, near: "AND""#),
@@ -906,7 +1015,8 @@ mod tests {
         let too_deep = format!(
             "Invalid {KIND}: The expression has too many nested levels; maximum: {MAX_NESTING}"
         );
-        assert!(parse(&nested(MAX_NESTING, "(", ")")).is_ok());
+        // Each group holds more than another group, or its parentheses would be redundant.
+        assert!(parse(&nested(MAX_NESTING, "b = :y AND (", ")")).is_ok());
         assert!(parse(&nested(MAX_NESTING, "NOT ", "")).is_ok());
         for text in [
             nested(MAX_NESTING + 1, "(", ")"),
@@ -954,6 +1064,22 @@ mod tests {
             ExpressionContext::new(None, Some(&empty_values)).err(),
             Some(Error::validation(
                 "ExpressionAttributeValues must not be empty"
+            ))
+        );
+
+        // Keys no expression could name are refused up front.
+        let bad_names = BTreeMap::from([("name".to_string(), "a".to_string())]);
+        assert_eq!(
+            ExpressionContext::new(Some(&bad_names), None).err(),
+            Some(Error::validation(
+                "ExpressionAttributeNames contains invalid key: Syntax error; key: \"name\""
+            ))
+        );
+        let bad_values = BTreeMap::from([(":".to_string(), AttributeValue::Null)]);
+        assert_eq!(
+            ExpressionContext::new(None, Some(&bad_values)).err(),
+            Some(Error::validation(
+                "ExpressionAttributeValues contains invalid key: Syntax error; key: \":\""
             ))
         );
 

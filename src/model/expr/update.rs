@@ -67,7 +67,7 @@ pub enum SetOperand {
 }
 
 /// DynamoDB's rendering of a path in its overlap messages: `[a, b, [0]]`.
-struct PathList<'a>(&'a Path);
+pub(super) struct PathList<'a>(pub(super) &'a Path);
 
 impl fmt::Display for PathList<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -226,6 +226,12 @@ fn set_operand(p: &mut Parser) -> Result<SetOperand> {
         }
         TokenKind::ValuePlaceholder => placeholder_value(p).map(SetOperand::Value),
         TokenKind::Ident if p.at_call() => {
+            let text = p.token_text(p.peek());
+            if text == "size" || super::parser::CONDITION_FUNCTIONS.contains(&text) {
+                return Err(p.error(format!(
+                    "The function is not allowed in an update expression; function: {text}"
+                )));
+            }
             let name = p.call_name(&["if_not_exists", "list_append"])?;
             p.expect(TokenKind::LParen)?;
             let args = p.nested(|p| {
@@ -642,7 +648,14 @@ mod tests {
                 "SET a = if_not_exists(:one, a)",
                 "Operator or function requires a document path; operator or function: if_not_exists",
             ),
-            ("SET a = size(b)", "Invalid function name; function: size"),
+            (
+                "SET a = size(b)",
+                "The function is not allowed in an update expression; function: size",
+            ),
+            (
+                "SET a = contains(b, :one)",
+                "The function is not allowed in an update expression; function: contains",
+            ),
             (
                 "SET a = :nope",
                 "An expression attribute value used in expression is not defined; attribute value: :nope",
