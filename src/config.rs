@@ -101,6 +101,29 @@ impl Tuning {
     }
 }
 
+/// Where each node keeps its data, and how durably.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Storage {
+    /// A redb file per node; a write is acknowledged only once a majority has fsynced it.
+    #[default]
+    Fsync,
+    /// A redb file per node, never fsynced (`--durability none`): writes reach the OS page
+    /// cache only. A killed kvsim process loses nothing (the OS still writes the pages out); a
+    /// power loss or kernel crash can lose acknowledged writes, on every node at once.
+    NoFsync,
+    /// In memory (`--in-memory`): no data files at all, and nothing survives the process. A
+    /// node crashed with `kvsim fault crash` keeps its memory and comes back with everything
+    /// it had, like a paused process rather than a power loss.
+    Memory,
+}
+
+impl Storage {
+    /// Whether commits fsync.
+    pub fn fsyncs(self) -> bool {
+        self == Storage::Fsync
+    }
+}
+
 /// A local cluster's layout.
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
@@ -114,6 +137,8 @@ pub struct ClusterConfig {
     pub tuning: Tuning,
     /// How failed nodes are restarted.
     pub supervision: Supervision,
+    /// Where and how durably the nodes keep their data.
+    pub storage: Storage,
 }
 
 /// How the supervisor restarts a node that failed (a panic or a storage fault; never one

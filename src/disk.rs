@@ -7,6 +7,9 @@
 //! the simulator's `fault crash` is then an honest crash, not a clean shutdown, and a node
 //! restarted from its directory recovers from the last durable commit.
 //!
+//! With `--in-memory` the backend is a [`MemoryDisk`] instead: redb's in-memory backend,
+//! shared so that a node restarted in the same process finds what it had.
+//!
 //! The same switch can instead make the disk *fail*: writes and fsyncs return an I/O error
 //! while the node runs on, as a dying disk does. The node's next write then stops it with a
 //! storage fault, which is what the supervisor restarts (`kvsim fault disk`).
@@ -18,7 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use redb::backends::FileBackend;
+use redb::backends::{FileBackend, InMemoryBackend};
 use redb::{BackendError, Database, StorageBackend};
 
 use crate::{Error, Result};
@@ -46,11 +49,48 @@ impl CrashSwitch {
     }
 }
 
-/// redb's file backend with a [`CrashSwitch`].
+/// A node's in-memory "disk" (`--in-memory`): redb's in-memory backend, kept by the cluster
+/// across the node's restarts.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryDisk(Arc<InMemoryBackend>);
+
+impl MemoryDisk {
+    /// A new, empty one.
+    pub fn new() -> MemoryDisk {
+        MemoryDisk(Arc::new(InMemoryBackend::new()))
+    }
+}
+
+impl StorageBackend for MemoryDisk {
+    fn len(&self) -> io::Result<u64> {
+        self.0.len()
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        self.0.read(offset, out)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.0.write(offset, data)
+    }
+}
+
+/// A redb backend (a file, or memory) with a [`CrashSwitch`].
 #[derive(Debug)]
 pub struct CrashableFile {
-    inner: FileBackend,
+    inner: Box<dyn StorageBackend>,
     switch: CrashSwitch,
+    /// Pass fsyncs on (`false` with `--durability none`: a durable commit then writes its
+    /// pages and header like any other, but leaves them in the OS page cache).
+    sync: bool,
 }
 
 impl CrashableFile {
@@ -83,7 +123,11 @@ impl StorageBackend for CrashableFile {
 
     fn sync_data(&self) -> io::Result<()> {
         self.check()?;
-        self.inner.sync_data()
+        if self.sync {
+            self.inner.sync_data()
+        } else {
+            Ok(())
+        }
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
@@ -145,12 +189,13 @@ impl StorageBackend for CrashableFile {
     }
 }
 
-/// Opens (creating if needed) the database at `path` on a crashable backend.
+/// Opens (creating if needed) the database at `path` on a crashable backend; `sync` false
+/// makes its fsyncs no-ops (`--durability none`).
 ///
 /// # Errors
 /// A file that cannot be opened, is locked by another process, or is not a redb database; the
 /// message names the file.
-pub fn open(path: &Path) -> Result<(Database, CrashSwitch)> {
+pub fn open(path: &Path, sync: bool) -> Result<(Database, CrashSwitch)> {
     let cannot_open = |e: &dyn std::fmt::Display| {
         Error::internal(format!(
             "cannot open {}: {e}; check that kvsim may read and write it (permissions, a \
@@ -167,8 +212,9 @@ pub fn open(path: &Path) -> Result<(Database, CrashSwitch)> {
         .map_err(|e| cannot_open(&e))?;
     let switch = CrashSwitch::default();
     let backend = CrashableFile {
-        inner: FileBackend::new(file).map_err(|e| cannot_open(&e))?,
+        inner: Box::new(FileBackend::new(file).map_err(|e| cannot_open(&e))?),
         switch: switch.clone(),
+        sync,
     };
     // Verify every page's checksum on open: a damaged file is then refused with an error
     // naming it, where a plain open could trip over the damage later (redb may even panic).
@@ -196,5 +242,22 @@ pub fn open(path: &Path) -> Result<(Database, CrashSwitch)> {
             path.display()
         )),
     })?;
+    Ok((db, switch))
+}
+
+/// Opens (creating if empty) a node's database in memory, on `disk`.
+///
+/// # Errors
+/// Only if redb refuses the memory's contents, which would be a bug.
+pub fn open_memory(disk: &MemoryDisk) -> Result<(Database, CrashSwitch)> {
+    let switch = CrashSwitch::default();
+    let backend = CrashableFile {
+        inner: Box::new(disk.clone()),
+        switch: switch.clone(),
+        sync: false,
+    };
+    let db = Database::builder()
+        .create_with_backend(backend)
+        .map_err(|e| Error::internal(format!("cannot open an in-memory database: {e}")))?;
     Ok((db, switch))
 }

@@ -463,3 +463,58 @@ async fn a_panicking_node_fails_alone_and_says_so() {
     assert_eq!(got["v"]["S"], "still works");
     tc.cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_and_unsynced_clusters_replicate_without_fsyncs() {
+    use kvsim::config::Storage;
+    for (storage, name) in [(Storage::Memory, "memory"), (Storage::NoFsync, "none")] {
+        let tc = TestCluster::start_with_storage(storage).await;
+        let leader = tc.leader().await;
+        tc.create_table(leader, "Mem", ("p", "S"), None).await;
+        for i in 0..20 {
+            let (s, b) = tc
+                .call(
+                    leader,
+                    "PutItem",
+                    json!({"TableName": "Mem", "Item": {"p": {"S": format!("k{i}")}}}),
+                )
+                .await;
+            assert_eq!(s, 200, "{name}: {b}");
+        }
+        tc.converged().await;
+        tc.assert_identical();
+        for id in tc.running() {
+            let status = tc.status_json(id).await;
+            assert_eq!(status["storage"], name, "{status}");
+            assert_eq!(status["stats"]["fsyncs"], 0, "{name}: {status}");
+        }
+        // Memory mode writes no data files; the unsynced mode still keeps its files.
+        let files = std::fs::read_dir(tc.dir.path())
+            .map(|d| d.count())
+            .unwrap_or(0);
+        match storage {
+            Storage::Memory => assert_eq!(files, 0, "memory mode wrote files"),
+            _ => assert!(tc.dir.path().join("node0").join("kvsim.redb").exists()),
+        }
+        // A crashed follower comes back with what it had (memory kept, or its file) and
+        // catches up.
+        let follower = tc.other_than(leader);
+        tc.cluster
+            .crash_node(follower, leader)
+            .await
+            .expect("crash");
+        let (s, b) = tc
+            .call(
+                leader,
+                "PutItem",
+                json!({"TableName": "Mem", "Item": {"p": {"S": "after"}}}),
+            )
+            .await;
+        assert_eq!(s, 200, "{name}: {b}");
+        tc.cluster.start_node(follower).await.expect("restart");
+        tc.converged().await;
+        tc.assert_identical();
+        assert_eq!(tc.scan_all(follower, "Mem").await.len(), 21, "{name}");
+        tc.cluster.shutdown().await;
+    }
+}

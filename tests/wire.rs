@@ -623,6 +623,7 @@ async fn status_reports_the_documented_fields() {
             assert!(status[field].is_array(), "node {id}: {field} in {status}");
         }
         assert_eq!(status["health"]["state"], "running", "{status}");
+        assert_eq!(status["storage"], "fsync", "{status}");
         let sup = &status["supervision"];
         assert_eq!(sup["auto_restart"], true, "{status}");
         assert!(

@@ -54,6 +54,9 @@ pub struct StatusDoc {
     pub node_faults: Vec<String>,
     /// The supervisor's policy and what it did for each node (restarts, refusals).
     pub supervision: Option<crate::cluster::SupervisionStatus>,
+    /// Where the data lives and how durably: `fsync` (the default), `none` (files, never
+    /// fsynced) or `memory`.
+    pub storage: &'static str,
 }
 
 /// A node's id and client address.
@@ -133,6 +136,11 @@ pub async fn status_doc(app: &AppState) -> StatusDoc {
             .upgrade()
             .map(|c| c.describe_faults())
             .unwrap_or_default(),
+        storage: match app.cluster.upgrade().map(|c| c.storage()) {
+            Some(crate::config::Storage::Memory) => "memory",
+            Some(crate::config::Storage::NoFsync) => "none",
+            _ => "fsync",
+        },
         node_faults: app
             .cluster
             .upgrade()

@@ -189,6 +189,23 @@ pub struct ServerArgs {
     /// The window, in seconds, that --max-restarts counts restarts in.
     #[arg(long, default_value_t = 60)]
     pub restart_period_secs: u64,
+    /// Keep every node's data in memory: no data files, nothing survives the server (for test
+    /// suites that want speed). A node crashed with `kvsim fault crash` keeps its memory.
+    #[arg(long, conflicts_with = "durability")]
+    pub in_memory: bool,
+    /// When a write is durable: `fsync` (acknowledged once a majority has fsynced it) or `none`
+    /// (written to the OS page cache only: survives a killed process, not a power loss).
+    #[arg(long, value_enum, default_value_t = Durability::Fsync)]
+    pub durability: Durability,
+}
+
+/// `kvsim server --durability`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// Fsync before acknowledging (the default).
+    Fsync,
+    /// Never fsync.
+    None,
 }
 
 /// Output format of client commands.

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use crate::cli::Durability;
 use crate::cli::ServerArgs;
 use crate::cluster::{AdminPolicy, Cluster};
-use crate::config::{ClusterConfig, NODE_COUNT, Supervision, Tuning};
+use crate::config::{ClusterConfig, NODE_COUNT, Storage, Supervision, Tuning};
 use crate::{Error, Result};
 
 /// Runs the server.
@@ -39,6 +40,11 @@ pub fn run(args: ServerArgs) -> Result<()> {
             period: Duration::from_secs(args.restart_period_secs),
             ..Supervision::default()
         },
+        storage: match (args.in_memory, args.durability) {
+            (true, _) => Storage::Memory,
+            (false, Durability::Fsync) => Storage::Fsync,
+            (false, Durability::None) => Storage::NoFsync,
+        },
     };
     config.tuning.validate()?;
     if args.restart_period_secs == 0 {
@@ -58,10 +64,19 @@ pub fn run(args: ServerArgs) -> Result<()> {
                 eprintln!("kvsim: node {id} did not start: {why}");
                 continue;
             }
-            say(format_args!(
-                "kvsim: node {id} listening on {addr} (data in {})",
-                config.node_dir(*id).display()
-            ));
+            match config.storage {
+                Storage::Memory => say(format_args!(
+                    "kvsim: node {id} listening on {addr} (data in memory: gone when the server stops)"
+                )),
+                Storage::NoFsync => say(format_args!(
+                    "kvsim: node {id} listening on {addr} (data in {}, never fsynced)",
+                    config.node_dir(*id).display()
+                )),
+                Storage::Fsync => say(format_args!(
+                    "kvsim: node {id} listening on {addr} (data in {})",
+                    config.node_dir(*id).display()
+                )),
+            }
         }
         say(format_args!("kvsim: press Ctrl+C to stop"));
         wait_for_signal().await;

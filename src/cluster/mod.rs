@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api;
 use crate::api::inject::{ErrorRule, SharedErrorRules};
-use crate::config::{ClusterConfig, Tuning};
+use crate::config::{ClusterConfig, Storage, Tuning};
 use crate::disk::{self, CrashSwitch};
 use crate::raft::driver::{self, Event, Health, Published};
 use crate::raft::events::{EventLog, NodeEvent};
@@ -255,6 +255,10 @@ struct Inner {
     closing: AtomicBool,
     /// Nodes whose disk fails again after every restart (`kvsim fault disk --sticky`).
     failing_disks: Mutex<BTreeSet<NodeId>>,
+    /// With `--in-memory`, each node's memory "disk", kept across its restarts.
+    memory_disks: BTreeMap<NodeId, disk::MemoryDisk>,
+    /// With `--in-memory`, where incoming snapshots are staged (removed at shutdown).
+    scratch: Option<std::path::PathBuf>,
 }
 
 /// Three nodes in one process. Cheap to clone; every clone controls the same cluster.
@@ -290,7 +294,11 @@ fn has_data(dir: &std::path::Path) -> bool {
 /// Opens a node's database, retrying briefly while a just-stopped instance of the same node
 /// still holds the file (its last in-flight requests are finishing). Refuses to start a node
 /// empty in an existing cluster: a node that lost its log cannot rejoin under its old id.
-fn open_node_db(dir: &std::path::Path, existing_cluster: bool) -> Result<(Database, CrashSwitch)> {
+fn open_node_db(
+    dir: &std::path::Path,
+    existing_cluster: bool,
+    sync: bool,
+) -> Result<(Database, CrashSwitch)> {
     if existing_cluster && !has_data(dir) {
         return Err(Error::internal(format!(
             "{} has no data but the other nodes do: this node lost its Raft log and cannot rejoin \
@@ -299,12 +307,12 @@ fn open_node_db(dir: &std::path::Path, existing_cluster: bool) -> Result<(Databa
             dir.join("kvsim.redb").display()
         )));
     }
-    open_db(dir)
+    open_db(dir, sync)
 }
 
 /// Opens (or creates) a node's database. Blocking: redb checks the whole file's integrity on
 /// open, so this runs on a blocking thread, never on the async runtime.
-fn open_db(dir: &std::path::Path) -> Result<(Database, CrashSwitch)> {
+fn open_db(dir: &std::path::Path, sync: bool) -> Result<(Database, CrashSwitch)> {
     std::fs::create_dir_all(dir).map_err(|e| {
         Error::internal(format!(
             "cannot create data directory {}: {e}; make it a directory kvsim may write, or use \
@@ -315,7 +323,7 @@ fn open_db(dir: &std::path::Path) -> Result<(Database, CrashSwitch)> {
     let path = dir.join("kvsim.redb");
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        match disk::open(&path) {
+        match disk::open(&path, sync) {
             Err(e)
                 if e.to_string().contains("already open")
                     && std::time::Instant::now() < deadline =>
@@ -350,7 +358,24 @@ impl Cluster {
     /// As [`Cluster::start`].
     pub async fn start_with_policy(config: ClusterConfig, policy: AdminPolicy) -> Result<Cluster> {
         config.tuning.validate()?;
-        let existing_cluster = config.node_ids().any(|id| has_data(&config.node_dir(id)));
+        let in_memory = config.storage == Storage::Memory;
+        let existing_cluster =
+            !in_memory && config.node_ids().any(|id| has_data(&config.node_dir(id)));
+        let memory_disks = if in_memory {
+            config
+                .node_ids()
+                .map(|id| (id, disk::MemoryDisk::new()))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        let scratch = in_memory.then(|| {
+            std::env::temp_dir().join(format!(
+                "kvsim-{}-{}",
+                std::process::id(),
+                uuid::Uuid::new_v4().simple()
+            ))
+        });
         let mut listeners = BTreeMap::new();
         let mut addrs = BTreeMap::new();
         let mut failures = BTreeMap::new();
@@ -394,6 +419,8 @@ impl Cluster {
                 generations: AtomicU64::new(0),
                 closing: AtomicBool::new(false),
                 failing_disks: Mutex::new(BTreeSet::new()),
+                memory_disks,
+                scratch,
             }),
         };
         tokio::spawn(supervisor::supervise(cluster.downgrade(), node_failures));
@@ -495,6 +522,11 @@ impl Cluster {
         }
     }
 
+    /// Where the nodes keep their data, and how durably.
+    pub fn storage(&self) -> Storage {
+        self.inner.config.storage
+    }
+
     /// One line per active fault: network faults, then error injection rules.
     pub fn describe_faults(&self) -> Vec<String> {
         let mut out = self
@@ -518,7 +550,12 @@ impl Cluster {
         let inner = &self.inner;
         let dir = inner.config.node_dir(id);
         let tuning = inner.config.tuning.clone();
-        let snapshot_dir = dir.join("snapshots");
+        let snapshot_dir = match &inner.scratch {
+            Some(scratch) => scratch.join(format!("node{}", id - 1)),
+            None => dir.join("snapshots"),
+        };
+        let memory_disk = inner.memory_disks.get(&id).cloned();
+        let fsync = inner.config.storage.fsyncs();
         let opts = NodeOptions {
             id,
             voters: inner.config.node_ids().collect(),
@@ -531,6 +568,7 @@ impl Cluster {
             snapshot_dir: snapshot_dir.clone(),
             fixed_election_ticks: None,
             planted_bug: None,
+            fsync: inner.config.storage.fsyncs(),
         };
         // Opening the database (an integrity check that reads the whole file) and rebuilding
         // Raft's view of its log are blocking work: off the runtime, or every request on the
@@ -540,7 +578,10 @@ impl Cluster {
         let (node, store, crash) = tokio::task::spawn_blocking(move || {
             // An existing cluster's node must come back with its data; only a brand-new
             // cluster (no node had data when the server started) starts nodes empty.
-            let (db, crash) = open_node_db(&dir, existing_cluster)?;
+            let (db, crash) = match &memory_disk {
+                Some(memory) => disk::open_memory(memory)?,
+                None => open_node_db(&dir, existing_cluster, fsync)?,
+            };
             let db = Arc::new(db);
             let store = Store::new(db.clone());
             let node = RaftNode::new(opts, db, store.clone(), &raft_logger(id))?;
@@ -784,6 +825,9 @@ impl Cluster {
         self.inner.closing.store(true, Ordering::SeqCst);
         for id in self.node_ids() {
             self.stop_node(id).await;
+        }
+        if let Some(scratch) = &self.inner.scratch {
+            let _ = std::fs::remove_dir_all(scratch);
         }
     }
 }

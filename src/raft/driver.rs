@@ -170,7 +170,7 @@ fn run<M: StateMachine>(
             // elections at once after a long fsync).
             next_tick = now + tick;
         }
-        if let Err(e) = node.handle_ready() {
+        if let Err(e) = node.handle_ready_with(&mut |msgs| transport.send(msgs)) {
             tracing::error!(node = node.id(), "storage fault, node stopped: {e}");
             break Health::Failed(format!("storage fault: {e}"));
         }

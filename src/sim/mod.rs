@@ -354,6 +354,7 @@ impl Sim {
                     snapshot_dir: dir.path().join(format!("node{id}")),
                     fixed_election_ticks: Some(t),
                     planted_bug: opts.planted_bug,
+                    fsync: true,
                 },
             );
         }

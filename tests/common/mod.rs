@@ -11,7 +11,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use kvsim::cluster::{AdminPolicy, Cluster};
-use kvsim::config::{ClusterConfig, Supervision, Tuning};
+use kvsim::config::{ClusterConfig, Storage, Supervision, Tuning};
 use kvsim::raft::NodeId;
 use serde_json::{Value, json};
 
@@ -88,6 +88,29 @@ impl TestCluster {
         policy: AdminPolicy,
         supervision: Supervision,
     ) -> TestCluster {
+        Self::start_full(tuning, policy, supervision, Storage::default()).await
+    }
+
+    /// A cluster keeping its data as `storage` says.
+    pub async fn start_with_storage(storage: Storage) -> TestCluster {
+        Self::start_full(
+            test_tuning(),
+            AdminPolicy {
+                faults: true,
+                remote: false,
+            },
+            Supervision::default(),
+            storage,
+        )
+        .await
+    }
+
+    pub async fn start_full(
+        tuning: Tuning,
+        policy: AdminPolicy,
+        supervision: Supervision,
+        storage: Storage,
+    ) -> TestCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = ClusterConfig {
             data_root: dir.path().to_path_buf(),
@@ -95,6 +118,7 @@ impl TestCluster {
             base_port: 0,
             tuning,
             supervision,
+            storage,
         };
         let cluster = Cluster::start_with_policy(config, policy)
             .await
