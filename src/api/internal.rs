@@ -68,6 +68,67 @@ pub async fn raft(
     }
 }
 
+/// `POST /internal/raft/stream`: a peer's endless stream of raft messages for this node, each
+/// delivered as soon as it has arrived whole. Ends when the peer closes it, on a malformed
+/// message, when this node stops taking messages, or when this node's server shuts down.
+pub async fn raft_stream(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> (StatusCode, String) {
+    if let Err(refused) = check_member(&app, &headers) {
+        return refused;
+    }
+    let mut stream = body.into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        let chunk = tokio::select! {
+            () = app.shutdown.cancelled() => return (StatusCode::NO_CONTENT, String::new()),
+            chunk = stream.next() => chunk,
+        };
+        match chunk {
+            None => return (StatusCode::NO_CONTENT, String::new()),
+            Some(Err(e)) => return (StatusCode::BAD_REQUEST, format!("raft stream: {e}")),
+            Some(Ok(bytes)) => buf.extend_from_slice(&bytes),
+        }
+        let mut msgs = Vec::new();
+        while let Some(len) = buf
+            .first_chunk::<4>()
+            .map(|l| u32::from_be_bytes(*l) as usize)
+        {
+            if len > MAX_RAFT_BATCH_BYTES {
+                return (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("raft message of {len} bytes"),
+                );
+            }
+            if buf.len() < 4 + len {
+                break;
+            }
+            let frame = buf.split_to(4 + len);
+            match decode_batch(&frame) {
+                Ok(m) => msgs.extend(m),
+                Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()),
+            }
+        }
+        if msgs.is_empty() {
+            continue;
+        }
+        if let Some(m) = msgs.iter().find(|m| m.to != app.node.id) {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "message for node {} delivered to node {}",
+                    m.to, app.node.id
+                ),
+            );
+        }
+        if let Err(e) = app.node.deliver(msgs) {
+            return (StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        }
+    }
+}
+
 /// Query of a snapshot stream.
 #[derive(Deserialize)]
 pub struct SnapshotQuery {

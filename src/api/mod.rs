@@ -46,6 +46,9 @@ pub struct AppState {
     pub cluster_key: Arc<str>,
     /// What requests in flight may hold in memory, shared by the node's connections.
     pub memory: budget::MemoryBudget,
+    /// Cancelled when the node's server shuts down: endless requests (peers' raft streams)
+    /// end then, rather than holding the shutdown for its whole drain timeout.
+    pub shutdown: CancellationToken,
 }
 
 /// The node's routes. The DynamoDB endpoint (`/`) also gets what DynamoDB's own has around
@@ -83,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/nodes/{id}/{action}", post(faults::node_action))
         .route("/admin/transfer-leader", post(faults::transfer_leader))
         .route("/internal/raft", post(internal::raft))
+        .route("/internal/raft/stream", post(internal::raft_stream))
         .route("/internal/snapshot", post(internal::snapshot))
         .with_state(state)
 }

@@ -394,6 +394,7 @@ impl Cluster {
         let client = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true)
             .build()
             .map_err(Error::internal)?;
         let (supervisor, node_failures) = supervisor::Supervisor::new(config.supervision.clone());
@@ -635,6 +636,7 @@ impl Cluster {
                 cluster: self.downgrade(),
                 cluster_key: inner.cluster_key.clone(),
                 memory: inner.memory.clone(),
+                shutdown: shutdown.clone(),
             },
             shutdown.clone(),
         ));

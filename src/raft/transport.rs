@@ -1,13 +1,18 @@
 //! Node-to-node messages over loopback HTTP, on each node's own port under `/internal/`.
 //!
-//! - `POST /internal/raft`: a batch of raft messages, each `len:u32 BE` + protobuf bytes.
+//! - `POST /internal/raft/stream`: one long-lived request per peer whose body never ends: an
+//!   endless sequence of messages, each `len:u32 BE` + protobuf bytes, written the moment they
+//!   are due. One request per message batch (`POST /internal/raft`, still served) cost a whole
+//!   HTTP exchange per batch, several per client write; a stream costs one write per batch.
+//! - `POST /internal/raft`: a batch of raft messages in the same format, in one request.
 //! - `POST /internal/snapshot?index=I&term=T`: a snapshot's state machine rows, streamed.
 //!
 //! Sending never blocks a node's loop: [`Transport::send`] drops each message into a bounded
 //! per-peer queue (dropping it when the queue is full, which Raft tolerates as message loss),
-//! and one async task per peer drains its queue into batched requests, one in flight at a time
-//! so a peer sees messages in order. A failed request reports the peer unreachable to raft,
-//! which then probes instead of streaming.
+//! and one async task per peer writes its queue to the peer's stream in order. When the stream
+//! ends or fails, the peer is reported unreachable to raft (which then probes instead of
+//! streaming appends) and the next batch opens a new stream; messages written to a stream that
+//! broke are lost, which Raft tolerates.
 //!
 //! Only cluster members may use these routes: every request carries the cluster's key
 //! ([`CLUSTER_KEY_HEADER`]), a random secret the process picks at start, and a node refuses
@@ -27,6 +32,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -56,6 +62,8 @@ const SNAPSHOT_CHUNK: usize = 256 * 1024;
 /// How often a link holding delayed messages re-reads the faults, so a heal (or a shorter
 /// delay) applies to messages already waiting.
 const FAULT_RECHECK: Duration = Duration::from_millis(20);
+/// Batches written to a peer's stream and not yet sent before the peer task waits.
+const STREAM_QUEUE: usize = 64;
 
 /// Header naming the sending node.
 pub const FROM_HEADER: &str = "x-kvsim-from";
@@ -191,6 +199,8 @@ pub fn decode_batch(mut bytes: &[u8]) -> Result<Vec<Message>> {
     Ok(out)
 }
 
+/// Sends `msgs` in one request of their own (a snapshot's `MsgSnapshot`, once its rows are
+/// streamed).
 async fn post_batch(ctx: &TransportContext, addr: &str, msgs: &[Message]) -> Result<()> {
     let body = encode_batch(msgs)?;
     let resp = ctx
@@ -210,6 +220,83 @@ async fn post_batch(ctx: &TransportContext, addr: &str, msgs: &[Message]) -> Res
         )));
     }
     Ok(())
+}
+
+/// One peer's stream: the sending half of a `POST /internal/raft/stream` body.
+struct Link {
+    body: mpsc::Sender<std::io::Result<Bytes>>,
+    /// Set when the request has ended, for whatever reason.
+    ended: Arc<AtomicBool>,
+}
+
+/// Opens a stream to the peer `to` at `addr`. The request runs in its own task; when it ends
+/// with anything but the peer closing it cleanly, the peer is reported unreachable.
+fn open_link(ctx: &TransportContext, to: NodeId, addr: &str) -> Link {
+    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(STREAM_QUEUE);
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let request = ctx
+        .client
+        .post(format!("http://{addr}/internal/raft/stream"))
+        .header(FROM_HEADER, ctx.from.to_string())
+        .header(CLUSTER_KEY_HEADER, &*ctx.cluster_key)
+        .body(reqwest::Body::wrap_stream(chunks));
+    let ended = Arc::new(AtomicBool::new(false));
+    let (flag, report, from) = (ended.clone(), ctx.report.clone(), ctx.from);
+    tokio::spawn(async move {
+        let outcome = request.send().await;
+        flag.store(true, AtomicOrdering::SeqCst);
+        match outcome {
+            Ok(resp) if resp.status().is_success() => {}
+            Ok(resp) => {
+                tracing::debug!(from, to, "raft stream refused: {}", resp.status());
+                report(Report::Unreachable(to));
+            }
+            Err(e) => {
+                tracing::debug!(from, to, "raft stream ended: {e}");
+                report(Report::Unreachable(to));
+            }
+        }
+    });
+    Link { body: tx, ended }
+}
+
+/// Writes `msgs` to the peer's stream, opening a new one if there is none or it has ended.
+async fn write_to_link(
+    link: &mut Option<Link>,
+    ctx: &TransportContext,
+    to: NodeId,
+    addr: &str,
+    msgs: &[Message],
+) -> Result<()> {
+    let bytes = encode_batch(msgs)?;
+    if link
+        .as_ref()
+        .is_none_or(|l| l.ended.load(AtomicOrdering::SeqCst))
+    {
+        *link = Some(open_link(ctx, to, addr));
+    }
+    let sent = match link.as_ref() {
+        Some(l) => tokio::time::timeout(BATCH_TIMEOUT, l.body.send(Ok(bytes))).await,
+        None => return Err(Error::internal("no raft stream")),
+    };
+    match sent {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => {
+            *link = None;
+            Err(Error::Unavailable(
+                "the raft stream to the peer ended".into(),
+            ))
+        }
+        Err(_) => {
+            // The peer takes nothing: start over on a new stream.
+            *link = None;
+            Err(Error::Unavailable(
+                "the peer stopped reading its raft stream".into(),
+            ))
+        }
+    }
 }
 
 /// Applies loss and partitions to messages that are due. Returns the ones to deliver.
@@ -258,6 +345,7 @@ async fn peer_task(
     let mut rng = StdRng::from_entropy();
     let mut queue: VecDeque<Queued> = VecDeque::new();
     let mut open = true;
+    let mut link: Option<Link> = None;
     let enqueue =
         |queue: &mut VecDeque<Queued>, rng: &mut StdRng, (at, msg): (Instant, Message)| {
             let jitter_ms = ctx.fate(to).draw_jitter_ms(rng);
@@ -312,7 +400,7 @@ async fn peer_task(
             .into_iter()
             .partition(|m| m.get_msg_type() == MessageType::MsgSnapshot);
         if !msgs.is_empty()
-            && let Err(e) = post_batch(&ctx, &addr, &msgs).await
+            && let Err(e) = write_to_link(&mut link, &ctx, to, &addr, &msgs).await
         {
             tracing::debug!(from = ctx.from, to, "raft batch not delivered: {e}");
             (ctx.report)(Report::Unreachable(to));
