@@ -442,3 +442,34 @@ fn server_settings_out_of_range_are_refused_by_name() {
         "nothing was created for a refused start"
     );
 }
+
+/// `--in-memory` and `--durability` name two different storage choices: asking for both is a
+/// usage error, and an unknown durability is refused with the choices.
+#[test]
+fn storage_flags_are_checked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8 path");
+    let both = common::kvsim_cli(&[
+        "server",
+        "--data-dir-root",
+        data,
+        "--in-memory",
+        "--durability",
+        "none",
+    ]);
+    assert_eq!(both.code, 2, "{}", both.stderr);
+    assert!(
+        both.stderr.contains("--in-memory") && both.stderr.contains("--durability"),
+        "{}",
+        both.stderr
+    );
+    let unknown = common::kvsim_cli(&["server", "--data-dir-root", data, "--durability", "often"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("fsync") && unknown.stderr.contains("none"),
+        "{}",
+        unknown.stderr
+    );
+    assert!(!std::path::Path::new(data).exists(), "nothing was created");
+}
