@@ -473,3 +473,61 @@ fn storage_flags_are_checked() {
     );
     assert!(!std::path::Path::new(data).exists(), "nothing was created");
 }
+
+/// `kvsim bench`'s options are checked before anything is sent, and a `--workload` run with
+/// `--requests` makes exactly that many requests, reported as JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_checks_its_options_and_counts_a_workload() {
+    for (args, want) in [
+        (vec!["bench", "--workload", "scan"], "unknown workload"),
+        (vec!["bench", "--workload", "mixed:120"], "0 to 100"),
+        (vec!["bench", "--requests", "10"], "go with --workload"),
+        (vec!["bench", "--clients", "0"], "at least 1"),
+        (
+            vec!["bench", "--workload", "transact", "--keys", "1"],
+            "at least 2",
+        ),
+    ] {
+        let run = common::kvsim_cli(&args);
+        assert_ne!(run.code, 0, "{args:?}");
+        assert!(run.stderr.contains(want), "{args:?}: {}", run.stderr);
+    }
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    let addr = tc.addr(leader);
+    let follower = tc.addr(tc.other_than(leader));
+    let out = common::cli_ok(&[
+        "bench",
+        "--workload",
+        "mixed:50",
+        "--target-addr",
+        &addr,
+        "--target-addr",
+        &follower,
+        "--clients",
+        "3",
+        "--requests",
+        "60",
+        "--preload",
+        "30",
+        "--keys",
+        "30",
+        "--output",
+        "json",
+    ])
+    .await;
+    let reports: serde_json::Value = serde_json::from_str(&out).expect("JSON report");
+    let r = &reports[0];
+    assert_eq!(r["op"], "mixed:50", "{out}");
+    assert_eq!(r["requests"], 60, "{out}");
+    assert_eq!(
+        (r["errors"].as_u64(), r["misses"].as_u64()),
+        (Some(0), Some(0)),
+        "{out}"
+    );
+    let p50 = r["p50_ms"].as_f64().unwrap_or(-1.0);
+    let p99 = r["p99_ms"].as_f64().unwrap_or(-1.0);
+    let max = r["max_ms"].as_f64().unwrap_or(-1.0);
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{out}");
+    tc.cluster.shutdown().await;
+}
