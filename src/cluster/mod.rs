@@ -575,6 +575,7 @@ impl Cluster {
         // Raft's view of its log are blocking work: off the runtime, or every request on the
         // same worker would wait for them.
         let existing_cluster = inner.existing_cluster;
+        let existing_cluster_has_leader = self.handles().iter().any(|h| h.leader().is_some());
         let failing_disk = inner.failing_disks.lock().is_ok_and(|d| d.contains(&id));
         let (node, store, crash) = tokio::task::spawn_blocking(move || {
             // An existing cluster's node must come back with its data; only a brand-new
@@ -585,7 +586,13 @@ impl Cluster {
             };
             let db = Arc::new(db);
             let store = Store::new(db.clone());
-            let node = RaftNode::new(opts, db, store.clone(), &raft_logger(id))?;
+            let mut node = RaftNode::new(opts, db, store.clone(), &raft_logger(id))?;
+            // The lowest id campaigns at once, so a new or restarted cluster has a leader in
+            // about one round trip instead of after a 1-2 s election timeout; pre-vote makes it
+            // harmless when a leader already exists.
+            if id == 1 && !existing_cluster_has_leader {
+                node.campaign();
+            }
             if failing_disk {
                 crash.fail();
             }

@@ -321,6 +321,15 @@ impl<M: StateMachine> RaftNode<M> {
             .push(self.ticks + self.opts.read_timeout_ticks, responder);
     }
 
+    /// Starts an election now rather than after an election timeout. With pre-vote and
+    /// check-quorum it cannot disturb a healthy leader: the others refuse the pre-vote while
+    /// they hear from one. The cluster uses it to elect a first leader at once on start-up.
+    pub fn campaign(&mut self) {
+        if !self.is_leader() {
+            let _ = self.raw.campaign();
+        }
+    }
+
     /// Asks raft to hand leadership to `to`.
     pub fn transfer_leader(&mut self, to: NodeId) {
         self.raw.transfer_leader(to);
