@@ -350,6 +350,11 @@ async fn run_phase(
 ) -> Result<(PhaseReport, u64)> {
     // Returns the report and the fewest requests any one client made (for the put phase: keys
     // `c{client}-{0..that}` exist for every client).
+    if phase.addrs.is_empty() {
+        return Err(Error::Unavailable(
+            "the cluster's status names no nodes to send requests to".into(),
+        ));
+    }
     let before = fsyncs(http, nodes).await;
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
