@@ -53,19 +53,26 @@ pub async fn raft(
         Ok(m) => m,
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()),
     };
+    match deliver(&app, msgs) {
+        Ok(()) => (StatusCode::NO_CONTENT, String::new()),
+        Err(refused) => refused,
+    }
+}
+
+/// Hands `msgs` to this node, refusing any addressed to another node.
+fn deliver(app: &AppState, msgs: Vec<raft::eraftpb::Message>) -> Result<(), (StatusCode, String)> {
     if let Some(m) = msgs.iter().find(|m| m.to != app.node.id) {
-        return (
+        return Err((
             StatusCode::BAD_REQUEST,
             format!(
                 "message for node {} delivered to node {}",
                 m.to, app.node.id
             ),
-        );
+        ));
     }
-    match app.node.deliver(msgs) {
-        Ok(()) => (StatusCode::NO_CONTENT, String::new()),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    }
+    app.node
+        .deliver(msgs)
+        .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
 }
 
 /// `POST /internal/raft/stream`: a peer's endless stream of raft messages for this node, each
@@ -111,20 +118,10 @@ pub async fn raft_stream(
                 Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()),
             }
         }
-        if msgs.is_empty() {
-            continue;
-        }
-        if let Some(m) = msgs.iter().find(|m| m.to != app.node.id) {
-            return (
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "message for node {} delivered to node {}",
-                    m.to, app.node.id
-                ),
-            );
-        }
-        if let Err(e) = app.node.deliver(msgs) {
-            return (StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        if !msgs.is_empty()
+            && let Err(refused) = deliver(&app, msgs)
+        {
+            return refused;
         }
     }
 }

@@ -6,14 +6,11 @@ use std::collections::BTreeSet;
 
 use crate::api::AppState;
 use crate::api::ops::capacity::{self, Report, Tally};
-use crate::api::ops::legacy::{self, Expressions, Legacy};
-use crate::api::ops::query::context;
-use crate::api::ops::{Request, required, table_meta, table_name};
+use crate::api::ops::{Request, read_projection, required, table_meta, table_name};
 use crate::api::wire::{
     BatchGetItemInput, BatchGetItemOutput, KeysAndAttributes, WireItem, WireList,
 };
 use crate::model::expr::eval::project;
-use crate::model::expr::parse_projection;
 use crate::model::item::item_size;
 use crate::{Error, Result};
 
@@ -46,37 +43,17 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchGetItemOutput
     let mut consistent = false;
     for (table, request) in &tables {
         let table = table_name(Some(table))?;
-        let e = legacy::resolve(
-            Expressions {
-                projection: request.projection_expression.clone(),
-                names: request.expression_attribute_names.clone(),
-                ..Expressions::default()
-            },
-            Legacy {
-                attributes_to_get: request.attributes_to_get.clone().map(|a| a.0),
-                ..Legacy::default()
-            },
-        )?;
         let keys = &required(request.keys.as_ref(), "keys")?.0;
         if keys.is_empty() {
             return Err(Error::validation(
                 "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Map value must satisfy constraint: [Member must have length greater than or equal to 1]",
             ));
         }
-        let projection = match e.projection.as_deref() {
-            Some(text) => {
-                let mut ctx = context(e.names.as_ref(), None)?;
-                let paths = parse_projection(text, &mut ctx)?;
-                ctx.check_all_used()?;
-                Some(paths)
-            }
-            None if e.names.is_some() => {
-                return Err(Error::validation(
-                    "ExpressionAttributeNames can only be specified when using expressions",
-                ));
-            }
-            None => None,
-        };
+        let projection = read_projection(
+            request.projection_expression.clone(),
+            request.expression_attribute_names.clone(),
+            request.attributes_to_get.clone().map(|a| a.0),
+        )?;
         let meta = table_meta(app, &table).await?;
         let mut seen = BTreeSet::new();
         for key in keys {
@@ -126,8 +103,9 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchGetItemOutput
                 continue;
             }
             // Each key is charged as its own GetItem, found or not.
-            let bytes = item.as_ref().map_or(0, |i| item_size(i) as u64);
-            tally.add(&table, capacity::read_units(bytes, consistent));
+            if report.wanted() {
+                tally.add(&table, capacity::item_read_units(item.as_ref(), consistent));
+            }
             if let Some(item) = item {
                 let item = match &projection {
                     Some(paths) => project(&item, paths),

@@ -11,6 +11,8 @@
 use std::collections::BTreeMap;
 
 use crate::api::wire::{Capacity, ConsumedCapacity};
+use crate::model::Item;
+use crate::model::item::item_size;
 use crate::{Error, Result};
 
 /// What a request asked to be told.
@@ -38,6 +40,11 @@ impl Report {
                 "1 validation error detected: Value '{other}' at 'returnConsumedCapacity' failed to satisfy constraint: Member must satisfy enum value set: [INDEXES, TOTAL, NONE]"
             ))),
         }
+    }
+
+    /// Whether the request asked for figures (sizing items costs a walk over each).
+    pub fn wanted(self) -> bool {
+        self != Report::None
     }
 
     /// One table's figure, when asked for.
@@ -85,6 +92,11 @@ impl Tally {
 /// Write units for an item of `bytes` (the larger of its old and new sizes).
 pub fn write_units(bytes: u64) -> f64 {
     blocks(bytes, 1024)
+}
+
+/// Read units for reading `item` on its own (a missing item still costs one read).
+pub fn item_read_units(item: Option<&Item>, consistent: bool) -> f64 {
+    read_units(item.map_or(0, |i| item_size(i) as u64), consistent)
 }
 
 /// Read units for `bytes` read in one go (an item, or a Query or Scan page).

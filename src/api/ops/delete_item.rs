@@ -3,10 +3,9 @@
 
 use crate::api::AppState;
 use crate::api::ops::capacity::{self, Report};
-use crate::api::ops::legacy::{self, Expressions, Legacy};
 use crate::api::ops::{
-    Request, item_member, return_old, return_old_on_failure, table_meta, table_name,
-    write_condition,
+    Request, item_member, item_write_condition, return_old, return_old_on_failure, table_meta,
+    table_name,
 };
 use crate::api::wire::{DeleteItemInput, WireItem, WriteItemOutput};
 use crate::store::{Command, Conditional, ItemWrite, Outcome};
@@ -22,20 +21,13 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
     let old_on_failure =
         return_old_on_failure(input.return_values_on_condition_check_failure.as_deref())?;
     let key = item_member(input.key, "key")?;
-    let e = legacy::resolve(
-        Expressions {
-            condition: input.condition_expression,
-            names: input.expression_attribute_names,
-            values: input.expression_attribute_values,
-            ..Expressions::default()
-        },
-        Legacy {
-            expected: input.expected,
-            conditional_operator: input.conditional_operator,
-            ..Legacy::default()
-        },
+    let condition = item_write_condition(
+        input.condition_expression,
+        input.expression_attribute_names,
+        input.expression_attribute_values,
+        input.expected,
+        input.conditional_operator,
     )?;
-    let condition = write_condition(e.condition.as_deref(), e.names.as_ref(), e.values.as_ref())?;
     let meta = table_meta(app, &table).await?;
     meta.spec.key_schema.key_from_map(&key)?;
     let name = table.clone();

@@ -31,9 +31,10 @@ use crate::api::AppState;
 use crate::api::budget::Charge;
 use crate::api::decode::{decode, off_runtime};
 use crate::api::dispatch::Op;
+use crate::api::wire;
 use crate::api::wire::{Unsupported, WireItem, WireNames};
 use crate::model::Item;
-use crate::model::expr::{Condition, ExpressionContext, parse_condition};
+use crate::model::expr::{Condition, ExpressionContext, Path, parse_condition, parse_projection};
 use crate::model::table::TableMeta;
 use crate::store::apply::table_not_found;
 use crate::{Error, Result};
@@ -290,6 +291,70 @@ pub fn write_condition(
     let condition = parse_condition("ConditionExpression", text, &mut ctx)?;
     ctx.check_all_used()?;
     Ok(Some(condition))
+}
+
+/// The paths a point read returns: its `ProjectionExpression` (or legacy `AttributesToGet`)
+/// parsed with its `ExpressionAttributeNames`, which must all be used; `None` for the whole
+/// item. Shared by GetItem, BatchGetItem and TransactGetItems.
+///
+/// # Errors
+/// DynamoDB's `ValidationException`s for the expression, the names, or mixing the forms.
+pub fn read_projection(
+    projection: Option<String>,
+    names: Option<WireNames>,
+    attributes_to_get: Option<Vec<String>>,
+) -> Result<Option<Vec<Path>>> {
+    let e = legacy::resolve(
+        legacy::Expressions {
+            projection,
+            names,
+            ..legacy::Expressions::default()
+        },
+        legacy::Legacy {
+            attributes_to_get,
+            ..legacy::Legacy::default()
+        },
+    )?;
+    match e.projection.as_deref() {
+        Some(text) => {
+            let mut ctx = ExpressionContext::new(e.names.as_ref().map(|n| &n.0), None)?;
+            let paths = parse_projection(text, &mut ctx)?;
+            ctx.check_all_used()?;
+            Ok(Some(paths))
+        }
+        None => {
+            no_expression_maps(e.names.as_ref(), None)?;
+            Ok(None)
+        }
+    }
+}
+
+/// The condition of a PutItem or DeleteItem: its `ConditionExpression`, or its legacy
+/// `Expected` (with `ConditionalOperator`) rewritten into one.
+///
+/// # Errors
+/// As [`write_condition`], and DynamoDB's messages for a malformed or mixed legacy form.
+pub fn item_write_condition(
+    condition: Option<String>,
+    names: Option<WireNames>,
+    values: Option<WireItem>,
+    expected: Option<wire::WireMap<wire::ExpectedValue>>,
+    conditional_operator: Option<String>,
+) -> Result<Option<Condition>> {
+    let e = legacy::resolve(
+        legacy::Expressions {
+            condition,
+            names,
+            values,
+            ..legacy::Expressions::default()
+        },
+        legacy::Legacy {
+            expected,
+            conditional_operator,
+            ..legacy::Legacy::default()
+        },
+    )?;
+    write_condition(e.condition.as_deref(), e.names.as_ref(), e.values.as_ref())
 }
 
 /// `Select`: true when only a count is wanted. `SPECIFIC_ATTRIBUTES` goes with a

@@ -4,12 +4,9 @@
 
 use crate::api::AppState;
 use crate::api::ops::capacity::{self, Report, Tally};
-use crate::api::ops::query::context;
-use crate::api::ops::{Request, item_member, required, table_meta, table_name};
+use crate::api::ops::{Request, item_member, read_projection, required, table_meta, table_name};
 use crate::api::wire::{ItemResponse, TransactGetItemsInput, TransactGetItemsOutput, WireItem};
 use crate::model::expr::eval::project;
-use crate::model::expr::parse_projection;
-use crate::model::item::item_size;
 use crate::{Error, Result};
 
 /// Runs TransactGetItems.
@@ -30,15 +27,11 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<TransactGetItemsOu
         let key = item_member(get.key, "key")?;
         let meta = table_meta(app, &table).await?;
         meta.spec.key_schema.key_from_map(&key)?;
-        let projection = match get.projection_expression.as_deref() {
-            Some(text) => {
-                let mut ctx = context(get.expression_attribute_names.as_ref(), None)?;
-                let paths = parse_projection(text, &mut ctx)?;
-                ctx.check_all_used()?;
-                Some(paths)
-            }
-            None => None,
-        };
+        let projection = read_projection(
+            get.projection_expression,
+            get.expression_attribute_names,
+            None,
+        )?;
         reads.push((table, key));
         projections.push(projection);
     }
@@ -47,9 +40,10 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<TransactGetItemsOu
     let found = app.node.read(move |store| store.get_items(&reads)).await?;
     // A transactional read costs twice a consistent one.
     let mut tally = Tally::default();
-    for (table, item) in tables.iter().zip(&found) {
-        let bytes = item.as_ref().map_or(0, |i| item_size(i) as u64);
-        tally.add(table, 2.0 * capacity::read_units(bytes, true));
+    if report.wanted() {
+        for (table, item) in tables.iter().zip(&found) {
+            tally.add(table, 2.0 * capacity::item_read_units(item.as_ref(), true));
+        }
     }
     Ok(TransactGetItemsOutput {
         consumed_capacity: report.tables(tally),
