@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use redb::backends::{FileBackend, InMemoryBackend};
 use redb::{BackendError, Database, StorageBackend};
 
+use crate::raft::wal::{SLOT_FILES, Slot};
 use crate::{Error, Result};
 
 /// The switch that crashes a [`CrashableFile`], or makes its disk fail.
@@ -49,19 +50,11 @@ impl CrashSwitch {
     }
 }
 
-/// A node's in-memory "disk" (`--in-memory`): redb's in-memory backend, kept by the cluster
-/// across the node's restarts.
+/// One file of a node's in-memory "disk": redb's in-memory backend, shared by clones.
 #[derive(Clone, Debug, Default)]
-pub struct MemoryDisk(Arc<InMemoryBackend>);
+pub struct MemoryFile(Arc<InMemoryBackend>);
 
-impl MemoryDisk {
-    /// A new, empty one.
-    pub fn new() -> MemoryDisk {
-        MemoryDisk(Arc::new(InMemoryBackend::new()))
-    }
-}
-
-impl StorageBackend for MemoryDisk {
+impl StorageBackend for MemoryFile {
     fn len(&self) -> io::Result<u64> {
         self.0.len()
     }
@@ -81,6 +74,32 @@ impl StorageBackend for MemoryDisk {
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         self.0.write(offset, data)
     }
+}
+
+/// A node's in-memory "disk" (`--in-memory`): its database and its two log files in memory,
+/// kept by the cluster across the node's restarts.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryDisk {
+    db: MemoryFile,
+    log: [MemoryFile; 2],
+}
+
+impl MemoryDisk {
+    /// A new, empty one.
+    pub fn new() -> MemoryDisk {
+        MemoryDisk::default()
+    }
+}
+
+/// A node's storage, opened: its redb database (the state machine and raft's metadata), the two
+/// slots of its Raft log file, and the switch that crashes or fails all three at once.
+pub struct NodeStorage {
+    /// The database.
+    pub db: Database,
+    /// The Raft log's slots ([`crate::raft::wal`]).
+    pub log: [Slot; 2],
+    /// Crashes or fails every file above.
+    pub switch: CrashSwitch,
 }
 
 /// A redb backend (a file, or memory) with a [`CrashSwitch`].
@@ -189,13 +208,46 @@ impl StorageBackend for CrashableFile {
     }
 }
 
-/// Opens (creating if needed) the database at `path` on a crashable backend; `sync` false
-/// makes its fsyncs no-ops (`--durability none`).
+/// Opens (creating if needed) the database at `path` and the Raft log files beside it, on
+/// crashable backends sharing one switch; `sync` false makes their fsyncs no-ops
+/// (`--durability none`).
 ///
 /// # Errors
 /// A file that cannot be opened, is locked by another process, or is not a redb database; the
 /// message names the file.
-pub fn open(path: &Path, sync: bool) -> Result<(Database, CrashSwitch)> {
+pub fn open(path: &Path, sync: bool) -> Result<NodeStorage> {
+    let switch = CrashSwitch::default();
+    let db = open_db(path, sync, &switch)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let slot = |name: &str| -> Result<Slot> {
+        let path = dir.join(name);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| {
+                Error::internal(format!(
+                    "cannot open {}: {e}; check that kvsim may read and write it, or use \
+                     another --data-dir-root",
+                    path.display()
+                ))
+            })?;
+        Ok(Box::new(CrashableFile {
+            inner: Box::new(
+                FileBackend::new(file)
+                    .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?,
+            ),
+            switch: switch.clone(),
+            sync,
+        }))
+    };
+    let log = [slot(SLOT_FILES[0])?, slot(SLOT_FILES[1])?];
+    Ok(NodeStorage { db, log, switch })
+}
+
+fn open_db(path: &Path, sync: bool, switch: &CrashSwitch) -> Result<Database> {
     let cannot_open = |e: &dyn std::fmt::Display| {
         Error::internal(format!(
             "cannot open {}: {e}; check that kvsim may read and write it (permissions, a \
@@ -210,7 +262,6 @@ pub fn open(path: &Path, sync: bool) -> Result<(Database, CrashSwitch)> {
         .truncate(false)
         .open(path)
         .map_err(|e| cannot_open(&e))?;
-    let switch = CrashSwitch::default();
     let backend = CrashableFile {
         inner: Box::new(FileBackend::new(file).map_err(|e| cannot_open(&e))?),
         switch: switch.clone(),
@@ -242,22 +293,23 @@ pub fn open(path: &Path, sync: bool) -> Result<(Database, CrashSwitch)> {
             path.display()
         )),
     })?;
-    Ok((db, switch))
+    Ok(db)
 }
 
-/// Opens (creating if empty) a node's database in memory, on `disk`.
+/// Opens (creating if empty) a node's storage in memory, on `disk`.
 ///
 /// # Errors
 /// Only if redb refuses the memory's contents, which would be a bug.
-pub fn open_memory(disk: &MemoryDisk) -> Result<(Database, CrashSwitch)> {
+pub fn open_memory(disk: &MemoryDisk) -> Result<NodeStorage> {
     let switch = CrashSwitch::default();
-    let backend = CrashableFile {
-        inner: Box::new(disk.clone()),
+    let file = |f: &MemoryFile| CrashableFile {
+        inner: Box::new(f.clone()),
         switch: switch.clone(),
         sync: false,
     };
     let db = Database::builder()
-        .create_with_backend(backend)
+        .create_with_backend(file(&disk.db))
         .map_err(|e| Error::internal(format!("cannot open an in-memory database: {e}")))?;
-    Ok((db, switch))
+    let log: [Slot; 2] = [Box::new(file(&disk.log[0])), Box::new(file(&disk.log[1]))];
+    Ok(NodeStorage { db, log, switch })
 }

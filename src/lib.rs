@@ -6,7 +6,7 @@
 //! - [`model`]: DynamoDB's data model as pure data and logic: values, exact numbers, items,
 //!   key encoding, expressions. No I/O.
 //! - [`store`]: the replicated state machine on redb: tables and items. Knows nothing of Raft.
-//! - [`raft`]: raft-rs driven over a redb log; replicates opaque commands to a
+//! - [`raft`]: raft-rs driven over a checksummed log file; replicates opaque commands to a
 //!   [`raft::StateMachine`]. Knows nothing of items.
 //! - [`cluster`]: three nodes in one process, each a Raft thread, a transport and an HTTP server.
 //! - [`api`]: axum; the DynamoDB JSON protocol, status, and the node-to-node routes.

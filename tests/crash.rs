@@ -180,10 +180,27 @@ async fn damaged_or_missing_node_data_is_refused_by_name_and_the_others_keep_wor
             "node1/kvsim.redb",
             Box::new(|| {
                 let mut bytes = std::fs::read(&node1).expect("read");
-                for b in bytes.iter_mut().skip(9000).take(20_000) {
+                for b in bytes.iter_mut().take(20_000) {
                     *b ^= 0x5a;
                 }
                 std::fs::write(&node1, bytes).expect("write");
+            }),
+        ),
+        (
+            // A byte flipped inside the fourth record of the Raft log, with whole records
+            // after it: damage, not a write torn by a crash, so it must not be cut off.
+            "log corrupted",
+            "raft-log.0 is damaged",
+            Box::new(|| {
+                let path = data.join("node1").join("raft-log.0");
+                let mut bytes = std::fs::read(&path).expect("read");
+                let mut at = 0;
+                for _ in 0..3 {
+                    let len: [u8; 4] = bytes[at..at + 4].try_into().expect("len");
+                    at += 8 + u32::from_le_bytes(len) as usize;
+                }
+                bytes[at + 10] ^= 0xff;
+                std::fs::write(&path, bytes).expect("write");
             }),
         ),
         (

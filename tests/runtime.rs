@@ -1,6 +1,7 @@
 //! Storage work never runs on the async runtime: restarting a node with a large log (redb's
-//! integrity check over its whole file, the Raft log decoded to rebuild its terms) happens on
-//! a blocking thread, so the other nodes keep answering at their usual speed meanwhile.
+//! integrity check, the Raft log file read back, the entries since the last checkpoint applied
+//! again) happens on a blocking thread, so the other nodes keep answering at their usual speed
+//! meanwhile.
 //!
 //! The cluster runs on a runtime with a single worker thread, so any blocking work on it
 //! would stall every request for as long as it lasts.
@@ -15,8 +16,8 @@ use kvsim::raft::NodeId;
 use serde_json::json;
 
 /// Items written to grow the log, and the size of each.
-const ITEMS: usize = 600;
-const ITEM_BYTES: usize = 16 << 10;
+const ITEMS: usize = 1000;
+const ITEM_BYTES: usize = 48 << 10;
 
 /// How long one GetItem takes, through HTTP, at node `id`.
 async fn get_latency(tc: &TestCluster, id: NodeId, key: usize) -> Duration {

@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use redb::Database;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -298,7 +297,7 @@ fn open_node_db(
     dir: &std::path::Path,
     existing_cluster: bool,
     sync: bool,
-) -> Result<(Database, CrashSwitch)> {
+) -> Result<disk::NodeStorage> {
     if existing_cluster && !has_data(dir) {
         return Err(Error::internal(format!(
             "{} has no data but the other nodes do: this node lost its Raft log and cannot rejoin \
@@ -312,7 +311,7 @@ fn open_node_db(
 
 /// Opens (or creates) a node's database. Blocking: redb checks the whole file's integrity on
 /// open, so this runs on a blocking thread, never on the async runtime.
-fn open_db(dir: &std::path::Path, sync: bool) -> Result<(Database, CrashSwitch)> {
+fn open_db(dir: &std::path::Path, sync: bool) -> Result<disk::NodeStorage> {
     std::fs::create_dir_all(dir).map_err(|e| {
         Error::internal(format!(
             "cannot create data directory {}: {e}; make it a directory kvsim may write, or use \
@@ -580,13 +579,13 @@ impl Cluster {
         let (node, store, crash) = tokio::task::spawn_blocking(move || {
             // An existing cluster's node must come back with its data; only a brand-new
             // cluster (no node had data when the server started) starts nodes empty.
-            let (db, crash) = match &memory_disk {
+            let storage = match &memory_disk {
                 Some(memory) => disk::open_memory(memory)?,
                 None => open_node_db(&dir, existing_cluster, fsync)?,
             };
-            let db = Arc::new(db);
+            let (db, crash) = (Arc::new(storage.db), storage.switch);
             let store = Store::new(db.clone());
-            let mut node = RaftNode::new(opts, db, store.clone(), &raft_logger(id))?;
+            let mut node = RaftNode::new(opts, db, storage.log, store.clone(), &raft_logger(id))?;
             // The lowest id campaigns at once, so a new or restarted cluster has a leader in
             // about one round trip instead of after a 1-2 s election timeout; pre-vote makes it
             // harmless when a leader already exists.

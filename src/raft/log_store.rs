@@ -1,17 +1,21 @@
-//! The Raft log on redb: entries, hard state, conf state, the truncation point and the applied
-//! index, with [`raft::Storage`] implemented over them.
+//! The Raft log and its persistent state, with [`raft::Storage`] implemented over them.
 //!
-//! Writes never commit on their own: every mutating method takes the caller's
-//! [`WriteTransaction`], so one Ready's entries, hard state and applied state machine changes
-//! land in a single redb commit (one fsync). The in-memory cache (`terms`, `recent`, hard state)
-//! mirrors what that transaction wrote; if a commit fails the node stops, so the cache can never
-//! be observed out of step with disk.
+//! Two stores, each for what it is good at:
+//! - the log entries and the hard state go to the node's [`Wal`]: appended, and fsynced once per
+//!   Ready ([`LogStore::persist`]);
+//! - the conf state, the applied index and the point of the last installed snapshot live in the
+//!   node's redb, **in the same transaction** as the state machine changes they describe. Those
+//!   transactions commit without an fsync and are made durable now and then by a checkpoint
+//!   (see [`crate::raft::node`]); [`LogStore::durable_applied`] says how far they are durable.
+//!
+//! After a crash, redb is back at its last checkpoint and raft re-applies the entries after it
+//! from the log, which is why compaction never goes past the durable applied index.
 //!
 //! Invariants:
 //! - the log holds the contiguous range `first_index() ..= last_index()`;
 //! - `truncated` is `(first_index() - 1, its term)`: the last compacted or snapshotted entry;
-//! - `hard_state.commit >= applied`, written together, so a restart never sees applied beyond
-//!   commit (raft-rs panics on that).
+//! - the hard state's commit index is at least the applied index (raft-rs panics otherwise), so
+//!   opening raises it to the applied index when the log's last hard state is older.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -21,22 +25,26 @@ use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, StorageError};
 use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition, WriteTransaction};
 
+use crate::raft::wal::{Record, Slot, Wal};
 use crate::{Error, Result};
 
-/// Log entries by index, each a protobuf-encoded `Entry`.
-const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_entries");
-/// Raft's small persistent facts, by name (see the `KEY_*` consts).
+/// Raft's small persistent facts in redb, by name (see the `KEY_*` consts).
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
 
-const KEY_HARD_STATE: &str = "hard_state";
 const KEY_CONF_STATE: &str = "conf_state";
-/// `(index, term)` of the last entry removed by compaction or replaced by a snapshot.
-const KEY_TRUNCATED: &str = "truncated";
+/// `(index, term)` of the last snapshot installed into the state machine.
+const KEY_SNAPSHOT: &str = "snapshot";
 /// Index of the last entry applied to the state machine.
 const KEY_APPLIED: &str = "applied";
 
+/// Where kvsim before its write-ahead log kept the entries, the hard state and the compaction
+/// point, in redb. A node opened over such a database moves them into the log once.
+const LEGACY_ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_entries");
+const LEGACY_HARD_STATE: &str = "hard_state";
+const LEGACY_TRUNCATED: &str = "truncated";
+
 /// How many of the newest entries are kept in memory, so that the leader building appends and
-/// every node reading committed entries rarely touches redb for them.
+/// every node reading committed entries rarely reads the log file for them.
 const RECENT_ENTRIES: usize = 4096;
 
 /// A consistent view of the state machine at a snapshot point, held for the transport to stream.
@@ -52,17 +60,22 @@ pub struct SnapshotSource {
 /// Shared slot for the newest outgoing snapshot; the transport reads it to stream the data.
 pub type SnapshotSlot = Arc<Mutex<Option<SnapshotSource>>>;
 
-/// Raft log storage on redb. See the module docs.
+/// Raft log storage. See the module docs.
 pub struct LogStore {
     db: Arc<Database>,
+    wal: Wal,
     hard_state: HardState,
     conf_state: ConfState,
     truncated: (u64, u64),
     /// Terms of entries `first_index()..=last_index()`, so `term()` never reads disk.
     terms: VecDeque<u64>,
+    /// Where each of those entries' records is in the log file.
+    offsets: VecDeque<u64>,
     /// A suffix of the log (the newest entries), contiguous and ending at `last_index()`.
     recent: VecDeque<Entry>,
     applied: u64,
+    /// The applied index as of the last durable redb commit.
+    durable_applied: u64,
     outgoing_snapshot: SnapshotSlot,
 }
 
@@ -76,7 +89,7 @@ fn encode_pair(a: u64, b: u64) -> [u8; 16] {
 fn decode_pair(bytes: &[u8]) -> Result<(u64, u64)> {
     let arr: [u8; 16] = bytes
         .try_into()
-        .map_err(|_| Error::internal("raft_meta: truncated state is not 16 bytes"))?;
+        .map_err(|_| Error::internal("raft_meta: a log position is not 16 bytes"))?;
     let mut a = [0u8; 8];
     let mut b = [0u8; 8];
     a.copy_from_slice(&arr[..8]);
@@ -88,105 +101,217 @@ fn store_err(e: impl std::fmt::Display) -> raft::Error {
     raft::Error::Store(StorageError::Other(e.to_string().into()))
 }
 
+/// What redb holds of raft's state.
+#[derive(Default)]
+struct Meta {
+    conf_state: Option<ConfState>,
+    snapshot: (u64, u64),
+    applied: u64,
+    legacy_hard_state: Option<HardState>,
+    legacy_truncated: (u64, u64),
+}
+
+fn read_meta(db: &Database) -> Result<Meta> {
+    let read = db.begin_read()?;
+    let meta = match read.open_table(META) {
+        Ok(meta) => meta,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Meta::default()),
+        Err(e) => return Err(e.into()),
+    };
+    let get =
+        |key: &str| -> Result<Option<Vec<u8>>> { Ok(meta.get(key)?.map(|v| v.value().to_vec())) };
+    let mut out = Meta::default();
+    if let Some(cs) = get(KEY_CONF_STATE)? {
+        out.conf_state = Some(ConfState::parse_from_bytes(&cs)?);
+    }
+    if let Some(s) = get(KEY_SNAPSHOT)? {
+        out.snapshot = decode_pair(&s)?;
+    }
+    if let Some(a) = get(KEY_APPLIED)? {
+        let arr: [u8; 8] = a
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::internal("raft_meta: applied index is not 8 bytes"))?;
+        out.applied = u64::from_be_bytes(arr);
+    }
+    if let Some(hs) = get(LEGACY_HARD_STATE)? {
+        out.legacy_hard_state = Some(HardState::parse_from_bytes(&hs)?);
+    }
+    if let Some(t) = get(LEGACY_TRUNCATED)? {
+        out.legacy_truncated = decode_pair(&t)?;
+    }
+    Ok(out)
+}
+
+/// The entries an older kvsim kept in redb, after `truncated`.
+fn legacy_entries(db: &Database, truncated: u64) -> Result<Vec<Entry>> {
+    let read = db.begin_read()?;
+    let table = match read.open_table(LEGACY_ENTRIES) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    for row in table.range(truncated + 1..)? {
+        let (_, v) = row?;
+        out.push(Entry::parse_from_bytes(v.value())?);
+    }
+    Ok(out)
+}
+
 impl LogStore {
-    /// Opens the log in `db`, initialising it with `voters` on first use.
+    /// Opens the log over `db` and the log file's `slots`, initialising both with `voters` on
+    /// first use (and moving an older kvsim's log out of redb).
     ///
     /// # Errors
-    /// Storage errors, or undecodable metadata (a damaged file).
-    pub fn open(db: Arc<Database>, voters: &[u64]) -> Result<LogStore> {
-        let read = db.begin_read()?;
-        let existing = match read.open_table(META) {
-            Ok(meta) => {
-                let get = |key: &str| -> Result<Option<Vec<u8>>> {
-                    Ok(meta.get(key)?.map(|v| v.value().to_vec()))
-                };
-                match get(KEY_CONF_STATE)? {
-                    Some(cs) => Some((
-                        cs,
-                        get(KEY_HARD_STATE)?,
-                        get(KEY_TRUNCATED)?,
-                        get(KEY_APPLIED)?,
-                    )),
-                    None => None,
+    /// Storage errors, or undecodable state (a damaged file).
+    pub fn open(db: Arc<Database>, slots: [Slot; 2], voters: &[u64]) -> Result<LogStore> {
+        let meta = read_meta(&db)?;
+        let mut hard_state = None;
+        let mut terms = VecDeque::new();
+        let mut offsets = VecDeque::new();
+        let mut recent: VecDeque<Entry> = VecDeque::new();
+        let mut first = None;
+        let (wal, truncated) = Wal::open(slots, |record| {
+            match record {
+                Record::HardState(hs) => hard_state = Some(hs),
+                Record::Entry(entry, offset) => {
+                    let base = *first.get_or_insert(entry.index);
+                    let last = base + terms.len() as u64;
+                    if entry.index < base || entry.index > last {
+                        return Err(Error::internal(format!(
+                            "raft log file: entry {} does not follow the log (entries {base}..{last})",
+                            entry.index
+                        )));
+                    }
+                    let keep = (entry.index - base) as usize;
+                    terms.truncate(keep);
+                    offsets.truncate(keep);
+                    while recent.back().is_some_and(|e| e.index >= entry.index) {
+                        recent.pop_back();
+                    }
+                    terms.push_back(entry.term);
+                    offsets.push_back(offset);
+                    recent.push_back(entry);
+                    if recent.len() > RECENT_ENTRIES {
+                        recent.pop_front();
+                    }
                 }
             }
-            Err(redb::TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(e.into()),
-        };
-        drop(read);
-
+            Ok(())
+        })?;
         let mut store = LogStore {
             db,
-            hard_state: HardState::default(),
-            conf_state: ConfState::default(),
+            wal,
+            hard_state: hard_state.unwrap_or_default(),
+            conf_state: meta.conf_state.clone().unwrap_or_default(),
             truncated: (0, 0),
-            terms: VecDeque::new(),
-            recent: VecDeque::new(),
-            applied: 0,
+            terms,
+            offsets,
+            recent,
+            applied: meta.applied,
+            durable_applied: meta.applied,
             outgoing_snapshot: Arc::new(Mutex::new(None)),
         };
-        match existing {
-            Some((cs, hs, truncated, applied)) => {
-                store.conf_state = ConfState::parse_from_bytes(&cs)?;
-                if let Some(hs) = hs {
-                    store.hard_state = HardState::parse_from_bytes(&hs)?;
+        match truncated {
+            Some(truncated) if meta.snapshot.0 > truncated.0 => {
+                // A snapshot was installed and the node stopped before the log restarted after
+                // it: everything in the log predates the snapshot.
+                store.truncated = meta.snapshot;
+                store.clear_entries();
+                store.rotate()?;
+            }
+            Some(truncated) => {
+                if store.first_loaded().is_some_and(|f| f != truncated.0 + 1) {
+                    return Err(Error::internal(
+                        "raft log file: entries do not start right after the truncation point",
+                    ));
                 }
-                if let Some(t) = truncated {
-                    store.truncated = decode_pair(&t)?;
-                }
-                if let Some(a) = applied {
-                    let arr: [u8; 8] = a
-                        .as_slice()
-                        .try_into()
-                        .map_err(|_| Error::internal("raft_meta: applied index is not 8 bytes"))?;
-                    store.applied = u64::from_be_bytes(arr);
-                }
-                store.load_terms()?;
+                store.truncated = truncated;
             }
             None => {
-                let txn = store.db.begin_write()?;
-                store.conf_state.voters = voters.to_vec();
+                // No log yet: a new node, or a database from before the log file.
+                let legacy = meta.legacy_hard_state.is_some();
+                if legacy {
+                    store.hard_state = meta.legacy_hard_state.clone().unwrap_or_default();
+                    store.truncated = meta.legacy_truncated;
+                    for entry in legacy_entries(&store.db, meta.legacy_truncated.0)? {
+                        store.terms.push_back(entry.term);
+                        store.offsets.push_back(0);
+                        store.recent.push_back(entry);
+                    }
+                    // Every entry is in `recent` for the rotation; trim it afterwards.
+                    store.rotate_all_in_memory()?;
+                } else {
+                    store.conf_state.voters = voters.to_vec();
+                    store.rotate()?;
+                }
+                let mut txn = store.db.begin_write()?;
+                txn.set_durability(redb::Durability::Immediate)?;
                 {
-                    let mut meta = txn.open_table(META)?;
-                    meta.insert(
+                    let mut m = txn.open_table(META)?;
+                    m.insert(
                         KEY_CONF_STATE,
                         store.conf_state.write_to_bytes()?.as_slice(),
                     )?;
-                    meta.insert(
-                        KEY_HARD_STATE,
-                        store.hard_state.write_to_bytes()?.as_slice(),
+                    m.insert(
+                        KEY_SNAPSHOT,
+                        encode_pair(store.truncated.0, store.truncated.1).as_slice(),
                     )?;
-                    meta.insert(KEY_TRUNCATED, encode_pair(0, 0).as_slice())?;
+                    m.remove(LEGACY_HARD_STATE)?;
+                    m.remove(LEGACY_TRUNCATED)?;
+                }
+                if legacy {
+                    txn.delete_table(LEGACY_ENTRIES)?;
                 }
                 txn.commit()?;
+                while store.recent.len() > RECENT_ENTRIES {
+                    store.recent.pop_front();
+                }
             }
         }
+        store.hard_state.commit = store.hard_state.commit.max(store.applied);
+        store.hard_state.term = store.hard_state.term.max(store.truncated.1);
         Ok(store)
     }
 
-    fn load_terms(&mut self) -> Result<()> {
-        let read = self.db.begin_read()?;
-        let table = match read.open_table(ENTRIES) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        let first = self.truncated.0 + 1;
-        for (expected, row) in (first..).zip(table.range(first..)?) {
-            let (k, v) = row?;
-            if k.value() != expected {
-                return Err(Error::internal(format!(
-                    "raft log has a gap: expected entry {expected}, found {}",
-                    k.value()
-                )));
+    fn first_loaded(&self) -> Option<u64> {
+        let newest = self.recent.back()?.index;
+        Some(newest + 1 - self.terms.len() as u64)
+    }
+
+    fn clear_entries(&mut self) {
+        self.terms.clear();
+        self.offsets.clear();
+        self.recent.clear();
+    }
+
+    /// Rewrites the log file as a new generation: the truncation point, the hard state and every
+    /// entry still in the log.
+    fn rotate(&mut self) -> Result<()> {
+        let mut entries = Vec::with_capacity(self.terms.len());
+        let front = self.recent.front().map_or(u64::MAX, |e| e.index);
+        for (i, offset) in self.offsets.iter().enumerate() {
+            let index = self.truncated.0 + 1 + i as u64;
+            if index >= front {
+                break;
             }
-            let entry = Entry::parse_from_bytes(v.value())?;
-            self.terms.push_back(entry.term);
-            self.recent.push_back(entry);
-            if self.recent.len() > RECENT_ENTRIES {
-                self.recent.pop_front();
-            }
+            entries.push(self.wal.read_entry(*offset)?);
         }
+        entries.extend(self.recent.iter().cloned());
+        let offsets = self
+            .wal
+            .rotate(self.truncated, &self.hard_state, entries.iter())?;
+        self.offsets = offsets.into();
+        Ok(())
+    }
+
+    /// [`LogStore::rotate`] when every entry is in `recent` (the offsets are not valid yet).
+    fn rotate_all_in_memory(&mut self) -> Result<()> {
+        let offsets = self
+            .wal
+            .rotate(self.truncated, &self.hard_state, self.recent.iter())?;
+        self.offsets = offsets.into();
         Ok(())
     }
 
@@ -200,9 +325,19 @@ impl LogStore {
         &self.hard_state
     }
 
-    /// The index of the last entry applied to the state machine (as persisted).
+    /// The index of the last entry applied to the state machine.
     pub fn applied(&self) -> u64 {
         self.applied
+    }
+
+    /// The applied index as of the last durable redb commit: what a crash would go back to.
+    pub fn durable_applied(&self) -> u64 {
+        self.durable_applied
+    }
+
+    /// Records that redb's last commit was durable, so everything applied so far is.
+    pub fn checkpointed(&mut self) {
+        self.durable_applied = self.applied;
     }
 
     /// Index of the first entry still in the log.
@@ -215,9 +350,10 @@ impl LogStore {
         self.truncated.0 + self.terms.len() as u64
     }
 
-    /// Appends `entries`, first removing any existing entries at or after the first new index
-    /// (a new leader overwriting an uncommitted suffix).
-    pub fn append(&mut self, txn: &WriteTransaction, entries: &[Entry]) -> Result<()> {
+    /// Queues `entries` for the log file, first removing any existing entries at or after the
+    /// first new index (a new leader overwriting an uncommitted suffix). Durable only after
+    /// [`LogStore::persist`].
+    pub fn append(&mut self, entries: &[Entry]) -> Result<()> {
         let Some(first_new) = entries.first().map(|e| e.index) else {
             return Ok(());
         };
@@ -233,16 +369,16 @@ impl LogStore {
                 self.last()
             )));
         }
-        let mut table = txn.open_table(ENTRIES)?;
         if first_new <= self.last() {
-            table.retain_in(first_new.., |_, _| false)?;
-            self.terms.truncate((first_new - self.first()) as usize);
+            let keep = (first_new - self.first()) as usize;
+            self.terms.truncate(keep);
+            self.offsets.truncate(keep);
             while self.recent.back().is_some_and(|e| e.index >= first_new) {
                 self.recent.pop_back();
             }
         }
         for entry in entries {
-            table.insert(entry.index, entry.write_to_bytes()?.as_slice())?;
+            self.offsets.push_back(self.wal.append(entry)?);
             self.terms.push_back(entry.term);
             self.recent.push_back(entry.clone());
         }
@@ -252,84 +388,97 @@ impl LogStore {
         Ok(())
     }
 
-    /// Persists a new hard state.
-    pub fn set_hard_state(&mut self, txn: &WriteTransaction, hs: &HardState) -> Result<()> {
+    /// Queues a new hard state for the log file.
+    pub fn set_hard_state(&mut self, hs: &HardState) -> Result<()> {
         self.hard_state = hs.clone();
-        self.write_hard_state(txn)
+        self.wal.set_hard_state(hs)
     }
 
-    fn write_hard_state(&self, txn: &WriteTransaction) -> Result<()> {
-        let mut meta = txn.open_table(META)?;
-        meta.insert(KEY_HARD_STATE, self.hard_state.write_to_bytes()?.as_slice())?;
-        Ok(())
+    /// Writes what was queued to the log file, fsyncing it if `sync`. Returns whether there
+    /// was anything to write.
+    ///
+    /// # Errors
+    /// I/O errors: the node must stop.
+    pub fn persist(&mut self, sync: bool) -> Result<bool> {
+        let wrote = self.wal.has_pending();
+        self.wal.flush(sync && wrote)?;
+        Ok(wrote)
     }
 
-    /// Records a commit index learnt from a `LightReady`; written with the next transaction
-    /// that persists hard state or applied state.
+    /// Records a commit index learnt from a `LightReady`; it reaches disk with the next hard
+    /// state, and opening raises the commit index to the applied index anyway.
     pub fn note_commit(&mut self, commit: u64) {
         self.hard_state.commit = self.hard_state.commit.max(commit);
     }
 
-    /// Persists the applied index, and the commit index with it so that commit >= applied holds
-    /// on disk.
+    /// Records the applied index in `txn`, beside the state machine changes it covers.
     pub fn set_applied(&mut self, txn: &WriteTransaction, applied: u64) -> Result<()> {
         self.applied = applied;
         self.hard_state.commit = self.hard_state.commit.max(applied);
-        self.write_hard_state(txn)?;
         let mut meta = txn.open_table(META)?;
         meta.insert(KEY_APPLIED, applied.to_be_bytes().as_slice())?;
         Ok(())
     }
 
-    /// Replaces the whole log with a snapshot point: every entry is dropped, the log restarts
-    /// after `meta.index`, and commit and applied move to it.
+    /// Replaces the whole log with a snapshot point in `txn` and in memory: every entry is
+    /// dropped, the log restarts after `meta.index`, and commit and applied move to it. Once
+    /// `txn` has committed durably, [`LogStore::restart_log`] must start the log file afresh.
     pub fn apply_snapshot(
         &mut self,
         txn: &WriteTransaction,
         meta: &SnapshotMetadata,
     ) -> Result<()> {
-        let mut table = txn.open_table(ENTRIES)?;
-        table.retain_in(0u64.., |_, _| false)?;
-        drop(table);
-        self.terms.clear();
-        self.recent.clear();
+        self.clear_entries();
         self.truncated = (meta.index, meta.term);
         self.conf_state = meta.get_conf_state().clone();
         self.hard_state.term = self.hard_state.term.max(meta.term);
         {
             let mut m = txn.open_table(META)?;
-            m.insert(KEY_TRUNCATED, encode_pair(meta.index, meta.term).as_slice())?;
+            m.insert(KEY_SNAPSHOT, encode_pair(meta.index, meta.term).as_slice())?;
             m.insert(KEY_CONF_STATE, self.conf_state.write_to_bytes()?.as_slice())?;
         }
         self.set_applied(txn, meta.index)
     }
 
-    /// Removes entries up to and including `to`, which must not exceed the applied index.
-    pub fn compact(&mut self, txn: &WriteTransaction, to: u64) -> Result<()> {
+    /// Starts a new generation of the log file holding the log as it stands (after a snapshot
+    /// was installed and made durable). Fsyncs.
+    ///
+    /// # Errors
+    /// I/O errors: the node must stop.
+    pub fn restart_log(&mut self) -> Result<()> {
+        self.wal.flush(false)?;
+        self.rotate()
+    }
+
+    /// Removes entries up to and including `to`, which must not exceed the durable applied
+    /// index (a crash must find every entry after redb's last checkpoint), and rewrites the log
+    /// file without them. Fsyncs.
+    ///
+    /// # Errors
+    /// I/O errors, or a compaction point the log cannot have.
+    pub fn compact(&mut self, to: u64) -> Result<()> {
         if to <= self.truncated.0 {
             return Ok(());
         }
-        if to > self.applied || to > self.last() {
+        if to > self.durable_applied || to > self.last() {
             return Err(Error::internal(format!(
-                "compaction to {to} beyond applied {} or last {}",
-                self.applied,
+                "compaction to {to} beyond durably applied {} or last {}",
+                self.durable_applied,
                 self.last()
             )));
         }
         let term = self
             .term_of(to)
             .ok_or_else(|| Error::internal("compaction point has no term"))?;
-        let mut table = txn.open_table(ENTRIES)?;
-        table.retain_in(..=to, |_, _| false)?;
         let removed = (to - self.truncated.0) as usize;
         self.terms.drain(..removed);
+        self.offsets.drain(..removed);
         while self.recent.front().is_some_and(|e| e.index <= to) {
             self.recent.pop_front();
         }
         self.truncated = (to, term);
-        let mut m = txn.open_table(META)?;
-        m.insert(KEY_TRUNCATED, encode_pair(to, term).as_slice())?;
-        Ok(())
+        self.wal.flush(false)?;
+        self.rotate()
     }
 
     fn term_of(&self, idx: u64) -> Option<u64> {
@@ -391,24 +540,18 @@ impl raft::Storage for LogStore {
             out.push(e);
             true
         };
-        if let Some(front) = self.recent.front().map(|e| e.index)
-            && low >= front
-        {
-            for e in self
-                .recent
-                .range((low - front) as usize..(high - front) as usize)
-            {
-                if !push(e.clone(), &mut out) {
-                    break;
-                }
-            }
-            return Ok(out);
-        }
-        let read = self.db.begin_read().map_err(store_err)?;
-        let table = read.open_table(ENTRIES).map_err(store_err)?;
-        for row in table.range(low..high).map_err(store_err)? {
-            let (_, v) = row.map_err(store_err)?;
-            let e = Entry::parse_from_bytes(v.value()).map_err(store_err)?;
+        // The newest entries from memory, older ones from the log file (where they have long
+        // been written: only entries appended in the current Ready are not, and they are new).
+        let front = self.recent.front().map_or(u64::MAX, |e| e.index);
+        let first = self.first();
+        for index in low..high {
+            let e = if index >= front {
+                self.recent[(index - front) as usize].clone()
+            } else {
+                self.wal
+                    .read_entry(self.offsets[(index - first) as usize])
+                    .map_err(store_err)?
+            };
             if !push(e, &mut out) {
                 break;
             }
@@ -470,5 +613,103 @@ impl raft::Storage for LogStore {
         meta.term = source.term;
         meta.set_conf_state(self.conf_state.clone());
         Ok(snap)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use raft::Storage;
+    use redb::backends::InMemoryBackend;
+
+    use super::*;
+    use crate::disk::MemoryFile;
+
+    fn entry(index: u64, term: u64) -> Entry {
+        Entry {
+            index,
+            term,
+            data: vec![index as u8].into(),
+            ..Default::default()
+        }
+    }
+
+    /// Checks the log of the legacy database below, however it was opened.
+    fn check(store: &LogStore) {
+        assert_eq!((store.first(), store.last()), (5, 8));
+        assert_eq!(
+            store.term(4).ok(),
+            Some(2),
+            "the truncation point keeps its term"
+        );
+        assert_eq!(store.term(7).ok(), Some(3));
+        let hs = store.hard_state();
+        assert_eq!((hs.term, hs.vote, hs.commit), (3, 2, 7));
+        assert_eq!(store.applied(), 6);
+        let entries = store
+            .entries(5, 9, None, GetEntriesContext::empty(false))
+            .expect("entries");
+        let data: Vec<u8> = entries.iter().map(|e| e.data[0]).collect();
+        assert_eq!(data, vec![5, 6, 7, 8]);
+    }
+
+    /// kvsim before its log file kept entries, hard state and the compaction point in redb. A
+    /// node opened over such a database moves them into the log file once, and they are gone
+    /// from redb.
+    #[test]
+    fn a_log_an_older_kvsim_kept_in_redb_moves_to_the_log_file_once() {
+        let db = Arc::new(
+            Database::builder()
+                .create_with_backend(InMemoryBackend::new())
+                .expect("db"),
+        );
+        let txn = db.begin_write().expect("txn");
+        {
+            let mut meta = txn.open_table(META).expect("meta");
+            let cs = ConfState {
+                voters: vec![1, 2, 3],
+                ..Default::default()
+            };
+            let hs = HardState {
+                term: 3,
+                vote: 2,
+                commit: 7,
+                ..Default::default()
+            };
+            let bytes = |m: &dyn protobuf::Message| m.write_to_bytes().expect("encode");
+            meta.insert(KEY_CONF_STATE, bytes(&cs).as_slice())
+                .expect("insert");
+            meta.insert(LEGACY_HARD_STATE, bytes(&hs).as_slice())
+                .expect("insert");
+            meta.insert(LEGACY_TRUNCATED, encode_pair(4, 2).as_slice())
+                .expect("insert");
+            meta.insert(KEY_APPLIED, 6u64.to_be_bytes().as_slice())
+                .expect("insert");
+            let mut entries = txn.open_table(LEGACY_ENTRIES).expect("entries");
+            for (i, term) in [(3, 1), (4, 2), (5, 2), (6, 2), (7, 3), (8, 3)] {
+                let e = entry(i, term);
+                entries.insert(i, bytes(&e).as_slice()).expect("insert");
+            }
+        }
+        txn.commit().expect("commit");
+
+        let files = [MemoryFile::default(), MemoryFile::default()];
+        let slots = || -> [Slot; 2] { [Box::new(files[0].clone()), Box::new(files[1].clone())] };
+        check(&LogStore::open(db.clone(), slots(), &[9]).expect("open"));
+        let read = db.begin_read().expect("read");
+        assert!(matches!(
+            read.open_table(LEGACY_ENTRIES),
+            Err(redb::TableError::TableDoesNotExist(_))
+        ));
+        let meta = read.open_table(META).expect("meta");
+        assert!(meta.get(LEGACY_HARD_STATE).expect("get").is_none());
+        drop((meta, read));
+
+        // Opened again, everything comes from the log file.
+        let store = LogStore::open(db, slots(), &[9]).expect("reopen");
+        check(&store);
+        assert_eq!(
+            store.initial_state().expect("state").conf_state.voters,
+            vec![1, 2, 3]
+        );
     }
 }

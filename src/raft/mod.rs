@@ -3,7 +3,10 @@
 //!
 //! # The pieces
 //!
-//! - [`log_store`]: the Raft log, hard state and applied index on redb; `impl raft::Storage`.
+//! - [`wal`]: the Raft log file: entries and hard state as checksummed records, one write and
+//!   one fsync per Ready, rotated into a second slot at compaction.
+//! - [`log_store`]: `impl raft::Storage` over the log file, with the conf state, the applied
+//!   index and the last snapshot point kept in redb beside the state machine.
 //! - [`node`]: [`node::RaftNode`], a synchronous wrapper over `RawNode`. It never reads the clock,
 //!   sleeps or does network I/O: time arrives as `tick()`, peer messages as `step()`, and the
 //!   messages it wants sent are collected for the caller. This is what a deterministic
@@ -20,32 +23,30 @@
 //!
 //! 1. collect `messages`, the ones raft-rs allows out before this node's own fsync (a leader's
 //!    appends and heartbeats);
-//! 2. install an incoming snapshot, if any, into the state machine;
-//! 3. apply `committed_entries`;
-//! 4. append new `entries` and the `HardState`;
+//! 2. install an incoming snapshot, if any, into the state machine: one durable redb commit,
+//!    after which the log file restarts after the snapshot;
+//! 3. apply `committed_entries` in one redb transaction that commits **without** an fsync;
+//! 4. append new `entries` and the `HardState` to the [`wal`] with one write, and fsync it when
+//!    raft says the Ready must be synced. Every client write that arrived since the last pass
+//!    rides in that one fsync (group commit);
+//! 5. only after that collect `persisted_messages` (votes and append acknowledgements must never
+//!    promise what is not on disk);
+//! 6. `advance`, then the `LightReady`: its commit index, messages and committed entries
+//!    (applied as in 3); `advance_apply`.
 //!
-//! Steps 2-4 share **one redb write transaction**, committed with an fsync when raft says the
-//! Ready must be synced. Every client write that arrived since the last pass rides in that same
-//! transaction, which is how concurrent writes share fsyncs (group commit).
+//! Step 1's messages go to the transport before step 4's fsync ([`driver`] passes
+//! `transport.send` to [`node::RaftNode::handle_ready_with`]), so a leader's fsync and its
+//! followers' overlap instead of running one after the other.
 //!
-//! 5. only after that commit collect `persisted_messages` (votes and append acknowledgements
-//!    must never promise what is not on disk);
-//! 6. `advance`, then the `LightReady`: its commit index, messages and committed entries (applied
-//!    in a transaction that needs no fsync, see below); `advance_apply`.
+//! # Apply state and checkpoints
 //!
-//! Every message collected in a pass is sent when the pass ends ([`driver`] hands
-//! [`node::RaftNode::take_messages`] to the transport after `handle_ready` returns), so today a
-//! leader's appends leave only after its own fsync: the leader's fsync and its followers'
-//! fsyncs run one after the other, not side by side as step 1 would allow. That is safe (it
-//! only delays messages raft-rs lets out early) and costs one fsync of latency per write.
-//!
-//! # Apply state
-//!
-//! The applied index is written in the same transaction as the state machine changes it
-//! describes (tikv's apply state), and the hard state's commit index is raised to at least the
-//! applied index in that transaction too. On restart `Config::applied` is set from it, so an
-//! entry is never applied twice. An apply-only transaction may skip the fsync: the entries it
-//! applies are already durable in the log, so a crash at worst re-applies them from the log.
+//! The applied index is written in the same redb transaction as the state machine changes it
+//! describes (tikv's apply state). Those transactions skip the fsync: the entries they apply are
+//! durable in the log. Every few thousand applied entries, and before every compaction, a
+//! *checkpoint* commits redb durably. A crash takes redb back to its last checkpoint; on
+//! restart `Config::applied` is set from it and raft applies the entries after it again from
+//! the log (which is why the log is never compacted past the last checkpoint). Each entry is
+//! thus applied exactly once to the state it was first applied to.
 //!
 //! # Proposals and reads
 //!
@@ -69,6 +70,7 @@ pub mod log_store;
 pub mod node;
 pub mod proposals;
 pub mod transport;
+pub mod wal;
 
 use std::io::{Read, Write};
 

@@ -51,6 +51,7 @@ use crate::model::table::{Billing, TableSpec};
 use crate::model::{AttributeValue, Item};
 use crate::raft::faults::NetworkFaults;
 use crate::raft::node::{NodeOptions, PlantedBug, RaftNode, incoming_snapshot_path, raft_logger};
+use crate::raft::wal::Slot;
 use crate::raft::{NodeId, StateMachine};
 use crate::sim::disk::SimDisk;
 use crate::sim::history::{History, Op, OpKind};
@@ -209,7 +210,8 @@ struct Sim {
     step: u64,
     _dir: tempfile::TempDir,
     node_opts: BTreeMap<NodeId, NodeOptions>,
-    disks: BTreeMap<NodeId, SimDisk>,
+    /// Each node's disk: its database, then its two log files.
+    disks: BTreeMap<NodeId, [SimDisk; 3]>,
     nodes: BTreeMap<NodeId, Option<SimNode>>,
     net: Vec<InFlight>,
     net_seq: u64,
@@ -363,7 +365,7 @@ impl Sim {
             step: 0,
             _dir: dir,
             node_opts,
-            disks: NODES.iter().map(|id| (*id, SimDisk::new())).collect(),
+            disks: NODES.iter().map(|id| (*id, Default::default())).collect(),
             nodes: BTreeMap::new(),
             net: Vec::new(),
             net_seq: 0,
@@ -398,15 +400,16 @@ impl Sim {
     }
 
     fn start_node(&mut self, id: NodeId) -> Result<()> {
-        let disk = self.disks.get(&id).cloned().unwrap_or_default();
+        let [disk, log0, log1] = self.disks.get(&id).cloned().unwrap_or_default();
         let db = Arc::new(Builder::new().create_with_backend(disk)?);
+        let log: [Slot; 2] = [Box::new(log0), Box::new(log1)];
         let store = Store::new(db.clone());
         let opts = self
             .node_opts
             .get(&id)
             .cloned()
             .ok_or_else(|| Error::internal("sim: unknown node"))?;
-        let raft = RaftNode::new(opts, db, store.clone(), &raft_logger(id))?;
+        let raft = RaftNode::new(opts, db, log, store.clone(), &raft_logger(id))?;
         if let Some((last, last_term, term)) = self.persisted_at_crash.remove(&id) {
             let st = raft.status();
             let kept = st.last_log_index >= last
@@ -483,12 +486,12 @@ impl Sim {
             }
             self.terms_checked.remove(&id);
             self.report.crashes += 1;
-            if let Some(disk) = self.disks.get(&id) {
-                disk.crash();
+            if let Some(disks) = self.disks.get(&id) {
+                disks.iter().for_each(SimDisk::crash);
             }
             drop(node);
-            if let Some(disk) = self.disks.get(&id) {
-                let recovered = disk.recover();
+            if let Some(disks) = self.disks.get(&id) {
+                let recovered = disks.each_ref().map(SimDisk::recover);
                 self.disks.insert(id, recovered);
             }
             self.last_applied.remove(&id);
