@@ -42,11 +42,11 @@
 //!
 //! The applied index is written in the same redb transaction as the state machine changes it
 //! describes (tikv's apply state). Those transactions skip the fsync: the entries they apply are
-//! durable in the log. Every few thousand applied entries, and before every compaction, a
-//! *checkpoint* commits redb durably. A crash takes redb back to its last checkpoint; on
-//! restart `Config::applied` is set from it and raft applies the entries after it again from
-//! the log (which is why the log is never compacted past the last checkpoint). Each entry is
-//! thus applied exactly once to the state it was first applied to.
+//! durable in the log. Every few thousand applied entries a *checkpoint* commits redb durably.
+//! A crash takes redb back to its last checkpoint; on restart `Config::applied` is set from it
+//! and raft applies the entries after it again from the log (which is why the log is compacted
+//! only up to the last checkpoint). Each entry is thus applied exactly once to the state it was
+//! first applied to.
 //!
 //! # Proposals and reads
 //!
