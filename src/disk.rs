@@ -219,42 +219,23 @@ pub fn open(path: &Path, sync: bool) -> Result<NodeStorage> {
     let switch = CrashSwitch::default();
     let db = open_db(path, sync, &switch)?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let slot = |name: &str| -> Result<Slot> {
-        let path = dir.join(name);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| {
-                Error::internal(format!(
-                    "cannot open {}: {e}; check that kvsim may read and write it, or use \
-                     another --data-dir-root",
-                    path.display()
-                ))
-            })?;
-        Ok(Box::new(CrashableFile {
-            inner: Box::new(
-                FileBackend::new(file)
-                    .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?,
-            ),
-            switch: switch.clone(),
-            sync,
-        }))
-    };
+    let slot =
+        |name: &str| -> Result<Slot> { Ok(Box::new(open_file(&dir.join(name), sync, &switch)?)) };
     let log = [slot(SLOT_FILES[0])?, slot(SLOT_FILES[1])?];
     Ok(NodeStorage { db, log, switch })
 }
 
-fn open_db(path: &Path, sync: bool, switch: &CrashSwitch) -> Result<Database> {
-    let cannot_open = |e: &dyn std::fmt::Display| {
-        Error::internal(format!(
-            "cannot open {}: {e}; check that kvsim may read and write it (permissions, a \
-             read-only or full disk), or use another --data-dir-root",
-            path.display()
-        ))
-    };
+fn cannot_open(path: &Path, e: &dyn std::fmt::Display) -> Error {
+    Error::internal(format!(
+        "cannot open {}: {e}; check that kvsim may read and write it (permissions, a read-only \
+         or full disk), or use another --data-dir-root",
+        path.display()
+    ))
+}
+
+/// Opens (creating if needed) one of a node's files as a crashable backend.
+fn open_file(path: &Path, sync: bool, switch: &CrashSwitch) -> Result<CrashableFile> {
+    let cannot_open = |e: &dyn std::fmt::Display| cannot_open(path, e);
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -262,11 +243,15 @@ fn open_db(path: &Path, sync: bool, switch: &CrashSwitch) -> Result<Database> {
         .truncate(false)
         .open(path)
         .map_err(|e| cannot_open(&e))?;
-    let backend = CrashableFile {
+    Ok(CrashableFile {
         inner: Box::new(FileBackend::new(file).map_err(|e| cannot_open(&e))?),
         switch: switch.clone(),
         sync,
-    };
+    })
+}
+
+fn open_db(path: &Path, sync: bool, switch: &CrashSwitch) -> Result<Database> {
+    let backend = open_file(path, sync, switch)?;
     // Verify every page's checksum on open: a damaged file is then refused with an error
     // naming it, where a plain open could trip over the damage later (redb may even panic).
     // It reads the whole file, which is cheap at simulator sizes.
@@ -286,7 +271,7 @@ fn open_db(path: &Path, sync: bool, switch: &CrashSwitch) -> Result<Database> {
             "{} is already open in another kvsim process; stop it or use another --data-dir-root",
             path.display()
         )),
-        redb::DatabaseError::Storage(redb::StorageError::Io(e)) => cannot_open(&e),
+        redb::DatabaseError::Storage(redb::StorageError::Io(e)) => cannot_open(path, &e),
         other => Error::internal(format!(
             "{} is damaged or not a kvsim database ({other}); restore it from a backup, or \
              start a fresh cluster with an empty --data-dir-root",
