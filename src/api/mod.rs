@@ -102,14 +102,18 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// refuses "too many clients" rather than leaving them hanging), and `header_timeout` to send
 /// each request head, so that slow, half-open or thousands of idle connections cannot exhaust
 /// the node. (Request bodies have their own size limit and timeout in [`dispatch`].)
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: CancellationToken) {
-    let id = state.node.id;
-    let max = state.node.tuning().max_connections;
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    node: &NodeHandle,
+    shutdown: CancellationToken,
+) {
+    let id = node.id;
+    let max = node.tuning().max_connections;
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(state.node.tuning().header_timeout)
+        .header_read_timeout(node.tuning().header_timeout)
         .keep_alive(true);
-    let router = router(state);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(max));
     loop {

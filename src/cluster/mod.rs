@@ -207,6 +207,8 @@ impl NodeHandle {
 
 struct RunningNode {
     handle: NodeHandle,
+    /// The node's routes, for requests forwarded to it from another node of this process.
+    router: axum::Router,
     thread: Option<JoinHandle<()>>,
     server: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
@@ -485,6 +487,12 @@ impl Cluster {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The routes of node `id`, if it is running: a node forwarding a request to a leader in
+    /// the same process calls them directly instead of over loopback HTTP.
+    pub fn router_of(&self, id: NodeId) -> Option<axum::Router> {
+        self.nodes().get(&id).map(|n| n.router.clone())
+    }
+
     /// The handle of node `id`, if it is running.
     pub fn node(&self, id: NodeId) -> Option<NodeHandle> {
         self.nodes().get(&id).map(|n| n.handle.clone())
@@ -634,22 +642,23 @@ impl Cluster {
         let generation = inner.generations.fetch_add(1, Ordering::SeqCst);
         inner.supervisor.watch(id, generation, handle.watch());
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(api::serve(
-            listener,
-            api::AppState {
-                node: handle.clone(),
-                client: inner.client.clone(),
-                cluster: self.downgrade(),
-                cluster_key: inner.cluster_key.clone(),
-                memory: inner.memory.clone(),
-                shutdown: shutdown.clone(),
-            },
-            shutdown.clone(),
-        ));
+        let router = api::router(api::AppState {
+            node: handle.clone(),
+            client: inner.client.clone(),
+            cluster: self.downgrade(),
+            cluster_key: inner.cluster_key.clone(),
+            memory: inner.memory.clone(),
+            shutdown: shutdown.clone(),
+        });
+        let server = {
+            let (router, handle, shutdown) = (router.clone(), handle.clone(), shutdown.clone());
+            tokio::spawn(async move { api::serve(listener, router, &handle, shutdown).await })
+        };
         self.nodes().insert(
             id,
             RunningNode {
                 handle,
+                router,
                 thread: Some(thread),
                 server,
                 shutdown,
