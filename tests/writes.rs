@@ -500,3 +500,38 @@ async fn transactions_are_all_or_nothing_idempotent_and_survive_failover() {
     );
     tc.cluster.shutdown().await;
 }
+
+/// Writes learn their table's key schema from a per-node cache. A table deleted and created
+/// again with another key schema must be written by the new one at once, through any node: the
+/// cache must never keep the old table's metadata.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_created_again_with_another_key_is_written_by_its_new_key() {
+    let (tc, leader) = cluster().await;
+    for id in tc.running() {
+        let (s, b) = tc
+            .call(
+                id,
+                "PutItem",
+                json!({"TableName": "Tab", "Item": {"pk": {"S": "x"}}}),
+            )
+            .await;
+        assert_eq!(s, 200, "node {id} caches the first table: {b}");
+    }
+    let (s, b) = tc
+        .call(leader, "DeleteTable", json!({"TableName": "Tab"}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    tc.create_table(leader, "Tab", ("id", "N"), Some(("sk", "S")))
+        .await;
+    for id in tc.running() {
+        let item =
+            json!({"TableName": "Tab", "Item": {"id": {"N": id.to_string()}, "sk": {"S": "s"}}});
+        let (s, b) = tc.call(id, "PutItem", item).await;
+        assert_eq!(s, 200, "node {id} writes by the new key: {b}");
+        let old = json!({"TableName": "Tab", "Item": {"pk": {"S": "x"}}});
+        let (s, b) = tc.call(id, "PutItem", old).await;
+        assert_eq!(s, 400, "node {id} refuses the old key: {b}");
+        assert_eq!(b["__type"], V, "{b}");
+    }
+    tc.cluster.shutdown().await;
+}

@@ -109,4 +109,8 @@ pub trait StateMachine: Send + 'static {
 
     /// Replaces the whole state with a snapshot written by `export`.
     fn restore(&mut self, txn: &WriteTransaction, input: &mut dyn Read) -> Result<()>;
+
+    /// Called once the transaction of the `apply` and `restore` calls before it has committed:
+    /// what they wrote is now what readers see.
+    fn committed(&mut self) {}
 }

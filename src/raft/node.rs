@@ -532,6 +532,7 @@ impl<M: StateMachine> RaftNode<M> {
             self.install_snapshot(&txn, rd.snapshot())?;
             self.commit(&mut txn, true)?;
             txn.commit()?;
+            self.sm.committed();
             let store = self.raw.mut_store();
             store.checkpointed();
             store.restart_log()?;
@@ -599,6 +600,7 @@ impl<M: StateMachine> RaftNode<M> {
         self.apply_entries(&txn, entries, &mut replies)?;
         self.commit(&mut txn, false)?;
         txn.commit()?;
+        self.sm.committed();
         self.replies.extend(replies);
         Ok(())
     }

@@ -9,6 +9,7 @@
 //! - [`apply`]: applying a command, with every check repeated deterministically.
 //! - [`read`]: get, query, scan, describe and list over a read transaction.
 //! - [`snapshot`]: export and restore of the whole state for Raft snapshots.
+//! - [`MetaCache`]: table metadata cached for the request path.
 
 pub mod apply;
 pub mod command;
@@ -16,7 +17,9 @@ pub mod read;
 pub mod snapshot;
 pub mod tables;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use redb::{Database, ReadTransaction, WriteTransaction};
 
@@ -24,18 +27,75 @@ pub use command::{Command, Conditional, ItemWrite, Outcome, TableChange, Transac
 pub use read::Page;
 
 use crate::Result;
+use crate::model::table::TableMeta;
 use crate::raft::{LogIndex, StateMachine};
+
+/// Table metadata by name, as this node last read it from redb, so that a write need not open a
+/// read transaction on a blocking thread just to learn its table's key schema.
+///
+/// Never stale for longer than one apply pass: a table-level command applied on this node
+/// empties it, and again once its transaction has committed, and every fill carries the
+/// generation it started in, so a read that began before a change cannot put the old metadata
+/// back afterwards. (The request path's checks are repeated at apply anyway; a stale entry
+/// could only word an error differently.)
+#[derive(Debug, Default)]
+pub struct MetaCache {
+    /// Bumped at every emptying; with the cached entries.
+    entries: Mutex<(u64, HashMap<String, TableMeta>)>,
+    /// A table-level command was applied and its transaction has not committed yet.
+    dirty: AtomicBool,
+}
+
+impl MetaCache {
+    fn lock(&self) -> MutexGuard<'_, (u64, HashMap<String, TableMeta>)> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The cached metadata of `name` if any, and the generation to [`MetaCache::fill`] with.
+    pub fn get(&self, name: &str) -> (u64, Option<TableMeta>) {
+        let entries = self.lock();
+        (entries.0, entries.1.get(name).cloned())
+    }
+
+    /// Caches `meta` for its table, unless the cache was emptied since `generation`.
+    pub fn fill(&self, generation: u64, meta: &TableMeta) {
+        let mut entries = self.lock();
+        if entries.0 == generation {
+            entries.1.insert(meta.spec.name.clone(), meta.clone());
+        }
+    }
+
+    fn empty(&self) {
+        let mut entries = self.lock();
+        entries.0 += 1;
+        entries.1.clear();
+    }
+}
 
 /// The state machine of one node: a handle on its redb database.
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Arc<Database>,
+    meta: Arc<MetaCache>,
 }
 
 impl Store {
     /// A store over `db` (the same database the node's Raft log lives in).
     pub fn new(db: Arc<Database>) -> Store {
-        Store { db }
+        Store {
+            db,
+            meta: Arc::default(),
+        }
+    }
+
+    /// The node's table metadata cache.
+    pub fn meta_cache(&self) -> &MetaCache {
+        &self.meta
+    }
+
+    fn table_changed(&self) {
+        self.meta.dirty.store(true, Ordering::SeqCst);
+        self.meta.empty();
     }
 
     /// The underlying database.
@@ -60,7 +120,17 @@ impl StateMachine for Store {
         index: LogIndex,
         command: &[u8],
     ) -> Result<Self::Output> {
-        apply::apply(txn, index, command)
+        let output = apply::apply(txn, index, command)?;
+        if matches!(output, Ok(Outcome::Table(_) | Outcome::Settings(_))) {
+            self.table_changed();
+        }
+        Ok(output)
+    }
+
+    fn committed(&mut self) {
+        if self.meta.dirty.swap(false, Ordering::SeqCst) {
+            self.meta.empty();
+        }
     }
 
     fn export(txn: &ReadTransaction, out: &mut dyn std::io::Write) -> Result<()> {
@@ -68,6 +138,7 @@ impl StateMachine for Store {
     }
 
     fn restore(&mut self, txn: &WriteTransaction, input: &mut dyn std::io::Read) -> Result<()> {
+        self.table_changed();
         snapshot::restore(txn, input)
     }
 }

@@ -210,11 +210,18 @@ pub fn table_name(name: Option<&String>) -> Result<String> {
 
 /// The table's metadata, or DynamoDB's not-found error.
 pub async fn table_meta(app: &AppState, name: &str) -> Result<TableMeta> {
+    let (generation, cached) = app.node.store().meta_cache().get(name);
+    if let Some(meta) = cached {
+        return Ok(meta);
+    }
     let name = name.to_string();
-    app.node
+    let meta = app
+        .node
         .read(move |store| store.table(&name))
         .await?
-        .ok_or_else(table_not_found)
+        .ok_or_else(table_not_found)?;
+    app.node.store().meta_cache().fill(generation, &meta);
+    Ok(meta)
 }
 
 /// A required item member.
