@@ -240,8 +240,9 @@ impl LogStore {
                         store.offsets.push_back(0);
                         store.recent.push_back(entry);
                     }
-                    // Every entry is in `recent` for the rotation; trim it afterwards.
-                    store.rotate_all_in_memory()?;
+                    // Every entry is in `recent`, so the rotation reads none from the file (the
+                    // offsets are placeholders until it sets them); trim `recent` afterwards.
+                    store.rotate()?;
                 } else {
                     store.conf_state.voters = voters.to_vec();
                     store.rotate()?;
@@ -302,15 +303,6 @@ impl LogStore {
         let offsets = self
             .wal
             .rotate(self.truncated, &self.hard_state, entries.iter())?;
-        self.offsets = offsets.into();
-        Ok(())
-    }
-
-    /// [`LogStore::rotate`] when every entry is in `recent` (the offsets are not valid yet).
-    fn rotate_all_in_memory(&mut self) -> Result<()> {
-        let offsets = self
-            .wal
-            .rotate(self.truncated, &self.hard_state, self.recent.iter())?;
         self.offsets = offsets.into();
         Ok(())
     }

@@ -119,14 +119,9 @@ fn io_err(what: &str, e: io::Error) -> Error {
     Error::internal(format!("raft log file: {what}: {e}"))
 }
 
-/// Reads the record at `offset` of `slot` (whose length is `len`), if a whole one is there whose
-/// checksum matches `generation`, or (for a header) the generation the record itself names.
-fn read_record_as(
-    slot: &dyn StorageBackend,
-    len: u64,
-    offset: u64,
-    generation: Option<u64>,
-) -> Result<Option<(u8, Vec<u8>)>> {
+/// The length and checksum of the record at `offset` of `slot` (whose length is `len`), if a
+/// plausible head is there: a size that is neither zero nor beyond the limit.
+fn read_head(slot: &dyn StorageBackend, len: u64, offset: u64) -> Result<Option<(u32, u32)>> {
     if offset + HEAD as u64 > len {
         return Ok(None);
     }
@@ -135,7 +130,21 @@ fn read_record_as(
         .map_err(|e| io_err("read", e))?;
     let size = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
     let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-    if size == 0 || size > MAX_RECORD || offset + HEAD as u64 + u64::from(size) > len {
+    Ok((size != 0 && size <= MAX_RECORD).then_some((size, crc)))
+}
+
+/// Reads the record at `offset` of `slot` (whose length is `len`), if a whole one is there whose
+/// checksum matches `generation`, or (for a header) the generation the record itself names.
+fn read_record_as(
+    slot: &dyn StorageBackend,
+    len: u64,
+    offset: u64,
+    generation: Option<u64>,
+) -> Result<Option<(u8, Vec<u8>)>> {
+    let Some((size, crc)) = read_head(slot, len, offset)? else {
+        return Ok(None);
+    };
+    if offset + HEAD as u64 + u64::from(size) > len {
         return Ok(None);
     }
     let mut payload = vec![0u8; size as usize];
@@ -165,16 +174,9 @@ fn valid_record_after(
     offset: u64,
     generation: u64,
 ) -> Result<Option<u64>> {
-    if offset + HEAD as u64 > len {
+    let Some((size, _)) = read_head(slot, len, offset)? else {
         return Ok(None);
-    }
-    let mut head = [0u8; HEAD];
-    slot.read(offset, &mut head)
-        .map_err(|e| io_err("read", e))?;
-    let size = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-    if size == 0 || size > MAX_RECORD {
-        return Ok(None);
-    }
+    };
     let next = offset + HEAD as u64 + u64::from(size);
     Ok(read_record_as(slot, len, next, Some(generation))?.map(|_| next))
 }
