@@ -37,6 +37,9 @@ pub struct Tuning {
     /// A connection that does not send a complete request head within this long (a slow or
     /// half-open client, or an idle keep-alive connection) is closed.
     pub header_timeout: Duration,
+    /// Send raft messages between the nodes of this process over loopback HTTP, as nodes in
+    /// separate processes would, instead of handing them straight to each other's inbox.
+    pub raft_over_http: bool,
 }
 
 impl Default for Tuning {
@@ -51,6 +54,7 @@ impl Default for Tuning {
             log_retain: 1_000,
             max_connections: 2048,
             header_timeout: Duration::from_secs(5),
+            raft_over_http: false,
         }
     }
 }

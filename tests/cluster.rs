@@ -182,9 +182,12 @@ async fn stopping_the_leader_elects_another_and_loses_no_acknowledged_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_down_past_compaction_catches_up_by_snapshot() {
+    // Raft messages over loopback HTTP here, as between processes: the rest of the suite hands
+    // them over in process, so this keeps the streaming transport covered.
     let tuning = Tuning {
         compact_every: 20,
         log_retain: 5,
+        raft_over_http: true,
         ..test_tuning()
     };
     let tc = TestCluster::start_with(tuning).await;

@@ -32,6 +32,7 @@ pub fn run(args: ServerArgs) -> Result<()> {
             tick: Duration::from_millis(args.tick_ms),
             compact_every: args.compact_every,
             log_retain: args.log_retain,
+            raft_over_http: args.raft_over_http,
             ..Tuning::default()
         },
         supervision: Supervision {

@@ -49,6 +49,11 @@ pub struct LinkFate {
 }
 
 impl LinkFate {
+    /// A link with no fault at all: messages arrive at once, every one.
+    pub fn clean(&self) -> bool {
+        !self.cut && self.delay_ms == 0 && self.jitter_ms == 0 && self.drop_rate <= 0.0
+    }
+
     /// Whether this link loses one message, drawn from `rng`.
     pub fn loses(&self, rng: &mut impl Rng) -> bool {
         self.drop_rate > 0.0 && rng.gen_bool(self.drop_rate.clamp(0.0, 1.0))

@@ -1,4 +1,7 @@
-//! Node-to-node messages over loopback HTTP, on each node's own port under `/internal/`.
+//! Node-to-node messages. A node of the same process gets them straight into its inbox (see
+//! [`LocalDelivery`]): at once over a link without faults, otherwise from the peer's queue once
+//! the link's faults let them through. Any other node, or every node with
+//! `--raft-over-http`, gets them over loopback HTTP on its own port under `/internal/`.
 //!
 //! - `POST /internal/raft/stream`: one long-lived request per peer whose body never ends: an
 //!   endless sequence of messages, each `len:u32 BE` + protobuf bytes, written the moment they
@@ -82,10 +85,20 @@ pub enum Report {
 /// Writes a node's snapshot rows (the state machine's `export`).
 pub type Exporter = Arc<dyn Fn(&ReadTransaction, &mut dyn Write) -> Result<()> + Send + Sync>;
 
+/// Hands messages straight to a node of the same process, or gives them back if `to` is not
+/// running here (they then go the long way, over HTTP, and fail there as they would for a
+/// remote peer).
+pub type LocalDelivery =
+    Arc<dyn Fn(NodeId, Vec<Message>) -> std::result::Result<(), Vec<Message>> + Send + Sync>;
+
 /// Outbound side of one node's transport.
 pub struct Transport {
     queues: BTreeMap<NodeId, mpsc::Sender<(Instant, Message)>>,
     report: Arc<dyn Fn(Report) + Send + Sync>,
+    /// Clean links to nodes of this process skip the queue and the peer task.
+    local: Option<LocalDelivery>,
+    faults: SharedFaults,
+    from: NodeId,
 }
 
 /// Everything a peer task needs.
@@ -105,6 +118,8 @@ pub struct TransportContext {
     pub faults: SharedFaults,
     /// The cluster's key, sent with every request so the peer knows it comes from a member.
     pub cluster_key: Arc<str>,
+    /// Delivery to nodes running in this process, if any: no encoding, no loopback TCP.
+    pub local: Option<LocalDelivery>,
 }
 
 impl TransportContext {
@@ -140,11 +155,20 @@ impl Transport {
         Transport {
             queues,
             report: ctx.report,
+            local: ctx.local,
+            faults: ctx.faults,
+            from: ctx.from,
         }
     }
 
-    /// Queues messages for their peers without blocking.
+    /// Queues messages for their peers without blocking. Messages for a node of this process
+    /// over a link without faults are handed to it at once (Raft tolerates the reordering
+    /// against messages still delayed in a queue from before a heal).
     pub fn send(&self, msgs: Vec<Message>) {
+        let msgs = match &self.local {
+            Some(local) => self.send_local(local, msgs),
+            None => msgs,
+        };
         for m in msgs {
             let (to, snapshot) = (m.to, m.get_msg_type() == MessageType::MsgSnapshot);
             let sent = match self.queues.get(&to) {
@@ -159,6 +183,31 @@ impl Transport {
                 }
             }
         }
+    }
+
+    /// Delivers what it can straight to nodes of this process; returns the rest.
+    fn send_local(&self, local: &LocalDelivery, msgs: Vec<Message>) -> Vec<Message> {
+        let Ok(faults) = self.faults.read() else {
+            return msgs;
+        };
+        let mut by_peer: BTreeMap<NodeId, Vec<Message>> = BTreeMap::new();
+        let mut rest = Vec::new();
+        for m in msgs {
+            // A snapshot's rows travel separately (see `send_snapshot`).
+            if m.get_msg_type() != MessageType::MsgSnapshot && faults.link(self.from, m.to).clean()
+            {
+                by_peer.entry(m.to).or_default().push(m);
+            } else {
+                rest.push(m);
+            }
+        }
+        drop(faults);
+        for (to, batch) in by_peer {
+            if let Err(batch) = local(to, batch) {
+                rest.extend(batch);
+            }
+        }
+        rest
     }
 }
 
@@ -399,6 +448,10 @@ async fn peer_task(
         let (snapshots, msgs): (Vec<_>, Vec<_>) = delivered
             .into_iter()
             .partition(|m| m.get_msg_type() == MessageType::MsgSnapshot);
+        let msgs = match &ctx.local {
+            Some(local) if !msgs.is_empty() => local(to, msgs).err().unwrap_or_default(),
+            _ => msgs,
+        };
         if !msgs.is_empty()
             && let Err(e) = write_to_link(&mut link, &ctx, to, &addr, &msgs).await
         {

@@ -152,6 +152,13 @@ impl Store {
         get_in(&txn, table, key)
     }
 
+    /// One item's stored row, undecoded (see [`StoredItem::item`]), so a caller can decide
+    /// where the decoding of a large one runs.
+    pub fn get_stored(&self, table: &str, key: &Item) -> Result<Option<Vec<u8>>> {
+        let txn = self.read()?;
+        stored_in(&txn, table, key, |row| Ok(row.to_vec()))
+    }
+
     /// A table's metadata and settings (tags, point-in-time recovery).
     pub fn settings(&self, table: &str) -> Result<(TableMeta, TableSettings)> {
         let txn = self.read()?;
@@ -342,6 +349,16 @@ fn tighter_upper(current: Bound<Vec<u8>>, before: Vec<u8>) -> Bound<Vec<u8>> {
 
 /// The item with `key` in `table` as `txn` sees it, validating the key against the schema.
 fn get_in(txn: &ReadTransaction, table: &str, key: &Item) -> Result<Option<Item>> {
+    stored_in(txn, table, key, StoredItem::item)
+}
+
+/// Looks up one item and hands its stored row to `decode`.
+fn stored_in<T>(
+    txn: &ReadTransaction,
+    table: &str,
+    key: &Item,
+    decode: impl FnOnce(&[u8]) -> Result<T>,
+) -> Result<Option<T>> {
     let meta = meta_in(txn, table)?.ok_or_else(table_not_found)?;
     let key = meta.spec.key_schema.key_from_map(key)?;
     let items = match txn.open_table(ITEMS) {
@@ -350,5 +367,5 @@ fn get_in(txn: &ReadTransaction, table: &str, key: &Item) -> Result<Option<Item>
         Err(e) => return Err(e.into()),
     };
     let row = items.get(item_key(meta.id, &key).as_slice())?;
-    row.map(|v| StoredItem::item(v.value())).transpose()
+    row.map(|v| decode(v.value())).transpose()
 }

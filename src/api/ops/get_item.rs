@@ -3,10 +3,12 @@
 
 use crate::Result;
 use crate::api::AppState;
+use crate::api::decode::off_runtime;
 use crate::api::ops::capacity::{self, Report};
 use crate::api::ops::{Request, item_member, maybe_consistent, read_projection, table_name};
 use crate::api::wire::{GetItemInput, GetItemOutput, WireItem};
 use crate::model::expr::eval::project;
+use crate::store::tables::StoredItem;
 
 /// Runs GetItem.
 pub async fn run(app: &AppState, req: &mut Request) -> Result<GetItemOutput> {
@@ -21,10 +23,14 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<GetItemOutput> {
     )?;
     maybe_consistent(app, input.consistent_read).await?;
     let name = table.clone();
-    let item = app
+    let item = match app
         .node
-        .read(move |store| store.get_item(&table, &key))
-        .await?;
+        .read_point(|store| store.get_stored(&table, &key))?
+    {
+        // Decoding an item of hundreds of kilobytes is long enough to go off the runtime.
+        Some(row) => Some(off_runtime(row.len(), move || StoredItem::item(&row)).await??),
+        None => None,
+    };
     let consumed_capacity = if report.wanted() {
         let consistent = input.consistent_read.unwrap_or(false);
         report.one(&name, capacity::item_read_units(item.as_ref(), consistent))
