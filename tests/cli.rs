@@ -161,6 +161,11 @@ async fn golden_queries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_indexes() {
+    golden("indexes").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn golden_errors() {
     golden("errors").await;
 }

@@ -126,15 +126,19 @@ pub fn print_description(d: &TableDescriptionWire, output: Output) -> Result<()>
     match output {
         Output::Json => print_json(&serde_json::to_value(d).map_err(Error::internal)?),
         Output::Table => {
+            let typed = |name: &str| {
+                let ty = d
+                    .attribute_definitions
+                    .iter()
+                    .find(|a| a.attribute_name == name)
+                    .map_or("?", |a| a.attribute_type.as_str());
+                format!("{name} ({ty})")
+            };
             let key = |kind: &str| {
-                d.key_schema.iter().find(|k| k.key_type == kind).map(|k| {
-                    let ty = d
-                        .attribute_definitions
-                        .iter()
-                        .find(|a| a.attribute_name == k.attribute_name)
-                        .map_or("?", |a| a.attribute_type.as_str());
-                    format!("{} ({ty})", k.attribute_name)
-                })
+                d.key_schema
+                    .iter()
+                    .find(|k| k.key_type == kind)
+                    .map(|k| typed(&k.attribute_name))
             };
             let mut t = table(vec!["Table", &d.table_name]);
             let rows = [
@@ -152,6 +156,45 @@ pub fn print_description(d: &TableDescriptionWire, output: Output) -> Result<()>
                 t.add_row(vec![k.to_string(), v]);
             }
             outln!("{t}");
+            let indexes: Vec<_> = [
+                ("global", &d.global_secondary_indexes),
+                ("local", &d.local_secondary_indexes),
+            ]
+            .into_iter()
+            .flat_map(|(kind, list)| list.iter().flatten().map(move |i| (kind, i)))
+            .collect();
+            if !indexes.is_empty() {
+                let mut t = table(vec![
+                    "Index",
+                    "Kind",
+                    "Key",
+                    "Projection",
+                    "Items",
+                    "Size (bytes)",
+                ]);
+                for (kind, i) in indexes {
+                    let key: Vec<String> = i
+                        .key_schema
+                        .iter()
+                        .map(|k| format!("{} {}", k.key_type, typed(&k.attribute_name)))
+                        .collect();
+                    let projection = match &i.projection.non_key_attributes {
+                        Some(attrs) => {
+                            format!("{} {}", i.projection.projection_type, attrs.join(", "))
+                        }
+                        None => i.projection.projection_type.clone(),
+                    };
+                    t.add_row(vec![
+                        i.index_name.clone(),
+                        kind.to_string(),
+                        key.join(", "),
+                        projection,
+                        i.item_count.to_string(),
+                        i.index_size_bytes.to_string(),
+                    ]);
+                }
+                outln!("{t}");
+            }
             Ok(())
         }
     }

@@ -4,6 +4,7 @@
 //! inside `apply` and every replica reaches the same answer.
 
 pub mod expr;
+pub mod index;
 pub mod item;
 pub mod key;
 pub mod number;

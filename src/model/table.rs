@@ -1,7 +1,8 @@
-//! A table's durable description: name, key schema, billing, identity and status.
+//! A table's durable description: name, key schema, indexes, billing, identity and status.
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::index::IndexSpec;
 use crate::model::{KeyAttribute, KeySchema};
 
 /// How a table is billed. kvsim does not throttle; the setting is kept so DescribeTable
@@ -76,6 +77,15 @@ pub struct TableMeta {
     /// The Raft log index of the CreateTable; unique for the life of the cluster, so a table
     /// re-created under the same name never sees the old table's items.
     pub id: u64,
+    /// Secondary indexes, global and local, in the order they were asked for.
+    pub indexes: Vec<IndexSpec>,
+}
+
+impl TableMeta {
+    /// The index named `name`, if the table has it.
+    pub fn index(&self, name: &str) -> Option<&IndexSpec> {
+        self.indexes.iter().find(|i| i.name == name)
+    }
 }
 
 /// DescribeTable's view: the stored meta plus live figures.
@@ -89,4 +99,6 @@ pub struct TableDescription {
     pub item_count: u64,
     /// Sum of item sizes in bytes, as DynamoDB counts them.
     pub size_bytes: u64,
+    /// Each index's `(item count, size in bytes)`, in the order of `meta.indexes`.
+    pub index_stats: Vec<(u64, u64)>,
 }

@@ -933,6 +933,7 @@ impl Sim {
             return Ok(Vec::new());
         };
         let range = crate::store::read::Range {
+            index: None,
             partition: None,
             sort: None,
             forward: true,

@@ -11,16 +11,17 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use crate::error::CancellationReason;
-use crate::model::Item;
 use crate::model::expr::eval::evaluate;
+use crate::model::index::IndexSpec;
 use crate::model::item::{check_item_size, item_size};
 use crate::model::table::{TableDescription, TableMeta, TableSettings, TableSpec, TableStatus};
+use crate::model::{Item, PrimaryKey};
 use crate::store::command::{
     Command, Conditional, ItemWrite, Outcome, TOKEN_LIFETIME_MS, TableChange, Transaction,
 };
 use crate::store::tables::{
-    ITEMS, SETTINGS, STATS, StoredItem, TABLES, TOKEN_TIMES, TOKENS, decode_meta, encode_meta,
-    item_key, prefix_end, table_prefix,
+    INDEX_ITEMS, INDEX_STATS, ITEMS, SETTINGS, STATS, StoredItem, TABLES, TOKEN_TIMES, TOKENS,
+    decode_meta, encode_meta, item_key, prefix_end, table_prefix,
 };
 use crate::{Error, Result};
 
@@ -54,7 +55,10 @@ fn planted(bug: PlantedBug) -> bool {
 /// The outer `Err` is a fault (storage); the inner one is the command's deterministic result.
 pub fn apply(txn: &WriteTransaction, index: u64, bytes: &[u8]) -> Result<Result<Outcome>> {
     let result = match Command::decode(bytes) {
-        Ok(Command::CreateTable(spec)) => create_table(txn, index, spec),
+        Ok(Command::CreateTable(spec)) => create_table(txn, index, spec, Vec::new()),
+        Ok(Command::CreateIndexedTable { spec, indexes }) => {
+            create_table(txn, index, spec, indexes)
+        }
         Ok(Command::DeleteTable { name }) => delete_table(txn, &name),
         Ok(Command::PutItem { table, item }) => conditional(
             txn,
@@ -98,23 +102,37 @@ fn load_meta(txn: &WriteTransaction, name: &str) -> Result<Option<TableMeta>> {
     row.map(|v| decode_meta(v.value())).transpose()
 }
 
-fn create_table(txn: &WriteTransaction, index: u64, spec: TableSpec) -> Result<Outcome> {
+fn create_table(
+    txn: &WriteTransaction,
+    index: u64,
+    spec: TableSpec,
+    indexes: Vec<IndexSpec>,
+) -> Result<Outcome> {
     if load_meta(txn, &spec.name)?.is_some() {
         return Err(Error::ResourceInUse(format!(
             "Table already exists: {}",
             spec.name
         )));
     }
-    let meta = TableMeta { spec, id: index };
+    let meta = TableMeta {
+        spec,
+        id: index,
+        indexes,
+    };
     txn.open_table(TABLES)?
         .insert(meta.spec.name.as_str(), encode_meta(&meta)?.as_slice())?;
     txn.open_table(STATS)?.insert(meta.id, (0, 0))?;
-    Ok(Outcome::Table(TableDescription {
+    let mut index_stats = txn.open_table(INDEX_STATS)?;
+    for i in &meta.indexes {
+        index_stats.insert((meta.id, i.id), (0, 0))?;
+    }
+    Ok(Outcome::Table(Box::new(TableDescription {
+        index_stats: vec![(0, 0); meta.indexes.len()],
         meta,
         status: TableStatus::Active,
         item_count: 0,
         size_bytes: 0,
-    }))
+    })))
 }
 
 fn delete_table(txn: &WriteTransaction, name: &str) -> Result<Outcome> {
@@ -131,17 +149,26 @@ fn delete_table(txn: &WriteTransaction, name: &str) -> Result<Outcome> {
     txn.open_table(TABLES)?.remove(name)?;
     txn.open_table(SETTINGS)?.remove(meta.id)?;
     let prefix = table_prefix(meta.id);
-    let mut items = txn.open_table(ITEMS)?;
-    match prefix_end(&prefix) {
-        Some(end) => items.retain_in(prefix.as_slice()..end.as_slice(), |_, _| false)?,
-        None => items.retain_in(prefix.as_slice().., |_, _| false)?,
+    for def in [ITEMS, INDEX_ITEMS] {
+        let mut rows = txn.open_table(def)?;
+        match prefix_end(&prefix) {
+            Some(end) => rows.retain_in(prefix.as_slice()..end.as_slice(), |_, _| false)?,
+            None => rows.retain_in(prefix.as_slice().., |_, _| false)?,
+        }
     }
-    Ok(Outcome::Table(TableDescription {
+    let mut stats = txn.open_table(INDEX_STATS)?;
+    let index_stats = meta
+        .indexes
+        .iter()
+        .map(|i| Ok(stats.remove((meta.id, i.id))?.map_or((0, 0), |v| v.value())))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Outcome::Table(Box::new(TableDescription {
         meta,
         status: TableStatus::Deleting,
         item_count,
         size_bytes,
-    }))
+        index_stats,
+    })))
 }
 
 /// Changes one setting of a table: its billing (kept in its spec) or its tags and
@@ -157,12 +184,19 @@ fn alter_table(txn: &WriteTransaction, name: &str, change: TableChange) -> Resul
             .get(meta.id)?
             .map(|v| v.value())
             .unwrap_or((0, 0));
-        return Ok(Outcome::Table(TableDescription {
+        let stats = txn.open_table(INDEX_STATS)?;
+        let index_stats = meta
+            .indexes
+            .iter()
+            .map(|i| Ok(stats.get((meta.id, i.id))?.map_or((0, 0), |v| v.value())))
+            .collect::<Result<Vec<_>>>()?;
+        return Ok(Outcome::Table(Box::new(TableDescription {
             meta,
             status: TableStatus::Active,
             item_count,
             size_bytes,
-        }));
+            index_stats,
+        })));
     }
     let mut table = txn.open_table(SETTINGS)?;
     let mut settings: TableSettings = match table.get(meta.id)? {
@@ -191,17 +225,23 @@ fn adjust_stats(
     new_size: Option<u32>,
 ) -> Result<()> {
     let mut stats = txn.open_table(STATS)?;
-    let (mut count, mut bytes) = stats.get(id)?.map(|v| v.value()).unwrap_or((0, 0));
-    if let Some(old) = old_size {
+    let current = stats.get(id)?.map(|v| v.value()).unwrap_or((0, 0));
+    stats.insert(id, moved(current, old_size, new_size))?;
+    Ok(())
+}
+
+/// `(count, bytes)` after a row of `old` bytes (if any) is replaced by one of `new` (if any).
+fn moved((count, bytes): (u64, u64), old: Option<u32>, new: Option<u32>) -> (u64, u64) {
+    let (mut count, mut bytes) = (count, bytes);
+    if let Some(old) = old {
         count = count.saturating_sub(1);
         bytes = bytes.saturating_sub(u64::from(old));
     }
-    if let Some(new) = new_size {
+    if let Some(new) = new {
         count += 1;
         bytes += u64::from(new);
     }
-    stats.insert(id, (count, bytes))?;
-    Ok(())
+    (count, bytes)
 }
 
 /// DynamoDB's message for a failed condition.
@@ -216,6 +256,76 @@ struct Planned {
     return_new: bool,
     /// A `ConditionCheck`: nothing to write.
     check_only: bool,
+    /// What the write changes in each secondary index.
+    index_writes: Vec<IndexWrite>,
+}
+
+/// One item write's change to one secondary index: its old entry goes, its new one comes.
+struct IndexWrite {
+    index_id: u32,
+    /// The old entry's key and size.
+    remove: Option<(Vec<u8>, u32)>,
+    /// The new entry's key, its `StoredItem` row, and its size.
+    put: Option<(Vec<u8>, Vec<u8>, u32)>,
+}
+
+/// The entry `item` (with primary key `key`) has in `index`: key, projected item and size.
+/// An item the index cannot hold (a key attribute missing, or mistyped in an old item written
+/// before the index existed) has none.
+fn index_entry(
+    meta: &TableMeta,
+    index: &IndexSpec,
+    item: &Item,
+    key: &PrimaryKey,
+) -> Result<Option<(Vec<u8>, Item, u32)>> {
+    let Some(entry) = index.entry_key(meta.id, item, key)? else {
+        return Ok(None);
+    };
+    let projected = index.project(item, &meta.spec.key_schema);
+    let size = u32::try_from(item_size(&projected))
+        .map_err(|_| Error::internal("an index entry over 4 GiB"))?;
+    Ok(Some((entry, projected, size)))
+}
+
+/// How a write from `old` to `new` changes each of the table's indexes. Fails, before anything
+/// is written, if `new` has a mistyped or empty index key value.
+fn plan_indexes(
+    meta: &TableMeta,
+    key: &PrimaryKey,
+    index: u64,
+    old: Option<&Item>,
+    new: Option<&Item>,
+) -> Result<Vec<IndexWrite>> {
+    let mut writes = Vec::new();
+    for spec in &meta.indexes {
+        let before = match old {
+            Some(item) => index_entry(meta, spec, item, key).unwrap_or(None),
+            None => None,
+        };
+        let after = match new {
+            Some(item) => index_entry(meta, spec, item, key)?,
+            None => None,
+        };
+        if let (Some(b), Some(a)) = (&before, &after)
+            && b.0 == a.0
+            && b.1 == a.1
+        {
+            continue; // the entry would be rewritten as it is (version aside)
+        }
+        if before.is_none() && after.is_none() {
+            continue;
+        }
+        writes.push(IndexWrite {
+            index_id: spec.id,
+            remove: before.map(|(k, _, size)| (k, size)),
+            put: after
+                .map(|(k, projected, size)| {
+                    StoredItem::encode(index, size, &projected).map(|row| (k, row, size))
+                })
+                .transpose()?,
+        });
+    }
+    Ok(writes)
 }
 
 impl Planned {
@@ -293,6 +403,17 @@ fn plan(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Planned> {
         }
         None => None,
     };
+    let index_writes = if check_only || meta.indexes.is_empty() {
+        Vec::new()
+    } else {
+        plan_indexes(
+            &meta,
+            &key,
+            index,
+            old.as_ref().map(|(item, _)| item),
+            new.as_ref().map(|(item, _)| item),
+        )?
+    };
     Ok(Planned {
         table_id: meta.id,
         row_key,
@@ -300,6 +421,7 @@ fn plan(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Planned> {
         new,
         return_new,
         check_only,
+        index_writes,
     })
 }
 
@@ -330,6 +452,26 @@ fn commit(txn: &WriteTransaction, index: u64, planned: Planned) -> Result<Outcom
     let new_size = planned.new.as_ref().map(|(_, size)| *size);
     if old_size.is_some() || new_size.is_some() {
         adjust_stats(txn, planned.table_id, old_size, new_size)?;
+    }
+    if !planned.index_writes.is_empty() {
+        let mut entries = txn.open_table(INDEX_ITEMS)?;
+        let mut stats = txn.open_table(INDEX_STATS)?;
+        for w in &planned.index_writes {
+            if let Some((key, _)) = &w.remove {
+                entries.remove(key.as_slice())?;
+            }
+            if let Some((key, row, _)) = &w.put {
+                entries.insert(key.as_slice(), row.as_slice())?;
+            }
+            let stat = (planned.table_id, w.index_id);
+            let (count, bytes) = stats.get(stat)?.map_or((0, 0), |v| v.value());
+            let (count, bytes) = moved(
+                (count, bytes),
+                w.remove.as_ref().map(|(_, size)| *size),
+                w.put.as_ref().map(|(_, _, size)| *size),
+            );
+            stats.insert(stat, (count, bytes))?;
+        }
     }
     Ok(Outcome::Item {
         old: planned.old.map(|(item, _)| item),

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Item;
 use crate::model::expr::{Condition, Update};
+use crate::model::index::IndexSpec;
 use crate::model::table::{Billing, TableDescription, TableSettings, TableSpec};
 use crate::{Error, Result};
 
@@ -48,6 +49,13 @@ pub enum Command {
         name: String,
         /// The change.
         change: TableChange,
+    },
+    /// Create a table with secondary indexes. (`CreateTable` above creates one without.)
+    CreateIndexedTable {
+        /// The table.
+        spec: TableSpec,
+        /// Its indexes, with their ids.
+        indexes: Vec<IndexSpec>,
     },
 }
 
@@ -158,7 +166,7 @@ impl Command {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
     /// A table was created or deleted; its description at that moment.
-    Table(TableDescription),
+    Table(Box<TableDescription>),
     /// An item was written or deleted; the item it replaced, if any.
     Item {
         /// The previous item under that key.

@@ -8,13 +8,15 @@ use std::ops::Bound;
 use redb::{ReadTransaction, ReadableDatabase, ReadableTableMetadata};
 
 use crate::model::expr::key_condition::SortKeyCondition;
+use crate::model::index::IndexSpec;
 use crate::model::key::{encode_key_prefix, encode_key_value};
 use crate::model::table::{TableDescription, TableMeta, TableSettings, TableStatus};
-use crate::model::{AttributeValue, Item, PrimaryKey};
+use crate::model::{AttributeValue, Item, KeySchema};
 use crate::store::Store;
 use crate::store::apply::table_not_found;
 use crate::store::tables::{
-    ITEMS, STATS, StoredItem, TABLES, decode_meta, item_key, prefix_end, table_prefix,
+    INDEX_ITEMS, INDEX_STATS, ITEMS, STATS, StoredItem, TABLES, decode_meta, item_key, prefix_end,
+    table_prefix,
 };
 use crate::{Error, Result};
 
@@ -28,14 +30,17 @@ pub struct Page {
     pub items: Vec<Item>,
     /// Items evaluated (equal to `items.len()` until filters exist).
     pub scanned: usize,
-    /// The key of the last item evaluated, when more items may follow.
-    pub last_key: Option<PrimaryKey>,
+    /// `LastEvaluatedKey`: the key of the last item evaluated (for an index, its key and the
+    /// table's), when more items may follow.
+    pub last_key: Option<Item>,
     /// The items' total size in bytes (what DynamoDB charges a Query or Scan for).
     pub bytes: u64,
 }
 
-/// Which part of a table to read.
+/// Which part of a table (or of one of its indexes) to read.
 pub struct Range<'a> {
+    /// The index to read instead of the table.
+    pub index: Option<&'a str>,
     /// Partition key value; `None` scans the whole table.
     pub partition: Option<&'a AttributeValue>,
     /// Condition on the sort key (Query only).
@@ -44,8 +49,8 @@ pub struct Range<'a> {
     pub forward: bool,
     /// Maximum number of items to evaluate.
     pub limit: Option<usize>,
-    /// Resume after this key (ExclusiveStartKey).
-    pub start_after: Option<&'a PrimaryKey>,
+    /// Resume after this key (`ExclusiveStartKey`: for an index, its key and the table's).
+    pub start_after: Option<&'a Item>,
     /// A parallel Scan's `(Segment, TotalSegments)`: only items whose partition key hashes to
     /// that segment are evaluated.
     pub segment: Option<(u32, u32)>,
@@ -103,11 +108,21 @@ impl Store {
             Err(redb::TableError::TableDoesNotExist(_)) => (0, 0),
             Err(e) => return Err(e.into()),
         };
+        let index_stats = match txn.open_table(INDEX_STATS) {
+            Ok(stats) => meta
+                .indexes
+                .iter()
+                .map(|i| Ok(stats.get((meta.id, i.id))?.map_or((0, 0), |v| v.value())))
+                .collect::<Result<Vec<_>>>()?,
+            Err(redb::TableError::TableDoesNotExist(_)) => vec![(0, 0); meta.indexes.len()],
+            Err(e) => return Err(e.into()),
+        };
         Ok(TableDescription {
             meta,
             status: TableStatus::Active,
             item_count,
             size_bytes,
+            index_stats,
         })
     }
 
@@ -207,66 +222,127 @@ impl Store {
             .collect()
     }
 
-    /// Query (with a partition) or Scan (without) over `table`.
+    /// Query (with a partition) or Scan (without) over `table`, or over one of its indexes.
     pub fn read_range(&self, table: &str, range: &Range<'_>) -> Result<Page> {
         let txn = self.read()?;
         let meta = meta_in(&txn, table)?.ok_or_else(table_not_found)?;
-        let items = match txn.open_table(ITEMS) {
+        let index = match range.index {
+            Some(name) => Some(meta.index(name).ok_or_else(|| no_such_index(name))?),
+            None => None,
+        };
+        let rows = match txn.open_table(if index.is_some() { INDEX_ITEMS } else { ITEMS }) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Page::default()),
             Err(e) => return Err(e.into()),
         };
-        let (lower, upper, must_start_with) = bounds(&meta, range);
+        let schema = &meta.spec.key_schema;
+        let prefix = match index {
+            Some(i) => i.prefix(meta.id),
+            None => table_prefix(meta.id).to_vec(),
+        };
+        let start_after = match range.start_after {
+            None => None,
+            Some(start) => Some(start_key_bytes(&meta, index, start)?),
+        };
+        let (lower, upper, must_start_with) = bounds(prefix, range, start_after);
         if is_empty(&lower, &upper) {
             return Ok(Page::default());
         }
-        let iter = items.range::<&[u8]>((as_ref(&lower), as_ref(&upper)))?;
+        let iter = rows.range::<&[u8]>((as_ref(&lower), as_ref(&upper)))?;
         let iter: Box<dyn Iterator<Item = _>> = if range.forward {
             Box::new(iter)
         } else {
             Box::new(iter.rev())
         };
+        // The attributes a row is matched on: the (index) partition and sort key.
+        let (partition_name, sort_name) = match index {
+            Some(i) => (
+                i.partition.first().map(|a| a.name.as_str()),
+                i.sort.first().map(|a| a.name.as_str()),
+            ),
+            None => (
+                Some(schema.partition.name.as_str()),
+                schema.sort.as_ref().map(|a| a.name.as_str()),
+            ),
+        };
+        let key_of = |item: &Item| match index {
+            Some(i) => i.last_key(item, schema),
+            None => key_map(item, schema),
+        };
         let mut page = Page::default();
         let mut bytes = 0usize;
-        let mut last_key = None;
         for row in iter {
             let (k, v) = row?;
-            let key_bytes = k.value();
-            if !key_bytes.starts_with(&must_start_with) {
+            if !k.value().starts_with(&must_start_with) {
                 if range.forward {
                     break;
                 }
                 continue;
             }
             if bytes >= MAX_PAGE_BYTES {
-                page.last_key = last_key;
+                page.last_key = page.items.last().map(key_of);
                 return Ok(page);
             }
-            let key = PrimaryKey::decode(&meta.spec.key_schema, &key_bytes[8..])?;
-            if let (Some(cond), Some(sk)) = (range.sort, key.sort.as_ref())
+            let item = StoredItem::item(v.value())?;
+            let value = |name: Option<&str>| name.and_then(|n| item.get(n));
+            if let (Some(cond), Some(sk)) = (range.sort, value(sort_name))
                 && !cond.matches(sk)
             {
                 continue;
             }
             if let Some((segment, total)) = range.segment
-                && segment_of(&key.partition, total) != segment
+                && value(partition_name).is_none_or(|pk| segment_of(pk, total) != segment)
             {
                 continue;
             }
             let (_, size) = StoredItem::header(v.value())?;
             bytes += size as usize;
             page.bytes += u64::from(size);
-            page.items.push(StoredItem::item(v.value())?);
+            page.items.push(item);
             page.scanned += 1;
             // As DynamoDB does, a page that reached its Limit names its last key even when no
             // item follows: the client learns that only from an empty next page.
             if page.scanned == range.limit.unwrap_or(usize::MAX) {
-                page.last_key = Some(key);
+                page.last_key = page.items.last().map(key_of);
                 return Ok(page);
             }
-            last_key = Some(key);
         }
         Ok(page)
+    }
+}
+
+/// DynamoDB's message for an `IndexName` the table does not have.
+pub fn no_such_index(name: &str) -> Error {
+    Error::validation(format!(
+        "The table does not have the specified index: {name}"
+    ))
+}
+
+/// The table key attributes of `item`, as `LastEvaluatedKey` names them.
+fn key_map(item: &Item, schema: &KeySchema) -> Item {
+    schema
+        .attribute_names()
+        .into_iter()
+        .filter_map(|n| item.get(n).map(|v| (n.to_string(), v.clone())))
+        .collect()
+}
+
+/// The row key an `ExclusiveStartKey` names: in the table, or in `index` (whose start keys
+/// carry the index key and the table key).
+fn start_key_bytes(meta: &TableMeta, index: Option<&IndexSpec>, start: &Item) -> Result<Vec<u8>> {
+    let invalid = || {
+        Error::validation(
+            "The provided starting key is invalid: The provided key element does not match the schema",
+        )
+    };
+    let schema = &meta.spec.key_schema;
+    let key = schema.key_of_item(start).map_err(|_| invalid())?;
+    match index {
+        None => Ok(item_key(meta.id, &key)),
+        Some(i) => i
+            .entry_key(meta.id, start, &key)
+            .map_err(|_| invalid())?
+            .ok_or_else(invalid),
     }
 }
 
@@ -289,10 +365,15 @@ fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     }
 }
 
-/// Byte bounds for a read, plus a prefix every key in range must start with (begins_with
-/// and the partition or table itself).
-fn bounds(meta: &TableMeta, range: &Range<'_>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>, Vec<u8>) {
-    let mut prefix = table_prefix(meta.id).to_vec();
+/// Byte bounds for a read of the rows under `prefix` (a table's or an index's), plus a prefix
+/// every row in range must start with (begins_with and the partition or table itself). Index
+/// rows continue past their sort key with the table key, so every bound on a sort key value
+/// `v` covers all rows that start with `v`'s encoding.
+fn bounds(
+    mut prefix: Vec<u8>,
+    range: &Range<'_>,
+    start_after: Option<Vec<u8>>,
+) -> (Bound<Vec<u8>>, Bound<Vec<u8>>, Vec<u8>) {
     if let Some(pk) = range.partition {
         encode_key_value(pk, &mut prefix);
     }
@@ -301,29 +382,28 @@ fn bounds(meta: &TableMeta, range: &Range<'_>) -> (Bound<Vec<u8>>, Bound<Vec<u8>
         encode_key_value(v, &mut k);
         k
     };
+    // Past every row whose key starts with `k`.
+    let after_all = |k: Vec<u8>| prefix_end(&k).map_or(Bound::Unbounded, Bound::Excluded);
     let start = Bound::Included(prefix.clone());
-    let end = prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+    let end = after_all(prefix.clone());
     let mut must = prefix.clone();
     let (mut lower, mut upper) = match range.sort {
         None => (start, end),
-        Some(SortKeyCondition::Eq(v)) => (Bound::Included(with(v)), Bound::Included(with(v))),
+        Some(SortKeyCondition::Eq(v)) => (Bound::Included(with(v)), after_all(with(v))),
         Some(SortKeyCondition::Lt(v)) => (start, Bound::Excluded(with(v))),
-        Some(SortKeyCondition::Le(v)) => (start, Bound::Included(with(v))),
-        Some(SortKeyCondition::Gt(v)) => (Bound::Excluded(with(v)), end),
+        Some(SortKeyCondition::Le(v)) => (start, after_all(with(v))),
+        Some(SortKeyCondition::Gt(v)) => (
+            prefix_end(&with(v)).map_or(Bound::Excluded(with(v)), Bound::Included),
+            end,
+        ),
         Some(SortKeyCondition::Ge(v)) => (Bound::Included(with(v)), end),
-        Some(SortKeyCondition::Between(a, b)) => {
-            (Bound::Included(with(a)), Bound::Included(with(b)))
-        }
+        Some(SortKeyCondition::Between(a, b)) => (Bound::Included(with(a)), after_all(with(b))),
         Some(SortKeyCondition::BeginsWith(p)) => {
             encode_key_prefix(p, &mut must);
-            (
-                Bound::Included(must.clone()),
-                prefix_end(&must).map_or(Bound::Unbounded, Bound::Excluded),
-            )
+            (Bound::Included(must.clone()), after_all(must.clone()))
         }
     };
-    if let Some(after) = range.start_after {
-        let k = item_key(meta.id, after);
+    if let Some(k) = start_after {
         if range.forward {
             lower = tighter_lower(lower, k);
         } else {

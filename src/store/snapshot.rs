@@ -9,7 +9,9 @@ use std::io::{Read, Write};
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
-use crate::store::tables::{ITEMS, SETTINGS, STATS, TABLES, TOKEN_TIMES, TOKENS};
+use crate::store::tables::{
+    INDEX_ITEMS, INDEX_STATS, ITEMS, SETTINGS, STATS, TABLES, TOKEN_TIMES, TOKENS,
+};
 use crate::{Error, Result};
 
 /// Longest row key a snapshot may hold: an item key is a table name (255 bytes) and a
@@ -25,6 +27,8 @@ const TAG_STATS: u8 = 3;
 const TAG_TOKENS: u8 = 4;
 const TAG_TOKEN_TIMES: u8 = 5;
 const TAG_SETTINGS: u8 = 6;
+const TAG_INDEX_ITEMS: u8 = 7;
+const TAG_INDEX_STATS: u8 = 8;
 
 fn write_row(out: &mut dyn Write, tag: u8, key: &[u8], value: &[u8]) -> Result<()> {
     if key.len() > MAX_KEY_BYTES || value.len() > MAX_VALUE_BYTES {
@@ -78,6 +82,16 @@ pub fn export(txn: &ReadTransaction, out: &mut dyn Write) -> Result<()> {
         (k.to_be_bytes().to_vec(), v)
     })?;
     export_table(txn, ITEMS, TAG_ITEMS, out, |k, v| (k.to_vec(), v.to_vec()))?;
+    export_table(txn, INDEX_ITEMS, TAG_INDEX_ITEMS, out, |k, v| {
+        (k.to_vec(), v.to_vec())
+    })?;
+    export_table(txn, INDEX_STATS, TAG_INDEX_STATS, out, |(t, i), (c, b)| {
+        let mut k = t.to_be_bytes().to_vec();
+        k.extend_from_slice(&i.to_be_bytes());
+        let mut v = c.to_be_bytes().to_vec();
+        v.extend_from_slice(&b.to_be_bytes());
+        (k, v)
+    })?;
     export_table(txn, SETTINGS, TAG_SETTINGS, out, |k, v| {
         (k.to_be_bytes().to_vec(), v.to_vec())
     })?;
@@ -135,12 +149,16 @@ pub fn restore(txn: &WriteTransaction, input: &mut dyn Read) -> Result<()> {
     txn.delete_table(TOKENS)?;
     txn.delete_table(SETTINGS)?;
     txn.delete_table(TOKEN_TIMES)?;
+    txn.delete_table(INDEX_ITEMS)?;
+    txn.delete_table(INDEX_STATS)?;
     let mut tables = txn.open_table(TABLES)?;
     let mut items = txn.open_table(ITEMS)?;
     let mut stats = txn.open_table(STATS)?;
     let mut tokens = txn.open_table(TOKENS)?;
     let mut settings = txn.open_table(SETTINGS)?;
     let mut token_times = txn.open_table(TOKEN_TIMES)?;
+    let mut index_items = txn.open_table(INDEX_ITEMS)?;
+    let mut index_stats = txn.open_table(INDEX_STATS)?;
     let text = |bytes: &[u8]| {
         std::str::from_utf8(bytes)
             .map(str::to_string)
@@ -166,6 +184,20 @@ pub fn restore(txn: &WriteTransaction, input: &mut dyn Read) -> Result<()> {
             }
             TAG_STATS => {
                 stats.insert(u64_at(&key, 0)?, (u64_at(&value, 0)?, u64_at(&value, 8)?))?;
+            }
+            TAG_INDEX_ITEMS => {
+                index_items.insert(key.as_slice(), value.as_slice())?;
+            }
+            TAG_INDEX_STATS => {
+                let index = key
+                    .get(8..12)
+                    .and_then(|s| <[u8; 4]>::try_from(s).ok())
+                    .map(u32::from_be_bytes)
+                    .ok_or_else(|| Error::internal("corrupt snapshot: index stats key"))?;
+                index_stats.insert(
+                    (u64_at(&key, 0)?, index),
+                    (u64_at(&value, 0)?, u64_at(&value, 8)?),
+                )?;
             }
             TAG_SETTINGS => {
                 settings.insert(u64_at(&key, 0)?, value.as_slice())?;

@@ -4,6 +4,9 @@
 //! - `ITEMS`: `table id (u64 BE) ++ PrimaryKey::encode()` -> [`StoredItem`] bytes. Key bytes
 //!   sort as DynamoDB orders keys, so one partition is one contiguous range in sort-key order.
 //! - `STATS`: table id -> `(item count, total item bytes)`.
+//! - `INDEX_ITEMS`: a secondary index entry's key (table id, index id, index key, primary key;
+//!   see [`crate::model::index`]) -> [`StoredItem`] bytes of what the index projects.
+//! - `INDEX_STATS`: `(table id, index id)` -> `(entry count, total entry bytes)`.
 //! - `SETTINGS`: table id -> postcard `TableSettings`, for tables that have any.
 //! - `TOKENS`: a transaction's `ClientRequestToken` -> `(at_ms, fingerprint)` of the
 //!   transaction that used it; `TOKEN_TIMES`: `(at_ms, token)` -> `()`, to expire them in order.
@@ -20,6 +23,11 @@ pub const TABLES: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_tables
 pub const ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_items");
 /// Table id -> (item count, size in bytes).
 pub const STATS: TableDefinition<u64, (u64, u64)> = TableDefinition::new("sm_stats");
+/// Index entry key (see [`crate::model::index`]) -> encoded `StoredItem` of the projected item.
+pub const INDEX_ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_index_items");
+/// (table id, index id) -> (entry count, size in bytes).
+pub const INDEX_STATS: TableDefinition<(u64, u32), (u64, u64)> =
+    TableDefinition::new("sm_index_stats");
 /// Table id -> postcard-encoded `TableSettings` (tags, point-in-time recovery).
 pub const SETTINGS: TableDefinition<u64, &[u8]> = TableDefinition::new("sm_settings");
 /// ClientRequestToken -> (when it was used, ms; fingerprint of the transaction).
@@ -52,14 +60,38 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// Encodes a `TableMeta` row.
-pub fn encode_meta(meta: &TableMeta) -> Result<Vec<u8>> {
-    Ok(postcard::to_stdvec(meta)?)
+/// The first byte of a `TableMeta` row written since tables have indexes. Rows written before
+/// start with the table name's length (at least 3), so the two never mix up.
+const META_WITH_INDEXES: u8 = 0;
+
+/// A `TableMeta` row as kvsim wrote it before indexes.
+#[derive(serde::Deserialize)]
+struct MetaBeforeIndexes {
+    spec: crate::model::table::TableSpec,
+    id: u64,
 }
 
-/// Decodes a `TableMeta` row.
+/// Encodes a `TableMeta` row.
+pub fn encode_meta(meta: &TableMeta) -> Result<Vec<u8>> {
+    let mut out = vec![META_WITH_INDEXES];
+    out.extend_from_slice(&postcard::to_stdvec(meta)?);
+    Ok(out)
+}
+
+/// Decodes a `TableMeta` row, of this version or of one before indexes.
 pub fn decode_meta(bytes: &[u8]) -> Result<TableMeta> {
-    postcard::from_bytes(bytes).map_err(|e| Error::internal(format!("corrupt table metadata: {e}")))
+    let corrupt = |e: postcard::Error| Error::internal(format!("corrupt table metadata: {e}"));
+    match bytes.split_first() {
+        Some((&META_WITH_INDEXES, rest)) => postcard::from_bytes(rest).map_err(corrupt),
+        _ => {
+            let old: MetaBeforeIndexes = postcard::from_bytes(bytes).map_err(corrupt)?;
+            Ok(TableMeta {
+                spec: old.spec,
+                id: old.id,
+                indexes: Vec::new(),
+            })
+        }
+    }
 }
 
 /// An item as stored: its version (the log index of its last write), its DynamoDB size, and
@@ -109,5 +141,46 @@ mod tests {
         assert_eq!(prefix_end(&[1, 0xFF]), Some(vec![2]));
         assert_eq!(prefix_end(&[0xFF, 0xFF]), None);
         assert_eq!(prefix_end(&[]), None);
+    }
+
+    #[test]
+    fn table_rows_written_before_indexes_still_decode() {
+        use crate::model::table::{Billing, TableSpec};
+        use crate::model::{KeyAttribute, KeySchema, KeyType};
+        #[derive(serde::Serialize)]
+        struct Old<'a> {
+            spec: &'a TableSpec,
+            id: u64,
+        }
+        let spec = TableSpec {
+            name: "abc".into(),
+            key_schema: KeySchema {
+                partition: KeyAttribute {
+                    name: "pk".into(),
+                    key_type: KeyType::S,
+                },
+                sort: None,
+            },
+            attribute_definitions: Vec::new(),
+            billing: Billing::PayPerRequest,
+            table_uuid: "u".into(),
+            arn: "a".into(),
+            created_at_ms: 1,
+        };
+        let old = postcard::to_stdvec(&Old { spec: &spec, id: 9 }).expect("encode");
+        let meta = decode_meta(&old).expect("old row");
+        assert_eq!(
+            (meta.spec, meta.id, meta.indexes.len()),
+            (spec.clone(), 9, 0)
+        );
+        let new = TableMeta {
+            spec,
+            id: 10,
+            indexes: Vec::new(),
+        };
+        assert_eq!(
+            decode_meta(&encode_meta(&new).expect("encode")).expect("new row"),
+            new
+        );
     }
 }

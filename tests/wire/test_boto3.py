@@ -23,6 +23,9 @@ uses its own tables, so the tests are independent of each other and of their ord
   can be reused for a new, empty table.
 * The AWS CLI (create-table, put-item, get-item, update-item --return-values ALL_NEW,
   batch-write-item, transact-write-items, query, and its errors) against a follower.
+* Secondary indexes: an overloaded, sparse GSI kept up to date by puts, updates and deletes;
+  KEYS_ONLY and INCLUDE projections; an LSI read with ConsistentRead; pagination and parallel
+  scans over many equal index keys; mistyped index keys refused; CreateTable's index checks.
 * UpdateItem (SET, REMOVE, ADD, ReturnValues) and conditional writes through every node,
   ConditionalCheckFailedException with the item, and version-number locking through boto3's
   document API (what ORMs do on save()); batch_writer and batch_get_item.
@@ -1100,6 +1103,221 @@ class AwsCliTest(KvsimTestCase):
 # ---------------------------------------------------------------------------------------------
 # Runner
 # ---------------------------------------------------------------------------------------------
+
+
+class IndexTest(KvsimTestCase):
+    """Secondary indexes: GSIs and LSIs created with the table, kept up to date by every write,
+    read by Query and Scan with IndexName."""
+
+    def create_indexed(self, gsis=(), lsis=(), extra_attrs=()) -> dict:
+        attrs = [{"AttributeName": "pk", "AttributeType": "S"},
+                 {"AttributeName": "sk", "AttributeType": "S"}]
+        attrs += [{"AttributeName": n, "AttributeType": t} for n, t in extra_attrs]
+        kwargs = {}
+        if gsis:
+            kwargs["GlobalSecondaryIndexes"] = list(gsis)
+        if lsis:
+            kwargs["LocalSecondaryIndexes"] = list(lsis)
+        resp = self.next_client().create_table(
+            TableName=self.table, KeySchema=key_schema("pk", "sk"), AttributeDefinitions=attrs,
+            BillingMode="PAY_PER_REQUEST", **kwargs)
+        return resp["TableDescription"]
+
+    @staticmethod
+    def index(name, pk, sk=None, projection=None):
+        return {"IndexName": name, "KeySchema": key_schema(pk, sk),
+                "Projection": projection or {"ProjectionType": "ALL"}}
+
+    def query_index(self, index, condition, values, client=None, **kwargs) -> list[dict]:
+        """Every item of the index query, following LastEvaluatedKey."""
+        client = client or self.next_client()
+        items, start = [], None
+        for _ in range(1000):
+            page = client.query(TableName=self.table, IndexName=index,
+                                KeyConditionExpression=condition,
+                                ExpressionAttributeValues=values,
+                                **({"ExclusiveStartKey": start} if start else {}), **kwargs)
+            items += page["Items"]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return items
+        self.fail("pagination did not end")
+
+    def test_an_overloaded_gsi_answers_single_table_access_patterns(self):
+        desc = self.create_indexed(
+            gsis=[self.index("gsi1", "gsi1pk", "gsi1sk")],
+            extra_attrs=[("gsi1pk", "S"), ("gsi1sk", "S")])
+        [gsi] = desc["GlobalSecondaryIndexes"]
+        self.assertEqual(gsi["IndexName"], "gsi1")
+        self.assertEqual(gsi["IndexStatus"], "ACTIVE")
+        self.assertEqual(gsi["Projection"], {"ProjectionType": "ALL"})
+        self.assertEqual(gsi["IndexArn"], desc["TableArn"] + "/index/gsi1")
+        # Customers and orders in one table; the GSI groups orders by status, and customers by
+        # email, in one overloaded index. The profile row has no GSI key: a sparse index.
+        rows = [
+            {"pk": "CUST#1", "sk": "PROFILE", "name": "Ada"},
+            {"pk": "CUST#1", "sk": "ORDER#3", "gsi1pk": "STATUS#open", "gsi1sk": "2026-03"},
+            {"pk": "CUST#2", "sk": "ORDER#1", "gsi1pk": "STATUS#open", "gsi1sk": "2026-01"},
+            {"pk": "CUST#1", "sk": "ORDER#2", "gsi1pk": "STATUS#shipped", "gsi1sk": "2026-02"},
+            {"pk": "CUST#2", "sk": "EMAIL", "gsi1pk": "EMAIL#b@x", "gsi1sk": "CUST#2"},
+        ]
+        for row in rows:
+            self.next_client().put_item(
+                TableName=self.table, Item={k: {"S": v} for k, v in row.items()})
+        self.cluster.sync()
+        for port, client in self.all_clients():
+            open_orders = self.query_index("gsi1", "gsi1pk = :s", {":s": {"S": "STATUS#open"}},
+                                           client=client)
+            self.assertEqual([(i["pk"]["S"], i["sk"]["S"]) for i in open_orders],
+                             [("CUST#2", "ORDER#1"), ("CUST#1", "ORDER#3")], f"node {port}")
+        recent = self.query_index(
+            "gsi1", "gsi1pk = :s AND gsi1sk > :t",
+            {":s": {"S": "STATUS#open"}, ":t": {"S": "2026-02"}}, ScanIndexForward=False)
+        self.assertEqual([i["sk"]["S"] for i in recent], ["ORDER#3"])
+        # An update that changes the index key moves the entry; a delete removes it.
+        self.next_client().update_item(
+            TableName=self.table, Key={"pk": {"S": "CUST#1"}, "sk": {"S": "ORDER#3"}},
+            UpdateExpression="SET gsi1pk = :s", ExpressionAttributeValues={
+                ":s": {"S": "STATUS#shipped"}})
+        self.next_client().delete_item(
+            TableName=self.table, Key={"pk": {"S": "CUST#2"}, "sk": {"S": "EMAIL"}})
+        self.cluster.sync()
+        shipped = self.query_index("gsi1", "gsi1pk = :s", {":s": {"S": "STATUS#shipped"}})
+        self.assertEqual([i["sk"]["S"] for i in shipped], ["ORDER#2", "ORDER#3"])
+        self.assertEqual(self.query_index("gsi1", "gsi1pk = :s", {":s": {"S": "EMAIL#b@x"}}), [])
+        scanned = self.next_client().scan(TableName=self.table, IndexName="gsi1")
+        self.assertEqual(scanned["Count"], 3)  # the profile row was never indexed
+        self.assertNotIn("PROFILE", {i["sk"]["S"] for i in scanned["Items"]})
+        for port, client in self.all_clients():
+            [gsi] = client.describe_table(TableName=self.table)["Table"][
+                "GlobalSecondaryIndexes"]
+            self.assertEqual(gsi["ItemCount"], 3, f"node {port}")
+        # Every node holds the same index rows (the state digest covers them).
+        self.cluster.sync()
+        digests = set()
+        for port in self.ports:
+            with urllib.request.urlopen(f"http://{HOST}:{port}/admin/digest", timeout=5) as r:
+                body = json.load(r)
+            digests.add((body["applied_index"], body["digest"]))
+        self.assertEqual(len(digests), 1, digests)
+
+    def test_projections_limit_what_an_index_returns(self):
+        self.create_indexed(
+            gsis=[self.index("keys", "status", None, {"ProjectionType": "KEYS_ONLY"}),
+                  self.index("incl", "status", "at", {"ProjectionType": "INCLUDE",
+                                                      "NonKeyAttributes": ["title"]})],
+            lsis=[self.index("byAt", "pk", "at", {"ProjectionType": "KEYS_ONLY"})],
+            extra_attrs=[("status", "S"), ("at", "N")])
+        self.next_client().put_item(TableName=self.table, Item={
+            "pk": {"S": "a"}, "sk": {"S": "1"}, "status": {"S": "open"}, "at": {"N": "5"},
+            "title": {"S": "t"}, "body": {"S": "b"}})
+        self.cluster.sync()
+        [keys_only] = self.query_index("keys", "#s = :s", {":s": {"S": "open"}},
+                                       ExpressionAttributeNames={"#s": "status"})
+        self.assertEqual(sorted(keys_only), ["pk", "sk", "status"])
+        [included] = self.query_index("incl", "#s = :s AND #a >= :a",
+                                      {":s": {"S": "open"}, ":a": {"N": "5"}},
+                                      ExpressionAttributeNames={"#s": "status", "#a": "at"})
+        self.assertEqual(sorted(included), ["at", "pk", "sk", "status", "title"])
+        [local] = self.query_index("byAt", "pk = :p", {":p": {"S": "a"}}, ConsistentRead=True)
+        self.assertEqual(sorted(local), ["at", "pk", "sk"])
+        client = self.next_client()
+        error = self.assertClientError(
+            "ValidationException", client.query, TableName=self.table, IndexName="keys",
+            KeyConditionExpression="#s = :s", ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": {"S": "open"}}, ConsistentRead=True)
+        self.assertIn("Consistent reads are not supported on global secondary indexes",
+                      error["Message"])
+        error = self.assertClientError(
+            "ValidationException", client.query, TableName=self.table, IndexName="keys",
+            KeyConditionExpression="#s = :s", ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": {"S": "open"}}, Select="ALL_ATTRIBUTES")
+        self.assertIn("ALL_ATTRIBUTES is not supported for global secondary index keys",
+                      error["Message"])
+        error = self.assertClientError(
+            "ValidationException", client.query, TableName=self.table, IndexName="nope",
+            KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "a"}})
+        self.assertIn("The table does not have the specified index: nope", error["Message"])
+
+    def test_pagination_over_many_equal_index_keys_returns_each_item_once(self):
+        self.create_indexed(gsis=[self.index("byGroup", "grp", "rank")],
+                            extra_attrs=[("grp", "S"), ("rank", "N")])
+        expected = []
+        with make_table_resource(self.ports[0], self.table).batch_writer() as batch:
+            for n in range(40):
+                # Only five distinct index keys: pagination must resume by table key too.
+                item = {"pk": f"p{n:02d}", "sk": "x", "grp": "g", "rank": n % 5}
+                batch.put_item(Item=item)
+                expected.append((n % 5, f"p{n:02d}"))
+        self.cluster.sync()
+        for limit in (1, 7, 40):
+            items = self.query_index("byGroup", "grp = :g", {":g": {"S": "g"}}, Limit=limit)
+            got = [(int(i["rank"]["N"]), i["pk"]["S"]) for i in items]
+            self.assertEqual(got, sorted(expected), f"Limit={limit}")
+        page = self.next_client().query(
+            TableName=self.table, IndexName="byGroup", KeyConditionExpression="grp = :g",
+            ExpressionAttributeValues={":g": {"S": "g"}}, Limit=3)
+        self.assertEqual(sorted(page["LastEvaluatedKey"]), ["grp", "pk", "rank", "sk"])
+        # A parallel scan of the index sees every entry exactly once across its segments.
+        seen = []
+        for segment in range(3):
+            seen += self.next_client().scan(TableName=self.table, IndexName="byGroup",
+                                            Segment=segment, TotalSegments=3)["Items"]
+        self.assertEqual(sorted(i["pk"]["S"] for i in seen), sorted(p for _, p in expected))
+
+    def test_a_mistyped_index_key_is_refused_and_changes_nothing(self):
+        self.create_indexed(gsis=[self.index("byStatus", "status")],
+                            extra_attrs=[("status", "S")])
+        client = self.next_client()
+        error = self.assertClientError(
+            "ValidationException", client.put_item, TableName=self.table,
+            Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "status": {"N": "3"}})
+        self.assertIn("Type mismatch for Index Key status Expected: S Actual: N IndexName: "
+                      "byStatus", error["Message"])
+        self.assertNotIn("Item", client.get_item(
+            TableName=self.table, Key={"pk": {"S": "a"}, "sk": {"S": "1"}},
+            ConsistentRead=True))
+        self.assertClientError(
+            "TransactionCanceledException", client.transact_write_items, TransactItems=[
+                {"Put": {"TableName": self.table,
+                         "Item": {"pk": {"S": "b"}, "sk": {"S": "1"}, "status": {"S": "ok"}}}},
+                {"Put": {"TableName": self.table,
+                         "Item": {"pk": {"S": "c"}, "sk": {"S": "1"}, "status": {"B": b"x"}}}},
+            ])
+        self.assertEqual(client.scan(TableName=self.table, ConsistentRead=True)["Count"], 0)
+
+    def test_create_table_validates_its_indexes(self):
+        client = self.next_client()
+        base = {"TableName": self.table, "KeySchema": key_schema("pk", "sk"),
+                "BillingMode": "PAY_PER_REQUEST"}
+        defs = [{"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"}]
+        cases = [
+            ({"AttributeDefinitions": defs,
+              "GlobalSecondaryIndexes": [self.index("gone", "missing")]},
+             "Some index key attributes are not defined in AttributeDefinitions"),
+            ({"AttributeDefinitions": defs + [{"AttributeName": "x", "AttributeType": "S"}],
+              "GlobalSecondaryIndexes": [self.index("gone", "sk")]},
+             "Some AttributeDefinitions are not used"),
+            ({"AttributeDefinitions": defs + [{"AttributeName": "x", "AttributeType": "S"}],
+              "LocalSecondaryIndexes": [self.index("lone", "x", "sk")]},
+             "Index KeySchema does not have the same leading hash key as table KeySchema"),
+            ({"AttributeDefinitions": defs,
+              "GlobalSecondaryIndexes": [self.index("dup", "sk"), self.index("dup", "sk")]},
+             "Duplicate index name: dup"),
+            ({"AttributeDefinitions": defs,
+              "GlobalSecondaryIndexes": [self.index("gone", "sk", None, {
+                  "ProjectionType": "INCLUDE"})]},
+             "ProjectionType is INCLUDE, but NonKeyAttributes is not specified"),
+        ]
+        for extra, message in cases:
+            with self.subTest(message=message):
+                error = self.assertClientError("ValidationException", client.create_table,
+                                               **base, **extra)
+                self.assertIn(message, error["Message"])
+        self.assertClientError("ResourceNotFoundException", client.describe_table,
+                               TableName=self.table)
+
 
 
 class _Result(unittest.TextTestResult):

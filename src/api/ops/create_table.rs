@@ -4,6 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::api::AppState;
+use crate::api::ops::index_schema::{TableKeys, check_all_used, index_specs};
 use crate::api::ops::{Request, new_table_name, required};
 use crate::api::wire::{
     CreateTableInput, CreateTableOutput, ProvisionedThroughput, TableDescriptionWire,
@@ -142,11 +143,6 @@ fn schema(input: &CreateTableInput) -> Result<(KeySchema, Vec<KeyAttribute>)> {
             defined.join(", ")
         )));
     }
-    if attrs.len() != elements.len() {
-        return Err(Error::validation(
-            "One or more parameter values were invalid: Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions",
-        ));
-    }
     let partition = find(&elements[0].attribute_name)
         .ok_or_else(|| Error::internal("partition key vanished"))?;
     let sort = elements.get(1).and_then(|e| find(&e.attribute_name));
@@ -162,16 +158,23 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<CreateTableOutput>
         input.billing_mode.as_deref(),
         input.provisioned_throughput.as_ref(),
     )?;
-    if input.global_secondary_indexes.is_some() {
-        return Err(Error::validation(
-            "kvsim does not support GlobalSecondaryIndexes yet",
-        ));
-    }
-    if input.local_secondary_indexes.is_some() {
-        return Err(Error::validation(
-            "kvsim does not support LocalSecondaryIndexes yet",
-        ));
-    }
+    let keys = TableKeys {
+        schema: &key_schema,
+        definitions: &attribute_definitions,
+        billing: &billing,
+    };
+    let indexes = index_specs(
+        &keys,
+        input
+            .global_secondary_indexes
+            .as_ref()
+            .map(|l| l.0.as_slice()),
+        input
+            .local_secondary_indexes
+            .as_ref()
+            .map(|l| l.0.as_slice()),
+    )?;
+    check_all_used(&keys, &indexes)?;
     if input
         .stream_specification
         .as_ref()
@@ -205,7 +208,12 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<CreateTableOutput>
         table_uuid: uuid::Uuid::new_v4().to_string(),
         created_at_ms,
     };
-    match app.node.propose(&Command::CreateTable(spec)).await? {
+    let command = if indexes.is_empty() {
+        Command::CreateTable(spec)
+    } else {
+        Command::CreateIndexedTable { spec, indexes }
+    };
+    match app.node.propose(&command).await? {
         Outcome::Table(desc) => Ok(CreateTableOutput {
             table_description: TableDescriptionWire::from_model(&desc),
         }),

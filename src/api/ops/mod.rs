@@ -13,6 +13,7 @@ mod delete_item;
 mod delete_table;
 mod describe_table;
 mod get_item;
+mod index_schema;
 mod legacy;
 mod list_tables;
 mod put_item;
@@ -32,7 +33,7 @@ use crate::api::budget::Charge;
 use crate::api::decode::{decode, off_runtime};
 use crate::api::dispatch::Op;
 use crate::api::wire;
-use crate::api::wire::{Unsupported, WireItem, WireNames};
+use crate::api::wire::{WireItem, WireNames};
 use crate::model::Item;
 use crate::model::expr::{Condition, ExpressionContext, Path, parse_condition, parse_projection};
 use crate::model::table::TableMeta;
@@ -58,8 +59,8 @@ impl Request {
         }
     }
 
-    /// Decodes the body as an operation's input and rejects members kvsim does not support
-    /// yet; a large body decodes off the async runtime. The raw body is dropped once
+    /// Decodes the body as an operation's input; a large body decodes off the async
+    /// runtime. The raw body is dropped once
     /// decoded: its room in the budget then covers the input's plain strings, which are
     /// never longer than the body.
     ///
@@ -70,10 +71,7 @@ impl Request {
         let body = std::mem::take(&mut self.body);
         let mut charge = std::mem::take(&mut self.charge);
         let (result, charge) = off_runtime(body.len(), move || {
-            let result = decode::<T>(&body, &mut charge).and_then(|input| {
-                decode::<Unsupported>(&body, &mut charge)?.check()?;
-                Ok(input)
-            });
+            let result = decode::<T>(&body, &mut charge);
             (result, charge)
         })
         .await?;
@@ -367,7 +365,7 @@ pub fn item_write_condition(
 /// `Select`: true when only a count is wanted. `SPECIFIC_ATTRIBUTES` goes with a
 /// `ProjectionExpression` (`projected`), `ALL_ATTRIBUTES` and `COUNT` without one. `op` is
 /// `Query` or `Scan`, which DynamoDB words some of these errors differently for.
-pub fn count_only(select: Option<&str>, projected: bool, op: &str) -> Result<bool> {
+pub fn count_only(select: Option<&str>, projected: bool, op: &str, indexed: bool) -> Result<bool> {
     match select {
         None => Ok(false),
         Some("ALL_ATTRIBUTES") if projected => Err(Error::validation(
@@ -388,6 +386,10 @@ pub fn count_only(select: Option<&str>, projected: bool, op: &str) -> Result<boo
             "Cannot specify the ProjectionExpression when choosing to get COUNT",
         )),
         Some("COUNT") => Ok(true),
+        Some("ALL_PROJECTED_ATTRIBUTES") if projected => Err(Error::validation(
+            "Cannot specify the ProjectionExpression when choosing to get ALL_PROJECTED_ATTRIBUTES",
+        )),
+        Some("ALL_PROJECTED_ATTRIBUTES") if indexed => Ok(false),
         Some("ALL_PROJECTED_ATTRIBUTES") => Err(Error::validation(
             "ALL_PROJECTED_ATTRIBUTES can be used only when Querying using an IndexName",
         )),
@@ -430,7 +432,6 @@ pub fn decode_for_fuzzing(body: &[u8]) {
     };
     let budget = crate::api::budget::MemoryBudget::new(64 << 20);
     let mut charge = budget.charge();
-    let _ = decode::<Unsupported>(body, &mut charge).and_then(|u| u.check());
     let _ = decode::<CreateTableInput>(body, &mut charge);
     let _ = decode::<TableNameInput>(body, &mut charge);
     let _ = decode::<ListTablesInput>(body, &mut charge);

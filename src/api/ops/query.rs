@@ -6,22 +6,77 @@ use crate::api::ops::capacity::{self, Report};
 use crate::api::ops::legacy::{self, Expressions, Legacy};
 use crate::api::ops::{Request, count_only, limit, maybe_consistent, table_meta, table_name};
 use crate::api::wire::{QueryInput, ReadPageOutput, WireItem, WireNames};
+use crate::model::Item;
 use crate::model::expr::eval::{evaluate, project};
 use crate::model::expr::{
     Condition, ExpressionContext, Path, parse_condition, parse_key_condition, parse_projection,
 };
-use crate::model::{KeySchema, PrimaryKey};
-use crate::store::read::{Page, Range};
+use crate::model::index::{IndexKind, IndexSpec, Projection};
+use crate::model::table::TableMeta;
+use crate::store::read::{Page, Range, no_such_index};
 use crate::{Error, Result};
 
-/// Validates an `ExclusiveStartKey` against the schema.
-pub fn start_key(schema: &KeySchema, key: Option<&WireItem>) -> Result<Option<PrimaryKey>> {
-    key.map(|k| {
-        schema.key_from_map(&k.0).map_err(|_| {
-            Error::validation("The provided starting key is invalid: The provided key element does not match the schema")
-        })
-    })
-    .transpose()
+/// Validates an `ExclusiveStartKey`: the table's key, exactly, or for a read of `index`, the
+/// table's key and the index's.
+pub fn start_key(
+    meta: &TableMeta,
+    index: Option<&IndexSpec>,
+    key: Option<&WireItem>,
+) -> Result<Option<Item>> {
+    let invalid = || {
+        Error::validation(
+            "The provided starting key is invalid: The provided key element does not match the schema",
+        )
+    };
+    let Some(key) = key else { return Ok(None) };
+    let schema = &meta.spec.key_schema;
+    match index {
+        None => {
+            schema.key_from_map(&key.0).map_err(|_| invalid())?;
+        }
+        Some(index) => {
+            schema.key_of_item(&key.0).map_err(|_| invalid())?;
+            let wanted = schema.attribute_names().len()
+                + index
+                    .key_attributes()
+                    .filter(|a| !schema.attribute_names().contains(&a.name.as_str()))
+                    .count();
+            if index.key_values(&key.0).ok().flatten().is_none() || key.0.len() != wanted {
+                return Err(invalid());
+            }
+        }
+    }
+    Ok(Some(key.0.clone()))
+}
+
+/// The index an `IndexName` names, checked for the read: a global index answers only
+/// eventually consistent reads, and `Select: ALL_ATTRIBUTES` only if it projects everything.
+///
+/// # Errors
+/// DynamoDB's `ValidationException`s.
+pub fn read_index<'a>(
+    meta: &'a TableMeta,
+    name: Option<&str>,
+    consistent: Option<bool>,
+    select: Option<&str>,
+) -> Result<Option<&'a IndexSpec>> {
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    let index = meta.index(name).ok_or_else(|| no_such_index(name))?;
+    if index.kind == IndexKind::Global {
+        if consistent == Some(true) {
+            return Err(Error::validation(
+                "Consistent reads are not supported on global secondary indexes",
+            ));
+        }
+        if select == Some("ALL_ATTRIBUTES") && index.projection != Projection::All {
+            return Err(Error::validation(format!(
+                "One or more parameter values were invalid: Select type ALL_ATTRIBUTES is not supported for global secondary index {name} because its projection type is not ALL"
+            )));
+        }
+    }
+    Ok(Some(index))
 }
 
 /// What a Query or Scan does to the items it read: filter, project, or just count them.
@@ -45,6 +100,7 @@ impl Shape {
         filter: Option<&str>,
         projection: Option<&str>,
         select: Option<&str>,
+        indexed: bool,
     ) -> Result<Shape> {
         Ok(Shape {
             filter: filter
@@ -53,13 +109,13 @@ impl Shape {
             projection: projection
                 .map(|text| parse_projection(text, ctx))
                 .transpose()?,
-            count_only: count_only(select, projection.is_some(), op)?,
+            count_only: count_only(select, projection.is_some(), op, indexed)?,
         })
     }
 
     /// The response for a page read: the filter applies after `Limit` (as in DynamoDB,
     /// `ScannedCount` counts what was read, `Count` what matched).
-    pub fn output(&self, schema: &KeySchema, page: Page) -> ReadPageOutput {
+    pub fn output(&self, page: Page) -> ReadPageOutput {
         let mut items = page.items;
         if let Some(filter) = &self.filter {
             items.retain(|item| evaluate(filter, item));
@@ -68,7 +124,7 @@ impl Shape {
             consumed_capacity: None,
             count: items.len(),
             scanned_count: page.scanned,
-            last_evaluated_key: page.last_key.map(|k| WireItem(k.to_item(schema))),
+            last_evaluated_key: page.last_key.map(WireItem),
             items: (!self.count_only).then(|| {
                 items
                     .into_iter()
@@ -116,21 +172,37 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
     let expression = e.key_condition.as_deref().ok_or_else(|| {
         Error::validation("Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.")
     })?;
-    maybe_consistent(app, input.consistent_read).await?;
     let meta = table_meta(app, &table).await?;
-    let schema = &meta.spec.key_schema;
+    let index = read_index(
+        &meta,
+        input.index_name.as_deref(),
+        input.consistent_read,
+        input.select.as_deref(),
+    )?;
+    maybe_consistent(app, input.consistent_read).await?;
+    // The key a Query's condition is on: the table's, or the index's.
+    let key_schema = match index {
+        Some(i) => i.key_schema().ok_or_else(|| {
+            Error::validation(format!(
+                "kvsim does not query indexes with multi-attribute keys yet: {}",
+                i.name
+            ))
+        })?,
+        None => meta.spec.key_schema.clone(),
+    };
     let mut ctx = context(e.names.as_ref(), e.values.as_ref())?;
-    let condition = parse_key_condition(expression, &mut ctx, schema)?;
+    let condition = parse_key_condition(expression, &mut ctx, &key_schema)?;
     let shape = Shape::parse(
         "Query",
         &mut ctx,
         e.filter.as_deref(),
         e.projection.as_deref(),
         input.select.as_deref(),
+        index.is_some(),
     )?;
     ctx.check_all_used()?;
     if let Some(filter) = &shape.filter {
-        for name in schema.attribute_names() {
+        for name in key_schema.attribute_names() {
             if mentions(filter, name) {
                 return Err(Error::validation(format!(
                     "Filter Expression can only contain non-primary key attributes: Primary key attribute: {name}"
@@ -138,15 +210,17 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
             }
         }
     }
-    let start = start_key(schema, input.exclusive_start_key.as_ref())?;
+    let start = start_key(&meta, index, input.exclusive_start_key.as_ref())?;
     if let Some(start) = &start {
-        if start.partition != condition.partition {
+        if start.get(&key_schema.partition.name) != Some(&condition.partition) {
             return Err(Error::validation(
                 "The provided starting key is outside query boundaries based on provided conditions",
             ));
         }
-        if let (Some(range), Some(sort)) = (&condition.sort, &start.sort)
-            && !range.matches(sort)
+        if let (Some(range), Some(sort)) = (
+            &condition.sort,
+            key_schema.sort.as_ref().and_then(|s| start.get(&s.name)),
+        ) && !range.matches(sort)
         {
             return Err(Error::validation(
                 "The provided starting key does not match the range key predicate",
@@ -155,12 +229,14 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
     }
     let forward = input.scan_index_forward.unwrap_or(true);
     let name = table.clone();
+    let index_name = input.index_name.clone();
     let page = app
         .node
         .read(move |store| {
             store.read_range(
                 &table,
                 &Range {
+                    index: index_name.as_deref(),
                     partition: Some(&condition.partition),
                     sort: condition.sort.as_ref(),
                     forward,
@@ -174,7 +250,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
     let units = capacity::read_units(page.bytes, input.consistent_read.unwrap_or(false));
     Ok(ReadPageOutput {
         consumed_capacity: report.one(&name, units),
-        ..shape.output(schema, page)
+        ..shape.output(page)
     })
 }
 

@@ -1,9 +1,10 @@
-//! Scan: the whole table in key order, paginated, with a filter and a projection.
+//! Scan: the whole table (or one of its indexes) in key order, paginated, with a filter and a
+//! projection.
 
 use crate::api::AppState;
 use crate::api::ops::capacity::{self, Report};
 use crate::api::ops::legacy::{self, Expressions, Legacy};
-use crate::api::ops::query::{Shape, context, start_key};
+use crate::api::ops::query::{Shape, context, read_index, start_key};
 use crate::api::ops::{
     Request, limit, maybe_consistent, no_expression_maps, table_meta, table_name,
 };
@@ -86,6 +87,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
             None,
             None,
             input.select.as_deref(),
+            input.index_name.is_some(),
         )?
     } else {
         let mut ctx = context(names, values)?;
@@ -95,21 +97,29 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
             e.filter.as_deref(),
             e.projection.as_deref(),
             input.select.as_deref(),
+            input.index_name.is_some(),
         )?;
         ctx.check_all_used()?;
         shape
     };
-    maybe_consistent(app, input.consistent_read).await?;
     let meta = table_meta(app, &table).await?;
-    let schema = &meta.spec.key_schema;
-    let start = start_key(schema, input.exclusive_start_key.as_ref())?;
+    let index = read_index(
+        &meta,
+        input.index_name.as_deref(),
+        input.consistent_read,
+        input.select.as_deref(),
+    )?;
+    maybe_consistent(app, input.consistent_read).await?;
+    let start = start_key(&meta, index, input.exclusive_start_key.as_ref())?;
     let name = table.clone();
+    let index_name = input.index_name.clone();
     let page = app
         .node
         .read(move |store| {
             store.read_range(
                 &table,
                 &Range {
+                    index: index_name.as_deref(),
                     partition: None,
                     sort: None,
                     forward: true,
@@ -123,6 +133,6 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
     let units = capacity::read_units(page.bytes, input.consistent_read.unwrap_or(false));
     Ok(ReadPageOutput {
         consumed_capacity: report.one(&name, units),
-        ..shape.output(schema, page)
+        ..shape.output(page)
     })
 }

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 pub use value::{Present, WireItem, WireList, WireMap, WireNames, WireValue};
 
+use crate::model::index::{IndexKind, Projection};
 use crate::model::table::{Billing, TableDescription};
-use crate::{Error, Result};
 
 /// The `X-Amz-Target` prefix of every DynamoDB operation.
 pub const TARGET_PREFIX: &str = "DynamoDB_20120810.";
@@ -73,15 +73,77 @@ pub struct CreateTableInput {
     /// Throughput, required for `PROVISIONED`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provisioned_throughput: Option<ProvisionedThroughput>,
-    /// Not supported yet; rejected when present.
+    /// GlobalSecondaryIndexes.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub global_secondary_indexes: Option<Present>,
-    /// Not supported yet; rejected when present.
+    pub global_secondary_indexes: Option<WireList<SecondaryIndexWire>>,
+    /// LocalSecondaryIndexes.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub local_secondary_indexes: Option<Present>,
+    pub local_secondary_indexes: Option<WireList<SecondaryIndexWire>>,
     /// Not supported yet; rejected when enabled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_specification: Option<StreamSpecification>,
+}
+
+/// A secondary index as CreateTable asks for it (a local one has no throughput).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SecondaryIndexWire {
+    /// IndexName.
+    pub index_name: Option<String>,
+    /// KeySchema.
+    pub key_schema: Option<WireList<KeySchemaElement>>,
+    /// Projection.
+    pub projection: Option<ProjectionWire>,
+    /// ProvisionedThroughput (global indexes on provisioned tables).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provisioned_throughput: Option<ProvisionedThroughput>,
+}
+
+/// An index's Projection.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProjectionWire {
+    /// `ALL`, `KEYS_ONLY` or `INCLUDE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projection_type: Option<String>,
+    /// The attributes an `INCLUDE` projection keeps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub non_key_attributes: Option<WireList<String>>,
+}
+
+/// A secondary index as DescribeTable reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IndexDescriptionWire {
+    /// IndexName.
+    pub index_name: String,
+    /// KeySchema.
+    pub key_schema: Vec<KeySchemaElement>,
+    /// Projection.
+    pub projection: ProjectionDescription,
+    /// `ACTIVE` (global indexes only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_status: Option<String>,
+    /// Throughput (global indexes only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provisioned_throughput: Option<ProvisionedThroughputDescription>,
+    /// Total bytes of the index's entries.
+    pub index_size_bytes: u64,
+    /// Entries in the index.
+    pub item_count: u64,
+    /// IndexArn.
+    pub index_arn: String,
+}
+
+/// A Projection as DescribeTable reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProjectionDescription {
+    /// `ALL`, `KEYS_ONLY` or `INCLUDE`.
+    pub projection_type: String,
+    /// What an `INCLUDE` projection keeps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub non_key_attributes: Option<Vec<String>>,
 }
 
 /// StreamSpecification.
@@ -147,6 +209,28 @@ pub struct TableDescriptionWire {
     pub billing_mode_summary: BillingModeSummary,
     /// Always false.
     pub deletion_protection_enabled: bool,
+    /// GlobalSecondaryIndexes, if the table has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub global_secondary_indexes: Option<Vec<IndexDescriptionWire>>,
+    /// LocalSecondaryIndexes, if the table has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_secondary_indexes: Option<Vec<IndexDescriptionWire>>,
+}
+
+/// A key schema in DynamoDB's form: `HASH` elements, then `RANGE` ones.
+fn key_schema_wire<'a>(
+    partition: impl IntoIterator<Item = &'a crate::model::KeyAttribute>,
+    sort: impl IntoIterator<Item = &'a crate::model::KeyAttribute>,
+) -> Vec<KeySchemaElement> {
+    let element = |a: &crate::model::KeyAttribute, key_type: &str| KeySchemaElement {
+        attribute_name: a.name.clone(),
+        key_type: key_type.into(),
+    };
+    partition
+        .into_iter()
+        .map(|a| element(a, "HASH"))
+        .chain(sort.into_iter().map(|a| element(a, "RANGE")))
+        .collect()
 }
 
 impl TableDescriptionWire {
@@ -154,16 +238,40 @@ impl TableDescriptionWire {
     pub fn from_model(d: &TableDescription) -> TableDescriptionWire {
         let spec = &d.meta.spec;
         let created = spec.created_at_ms as f64 / 1000.0;
-        let mut key_schema = vec![KeySchemaElement {
-            attribute_name: spec.key_schema.partition.name.clone(),
-            key_type: "HASH".into(),
-        }];
-        if let Some(sort) = &spec.key_schema.sort {
-            key_schema.push(KeySchemaElement {
-                attribute_name: sort.name.clone(),
-                key_type: "RANGE".into(),
-            });
-        }
+        let key_schema = key_schema_wire([&spec.key_schema.partition], &spec.key_schema.sort);
+        let indexes = |kind: IndexKind| {
+            let described: Vec<IndexDescriptionWire> = d
+                .meta
+                .indexes
+                .iter()
+                .zip(d.index_stats.iter().chain(std::iter::repeat(&(0, 0))))
+                .filter(|(i, _)| i.kind == kind)
+                .map(|(i, &(count, bytes))| IndexDescriptionWire {
+                    index_name: i.name.clone(),
+                    key_schema: key_schema_wire(&i.partition, &i.sort),
+                    projection: ProjectionDescription {
+                        projection_type: i.projection.type_name().into(),
+                        non_key_attributes: match &i.projection {
+                            Projection::Include(names) => Some(names.clone()),
+                            _ => None,
+                        },
+                    },
+                    index_status: (kind == IndexKind::Global).then(|| "ACTIVE".into()),
+                    provisioned_throughput: (kind == IndexKind::Global).then(|| {
+                        let (read, write) = i.throughput.unwrap_or((0, 0));
+                        ProvisionedThroughputDescription {
+                            number_of_decreases_today: 0,
+                            read_capacity_units: read,
+                            write_capacity_units: write,
+                        }
+                    }),
+                    index_size_bytes: bytes,
+                    item_count: count,
+                    index_arn: format!("{}/index/{}", spec.arn, i.name),
+                })
+                .collect();
+            (!described.is_empty()).then_some(described)
+        };
         let (mode, read, write, since) = match spec.billing {
             Billing::PayPerRequest => ("PAY_PER_REQUEST", 0, 0, Some(created)),
             Billing::Provisioned { read, write } => ("PROVISIONED", read, write, None),
@@ -195,6 +303,8 @@ impl TableDescriptionWire {
                 last_update_to_pay_per_request_date_time: since,
             },
             deletion_protection_enabled: false,
+            global_secondary_indexes: indexes(IndexKind::Global),
+            local_secondary_indexes: indexes(IndexKind::Local),
         }
     }
 }
@@ -255,34 +365,6 @@ pub struct ListTablesOutput {
     /// Present when more names follow.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_evaluated_table_name: Option<String>,
-}
-
-/// Members of requests that kvsim does not implement yet, read from the same request body as
-/// the operation's own input. Present ones are rejected with a clear message rather than
-/// silently ignored. (Not a `#[serde(flatten)]` field: flatten buffers the whole body as
-/// serde's generic content, which is what typed decoding exists to avoid.)
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Unsupported {
-    /// IndexName.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub index_name: Option<Present>,
-}
-
-impl Unsupported {
-    /// Rejects the first unsupported member present.
-    ///
-    /// # Errors
-    /// `ValidationException` naming the member.
-    pub fn check(&self) -> Result<()> {
-        let present = [("IndexName", self.index_name.is_some())];
-        match present.iter().find(|(_, p)| *p) {
-            Some((name, _)) => Err(Error::validation(format!(
-                "kvsim does not support {name} yet"
-            ))),
-            None => Ok(()),
-        }
-    }
 }
 
 /// PutItem request.
@@ -889,6 +971,9 @@ pub struct DeleteItemInput {
 pub struct QueryInput {
     /// Table name.
     pub table_name: Option<String>,
+    /// The secondary index to read instead of the table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_name: Option<String>,
     /// The key condition.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_condition_expression: Option<String>,
@@ -942,6 +1027,9 @@ pub struct QueryInput {
 pub struct ScanInput {
     /// Table name.
     pub table_name: Option<String>,
+    /// The secondary index to read instead of the table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_name: Option<String>,
     /// Most items to evaluate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<i64>,

@@ -22,8 +22,8 @@ pub mod update_item;
 use serde::Serialize;
 
 use crate::api::wire::{
-    DescribeTableOutput, ReadPageOutput, TableDescriptionWire, TableNameInput, WireItem, WireMap,
-    WireNames,
+    DescribeTableOutput, KeySchemaElement, ReadPageOutput, TableDescriptionWire, TableNameInput,
+    WireItem, WireMap, WireNames,
 };
 use crate::cli::client::Client;
 use crate::cli::plain::{display_value, key_value};
@@ -66,8 +66,22 @@ pub async fn table_info(client: &Client, table: &str, consistent: bool) -> Resul
             other => other,
         })?;
     let d = out.table;
+    let schema = schema_of(&d, &d.key_schema, &format!("table {table}"))?;
+    Ok(TableInfo {
+        schema,
+        description: d,
+    })
+}
+
+/// The key schema `elements` describe, typed by the table's attribute definitions (one
+/// attribute per part: what the CLI's key flags handle).
+fn schema_of(
+    d: &TableDescriptionWire,
+    elements: &[KeySchemaElement],
+    what: &str,
+) -> Result<KeySchema> {
     let attr = |kind: &str| -> Result<Option<KeyAttribute>> {
-        let Some(k) = d.key_schema.iter().find(|k| k.key_type == kind) else {
+        let Some(k) = elements.iter().find(|k| k.key_type == kind) else {
             return Ok(None);
         };
         let ty = d
@@ -75,23 +89,37 @@ pub async fn table_info(client: &Client, table: &str, consistent: bool) -> Resul
             .iter()
             .find(|a| a.attribute_name == k.attribute_name)
             .ok_or_else(|| {
-                Error::internal(format!(
-                    "table {table}: key {} has no type",
-                    k.attribute_name
-                ))
+                Error::internal(format!("{what}: key {} has no type", k.attribute_name))
             })?;
         Ok(Some(KeyAttribute {
             name: k.attribute_name.clone(),
             key_type: ty.attribute_type.parse()?,
         }))
     };
-    let partition = attr("HASH")?
-        .ok_or_else(|| Error::internal(format!("table {table} has no partition key")))?;
+    let partition =
+        attr("HASH")?.ok_or_else(|| Error::internal(format!("{what} has no partition key")))?;
     let sort = attr("RANGE")?;
-    Ok(TableInfo {
-        schema: KeySchema { partition, sort },
-        description: d,
-    })
+    Ok(KeySchema { partition, sort })
+}
+
+impl TableInfo {
+    /// The key schema of the table's index `name`.
+    ///
+    /// # Errors
+    /// `Validation` if the table has no such index.
+    pub fn index_schema(&self, name: &str) -> Result<KeySchema> {
+        let d = &self.description;
+        let index = d
+            .global_secondary_indexes
+            .iter()
+            .chain(&d.local_secondary_indexes)
+            .flatten()
+            .find(|i| i.index_name == name)
+            .ok_or_else(|| {
+                Error::validation(format!("table {} has no index {name}", d.table_name))
+            })?;
+        schema_of(d, &index.key_schema, &format!("index {name}"))
+    }
 }
 
 /// Builds the key of `table` from `--partition-key` and `--sort-key` texts.

@@ -11,7 +11,7 @@ use crate::cli::client::Client;
 use crate::cli::commands::{Placeholders, TableInfo, read_all, table_info};
 use crate::cli::plain::key_value;
 use crate::cli::render::print_items;
-use crate::model::{AttributeValue, KeyType};
+use crate::model::{AttributeValue, KeySchema, KeyType};
 use crate::{Error, Result};
 
 /// Options of `query-items`.
@@ -24,6 +24,10 @@ pub struct Args {
     /// The table to query.
     #[arg(long)]
     pub table_name: String,
+    /// Query this secondary index of the table instead: --partition-key and the --sort-key-*
+    /// conditions are then on the index's key.
+    #[arg(long)]
+    pub index_name: Option<String>,
     /// Partition key value, converted to the key's type (N keys take numbers, B keys base64).
     /// Negative numbers may follow the flag; write other values that start with '-' as
     /// --partition-key=-x.
@@ -81,15 +85,11 @@ type KeyCondition = (
 );
 
 /// The key condition expression and its values for `args`.
-fn condition(args: &Args, info: &TableInfo) -> Result<KeyCondition> {
-    let mut names = BTreeMap::from([("#kvsimPk".to_string(), info.schema.partition.name.clone())]);
+fn condition(args: &Args, info: &TableInfo, schema: &KeySchema) -> Result<KeyCondition> {
+    let mut names = BTreeMap::from([("#kvsimPk".to_string(), schema.partition.name.clone())]);
     let mut values = BTreeMap::from([(
         ":kvsimPk".to_string(),
-        key_value(
-            &args.partition_key,
-            &info.schema.partition,
-            "--partition-key",
-        )?,
+        key_value(&args.partition_key, &schema.partition, "--partition-key")?,
     )]);
     let mut expr = "#kvsimPk = :kvsimPk".to_string();
     let sort_args: [(&str, &str, Option<&String>); 6] = [
@@ -108,10 +108,17 @@ fn condition(args: &Args, info: &TableInfo) -> Result<KeyCondition> {
     if given.is_none() && args.sort_key_between.is_none() {
         return Ok((expr, names, values));
     }
-    let table = &info.description.table_name;
-    let Some(sort) = &info.schema.sort else {
+    let table = match &args.index_name {
+        Some(index) => format!("{}.{index}", info.description.table_name),
+        None => info.description.table_name.clone(),
+    };
+    let Some(sort) = &schema.sort else {
+        let what = match &args.index_name {
+            Some(_) => "index",
+            None => "table",
+        };
         return Err(Error::validation(format!(
-            "table {table} has no sort key, so it takes no --sort-key-* condition"
+            "{what} {table} has no sort key, so it takes no --sort-key-* condition"
         )));
     };
     names.insert("#kvsimSk".into(), sort.name.clone());
@@ -148,7 +155,11 @@ fn condition(args: &Args, info: &TableInfo) -> Result<KeyCondition> {
 /// Runs `query-items`.
 pub async fn run(client: &Client, args: Args) -> Result<()> {
     let info = table_info(client, &args.table_name, args.consistent).await?;
-    let (expr, mut names, mut values) = condition(&args, &info)?;
+    let schema = match &args.index_name {
+        Some(index) => info.index_schema(index)?,
+        None => info.schema.clone(),
+    };
+    let (expr, mut names, mut values) = condition(&args, &info, &schema)?;
     let (user_names, user_values) = args.placeholders.maps()?;
     names.extend(user_names.map(|n| n.0).unwrap_or_default());
     values.extend(user_values.map(|v| v.0).unwrap_or_default());
@@ -159,6 +170,7 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
         args.limit,
         |start, limit| QueryInput {
             table_name: Some(args.table_name.clone()),
+            index_name: args.index_name.clone(),
             key_condition_expression: Some(expr.clone()),
             expression_attribute_names: Some(WireMap(names.clone())),
             expression_attribute_values: Some(WireItem(values.clone())),

@@ -14,6 +14,9 @@ pub struct Args {
     /// The table to scan.
     #[arg(long)]
     pub table_name: String,
+    /// Scan this secondary index of the table instead (its items in index-key order).
+    #[arg(long)]
+    pub index_name: Option<String>,
     /// Return at most this many items.
     #[arg(long, value_parser = crate::cli::positive)]
     pub limit: Option<u64>,
@@ -43,6 +46,7 @@ pub async fn run(client: &Client, args: Args) -> Result<()> {
         args.limit,
         |start, limit| ScanInput {
             table_name: Some(args.table_name.clone()),
+            index_name: args.index_name.clone(),
             limit,
             exclusive_start_key: start,
             consistent_read: Some(args.consistent),
