@@ -99,16 +99,21 @@ impl IndexSpec {
     ///
     /// # Errors
     /// DynamoDB's `ValidationException` for a key value of the wrong type or an empty one.
+    /// Every key attribute the item has is checked, even when another is missing, as DynamoDB
+    /// checks them.
     pub fn key_values<'a>(&self, item: &'a Item) -> Result<Option<Vec<&'a AttributeValue>>> {
         let mut values = Vec::with_capacity(self.partition.len() + self.sort.len());
+        let mut complete = true;
         for attr in self.key_attributes() {
-            let Some(v) = item.get(&attr.name) else {
-                return Ok(None);
-            };
-            self.check_value(attr, v)?;
-            values.push(v);
+            match item.get(&attr.name) {
+                Some(v) => {
+                    self.check_value(attr, v)?;
+                    values.push(v);
+                }
+                None => complete = false,
+            }
         }
-        Ok(Some(values))
+        Ok(complete.then_some(values))
     }
 
     fn check_value(&self, attr: &KeyAttribute, v: &AttributeValue) -> Result<()> {

@@ -1,0 +1,377 @@
+//! Secondary index maintenance against a model: seeded random puts, deletes, batches and
+//! transactions applied to the state machine (as every replica applies them), and after each
+//! step every Query on every index, paginated with a random `Limit`, must return exactly what
+//! the model derives from the table's items. Seeds come from `KVSIM_INDEX_SEEDS` (a count,
+//! default 20) or `KVSIM_INDEX_SEED` (one seed); a failure names its seed.
+
+use std::collections::BTreeMap;
+
+use kvsim::model::index::{IndexKind, IndexSpec, Projection};
+use kvsim::model::table::{Billing, TableSpec};
+use kvsim::model::{AttributeValue, Item, KeyAttribute, KeySchema, KeyType};
+use kvsim::store::read::Range;
+use kvsim::store::{Command, Conditional, ItemWrite, Store, Transaction};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use redb::backends::InMemoryBackend;
+
+const TABLE: &str = "Orders";
+
+fn attr(name: &str, key_type: KeyType) -> KeyAttribute {
+    KeyAttribute {
+        name: name.into(),
+        key_type,
+    }
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string().parse().expect("number"))
+}
+
+/// The table: key (pk S, sk S); GSI `g` on (gpk S, gsk N) keeping `v`; GSI `h` on gpk alone,
+/// keys only; LSI `l` on (pk, lsk N) keeping everything.
+fn indexes() -> Vec<IndexSpec> {
+    let index = |name: &str, kind, id, partition, sort, projection| IndexSpec {
+        name: name.into(),
+        kind,
+        id,
+        partition,
+        sort,
+        projection,
+        throughput: None,
+    };
+    vec![
+        index(
+            "g",
+            IndexKind::Global,
+            1,
+            vec![attr("gpk", KeyType::S)],
+            vec![attr("gsk", KeyType::N)],
+            Projection::Include(vec!["v".into()]),
+        ),
+        index(
+            "h",
+            IndexKind::Global,
+            2,
+            vec![attr("gpk", KeyType::S)],
+            vec![],
+            Projection::KeysOnly,
+        ),
+        index(
+            "l",
+            IndexKind::Local,
+            3,
+            vec![attr("pk", KeyType::S)],
+            vec![attr("lsk", KeyType::N)],
+            Projection::All,
+        ),
+    ]
+}
+
+fn spec() -> TableSpec {
+    TableSpec {
+        name: TABLE.into(),
+        key_schema: KeySchema {
+            partition: attr("pk", KeyType::S),
+            sort: Some(attr("sk", KeyType::S)),
+        },
+        attribute_definitions: vec![
+            attr("pk", KeyType::S),
+            attr("sk", KeyType::S),
+            attr("gpk", KeyType::S),
+            attr("gsk", KeyType::N),
+            attr("lsk", KeyType::N),
+        ],
+        billing: Billing::PayPerRequest,
+        table_uuid: "u".into(),
+        arn: "arn".into(),
+        created_at_ms: 0,
+    }
+}
+
+/// The state machine plus the log index of the next command.
+struct Replica {
+    store: Store,
+    next: u64,
+}
+
+impl Replica {
+    fn new() -> Replica {
+        let db = redb::Database::builder()
+            .create_with_backend(InMemoryBackend::new())
+            .expect("in-memory database");
+        let mut r = Replica {
+            store: Store::new(std::sync::Arc::new(db)),
+            next: 1,
+        };
+        r.apply(&Command::CreateIndexedTable {
+            spec: spec(),
+            indexes: indexes(),
+        })
+        .expect("table created");
+        r
+    }
+
+    /// Applies `command` at the next index; the command's own result.
+    fn apply(&mut self, command: &Command) -> kvsim::Result<()> {
+        let txn = self.store.db().begin_write().expect("write transaction");
+        let out = kvsim::store::apply::apply(&txn, self.next, &command.encode().expect("encode"))
+            .expect("no storage fault");
+        txn.commit().expect("commit");
+        self.next += 1;
+        out.map(|_| ())
+    }
+
+    /// Every item of partition `partition` of `index`, following `LastEvaluatedKey` with pages
+    /// of `limit`.
+    fn query(&self, index: &str, partition: &AttributeValue, limit: usize) -> Vec<Item> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        for _ in 0..1000 {
+            let page = self
+                .store
+                .read_range(
+                    TABLE,
+                    &Range {
+                        index: Some(index),
+                        partition: Some(partition),
+                        sort: None,
+                        forward: true,
+                        limit: Some(limit),
+                        start_after: start.as_ref(),
+                        segment: None,
+                    },
+                )
+                .expect("query");
+            items.extend(page.items);
+            match page.last_key {
+                Some(k) => start = Some(k),
+                None => return items,
+            }
+        }
+        panic!("pagination of {index} did not end");
+    }
+}
+
+/// What the model says index `index` holds for partition `partition`, in index order.
+fn expected(model: &BTreeMap<(String, String), Item>, index: &str, partition: &str) -> Vec<Item> {
+    let keep = |item: &Item, names: &[&str]| -> Item {
+        item.iter()
+            .filter(|(k, _)| names.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let number = |item: &Item, name: &str| match item.get(name) {
+        Some(AttributeValue::N(v)) => v.to_string().parse::<i64>().ok(),
+        _ => None,
+    };
+    let mut rows: Vec<(i64, (String, String), Item)> = Vec::new();
+    for (key, item) in model {
+        let gpk = matches!(item.get("gpk"), Some(AttributeValue::S(g)) if g == partition);
+        match index {
+            "g" => {
+                if let (true, Some(gsk)) = (gpk, number(item, "gsk")) {
+                    rows.push((
+                        gsk,
+                        key.clone(),
+                        keep(item, &["pk", "sk", "gpk", "gsk", "v"]),
+                    ));
+                }
+            }
+            "h" => {
+                if gpk {
+                    rows.push((0, key.clone(), keep(item, &["pk", "sk", "gpk"])));
+                }
+            }
+            _ => {
+                if let (true, Some(lsk)) = (key.0 == partition, number(item, "lsk")) {
+                    rows.push((lsk, key.clone(), item.clone()));
+                }
+            }
+        }
+    }
+    rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    rows.into_iter().map(|(_, _, item)| item).collect()
+}
+
+fn random_item(rng: &mut StdRng) -> Item {
+    let mut item = Item::new();
+    item.insert("pk".into(), s(["a", "b", "c"][rng.gen_range(0..3)]));
+    item.insert("sk".into(), s(&rng.gen_range(0..6).to_string()));
+    if rng.gen_bool(0.7) {
+        item.insert("gpk".into(), s(["x", "y"][rng.gen_range(0..2)]));
+    }
+    if rng.gen_bool(0.7) {
+        item.insert("gsk".into(), n(rng.gen_range(-3..4)));
+    }
+    if rng.gen_bool(0.5) {
+        item.insert("lsk".into(), n(rng.gen_range(0..3)));
+    }
+    item.insert("v".into(), s(&rng.gen_range(0..100).to_string()));
+    if rng.gen_bool(0.3) {
+        item.insert("other".into(), n(rng.gen_range(0..9)));
+    }
+    if rng.gen_bool(0.05) {
+        // A mistyped index key: the write must be refused and change nothing.
+        item.insert("gsk".into(), s("not a number"));
+    }
+    item
+}
+
+fn key_of(item: &Item) -> (String, String) {
+    let text = |name: &str| match item.get(name) {
+        Some(AttributeValue::S(v)) => v.clone(),
+        _ => String::new(),
+    };
+    (text("pk"), text("sk"))
+}
+
+fn mistyped(item: &Item) -> bool {
+    matches!(item.get("gsk"), Some(AttributeValue::S(_)))
+}
+
+fn write(rng: &mut StdRng) -> (ItemWrite, Option<Item>) {
+    let item = random_item(rng);
+    if rng.gen_bool(0.25) {
+        let key: Item = item
+            .iter()
+            .filter(|(k, _)| *k == "pk" || *k == "sk")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let delete = ItemWrite::Delete {
+            table: TABLE.into(),
+            key,
+        };
+        return (delete, None);
+    }
+    let put = ItemWrite::Put {
+        table: TABLE.into(),
+        item: item.clone(),
+    };
+    (put, Some(item))
+}
+
+fn run(seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut replica = Replica::new();
+    let mut model: BTreeMap<(String, String), Item> = BTreeMap::new();
+    for step in 0..120 {
+        // One write, or a batch / transaction of a few writes to distinct items.
+        let count = if rng.gen_bool(0.7) {
+            1
+        } else {
+            rng.gen_range(2..5)
+        };
+        let mut writes: Vec<(ItemWrite, Option<Item>)> = Vec::new();
+        while writes.len() < count {
+            let w = write(&mut rng);
+            let key = match &w.0 {
+                ItemWrite::Put { item, .. } => key_of(item),
+                ItemWrite::Delete { key, .. } => key_of(key),
+                _ => unreachable!("only puts and deletes"),
+            };
+            if writes.iter().all(|(other, _)| {
+                let k = match other {
+                    ItemWrite::Put { item, .. } => key_of(item),
+                    ItemWrite::Delete { key, .. } => key_of(key),
+                    _ => unreachable!("only puts and deletes"),
+                };
+                k != key
+            }) {
+                writes.push(w);
+            }
+        }
+        let refused = writes
+            .iter()
+            .any(|(_, item)| item.as_ref().is_some_and(mistyped));
+        let command = match count {
+            1 => Command::Write(Conditional {
+                write: writes[0].0.clone(),
+                condition: None,
+                old_on_failure: false,
+            }),
+            _ if rng.gen_bool(0.5) => Command::Batch(writes.iter().map(|w| w.0.clone()).collect()),
+            _ => Command::Transact(Transaction {
+                actions: writes
+                    .iter()
+                    .map(|w| Conditional {
+                        write: w.0.clone(),
+                        condition: None,
+                        old_on_failure: false,
+                    })
+                    .collect(),
+                token: None,
+                at_ms: 0,
+            }),
+        };
+        let result = replica.apply(&command);
+        assert_eq!(
+            result.is_err(),
+            refused,
+            "seed {seed} step {step}: {command:?} gave {result:?}"
+        );
+        if !refused {
+            for (w, item) in writes {
+                match (w, item) {
+                    (ItemWrite::Put { item, .. }, _) => {
+                        model.insert(key_of(&item), item);
+                    }
+                    (ItemWrite::Delete { key, .. }, _) => {
+                        model.remove(&key_of(&key));
+                    }
+                    _ => unreachable!("only puts and deletes"),
+                }
+            }
+        }
+        let limit = rng.gen_range(1..6);
+        for (index, partitions) in [
+            ("g", ["x", "y", "z"]),
+            ("h", ["x", "y", "z"]),
+            ("l", ["a", "b", "c"]),
+        ] {
+            for p in partitions {
+                let got = replica.query(index, &s(p), limit);
+                let want = expected(&model, index, p);
+                assert_eq!(
+                    got, want,
+                    "seed {seed} step {step}: index {index} partition {p} (Limit {limit})"
+                );
+            }
+        }
+    }
+    let described = replica.store.describe(TABLE).expect("describe");
+    for (i, (count, _)) in described.index_stats.iter().enumerate() {
+        let name = &described.meta.indexes[i].name;
+        let partitions = if name == "l" {
+            ["a", "b", "c"]
+        } else {
+            ["x", "y", "z"]
+        };
+        let entries: usize = partitions
+            .iter()
+            .map(|p| expected(&model, name, p).len())
+            .sum();
+        assert_eq!(*count as usize, entries, "seed {seed}: ItemCount of {name}");
+    }
+}
+
+#[test]
+fn every_index_query_agrees_with_a_model_of_the_table() {
+    let seeds: Vec<u64> = match std::env::var("KVSIM_INDEX_SEED") {
+        Ok(seed) => vec![seed.parse().expect("KVSIM_INDEX_SEED is a number")],
+        Err(_) => {
+            let count = std::env::var("KVSIM_INDEX_SEEDS")
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(20u64);
+            (0..count).collect()
+        }
+    };
+    for seed in seeds {
+        run(seed);
+    }
+}
