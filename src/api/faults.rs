@@ -19,9 +19,11 @@ use crate::api::AppState;
 use crate::api::dispatch::error_response;
 use crate::api::inject::{ErrorRule, set_rule};
 use crate::cluster::Cluster;
+use crate::model::index::IndexKind;
 use crate::raft::NodeId;
 use crate::raft::events::NodeEvent;
 use crate::raft::faults::{Delay, NetworkFaults};
+use crate::store::lag::MAX_LAG_MS;
 use crate::{Error, Result};
 
 /// Longest delay accepted, milliseconds.
@@ -36,8 +38,22 @@ pub struct FaultsDoc {
     pub network: NetworkFaults,
     /// The error injection rules.
     pub errors: Vec<ErrorRule>,
+    /// GSI lags: table, index (absent: all of the table's global indexes), milliseconds.
+    pub gsi_lag: Vec<GsiLag>,
     /// Nodes that are running.
     pub running: Vec<NodeId>,
+}
+
+/// One GSI lag in force.
+#[derive(Debug, Serialize)]
+pub struct GsiLag {
+    /// The table.
+    pub table: String,
+    /// The index, or every global index of the table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
+    /// The lag.
+    pub ms: u64,
 }
 
 fn doc(cluster: &Cluster) -> FaultsDoc {
@@ -54,7 +70,88 @@ fn doc(cluster: &Cluster) -> FaultsDoc {
             .map(|r| r.clone())
             .unwrap_or_default(),
         running: cluster.handles().iter().map(|h| h.id).collect(),
+        gsi_lag: cluster
+            .index_lag()
+            .read()
+            .map(|lags| {
+                lags.iter()
+                    .map(|((table, index), ms)| GsiLag {
+                        table: table.clone(),
+                        index: index.clone(),
+                        ms: *ms,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
+}
+
+/// Sets (or with 0 ms removes) a GSI lag, after checking that the table has such global
+/// indexes; every node then keeps views of its state for lagged reads.
+fn set_gsi_lag(cluster: &Cluster, req: FaultRequest) -> Result<(String, bool)> {
+    let table = member(req.table, "table", "gsi-lag")?;
+    let ms = member(req.ms, "ms", "gsi-lag")?;
+    if ms > MAX_LAG_MS {
+        return Err(Error::validation(format!(
+            "GSI lags are limited to {MAX_LAG_MS} ms"
+        )));
+    }
+    let handle = cluster
+        .handles()
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Unavailable("no node is running".into()))?;
+    let meta = handle
+        .store()
+        .table(&table)?
+        .ok_or_else(|| Error::validation(format!("there is no table {table}")))?;
+    let globals: Vec<&str> = meta
+        .indexes
+        .iter()
+        .filter(|i| i.kind == IndexKind::Global)
+        .map(|i| i.name.as_str())
+        .collect();
+    match &req.index {
+        Some(index) if !globals.contains(&index.as_str()) => {
+            return Err(Error::validation(format!(
+                "table {table} has no global secondary index {index}; its global indexes: [{}] (local indexes never lag, as in DynamoDB)",
+                globals.join(", ")
+            )));
+        }
+        None if globals.is_empty() => {
+            return Err(Error::validation(format!(
+                "table {table} has no global secondary index"
+            )));
+        }
+        _ => {}
+    }
+    let what = match &req.index {
+        Some(index) => format!("global index {index} of {table}"),
+        None => format!("every global index of {table}"),
+    };
+    {
+        let mut lags = cluster
+            .index_lag()
+            .write()
+            .map_err(|_| Error::internal("GSI lag table poisoned"))?;
+        if ms == 0 {
+            lags.remove(&(table.clone(), req.index.clone()));
+        } else {
+            lags.insert((table.clone(), req.index.clone()), ms);
+        }
+    }
+    // From now on, reads of the index see the state of now until the lag has passed.
+    for h in cluster.handles() {
+        h.store().keep_view()?;
+    }
+    Ok(if ms == 0 {
+        (format!("{what} no longer lags"), true)
+    } else {
+        (
+            format!("{what} lags {ms} ms behind its table on every node"),
+            false,
+        )
+    })
 }
 
 /// Checks an admin request: loopback callers only (unless `--admin-remote`), and no changes
@@ -108,6 +205,8 @@ pub struct FaultRequest {
     rate: Option<f64>,
     op: Option<String>,
     error: Option<String>,
+    table: Option<String>,
+    index: Option<String>,
 }
 
 fn member<T>(v: Option<T>, name: &str, action: &str) -> Result<T> {
@@ -214,6 +313,7 @@ fn apply_fault(cluster: &Cluster, action: &str, req: FaultRequest) -> Result<(St
             set_rule(cluster.error_rules(), rule);
             return Ok((what, removed));
         }
+        "gsi-lag" => return set_gsi_lag(cluster, req),
         "clear-errors" => {
             if let Ok(mut rules) = cluster.error_rules().write() {
                 rules.clear();
@@ -223,14 +323,17 @@ fn apply_fault(cluster: &Cluster, action: &str, req: FaultRequest) -> Result<(St
         "heal" => {
             next.heal();
             cluster.heal_disks();
+            if let Ok(mut lags) = cluster.index_lag().write() {
+                lags.clear();
+            }
             removed = true;
-            "healed the network and the disks: every partition, delay, loss and failing disk \
-             removed"
+            "healed the network, the disks and the indexes: every partition, delay, loss, \
+             failing disk and GSI lag removed"
                 .into()
         }
         other => {
             return Err(Error::validation(format!(
-                "unknown fault {other}; use isolate, partition, delay, drop, errors, clear-errors or heal"
+                "unknown fault {other}; use isolate, partition, delay, drop, errors, clear-errors, gsi-lag or heal"
             )));
         }
     };

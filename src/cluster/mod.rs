@@ -31,6 +31,7 @@ use crate::raft::faults::SharedFaults;
 use crate::raft::node::{NodeOptions, RaftNode, raft_logger};
 use crate::raft::transport::{LocalDelivery, Report, Transport, TransportContext};
 use crate::raft::{NodeId, StateMachine};
+use crate::store::lag::SharedIndexLag;
 use crate::store::{Command, Outcome, Store};
 use crate::{Error, Result};
 
@@ -248,6 +249,8 @@ struct Inner {
     events: BTreeMap<NodeId, EventLog>,
     faults: SharedFaults,
     errors: SharedErrorRules,
+    /// GSI lags, shared by every node's store.
+    index_lag: SharedIndexLag,
     policy: AdminPolicy,
     /// Nodes that could not start, and why.
     start_failures: Mutex<BTreeMap<NodeId, String>>,
@@ -424,6 +427,7 @@ impl Cluster {
                 stopping: Mutex::new(BTreeMap::new()),
                 faults: SharedFaults::default(),
                 errors: SharedErrorRules::default(),
+                index_lag: SharedIndexLag::default(),
                 policy,
                 start_failures: Mutex::new(BTreeMap::new()),
                 existing_cluster,
@@ -545,6 +549,11 @@ impl Cluster {
         &self.inner.errors
     }
 
+    /// The GSI lags in force.
+    pub fn index_lag(&self) -> &SharedIndexLag {
+        &self.inner.index_lag
+    }
+
     /// Who may use the simulator controls.
     pub fn policy(&self) -> AdminPolicy {
         self.inner.policy
@@ -583,6 +592,12 @@ impl Cluster {
                 .iter()
                 .map(|id| format!("disk of node {id} fails after every restart")),
         );
+        if let Ok(lags) = self.inner.index_lag.read() {
+            out.extend(lags.iter().map(|((table, index), ms)| match index {
+                Some(index) => format!("global index {index} of {table} lags {ms} ms"),
+                None => format!("global indexes of {table} lag {ms} ms"),
+            }));
+        }
         out
     }
 
@@ -616,6 +631,7 @@ impl Cluster {
         let existing_cluster = inner.existing_cluster;
         let existing_cluster_has_leader = self.handles().iter().any(|h| h.leader().is_some());
         let failing_disk = inner.failing_disks.lock().is_ok_and(|d| d.contains(&id));
+        let index_lag = inner.index_lag.clone();
         let (node, store, crash) = tokio::task::spawn_blocking(move || {
             // An existing cluster's node must come back with its data; only a brand-new
             // cluster (no node had data when the server started) starts nodes empty.
@@ -624,7 +640,7 @@ impl Cluster {
                 None => open_node_db(&dir, existing_cluster, fsync)?,
             };
             let (db, crash) = (Arc::new(storage.db), storage.switch);
-            let store = Store::new(db.clone());
+            let store = Store::new(db.clone()).with_index_lag(index_lag);
             let mut node = RaftNode::new(opts, db, storage.log, store.clone(), &raft_logger(id))?;
             // The lowest id campaigns at once, so a new or restarted cluster has a leader in
             // about one round trip instead of after a 1-2 s election timeout; pre-vote makes it

@@ -9,10 +9,12 @@
 //! - [`apply`]: applying a command, with every check repeated deterministically.
 //! - [`read`]: get, query, scan, describe and list over a read transaction.
 //! - [`snapshot`]: export and restore of the whole state for Raft snapshots.
+//! - [`lag`]: global indexes answering from the past when a GSI lag is set.
 //! - [`MetaCache`]: table metadata cached for the request path.
 
 pub mod apply;
 pub mod command;
+pub mod lag;
 pub mod read;
 pub mod snapshot;
 pub mod tables;
@@ -29,6 +31,7 @@ pub use read::Page;
 use crate::Result;
 use crate::model::table::TableMeta;
 use crate::raft::{LogIndex, StateMachine};
+use crate::store::lag::{LagSnapshots, SharedIndexLag};
 
 /// Table metadata by name, as this node last read it from redb, so that a write need not open a
 /// read transaction on a blocking thread just to learn its table's key schema.
@@ -73,10 +76,21 @@ impl MetaCache {
 }
 
 /// The state machine of one node: a handle on its redb database.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
     meta: Arc<MetaCache>,
+    /// The cluster's GSI lags, and this node's past views for them.
+    lags: SharedIndexLag,
+    snapshots: Arc<LagSnapshots>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("lag_views", &self.snapshots.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
@@ -85,7 +99,39 @@ impl Store {
         Store {
             db,
             meta: Arc::default(),
+            lags: SharedIndexLag::default(),
+            snapshots: Arc::default(),
         }
+    }
+
+    /// The same store reading its GSI lags from `lags` (the cluster's, shared by its nodes).
+    #[must_use]
+    pub fn with_index_lag(mut self, lags: SharedIndexLag) -> Store {
+        self.lags = lags;
+        self
+    }
+
+    /// The lag of global index `index` of `table`, if one is set.
+    pub fn index_lag(&self, table: &str, index: &str) -> Option<std::time::Duration> {
+        self.lags
+            .read()
+            .ok()
+            .and_then(|lags| lag::lag_of(&lags, table, index))
+    }
+
+    /// The state as it was `lag` ago, for a lagged index read (`None`: the present will do).
+    pub fn as_of(&self, lag: std::time::Duration) -> Option<Arc<ReadTransaction>> {
+        self.snapshots.as_of(lag, std::time::Instant::now())
+    }
+
+    /// Takes a view of the present for lagged reads at once (when a lag is set).
+    ///
+    /// # Errors
+    /// A read transaction that cannot be opened.
+    pub fn keep_view(&self) -> Result<()> {
+        let lags = self.lags.read().map(|l| l.clone()).unwrap_or_default();
+        self.snapshots
+            .committed(&self.db, &lags, std::time::Instant::now())
     }
 
     /// The node's table metadata cache.
@@ -130,6 +176,13 @@ impl StateMachine for Store {
     fn committed(&mut self) {
         if self.meta.dirty.swap(false, Ordering::SeqCst) {
             self.meta.empty();
+        }
+        let lagging = self.lags.read().is_ok_and(|l| !l.is_empty());
+        if (lagging || !self.snapshots.is_empty())
+            && let Err(e) = self.keep_view()
+        {
+            // Only lagged reads lose: they answer from a later view.
+            tracing::warn!("no view kept for lagged index reads: {e}");
         }
     }
 

@@ -8,7 +8,7 @@ use std::ops::Bound;
 use redb::{ReadTransaction, ReadableDatabase, ReadableTableMetadata};
 
 use crate::model::expr::key_condition::SortKeyCondition;
-use crate::model::index::IndexSpec;
+use crate::model::index::{IndexKind, IndexSpec};
 use crate::model::key::{encode_key_prefix, encode_key_value};
 use crate::model::table::{TableDescription, TableMeta, TableSettings, TableStatus};
 use crate::model::{AttributeValue, Item, KeySchema};
@@ -230,7 +230,15 @@ impl Store {
             Some(name) => Some(meta.index(name).ok_or_else(|| no_such_index(name))?),
             None => None,
         };
-        let rows = match txn.open_table(if index.is_some() { INDEX_ITEMS } else { ITEMS }) {
+        // A lagged global index answers from the node's view of that long ago.
+        let past = match index {
+            Some(i) if i.kind == IndexKind::Global => self
+                .index_lag(table, &i.name)
+                .and_then(|lag| self.as_of(lag)),
+            _ => None,
+        };
+        let source: &ReadTransaction = past.as_deref().unwrap_or(&txn);
+        let rows = match source.open_table(if index.is_some() { INDEX_ITEMS } else { ITEMS }) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Page::default()),
             Err(e) => return Err(e.into()),

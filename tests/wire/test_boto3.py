@@ -25,7 +25,9 @@ uses its own tables, so the tests are independent of each other and of their ord
   batch-write-item, transact-write-items, query, and its errors) against a follower.
 * Secondary indexes: an overloaded, sparse GSI kept up to date by puts, updates and deletes;
   KEYS_ONLY and INCLUDE projections; an LSI read with ConsistentRead; pagination and parallel
-  scans over many equal index keys; mistyped index keys refused; CreateTable's index checks.
+  scans over many equal index keys; mistyped index keys refused; CreateTable's index checks;
+  a GSI lag set through /admin hides new writes from the global index (not from the table or
+  a local index) on every node until it has passed.
 * UpdateItem (SET, REMOVE, ADD, ReturnValues) and conditional writes through every node,
   ConditionalCheckFailedException with the item, and version-number locking through boto3's
   document API (what ORMs do on save()); batch_writer and batch_get_item.
@@ -57,6 +59,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.error
 import urllib.request
 import uuid
 
@@ -1285,6 +1288,62 @@ class IndexTest(KvsimTestCase):
                          "Item": {"pk": {"S": "c"}, "sk": {"S": "1"}, "status": {"B": b"x"}}}},
             ])
         self.assertEqual(client.scan(TableName=self.table, ConsistentRead=True)["Count"], 0)
+
+    def admin(self, path: str, body: dict) -> dict:
+        request = urllib.request.Request(
+            f"http://{HOST}:{self.ports[0]}{path}", data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return json.load(resp)
+
+    def test_gsi_lag_hides_new_writes_from_the_index_until_it_has_passed(self):
+        lag_s = 3.0
+        self.create_indexed(gsis=[self.index("byStatus", "status")],
+                            lsis=[self.index("byAt", "pk", "at")],
+                            extra_attrs=[("status", "S"), ("at", "N")])
+        answer = self.admin("/admin/faults/gsi-lag", {"table": self.table, "ms": int(lag_s * 1000)})
+        self.assertIn("lags 3000 ms", answer["applied"])
+        self.assertEqual(answer["gsi_lag"], [{"table": self.table, "ms": 3000}])
+        status = get_status(self.ports[1])
+        self.assertTrue(any("lag 3000 ms" in f for f in status["faults"]), status["faults"])
+        item = {"pk": {"S": "a"}, "sk": {"S": "1"}, "status": {"S": "open"}, "at": {"N": "1"}}
+        started = time.monotonic()
+        self.next_client().put_item(TableName=self.table, Item=item)
+        self.cluster.sync()
+        by_status = {"KeyConditionExpression": "#s = :s", "ExpressionAttributeNames": {
+            "#s": "status"}, "ExpressionAttributeValues": {":s": {"S": "open"}}}
+        for port, client in self.all_clients():
+            got = client.get_item(TableName=self.table, Key={"pk": item["pk"], "sk": item["sk"]})
+            self.assertIn("Item", got, f"the table itself never lags (node {port})")
+            local = client.query(TableName=self.table, IndexName="byAt",
+                                 KeyConditionExpression="pk = :p",
+                                 ExpressionAttributeValues={":p": {"S": "a"}})
+            self.assertEqual(local["Count"], 1, f"a local index never lags (node {port})")
+            lagged = client.query(TableName=self.table, IndexName="byStatus", **by_status)
+            if time.monotonic() - started < lag_s:
+                self.assertEqual(lagged["Count"], 0, f"the global index lags (node {port})")
+
+        def seen_everywhere():
+            return all(c.query(TableName=self.table, IndexName="byStatus", **by_status)["Count"]
+                       == 1 for c in self.cluster.clients)
+
+        wait_until(seen_everywhere, SYNC_TIMEOUT_S, "the lagged index to catch up")
+        self.assertGreaterEqual(time.monotonic() - started, lag_s)
+        # Healed: the index is current again at once.
+        self.admin("/admin/faults/heal", {})
+        self.next_client().delete_item(TableName=self.table,
+                                       Key={"pk": item["pk"], "sk": item["sk"]})
+        self.cluster.sync()
+        for client in self.cluster.clients:
+            self.assertEqual(client.query(TableName=self.table, IndexName="byStatus",
+                                          **by_status)["Count"], 0)
+        error = None
+        try:
+            self.admin("/admin/faults/gsi-lag", {"table": self.table, "index": "byAt", "ms": 5})
+        except urllib.error.HTTPError as e:
+            error = json.load(e)
+        self.assertIsNotNone(error, "a local index cannot be made to lag")
+        self.assertIn("local indexes never lag", error.get("message", error.get("Message", "")))
 
     def test_create_table_validates_its_indexes(self):
         client = self.next_client()

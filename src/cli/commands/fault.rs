@@ -1,5 +1,6 @@
 //! `kvsim fault ...`: the simulator's controls. Crash and restart nodes, cut and slow the
-//! network between them, make DynamoDB operations fail at a rate, and list what is in force.
+//! network between them, make DynamoDB operations fail at a rate, make global indexes lag,
+//! and list what is in force.
 //! Commands go to any live node (the target, or a neighbour if the target is down) and act on
 //! the whole cluster; they affect node-to-node traffic only, so clients can still reach every
 //! node and watch what a fault does to it.
@@ -106,7 +107,22 @@ pub enum Action {
         #[arg(long, conflicts_with_all = ["op", "error", "rate"])]
         clear: bool,
     },
-    /// Remove every network fault (partitions, delays, losses) and sticky disk failure.
+    /// Make a table's global secondary indexes lag behind it, as DynamoDB's do: a Query or
+    /// Scan on the index answers, on every node, from the index as it was this long ago.
+    /// Local indexes never lag.
+    GsiLag {
+        /// The table.
+        #[arg(long)]
+        table: String,
+        /// Only this global index (default: every global index of the table).
+        #[arg(long)]
+        index: Option<String>,
+        /// The lag in milliseconds (0 removes it).
+        #[arg(long)]
+        ms: u64,
+    },
+    /// Remove every network fault (partitions, delays, losses), sticky disk failure and GSI
+    /// lag.
     Heal,
     /// Show every fault in force.
     List,
@@ -163,6 +179,10 @@ fn request(action: &Action) -> Result<(String, Option<Value>)> {
         } => post(
             "/admin/faults/errors",
             json!({"op": op, "error": error, "rate": rate}),
+        ),
+        Action::GsiLag { table, index, ms } => post(
+            "/admin/faults/gsi-lag",
+            json!({"table": table, "index": index, "ms": ms}),
         ),
         Action::Heal => post("/admin/faults/heal", json!({})),
         Action::List => Ok(("/admin/faults".to_string(), None)),
