@@ -66,6 +66,10 @@ pub enum Error {
     /// Account-level request limit (`RequestLimitExceeded`; retryable).
     #[error("{0}")]
     RequestLimitExceeded(String),
+    /// Too many control-plane operations at once, e.g. a second index being built on one
+    /// table (`LimitExceededException`).
+    #[error("{0}")]
+    LimitExceeded(String),
     /// The caller may not do this (`AccessDeniedException`), e.g. fault injection is disabled.
     #[error("{0}")]
     AccessDenied(String),
@@ -182,6 +186,11 @@ impl Error {
                 "com.amazonaws.dynamodb.v20120810#RequestLimitExceeded",
                 true,
             ),
+            Error::LimitExceeded(_) => (
+                400,
+                "com.amazonaws.dynamodb.v20120810#LimitExceededException",
+                false,
+            ),
             Error::AccessDenied(_) => (
                 403,
                 "com.amazonaws.dynamodb.v20120810#AccessDeniedException",
@@ -229,6 +238,7 @@ impl Error {
             "ThrottlingException" => Error::Throttling(message),
             "TransactionConflictException" => Error::TransactionConflict(message),
             "RequestLimitExceeded" => Error::RequestLimitExceeded(message),
+            "LimitExceededException" => Error::LimitExceeded(message),
             "TransactionCanceledException" => Error::TransactionCanceled {
                 message,
                 reasons: Vec::new(),
@@ -259,6 +269,7 @@ impl Error {
                 | Error::ConditionalCheckFailed { .. }
                 | Error::TransactionCanceled { .. }
                 | Error::IdempotentParameterMismatch(_)
+                | Error::LimitExceeded(_)
         )
     }
 

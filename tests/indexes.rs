@@ -1,7 +1,8 @@
 //! Secondary index maintenance against a model: seeded random puts, deletes, batches and
-//! transactions applied to the state machine (as every replica applies them), and after each
-//! step every Query on every index, paginated with a random `Limit`, must return exactly what
-//! the model derives from the table's items. Seeds come from `KVSIM_INDEX_SEEDS` (a count,
+//! transactions applied to the state machine (as every replica applies them), a global index
+//! added midway and backfilled between the writes, and after each step every Query on every
+//! (active) index, paginated with a random `Limit`, must return exactly what the model derives
+//! from the table's items. Seeds come from `KVSIM_INDEX_SEEDS` (a count,
 //! default 20) or `KVSIM_INDEX_SEED` (one seed); a failure names its seed.
 
 use std::collections::BTreeMap;
@@ -10,7 +11,7 @@ use kvsim::model::index::{IndexKind, IndexSpec, Projection};
 use kvsim::model::table::{Billing, TableSpec};
 use kvsim::model::{AttributeValue, Item, KeyAttribute, KeySchema, KeyType};
 use kvsim::store::read::Range;
-use kvsim::store::{Command, Conditional, ItemWrite, Store, Transaction};
+use kvsim::store::{Command, Conditional, IndexChange, ItemWrite, Store, Transaction};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use redb::backends::InMemoryBackend;
@@ -43,6 +44,7 @@ fn indexes() -> Vec<IndexSpec> {
         sort,
         projection,
         throughput: None,
+        backfill: None,
     };
     vec![
         index(
@@ -187,6 +189,11 @@ fn expected(model: &BTreeMap<(String, String), Item>, index: &str, partition: &s
                     rows.push((0, key.clone(), keep(item, &["pk", "sk", "gpk"])));
                 }
             }
+            "late" => {
+                if gpk {
+                    rows.push((0, key.clone(), item.clone()));
+                }
+            }
             _ => {
                 if let (true, Some(lsk)) = (key.0 == partition, number(item, "lsk")) {
                     rows.push((lsk, key.clone(), item.clone()));
@@ -259,7 +266,38 @@ fn run(seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut replica = Replica::new();
     let mut model: BTreeMap<(String, String), Item> = BTreeMap::new();
+    let mut late_active = false;
     for step in 0..120 {
+        if step == 40 {
+            // A global index added to the live table: filled by backfill batches interleaved
+            // with the writes below, and checked like the others once active.
+            let mut late = indexes()[1].clone();
+            late.name = "late".into();
+            late.projection = Projection::All;
+            let definitions = late.key_attributes().cloned().collect();
+            replica
+                .apply(&Command::AlterIndexes {
+                    name: TABLE.into(),
+                    change: IndexChange::Create {
+                        index: late,
+                        definitions,
+                    },
+                })
+                .unwrap_or_else(|e| panic!("seed {seed}: index not added: {e}"));
+        }
+        if step >= 40 && !late_active {
+            let pending = replica.store.backfills().expect("backfill state");
+            match pending.into_iter().next() {
+                Some((table, index, after)) => replica
+                    .apply(&Command::Backfill {
+                        table,
+                        index,
+                        after,
+                    })
+                    .unwrap_or_else(|e| panic!("seed {seed}: backfill failed: {e}")),
+                None => late_active = true,
+            }
+        }
         // One write, or a batch / transaction of a few writes to distinct items.
         let count = if rng.gen_bool(0.7) {
             1
@@ -328,11 +366,15 @@ fn run(seed: u64) {
             }
         }
         let limit = rng.gen_range(1..6);
-        for (index, partitions) in [
+        let mut checked = vec![
             ("g", ["x", "y", "z"]),
             ("h", ["x", "y", "z"]),
             ("l", ["a", "b", "c"]),
-        ] {
+        ];
+        if late_active {
+            checked.push(("late", ["x", "y", "z"]));
+        }
+        for (index, partitions) in checked {
             for p in partitions {
                 let got = replica.query(index, &s(p), limit);
                 let want = expected(&model, index, p);
@@ -343,6 +385,10 @@ fn run(seed: u64) {
             }
         }
     }
+    assert!(
+        late_active,
+        "seed {seed}: the added index never became active"
+    );
     let described = replica.store.describe(TABLE).expect("describe");
     for (i, (count, _)) in described.index_stats.iter().enumerate() {
         let name = &described.meta.indexes[i].name;

@@ -691,6 +691,7 @@ impl Cluster {
         let generation = inner.generations.fetch_add(1, Ordering::SeqCst);
         inner.supervisor.watch(id, generation, handle.watch());
         let shutdown = CancellationToken::new();
+        tokio::spawn(backfill_loop(handle.clone(), shutdown.clone()));
         let router = api::router(api::AppState {
             node: handle.clone(),
             client: inner.client.clone(),
@@ -903,3 +904,49 @@ const _: fn() = || {
     fn assert_sm<M: StateMachine>() {}
     assert_sm::<Store>();
 };
+
+/// How often a leader looks for global indexes to backfill when it found none last time.
+const BACKFILL_POLL: Duration = Duration::from_millis(50);
+
+/// While this node leads, fills every global index being added by UpdateTable: one
+/// `Backfill` entry at a time per index, each a bounded batch of the table's items, so client
+/// writes interleave with them. Every replica applies the same entries, so the index is built
+/// the same everywhere; a new leader takes over where the log says the last batch ended.
+async fn backfill_loop(node: NodeHandle, shutdown: CancellationToken) {
+    let mut busy = false;
+    loop {
+        let pause = if busy { Duration::ZERO } else { BACKFILL_POLL };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+        busy = false;
+        if !node.is_leader() {
+            continue;
+        }
+        let pending = match node.read(|store| store.backfills()).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(node = node.id, "no backfill state: {e}");
+                continue;
+            }
+        };
+        for (table, index, after) in pending {
+            let command = Command::Backfill {
+                table: table.clone(),
+                index: index.clone(),
+                after,
+            };
+            match node.propose(&command).await {
+                Ok(Outcome::Backfilled { done }) => {
+                    busy = true;
+                    if done {
+                        tracing::info!(node = node.id, table, index, "index backfilled");
+                    }
+                }
+                Ok(other) => tracing::warn!(node = node.id, "backfill applied as {other:?}"),
+                Err(e) => tracing::debug!(node = node.id, table, index, "backfill batch: {e}"),
+            }
+        }
+    }
+}

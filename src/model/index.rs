@@ -70,6 +70,15 @@ pub struct IndexSpec {
     pub projection: Projection,
     /// A global index's provisioned throughput `(read, write)` on a provisioned table.
     pub throughput: Option<(u64, u64)>,
+    /// Set while a global index added to a live table is being filled from its items.
+    pub backfill: Option<Backfill>,
+}
+
+/// How far the filling of a new global index has come.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backfill {
+    /// The table row (its storage key) the last batch ended at; `None` before the first.
+    pub after: Option<Vec<u8>>,
 }
 
 impl IndexSpec {
@@ -255,6 +264,7 @@ mod tests {
                 sort: vec![attr("at", KeyType::N)],
                 projection,
                 throughput: None,
+                backfill: None,
             },
             KeySchema {
                 partition: attr("pk", KeyType::S),

@@ -12,12 +12,13 @@ use redb::{ReadableTable, WriteTransaction};
 
 use crate::error::CancellationReason;
 use crate::model::expr::eval::evaluate;
-use crate::model::index::IndexSpec;
+use crate::model::index::{Backfill, IndexKind, IndexSpec, MAX_GLOBAL_INDEXES};
 use crate::model::item::{check_item_size, item_size};
 use crate::model::table::{TableDescription, TableMeta, TableSettings, TableSpec, TableStatus};
 use crate::model::{Item, PrimaryKey};
 use crate::store::command::{
-    Command, Conditional, ItemWrite, Outcome, TOKEN_LIFETIME_MS, TableChange, Transaction,
+    Command, Conditional, IndexChange, ItemWrite, Outcome, TOKEN_LIFETIME_MS, TableChange,
+    Transaction,
 };
 use crate::store::tables::{
     INDEX_ITEMS, INDEX_STATS, ITEMS, SETTINGS, STATS, StoredItem, TABLES, TOKEN_TIMES, TOKENS,
@@ -59,6 +60,12 @@ pub fn apply(txn: &WriteTransaction, index: u64, bytes: &[u8]) -> Result<Result<
         Ok(Command::CreateIndexedTable { spec, indexes }) => {
             create_table(txn, index, spec, indexes)
         }
+        Ok(Command::AlterIndexes { name, change }) => alter_indexes(txn, &name, change),
+        Ok(Command::Backfill {
+            table,
+            index: name,
+            after,
+        }) => backfill(txn, index, &table, &name, after),
         Ok(Command::DeleteTable { name }) => delete_table(txn, &name),
         Ok(Command::PutItem { table, item }) => conditional(
             txn,
@@ -179,24 +186,7 @@ fn alter_table(txn: &WriteTransaction, name: &str, change: TableChange) -> Resul
         meta.spec.billing = billing;
         txn.open_table(TABLES)?
             .insert(name, encode_meta(&meta)?.as_slice())?;
-        let (item_count, size_bytes) = txn
-            .open_table(STATS)?
-            .get(meta.id)?
-            .map(|v| v.value())
-            .unwrap_or((0, 0));
-        let stats = txn.open_table(INDEX_STATS)?;
-        let index_stats = meta
-            .indexes
-            .iter()
-            .map(|i| Ok(stats.get((meta.id, i.id))?.map_or((0, 0), |v| v.value())))
-            .collect::<Result<Vec<_>>>()?;
-        return Ok(Outcome::Table(Box::new(TableDescription {
-            meta,
-            status: TableStatus::Active,
-            item_count,
-            size_bytes,
-            index_stats,
-        })));
+        return describe_in(txn, meta);
     }
     let mut table = txn.open_table(SETTINGS)?;
     let mut settings: TableSettings = match table.get(meta.id)? {
@@ -242,6 +232,183 @@ fn moved((count, bytes): (u64, u64), old: Option<u32>, new: Option<u32>) -> (u64
         bytes += u64::from(new);
     }
     (count, bytes)
+}
+
+/// Table rows one backfill entry reads: small enough that writes interleave with a backfill.
+pub const BACKFILL_BATCH: usize = 256;
+
+/// Adds a global index (empty, to be filled by `Backfill` entries; writes keep it up to date
+/// from now on) or removes one with all its entries.
+fn alter_indexes(txn: &WriteTransaction, name: &str, change: IndexChange) -> Result<Outcome> {
+    let mut meta = load_meta(txn, name)?.ok_or_else(table_not_found)?;
+    match change {
+        IndexChange::Create {
+            mut index,
+            definitions,
+        } => {
+            if meta.index(&index.name).is_some() {
+                return Err(Error::validation(format!(
+                    "One or more parameter values were invalid: Attempting to create an index which already exists: {}",
+                    index.name
+                )));
+            }
+            if meta.indexes.iter().any(|i| i.backfill.is_some()) {
+                return Err(Error::LimitExceeded(
+                    "Subscriber limit exceeded: Only 1 online index can be created or deleted simultaneously per table".into(),
+                ));
+            }
+            let globals = meta
+                .indexes
+                .iter()
+                .filter(|i| i.kind == IndexKind::Global)
+                .count();
+            if globals >= MAX_GLOBAL_INDEXES {
+                return Err(Error::LimitExceeded(format!(
+                    "One or more parameter values were invalid: GlobalSecondaryIndex count exceeds the per-table limit of {MAX_GLOBAL_INDEXES}"
+                )));
+            }
+            for d in definitions {
+                match meta
+                    .spec
+                    .attribute_definitions
+                    .iter()
+                    .find(|a| a.name == d.name)
+                {
+                    Some(a) if a.key_type != d.key_type => {
+                        return Err(Error::validation(format!(
+                            "One or more parameter values were invalid: Attribute {} is already defined with type {}, not {}",
+                            d.name, a.key_type, d.key_type
+                        )));
+                    }
+                    Some(_) => {}
+                    None => meta.spec.attribute_definitions.push(d),
+                }
+            }
+            index.id = meta.indexes.iter().map(|i| i.id).max().unwrap_or(0) + 1;
+            index.backfill = Some(Backfill::default());
+            txn.open_table(INDEX_STATS)?
+                .insert((meta.id, index.id), (0, 0))?;
+            meta.indexes.push(index);
+        }
+        IndexChange::Delete { index } => {
+            let Some(at) = meta
+                .indexes
+                .iter()
+                .position(|i| i.name == index && i.kind == IndexKind::Global)
+            else {
+                return Err(Error::ResourceNotFound(format!(
+                    "Requested resource not found: Index: {index} not found for table {name}"
+                )));
+            };
+            let removed = meta.indexes.remove(at);
+            let prefix = removed.prefix(meta.id);
+            let mut entries = txn.open_table(INDEX_ITEMS)?;
+            match prefix_end(&prefix) {
+                Some(end) => entries.retain_in(prefix.as_slice()..end.as_slice(), |_, _| false)?,
+                None => entries.retain_in(prefix.as_slice().., |_, _| false)?,
+            }
+            txn.open_table(INDEX_STATS)?.remove((meta.id, removed.id))?;
+        }
+    }
+    txn.open_table(TABLES)?
+        .insert(name, encode_meta(&meta)?.as_slice())?;
+    describe_in(txn, meta)
+}
+
+/// The description of `meta`'s table as `txn` has it.
+fn describe_in(txn: &WriteTransaction, meta: TableMeta) -> Result<Outcome> {
+    let (item_count, size_bytes) = txn
+        .open_table(STATS)?
+        .get(meta.id)?
+        .map(|v| v.value())
+        .unwrap_or((0, 0));
+    let stats = txn.open_table(INDEX_STATS)?;
+    let index_stats = meta
+        .indexes
+        .iter()
+        .map(|i| Ok(stats.get((meta.id, i.id))?.map_or((0, 0), |v| v.value())))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Outcome::Table(Box::new(TableDescription {
+        meta,
+        status: TableStatus::Active,
+        item_count,
+        size_bytes,
+        index_stats,
+    })))
+}
+
+/// Fills index `name` of `table` from the next [`BACKFILL_BATCH`] items after `after`, and
+/// marks it active when the table has no more. A batch proposed from an older state (its
+/// `after` is not where the index stands) does nothing, so a retried or duplicated proposal
+/// is harmless. Items whose index key has the wrong type are left out, as DynamoDB leaves them.
+fn backfill(
+    txn: &WriteTransaction,
+    index: u64,
+    table: &str,
+    name: &str,
+    after: Option<Vec<u8>>,
+) -> Result<Outcome> {
+    let Some(mut meta) = load_meta(txn, table)? else {
+        return Ok(Outcome::Backfilled { done: true });
+    };
+    let Some(at) = meta.indexes.iter().position(|i| i.name == name) else {
+        return Ok(Outcome::Backfilled { done: true });
+    };
+    match &meta.indexes[at].backfill {
+        Some(state) if state.after == after => {}
+        Some(_) => return Ok(Outcome::Backfilled { done: false }),
+        None => return Ok(Outcome::Backfilled { done: true }),
+    }
+    let spec = meta.indexes[at].clone();
+    let prefix = table_prefix(meta.id);
+    let lower = match &after {
+        Some(k) => std::ops::Bound::Excluded(k.as_slice()),
+        None => std::ops::Bound::Included(prefix.as_slice()),
+    };
+    let end = prefix_end(&prefix);
+    let upper = match &end {
+        Some(e) => std::ops::Bound::Excluded(e.as_slice()),
+        None => std::ops::Bound::Unbounded,
+    };
+    let mut rows = Vec::new();
+    {
+        let items = txn.open_table(ITEMS)?;
+        for row in items.range::<&[u8]>((lower, upper))? {
+            let (k, v) = row?;
+            rows.push((k.value().to_vec(), StoredItem::item(v.value())?));
+            if rows.len() == BACKFILL_BATCH {
+                break;
+            }
+        }
+    }
+    let mut entries = txn.open_table(INDEX_ITEMS)?;
+    let mut stats = txn.open_table(INDEX_STATS)?;
+    let stat = (meta.id, spec.id);
+    let mut current = stats.get(stat)?.map_or((0, 0), |v| v.value());
+    for (_, item) in &rows {
+        let key = meta.spec.key_schema.key_of_item(item)?;
+        let Ok(Some((entry, projected, size))) = index_entry(&meta, &spec, item, &key) else {
+            continue;
+        };
+        let row = StoredItem::encode(index, size, &projected)?;
+        if let Some(old) = entries.insert(entry.as_slice(), row.as_slice())? {
+            current = moved(current, Some(StoredItem::header(old.value())?.1), None);
+        }
+        current = moved(current, None, Some(size));
+    }
+    stats.insert(stat, current)?;
+    drop((entries, stats));
+    let done = rows.len() < BACKFILL_BATCH;
+    meta.indexes[at].backfill = if done {
+        None
+    } else {
+        Some(Backfill {
+            after: rows.last().map(|(k, _)| k.clone()),
+        })
+    };
+    txn.open_table(TABLES)?
+        .insert(table, encode_meta(&meta)?.as_slice())?;
+    Ok(Outcome::Backfilled { done })
 }
 
 /// DynamoDB's message for a failed condition.
@@ -457,20 +624,26 @@ fn commit(txn: &WriteTransaction, index: u64, planned: Planned) -> Result<Outcom
         let mut entries = txn.open_table(INDEX_ITEMS)?;
         let mut stats = txn.open_table(INDEX_STATS)?;
         for w in &planned.index_writes {
-            if let Some((key, _)) = &w.remove {
-                entries.remove(key.as_slice())?;
+            // The entries really there count, not the ones the old item implies: an index
+            // still being backfilled may not have them yet.
+            let mut gone = Vec::new();
+            if let Some((key, _)) = &w.remove
+                && let Some(old) = entries.remove(key.as_slice())?
+            {
+                gone.push(StoredItem::header(old.value())?.1);
             }
-            if let Some((key, row, _)) = &w.put {
-                entries.insert(key.as_slice(), row.as_slice())?;
+            if let Some((key, row, _)) = &w.put
+                && let Some(old) = entries.insert(key.as_slice(), row.as_slice())?
+            {
+                gone.push(StoredItem::header(old.value())?.1);
             }
             let stat = (planned.table_id, w.index_id);
-            let (count, bytes) = stats.get(stat)?.map_or((0, 0), |v| v.value());
-            let (count, bytes) = moved(
-                (count, bytes),
-                w.remove.as_ref().map(|(_, size)| *size),
-                w.put.as_ref().map(|(_, _, size)| *size),
-            );
-            stats.insert(stat, (count, bytes))?;
+            let mut current = stats.get(stat)?.map_or((0, 0), |v| v.value());
+            for size in gone {
+                current = moved(current, Some(size), None);
+            }
+            current = moved(current, None, w.put.as_ref().map(|(_, _, size)| *size));
+            stats.insert(stat, current)?;
         }
     }
     Ok(Outcome::Item {

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::Item;
+use crate::model::KeyAttribute;
 use crate::model::expr::{Condition, Update};
 use crate::model::index::IndexSpec;
 use crate::model::table::{Billing, TableDescription, TableSettings, TableSpec};
@@ -56,6 +57,40 @@ pub enum Command {
         spec: TableSpec,
         /// Its indexes, with their ids.
         indexes: Vec<IndexSpec>,
+    },
+    /// UpdateTable's `GlobalSecondaryIndexUpdates`: add or remove a global index.
+    AlterIndexes {
+        /// Table name.
+        name: String,
+        /// The change.
+        change: IndexChange,
+    },
+    /// Fill a global index being added from the table's next batch of items.
+    Backfill {
+        /// Table name.
+        table: String,
+        /// Index name.
+        index: String,
+        /// Where the previous batch ended, as the index's state says (a batch proposed from an
+        /// older state does nothing).
+        after: Option<Vec<u8>>,
+    },
+}
+
+/// A change to a table's global indexes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum IndexChange {
+    /// Add this index (its id is chosen at apply) and the attribute definitions it needs.
+    Create {
+        /// The index, validated against the table as the proposer saw it.
+        index: IndexSpec,
+        /// The types of its key attributes.
+        definitions: Vec<KeyAttribute>,
+    },
+    /// Remove the index with this name.
+    Delete {
+        /// Index name.
+        index: String,
     },
 }
 
@@ -178,6 +213,12 @@ pub enum Outcome {
     },
     /// A table's settings after a change.
     Settings(TableSettings),
+    /// A backfill batch was applied; `done` when the index is complete (or no longer being
+    /// filled).
+    Backfilled {
+        /// The index is active.
+        done: bool,
+    },
     /// A batch was written.
     Batch {
         /// How many writes it made.

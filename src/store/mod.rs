@@ -25,7 +25,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use redb::{Database, ReadTransaction, WriteTransaction};
 
-pub use command::{Command, Conditional, ItemWrite, Outcome, TableChange, Transaction};
+pub use command::{
+    Command, Conditional, IndexChange, ItemWrite, Outcome, TableChange, Transaction,
+};
 pub use read::Page;
 
 use crate::Result;
@@ -167,7 +169,12 @@ impl StateMachine for Store {
         command: &[u8],
     ) -> Result<Self::Output> {
         let output = apply::apply(txn, index, command)?;
-        if matches!(output, Ok(Outcome::Table(_) | Outcome::Settings(_))) {
+        // Everything that rewrites a table's metadata (a backfill batch moves its index's
+        // progress) empties the cache.
+        if matches!(
+            output,
+            Ok(Outcome::Table(_) | Outcome::Settings(_) | Outcome::Backfilled { .. })
+        ) {
             self.table_changed();
         }
         Ok(output)

@@ -5,7 +5,7 @@
 
 use std::ops::Bound;
 
-use redb::{ReadTransaction, ReadableDatabase, ReadableTableMetadata};
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use crate::model::expr::key_condition::SortKeyCondition;
 use crate::model::index::{IndexKind, IndexSpec};
@@ -19,6 +19,9 @@ use crate::store::tables::{
     table_prefix,
 };
 use crate::{Error, Result};
+
+/// A global index being backfilled: table, index, and where its last batch ended.
+pub type PendingBackfill = (String, String, Option<Vec<u8>>);
 
 /// DynamoDB stops a Query or Scan page after reading this much item data.
 pub const MAX_PAGE_BYTES: usize = 1 << 20;
@@ -150,6 +153,25 @@ impl Store {
         }
         let last = if more { names.last().cloned() } else { None };
         Ok((names, last))
+    }
+
+    /// Every global index being backfilled: table, index, and where its last batch ended.
+    pub fn backfills(&self) -> Result<Vec<PendingBackfill>> {
+        let txn = self.read()?;
+        let Some(tables) = open_tables(&txn)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for row in tables.iter()? {
+            let (name, meta) = row?;
+            let meta = decode_meta(meta.value())?;
+            for index in meta.indexes {
+                if let Some(state) = index.backfill {
+                    out.push((name.value().to_string(), index.name, state.after));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The number of tables.

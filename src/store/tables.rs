@@ -60,9 +60,11 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// The first byte of a `TableMeta` row written since tables have indexes. Rows written before
-/// start with the table name's length (at least 3), so the two never mix up.
+/// The first byte of a `TableMeta` row: its format. Rows written before tables had indexes
+/// have none and start with the table name's length (at least 3), so they never mix up.
 const META_WITH_INDEXES: u8 = 0;
+/// Indexes that can be backfilled (the current format).
+const META_WITH_BACKFILL: u8 = 1;
 
 /// A `TableMeta` row as kvsim wrote it before indexes.
 #[derive(serde::Deserialize)]
@@ -71,18 +73,58 @@ struct MetaBeforeIndexes {
     id: u64,
 }
 
+/// A `TableMeta` row of the first format with indexes (no backfill state).
+#[derive(serde::Deserialize)]
+struct MetaBeforeBackfill {
+    spec: crate::model::table::TableSpec,
+    id: u64,
+    indexes: Vec<IndexBeforeBackfill>,
+}
+
+#[derive(serde::Deserialize)]
+struct IndexBeforeBackfill {
+    name: String,
+    kind: crate::model::index::IndexKind,
+    id: u32,
+    partition: Vec<crate::model::KeyAttribute>,
+    sort: Vec<crate::model::KeyAttribute>,
+    projection: crate::model::index::Projection,
+    throughput: Option<(u64, u64)>,
+}
+
 /// Encodes a `TableMeta` row.
 pub fn encode_meta(meta: &TableMeta) -> Result<Vec<u8>> {
-    let mut out = vec![META_WITH_INDEXES];
+    let mut out = vec![META_WITH_BACKFILL];
     out.extend_from_slice(&postcard::to_stdvec(meta)?);
     Ok(out)
 }
 
-/// Decodes a `TableMeta` row, of this version or of one before indexes.
+/// Decodes a `TableMeta` row of any format kvsim has written.
 pub fn decode_meta(bytes: &[u8]) -> Result<TableMeta> {
     let corrupt = |e: postcard::Error| Error::internal(format!("corrupt table metadata: {e}"));
     match bytes.split_first() {
-        Some((&META_WITH_INDEXES, rest)) => postcard::from_bytes(rest).map_err(corrupt),
+        Some((&META_WITH_BACKFILL, rest)) => postcard::from_bytes(rest).map_err(corrupt),
+        Some((&META_WITH_INDEXES, rest)) => {
+            let old: MetaBeforeBackfill = postcard::from_bytes(rest).map_err(corrupt)?;
+            Ok(TableMeta {
+                spec: old.spec,
+                id: old.id,
+                indexes: old
+                    .indexes
+                    .into_iter()
+                    .map(|i| crate::model::index::IndexSpec {
+                        name: i.name,
+                        kind: i.kind,
+                        id: i.id,
+                        partition: i.partition,
+                        sort: i.sort,
+                        projection: i.projection,
+                        throughput: i.throughput,
+                        backfill: None,
+                    })
+                    .collect(),
+            })
+        }
         _ => {
             let old: MetaBeforeIndexes = postcard::from_bytes(bytes).map_err(corrupt)?;
             Ok(TableMeta {
@@ -173,6 +215,48 @@ mod tests {
             (meta.spec, meta.id, meta.indexes.len()),
             (spec.clone(), 9, 0)
         );
+        // The first format with indexes: tag 0, indexes without backfill state.
+        #[derive(serde::Serialize)]
+        struct OldIndex {
+            name: &'static str,
+            kind: crate::model::index::IndexKind,
+            id: u32,
+            partition: Vec<KeyAttribute>,
+            sort: Vec<KeyAttribute>,
+            projection: crate::model::index::Projection,
+            throughput: Option<(u64, u64)>,
+        }
+        #[derive(serde::Serialize)]
+        struct OldWithIndexes<'a> {
+            spec: &'a TableSpec,
+            id: u64,
+            indexes: Vec<OldIndex>,
+        }
+        let index = OldIndex {
+            name: "gsi",
+            kind: crate::model::index::IndexKind::Global,
+            id: 1,
+            partition: vec![KeyAttribute {
+                name: "g".into(),
+                key_type: KeyType::S,
+            }],
+            sort: Vec::new(),
+            projection: crate::model::index::Projection::KeysOnly,
+            throughput: None,
+        };
+        let mut tag0 = vec![0u8];
+        tag0.extend(
+            postcard::to_stdvec(&OldWithIndexes {
+                spec: &spec,
+                id: 11,
+                indexes: vec![index],
+            })
+            .expect("encode"),
+        );
+        let meta = decode_meta(&tag0).expect("tag 0 row");
+        assert_eq!((meta.id, meta.indexes.len()), (11, 1));
+        assert_eq!(meta.indexes[0].name, "gsi");
+        assert_eq!(meta.indexes[0].backfill, None);
         let new = TableMeta {
             spec,
             id: 10,

@@ -27,7 +27,8 @@ uses its own tables, so the tests are independent of each other and of their ord
   KEYS_ONLY and INCLUDE projections; an LSI read with ConsistentRead; pagination and parallel
   scans over many equal index keys; mistyped index keys refused; CreateTable's index checks;
   a GSI lag set through /admin hides new writes from the global index (not from the table or
-  a local index) on every node until it has passed.
+  a local index) on every node until it has passed; a GSI added by UpdateTable to a table of
+  700 items is CREATING, fills while writes go on, and then answers what a scan says it should.
 * UpdateItem (SET, REMOVE, ADD, ReturnValues) and conditional writes through every node,
   ConditionalCheckFailedException with the item, and version-number locking through boto3's
   document API (what ORMs do on save()); batch_writer and batch_get_item.
@@ -1344,6 +1345,64 @@ class IndexTest(KvsimTestCase):
             error = json.load(e)
         self.assertIsNotNone(error, "a local index cannot be made to lag")
         self.assertIn("local indexes never lag", error.get("message", error.get("Message", "")))
+
+    def test_an_index_added_to_a_live_table_is_backfilled_while_writes_go_on(self):
+        self.create_table(self.table)
+        rows = 700  # several backfill batches
+        with make_table_resource(self.ports[0], self.table).batch_writer() as batch:
+            for n in range(rows):
+                item = {"pk": f"p{n:03d}", "sk": "x", "n": n}
+                if n % 3:
+                    item["grp"] = f"g{n % 4}"  # every third item stays out of the index
+                batch.put_item(Item=item)
+        client = self.next_client()
+        desc = client.update_table(
+            TableName=self.table,
+            AttributeDefinitions=[{"AttributeName": "grp", "AttributeType": "S"},
+                                  {"AttributeName": "n", "AttributeType": "N"}],
+            GlobalSecondaryIndexUpdates=[{"Create": self.index("byGroup", "grp", "n")}],
+        )["TableDescription"]
+        [gsi] = desc["GlobalSecondaryIndexes"]
+        self.assertEqual((gsi["IndexStatus"], gsi.get("Backfilling")), ("CREATING", True))
+        # Writes go on while the index fills: they land in it whatever the backfill's progress.
+        for n in range(0, rows, 50):
+            self.next_client().update_item(
+                TableName=self.table, Key={"pk": {"S": f"p{n:03d}"}, "sk": {"S": "x"}},
+                UpdateExpression="SET grp = :g", ExpressionAttributeValues={":g": {"S": "new"}})
+        self.next_client().delete_item(TableName=self.table,
+                                       Key={"pk": {"S": "p001"}, "sk": {"S": "x"}})
+
+        def active_everywhere():
+            return all(c.describe_table(TableName=self.table)["Table"]["GlobalSecondaryIndexes"][0]
+                       ["IndexStatus"] == "ACTIVE" for c in self.cluster.clients)
+
+        wait_until(active_everywhere, 60.0, "the new index to become ACTIVE on every node")
+        self.cluster.sync()
+        table = {}
+        for page in client.get_paginator("scan").paginate(TableName=self.table,
+                                                           ConsistentRead=True):
+            for item in page["Items"]:
+                table[item["pk"]["S"]] = item
+        expected = {}
+        for pk, item in table.items():
+            if "grp" in item:
+                expected.setdefault(item["grp"]["S"], []).append((int(item["n"]["N"]), pk))
+        for port, c in self.all_clients():
+            for group, members in expected.items():
+                got = self.query_index("byGroup", "grp = :g", {":g": {"S": group}}, client=c)
+                self.assertEqual([(int(i["n"]["N"]), i["pk"]["S"]) for i in got], sorted(members),
+                                 f"group {group} on node {port}")
+            [gsi] = c.describe_table(TableName=self.table)["Table"]["GlobalSecondaryIndexes"]
+            self.assertEqual(gsi["ItemCount"], sum(len(m) for m in expected.values()))
+        # Removing it takes its entries with it.
+        desc = client.update_table(TableName=self.table, GlobalSecondaryIndexUpdates=[
+            {"Delete": {"IndexName": "byGroup"}}])["TableDescription"]
+        self.assertNotIn("GlobalSecondaryIndexes", desc)
+        self.cluster.sync()
+        error = self.assertClientError(
+            "ValidationException", client.query, TableName=self.table, IndexName="byGroup",
+            KeyConditionExpression="grp = :g", ExpressionAttributeValues={":g": {"S": "new"}})
+        self.assertIn("does not have the specified index", error["Message"])
 
     def test_create_table_validates_its_indexes(self):
         client = self.next_client()

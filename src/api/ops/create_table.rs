@@ -14,7 +14,11 @@ use crate::model::{KeyAttribute, KeySchema, KeyType};
 use crate::store::{Command, Outcome};
 use crate::{Error, Result};
 
-fn key_type(t: &str, member: &str) -> Result<KeyType> {
+/// An attribute type from its DynamoDB name, with DynamoDB's message naming `member`.
+///
+/// # Errors
+/// `ValidationException` for anything but S, N or B.
+pub fn key_type(t: &str, member: &str) -> Result<KeyType> {
     match t {
         "S" => Ok(KeyType::S),
         "N" => Ok(KeyType::N),

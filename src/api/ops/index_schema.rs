@@ -301,6 +301,20 @@ fn throughput(
     }
 }
 
+/// One global index that UpdateTable creates, validated against the table.
+///
+/// # Errors
+/// DynamoDB's `ValidationException`s.
+pub fn created_index(table: &TableKeys<'_>, wire: &SecondaryIndexWire) -> Result<IndexSpec> {
+    index_spec(
+        table,
+        IndexKind::Global,
+        wire,
+        "globalSecondaryIndexUpdates.1.member.create",
+        0,
+    )
+}
+
 fn index_spec(
     table: &TableKeys<'_>,
     kind: IndexKind,
@@ -327,6 +341,7 @@ fn index_spec(
         sort,
         projection,
         throughput,
+        backfill: None,
     })
 }
 

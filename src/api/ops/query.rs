@@ -64,6 +64,11 @@ pub fn read_index<'a>(
         return Ok(None);
     };
     let index = meta.index(name).ok_or_else(|| no_such_index(name))?;
+    if index.backfill.is_some() {
+        return Err(Error::validation(format!(
+            "Cannot read from backfilling global secondary index: {name}"
+        )));
+    }
     if index.kind == IndexKind::Global {
         if consistent == Some(true) {
             return Err(Error::validation(

@@ -1,23 +1,21 @@
-//! UpdateTable: a new billing mode or provisioned throughput, replicated as a table change.
-//! (kvsim does not throttle, so capacity is accepted and reported, as CreateTable's is.)
-//! Streams, index updates and deletion protection are refused until kvsim has them.
+//! UpdateTable: a new billing mode or provisioned throughput, replicated as a table change
+//! (kvsim does not throttle, so capacity is accepted and reported, as CreateTable's is), or a
+//! global index added (then filled by the leader's backfill, see [`crate::cluster`]) or
+//! removed. Streams and deletion protection are refused until kvsim has them.
 
 use crate::api::AppState;
-use crate::api::ops::create_table::billing;
+use crate::api::ops::create_table::{billing, key_type};
+use crate::api::ops::index_schema::{TableKeys, created_index};
 use crate::api::ops::{Request, table_meta, table_name};
-use crate::api::wire::{TableDescriptionWire, UpdateTableInput, UpdateTableOutput};
-use crate::store::{Command, Outcome, TableChange};
+use crate::api::wire::{GsiUpdateWire, TableDescriptionWire, UpdateTableInput, UpdateTableOutput};
+use crate::model::KeyAttribute;
+use crate::store::{Command, IndexChange, Outcome, TableChange};
 use crate::{Error, Result};
 
 /// Runs UpdateTable.
 pub async fn run(app: &AppState, req: &mut Request) -> Result<UpdateTableOutput> {
     let input: UpdateTableInput = req.input().await?;
     let name = table_name(input.table_name.as_ref())?;
-    if input.global_secondary_index_updates.is_some() {
-        return Err(Error::validation(
-            "kvsim does not support GlobalSecondaryIndexUpdates yet",
-        ));
-    }
     if input
         .stream_specification
         .as_ref()
@@ -31,6 +29,20 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<UpdateTableOutput>
         return Err(Error::validation(
             "kvsim does not support DeletionProtectionEnabled yet",
         ));
+    }
+    if let Some(updates) = &input.global_secondary_index_updates {
+        if input.billing_mode.is_some() || input.provisioned_throughput.is_some() {
+            return Err(Error::validation(
+                "kvsim applies GlobalSecondaryIndexUpdates on their own: send the billing change in another UpdateTable",
+            ));
+        }
+        let command = index_update(app, &name, &input, &updates.0).await?;
+        return match app.node.propose(&command).await? {
+            Outcome::Table(desc) => Ok(UpdateTableOutput {
+                table_description: TableDescriptionWire::from_model(&desc),
+            }),
+            other => Err(Error::internal(format!("UpdateTable applied as {other:?}"))),
+        };
     }
     if input.billing_mode.is_none() && input.provisioned_throughput.is_none() {
         return Err(Error::validation(
@@ -51,5 +63,85 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<UpdateTableOutput>
             table_description: TableDescriptionWire::from_model(&desc),
         }),
         other => Err(Error::internal(format!("UpdateTable applied as {other:?}"))),
+    }
+}
+
+/// The command for UpdateTable's one `GlobalSecondaryIndexUpdates` element.
+async fn index_update(
+    app: &AppState,
+    name: &str,
+    input: &UpdateTableInput,
+    updates: &[GsiUpdateWire],
+) -> Result<Command> {
+    let [update] = updates else {
+        return Err(if updates.is_empty() {
+            Error::validation(
+                "One or more parameter values were invalid: List of GlobalSecondaryIndexUpdates is empty",
+            )
+        } else {
+            Error::LimitExceeded(
+                "Subscriber limit exceeded: Only 1 online index can be created or deleted simultaneously per table".into(),
+            )
+        });
+    };
+    let meta = table_meta(app, name).await?;
+    match (&update.create, &update.delete, &update.update) {
+        (Some(create), None, None) => {
+            let mut definitions = meta.spec.attribute_definitions.clone();
+            for (i, d) in input
+                .attribute_definitions
+                .iter()
+                .flat_map(|l| &l.0)
+                .enumerate()
+            {
+                let key_type = key_type(
+                    &d.attribute_type,
+                    &format!("attributeDefinitions.{}.member.attributeType", i + 1),
+                )?;
+                match definitions.iter().find(|a| a.name == d.attribute_name) {
+                    Some(a) if a.key_type != key_type => {
+                        return Err(Error::validation(format!(
+                            "One or more parameter values were invalid: Attribute {} is already defined with type {}, not {key_type}",
+                            d.attribute_name, a.key_type
+                        )));
+                    }
+                    Some(_) => {}
+                    None => definitions.push(KeyAttribute {
+                        name: d.attribute_name.clone(),
+                        key_type,
+                    }),
+                }
+            }
+            let index = created_index(
+                &TableKeys {
+                    schema: &meta.spec.key_schema,
+                    definitions: &definitions,
+                    billing: &meta.spec.billing,
+                },
+                create,
+            )?;
+            let definitions = index.key_attributes().cloned().collect();
+            Ok(Command::AlterIndexes {
+                name: name.to_string(),
+                change: IndexChange::Create { index, definitions },
+            })
+        }
+        (None, Some(delete), None) => {
+            let index = delete.index_name.clone().ok_or_else(|| {
+                Error::validation(
+                    "1 validation error detected: Value null at 'globalSecondaryIndexUpdates.1.member.delete.indexName' failed to satisfy constraint: Member must not be null",
+                )
+            })?;
+            Ok(Command::AlterIndexes {
+                name: name.to_string(),
+                change: IndexChange::Delete { index },
+            })
+        }
+        (None, None, Some(_)) => Err(Error::validation(
+            "kvsim does not change a global index's provisioned throughput yet (it does not throttle)",
+        )),
+        _ => Err(Error::validation(
+            "One or more parameter values were invalid: One of GlobalSecondaryIndexUpdate.Create, GlobalSecondaryIndexUpdate.Update or GlobalSecondaryIndexUpdate.Delete must be specified",
+        )),
     }
 }

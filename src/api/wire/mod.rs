@@ -121,9 +121,12 @@ pub struct IndexDescriptionWire {
     pub key_schema: Vec<KeySchemaElement>,
     /// Projection.
     pub projection: ProjectionDescription,
-    /// `ACTIVE` (global indexes only).
+    /// `CREATING` or `ACTIVE` (global indexes only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index_status: Option<String>,
+    /// True while a global index added by UpdateTable is filled from the table's items.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backfilling: Option<bool>,
     /// Throughput (global indexes only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provisioned_throughput: Option<ProvisionedThroughputDescription>,
@@ -256,7 +259,14 @@ impl TableDescriptionWire {
                             _ => None,
                         },
                     },
-                    index_status: (kind == IndexKind::Global).then(|| "ACTIVE".into()),
+                    index_status: (kind == IndexKind::Global).then(|| {
+                        if i.backfill.is_some() {
+                            "CREATING".into()
+                        } else {
+                            "ACTIVE".into()
+                        }
+                    }),
+                    backfilling: i.backfill.is_some().then_some(true),
                     provisioned_throughput: (kind == IndexKind::Global).then(|| {
                         let (read, write) = i.throughput.unwrap_or((0, 0));
                         ProvisionedThroughputDescription {
@@ -718,12 +728,38 @@ pub struct UpdateTableInput {
     /// Streams: not supported yet, refused when enabled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_specification: Option<StreamSpecification>,
-    /// Index changes: not supported yet, refused when present.
+    /// Attribute definitions for the key of an index being created.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub global_secondary_index_updates: Option<Present>,
+    pub attribute_definitions: Option<WireList<AttributeDefinition>>,
+    /// Global index changes: one `Create` or `Delete` (an `Update` of throughput is accepted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub global_secondary_index_updates: Option<WireList<GsiUpdateWire>>,
     /// Deletion protection: not supported yet, refused when enabled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deletion_protection_enabled: Option<bool>,
+}
+
+/// One of UpdateTable's `GlobalSecondaryIndexUpdates`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GsiUpdateWire {
+    /// Add a global index.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub create: Option<SecondaryIndexWire>,
+    /// Remove a global index.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete: Option<IndexNameWire>,
+    /// Change a global index's throughput (accepted: kvsim does not throttle).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update: Option<Present>,
+}
+
+/// An index named by `IndexName`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IndexNameWire {
+    /// IndexName.
+    pub index_name: Option<String>,
 }
 
 /// UpdateTable response.
