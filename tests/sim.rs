@@ -147,6 +147,12 @@ fn partial_transactions_are_caught() {
     assert_caught(PlantedBug::PartialTransactions, 20, "half applied", 5);
 }
 
+/// A state machine that leaves old index entries behind breaks the index invariant.
+#[test]
+fn stale_index_entries_are_caught() {
+    assert_caught(PlantedBug::StaleIndexEntries, 20, "extra", 5);
+}
+
 /// A state machine that ignores conditions lets two conditional creates both succeed.
 #[test]
 fn ignored_conditions_are_caught() {

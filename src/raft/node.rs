@@ -92,6 +92,9 @@ pub enum PlantedBug {
     PartialTransactions,
     /// In the state machine: conditions are not checked, every conditional write succeeds.
     ConditionsIgnored,
+    /// In the state machine: a write leaves the item's old index entries in place (an index
+    /// that keeps items whose key moved or that were deleted).
+    StaleIndexEntries,
 }
 
 /// Counters a node exposes in its status.

@@ -46,6 +46,7 @@ use rand::{Rng, SeedableRng};
 use redb::Builder;
 use tokio::sync::oneshot;
 
+use crate::model::index::{IndexKind, IndexSpec, Projection};
 use crate::model::key::{KeyAttribute, KeySchema, KeyType};
 use crate::model::table::{Billing, TableSpec};
 use crate::model::{AttributeValue, Item};
@@ -702,6 +703,12 @@ impl Sim {
                     continue;
                 };
                 let digest = n.store.digest()?;
+                for problem in n.store.check_indexes(TABLE)? {
+                    self.violations.push(format!(
+                        "node {id} at applied index {}: {problem} (step {})",
+                        st.applied_index, self.step
+                    ));
+                }
                 self.last_applied.insert(id, st.applied_index);
                 match self.digests.get(&st.applied_index) {
                     Some((other, d)) if *d != digest => self.violations.push(format!(
@@ -1319,17 +1326,38 @@ impl Sim {
                         },
                         sort: None,
                     },
-                    attribute_definitions: vec![KeyAttribute {
-                        name: "k".into(),
-                        key_type: KeyType::S,
-                    }],
+                    attribute_definitions: vec![
+                        KeyAttribute {
+                            name: "k".into(),
+                            key_type: KeyType::S,
+                        },
+                        KeyAttribute {
+                            name: "v".into(),
+                            key_type: KeyType::S,
+                        },
+                    ],
                     billing: Billing::PayPerRequest,
                     table_uuid: format!("sim-{}", self.report.seed),
                     arn: format!("arn:aws:dynamodb:sim:000000000000:table/{TABLE}"),
                     created_at_ms: 0,
                 };
+                // A global index on the register value: every write path maintains it, and
+                // the invariants check it against the items at every applied index.
+                let indexes = vec![IndexSpec {
+                    name: "byValue".into(),
+                    kind: IndexKind::Global,
+                    id: 1,
+                    partition: vec![KeyAttribute {
+                        name: "v".into(),
+                        key_type: KeyType::S,
+                    }],
+                    sort: Vec::new(),
+                    projection: Projection::All,
+                    throughput: None,
+                    backfill: None,
+                }];
                 let (tx, mut rx) = oneshot::channel();
-                let bytes = Command::CreateTable(spec).encode()?;
+                let bytes = Command::CreateIndexedTable { spec, indexes }.encode()?;
                 if let Some(n) = self.node(l) {
                     n.raft.propose(bytes, tx);
                 }
@@ -1466,6 +1494,9 @@ fn run_inner(opts: &SimOptions) -> Result<SimReport> {
         }
         Some(PlantedBug::ConditionsIgnored) => {
             Some(crate::store::apply::PlantedBug::ConditionsIgnored)
+        }
+        Some(PlantedBug::StaleIndexEntries) => {
+            Some(crate::store::apply::PlantedBug::StaleIndexEntries)
         }
         _ => None,
     };

@@ -34,6 +34,8 @@ pub enum PlantedBug {
     PartialTransactions,
     /// Conditions are not checked.
     ConditionsIgnored,
+    /// Old index entries are never removed.
+    StaleIndexEntries,
 }
 
 thread_local! {
@@ -628,6 +630,7 @@ fn commit(txn: &WriteTransaction, index: u64, planned: Planned) -> Result<Outcom
             // still being backfilled may not have them yet.
             let mut gone = Vec::new();
             if let Some((key, _)) = &w.remove
+                && !planted(PlantedBug::StaleIndexEntries)
                 && let Some(old) = entries.remove(key.as_slice())?
             {
                 gone.push(StoredItem::header(old.value())?.1);

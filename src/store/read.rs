@@ -3,6 +3,7 @@
 //! Each call opens one read transaction, so a table's metadata and its items are read from the
 //! same consistent snapshot. Reads never block the writer (redb MVCC).
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
@@ -172,6 +173,70 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Every difference between `table`'s active indexes and what its items say they should
+    /// hold (entries missing, extra or stale, counts off), one line each: the simulation's
+    /// index invariant. Empty when they agree or the table does not exist.
+    pub fn check_indexes(&self, table: &str) -> Result<Vec<String>> {
+        let txn = self.read()?;
+        let Some(meta) = meta_in(&txn, table)? else {
+            return Ok(Vec::new());
+        };
+        let mut problems = Vec::new();
+        let prefix = table_prefix(meta.id);
+        let schema = &meta.spec.key_schema;
+        for index in meta.indexes.iter().filter(|i| i.backfill.is_none()) {
+            let mut expected = BTreeMap::new();
+            if let Ok(items) = txn.open_table(ITEMS) {
+                for row in items.range::<&[u8]>(prefix.as_slice()..)? {
+                    let (k, v) = row?;
+                    if !k.value().starts_with(&prefix) {
+                        break;
+                    }
+                    let item = StoredItem::item(v.value())?;
+                    let key = schema.key_of_item(&item)?;
+                    if let Ok(Some(entry)) = index.entry_key(meta.id, &item, &key) {
+                        expected.insert(entry, index.project(&item, schema));
+                    }
+                }
+            }
+            let index_prefix = index.prefix(meta.id);
+            let mut found = BTreeMap::new();
+            if let Ok(entries) = txn.open_table(INDEX_ITEMS) {
+                for row in entries.range::<&[u8]>(index_prefix.as_slice()..)? {
+                    let (k, v) = row?;
+                    if !k.value().starts_with(&index_prefix) {
+                        break;
+                    }
+                    found.insert(k.value().to_vec(), StoredItem::item(v.value())?);
+                }
+            }
+            if found != expected {
+                let missing = expected.keys().filter(|k| !found.contains_key(*k)).count();
+                let extra = found.keys().filter(|k| !expected.contains_key(*k)).count();
+                let stale = expected
+                    .iter()
+                    .filter(|(k, v)| found.get(*k).is_some_and(|f| f != *v))
+                    .count();
+                problems.push(format!(
+                    "index {} of {table}: {missing} entries missing, {extra} extra, {stale} stale",
+                    index.name
+                ));
+            }
+            let counted = match txn.open_table(INDEX_STATS) {
+                Ok(stats) => stats.get((meta.id, index.id))?.map_or(0, |v| v.value().0),
+                Err(_) => 0,
+            };
+            if counted != found.len() as u64 {
+                problems.push(format!(
+                    "index {} of {table}: ItemCount {counted} but {} entries",
+                    index.name,
+                    found.len()
+                ));
+            }
+        }
+        Ok(problems)
     }
 
     /// The number of tables.
