@@ -141,6 +141,7 @@ impl Replica {
                     &Range {
                         index: Some(index),
                         partition: Some(partition),
+                        then: &[],
                         sort: None,
                         forward: true,
                         limit: Some(limit),

@@ -942,6 +942,7 @@ impl Sim {
         let range = crate::store::read::Range {
             index: None,
             partition: None,
+            then: &[],
             sort: None,
             forward: true,
             limit: None,

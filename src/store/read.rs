@@ -47,6 +47,9 @@ pub struct Range<'a> {
     pub index: Option<&'a str>,
     /// Partition key value; `None` scans the whole table.
     pub partition: Option<&'a AttributeValue>,
+    /// Further key values fixed by equality after the partition key's, in key order (the
+    /// other attributes of a multi-attribute index key, then its leading sort attributes).
+    pub then: &'a [AttributeValue],
     /// Condition on the sort key (Query only).
     pub sort: Option<&'a SortKeyCondition>,
     /// Read in ascending key order.
@@ -351,9 +354,14 @@ impl Store {
         };
         // The attributes a row is matched on: the (index) partition and sort key.
         let (partition_name, sort_name) = match index {
+            // The sort condition is on the first key attribute after those fixed by equality.
             Some(i) => (
                 i.partition.first().map(|a| a.name.as_str()),
-                i.sort.first().map(|a| a.name.as_str()),
+                i.key_attributes()
+                    .nth(1 + range.then.len())
+                    .filter(|_| range.partition.is_some())
+                    .or_else(|| i.sort.first())
+                    .map(|a| a.name.as_str()),
             ),
             None => (
                 Some(schema.partition.name.as_str()),
@@ -471,6 +479,9 @@ fn bounds(
 ) -> (Bound<Vec<u8>>, Bound<Vec<u8>>, Vec<u8>) {
     if let Some(pk) = range.partition {
         encode_key_value(pk, &mut prefix);
+        for v in range.then {
+            encode_key_value(v, &mut prefix);
+        }
     }
     let with = |v: &AttributeValue| {
         let mut k = prefix.clone();

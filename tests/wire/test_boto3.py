@@ -28,7 +28,8 @@ uses its own tables, so the tests are independent of each other and of their ord
   scans over many equal index keys; mistyped index keys refused; CreateTable's index checks;
   a GSI lag set through /admin hides new writes from the global index (not from the table or
   a local index) on every node until it has passed; a GSI added by UpdateTable to a table of
-  700 items is CREATING, fills while writes go on, and then answers what a scan says it should.
+  700 items is CREATING, fills while writes go on, and then answers what a scan says it should;
+  a multi-attribute GSI key (two HASH, two RANGE attributes) queried left to right.
 * UpdateItem (SET, REMOVE, ADD, ReturnValues) and conditional writes through every node,
   ConditionalCheckFailedException with the item, and version-number locking through boto3's
   document API (what ORMs do on save()); batch_writer and batch_get_item.
@@ -1403,6 +1404,76 @@ class IndexTest(KvsimTestCase):
             "ValidationException", client.query, TableName=self.table, IndexName="byGroup",
             KeyConditionExpression="grp = :g", ExpressionAttributeValues={":g": {"S": "new"}})
         self.assertIn("does not have the specified index", error["Message"])
+
+    def test_a_multi_attribute_gsi_key_is_queried_left_to_right(self):
+        client = self.next_client()
+        client.create_table(
+            TableName=self.table, BillingMode="PAY_PER_REQUEST",
+            KeySchema=key_schema("id", None),
+            AttributeDefinitions=[{"AttributeName": a, "AttributeType": t} for a, t in [
+                ("id", "S"), ("tenant", "S"), ("area", "S"), ("yr", "N"), ("mon", "N")]],
+            GlobalSecondaryIndexes=[{"IndexName": "byTenantArea", "KeySchema": [
+                {"AttributeName": "tenant", "KeyType": "HASH"},
+                {"AttributeName": "area", "KeyType": "HASH"},
+                {"AttributeName": "yr", "KeyType": "RANGE"},
+                {"AttributeName": "mon", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "ALL"}}])
+        n = 0
+        for t, a, y, m in itertools.product(["a", "b"], ["eu", "us"], [2024, 2025], [3, 1, 2]):
+            n += 1
+            client.put_item(TableName=self.table, Item={
+                "id": {"S": f"i{n}"}, "tenant": {"S": t}, "area": {"S": a},
+                "yr": {"N": str(y)}, "mon": {"N": str(m)}})
+        client.put_item(TableName=self.table, Item={  # no area: not in the index
+            "id": {"S": "sparse"}, "tenant": {"S": "a"}, "yr": {"N": "2025"}, "mon": {"N": "1"}})
+        self.cluster.sync()
+        keys = {":t": {"S": "a"}, ":a": {"S": "eu"}}
+
+        def months(condition, values, **kwargs):
+            return [(int(i["yr"]["N"]), int(i["mon"]["N"])) for i in self.query_index(
+                "byTenantArea", condition, {**keys, **values}, **kwargs)]
+
+        both = [(y, m) for y in (2024, 2025) for m in (1, 2, 3)]
+        self.assertEqual(months("tenant = :t AND area = :a", {}), both)
+        self.assertEqual(months("tenant = :t AND area = :a", {}, Limit=2), both)
+        self.assertEqual(months("tenant = :t AND area = :a AND yr = :y",
+                                {":y": {"N": "2025"}}), [(2025, 1), (2025, 2), (2025, 3)])
+        self.assertEqual(months("tenant = :t AND area = :a AND yr = :y AND mon >= :m",
+                                {":y": {"N": "2025"}, ":m": {"N": "2"}}), [(2025, 2), (2025, 3)])
+        self.assertEqual(months("tenant = :t AND area = :a AND yr > :y", {":y": {"N": "2024"}},
+                                ScanIndexForward=False), [(2025, 3), (2025, 2), (2025, 1)])
+        for condition, values, message in [
+            ("tenant = :t", {}, "Query condition missed key schema element: area"),
+            ("tenant = :t AND area = :a AND mon = :m", {":m": {"N": "1"}},
+             "Query key condition not supported"),
+            ("tenant = :t AND area = :a AND yr > :y AND mon = :m",
+             {":y": {"N": "1"}, ":m": {"N": "1"}}, "Query key condition not supported"),
+        ]:
+            with self.subTest(condition=condition):
+                error = self.assertClientError(
+                    "ValidationException", client.query, TableName=self.table,
+                    IndexName="byTenantArea", KeyConditionExpression=condition,
+                    ExpressionAttributeValues={
+                        k: v for k, v in {**keys, **values}.items() if k in condition})
+                self.assertIn(message, error["Message"])
+        [gsi] = client.describe_table(TableName=self.table)["Table"]["GlobalSecondaryIndexes"]
+        self.assertEqual([k["KeyType"] for k in gsi["KeySchema"]], ["HASH", "HASH", "RANGE", "RANGE"])
+        self.assertEqual(gsi["ItemCount"], 24)
+        page = client.query(TableName=self.table, IndexName="byTenantArea", Limit=1,
+                            KeyConditionExpression="tenant = :t AND area = :a",
+                            ExpressionAttributeValues=keys)
+        self.assertEqual(sorted(page["LastEvaluatedKey"]), ["area", "id", "mon", "tenant", "yr"])
+        error = self.assertClientError(
+            "ValidationException", client.create_table, TableName=self.table + "2",
+            BillingMode="PAY_PER_REQUEST", KeySchema=key_schema("id", None),
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"},
+                                  {"AttributeName": "x", "AttributeType": "S"}],
+            GlobalSecondaryIndexes=[{"IndexName": "bad", "Projection": {"ProjectionType": "ALL"},
+                                     "KeySchema": [{"AttributeName": "x", "KeyType": "HASH"},
+                                                   {"AttributeName": "id", "KeyType": "RANGE"},
+                                                   {"AttributeName": "id", "KeyType": "HASH"}]}])
+        self.assertIn("All HASH key attributes must precede RANGE key attributes",
+                      error["Message"])
 
     def test_create_table_validates_its_indexes(self):
         client = self.next_client()

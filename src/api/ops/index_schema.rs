@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use crate::api::wire::{KeySchemaElement, ProvisionedThroughput, SecondaryIndexWire};
 use crate::model::index::{
-    IndexKind, IndexSpec, MAX_GLOBAL_INDEXES, MAX_LOCAL_INDEXES, MAX_PROJECTED_ATTRIBUTES,
-    Projection,
+    IndexKind, IndexSpec, MAX_GLOBAL_INDEXES, MAX_KEY_ATTRIBUTES, MAX_LOCAL_INDEXES,
+    MAX_PROJECTED_ATTRIBUTES, Projection,
 };
 use crate::model::table::Billing;
 use crate::model::{KeyAttribute, KeySchema};
@@ -146,11 +146,18 @@ fn index_key(
             "1 validation error detected: Value null at '{member}.keySchema' failed to satisfy constraint: Member must not be null"
         ))
     })?;
-    if elements.is_empty() || elements.len() > 2 {
+    // A global index's key may have up to four HASH and four RANGE attributes (DynamoDB's
+    // multi-attribute keys); a local index's has one of each, like a table's.
+    let most = if kind == IndexKind::Global {
+        2 * MAX_KEY_ATTRIBUTES
+    } else {
+        2
+    };
+    if elements.is_empty() || elements.len() > most {
         let bound = if elements.is_empty() {
-            "greater than or equal to 1"
+            "greater than or equal to 1".to_string()
         } else {
-            "less than or equal to 2"
+            format!("less than or equal to {most}")
         };
         return Err(Error::validation(format!(
             "1 validation error detected: Value at '{member}.keySchema' failed to satisfy constraint: Member must have length {bound}"
@@ -170,15 +177,43 @@ fn index_key(
             "Invalid KeySchema: The first KeySchemaElement is not a HASH key type",
         ));
     }
-    if let Some(second) = elements.get(1) {
-        if second.key_type != "RANGE" {
-            return Err(Error::validation(
-                "Invalid KeySchema: The second KeySchemaElement is not a RANGE key type",
+    let hashes = elements.iter().filter(|e| e.key_type == "HASH").count();
+    if kind == IndexKind::Local || elements.len() == 2 && hashes == 1 {
+        if let Some(second) = elements.get(1) {
+            if second.key_type != "RANGE" {
+                return Err(Error::validation(
+                    "Invalid KeySchema: The second KeySchemaElement is not a RANGE key type",
+                ));
+            }
+            if second.attribute_name == elements[0].attribute_name {
+                return Err(Error::validation(
+                    "Both the Hash Key and the Range Key element in the KeySchema have the same name",
+                ));
+            }
+        }
+    } else {
+        if elements[hashes..].iter().any(|e| e.key_type == "HASH") {
+            return Err(invalid(
+                "All HASH key attributes must precede RANGE key attributes in the KeySchema",
             ));
         }
-        if second.attribute_name == elements[0].attribute_name {
-            return Err(Error::validation(
-                "Both the Hash Key and the Range Key element in the KeySchema have the same name",
+        if hashes > MAX_KEY_ATTRIBUTES {
+            return Err(invalid(
+                "The KeySchema exceeds the maximum allowed number of HASH key attributes",
+            ));
+        }
+        if elements.len() - hashes > MAX_KEY_ATTRIBUTES {
+            return Err(invalid(
+                "The KeySchema exceeds the maximum allowed number of RANGE key attributes",
+            ));
+        }
+        let mut names = BTreeSet::new();
+        if !elements
+            .iter()
+            .all(|e| names.insert(e.attribute_name.as_str()))
+        {
+            return Err(invalid(
+                "The KeySchema contains multiple key attributes with the same name",
             ));
         }
     }
@@ -203,8 +238,14 @@ fn index_key(
             .cloned()
             .ok_or_else(|| Error::internal("a defined attribute vanished"))
     };
-    let partition = vec![attr(&elements[0])?];
-    let sort = elements.get(1).map(attr).transpose()?.into_iter().collect();
+    let partition = elements[..hashes]
+        .iter()
+        .map(attr)
+        .collect::<Result<Vec<_>>>()?;
+    let sort = elements[hashes..]
+        .iter()
+        .map(attr)
+        .collect::<Result<Vec<_>>>()?;
     if kind == IndexKind::Local {
         if table.schema.sort.is_none() {
             return Err(invalid(

@@ -6,13 +6,14 @@ use crate::api::ops::capacity::{self, Report};
 use crate::api::ops::legacy::{self, Expressions, Legacy};
 use crate::api::ops::{Request, count_only, limit, maybe_consistent, table_meta, table_name};
 use crate::api::wire::{QueryInput, ReadPageOutput, WireItem, WireNames};
-use crate::model::Item;
 use crate::model::expr::eval::{evaluate, project};
 use crate::model::expr::{
-    Condition, ExpressionContext, Path, parse_condition, parse_key_condition, parse_projection,
+    Condition, ExpressionContext, KeyCondition, MultiKeyCondition, Path, parse_condition,
+    parse_key_condition, parse_multi_key_condition, parse_projection,
 };
 use crate::model::index::{IndexKind, IndexSpec, Projection};
 use crate::model::table::TableMeta;
+use crate::model::{Item, KeySchema};
 use crate::store::read::{Page, Range, no_such_index};
 use crate::{Error, Result};
 
@@ -185,18 +186,28 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
         input.select.as_deref(),
     )?;
     maybe_consistent(app, input.consistent_read).await?;
-    // The key a Query's condition is on: the table's, or the index's.
-    let key_schema = match index {
-        Some(i) => i.key_schema().ok_or_else(|| {
-            Error::validation(format!(
-                "kvsim does not query indexes with multi-attribute keys yet: {}",
-                i.name
-            ))
-        })?,
-        None => meta.spec.key_schema.clone(),
-    };
+    // The key a Query's condition is on: the table's, or the index's (possibly of several
+    // attributes per part).
     let mut ctx = context(e.names.as_ref(), e.values.as_ref())?;
-    let condition = parse_key_condition(expression, &mut ctx, &key_schema)?;
+    let (key_names, condition): (Vec<String>, MultiKeyCondition) =
+        match index.map(|i| (i, i.key_schema())) {
+            Some((i, None)) => (
+                i.key_attributes().map(|a| a.name.clone()).collect(),
+                parse_multi_key_condition(expression, &mut ctx, &i.partition, &i.sort)?,
+            ),
+            Some((_, Some(schema))) => (
+                names_of(&schema),
+                single(parse_key_condition(expression, &mut ctx, &schema)?),
+            ),
+            None => (
+                names_of(&meta.spec.key_schema),
+                single(parse_key_condition(
+                    expression,
+                    &mut ctx,
+                    &meta.spec.key_schema,
+                )?),
+            ),
+        };
     let shape = Shape::parse(
         "Query",
         &mut ctx,
@@ -207,7 +218,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
     )?;
     ctx.check_all_used()?;
     if let Some(filter) = &shape.filter {
-        for name in key_schema.attribute_names() {
+        for name in &key_names {
             if mentions(filter, name) {
                 return Err(Error::validation(format!(
                     "Filter Expression can only contain non-primary key attributes: Primary key attribute: {name}"
@@ -217,14 +228,22 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
     }
     let start = start_key(&meta, index, input.exclusive_start_key.as_ref())?;
     if let Some(start) = &start {
-        if start.get(&key_schema.partition.name) != Some(&condition.partition) {
+        // Every value the condition fixes must be the start key's too, and the start key's
+        // next one must satisfy the sort condition.
+        let outside = key_names
+            .iter()
+            .zip(&condition.fixed)
+            .any(|(name, v)| start.get(name) != Some(v));
+        if outside {
             return Err(Error::validation(
                 "The provided starting key is outside query boundaries based on provided conditions",
             ));
         }
         if let (Some(range), Some(sort)) = (
             &condition.sort,
-            key_schema.sort.as_ref().and_then(|s| start.get(&s.name)),
+            key_names
+                .get(condition.fixed.len())
+                .and_then(|name| start.get(name)),
         ) && !range.matches(sort)
         {
             return Err(Error::validation(
@@ -242,7 +261,8 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
                 &table,
                 &Range {
                     index: index_name.as_deref(),
-                    partition: Some(&condition.partition),
+                    partition: condition.fixed.first(),
+                    then: condition.fixed.get(1..).unwrap_or_default(),
                     sort: condition.sort.as_ref(),
                     forward,
                     limit,
@@ -257,6 +277,23 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
         consumed_capacity: report.one(&name, units),
         ..shape.output(page)
     })
+}
+
+/// The attribute names of a key, partition first.
+fn names_of(schema: &KeySchema) -> Vec<String> {
+    schema
+        .attribute_names()
+        .into_iter()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A one-attribute key condition in the general form.
+fn single(c: KeyCondition) -> MultiKeyCondition {
+    MultiKeyCondition {
+        fixed: vec![c.partition],
+        sort: c.sort,
+    }
 }
 
 /// Whether `condition` reads the top-level attribute `name` anywhere.

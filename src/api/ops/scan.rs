@@ -121,6 +121,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
                 &Range {
                     index: index_name.as_deref(),
                     partition: None,
+                    then: &[],
                     sort: None,
                     forward: true,
                     limit,

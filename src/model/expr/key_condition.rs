@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use super::ast::{Comparator, Condition, Function, Operand, Path};
 use super::parser::{ExpressionContext, parse_condition};
-use crate::model::{AttributeValue, KeySchema, KeyType};
+use crate::model::{AttributeValue, KeyAttribute, KeySchema, KeyType};
 use crate::{Error, Result};
 
 const KIND: &str = "KeyConditionExpression";
@@ -135,6 +135,95 @@ pub fn parse_key_condition(
         check_sort_condition(condition, sk.key_type)?;
     }
     Ok(KeyCondition { partition, sort })
+}
+
+/// A validated key condition on a global index whose key has several attributes per part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MultiKeyCondition {
+    /// The values fixed by equality, in key order: every partition key attribute, then the
+    /// leading sort key attributes compared with `=`.
+    pub fixed: Vec<AttributeValue>,
+    /// The condition on the next sort key attribute, if any.
+    pub sort: Option<SortKeyCondition>,
+}
+
+/// Parses a `KeyConditionExpression` on an index with multi-attribute keys, by DynamoDB's
+/// rules: `=` on every partition key attribute, and sort key attributes used from the first
+/// without gaps, all with `=` except the last used, which may have any sort key condition.
+pub fn parse_multi_key_condition(
+    text: &str,
+    ctx: &mut ExpressionContext,
+    partition: &[KeyAttribute],
+    sort: &[KeyAttribute],
+) -> Result<MultiKeyCondition> {
+    let condition = parse_condition(KIND, text, ctx)?;
+    reject_operators(&condition)?;
+    let mut conjuncts = Vec::new();
+    flatten_and(condition, &mut conjuncts);
+    let mut terms: Vec<(String, SortKeyCondition)> = conjuncts
+        .into_iter()
+        .map(term)
+        .collect::<Result<Vec<_>>>()?;
+    let mut fixed = Vec::new();
+    /// The one condition on `name`, taken out of `terms`.
+    fn take(
+        name: &str,
+        terms: &mut Vec<(String, SortKeyCondition)>,
+    ) -> Result<Option<SortKeyCondition>> {
+        let found: Vec<usize> = terms
+            .iter()
+            .enumerate()
+            .filter(|(_, (n, _))| n == name)
+            .map(|(i, _)| i)
+            .collect();
+        match found.as_slice() {
+            [] => Ok(None),
+            [i] => Ok(Some(terms.remove(*i).1)),
+            _ => Err(one_per_key()),
+        }
+    }
+    for attr in partition {
+        match take(&attr.name, &mut terms)? {
+            Some(SortKeyCondition::Eq(value)) => {
+                check_type(&value, attr.key_type)?;
+                fixed.push(value);
+            }
+            Some(_) => return Err(not_supported()),
+            None => {
+                return Err(Error::validation(format!(
+                    "Query condition missed key schema element: {}",
+                    attr.name
+                )));
+            }
+        }
+    }
+    let mut range = None;
+    for attr in sort {
+        let Some(condition) = take(&attr.name, &mut terms)? else {
+            break;
+        };
+        if range.is_some() {
+            // A condition after a range condition: only the last attribute used may have one.
+            return Err(not_supported());
+        }
+        check_sort_condition(&condition, attr.key_type)?;
+        match condition {
+            SortKeyCondition::Eq(value) => fixed.push(value),
+            other => range = Some(other),
+        }
+    }
+    if !terms.is_empty() {
+        // An attribute that is not part of the key, or a sort key attribute after a gap.
+        return Err(not_supported());
+    }
+    // The last equality on a sort key attribute is its condition, so that a Query's bounds
+    // and the rows it matches are computed the same way for one attribute or several.
+    let sort = match range {
+        Some(r) => Some(r),
+        None if fixed.len() > partition.len() => fixed.pop().map(SortKeyCondition::Eq),
+        None => None,
+    };
+    Ok(MultiKeyCondition { fixed, sort })
 }
 
 /// Rejects the operators and functions a key condition may not use, anywhere in the tree.

@@ -32,7 +32,10 @@ pub mod projection;
 pub mod update;
 
 pub use ast::{Comparator, Condition, Function, Operand, Path, PathElement};
-pub use key_condition::{KeyCondition, SortKeyCondition, compare_values, parse_key_condition};
+pub use key_condition::{
+    KeyCondition, MultiKeyCondition, SortKeyCondition, compare_values, parse_key_condition,
+    parse_multi_key_condition,
+};
 pub use parser::{
     ExpressionContext, MAX_EXPRESSION_BYTES, MAX_IN_OPERANDS, MAX_NESTING, MAX_PATH_DEPTH,
     parse_condition,
