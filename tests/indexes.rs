@@ -142,6 +142,7 @@ impl Replica {
                         index: Some(index),
                         partition: Some(partition),
                         then: &[],
+                        fetch_from_table: false,
                         sort: None,
                         forward: true,
                         limit: Some(limit),

@@ -943,6 +943,7 @@ impl Sim {
             index: None,
             partition: None,
             then: &[],
+            fetch_from_table: false,
             sort: None,
             forward: true,
             limit: None,

@@ -58,6 +58,9 @@ pub struct Range<'a> {
     pub limit: Option<usize>,
     /// Resume after this key (`ExclusiveStartKey`: for an index, its key and the table's).
     pub start_after: Option<&'a Item>,
+    /// For a local index that does not project everything: answer with each item as the table
+    /// holds it (DynamoDB fetches what the index lacks from the table).
+    pub fetch_from_table: bool,
     /// A parallel Scan's `(Segment, TotalSegments)`: only items whose partition key hashes to
     /// that segment are evaluated.
     pub segment: Option<(u32, u32)>,
@@ -372,6 +375,13 @@ impl Store {
             Some(i) => i.last_key(item, schema),
             None => key_map(item, schema),
         };
+        // A local index answering with the table's items reads them in the same snapshot.
+        let table_rows =
+            if range.fetch_from_table && index.is_some_and(|i| i.kind == IndexKind::Local) {
+                Some(txn.open_table(ITEMS)?)
+            } else {
+                None
+            };
         let mut page = Page::default();
         let mut bytes = 0usize;
         for row in iter {
@@ -386,7 +396,15 @@ impl Store {
                 page.last_key = page.items.last().map(key_of);
                 return Ok(page);
             }
-            let item = StoredItem::item(v.value())?;
+            let mut item = StoredItem::item(v.value())?;
+            let mut size = StoredItem::header(v.value())?.1;
+            if let Some(table_rows) = &table_rows {
+                let key = item_key(meta.id, &schema.key_of_item(&item)?);
+                if let Some(row) = table_rows.get(key.as_slice())? {
+                    item = StoredItem::item(row.value())?;
+                    size = StoredItem::header(row.value())?.1;
+                }
+            }
             let value = |name: Option<&str>| name.and_then(|n| item.get(n));
             if let (Some(cond), Some(sk)) = (range.sort, value(sort_name))
                 && !cond.matches(sk)
@@ -398,7 +416,6 @@ impl Store {
             {
                 continue;
             }
-            let (_, size) = StoredItem::header(v.value())?;
             bytes += size as usize;
             page.bytes += u64::from(size);
             page.items.push(item);

@@ -1226,6 +1226,14 @@ class IndexTest(KvsimTestCase):
         self.assertEqual(sorted(included), ["at", "pk", "sk", "status", "title"])
         [local] = self.query_index("byAt", "pk = :p", {":p": {"S": "a"}}, ConsistentRead=True)
         self.assertEqual(sorted(local), ["at", "pk", "sk"])
+        # A local index fetches what it does not project from the table, as DynamoDB does.
+        [full] = self.query_index("byAt", "pk = :p", {":p": {"S": "a"}},
+                                  Select="ALL_ATTRIBUTES")
+        self.assertEqual(sorted(full), ["at", "body", "pk", "sk", "status", "title"])
+        [some] = self.query_index("byAt", "pk = :p", {":p": {"S": "a"}},
+                                  ProjectionExpression="title, #a",
+                                  ExpressionAttributeNames={"#a": "at"})
+        self.assertEqual(sorted(some), ["at", "title"])
         client = self.next_client()
         error = self.assertClientError(
             "ValidationException", client.query, TableName=self.table, IndexName="keys",

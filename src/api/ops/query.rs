@@ -119,6 +119,34 @@ impl Shape {
         })
     }
 
+    /// Whether a read of `index` must answer with the table's items rather than what the index
+    /// projects: a local index that lacks attributes the read asks for (`Select:
+    /// ALL_ATTRIBUTES`, a projection naming one, or any filter).
+    pub fn fetches_from_table(
+        &self,
+        index: Option<&IndexSpec>,
+        meta: &TableMeta,
+        select: Option<&str>,
+    ) -> bool {
+        let Some(index) = index.filter(|i| i.kind == IndexKind::Local) else {
+            return false;
+        };
+        if index.projection == Projection::All {
+            return false;
+        }
+        let schema = &meta.spec.key_schema;
+        let unprojected = |p: &Path| match p.elements.first() {
+            Some(crate::model::expr::PathElement::Attribute(name)) => !index.projects(name, schema),
+            _ => false,
+        };
+        select == Some("ALL_ATTRIBUTES")
+            || self.filter.is_some()
+            || self
+                .projection
+                .as_ref()
+                .is_some_and(|paths| paths.iter().any(unprojected))
+    }
+
     /// The response for a page read: the filter applies after `Limit` (as in DynamoDB,
     /// `ScannedCount` counts what was read, `Count` what matched).
     pub fn output(&self, page: Page) -> ReadPageOutput {
@@ -251,6 +279,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
             ));
         }
     }
+    let fetch_from_table = shape.fetches_from_table(index, &meta, input.select.as_deref());
     let forward = input.scan_index_forward.unwrap_or(true);
     let name = table.clone();
     let index_name = input.index_name.clone();
@@ -264,6 +293,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
                     partition: condition.fixed.first(),
                     then: condition.fixed.get(1..).unwrap_or_default(),
                     sort: condition.sort.as_ref(),
+                    fetch_from_table,
                     forward,
                     limit,
                     start_after: start.as_ref(),

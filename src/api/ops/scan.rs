@@ -111,6 +111,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
     )?;
     maybe_consistent(app, input.consistent_read).await?;
     let start = start_key(&meta, index, input.exclusive_start_key.as_ref())?;
+    let fetch_from_table = shape.fetches_from_table(index, &meta, input.select.as_deref());
     let name = table.clone();
     let index_name = input.index_name.clone();
     let page = app
@@ -123,6 +124,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
                     partition: None,
                     then: &[],
                     sort: None,
+                    fetch_from_table,
                     forward: true,
                     limit,
                     start_after: start.as_ref(),
