@@ -251,6 +251,18 @@ impl Client {
                     )));
                 }
                 _ => {
+                    // The node asked knows no leader (a follower cut off or slowed by a fault
+                    // loses track of it): the others may know.
+                    if hops < MAX_HOPS
+                        && let Some(leader) = self.leader_from_peers(&addr).await
+                    {
+                        hops += 1;
+                        if self.verbose {
+                            eprintln!("no leader known at {addr}; node at {leader} leads");
+                        }
+                        addr = leader;
+                        continue;
+                    }
                     if started.elapsed() >= NO_LEADER_PATIENCE {
                         return Err(Error::Unavailable(format!(
                             "no leader was elected within {}s (is a majority of nodes running?)",
@@ -278,6 +290,23 @@ impl Client {
     /// `Unavailable` if the node cannot be reached.
     pub async fn status(&self, addr: &str) -> Result<serde_json::Value> {
         fetch_status(&self.http, addr).await
+    }
+
+    /// The address of a node other than `asked` that says it leads, from the nodes `asked`
+    /// lists in its status.
+    async fn leader_from_peers(&self, asked: &str) -> Option<String> {
+        let status = self.status(asked).await.ok()?;
+        for (_, other) in crate::cli::commands::node_addrs(&status) {
+            if other == asked {
+                continue;
+            }
+            if let Ok(s) = self.status(&other).await
+                && s["role"].as_str() == Some("leader")
+            {
+                return Some(other);
+            }
+        }
+        None
     }
 }
 
