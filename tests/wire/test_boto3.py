@@ -1226,6 +1226,14 @@ class IndexTest(KvsimTestCase):
         self.assertEqual(sorted(included), ["at", "pk", "sk", "status", "title"])
         [local] = self.query_index("byAt", "pk = :p", {":p": {"S": "a"}}, ConsistentRead=True)
         self.assertEqual(sorted(local), ["at", "pk", "sk"])
+        used = self.next_client().query(
+            TableName=self.table, IndexName="keys", KeyConditionExpression="#s = :s",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": {"S": "open"}},
+            ReturnConsumedCapacity="INDEXES")["ConsumedCapacity"]
+        self.assertEqual(used, {"TableName": self.table, "CapacityUnits": 0.5,
+                                "Table": {"CapacityUnits": 0.0},
+                                "GlobalSecondaryIndexes": {"keys": {"CapacityUnits": 0.5}}})
         # A local index fetches what it does not project from the table, as DynamoDB does.
         [full] = self.query_index("byAt", "pk = :p", {":p": {"S": "a"}},
                                   Select="ALL_ATTRIBUTES")

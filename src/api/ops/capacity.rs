@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use crate::api::wire::{Capacity, ConsumedCapacity};
 use crate::model::Item;
+use crate::model::index::IndexKind;
 use crate::model::item::item_size;
 use crate::{Error, Result};
 
@@ -22,7 +23,8 @@ pub enum Report {
     None,
     /// The total per table.
     Total,
-    /// The total and the table's share (kvsim has no indexes yet, so the table's is all).
+    /// The total and each resource's share: the table's, or for a read of an index, the
+    /// index's. (Index writes are not yet broken out: a write's units are the table's.)
     Indexes,
 }
 
@@ -54,7 +56,7 @@ impl Report {
             Report::Total => Some(ConsumedCapacity {
                 table_name: table.to_string(),
                 capacity_units: units,
-                table: None,
+                ..ConsumedCapacity::default()
             }),
             Report::Indexes => Some(ConsumedCapacity {
                 table_name: table.to_string(),
@@ -62,8 +64,38 @@ impl Report {
                 table: Some(Capacity {
                     capacity_units: units,
                 }),
+                ..ConsumedCapacity::default()
             }),
         }
+    }
+
+    /// The figure of a Query or Scan on `index` of `table`, when asked for: with `INDEXES`,
+    /// the index's share is all of it and the table's nothing, as DynamoDB reports a read of
+    /// an index.
+    pub fn index_read(
+        self,
+        table: &str,
+        index: &str,
+        kind: IndexKind,
+        units: f64,
+    ) -> Option<ConsumedCapacity> {
+        let mut out = self.one(table, units)?;
+        if self == Report::Indexes {
+            out.table = Some(Capacity {
+                capacity_units: 0.0,
+            });
+            let share = BTreeMap::from([(
+                index.to_string(),
+                Capacity {
+                    capacity_units: units,
+                },
+            )]);
+            match kind {
+                IndexKind::Global => out.global_secondary_indexes = Some(share),
+                IndexKind::Local => out.local_secondary_indexes = Some(share),
+            }
+        }
+        Some(out)
     }
 
     /// Per-table figures for a multi-table request, in table-name order, when asked for.

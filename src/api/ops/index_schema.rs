@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::api::ops::{bad_name, name_constraints_broken};
 use crate::api::wire::{KeySchemaElement, ProvisionedThroughput, SecondaryIndexWire};
 use crate::model::index::{
     IndexKind, IndexSpec, MAX_GLOBAL_INDEXES, MAX_KEY_ATTRIBUTES, MAX_LOCAL_INDEXES,
@@ -100,37 +101,12 @@ fn index_name(name: Option<&String>, member: &str) -> Result<String> {
             "1 validation error detected: Value null at '{member}.indexName' failed to satisfy constraint: Member must not be null"
         ))
     })?;
-    let mut broken = Vec::new();
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        || name.is_empty()
-    {
-        broken.push("Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+");
-    }
-    if name.len() < 3 {
-        broken.push("Member must have length greater than or equal to 3");
-    }
-    if name.len() > 255 {
-        broken.push("Member must have length less than or equal to 255");
-    }
+    let broken = name_constraints_broken(name);
     if broken.is_empty() {
-        return Ok(name.clone());
+        Ok(name.clone())
+    } else {
+        Err(bad_name(name, &format!("{member}.indexName"), &broken))
     }
-    let errors: Vec<String> = broken
-        .iter()
-        .map(|c| {
-            format!("Value '{name}' at '{member}.indexName' failed to satisfy constraint: {c}")
-        })
-        .collect();
-    let count = match errors.len() {
-        1 => "1 validation error".to_string(),
-        n => format!("{n} validation errors"),
-    };
-    Err(Error::validation(format!(
-        "{count} detected: {}",
-        errors.join("; ")
-    )))
 }
 
 /// An index's key: HASH elements, then RANGE elements, every one defined.

@@ -129,9 +129,15 @@ pub fn required<T>(v: Option<T>, member: &str) -> Result<T> {
 
 /// The constraint message DynamoDB gives for a table name, in its request-validation envelope.
 fn bad_table_name(name: &str, constraints: &[&str]) -> Error {
+    bad_name(name, "tableName", constraints)
+}
+
+/// DynamoDB's message for a table or index name (`member`, e.g. `tableName`) that breaks
+/// `constraints`, all reported together.
+pub fn bad_name(name: &str, member: &str, constraints: &[&str]) -> Error {
     let errors: Vec<String> = constraints
         .iter()
-        .map(|c| format!("Value '{name}' at 'tableName' failed to satisfy constraint: {c}"))
+        .map(|c| format!("Value '{name}' at '{member}' failed to satisfy constraint: {c}"))
         .collect();
     let count = match errors.len() {
         1 => "1 validation error".to_string(),
@@ -155,6 +161,16 @@ const TABLE_NAME_REQUIRED: &str =
 /// pattern and length errors reported together as DynamoDB does.
 pub fn new_table_name(name: Option<&String>) -> Result<String> {
     let name = name.ok_or_else(|| Error::validation(TABLE_NAME_REQUIRED))?;
+    let broken = name_constraints_broken(name);
+    if broken.is_empty() {
+        Ok(name.clone())
+    } else {
+        Err(bad_table_name(name, &broken))
+    }
+}
+
+/// The constraints a new table or index name breaks: 3 to 255 characters of `[a-zA-Z0-9_.-]`.
+pub fn name_constraints_broken(name: &str) -> Vec<&'static str> {
     let mut broken = Vec::new();
     if name.is_empty() || !table_name_pattern_ok(name) {
         broken.push(TABLE_NAME_PATTERN);
@@ -165,11 +181,7 @@ pub fn new_table_name(name: Option<&String>) -> Result<String> {
     if name.len() > 255 {
         broken.push("Member must have length less than or equal to 255");
     }
-    if broken.is_empty() {
-        Ok(name.clone())
-    } else {
-        Err(bad_table_name(name, &broken))
-    }
+    broken
 }
 
 /// DescribeTable's and DeleteTable's table name, with those operations' own messages.

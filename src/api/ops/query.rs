@@ -304,7 +304,10 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
         .await?;
     let units = capacity::read_units(page.bytes, input.consistent_read.unwrap_or(false));
     Ok(ReadPageOutput {
-        consumed_capacity: report.one(&name, units),
+        consumed_capacity: match index {
+            Some(i) => report.index_read(&name, &i.name, i.kind, units),
+            None => report.one(&name, units),
+        },
         ..shape.output(page)
     })
 }

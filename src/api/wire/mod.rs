@@ -1140,6 +1140,12 @@ pub struct ConsumedCapacity {
     /// The table's share (with `INDEXES`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub table: Option<Capacity>,
+    /// Each global index's share (with `INDEXES`, when a read used one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub global_secondary_indexes: Option<std::collections::BTreeMap<String, Capacity>>,
+    /// Each local index's share (with `INDEXES`, when a read used one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_secondary_indexes: Option<std::collections::BTreeMap<String, Capacity>>,
 }
 
 /// One resource's share of a [`ConsumedCapacity`].
