@@ -159,11 +159,7 @@ fn delete_table(txn: &WriteTransaction, name: &str) -> Result<Outcome> {
     txn.open_table(SETTINGS)?.remove(meta.id)?;
     let prefix = table_prefix(meta.id);
     for def in [ITEMS, INDEX_ITEMS] {
-        let mut rows = txn.open_table(def)?;
-        match prefix_end(&prefix) {
-            Some(end) => rows.retain_in(prefix.as_slice()..end.as_slice(), |_, _| false)?,
-            None => rows.retain_in(prefix.as_slice().., |_, _| false)?,
-        }
+        remove_prefixed(&mut txn.open_table(def)?, &prefix)?;
     }
     let mut stats = txn.open_table(INDEX_STATS)?;
     let index_stats = meta
@@ -178,6 +174,15 @@ fn delete_table(txn: &WriteTransaction, name: &str) -> Result<Outcome> {
         size_bytes,
         index_stats,
     })))
+}
+
+/// Removes every row whose key starts with `prefix` (a table's items, or an index's entries).
+fn remove_prefixed(rows: &mut redb::Table<&[u8], &[u8]>, prefix: &[u8]) -> Result<()> {
+    match prefix_end(prefix) {
+        Some(end) => rows.retain_in(prefix..end.as_slice(), |_, _| false)?,
+        None => rows.retain_in(prefix.., |_, _| false)?,
+    }
+    Ok(())
 }
 
 /// Changes one setting of a table: its billing (kept in its spec) or its tags and
@@ -303,12 +308,7 @@ fn alter_indexes(txn: &WriteTransaction, name: &str, change: IndexChange) -> Res
                 )));
             };
             let removed = meta.indexes.remove(at);
-            let prefix = removed.prefix(meta.id);
-            let mut entries = txn.open_table(INDEX_ITEMS)?;
-            match prefix_end(&prefix) {
-                Some(end) => entries.retain_in(prefix.as_slice()..end.as_slice(), |_, _| false)?,
-                None => entries.retain_in(prefix.as_slice().., |_, _| false)?,
-            }
+            remove_prefixed(&mut txn.open_table(INDEX_ITEMS)?, &removed.prefix(meta.id))?;
             txn.open_table(INDEX_STATS)?.remove((meta.id, removed.id))?;
         }
     }

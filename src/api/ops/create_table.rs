@@ -7,7 +7,8 @@ use crate::api::AppState;
 use crate::api::ops::index_schema::{TableKeys, check_all_used, index_specs};
 use crate::api::ops::{Request, new_table_name, required};
 use crate::api::wire::{
-    CreateTableInput, CreateTableOutput, ProvisionedThroughput, TableDescriptionWire,
+    CreateTableInput, CreateTableOutput, KeySchemaElement, ProvisionedThroughput,
+    TableDescriptionWire,
 };
 use crate::model::table::{Billing, TableSpec};
 use crate::model::{KeyAttribute, KeySchema, KeyType};
@@ -70,24 +71,27 @@ pub fn billing(mode: Option<&str>, pt: Option<&ProvisionedThroughput>) -> Result
     }
 }
 
-/// Validates a CreateTable request into a key schema and attribute definitions.
-fn schema(input: &CreateTableInput) -> Result<(KeySchema, Vec<KeyAttribute>)> {
-    let elements = &required(input.key_schema.as_ref(), "keySchema")?.0;
-    let definitions = &required(input.attribute_definitions.as_ref(), "attributeDefinitions")?.0;
-    if elements.is_empty() || elements.len() > 2 {
+/// The checks every key schema (a table's at `path` `keySchema`, or an index's) passes before
+/// its attributes are looked at: 1 to `most` elements, each `HASH` or `RANGE` with a name, the
+/// first `HASH`.
+///
+/// # Errors
+/// DynamoDB's `ValidationException`s, naming `path`.
+pub fn key_schema_shape(elements: &[KeySchemaElement], path: &str, most: usize) -> Result<()> {
+    if elements.is_empty() || elements.len() > most {
         let bound = if elements.is_empty() {
-            "greater than or equal to 1"
+            "greater than or equal to 1".to_string()
         } else {
-            "less than or equal to 2"
+            format!("less than or equal to {most}")
         };
         return Err(Error::validation(format!(
-            "1 validation error detected: Value at 'keySchema' failed to satisfy constraint: Member must have length {bound}"
+            "1 validation error detected: Value at '{path}' failed to satisfy constraint: Member must have length {bound}"
         )));
     }
     for (i, e) in elements.iter().enumerate() {
         if e.key_type != "HASH" && e.key_type != "RANGE" {
             return Err(Error::validation(format!(
-                "1 validation error detected: Value '{}' at 'keySchema.{}.member.keyType' failed to satisfy constraint: Member must satisfy enum value set: [HASH, RANGE]",
+                "1 validation error detected: Value '{}' at '{path}.{}.member.keyType' failed to satisfy constraint: Member must satisfy enum value set: [HASH, RANGE]",
                 e.key_type,
                 i + 1
             )));
@@ -103,6 +107,14 @@ fn schema(input: &CreateTableInput) -> Result<(KeySchema, Vec<KeyAttribute>)> {
             "Invalid KeySchema: The first KeySchemaElement is not a HASH key type",
         ));
     }
+    Ok(())
+}
+
+/// Validates a CreateTable request into a key schema and attribute definitions.
+fn schema(input: &CreateTableInput) -> Result<(KeySchema, Vec<KeyAttribute>)> {
+    let elements = &required(input.key_schema.as_ref(), "keySchema")?.0;
+    let definitions = &required(input.attribute_definitions.as_ref(), "attributeDefinitions")?.0;
+    key_schema_shape(elements, "keySchema", 2)?;
     if let Some(second) = elements.get(1) {
         if second.key_type != "RANGE" {
             return Err(Error::validation(

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::api::ops::create_table::key_schema_shape;
 use crate::api::ops::{bad_name, name_constraints_broken};
 use crate::api::wire::{KeySchemaElement, ProvisionedThroughput, SecondaryIndexWire};
 use crate::model::index::{
@@ -129,30 +130,7 @@ fn index_key(
     } else {
         2
     };
-    if elements.is_empty() || elements.len() > most {
-        let bound = if elements.is_empty() {
-            "greater than or equal to 1".to_string()
-        } else {
-            format!("less than or equal to {most}")
-        };
-        return Err(Error::validation(format!(
-            "1 validation error detected: Value at '{member}.keySchema' failed to satisfy constraint: Member must have length {bound}"
-        )));
-    }
-    for (i, e) in elements.iter().enumerate() {
-        if e.key_type != "HASH" && e.key_type != "RANGE" {
-            return Err(Error::validation(format!(
-                "1 validation error detected: Value '{}' at '{member}.keySchema.{}.member.keyType' failed to satisfy constraint: Member must satisfy enum value set: [HASH, RANGE]",
-                e.key_type,
-                i + 1
-            )));
-        }
-    }
-    if elements[0].key_type != "HASH" {
-        return Err(Error::validation(
-            "Invalid KeySchema: The first KeySchemaElement is not a HASH key type",
-        ));
-    }
+    key_schema_shape(elements, &format!("{member}.keySchema"), most)?;
     let hashes = elements.iter().filter(|e| e.key_type == "HASH").count();
     if kind == IndexKind::Local || elements.len() == 2 && hashes == 1 {
         if let Some(second) = elements.get(1) {
