@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use kvsim::model::index::{IndexKind, IndexSpec, Projection};
+use kvsim::model::index::{IndexKind, IndexSpec, IndexState, Projection};
 use kvsim::model::table::{Billing, TableSpec};
 use kvsim::model::{AttributeValue, Item, KeyAttribute, KeySchema, KeyType};
 use kvsim::store::read::Range;
@@ -44,7 +44,7 @@ fn indexes() -> Vec<IndexSpec> {
         sort,
         projection,
         throughput: None,
-        backfill: None,
+        state: IndexState::Active,
     };
     vec![
         index(
@@ -269,6 +269,9 @@ fn run(seed: u64) {
     let mut replica = Replica::new();
     let mut model: BTreeMap<(String, String), Item> = BTreeMap::new();
     let mut late_active = false;
+    // Small batches, so filling and clearing the added index take several entries each,
+    // interleaved with the writes (the setting is per thread; each test has its own).
+    kvsim::store::apply::set_index_batch(Some(4));
     for step in 0..120 {
         if step == 40 {
             // A global index added to the live table: filled by backfill batches interleaved
@@ -287,17 +290,28 @@ fn run(seed: u64) {
                 })
                 .unwrap_or_else(|e| panic!("seed {seed}: index not added: {e}"));
         }
-        if step >= 40 && !late_active {
-            let pending = replica.store.backfills().expect("backfill state");
-            match pending.into_iter().next() {
-                Some((table, index, after)) => replica
-                    .apply(&Command::Backfill {
-                        table,
-                        index,
-                        after,
-                    })
-                    .unwrap_or_else(|e| panic!("seed {seed}: backfill failed: {e}")),
-                None => late_active = true,
+        if step == 90 {
+            // ... and removed again: gone from reads at once, its entries cleared in batches.
+            assert!(late_active, "seed {seed}: the added index never became active");
+            replica
+                .apply(&Command::AlterIndexes {
+                    name: TABLE.into(),
+                    change: IndexChange::Delete {
+                        index: "late".into(),
+                    },
+                })
+                .unwrap_or_else(|e| panic!("seed {seed}: index not removed: {e}"));
+            late_active = false;
+        }
+        if step >= 40 {
+            let work = replica.store.index_work().expect("index work");
+            match work.into_iter().next() {
+                Some(command) => {
+                    replica
+                        .apply(&command)
+                        .unwrap_or_else(|e| panic!("seed {seed}: {command:?} failed: {e}"));
+                }
+                None => late_active = step < 90,
             }
         }
         // One write, or a batch / transaction of a few writes to distinct items.
@@ -387,10 +401,6 @@ fn run(seed: u64) {
             }
         }
     }
-    assert!(
-        late_active,
-        "seed {seed}: the added index never became active"
-    );
     let described = replica.store.describe(TABLE).expect("describe");
     for (i, (count, _)) in described.index_stats.iter().enumerate() {
         let name = &described.meta.indexes[i].name;
@@ -405,6 +415,15 @@ fn run(seed: u64) {
             .sum();
         assert_eq!(*count as usize, entries, "seed {seed}: ItemCount of {name}");
     }
+    assert!(
+        described.meta.index("late").is_none(),
+        "seed {seed}: the removed index is still there"
+    );
+    assert_eq!(
+        replica.store.check_indexes(TABLE).expect("check"),
+        Vec::<String>::new(),
+        "seed {seed}: entries of the removed index left behind"
+    );
 }
 
 #[test]

@@ -50,6 +50,9 @@ fn batch(first: u64, count: u64) {
         total.cas_succeeded += r.cas_succeeded;
         total.cas_failed += r.cas_failed;
         total.transactions += r.transactions;
+        total.index_reads += r.index_reads;
+        total.index_changes += r.index_changes;
+        total.index_batches += r.index_batches;
     }
     let per_seed = |n: usize| n as f64 / count as f64;
     assert!(
@@ -76,6 +79,15 @@ fn batch(first: u64, count: u64) {
             && per_seed(total.transactions) >= 3.0,
         "the batch ran too few conditional writes or transactions: {total:?}"
     );
+    // Global indexes are read, and one is added to the live table (backfilled in batches) and
+    // removed again (in batches) in most seeds, under the same faults, while the invariants
+    // check every index against the items at every applied index.
+    assert!(
+        per_seed(total.index_reads) >= 1.0
+            && per_seed(total.index_changes) >= 1.0
+            && per_seed(total.index_batches) >= 4.0,
+        "the batch read or changed indexes too little: {total:?}"
+    );
     assert_eq!(total.unchecked, 0, "every history was decided: {total:?}");
 }
 
@@ -97,12 +109,14 @@ fn seeds_201_to_300_find_no_violation() {
 
 #[test]
 fn the_same_seed_replays_the_same_run() {
-    // Seed 46 stalls a leader and overwrites some of its writes, so those replay too.
-    let a = run(&options(46, 100, None));
-    let b = run(&options(46, 100, None));
+    // Seed 5 stalls a leader and overwrites some of its writes, and reads, adds and removes
+    // indexes, so those replay too.
+    let a = run(&options(5, 100, None));
+    let b = run(&options(5, 100, None));
     assert!(
-        a.stalls > 0 && a.overwritten_proposals > 0,
-        "seed 46 no longer overwrites a stalled leader's writes; pick a seed that does: {a:?}"
+        a.stalls > 0 && a.overwritten_proposals > 0 && a.index_reads > 0 && a.index_batches > 0,
+        "seed 5 no longer overwrites a stalled leader's writes or reads and changes indexes; \
+         pick a seed that does: {a:?}"
     );
     let key = |r: &SimReport| {
         (
@@ -112,6 +126,8 @@ fn the_same_seed_replays_the_same_run() {
             r.stalls,
             r.overwritten_proposals,
             r.reads_across_leader_change,
+            r.index_reads,
+            r.index_batches,
             r.fingerprint,
         )
     };
@@ -120,7 +136,7 @@ fn the_same_seed_replays_the_same_run() {
         key(&b),
         "same seed, same histories and final state"
     );
-    let c = run(&options(47, 100, None));
+    let c = run(&options(6, 100, None));
     assert_ne!(a.fingerprint, c.fingerprint, "another seed, another run");
 }
 
@@ -151,6 +167,13 @@ fn partial_transactions_are_caught() {
 #[test]
 fn stale_index_entries_are_caught() {
     assert_caught(PlantedBug::StaleIndexEntries, 20, "extra", 5);
+}
+
+/// A state machine that forgets a deleted index before all its entries are gone leaves them
+/// behind for good, which the index invariant catches.
+#[test]
+fn index_removal_that_stops_early_is_caught() {
+    assert_caught(PlantedBug::IndexRemovalStopsEarly, 20, "no longer has", 5);
 }
 
 /// A state machine that ignores conditions lets two conditional creates both succeed.

@@ -691,7 +691,7 @@ impl Cluster {
         let generation = inner.generations.fetch_add(1, Ordering::SeqCst);
         inner.supervisor.watch(id, generation, handle.watch());
         let shutdown = CancellationToken::new();
-        tokio::spawn(backfill_loop(handle.clone(), shutdown.clone()));
+        tokio::spawn(index_work_loop(handle.clone(), shutdown.clone()));
         let router = api::router(api::AppState {
             node: handle.clone(),
             client: inner.client.clone(),
@@ -905,17 +905,22 @@ const _: fn() = || {
     assert_sm::<Store>();
 };
 
-/// How often a leader looks for global indexes to backfill when it found none last time.
-const BACKFILL_POLL: Duration = Duration::from_millis(50);
+/// How often a leader looks for global indexes to add or remove when it found none last time.
+const INDEX_WORK_POLL: Duration = Duration::from_millis(50);
 
-/// While this node leads, fills every global index being added by UpdateTable: one
-/// `Backfill` entry at a time per index, each a bounded batch of the table's items, so client
-/// writes interleave with them. Every replica applies the same entries, so the index is built
-/// the same everywhere; a new leader takes over where the log says the last batch ended.
-async fn backfill_loop(node: NodeHandle, shutdown: CancellationToken) {
+/// While this node leads, builds every global index UpdateTable adds and clears every one it
+/// deletes: one entry at a time per index (`Backfill` or `RemoveIndexEntries`), each a bounded
+/// batch, so client writes interleave with them. Every replica applies the same entries, so
+/// the index is built (or removed) the same everywhere; a new leader takes over where the log
+/// says the last batch ended.
+async fn index_work_loop(node: NodeHandle, shutdown: CancellationToken) {
     let mut busy = false;
     loop {
-        let pause = if busy { Duration::ZERO } else { BACKFILL_POLL };
+        let pause = if busy {
+            Duration::ZERO
+        } else {
+            INDEX_WORK_POLL
+        };
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(pause) => {}
@@ -924,28 +929,23 @@ async fn backfill_loop(node: NodeHandle, shutdown: CancellationToken) {
         if !node.is_leader() {
             continue;
         }
-        let pending = match node.read(|store| store.backfills()).await {
+        let pending = match node.read(|store| store.index_work()).await {
             Ok(p) => p,
             Err(e) => {
-                tracing::debug!(node = node.id, "no backfill state: {e}");
+                tracing::debug!(node = node.id, "no index work state: {e}");
                 continue;
             }
         };
-        for (table, index, after) in pending {
-            let command = Command::Backfill {
-                table: table.clone(),
-                index: index.clone(),
-                after,
-            };
+        for command in pending {
             match node.propose(&command).await {
-                Ok(Outcome::Backfilled { done }) => {
+                Ok(Outcome::IndexWork { done }) => {
                     busy = true;
                     if done {
-                        tracing::info!(node = node.id, table, index, "index backfilled");
+                        tracing::info!(node = node.id, "index work done: {command:?}");
                     }
                 }
-                Ok(other) => tracing::warn!(node = node.id, "backfill applied as {other:?}"),
-                Err(e) => tracing::debug!(node = node.id, table, index, "backfill batch: {e}"),
+                Ok(other) => tracing::warn!(node = node.id, "index work applied as {other:?}"),
+                Err(e) => tracing::debug!(node = node.id, "index work {command:?}: {e}"),
             }
         }
     }

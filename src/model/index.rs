@@ -60,7 +60,8 @@ pub struct IndexSpec {
     pub name: String,
     /// Global or local.
     pub kind: IndexKind,
-    /// Storage id, unique within the table for the table's life.
+    /// Storage id, unique among the table's indexes (a deleted index's id is free again only
+    /// once its last entry is gone).
     pub id: u32,
     /// The partition key attributes (one, or up to four for a global index).
     pub partition: Vec<KeyAttribute>,
@@ -70,15 +71,38 @@ pub struct IndexSpec {
     pub projection: Projection,
     /// A global index's provisioned throughput `(read, write)` on a provisioned table.
     pub throughput: Option<(u64, u64)>,
-    /// Set while a global index added to a live table is being filled from its items.
-    pub backfill: Option<Backfill>,
+    /// Where the index stands: active, being filled, or being removed.
+    pub state: IndexState,
 }
 
-/// How far the filling of a new global index has come.
+/// Where an index stands in its life. (Rows written before indexes could be deleted hold an
+/// `Option` of the `Backfilling` fields here, which postcard encodes byte for byte as
+/// `Active` or `Backfilling`; a test in `store::tables` holds it to that.)
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Backfill {
-    /// The table row (its storage key) the last batch ended at; `None` before the first.
-    pub after: Option<Vec<u8>>,
+pub enum IndexState {
+    /// Answering reads; every write keeps it up to date (`ACTIVE`).
+    #[default]
+    Active,
+    /// A global index added to a live table, being filled from its items in bounded batches:
+    /// writes keep it up to date, reads are refused until it is done (`CREATING`).
+    Backfilling {
+        /// The table row (its storage key) the last batch ended at; `None` before the first.
+        after: Option<Vec<u8>>,
+    },
+    /// A global index removed by UpdateTable: neither read nor maintained any more; its
+    /// entries go in bounded batches, then the index itself (`DELETING`).
+    Deleting,
+}
+
+impl IndexState {
+    /// DynamoDB's `IndexStatus`.
+    pub fn status_name(&self) -> &'static str {
+        match self {
+            IndexState::Active => "ACTIVE",
+            IndexState::Backfilling { .. } => "CREATING",
+            IndexState::Deleting => "DELETING",
+        }
+    }
 }
 
 impl IndexSpec {
@@ -264,7 +288,7 @@ mod tests {
                 sort: vec![attr("at", KeyType::N)],
                 projection,
                 throughput: None,
-                backfill: None,
+                state: IndexState::Active,
             },
             KeySchema {
                 partition: attr("pk", KeyType::S),

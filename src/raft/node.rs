@@ -95,6 +95,9 @@ pub enum PlantedBug {
     /// In the state machine: a write leaves the item's old index entries in place (an index
     /// that keeps items whose key moved or that were deleted).
     StaleIndexEntries,
+    /// In the state machine: removing a deleted index forgets the index after its first batch
+    /// of entries, leaving the rest behind.
+    IndexRemovalStopsEarly,
 }
 
 /// Counters a node exposes in its status.

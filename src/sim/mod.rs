@@ -9,12 +9,15 @@
 //! cut off, keeps taking writes it cannot replicate, then stalls (a process pause) with client
 //! requests piling up while the others elect a leader that writes at the same log indexes, and
 //! finally wakes on a healed network and learns it lost those indexes (see `Stall`). Clients
-//! often read a key back right after their write to it was acknowledged. Storage is
+//! often read a key back right after their write to it was acknowledged, and query the table's
+//! global indexes; meanwhile a second global index is added to the live table and later
+//! removed, each in several batches, as UpdateTable does. Storage is
 //! [`disk::SimDisk`], which loses every write not fsynced when a node crashes, so a missing
 //! fsync shows up as a lost write.
 //!
 //! Checked throughout: at most one leader per term; nodes that applied the same index hold
-//! identical state; every committed index has one term on every node that holds it (logs
+//! identical state; each active index holds exactly what the items imply and nothing is left
+//! of a removed one; every committed index has one term on every node that holds it (logs
 //! match); a node restarted after a crash still holds every entry and the term it had
 //! persisted, so no acknowledgement it gave was lost. Checked at the end, after healing
 //! everything: every key's history of puts, deletes and consistent reads is linearizable
@@ -46,7 +49,7 @@ use rand::{Rng, SeedableRng};
 use redb::Builder;
 use tokio::sync::oneshot;
 
-use crate::model::index::{IndexKind, IndexSpec, Projection};
+use crate::model::index::{IndexKind, IndexSpec, IndexState, Projection};
 use crate::model::key::{KeyAttribute, KeySchema, KeyType};
 use crate::model::table::{Billing, TableSpec};
 use crate::model::{AttributeValue, Item};
@@ -56,6 +59,7 @@ use crate::raft::wal::Slot;
 use crate::raft::{NodeId, StateMachine};
 use crate::sim::disk::SimDisk;
 use crate::sim::history::{History, Op, OpKind};
+use crate::store::command::IndexChange;
 use crate::store::{Command, Outcome, Store};
 use crate::{Error, Result};
 
@@ -119,6 +123,13 @@ pub struct SimReport {
     pub cas_failed: usize,
     /// Transactions issued (each writes two or three keys, all or nothing).
     pub transactions: usize,
+    /// Eventually consistent Queries of a global index that returned items (each item held
+    /// to the rule for eventual reads, and to the value queried).
+    pub index_reads: usize,
+    /// Global indexes added to or removed from the live table (as UpdateTable does).
+    pub index_changes: usize,
+    /// Backfill and index-removal batches applied and acknowledged.
+    pub index_batches: usize,
     /// A hash of everything the run observed (histories, final state), to compare replays.
     pub fingerprint: u64,
     /// Simulated steps (ticks).
@@ -198,6 +209,24 @@ const STALL_OVERSLEEP_STEPS: u64 = 10;
 const STALL_RATE: f64 = 0.02;
 /// Chance that a snapshot stream fails part-way, with faults on.
 const SNAPSHOT_FAIL_RATE: f64 = 0.5;
+/// The global index the table is created with (on the register value).
+const INDEX: &str = "byValue";
+/// The global index the run adds to the live table (a quarter of the way through its
+/// operations) and removes again (two thirds of the way), as UpdateTable does, so backfills and
+/// removals run among the writes, faults and snapshots.
+const ADDED_INDEX: &str = "byValueKeys";
+/// Rows per backfill or index-removal entry in the simulation, so its small table takes
+/// several of each.
+const SIM_INDEX_BATCH: usize = 3;
+
+/// Where the run stands with [`ADDED_INDEX`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum IndexPhase {
+    Before,
+    Added,
+    Removed,
+}
+
 /// Chance that a client reads a key back right after its write to it was acknowledged.
 const READ_AFTER_WRITE: f64 = 0.5;
 
@@ -242,6 +271,10 @@ struct Sim {
     stall: Option<Stall>,
     /// Each transaction's marker and the keys it writes, for the all-or-nothing check.
     transactions: BTreeMap<String, Vec<String>>,
+    /// How far the run has come in adding and then removing [`ADDED_INDEX`].
+    added_index: IndexPhase,
+    /// The index change or batch proposed last, while it is in flight.
+    index_proposal: Option<oneshot::Receiver<Result<Result<Outcome>>>>,
     violations: Vec<String>,
     report: SimReport,
 }
@@ -388,6 +421,8 @@ impl Sim {
             persisted_at_crash: BTreeMap::new(),
             stall: None,
             transactions: BTreeMap::new(),
+            added_index: IndexPhase::Before,
+            index_proposal: None,
             violations: Vec::new(),
             report: SimReport {
                 seed: opts.seed,
@@ -882,7 +917,7 @@ impl Sim {
             let seen = self.read_value(node, &key)?;
             self.eventual_reads.push((key, seen));
             self.report.completed += 1;
-        } else {
+        } else if roll < 95 {
             // An eventually consistent scan of the whole table at any running node: every item
             // it returns is held to the same rule as an eventual read.
             let node = running[self.rng.gen_range(0..running.len())];
@@ -890,6 +925,167 @@ impl Sim {
                 self.eventual_reads.push((k, Some(v)));
             }
             self.report.completed += 1;
+        } else {
+            // An eventually consistent Query of a global index at any running node, for the
+            // value `key` (or a transaction's key) holds there, or now and then for another
+            // value some client wrote to it: every item found must hold that value, and is
+            // held to the rule for eventual reads.
+            let node = running[self.rng.gen_range(0..running.len())];
+            let key = if self.rng.gen_bool(0.3) {
+                format!("x{}", self.rng.gen_range(0..TXN_KEYS))
+            } else {
+                key
+            };
+            let written: Vec<String> = self
+                .attempted
+                .get(&key)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default();
+            let value = match self.read_value(node, &key)? {
+                Some(v) if self.rng.gen_bool(0.8) => v,
+                _ if !written.is_empty() => written[self.rng.gen_range(0..written.len())].clone(),
+                _ => return Ok(()),
+            };
+            let index = if self.rng.gen_bool(0.5) {
+                ADDED_INDEX
+            } else {
+                INDEX
+            };
+            let found = self.query_index(node, index, &value)?;
+            if !found.is_empty() {
+                self.report.index_reads += 1;
+            }
+            for (k, v) in found {
+                if v != value {
+                    self.violations.push(format!(
+                        "a query of index {index} on node {node} for {value} returned {k} \
+                         holding {v} (step {})",
+                        self.step
+                    ));
+                }
+                self.eventual_reads.push((k, Some(v)));
+            }
+            self.report.completed += 1;
+        }
+        Ok(())
+    }
+
+    /// Every `(key, value)` a Query of global index `index` for `value` finds at `node`, read
+    /// locally; nothing if the node has no such active index yet (or any more).
+    fn query_index(&self, node: NodeId, index: &str, value: &str) -> Result<Vec<(String, String)>> {
+        let Some(n) = self.nodes.get(&node).and_then(Option::as_ref) else {
+            return Ok(Vec::new());
+        };
+        let active = n.store.table(TABLE)?.is_some_and(|meta| {
+            meta.index(index)
+                .is_some_and(|i| i.state == IndexState::Active)
+        });
+        if !active {
+            return Ok(Vec::new());
+        }
+        let partition = AttributeValue::S(value.to_string());
+        let range = crate::store::read::Range {
+            index: Some(index),
+            partition: Some(&partition),
+            then: &[],
+            fetch_from_table: false,
+            sort: None,
+            forward: value.len() % 2 == 0,
+            limit: None,
+            start_after: None,
+            segment: None,
+        };
+        let page = n.store.read_range(TABLE, &range)?;
+        Ok(page
+            .items
+            .iter()
+            .filter_map(|item| match (item.get("k"), register(item)) {
+                (Some(AttributeValue::S(k)), Some(v)) => Some((k.clone(), v)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Adds [`ADDED_INDEX`] to the live table, later removes it, and meanwhile proposes the
+    /// batches that fill or clear it, at the leader, one proposal at a time: what UpdateTable
+    /// and the cluster's index-work loop do.
+    fn drive_indexes(&mut self, total_ops: usize) -> Result<()> {
+        if let Some(rx) = self.index_proposal.as_mut() {
+            match rx.try_recv() {
+                Err(oneshot::error::TryRecvError::Empty) => return Ok(()),
+                Ok(Ok(Ok(Outcome::IndexWork { .. }))) => self.report.index_batches += 1,
+                // Applied, refused, lost or timed out: the leader's state says what next.
+                _ => {}
+            }
+            self.index_proposal = None;
+        }
+        let Some(leader) = self.leaders().first().copied() else {
+            return Ok(());
+        };
+        if self.paused(leader) {
+            return Ok(());
+        }
+        let Some(n) = self.nodes.get(&leader).and_then(Option::as_ref) else {
+            return Ok(());
+        };
+        let state = n
+            .store
+            .table(TABLE)?
+            .and_then(|meta| meta.index(ADDED_INDEX).map(|i| i.state.clone()));
+        let mut command = None;
+        match (self.added_index, state) {
+            (IndexPhase::Before, Some(_)) => {
+                self.added_index = IndexPhase::Added;
+                self.report.index_changes += 1;
+            }
+            (IndexPhase::Before, None) if self.report.ops >= total_ops / 4 => {
+                command = Some(Command::AlterIndexes {
+                    name: TABLE.into(),
+                    change: IndexChange::Create {
+                        index: IndexSpec {
+                            name: ADDED_INDEX.into(),
+                            kind: IndexKind::Global,
+                            id: 0,
+                            partition: vec![KeyAttribute {
+                                name: "v".into(),
+                                key_type: KeyType::S,
+                            }],
+                            sort: vec![KeyAttribute {
+                                name: "k".into(),
+                                key_type: KeyType::S,
+                            }],
+                            projection: Projection::KeysOnly,
+                            throughput: None,
+                            state: IndexState::Active,
+                        },
+                        definitions: Vec::new(),
+                    },
+                });
+            }
+            (IndexPhase::Added, None | Some(IndexState::Deleting)) => {
+                self.added_index = IndexPhase::Removed;
+                self.report.index_changes += 1;
+            }
+            (IndexPhase::Added, Some(IndexState::Active))
+                if self.report.ops >= total_ops * 2 / 3 =>
+            {
+                command = Some(Command::AlterIndexes {
+                    name: TABLE.into(),
+                    change: IndexChange::Delete {
+                        index: ADDED_INDEX.into(),
+                    },
+                });
+            }
+            _ => {}
+        }
+        let Some(command) = command.or(n.store.index_work()?.into_iter().next()) else {
+            return Ok(());
+        };
+        let bytes = command.encode()?;
+        let (tx, rx) = oneshot::channel();
+        if let Some(n) = self.node(leader) {
+            n.raft.propose(bytes, tx);
+            self.index_proposal = Some(rx);
         }
         Ok(())
     }
@@ -1346,7 +1542,7 @@ impl Sim {
                 // A global index on the register value: every write path maintains it, and
                 // the invariants check it against the items at every applied index.
                 let indexes = vec![IndexSpec {
-                    name: "byValue".into(),
+                    name: INDEX.into(),
                     kind: IndexKind::Global,
                     id: 1,
                     partition: vec![KeyAttribute {
@@ -1356,7 +1552,7 @@ impl Sim {
                     sort: Vec::new(),
                     projection: Projection::All,
                     throughput: None,
-                    backfill: None,
+                    state: IndexState::Active,
                 }];
                 let (tx, mut rx) = oneshot::channel();
                 let bytes = Command::CreateIndexedTable { spec, indexes }.encode()?;
@@ -1500,6 +1696,9 @@ fn run_inner(opts: &SimOptions) -> Result<SimReport> {
         Some(PlantedBug::StaleIndexEntries) => {
             Some(crate::store::apply::PlantedBug::StaleIndexEntries)
         }
+        Some(PlantedBug::IndexRemovalStopsEarly) => {
+            Some(crate::store::apply::PlantedBug::IndexRemovalStopsEarly)
+        }
         _ => None,
     };
     /// Removes the planted bug however the run ends (a panic included).
@@ -1507,9 +1706,11 @@ fn run_inner(opts: &SimOptions) -> Result<SimReport> {
     impl Drop for Unplant {
         fn drop(&mut self) {
             crate::store::apply::plant(None);
+            crate::store::apply::set_index_batch(None);
         }
     }
     crate::store::apply::plant(store_bug);
+    crate::store::apply::set_index_batch(Some(SIM_INDEX_BATCH));
     let _unplant = Unplant;
     run_with(opts)
 }
@@ -1528,6 +1729,7 @@ fn run_with(opts: &SimOptions) -> Result<SimReport> {
             sim.report.faults += 1;
         }
         sim.maybe_end_stall()?;
+        sim.drive_indexes(opts.ops)?;
         sim.advance()?;
     }
     // Heal everything, bring every node back, and let the cluster settle.

@@ -12,7 +12,7 @@ use redb::{ReadableTable, WriteTransaction};
 
 use crate::error::CancellationReason;
 use crate::model::expr::eval::evaluate;
-use crate::model::index::{Backfill, IndexKind, IndexSpec, MAX_GLOBAL_INDEXES};
+use crate::model::index::{IndexKind, IndexSpec, IndexState, MAX_GLOBAL_INDEXES};
 use crate::model::item::{check_item_size, item_size};
 use crate::model::table::{TableDescription, TableMeta, TableSettings, TableSpec, TableStatus};
 use crate::model::{Item, PrimaryKey};
@@ -36,6 +36,8 @@ pub enum PlantedBug {
     ConditionsIgnored,
     /// Old index entries are never removed.
     StaleIndexEntries,
+    /// A deleted index is forgotten after its first batch of entries.
+    IndexRemovalStopsEarly,
 }
 
 thread_local! {
@@ -68,6 +70,9 @@ pub fn apply(txn: &WriteTransaction, index: u64, bytes: &[u8]) -> Result<Result<
             index: name,
             after,
         }) => backfill(txn, index, &table, &name, after),
+        Ok(Command::RemoveIndexEntries { table, index }) => {
+            remove_index_entries(txn, &table, &index)
+        }
         Ok(Command::DeleteTable { name }) => delete_table(txn, &name),
         Ok(Command::PutItem { table, item }) => conditional(
             txn,
@@ -241,8 +246,23 @@ fn moved((count, bytes): (u64, u64), old: Option<u32>, new: Option<u32>) -> (u64
     (count, bytes)
 }
 
-/// Table rows one backfill entry reads: small enough that writes interleave with a backfill.
-pub const BACKFILL_BATCH: usize = 256;
+/// Rows one backfill or index-removal entry handles: small enough that writes interleave.
+pub const INDEX_BATCH: usize = 256;
+
+thread_local! {
+    static BATCH: std::cell::Cell<usize> = const { std::cell::Cell::new(INDEX_BATCH) };
+}
+
+/// Sets the rows per backfill or index-removal entry for every state machine applying on this
+/// thread (`None`: [`INDEX_BATCH`]). Only the deterministic simulation, which runs every node
+/// on one thread, calls this, so its small table takes several batches.
+pub fn set_index_batch(rows: Option<usize>) {
+    BATCH.with(|b| b.set(rows.unwrap_or(INDEX_BATCH).max(1)));
+}
+
+fn index_batch() -> usize {
+    BATCH.with(std::cell::Cell::get)
+}
 
 /// Adds a global index (empty, to be filled by `Backfill` entries; writes keep it up to date
 /// from now on) or removes one with all its entries.
@@ -259,11 +279,7 @@ fn alter_indexes(txn: &WriteTransaction, name: &str, change: IndexChange) -> Res
                     index.name
                 )));
             }
-            if meta.indexes.iter().any(|i| i.backfill.is_some()) {
-                return Err(Error::LimitExceeded(
-                    "Subscriber limit exceeded: Only 1 online index can be created or deleted simultaneously per table".into(),
-                ));
-            }
+            one_online_change(&meta)?;
             let globals = meta
                 .indexes
                 .iter()
@@ -292,29 +308,36 @@ fn alter_indexes(txn: &WriteTransaction, name: &str, change: IndexChange) -> Res
                 }
             }
             index.id = meta.indexes.iter().map(|i| i.id).max().unwrap_or(0) + 1;
-            index.backfill = Some(Backfill::default());
+            index.state = IndexState::Backfilling { after: None };
             txn.open_table(INDEX_STATS)?
                 .insert((meta.id, index.id), (0, 0))?;
             meta.indexes.push(index);
         }
         IndexChange::Delete { index } => {
-            let Some(at) = meta
-                .indexes
-                .iter()
-                .position(|i| i.name == index && i.kind == IndexKind::Global)
-            else {
+            let Some(at) = meta.indexes.iter().position(|i| {
+                i.name == index && i.kind == IndexKind::Global && i.state != IndexState::Deleting
+            }) else {
                 return Err(Error::ResourceNotFound(format!(
                     "Requested resource not found: Index: {index} not found for table {name}"
                 )));
             };
-            let removed = meta.indexes.remove(at);
-            remove_prefixed(&mut txn.open_table(INDEX_ITEMS)?, &removed.prefix(meta.id))?;
-            txn.open_table(INDEX_STATS)?.remove((meta.id, removed.id))?;
+            one_online_change(&meta)?;
+            meta.indexes[at].state = IndexState::Deleting;
         }
     }
     txn.open_table(TABLES)?
         .insert(name, encode_meta(&meta)?.as_slice())?;
     describe_in(txn, meta)
+}
+
+/// DynamoDB adds or removes one global index of a table at a time.
+fn one_online_change(meta: &TableMeta) -> Result<()> {
+    if meta.indexes.iter().any(|i| i.state != IndexState::Active) {
+        return Err(Error::LimitExceeded(
+            "Subscriber limit exceeded: Only 1 online index can be created or deleted simultaneously per table".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The description of `meta`'s table as `txn` has it.
@@ -339,7 +362,7 @@ fn describe_in(txn: &WriteTransaction, meta: TableMeta) -> Result<Outcome> {
     })))
 }
 
-/// Fills index `name` of `table` from the next [`BACKFILL_BATCH`] items after `after`, and
+/// Fills index `name` of `table` from the next [`index_batch`] items after `after`, and
 /// marks it active when the table has no more. A batch proposed from an older state (its
 /// `after` is not where the index stands) does nothing, so a retried or duplicated proposal
 /// is harmless. Items whose index key has the wrong type are left out, as DynamoDB leaves them.
@@ -351,15 +374,15 @@ fn backfill(
     after: Option<Vec<u8>>,
 ) -> Result<Outcome> {
     let Some(mut meta) = load_meta(txn, table)? else {
-        return Ok(Outcome::Backfilled { done: true });
+        return Ok(Outcome::IndexWork { done: true });
     };
     let Some(at) = meta.indexes.iter().position(|i| i.name == name) else {
-        return Ok(Outcome::Backfilled { done: true });
+        return Ok(Outcome::IndexWork { done: true });
     };
-    match &meta.indexes[at].backfill {
-        Some(state) if state.after == after => {}
-        Some(_) => return Ok(Outcome::Backfilled { done: false }),
-        None => return Ok(Outcome::Backfilled { done: true }),
+    match &meta.indexes[at].state {
+        IndexState::Backfilling { after: at_now } if *at_now == after => {}
+        IndexState::Backfilling { .. } => return Ok(Outcome::IndexWork { done: false }),
+        IndexState::Active | IndexState::Deleting => return Ok(Outcome::IndexWork { done: true }),
     }
     let spec = meta.indexes[at].clone();
     let prefix = table_prefix(meta.id);
@@ -372,13 +395,14 @@ fn backfill(
         Some(e) => std::ops::Bound::Excluded(e.as_slice()),
         None => std::ops::Bound::Unbounded,
     };
+    let batch = index_batch();
     let mut rows = Vec::new();
     {
         let items = txn.open_table(ITEMS)?;
         for row in items.range::<&[u8]>((lower, upper))? {
             let (k, v) = row?;
             rows.push((k.value().to_vec(), StoredItem::item(v.value())?));
-            if rows.len() == BACKFILL_BATCH {
+            if rows.len() == batch {
                 break;
             }
         }
@@ -400,17 +424,66 @@ fn backfill(
     }
     stats.insert(stat, current)?;
     drop((entries, stats));
-    let done = rows.len() < BACKFILL_BATCH;
-    meta.indexes[at].backfill = if done {
-        None
+    let done = rows.len() < batch;
+    meta.indexes[at].state = if done {
+        IndexState::Active
     } else {
-        Some(Backfill {
+        IndexState::Backfilling {
             after: rows.last().map(|(k, _)| k.clone()),
-        })
+        }
     };
     txn.open_table(TABLES)?
         .insert(table, encode_meta(&meta)?.as_slice())?;
-    Ok(Outcome::Backfilled { done })
+    Ok(Outcome::IndexWork { done })
+}
+
+/// Removes the next [`index_batch`] entries of index `name` of `table`, which UpdateTable
+/// is deleting, and the index itself (its statistics too) once none is left. Does nothing to
+/// an index in any other state, so a retried proposal is harmless.
+fn remove_index_entries(txn: &WriteTransaction, table: &str, name: &str) -> Result<Outcome> {
+    let Some(mut meta) = load_meta(txn, table)? else {
+        return Ok(Outcome::IndexWork { done: true });
+    };
+    let Some(at) = meta
+        .indexes
+        .iter()
+        .position(|i| i.name == name && i.state == IndexState::Deleting)
+    else {
+        return Ok(Outcome::IndexWork { done: true });
+    };
+    let prefix = meta.indexes[at].prefix(meta.id);
+    let mut entries = txn.open_table(INDEX_ITEMS)?;
+    let mut stats = txn.open_table(INDEX_STATS)?;
+    let stat = (meta.id, meta.indexes[at].id);
+    let mut current = stats.get(stat)?.map_or((0, 0), |v| v.value());
+    let end = prefix_end(&prefix);
+    let upper = match &end {
+        Some(e) => std::ops::Bound::Excluded(e.as_slice()),
+        None => std::ops::Bound::Unbounded,
+    };
+    let batch = entries
+        .range::<&[u8]>((std::ops::Bound::Included(prefix.as_slice()), upper))?
+        .take(index_batch())
+        .map(|row| {
+            let (k, v) = row?;
+            Ok((k.value().to_vec(), StoredItem::header(v.value())?.1))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for (key, size) in &batch {
+        entries.remove(key.as_slice())?;
+        current = moved(current, Some(*size), None);
+    }
+    let done = batch.len() < index_batch() || planted(PlantedBug::IndexRemovalStopsEarly);
+    if done {
+        stats.remove(stat)?;
+        drop((entries, stats));
+        meta.indexes.remove(at);
+        txn.open_table(TABLES)?
+            .insert(table, encode_meta(&meta)?.as_slice())?;
+    } else {
+        stats.insert(stat, current)?;
+    }
+    Ok(Outcome::IndexWork { done })
 }
 
 /// DynamoDB's message for a failed condition.
@@ -466,7 +539,11 @@ fn plan_indexes(
     new: Option<&Item>,
 ) -> Result<Vec<IndexWrite>> {
     let mut writes = Vec::new();
-    for spec in &meta.indexes {
+    for spec in meta
+        .indexes
+        .iter()
+        .filter(|i| i.state != IndexState::Deleting)
+    {
         let before = match old {
             Some(item) => index_entry(meta, spec, item, key).unwrap_or(None),
             None => None,

@@ -75,6 +75,14 @@ pub enum Command {
         /// older state does nothing).
         after: Option<Vec<u8>>,
     },
+    /// Remove the next batch of entries of a global index being deleted, and the index once
+    /// none is left.
+    RemoveIndexEntries {
+        /// Table name.
+        table: String,
+        /// Index name.
+        index: String,
+    },
 }
 
 /// A change to a table's global indexes.
@@ -213,10 +221,9 @@ pub enum Outcome {
     },
     /// A table's settings after a change.
     Settings(TableSettings),
-    /// A backfill batch was applied; `done` when the index is complete (or no longer being
-    /// filled).
-    Backfilled {
-        /// The index is active.
+    /// A batch of an index's backfill or removal was applied.
+    IndexWork {
+        /// Nothing is left to do: the index is active (or gone, or no longer in that phase).
         done: bool,
     },
     /// A batch was written.

@@ -173,7 +173,7 @@ impl StateMachine for Store {
         // progress) empties the cache.
         if matches!(
             output,
-            Ok(Outcome::Table(_) | Outcome::Settings(_) | Outcome::Backfilled { .. })
+            Ok(Outcome::Table(_) | Outcome::Settings(_) | Outcome::IndexWork { .. })
         ) {
             self.table_changed();
         }

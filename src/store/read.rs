@@ -9,20 +9,17 @@ use std::ops::Bound;
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use crate::model::expr::key_condition::SortKeyCondition;
-use crate::model::index::{IndexKind, IndexSpec};
+use crate::model::index::{IndexKind, IndexSpec, IndexState};
 use crate::model::key::{encode_key_prefix, encode_key_value};
 use crate::model::table::{TableDescription, TableMeta, TableSettings, TableStatus};
 use crate::model::{AttributeValue, Item, KeySchema};
-use crate::store::Store;
 use crate::store::apply::table_not_found;
 use crate::store::tables::{
     INDEX_ITEMS, INDEX_STATS, ITEMS, STATS, StoredItem, TABLES, decode_meta, item_key, prefix_end,
     table_prefix,
 };
+use crate::store::{Command, Store};
 use crate::{Error, Result};
-
-/// A global index being backfilled: table, index, and where its last batch ended.
-pub type PendingBackfill = (String, String, Option<Vec<u8>>);
 
 /// DynamoDB stops a Query or Scan page after reading this much item data.
 pub const MAX_PAGE_BYTES: usize = 1 << 20;
@@ -162,8 +159,10 @@ impl Store {
         Ok((names, last))
     }
 
-    /// Every global index being backfilled: table, index, and where its last batch ended.
-    pub fn backfills(&self) -> Result<Vec<PendingBackfill>> {
+    /// The next command each global index being added or removed needs: a `Backfill` of its
+    /// next batch, or a `RemoveIndexEntries`. The leader proposes them; empty when no index is
+    /// changing.
+    pub fn index_work(&self) -> Result<Vec<Command>> {
         let txn = self.read()?;
         let Some(tables) = open_tables(&txn)? else {
             return Ok(Vec::new());
@@ -173,8 +172,18 @@ impl Store {
             let (name, meta) = row?;
             let meta = decode_meta(meta.value())?;
             for index in meta.indexes {
-                if let Some(state) = index.backfill {
-                    out.push((name.value().to_string(), index.name, state.after));
+                let table = name.value().to_string();
+                match index.state {
+                    IndexState::Active => {}
+                    IndexState::Backfilling { after } => out.push(Command::Backfill {
+                        table,
+                        index: index.name,
+                        after,
+                    }),
+                    IndexState::Deleting => out.push(Command::RemoveIndexEntries {
+                        table,
+                        index: index.name,
+                    }),
                 }
             }
         }
@@ -192,7 +201,11 @@ impl Store {
         let mut problems = Vec::new();
         let prefix = table_prefix(meta.id);
         let schema = &meta.spec.key_schema;
-        for index in meta.indexes.iter().filter(|i| i.backfill.is_none()) {
+        for index in meta
+            .indexes
+            .iter()
+            .filter(|i| i.state == IndexState::Active)
+        {
             let mut expected = BTreeMap::new();
             if let Ok(items) = txn.open_table(ITEMS) {
                 for row in items.range::<&[u8]>(prefix.as_slice()..)? {
@@ -239,6 +252,27 @@ impl Store {
                     "index {} of {table}: ItemCount {counted} but {} entries",
                     index.name,
                     found.len()
+                ));
+            }
+        }
+        // No entries of an index the table no longer has.
+        if let Ok(entries) = txn.open_table(INDEX_ITEMS) {
+            let mut orphans = BTreeMap::<u32, usize>::new();
+            for row in entries.range::<&[u8]>(prefix.as_slice()..)? {
+                let (k, _) = row?;
+                let Some(id) = k.value().strip_prefix(prefix.as_slice()) else {
+                    break;
+                };
+                let id = id
+                    .first_chunk::<4>()
+                    .map_or(u32::MAX, |b| u32::from_be_bytes(*b));
+                if !meta.indexes.iter().any(|i| i.id == id) {
+                    *orphans.entry(id).or_default() += 1;
+                }
+            }
+            for (id, count) in orphans {
+                problems.push(format!(
+                    "{count} entries of index id {id}, which {table} no longer has"
                 ));
             }
         }

@@ -63,7 +63,8 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 /// The first byte of a `TableMeta` row: its format. Rows written before tables had indexes
 /// have none and start with the table name's length (at least 3), so they never mix up.
 const META_WITH_INDEXES: u8 = 0;
-/// Indexes that can be backfilled (the current format).
+/// Indexes that can be backfilled (the current format; an index's `state` was an optional
+/// backfill position before indexes could be deleted, which encodes the same bytes).
 const META_WITH_BACKFILL: u8 = 1;
 
 /// A `TableMeta` row as kvsim wrote it before indexes.
@@ -120,7 +121,7 @@ pub fn decode_meta(bytes: &[u8]) -> Result<TableMeta> {
                         sort: i.sort,
                         projection: i.projection,
                         throughput: i.throughput,
-                        backfill: None,
+                        state: crate::model::index::IndexState::Active,
                     })
                     .collect(),
             })
@@ -187,6 +188,7 @@ mod tests {
 
     #[test]
     fn table_rows_written_before_indexes_still_decode() {
+        use crate::model::index::IndexState;
         use crate::model::table::{Billing, TableSpec};
         use crate::model::{KeyAttribute, KeySchema, KeyType};
         #[derive(serde::Serialize)]
@@ -256,7 +258,70 @@ mod tests {
         let meta = decode_meta(&tag0).expect("tag 0 row");
         assert_eq!((meta.id, meta.indexes.len()), (11, 1));
         assert_eq!(meta.indexes[0].name, "gsi");
-        assert_eq!(meta.indexes[0].backfill, None);
+        assert_eq!(meta.indexes[0].state, IndexState::Active);
+        // Tag 1 before indexes could be deleted: the state was `Option<Backfill>`.
+        #[derive(serde::Serialize)]
+        struct Backfill {
+            after: Option<Vec<u8>>,
+        }
+        #[derive(serde::Serialize)]
+        struct Tag1Index {
+            name: &'static str,
+            kind: crate::model::index::IndexKind,
+            id: u32,
+            partition: Vec<KeyAttribute>,
+            sort: Vec<KeyAttribute>,
+            projection: crate::model::index::Projection,
+            throughput: Option<(u64, u64)>,
+            backfill: Option<Backfill>,
+        }
+        #[derive(serde::Serialize)]
+        struct Tag1<'a> {
+            spec: &'a TableSpec,
+            id: u64,
+            indexes: Vec<Tag1Index>,
+        }
+        let tag1_index = |name, backfill| Tag1Index {
+            name,
+            kind: crate::model::index::IndexKind::Global,
+            id: 2,
+            partition: Vec::new(),
+            sort: Vec::new(),
+            projection: crate::model::index::Projection::All,
+            throughput: Some((1, 2)),
+            backfill,
+        };
+        let mut tag1 = vec![1u8];
+        tag1.extend(
+            postcard::to_stdvec(&Tag1 {
+                spec: &spec,
+                id: 12,
+                indexes: vec![
+                    tag1_index("done", None),
+                    tag1_index("filling", Some(Backfill { after: None })),
+                    tag1_index(
+                        "halfway",
+                        Some(Backfill {
+                            after: Some(vec![7, 8]),
+                        }),
+                    ),
+                ],
+            })
+            .expect("encode"),
+        );
+        let meta = decode_meta(&tag1).expect("tag 1 row");
+        let states: Vec<_> = meta.indexes.iter().map(|i| i.state.clone()).collect();
+        assert_eq!(
+            states,
+            [
+                IndexState::Active,
+                IndexState::Backfilling { after: None },
+                IndexState::Backfilling {
+                    after: Some(vec![7, 8])
+                }
+            ]
+        );
+        assert_eq!(meta.indexes[2].throughput, Some((1, 2)));
         let new = TableMeta {
             spec,
             id: 10,

@@ -1411,15 +1411,27 @@ class IndexTest(KvsimTestCase):
                                  f"group {group} on node {port}")
             [gsi] = c.describe_table(TableName=self.table)["Table"]["GlobalSecondaryIndexes"]
             self.assertEqual(gsi["ItemCount"], sum(len(m) for m in expected.values()))
-        # Removing it takes its entries with it.
+        # Removing it: DELETING (no longer readable, no second change meanwhile) while its
+        # entries go in batches, then gone from every node.
         desc = client.update_table(TableName=self.table, GlobalSecondaryIndexUpdates=[
             {"Delete": {"IndexName": "byGroup"}}])["TableDescription"]
-        self.assertNotIn("GlobalSecondaryIndexes", desc)
-        self.cluster.sync()
+        [gsi] = desc["GlobalSecondaryIndexes"]
+        self.assertEqual(gsi["IndexStatus"], "DELETING")
         error = self.assertClientError(
             "ValidationException", client.query, TableName=self.table, IndexName="byGroup",
             KeyConditionExpression="grp = :g", ExpressionAttributeValues={":g": {"S": "new"}})
         self.assertIn("does not have the specified index", error["Message"])
+
+        def gone_everywhere():
+            return all("GlobalSecondaryIndexes" not in c.describe_table(
+                TableName=self.table)["Table"] for c in self.cluster.clients)
+
+        wait_until(gone_everywhere, 60.0, "the deleted index to disappear from every node")
+        # Its name is free again.
+        client.update_table(
+            TableName=self.table,
+            GlobalSecondaryIndexUpdates=[{"Create": self.index("byGroup", "grp", "n")}])
+        wait_until(active_everywhere, 60.0, "the index to be ACTIVE again on every node")
 
     def test_a_multi_attribute_gsi_key_is_queried_left_to_right(self):
         client = self.next_client()

@@ -7,7 +7,7 @@ use crate::api::ops::create_table::key_schema_shape;
 use crate::api::ops::{bad_name, name_constraints_broken};
 use crate::api::wire::{KeySchemaElement, ProvisionedThroughput, SecondaryIndexWire};
 use crate::model::index::{
-    IndexKind, IndexSpec, MAX_GLOBAL_INDEXES, MAX_KEY_ATTRIBUTES, MAX_LOCAL_INDEXES,
+    IndexKind, IndexSpec, IndexState, MAX_GLOBAL_INDEXES, MAX_KEY_ATTRIBUTES, MAX_LOCAL_INDEXES,
     MAX_PROJECTED_ATTRIBUTES, Projection,
 };
 use crate::model::table::Billing;
@@ -336,7 +336,7 @@ fn index_spec(
         sort,
         projection,
         throughput,
-        backfill: None,
+        state: IndexState::Active,
     })
 }
 

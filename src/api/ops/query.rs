@@ -11,7 +11,7 @@ use crate::model::expr::{
     Condition, ExpressionContext, KeyCondition, MultiKeyCondition, Path, parse_condition,
     parse_key_condition, parse_multi_key_condition, parse_projection,
 };
-use crate::model::index::{IndexKind, IndexSpec, Projection};
+use crate::model::index::{IndexKind, IndexSpec, IndexState, Projection};
 use crate::model::table::TableMeta;
 use crate::model::{Item, KeySchema};
 use crate::store::read::{Page, Range, no_such_index};
@@ -65,10 +65,14 @@ pub fn read_index<'a>(
         return Ok(None);
     };
     let index = meta.index(name).ok_or_else(|| no_such_index(name))?;
-    if index.backfill.is_some() {
-        return Err(Error::validation(format!(
-            "Cannot read from backfilling global secondary index: {name}"
-        )));
+    match index.state {
+        IndexState::Active => {}
+        IndexState::Backfilling { .. } => {
+            return Err(Error::validation(format!(
+                "Cannot read from backfilling global secondary index: {name}"
+            )));
+        }
+        IndexState::Deleting => return Err(no_such_index(name)),
     }
     if index.kind == IndexKind::Global {
         if consistent == Some(true) {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use value::{Present, WireItem, WireList, WireMap, WireNames, WireValue};
 
-use crate::model::index::{IndexKind, Projection};
+use crate::model::index::{IndexKind, IndexState, Projection};
 use crate::model::table::{Billing, TableDescription};
 
 /// The `X-Amz-Target` prefix of every DynamoDB operation.
@@ -259,14 +259,8 @@ impl TableDescriptionWire {
                             _ => None,
                         },
                     },
-                    index_status: (kind == IndexKind::Global).then(|| {
-                        if i.backfill.is_some() {
-                            "CREATING".into()
-                        } else {
-                            "ACTIVE".into()
-                        }
-                    }),
-                    backfilling: i.backfill.is_some().then_some(true),
+                    index_status: (kind == IndexKind::Global).then(|| i.state.status_name().into()),
+                    backfilling: matches!(i.state, IndexState::Backfilling { .. }).then_some(true),
                     provisioned_throughput: (kind == IndexKind::Global).then(|| {
                         let (read, write) = i.throughput.unwrap_or((0, 0));
                         ProvisionedThroughputDescription {
