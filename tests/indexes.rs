@@ -292,7 +292,10 @@ fn run(seed: u64) {
         }
         if step == 90 {
             // ... and removed again: gone from reads at once, its entries cleared in batches.
-            assert!(late_active, "seed {seed}: the added index never became active");
+            assert!(
+                late_active,
+                "seed {seed}: the added index never became active"
+            );
             replica
                 .apply(&Command::AlterIndexes {
                     name: TABLE.into(),
