@@ -990,7 +990,7 @@ impl Sim {
             then: &[],
             fetch_from_table: false,
             sort: None,
-            forward: value.len() % 2 == 0,
+            forward: value.len().is_multiple_of(2),
             limit: None,
             start_after: None,
             segment: None,
