@@ -17,8 +17,8 @@ use crate::model::item::{check_item_size, item_size};
 use crate::model::table::{TableDescription, TableMeta, TableSettings, TableSpec, TableStatus};
 use crate::model::{Item, PrimaryKey};
 use crate::store::command::{
-    Command, Conditional, IndexChange, ItemWrite, Outcome, TOKEN_LIFETIME_MS, TableChange,
-    Transaction,
+    Command, Conditional, IndexChange, IndexCharge, ItemWrite, Outcome, TOKEN_LIFETIME_MS,
+    TableChange, Transaction,
 };
 use crate::store::tables::{
     INDEX_ITEMS, INDEX_STATS, ITEMS, SETTINGS, STATS, StoredItem, TABLES, TOKEN_TIMES, TOKENS,
@@ -505,6 +505,8 @@ struct Planned {
 /// One item write's change to one secondary index: its old entry goes, its new one comes.
 struct IndexWrite {
     index_id: u32,
+    /// What it costs the index.
+    charge: IndexCharge,
     /// The old entry's key and size.
     remove: Option<(Vec<u8>, u32)>,
     /// The new entry's key, its `StoredItem` row, and its size.
@@ -561,8 +563,17 @@ fn plan_indexes(
         if before.is_none() && after.is_none() {
             continue;
         }
+        let writes_taken = match (&before, &after) {
+            (Some(b), Some(a)) if b.0 == a.0 => vec![b.2.max(a.2)],
+            _ => before.iter().chain(&after).map(|e| e.2).collect(),
+        };
         writes.push(IndexWrite {
             index_id: spec.id,
+            charge: IndexCharge {
+                index: spec.name.clone(),
+                kind: spec.kind,
+                writes: writes_taken,
+            },
             remove: before.map(|(k, _, size)| (k, size)),
             put: after
                 .map(|(k, projected, size)| {
@@ -580,6 +591,11 @@ impl Planned {
         let old = self.old.as_ref().map_or(0, |(_, size)| *size);
         let new = self.new.as_ref().map_or(0, |(_, size)| *size);
         old.max(new)
+    }
+
+    /// What the write costs each secondary index it changes.
+    fn index_charges(&self) -> Vec<IndexCharge> {
+        self.index_writes.iter().map(|w| w.charge.clone()).collect()
     }
 }
 
@@ -679,6 +695,7 @@ fn commit(txn: &WriteTransaction, index: u64, planned: Planned) -> Result<Outcom
             old: planned.old.map(|(item, _)| item),
             new: None,
             size,
+            indexes: Vec::new(),
         });
     }
     let mut items = txn.open_table(ITEMS)?;
@@ -726,7 +743,9 @@ fn commit(txn: &WriteTransaction, index: u64, planned: Planned) -> Result<Outcom
             stats.insert(stat, current)?;
         }
     }
+    let indexes = planned.index_charges();
     Ok(Outcome::Item {
+        indexes,
         old: planned.old.map(|(item, _)| item),
         new: planned
             .new
@@ -761,12 +780,14 @@ fn batch(txn: &WriteTransaction, index: u64, writes: Vec<ItemWrite>) -> Result<O
         .collect::<Result<Vec<_>>>()?;
     let written = planned.len();
     let sizes = planned.iter().map(Planned::charged_size).collect();
+    let indexes = planned.iter().map(Planned::index_charges).collect();
     for p in planned {
         commit(txn, index, p)?;
     }
     Ok(Outcome::Batch {
         written,
         sizes,
+        indexes,
         replayed: false,
     })
 }
@@ -829,6 +850,7 @@ fn transact(txn: &WriteTransaction, index: u64, t: Transaction) -> Result<Outcom
     }
     let written = planned.iter().filter(|p| !p.check_only).count();
     let sizes = planned.iter().map(Planned::charged_size).collect();
+    let indexes = planned.iter().map(Planned::index_charges).collect();
     let keep = if planted(PlantedBug::PartialTransactions) {
         1
     } else {
@@ -846,6 +868,7 @@ fn transact(txn: &WriteTransaction, index: u64, t: Transaction) -> Result<Outcom
     Ok(Outcome::Batch {
         written,
         sizes,
+        indexes,
         replayed: false,
     })
 }
@@ -853,7 +876,7 @@ fn transact(txn: &WriteTransaction, index: u64, t: Transaction) -> Result<Outcom
 /// The answer to a transaction replayed under its `ClientRequestToken`: nothing is written,
 /// and DynamoDB charges the reads of the items as they are now.
 fn replayed(txn: &WriteTransaction, index: u64, actions: Vec<Conditional>) -> Result<Outcome> {
-    let sizes = actions
+    let sizes: Vec<u32> = actions
         .into_iter()
         .map(|mut action| {
             action.condition = None;
@@ -863,6 +886,7 @@ fn replayed(txn: &WriteTransaction, index: u64, actions: Vec<Conditional>) -> Re
         .collect();
     Ok(Outcome::Batch {
         written: 0,
+        indexes: vec![Vec::new(); sizes.len()],
         sizes,
         replayed: true,
     })

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::Item;
 use crate::model::KeyAttribute;
 use crate::model::expr::{Condition, Update};
-use crate::model::index::IndexSpec;
+use crate::model::index::{IndexKind, IndexSpec};
 use crate::model::table::{Billing, TableDescription, TableSettings, TableSpec};
 use crate::{Error, Result};
 
@@ -218,6 +218,8 @@ pub enum Outcome {
         new: Option<Item>,
         /// The larger of the old and new item's sizes in bytes, which DynamoDB charges.
         size: u32,
+        /// What the write cost each secondary index it changed.
+        indexes: Vec<IndexCharge>,
     },
     /// A table's settings after a change.
     Settings(TableSettings),
@@ -233,7 +235,22 @@ pub enum Outcome {
         /// For each write or action in order, the larger of its item's old and new sizes in
         /// bytes (for a replayed transaction, the item's size as it is now).
         sizes: Vec<u32>,
+        /// For each write or action in order, what it cost each secondary index it changed.
+        indexes: Vec<Vec<IndexCharge>>,
         /// A transaction whose `ClientRequestToken` had already applied: nothing was written.
         replayed: bool,
     },
+}
+
+/// One secondary index's share of an item write, from which its capacity units follow.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndexCharge {
+    /// Index name.
+    pub index: String,
+    /// Global or local.
+    pub kind: IndexKind,
+    /// The size in bytes of each entry write the index took: one for an entry added, removed
+    /// or rewritten in place (the larger of its old and new sizes), two (the old entry
+    /// deleted, the new one put) when the write changed the item's index key.
+    pub writes: Vec<u32>,
 }

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use redb::{Database, ReadTransaction, WriteTransaction};
 
 pub use command::{
-    Command, Conditional, IndexChange, ItemWrite, Outcome, TableChange, Transaction,
+    Command, Conditional, IndexChange, IndexCharge, ItemWrite, Outcome, TableChange, Transaction,
 };
 pub use read::Page;
 

@@ -1260,6 +1260,65 @@ class IndexTest(KvsimTestCase):
             KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "a"}})
         self.assertIn("The table does not have the specified index: nope", error["Message"])
 
+    def test_writes_report_what_each_index_costs(self):
+        self.create_indexed(
+            gsis=[self.index("keys", "status", None, {"ProjectionType": "KEYS_ONLY"}),
+                  self.index("incl", "status", "at", {"ProjectionType": "INCLUDE",
+                                                      "NonKeyAttributes": ["title"]})],
+            lsis=[self.index("byAt", "pk", "at", {"ProjectionType": "KEYS_ONLY"})],
+            extra_attrs=[("status", "S"), ("at", "N")])
+        client = self.next_client()
+        key = {"pk": {"S": "a"}, "sk": {"S": "1"}}
+        item = dict(key, status={"S": "open"}, at={"N": "5"}, title={"S": "t"}, body={"S": "b"})
+
+        def shares(used):
+            return (used["CapacityUnits"], used["Table"]["CapacityUnits"],
+                    {k: v["CapacityUnits"] for k, v in used.get("GlobalSecondaryIndexes",
+                                                                {}).items()},
+                    {k: v["CapacityUnits"] for k, v in used.get("LocalSecondaryIndexes",
+                                                                {}).items()})
+
+        def update(expression, values, **extra):
+            return client.update_item(
+                TableName=self.table, Key=key, UpdateExpression=expression,
+                ExpressionAttributeValues=values, ReturnConsumedCapacity="INDEXES",
+                **extra)["ConsumedCapacity"]
+
+        # A new item enters every index: one write each, on top of the table's.
+        used = client.put_item(TableName=self.table, Item=item,
+                               ReturnConsumedCapacity="INDEXES")["ConsumedCapacity"]
+        self.assertEqual(shares(used), (4.0, 1.0, {"keys": 1.0, "incl": 1.0}, {"byAt": 1.0}))
+        # An attribute no index projects costs the table alone.
+        self.assertEqual(shares(update("SET body = :b", {":b": {"S": "c"}})),
+                         (1.0, 1.0, {}, {}))
+        # A projected attribute rewrites the one index that projects it, in place.
+        self.assertEqual(shares(update("SET title = :t", {":t": {"S": "u"}})),
+                         (2.0, 1.0, {"incl": 1.0}, {}))
+        # A changed index key deletes the old entry and puts a new one: two writes.
+        self.assertEqual(shares(update("SET #s = :s", {":s": {"S": "closed"}},
+                                       ExpressionAttributeNames={"#s": "status"})),
+                         (5.0, 1.0, {"keys": 2.0, "incl": 2.0}, {}))
+        # TOTAL gives the sum alone.
+        used = client.delete_item(TableName=self.table, Key=key,
+                                  ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]
+        self.assertEqual(used, {"TableName": self.table, "CapacityUnits": 4.0})
+        # A transaction pays twice, in the table and in each index.
+        used = client.transact_write_items(
+            TransactItems=[{"Put": {"TableName": self.table, "Item": item}}],
+            ReturnConsumedCapacity="INDEXES")["ConsumedCapacity"]
+        self.assertEqual([shares(u) for u in used],
+                         [(8.0, 2.0, {"keys": 2.0, "incl": 2.0}, {"byAt": 2.0})])
+        # A batch sums its writes per table and per index; an item outside an index (no
+        # status, so in neither global index) costs that index nothing.
+        used = client.batch_write_item(
+            RequestItems={self.table: [
+                {"DeleteRequest": {"Key": key}},
+                {"PutRequest": {"Item": {"pk": {"S": "b"}, "sk": {"S": "1"},
+                                         "at": {"N": "1"}}}}]},
+            ReturnConsumedCapacity="INDEXES")["ConsumedCapacity"]
+        self.assertEqual([shares(u) for u in used],
+                         [(6.0, 2.0, {"keys": 1.0, "incl": 1.0}, {"byAt": 2.0})])
+
     def test_pagination_over_many_equal_index_keys_returns_each_item_once(self):
         self.create_indexed(gsis=[self.index("byGroup", "grp", "rank")],
                             extra_attrs=[("grp", "S"), ("rank", "N")])

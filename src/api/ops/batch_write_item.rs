@@ -88,10 +88,11 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchWriteItemOutp
     }
     let names: Vec<String> = writes.iter().map(|w| w.table().to_string()).collect();
     match app.node.propose(&Command::Batch(writes)).await? {
-        Outcome::Batch { sizes, .. } => {
+        Outcome::Batch { sizes, indexes, .. } => {
             let mut tally = Tally::default();
-            for (table, size) in names.iter().zip(sizes) {
+            for ((table, size), charges) in names.iter().zip(sizes).zip(&indexes) {
                 tally.add(table, capacity::write_units(size.into()));
+                tally.add_indexes(table, charges, 1.0);
             }
             Ok(BatchWriteItemOutput {
                 consumed_capacity: report.tables(tally),

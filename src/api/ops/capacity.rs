@@ -14,6 +14,7 @@ use crate::api::wire::{Capacity, ConsumedCapacity};
 use crate::model::Item;
 use crate::model::index::IndexKind;
 use crate::model::item::item_size;
+use crate::store::IndexCharge;
 use crate::{Error, Result};
 
 /// What a request asked to be told.
@@ -23,8 +24,8 @@ pub enum Report {
     None,
     /// The total per table.
     Total,
-    /// The total and each resource's share: the table's, or for a read of an index, the
-    /// index's. (Index writes are not yet broken out: a write's units are the table's.)
+    /// The total and each resource's share: the table's and each index's a write changed,
+    /// or for a read of an index, the index's.
     Indexes,
 }
 
@@ -51,22 +52,68 @@ impl Report {
 
     /// One table's figure, when asked for.
     pub fn one(self, table: &str, units: f64) -> Option<ConsumedCapacity> {
+        self.shares(
+            table,
+            Share {
+                table: units,
+                ..Share::default()
+            },
+        )
+    }
+
+    /// A single-item write's figure, when asked for: `units` for the table, plus what it cost
+    /// each index it changed (`factor` times its entry writes' units; 2 in a transaction).
+    /// `CapacityUnits` is the sum; `INDEXES` also gives each share.
+    pub fn write(
+        self,
+        table: &str,
+        units: f64,
+        indexes: &[IndexCharge],
+        factor: f64,
+    ) -> Option<ConsumedCapacity> {
+        let mut share = Share {
+            table: units,
+            ..Share::default()
+        };
+        share.add_indexes(indexes, factor);
+        self.shares(table, share)
+    }
+
+    /// The figure for one table's `share`, when asked for.
+    fn shares(self, table: &str, share: Share) -> Option<ConsumedCapacity> {
+        let total =
+            share.table + share.global.values().sum::<f64>() + share.local.values().sum::<f64>();
+        let mut out = ConsumedCapacity {
+            table_name: table.to_string(),
+            capacity_units: total,
+            ..ConsumedCapacity::default()
+        };
         match self {
-            Report::None => None,
-            Report::Total => Some(ConsumedCapacity {
-                table_name: table.to_string(),
-                capacity_units: units,
-                ..ConsumedCapacity::default()
-            }),
-            Report::Indexes => Some(ConsumedCapacity {
-                table_name: table.to_string(),
-                capacity_units: units,
-                table: Some(Capacity {
-                    capacity_units: units,
-                }),
-                ..ConsumedCapacity::default()
-            }),
+            Report::None => return None,
+            Report::Total => {}
+            Report::Indexes => {
+                out.table = Some(Capacity {
+                    capacity_units: share.table,
+                });
+                let map = |m: BTreeMap<String, f64>| {
+                    (!m.is_empty()).then(|| {
+                        m.into_iter()
+                            .map(|(name, units)| {
+                                (
+                                    name,
+                                    Capacity {
+                                        capacity_units: units,
+                                    },
+                                )
+                            })
+                            .collect()
+                    })
+                };
+                out.global_secondary_indexes = map(share.global);
+                out.local_secondary_indexes = map(share.local);
+            }
         }
+        Some(out)
     }
 
     /// The figure of a Query or Scan on `index` of `table`, when asked for: with `INDEXES`,
@@ -79,23 +126,12 @@ impl Report {
         kind: IndexKind,
         units: f64,
     ) -> Option<ConsumedCapacity> {
-        let mut out = self.one(table, units)?;
-        if self == Report::Indexes {
-            out.table = Some(Capacity {
-                capacity_units: 0.0,
-            });
-            let share = BTreeMap::from([(
-                index.to_string(),
-                Capacity {
-                    capacity_units: units,
-                },
-            )]);
-            match kind {
-                IndexKind::Global => out.global_secondary_indexes = Some(share),
-                IndexKind::Local => out.local_secondary_indexes = Some(share),
-            }
-        }
-        Some(out)
+        let mut share = Share::default();
+        match kind {
+            IndexKind::Global => share.global.insert(index.to_string(), units),
+            IndexKind::Local => share.local.insert(index.to_string(), units),
+        };
+        self.shares(table, share)
     }
 
     /// Per-table figures for a multi-table request, in table-name order, when asked for.
@@ -104,20 +140,55 @@ impl Report {
             tally
                 .0
                 .into_iter()
-                .filter_map(|(table, units)| self.one(&table, units))
+                .filter_map(|(table, share)| self.shares(&table, share))
                 .collect()
         })
     }
 }
 
-/// Units summed per table.
+/// One table's units and those of each of its indexes.
 #[derive(Default)]
-pub struct Tally(BTreeMap<String, f64>);
+struct Share {
+    table: f64,
+    global: BTreeMap<String, f64>,
+    local: BTreeMap<String, f64>,
+}
+
+impl Share {
+    fn add_indexes(&mut self, indexes: &[IndexCharge], factor: f64) {
+        for charge in indexes {
+            let units: f64 = charge
+                .writes
+                .iter()
+                .map(|bytes| write_units(u64::from(*bytes)))
+                .sum();
+            let map = match charge.kind {
+                IndexKind::Global => &mut self.global,
+                IndexKind::Local => &mut self.local,
+            };
+            *map.entry(charge.index.clone()).or_default() += factor * units;
+        }
+    }
+}
+
+/// Units summed per table (and per index).
+#[derive(Default)]
+pub struct Tally(BTreeMap<String, Share>);
 
 impl Tally {
     /// Adds `units` to `table`'s sum.
     pub fn add(&mut self, table: &str, units: f64) {
-        *self.0.entry(table.to_string()).or_default() += units;
+        self.0.entry(table.to_string()).or_default().table += units;
+    }
+
+    /// Adds what a write cost `table`'s indexes, `factor` times their entry writes' units.
+    pub fn add_indexes(&mut self, table: &str, indexes: &[IndexCharge], factor: f64) {
+        if !indexes.is_empty() {
+            self.0
+                .entry(table.to_string())
+                .or_default()
+                .add_indexes(indexes, factor);
+        }
     }
 }
 
@@ -191,5 +262,43 @@ mod tests {
             })
             .collect();
         assert_eq!(got, vec![("A", 0.5, Some(0.5)), ("B", 3.0, Some(3.0))]);
+    }
+
+    #[test]
+    fn index_writes_add_to_the_total_and_show_as_shares() {
+        let charges = [
+            // The index key changed: the old entry deleted, a 1.5 KB one put.
+            IndexCharge {
+                index: "g".into(),
+                kind: IndexKind::Global,
+                writes: vec![100, 1_536],
+            },
+            IndexCharge {
+                index: "l".into(),
+                kind: IndexKind::Local,
+                writes: vec![10],
+            },
+        ];
+        let total = Report::Total.write("T", 1.0, &charges, 1.0);
+        assert_eq!(total.as_ref().map(|c| c.capacity_units), Some(5.0));
+        assert!(total.is_some_and(|c| c.global_secondary_indexes.is_none()));
+        let shares = Report::Indexes.write("T", 1.0, &charges, 2.0);
+        let units = |m: Option<&BTreeMap<String, Capacity>>, k: &str| {
+            m.and_then(|m| m.get(k)).map(|c| c.capacity_units)
+        };
+        assert_eq!(
+            shares.as_ref().map(|c| (
+                c.capacity_units,
+                c.table.as_ref().map(|t| t.capacity_units),
+                units(c.global_secondary_indexes.as_ref(), "g"),
+                units(c.local_secondary_indexes.as_ref(), "l"),
+            )),
+            Some((9.0, Some(1.0), Some(6.0), Some(2.0)))
+        );
+        // A write that changed no index reports the table alone.
+        let plain = Report::Indexes.write("T", 2.0, &[], 1.0);
+        assert!(plain.is_some_and(|c| c.capacity_units == 2.0
+            && c.global_secondary_indexes.is_none()
+            && c.local_secondary_indexes.is_none()));
     }
 }

@@ -37,9 +37,16 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
         old_on_failure,
     });
     match app.node.propose(&command).await? {
-        Outcome::Item { old, size, .. } => Ok(WriteItemOutput {
+        Outcome::Item {
+            old, size, indexes, ..
+        } => Ok(WriteItemOutput {
             attributes: old.filter(|_| want_old).map(WireItem),
-            consumed_capacity: report.one(&name, capacity::write_units(size.into())),
+            consumed_capacity: report.write(
+                &name,
+                capacity::write_units(size.into()),
+                &indexes,
+                1.0,
+            ),
         }),
         other => Err(Error::internal(format!("DeleteItem applied as {other:?}"))),
     }

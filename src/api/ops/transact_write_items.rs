@@ -82,17 +82,22 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<TransactWriteItems
     });
     match app.node.propose(&command).await? {
         Outcome::Batch {
-            sizes, replayed, ..
+            sizes,
+            indexes,
+            replayed,
+            ..
         } => {
-            // Each action costs twice a write; a replay costs the consistent reads of its items.
+            // Each action costs twice a write, in its table and in each index it changes; a
+            // replay costs the consistent reads of its items.
             let mut tally = Tally::default();
-            for (table, size) in names.iter().zip(sizes) {
+            for ((table, size), charges) in names.iter().zip(sizes).zip(&indexes) {
                 let units = if replayed {
                     capacity::read_units(size.into(), true)
                 } else {
                     2.0 * capacity::write_units(size.into())
                 };
                 tally.add(table, units);
+                tally.add_indexes(table, charges, 2.0);
             }
             Ok(TransactWriteItemsOutput {
                 consumed_capacity: report.tables(tally),

@@ -107,8 +107,13 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
         condition,
         old_on_failure,
     });
-    let (old, new, size) = match app.node.propose(&command).await? {
-        Outcome::Item { old, new, size } => (old, new, size),
+    let (old, new, size, indexes) = match app.node.propose(&command).await? {
+        Outcome::Item {
+            old,
+            new,
+            size,
+            indexes,
+        } => (old, new, size, indexes),
         other => return Err(Error::internal(format!("UpdateItem applied as {other:?}"))),
     };
     let attributes = match returned {
@@ -120,6 +125,6 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
     };
     Ok(WriteItemOutput {
         attributes: attributes.filter(|a| !a.is_empty()).map(WireItem),
-        consumed_capacity: report.one(&name, capacity::write_units(size.into())),
+        consumed_capacity: report.write(&name, capacity::write_units(size.into()), &indexes, 1.0),
     })
 }
