@@ -324,6 +324,21 @@ fn alter_indexes(txn: &WriteTransaction, name: &str, change: IndexChange) -> Res
             one_online_change(&meta)?;
             meta.indexes[at].state = IndexState::Deleting;
         }
+        IndexChange::Throughput { index, units } => {
+            let Some(spec) = meta.indexes.iter_mut().find(|i| {
+                i.name == index && i.kind == IndexKind::Global && i.state != IndexState::Deleting
+            }) else {
+                return Err(Error::ResourceNotFound(format!(
+                    "Requested resource not found: Index: {index} not found for table {name}"
+                )));
+            };
+            if spec.throughput.is_none() {
+                return Err(Error::validation(format!(
+                    "One or more parameter values were invalid: ProvisionedThroughput should not be specified for index: {index} when BillingMode is PAY_PER_REQUEST"
+                )));
+            }
+            spec.throughput = Some(units);
+        }
     }
     txn.open_table(TABLES)?
         .insert(name, encode_meta(&meta)?.as_slice())?;

@@ -100,6 +100,13 @@ pub enum IndexChange {
         /// Index name.
         index: String,
     },
+    /// Set a global index's provisioned throughput `(read, write)`.
+    Throughput {
+        /// Index name.
+        index: String,
+        /// Read and write capacity units.
+        units: (u64, u64),
+    },
 }
 
 /// A change to a table's settings.

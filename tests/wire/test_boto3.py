@@ -1319,6 +1319,44 @@ class IndexTest(KvsimTestCase):
         self.assertEqual([shares(u) for u in used],
                          [(6.0, 2.0, {"keys": 1.0, "incl": 1.0}, {"byAt": 2.0})])
 
+    def test_a_global_index_throughput_is_updated_on_a_provisioned_table(self):
+        client = self.next_client()
+        client.create_table(
+            TableName=self.table, KeySchema=key_schema("pk", None),
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "g", "AttributeType": "S"}],
+            ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
+            GlobalSecondaryIndexes=[dict(
+                self.index("byG", "g"),
+                ProvisionedThroughput={"ReadCapacityUnits": 3, "WriteCapacityUnits": 4})])
+        desc = client.update_table(TableName=self.table, GlobalSecondaryIndexUpdates=[
+            {"Update": {"IndexName": "byG", "ProvisionedThroughput": {
+                "ReadCapacityUnits": 7, "WriteCapacityUnits": 9}}}])["TableDescription"]
+        [gsi] = desc["GlobalSecondaryIndexes"]
+        self.assertEqual((gsi["ProvisionedThroughput"]["ReadCapacityUnits"],
+                          gsi["ProvisionedThroughput"]["WriteCapacityUnits"],
+                          gsi["IndexStatus"]), (7, 9, "ACTIVE"))
+        self.cluster.sync()
+        for port, c in self.all_clients():
+            [gsi] = c.describe_table(TableName=self.table)["Table"]["GlobalSecondaryIndexes"]
+            self.assertEqual(gsi["ProvisionedThroughput"]["WriteCapacityUnits"], 9,
+                             f"node {port}")
+        error = self.assertClientError(
+            "ResourceNotFoundException", client.update_table, TableName=self.table,
+            GlobalSecondaryIndexUpdates=[{"Update": {"IndexName": "nope", "ProvisionedThroughput": {
+                "ReadCapacityUnits": 1, "WriteCapacityUnits": 1}}}])
+        self.assertIn("Index: nope not found", error["Message"])
+        # An on-demand table's indexes have no throughput to set.
+        client.delete_table(TableName=self.table)
+        wait_until(lambda: self.table not in client.list_tables()["TableNames"], 30.0,
+                   "the table to go")
+        self.create_indexed(gsis=[self.index("byG", "g")], extra_attrs=[("g", "S")])
+        error = self.assertClientError(
+            "ValidationException", client.update_table, TableName=self.table,
+            GlobalSecondaryIndexUpdates=[{"Update": {"IndexName": "byG", "ProvisionedThroughput": {
+                "ReadCapacityUnits": 1, "WriteCapacityUnits": 1}}}])
+        self.assertIn("when BillingMode is PAY_PER_REQUEST", error["Message"])
+
     def test_pagination_over_many_equal_index_keys_returns_each_item_once(self):
         self.create_indexed(gsis=[self.index("byGroup", "grp", "rank")],
                             extra_attrs=[("grp", "S"), ("rank", "N")])

@@ -296,6 +296,19 @@ fn throughput(
     }
 }
 
+/// The provisioned throughput UpdateTable gives an existing global index of `table`,
+/// validated as for a new one: required on a provisioned table, refused on an on-demand one.
+///
+/// # Errors
+/// DynamoDB's `ValidationException`s.
+pub fn updated_throughput(
+    table: &TableKeys<'_>,
+    index: &str,
+    pt: Option<&ProvisionedThroughput>,
+) -> Result<Option<(u64, u64)>> {
+    throughput(table, IndexKind::Global, index, pt)
+}
+
 /// One global index that UpdateTable creates, validated against the table.
 ///
 /// # Errors

@@ -5,7 +5,7 @@
 
 use crate::api::AppState;
 use crate::api::ops::create_table::{billing, key_type};
-use crate::api::ops::index_schema::{TableKeys, created_index};
+use crate::api::ops::index_schema::{TableKeys, created_index, updated_throughput};
 use crate::api::ops::{Request, table_meta, table_name};
 use crate::api::wire::{GsiUpdateWire, TableDescriptionWire, UpdateTableInput, UpdateTableOutput};
 use crate::model::KeyAttribute;
@@ -137,9 +137,29 @@ async fn index_update(
                 change: IndexChange::Delete { index },
             })
         }
-        (None, None, Some(_)) => Err(Error::validation(
-            "kvsim does not change a global index's provisioned throughput yet (it does not throttle)",
-        )),
+        (None, None, Some(update)) => {
+            let index = update.index_name.clone().ok_or_else(|| {
+                Error::validation(
+                    "1 validation error detected: Value null at 'globalSecondaryIndexUpdates.1.member.update.indexName' failed to satisfy constraint: Member must not be null",
+                )
+            })?;
+            let table = TableKeys {
+                schema: &meta.spec.key_schema,
+                definitions: &meta.spec.attribute_definitions,
+                billing: &meta.spec.billing,
+            };
+            let Some(units) =
+                updated_throughput(&table, &index, update.provisioned_throughput.as_ref())?
+            else {
+                return Err(Error::validation(format!(
+                    "One or more parameter values were invalid: ProvisionedThroughput is not specified for index: {index}"
+                )));
+            };
+            Ok(Command::AlterIndexes {
+                name: name.to_string(),
+                change: IndexChange::Throughput { index, units },
+            })
+        }
         _ => Err(Error::validation(
             "One or more parameter values were invalid: One of GlobalSecondaryIndexUpdate.Create, GlobalSecondaryIndexUpdate.Update or GlobalSecondaryIndexUpdate.Delete must be specified",
         )),

@@ -743,9 +743,20 @@ pub struct GsiUpdateWire {
     /// Remove a global index.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delete: Option<IndexNameWire>,
-    /// Change a global index's throughput (accepted: kvsim does not throttle).
+    /// Change a global index's provisioned throughput.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub update: Option<Present>,
+    pub update: Option<GsiThroughputWire>,
+}
+
+/// `GlobalSecondaryIndexUpdates[].Update`: an index's new provisioned throughput.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GsiThroughputWire {
+    /// IndexName.
+    pub index_name: Option<String>,
+    /// The new throughput.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provisioned_throughput: Option<ProvisionedThroughput>,
 }
 
 /// An index named by `IndexName`.
