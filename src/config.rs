@@ -40,7 +40,12 @@ pub struct Tuning {
     /// Send raft messages between the nodes of this process over loopback HTTP, as nodes in
     /// separate processes would, instead of handing them straight to each other's inbox.
     pub raft_over_http: bool,
+    /// How often the leader looks for items whose time to live has passed and deletes them.
+    pub ttl_interval: Duration,
 }
+
+/// Longest `--ttl-interval-ms` accepted (a day).
+pub const MAX_TTL_INTERVAL: Duration = Duration::from_secs(86_400);
 
 impl Default for Tuning {
     fn default() -> Self {
@@ -55,6 +60,7 @@ impl Default for Tuning {
             max_connections: 2048,
             header_timeout: Duration::from_secs(5),
             raft_over_http: false,
+            ttl_interval: Duration::from_secs(1),
         }
     }
 }
@@ -82,6 +88,13 @@ impl Tuning {
             return Err(Error::validation(
                 "a node must accept at least one connection, for more than no time",
             ));
+        }
+        if self.ttl_interval.is_zero() || self.ttl_interval > MAX_TTL_INTERVAL {
+            return Err(Error::validation(format!(
+                "--ttl-interval-ms must be between 1 and {}, got {}",
+                MAX_TTL_INTERVAL.as_millis(),
+                self.ttl_interval.as_millis()
+            )));
         }
         for (flag, value, least) in [
             ("--compact-every", self.compact_every, 1),

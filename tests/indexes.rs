@@ -445,3 +445,78 @@ fn every_index_query_agrees_with_a_model_of_the_table() {
         run(seed);
     }
 }
+
+/// `Expire` deletes only what is still expired when it applies, and takes the items' index
+/// entries with them; with time to live off it deletes nothing.
+#[test]
+fn expiry_rechecks_each_item_at_apply_and_keeps_indexes_exact() {
+    use kvsim::store::TableChange;
+    let mut replica = Replica::new();
+    let now = 1_800_000_000i64;
+    let item = |pk: &str, exp: i64| {
+        Item::from([
+            ("pk".to_string(), s(pk)),
+            ("sk".to_string(), s("x")),
+            ("gpk".to_string(), s("p")),
+            ("gsk".to_string(), n(1)),
+            ("exp".to_string(), n(exp)),
+        ])
+    };
+    let key = |pk: &str| Item::from([("pk".to_string(), s(pk)), ("sk".to_string(), s("x"))]);
+    let put = |item: Item| {
+        Command::Write(Conditional {
+            write: ItemWrite::Put {
+                table: TABLE.into(),
+                item,
+            },
+            condition: None,
+            old_on_failure: false,
+        })
+    };
+    for pk in ["a", "b", "c"] {
+        replica.apply(&put(item(pk, now - 10))).expect("put");
+    }
+    let expire = Command::Expire {
+        table: TABLE.into(),
+        keys: vec![key("a"), key("b"), key("missing")],
+        now: now as u64,
+    };
+    // Time to live off: nothing goes.
+    replica.apply(&expire).expect("expire");
+    let present = |replica: &Replica| {
+        ["a", "b", "c"]
+            .into_iter()
+            .filter(|pk| {
+                replica
+                    .store
+                    .get_item(TABLE, &key(pk))
+                    .expect("get")
+                    .is_some()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(present(&replica), ["a", "b", "c"]);
+    replica
+        .apply(&Command::AlterTable {
+            name: TABLE.into(),
+            change: TableChange::TimeToLive {
+                attribute: "exp".into(),
+                enabled: true,
+            },
+        })
+        .expect("ttl on");
+    // `b` was given a later expiry after the leader found it expired: it stays.
+    replica.apply(&put(item("b", now + 10))).expect("put");
+    replica.apply(&expire).expect("expire");
+    assert_eq!(present(&replica), ["b", "c"]);
+    assert_eq!(
+        replica.store.check_indexes(TABLE).expect("check"),
+        Vec::<String>::new()
+    );
+    let g = replica.query("g", &s("p"), 10);
+    assert_eq!(g.len(), 2, "the index lost the expired item: {g:?}");
+    assert_eq!(
+        replica.store.describe(TABLE).expect("describe").item_count,
+        2
+    );
+}

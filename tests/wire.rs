@@ -61,6 +61,28 @@ async fn errors_have_dynamodb_types_and_messages() {
         ("DescribeTable", json!({"TableName": "Nope"}), 400, RNF, "Requested resource not found: Table: Nope not found".into()),
         ("PutItem", json!({"TableName": "Nope", "Item": {"Artist": {"S": "a"}}}), 400, RNF, "Requested resource not found".into()),
         ("DeleteTable", json!({"TableName": "Nope"}), 400, RNF, "Requested resource not found: Table: Nope not found".into()),
+        // UpdateTimeToLive checks its specification before looking the table up.
+        (
+            "UpdateTimeToLive",
+            json!({"TableName": "Nope"}),
+            400, V, "1 validation error detected: Value null at 'timeToLiveSpecification' failed to satisfy constraint: Member must not be null".into(),
+        ),
+        (
+            "UpdateTimeToLive",
+            json!({"TableName": "Nope", "TimeToLiveSpecification": {"Enabled": true}}),
+            400, V, "1 validation error detected: Value null at 'timeToLiveSpecification.attributeName' failed to satisfy constraint: Member must not be null".into(),
+        ),
+        (
+            "UpdateTimeToLive",
+            json!({"TableName": "Music", "TimeToLiveSpecification": {"AttributeName": "exp"}}),
+            400, V, "1 validation error detected: Value null at 'timeToLiveSpecification.enabled' failed to satisfy constraint: Member must not be null".into(),
+        ),
+        (
+            "UpdateTimeToLive",
+            json!({"TableName": "Music", "TimeToLiveSpecification": {"Enabled": true, "AttributeName": ""}}),
+            400, V, "1 validation error detected: Value '' at 'timeToLiveSpecification.attributeName' failed to satisfy constraint: Member must have length greater than or equal to 1".into(),
+        ),
+        ("DescribeTimeToLive", json!({"TableName": "Nope"}), 400, RNF, "Requested resource not found".into()),
         (
             "PutItem",
             json!({"TableName": "Music", "Item": {"Artist": {"S": "a"}}}),

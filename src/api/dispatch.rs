@@ -65,6 +65,10 @@ pub enum Op {
     DescribeContinuousBackups,
     /// UpdateContinuousBackups.
     UpdateContinuousBackups,
+    /// DescribeTimeToLive.
+    DescribeTimeToLive,
+    /// UpdateTimeToLive.
+    UpdateTimeToLive,
     /// DescribeEndpoints.
     DescribeEndpoints,
     /// DescribeLimits.
@@ -97,6 +101,8 @@ impl Op {
             "ListTagsOfResource" => Op::ListTagsOfResource,
             "DescribeContinuousBackups" => Op::DescribeContinuousBackups,
             "UpdateContinuousBackups" => Op::UpdateContinuousBackups,
+            "DescribeTimeToLive" => Op::DescribeTimeToLive,
+            "UpdateTimeToLive" => Op::UpdateTimeToLive,
             "DescribeEndpoints" => Op::DescribeEndpoints,
             "DescribeLimits" => Op::DescribeLimits,
             "Query" => Op::Query,
@@ -120,6 +126,7 @@ impl Op {
                 | Op::TagResource
                 | Op::UntagResource
                 | Op::UpdateContinuousBackups
+                | Op::UpdateTimeToLive
                 // Transactional reads are serializable: the leader answers them.
                 | Op::TransactGetItems
         )

@@ -202,6 +202,11 @@ pub struct ServerArgs {
     /// process hand messages straight to each other: same faults, less CPU per write.
     #[arg(long)]
     pub raft_over_http: bool,
+    /// How often, in milliseconds, the leader looks for items whose time to live has passed
+    /// (UpdateTimeToLive) and deletes them through the log. DynamoDB takes up to a few days;
+    /// a simulator deletes them within about this long (a large table takes a few rounds).
+    #[arg(long, default_value_t = 1000)]
+    pub ttl_interval_ms: u64,
 }
 
 /// `kvsim server --durability`.

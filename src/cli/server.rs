@@ -33,6 +33,7 @@ pub fn run(args: ServerArgs) -> Result<()> {
             compact_every: args.compact_every,
             log_retain: args.log_retain,
             raft_over_http: args.raft_over_http,
+            ttl_interval: Duration::from_millis(args.ttl_interval_ms),
             ..Tuning::default()
         },
         supervision: Supervision {

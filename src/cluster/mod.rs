@@ -692,6 +692,11 @@ impl Cluster {
         inner.supervisor.watch(id, generation, handle.watch());
         let shutdown = CancellationToken::new();
         tokio::spawn(index_work_loop(handle.clone(), shutdown.clone()));
+        tokio::spawn(ttl_loop(
+            handle.clone(),
+            inner.config.tuning.ttl_interval,
+            shutdown.clone(),
+        ));
         let router = api::router(api::AppState {
             node: handle.clone(),
             client: inner.client.clone(),
@@ -904,6 +909,63 @@ const _: fn() = || {
     fn assert_sm<M: StateMachine>() {}
     assert_sm::<Store>();
 };
+
+/// Table rows one round of the time-to-live sweep reads per table, and expired keys it deletes
+/// per `Expire` entry.
+const TTL_ROWS_PER_ROUND: usize = 10_000;
+const TTL_KEYS_PER_ENTRY: usize = 100;
+
+/// While this node leads, deletes the items whose time to live has passed: every
+/// `ttl_interval` it sweeps the tables with TTL enabled (a bounded number of rows each, going
+/// on where the last round stopped) and proposes an `Expire` entry per table with the keys it
+/// found. Each replica applies the same entries, so the same items go at the same log index;
+/// each item is checked again at apply, so one rewritten since is kept. Items expired but not
+/// yet swept are still returned by reads, as in DynamoDB.
+async fn ttl_loop(node: NodeHandle, interval: Duration, shutdown: CancellationToken) {
+    let mut cursors = BTreeMap::new();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        if !node.is_leader() {
+            continue;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let from = cursors.clone();
+        let swept = node
+            .read(move |store| {
+                store.expired_items(now, &from, TTL_ROWS_PER_ROUND, TTL_KEYS_PER_ENTRY)
+            })
+            .await;
+        let expired = match swept {
+            Ok(sweep) => {
+                cursors = sweep.cursors;
+                sweep.expired
+            }
+            Err(e) => {
+                tracing::debug!(node = node.id, "no time-to-live sweep: {e}");
+                continue;
+            }
+        };
+        for (table, keys) in expired {
+            let command = Command::Expire {
+                table: table.clone(),
+                keys,
+                now,
+            };
+            match node.propose(&command).await {
+                Ok(Outcome::Expired { deleted }) => {
+                    tracing::debug!(node = node.id, table, deleted, "expired items deleted");
+                }
+                Ok(other) => tracing::warn!(node = node.id, "expiry applied as {other:?}"),
+                Err(e) => tracing::debug!(node = node.id, table, "expiry: {e}"),
+            }
+        }
+    }
+}
 
 /// How often a leader looks for global indexes to add or remove when it found none last time.
 const INDEX_WORK_POLL: Duration = Duration::from_millis(50);

@@ -59,14 +59,38 @@ pub struct TableSpec {
     pub created_at_ms: u64,
 }
 
-/// A table's settings that CreateTable does not set: its tags and whether point-in-time
-/// recovery is on (accepted and reported; kvsim takes no backups yet).
+/// A table's settings that CreateTable does not set: its tags, whether point-in-time
+/// recovery is on (accepted and reported; kvsim takes no backups yet), and time to live.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableSettings {
     /// Tags, key to value.
     pub tags: std::collections::BTreeMap<String, String>,
     /// `PointInTimeRecoveryEnabled`.
     pub point_in_time_recovery: bool,
+    /// Time to live: the attribute holding each item's expiry (epoch seconds) while TTL is
+    /// enabled, `None` while it is disabled.
+    pub ttl: Option<String>,
+}
+
+/// How far in the past an expiry may lie and still be acted on: DynamoDB leaves items whose
+/// time-to-live value is more than five years old alone (so a value in milliseconds, which
+/// reads as far in the future, or a stray small number is never taken for an expiry).
+pub const TTL_HORIZON_SECS: u64 = 5 * 365 * 24 * 3600;
+
+/// Whether `item` has expired at `now` (epoch seconds) under time to live on `attribute`: the
+/// attribute is a number of epoch seconds before `now`, and not more than [`TTL_HORIZON_SECS`]
+/// before it. Any other item (no such attribute, another type) never expires.
+pub fn ttl_expired(item: &crate::model::Item, attribute: &str, now: u64) -> bool {
+    let Some(crate::model::AttributeValue::N(at)) = item.get(attribute) else {
+        return false;
+    };
+    let (Ok(now_n), Ok(horizon)) = (
+        crate::model::number::Number::parse(&now.to_string()),
+        crate::model::number::Number::parse(&now.saturating_sub(TTL_HORIZON_SECS).to_string()),
+    ) else {
+        return false;
+    };
+    *at < now_n && *at >= horizon
 }
 
 /// A table as stored: its spec plus the log index that created it.
@@ -101,4 +125,41 @@ pub struct TableDescription {
     pub size_bytes: u64,
     /// Each index's `(item count, size in bytes)`, in the order of `meta.indexes`.
     pub index_stats: Vec<(u64, u64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AttributeValue, Item};
+
+    fn item(value: AttributeValue) -> Item {
+        Item::from([("exp".to_string(), value)])
+    }
+
+    fn n(s: &str) -> AttributeValue {
+        AttributeValue::N(crate::model::number::Number::parse(s).expect("number"))
+    }
+
+    #[test]
+    fn items_expire_once_their_time_has_passed_within_five_years() {
+        let now = 1_800_000_000;
+        assert!(ttl_expired(&item(n("1799999999")), "exp", now));
+        assert!(ttl_expired(&item(n("1799999999.5")), "exp", now));
+        // Not yet: at or after now.
+        assert!(!ttl_expired(&item(n("1800000000")), "exp", now));
+        assert!(!ttl_expired(&item(n("1800000001")), "exp", now));
+        // Five years back is the limit; older values are left alone, as DynamoDB leaves them.
+        let horizon = (now - TTL_HORIZON_SECS).to_string();
+        assert!(ttl_expired(&item(n(&horizon)), "exp", now));
+        let older = (now - TTL_HORIZON_SECS - 1).to_string();
+        assert!(!ttl_expired(&item(n(&older)), "exp", now));
+        // Milliseconds read as far in the future; other types and other attributes never expire.
+        assert!(!ttl_expired(&item(n("1799999999000")), "exp", now));
+        assert!(!ttl_expired(
+            &item(AttributeValue::S("1".into())),
+            "exp",
+            now
+        ));
+        assert!(!ttl_expired(&item(n("1")), "other", now));
+    }
 }

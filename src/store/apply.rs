@@ -14,7 +14,9 @@ use crate::error::CancellationReason;
 use crate::model::expr::eval::evaluate;
 use crate::model::index::{IndexKind, IndexSpec, IndexState, MAX_GLOBAL_INDEXES};
 use crate::model::item::{check_item_size, item_size};
-use crate::model::table::{TableDescription, TableMeta, TableSettings, TableSpec, TableStatus};
+use crate::model::table::{
+    TableDescription, TableMeta, TableSettings, TableSpec, TableStatus, ttl_expired,
+};
 use crate::model::{Item, PrimaryKey};
 use crate::store::command::{
     Command, Conditional, IndexChange, IndexCharge, ItemWrite, Outcome, TOKEN_LIFETIME_MS,
@@ -22,7 +24,7 @@ use crate::store::command::{
 };
 use crate::store::tables::{
     INDEX_ITEMS, INDEX_STATS, ITEMS, SETTINGS, STATS, StoredItem, TABLES, TOKEN_TIMES, TOKENS,
-    decode_meta, encode_meta, item_key, prefix_end, table_prefix,
+    decode_meta, decode_settings, encode_meta, encode_settings, item_key, prefix_end, table_prefix,
 };
 use crate::{Error, Result};
 
@@ -73,6 +75,7 @@ pub fn apply(txn: &WriteTransaction, index: u64, bytes: &[u8]) -> Result<Result<
         Ok(Command::RemoveIndexEntries { table, index }) => {
             remove_index_entries(txn, &table, &index)
         }
+        Ok(Command::Expire { table, keys, now }) => expire(txn, index, &table, keys, now),
         Ok(Command::DeleteTable { name }) => delete_table(txn, &name),
         Ok(Command::PutItem { table, item }) => conditional(
             txn,
@@ -200,12 +203,8 @@ fn alter_table(txn: &WriteTransaction, name: &str, change: TableChange) -> Resul
             .insert(name, encode_meta(&meta)?.as_slice())?;
         return describe_in(txn, meta);
     }
+    let mut settings = load_settings(txn, meta.id)?;
     let mut table = txn.open_table(SETTINGS)?;
-    let mut settings: TableSettings = match table.get(meta.id)? {
-        Some(v) => postcard::from_bytes(v.value())
-            .map_err(|e| Error::internal(format!("undecodable table settings: {e}")))?,
-        None => TableSettings::default(),
-    };
     match change {
         TableChange::Tag(tags) => settings.tags.extend(tags),
         TableChange::Untag(keys) => {
@@ -214,10 +213,79 @@ fn alter_table(txn: &WriteTransaction, name: &str, change: TableChange) -> Resul
             }
         }
         TableChange::PointInTimeRecovery(on) => settings.point_in_time_recovery = on,
+        TableChange::TimeToLive { attribute, enabled } => {
+            match (&settings.ttl, enabled) {
+                (Some(_), true) => {
+                    return Err(Error::validation("TimeToLive is already enabled"));
+                }
+                (None, false) => {
+                    return Err(Error::validation("TimeToLive is already disabled"));
+                }
+                (Some(current), false) if *current != attribute => {
+                    return Err(Error::validation(format!(
+                        "TimeToLive is active on a different AttributeName: current AttributeName is {current}"
+                    )));
+                }
+                _ => {}
+            }
+            settings.ttl = enabled.then_some(attribute);
+        }
         TableChange::Billing(_) => {}
     }
-    table.insert(meta.id, postcard::to_stdvec(&settings)?.as_slice())?;
+    table.insert(meta.id, encode_settings(&settings)?.as_slice())?;
     Ok(Outcome::Settings(settings))
+}
+
+/// The settings of table `id` as `txn` has them.
+fn load_settings(txn: &WriteTransaction, id: u64) -> Result<TableSettings> {
+    match txn.open_table(SETTINGS)?.get(id)? {
+        Some(v) => decode_settings(v.value()),
+        None => Ok(TableSettings::default()),
+    }
+}
+
+/// Deletes those of `keys` whose item in `table` has expired at `now` under the table's time
+/// to live, through the same path as DeleteItem (indexes included). An item rewritten since
+/// the leader looked (no longer expired), already gone, or in a table whose TTL was turned
+/// off meanwhile is left as it is: the check is made here, on the state at this log index.
+fn expire(
+    txn: &WriteTransaction,
+    index: u64,
+    table: &str,
+    keys: Vec<Item>,
+    now: u64,
+) -> Result<Outcome> {
+    let Some(meta) = load_meta(txn, table)? else {
+        return Ok(Outcome::Expired { deleted: 0 });
+    };
+    let Some(attribute) = load_settings(txn, meta.id)?.ttl else {
+        return Ok(Outcome::Expired { deleted: 0 });
+    };
+    let mut deleted = 0;
+    for key in keys {
+        let write = Conditional {
+            write: ItemWrite::Delete {
+                table: table.to_string(),
+                key,
+            },
+            condition: None,
+            old_on_failure: false,
+        };
+        let planned = match plan(txn, index, write) {
+            Ok(p) => p,
+            Err(e) if e.is_deterministic() => continue,
+            Err(e) => return Err(e),
+        };
+        if planned
+            .old
+            .as_ref()
+            .is_some_and(|(item, _)| ttl_expired(item, &attribute, now))
+        {
+            commit(txn, index, planned)?;
+            deleted += 1;
+        }
+    }
+    Ok(Outcome::Expired { deleted })
 }
 
 fn adjust_stats(
@@ -265,7 +333,8 @@ fn index_batch() -> usize {
 }
 
 /// Adds a global index (empty, to be filled by `Backfill` entries; writes keep it up to date
-/// from now on) or removes one with all its entries.
+/// from now on), marks one deleting (its entries go by `RemoveIndexEntries` entries), or sets
+/// one's provisioned throughput.
 fn alter_indexes(txn: &WriteTransaction, name: &str, change: IndexChange) -> Result<Outcome> {
     let mut meta = load_meta(txn, name)?.ok_or_else(table_not_found)?;
     match change {

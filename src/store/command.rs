@@ -83,6 +83,16 @@ pub enum Command {
         /// Index name.
         index: String,
     },
+    /// Delete these items of `table` if their time to live had passed at `now`: the leader
+    /// found them expired; each is checked again at apply, so one written since is kept.
+    Expire {
+        /// Table name.
+        table: String,
+        /// The items' keys.
+        keys: Vec<Item>,
+        /// The leader's clock when it looked, in epoch seconds.
+        now: u64,
+    },
 }
 
 /// A change to a table's global indexes.
@@ -120,6 +130,13 @@ pub enum TableChange {
     Untag(Vec<String>),
     /// Point-in-time recovery on or off.
     PointInTimeRecovery(bool),
+    /// UpdateTimeToLive: enable TTL on `attribute`, or disable it.
+    TimeToLive {
+        /// The attribute holding each item's expiry, in epoch seconds.
+        attribute: String,
+        /// On or off.
+        enabled: bool,
+    },
 }
 
 /// A TransactWriteItems as the log carries it.
@@ -230,6 +247,11 @@ pub enum Outcome {
     },
     /// A table's settings after a change.
     Settings(TableSettings),
+    /// Expired items were deleted.
+    Expired {
+        /// How many (the others had been rewritten or deleted since).
+        deleted: usize,
+    },
     /// A batch of an index's backfill or removal was applied.
     IndexWork {
         /// Nothing is left to do: the index is active (or gone, or no longer in that phase).

@@ -21,6 +21,16 @@ use crate::store::tables::{
 use crate::store::{Command, Store};
 use crate::{Error, Result};
 
+/// One round of the time-to-live sweep ([`Store::expired_items`]).
+#[derive(Debug, Default)]
+pub struct Sweep {
+    /// Per table, the keys of items found expired.
+    pub expired: Vec<(String, Vec<Item>)>,
+    /// Per table, the row the round stopped after; absent where it reached the table's end,
+    /// so the next round starts over.
+    pub cursors: BTreeMap<String, Vec<u8>>,
+}
+
 /// DynamoDB stops a Query or Scan page after reading this much item data.
 pub const MAX_PAGE_BYTES: usize = 1 << 20;
 
@@ -190,6 +200,81 @@ impl Store {
         Ok(out)
     }
 
+    /// One round of the time-to-live sweep: the keys of items that have expired at `now`
+    /// (epoch seconds), in every table with time to live enabled. Each table is read from just
+    /// after `cursors[table]` (where its last round stopped) and at most `max_rows` rows of it
+    /// per round, so a large table is swept over several rounds; at most `max_keys` keys per
+    /// table are returned, with where each table's round stopped.
+    pub fn expired_items(
+        &self,
+        now: u64,
+        cursors: &BTreeMap<String, Vec<u8>>,
+        max_rows: usize,
+        max_keys: usize,
+    ) -> Result<Sweep> {
+        let txn = self.read()?;
+        let Some(tables) = open_tables(&txn)? else {
+            return Ok(Default::default());
+        };
+        let (Ok(settings), Ok(items)) = (
+            txn.open_table(crate::store::tables::SETTINGS),
+            txn.open_table(ITEMS),
+        ) else {
+            return Ok(Default::default());
+        };
+        let mut found = Vec::new();
+        let mut next = BTreeMap::new();
+        for row in tables.iter()? {
+            let (name, meta) = row?;
+            let meta = decode_meta(meta.value())?;
+            let Some(attribute) = settings
+                .get(meta.id)?
+                .map(|v| crate::store::tables::decode_settings(v.value()))
+                .transpose()?
+                .and_then(|s| s.ttl)
+            else {
+                continue;
+            };
+            let name = name.value().to_string();
+            let prefix = table_prefix(meta.id);
+            let lower = match cursors.get(&name) {
+                Some(after) if after.starts_with(&prefix) => Bound::Excluded(after.as_slice()),
+                _ => Bound::Included(prefix.as_slice()),
+            };
+            let end = prefix_end(&prefix);
+            let upper = match &end {
+                Some(e) => Bound::Excluded(e.as_slice()),
+                None => Bound::Unbounded,
+            };
+            let mut keys = Vec::new();
+            let mut read = 0;
+            let mut last = None;
+            for row in items.range::<&[u8]>((lower, upper))? {
+                let (k, v) = row?;
+                let item = StoredItem::item(v.value())?;
+                if crate::model::table::ttl_expired(&item, &attribute, now) {
+                    let schema = &meta.spec.key_schema;
+                    keys.push(schema.key_of_item(&item)?.to_item(schema));
+                }
+                read += 1;
+                if read == max_rows || keys.len() == max_keys {
+                    last = Some(k.value().to_vec());
+                    break;
+                }
+            }
+            if let Some(last) = last {
+                next.insert(name.clone(), last);
+            }
+            if !keys.is_empty() {
+                found.push((name, keys));
+            }
+        }
+        Ok(Sweep {
+            expired: found,
+            cursors: next,
+        })
+    }
+
     /// Every difference between `table`'s active indexes and what its items say they should
     /// hold (entries missing, extra or stale, counts off), one line each: the simulation's
     /// index invariant. Empty when they agree or the table does not exist.
@@ -307,8 +392,7 @@ impl Store {
         let meta = meta_in(&txn, table)?.ok_or_else(table_not_found)?;
         let settings = match txn.open_table(crate::store::tables::SETTINGS) {
             Ok(t) => match t.get(meta.id)? {
-                Some(v) => postcard::from_bytes(v.value())
-                    .map_err(|e| Error::internal(format!("undecodable table settings: {e}")))?,
+                Some(v) => crate::store::tables::decode_settings(v.value())?,
                 None => TableSettings::default(),
             },
             Err(redb::TableError::TableDoesNotExist(_)) => TableSettings::default(),

@@ -13,7 +13,7 @@
 
 use redb::TableDefinition;
 
-use crate::model::table::TableMeta;
+use crate::model::table::{TableMeta, TableSettings};
 use crate::model::{Item, PrimaryKey};
 use crate::{Error, Result};
 
@@ -137,6 +137,37 @@ pub fn decode_meta(bytes: &[u8]) -> Result<TableMeta> {
     }
 }
 
+/// A `TableSettings` row as kvsim wrote it before time to live.
+#[derive(serde::Deserialize)]
+struct SettingsBeforeTtl {
+    tags: std::collections::BTreeMap<String, String>,
+    point_in_time_recovery: bool,
+}
+
+/// Encodes a `SETTINGS` row.
+pub fn encode_settings(settings: &TableSettings) -> Result<Vec<u8>> {
+    Ok(postcard::to_stdvec(settings)?)
+}
+
+/// Decodes a `SETTINGS` row of any format kvsim has written. Rows from before time to live
+/// end where its field would start, so they fail to decode as the current format (and a
+/// current row never decodes as an old one: decoding stops short of its last field only
+/// when asked for the old shape, which is tried second).
+pub fn decode_settings(bytes: &[u8]) -> Result<TableSettings> {
+    match postcard::take_from_bytes::<TableSettings>(bytes) {
+        Ok((settings, [])) => Ok(settings),
+        _ => {
+            let old: SettingsBeforeTtl = postcard::from_bytes(bytes)
+                .map_err(|e| Error::internal(format!("undecodable table settings: {e}")))?;
+            Ok(TableSettings {
+                tags: old.tags,
+                point_in_time_recovery: old.point_in_time_recovery,
+                ttl: None,
+            })
+        }
+    }
+}
+
 /// An item as stored: its version (the log index of its last write), its DynamoDB size, and
 /// the attributes. The fixed header lets a write learn the old size without decoding the item.
 pub struct StoredItem;
@@ -184,6 +215,40 @@ mod tests {
         assert_eq!(prefix_end(&[1, 0xFF]), Some(vec![2]));
         assert_eq!(prefix_end(&[0xFF, 0xFF]), None);
         assert_eq!(prefix_end(&[]), None);
+    }
+
+    #[test]
+    fn settings_rows_written_before_ttl_still_decode() {
+        #[derive(serde::Serialize)]
+        struct Old {
+            tags: std::collections::BTreeMap<String, String>,
+            point_in_time_recovery: bool,
+        }
+        let tags = std::collections::BTreeMap::from([("team".to_string(), "db".to_string())]);
+        let old = postcard::to_stdvec(&Old {
+            tags: tags.clone(),
+            point_in_time_recovery: true,
+        })
+        .expect("encode");
+        let settings = decode_settings(&old).expect("old row");
+        assert_eq!(
+            settings,
+            TableSettings {
+                tags: tags.clone(),
+                point_in_time_recovery: true,
+                ttl: None,
+            }
+        );
+        for ttl in [None, Some("expires".to_string())] {
+            let new = TableSettings {
+                tags: tags.clone(),
+                point_in_time_recovery: false,
+                ttl,
+            };
+            let bytes = encode_settings(&new).expect("encode");
+            assert_eq!(decode_settings(&bytes).expect("new row"), new);
+        }
+        assert!(decode_settings(&[0xff]).is_err());
     }
 
     #[test]

@@ -218,7 +218,8 @@ class Cluster:
             self._files += [out, err]
             self.proc = subprocess.Popen(
                 [self.binary, "server", "--data-dir-root", data_dir,
-                 "--base-port", str(base), "--tick-ms", str(TICK_MS)],
+                 "--base-port", str(base), "--tick-ms", str(TICK_MS),
+                 "--ttl-interval-ms", "200"],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
             )
             try:
@@ -1632,6 +1633,100 @@ class IndexTest(KvsimTestCase):
         self.assertClientError("ResourceNotFoundException", client.describe_table,
                                TableName=self.table)
 
+
+
+class TimeToLiveTest(KvsimTestCase):
+    """UpdateTimeToLive and DescribeTimeToLive, and expired items deleted by the leader
+    through the log on every node (the test cluster sweeps every 200 ms)."""
+
+    def describe_ttl(self, client=None):
+        return (client or self.next_client()).describe_time_to_live(
+            TableName=self.table)["TimeToLiveDescription"]
+
+    def test_enabling_and_disabling_follow_dynamodbs_rules(self):
+        self.create_table(self.table)
+        client = self.next_client()
+        self.assertEqual(self.describe_ttl(), {"TimeToLiveStatus": "DISABLED"})
+        error = self.assertClientError(
+            "ValidationException", client.update_time_to_live, TableName=self.table,
+            TimeToLiveSpecification={"Enabled": False, "AttributeName": "exp"})
+        self.assertEqual(error["Message"], "TimeToLive is already disabled")
+        answer = client.update_time_to_live(
+            TableName=self.table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"})
+        self.assertEqual(answer["TimeToLiveSpecification"],
+                         {"Enabled": True, "AttributeName": "exp"})
+        self.cluster.sync()
+        for port, c in self.all_clients():
+            self.assertEqual(self.describe_ttl(c),
+                             {"TimeToLiveStatus": "ENABLED", "AttributeName": "exp"},
+                             f"node {port}")
+        for attribute in ["exp", "other"]:
+            error = self.assertClientError(
+                "ValidationException", client.update_time_to_live, TableName=self.table,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute})
+            self.assertEqual(error["Message"], "TimeToLive is already enabled")
+        error = self.assertClientError(
+            "ValidationException", client.update_time_to_live, TableName=self.table,
+            TimeToLiveSpecification={"Enabled": False, "AttributeName": "other"})
+        self.assertEqual(error["Message"], "TimeToLive is active on a different AttributeName: "
+                                           "current AttributeName is exp")
+        client.update_time_to_live(
+            TableName=self.table, TimeToLiveSpecification={"Enabled": False, "AttributeName": "exp"})
+        self.assertEqual(self.describe_ttl(client), {"TimeToLiveStatus": "DISABLED"})
+        self.assertClientError(
+            "ResourceNotFoundException", client.describe_time_to_live, TableName="t_missing")
+        self.assertClientError(
+            "ResourceNotFoundException", client.update_time_to_live, TableName="t_missing",
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"})
+
+    def test_expired_items_are_deleted_everywhere_and_others_kept(self):
+        client = self.next_client()
+        client.create_table(
+            TableName=self.table, KeySchema=key_schema("pk", None), BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "g", "AttributeType": "S"}],
+            GlobalSecondaryIndexes=[{"IndexName": "byG", "KeySchema": key_schema("g", None),
+                                     "Projection": {"ProjectionType": "ALL"}}])
+        now = int(time.time())
+        items = {
+            "past": {"N": str(now - 60)},
+            "past2": {"N": str(now - 3600)},
+            "future": {"N": str(now + 3600)},
+            "ancient": {"N": str(now - 6 * 365 * 86400)},  # beyond five years: left alone
+            "millis": {"N": str((now - 60) * 1000)},  # milliseconds read as the far future
+            "text": {"S": str(now - 60)},  # not a number: never expires
+        }
+        for pk, exp in items.items():
+            client.put_item(TableName=self.table,
+                            Item={"pk": {"S": pk}, "exp": exp, "g": {"S": "all"}})
+        client.put_item(TableName=self.table, Item={"pk": {"S": "none"}, "g": {"S": "all"}})
+        # Until TTL is enabled nothing expires.
+        self.cluster.sync()
+        self.assertEqual(len(client.scan(TableName=self.table, ConsistentRead=True)["Items"]), 7)
+        client.update_time_to_live(
+            TableName=self.table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"})
+        kept = sorted(["future", "ancient", "millis", "text", "none"])
+
+        def swept_everywhere():
+            return all(sorted(i["pk"]["S"] for i in c.scan(TableName=self.table)["Items"]) == kept
+                       for c in self.cluster.clients)
+
+        wait_until(swept_everywhere, 30.0, "the expired items to be deleted on every node")
+        for port, c in self.all_clients():
+            in_index = c.query(TableName=self.table, IndexName="byG",
+                               KeyConditionExpression="g = :g",
+                               ExpressionAttributeValues={":g": {"S": "all"}})["Items"]
+            self.assertEqual(sorted(i["pk"]["S"] for i in in_index), kept, f"node {port}")
+            self.assertEqual(c.describe_table(TableName=self.table)["Table"]["ItemCount"],
+                             len(kept), f"node {port}")
+        # An item whose expiry passes later goes once it has; one still in the future stays.
+        client.put_item(TableName=self.table,
+                        Item={"pk": {"S": "soon"}, "exp": {"N": str(int(time.time()) + 2)}})
+        wait_until(lambda: "Item" not in client.get_item(
+            TableName=self.table, Key={"pk": {"S": "soon"}}, ConsistentRead=True), 30.0,
+            "an item to expire once its time passed")
+        self.assertIn("Item", client.get_item(TableName=self.table,
+                                              Key={"pk": {"S": "future"}}, ConsistentRead=True))
 
 
 class _Result(unittest.TextTestResult):

@@ -22,6 +22,7 @@ mod scan;
 mod tags;
 mod transact_get_items;
 mod transact_write_items;
+mod ttl;
 mod update_item;
 mod update_table;
 
@@ -104,6 +105,8 @@ pub async fn run(app: &AppState, op: Op, req: &mut Request) -> Result<Vec<u8>> {
         Op::ListTagsOfResource => encode(tags::list(app, req).await?),
         Op::DescribeContinuousBackups => encode(backups::describe(app, req).await?),
         Op::UpdateContinuousBackups => encode(backups::update(app, req).await?),
+        Op::DescribeTimeToLive => encode(ttl::describe(app, req).await?),
+        Op::UpdateTimeToLive => encode(ttl::update(app, req).await?),
         Op::DescribeEndpoints => encode(account::endpoints(app, req).await?),
         Op::DescribeLimits => encode(account::limits(req).await?),
         Op::Query => encode(query::run(app, req).await?),

@@ -818,6 +818,54 @@ pub struct PointInTimeRecoverySpecification {
     pub point_in_time_recovery_enabled: Option<bool>,
 }
 
+/// DescribeTimeToLive and UpdateTimeToLive requests.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TimeToLiveInput {
+    /// Table name.
+    pub table_name: Option<String>,
+    /// UpdateTimeToLive: the new setting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_to_live_specification: Option<TimeToLiveSpecification>,
+}
+
+/// `TimeToLiveSpecification`: UpdateTimeToLive's request member, echoed in its answer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TimeToLiveSpecification {
+    /// On or off.
+    pub enabled: Option<bool>,
+    /// The attribute holding each item's expiry, in epoch seconds.
+    pub attribute_name: Option<String>,
+}
+
+/// UpdateTimeToLive response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateTimeToLiveOutput {
+    /// The setting as applied.
+    pub time_to_live_specification: TimeToLiveSpecification,
+}
+
+/// DescribeTimeToLive response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeTimeToLiveOutput {
+    /// The table's time to live.
+    pub time_to_live_description: TimeToLiveDescription,
+}
+
+/// `TimeToLiveDescription`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TimeToLiveDescription {
+    /// `ENABLED` or `DISABLED` (kvsim changes it at once: no `ENABLING` or `DISABLING`).
+    pub time_to_live_status: String,
+    /// The attribute, while enabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribute_name: Option<String>,
+}
+
 /// DescribeContinuousBackups and UpdateContinuousBackups requests.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
