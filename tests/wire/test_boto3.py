@@ -1104,6 +1104,18 @@ class AwsCliTest(KvsimTestCase):
                  expect_error="ConditionalCheckFailedException")
         self.aws(port, "describe-table", "--table-name", f"{t}-missing",
                  expect_error="ResourceNotFoundException")
+        # Time to live, through a follower (forwarded to the leader).
+        spec = self.aws(port, "update-time-to-live", "--table-name", t,
+                        "--time-to-live-specification", "Enabled=true,AttributeName=exp")
+        self.assertEqual(spec["TimeToLiveSpecification"],
+                         {"Enabled": True, "AttributeName": "exp"})
+        self.cluster.sync()  # the follower answers describe-time-to-live from its own state
+        described = self.aws(port, "describe-time-to-live", "--table-name", t)
+        self.assertEqual(described["TimeToLiveDescription"],
+                         {"TimeToLiveStatus": "ENABLED", "AttributeName": "exp"})
+        self.aws(port, "update-time-to-live", "--table-name", t,
+                 "--time-to-live-specification", "Enabled=true,AttributeName=exp",
+                 expect_error="TimeToLive is already enabled")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1645,6 +1657,7 @@ class TimeToLiveTest(KvsimTestCase):
 
     def test_enabling_and_disabling_follow_dynamodbs_rules(self):
         self.create_table(self.table)
+        self.cluster.sync()  # describes below are answered by each node from its own state
         client = self.next_client()
         self.assertEqual(self.describe_ttl(), {"TimeToLiveStatus": "DISABLED"})
         error = self.assertClientError(
@@ -1672,6 +1685,7 @@ class TimeToLiveTest(KvsimTestCase):
                                            "current AttributeName is exp")
         client.update_time_to_live(
             TableName=self.table, TimeToLiveSpecification={"Enabled": False, "AttributeName": "exp"})
+        self.cluster.sync()
         self.assertEqual(self.describe_ttl(client), {"TimeToLiveStatus": "DISABLED"})
         self.assertClientError(
             "ResourceNotFoundException", client.describe_time_to_live, TableName="t_missing")
