@@ -678,7 +678,14 @@ impl Cluster {
             .events(id)
             .cloned()
             .unwrap_or_else(|| EventLog::new(id));
-        let thread = driver::spawn(node, inbox_rx, transport, status_tx, events, tuning.tick)?;
+        let thread = driver::spawn(
+            node,
+            inbox_rx,
+            transport,
+            status_tx,
+            events.clone(),
+            tuning.tick,
+        )?;
         let handle = NodeHandle {
             id,
             inbox: inbox_tx,
@@ -691,10 +698,15 @@ impl Cluster {
         let generation = inner.generations.fetch_add(1, Ordering::SeqCst);
         inner.supervisor.watch(id, generation, handle.watch());
         let shutdown = CancellationToken::new();
-        tokio::spawn(index_work_loop(handle.clone(), shutdown.clone()));
+        tokio::spawn(index_work_loop(
+            handle.clone(),
+            events.clone(),
+            shutdown.clone(),
+        ));
         tokio::spawn(ttl_loop(
             handle.clone(),
             inner.config.tuning.ttl_interval,
+            events,
             shutdown.clone(),
         ));
         let router = api::router(api::AppState {
@@ -921,7 +933,12 @@ const TTL_KEYS_PER_ENTRY: usize = 100;
 /// found. Each replica applies the same entries, so the same items go at the same log index;
 /// each item is checked again at apply, so one rewritten since is kept. Items expired but not
 /// yet swept are still returned by reads, as in DynamoDB.
-async fn ttl_loop(node: NodeHandle, interval: Duration, shutdown: CancellationToken) {
+async fn ttl_loop(
+    node: NodeHandle,
+    interval: Duration,
+    events: EventLog,
+    shutdown: CancellationToken,
+) {
     let mut cursors = BTreeMap::new();
     loop {
         tokio::select! {
@@ -959,6 +976,12 @@ async fn ttl_loop(node: NodeHandle, interval: Duration, shutdown: CancellationTo
             match node.propose(&command).await {
                 Ok(Outcome::Expired { deleted }) => {
                     tracing::debug!(node = node.id, table, deleted, "expired items deleted");
+                    if deleted > 0 {
+                        events.record(NodeEvent::new(
+                            "ttl_expired",
+                            format!("deleted {deleted} expired item(s) of {table}"),
+                        ));
+                    }
                 }
                 Ok(other) => tracing::warn!(node = node.id, "expiry applied as {other:?}"),
                 Err(e) => tracing::debug!(node = node.id, table, "expiry: {e}"),
@@ -975,7 +998,7 @@ const INDEX_WORK_POLL: Duration = Duration::from_millis(50);
 /// batch, so client writes interleave with them. Every replica applies the same entries, so
 /// the index is built (or removed) the same everywhere; a new leader takes over where the log
 /// says the last batch ended.
-async fn index_work_loop(node: NodeHandle, shutdown: CancellationToken) {
+async fn index_work_loop(node: NodeHandle, events: EventLog, shutdown: CancellationToken) {
     let mut busy = false;
     loop {
         let pause = if busy {
@@ -1002,8 +1025,20 @@ async fn index_work_loop(node: NodeHandle, shutdown: CancellationToken) {
             match node.propose(&command).await {
                 Ok(Outcome::IndexWork { done }) => {
                     busy = true;
-                    if done {
-                        tracing::info!(node = node.id, "index work done: {command:?}");
+                    match (&command, done) {
+                        (Command::Backfill { table, index, .. }, true) => {
+                            events.record(NodeEvent::new(
+                                "index_active",
+                                format!("index {index} of {table} backfilled: ACTIVE"),
+                            ));
+                        }
+                        (Command::RemoveIndexEntries { table, index }, true) => {
+                            events.record(NodeEvent::new(
+                                "index_removed",
+                                format!("index {index} of {table} removed"),
+                            ));
+                        }
+                        _ => {}
                     }
                 }
                 Ok(other) => tracing::warn!(node = node.id, "index work applied as {other:?}"),

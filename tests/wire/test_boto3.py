@@ -397,6 +397,14 @@ class KvsimTestCase(unittest.TestCase):
         self.assertEqual(resp["TableDescription"]["TableStatus"], "ACTIVE")
         return resp["TableDescription"]
 
+    def events(self, kind: str) -> list[str]:
+        """The details of every event of `kind` any node has recorded (`GET /events`)."""
+        found = []
+        for port in self.ports:
+            with urllib.request.urlopen(f"http://{HOST}:{port}/events", timeout=5) as resp:
+                found += [e["detail"] for e in json.load(resp)["events"] if e["kind"] == kind]
+        return found
+
     # -- assertions -----------------------------------------------------------------------------
 
     def assertClientError(self, code: str, call, /, **kwargs) -> dict:  # noqa: N802
@@ -1537,6 +1545,9 @@ class IndexTest(KvsimTestCase):
                 TableName=self.table)["Table"] for c in self.cluster.clients)
 
         wait_until(gone_everywhere, 60.0, "the deleted index to disappear from every node")
+        for kind, detail in [("index_active", f"index byGroup of {self.table} backfilled: ACTIVE"),
+                             ("index_removed", f"index byGroup of {self.table} removed")]:
+            wait_until(lambda: detail in self.events(kind), 10.0, f"the {kind} event")
         # Its name is free again.
         client.update_table(
             TableName=self.table,
@@ -1726,6 +1737,9 @@ class TimeToLiveTest(KvsimTestCase):
                        for c in self.cluster.clients)
 
         wait_until(swept_everywhere, 30.0, "the expired items to be deleted on every node")
+        # The leader says so in the event log (`kvsim events`), once its proposal returns.
+        wait_until(lambda: any(self.table in d for d in self.events("ttl_expired")), 10.0,
+                   "a ttl_expired event naming the table")
         for port, c in self.all_clients():
             in_index = c.query(TableName=self.table, IndexName="byG",
                                KeyConditionExpression="g = :g",
