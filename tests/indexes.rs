@@ -520,3 +520,89 @@ fn expiry_rechecks_each_item_at_apply_and_keeps_indexes_exact() {
         2
     );
 }
+
+/// Rows of table id `id` (items and index entries) still stored.
+fn rows_of(replica: &Replica, id: u64) -> usize {
+    use redb::ReadableDatabase;
+    let txn = replica.store.db().begin_read().expect("read");
+    let prefix = id.to_be_bytes();
+    [
+        kvsim::store::tables::ITEMS,
+        kvsim::store::tables::INDEX_ITEMS,
+    ]
+    .into_iter()
+    .map(|def| {
+        txn.open_table(def)
+            .expect("table")
+            .range::<&[u8]>(prefix.as_slice()..)
+            .expect("range")
+            .take_while(|row| {
+                row.as_ref()
+                    .is_ok_and(|(k, _)| k.value().starts_with(&prefix))
+            })
+            .count()
+    })
+    .sum()
+}
+
+/// A deleted table's rows go in bounded batches (`PurgeTable` entries), while a table created
+/// again under its name is used at once; nothing of the old one is left at the end.
+#[test]
+fn a_deleted_table_is_purged_in_batches_while_its_name_is_reused() {
+    kvsim::store::apply::set_index_batch(Some(4));
+    let mut replica = Replica::new();
+    let put = |pk: String| {
+        Command::Write(Conditional {
+            write: ItemWrite::Put {
+                table: TABLE.into(),
+                item: Item::from([
+                    ("pk".to_string(), s(&pk)),
+                    ("sk".to_string(), s("x")),
+                    ("gpk".to_string(), s("p")),
+                    ("gsk".to_string(), n(1)),
+                    ("lsk".to_string(), n(2)),
+                ]),
+            },
+            condition: None,
+            old_on_failure: false,
+        })
+    };
+    for i in 0..10 {
+        replica.apply(&put(format!("k{i}"))).expect("put");
+    }
+    let old = replica.store.describe(TABLE).expect("describe").meta.id;
+    // Ten items, each in three indexes.
+    assert_eq!(rows_of(&replica, old), 40);
+    replica
+        .apply(&Command::DeleteTable { name: TABLE.into() })
+        .expect("delete");
+    assert_eq!(rows_of(&replica, old), 36, "one batch goes with the delete");
+    replica
+        .apply(&Command::CreateIndexedTable {
+            spec: spec(),
+            indexes: indexes(),
+        })
+        .expect("created again");
+    replica.apply(&put("new".into())).expect("put");
+    let mut entries = 0;
+    while let Some(command) = replica.store.index_work().expect("work").into_iter().next() {
+        assert_eq!(command, Command::PurgeTable { id: old });
+        replica.apply(&command).expect("purge");
+        entries += 1;
+        assert!(entries < 100, "the purge never ends");
+    }
+    assert_eq!(
+        entries, 10,
+        "36 rows in batches of 4, the last one finding none left"
+    );
+    assert_eq!(rows_of(&replica, old), 0);
+    assert_eq!(
+        replica.store.describe(TABLE).expect("describe").item_count,
+        1
+    );
+    assert_eq!(
+        replica.store.check_indexes(TABLE).expect("check"),
+        Vec::<String>::new()
+    );
+    assert_eq!(replica.query("g", &s("p"), 10).len(), 1);
+}

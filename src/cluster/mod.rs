@@ -1038,6 +1038,12 @@ async fn index_work_loop(node: NodeHandle, events: EventLog, shutdown: Cancellat
                                 format!("index {index} of {table} removed"),
                             ));
                         }
+                        (Command::PurgeTable { id }, true) => {
+                            events.record(NodeEvent::new(
+                                "table_purged",
+                                format!("the last rows of deleted table id {id} removed"),
+                            ));
+                        }
                         _ => {}
                     }
                 }

@@ -23,8 +23,9 @@ use crate::store::command::{
     TableChange, Transaction,
 };
 use crate::store::tables::{
-    INDEX_ITEMS, INDEX_STATS, ITEMS, SETTINGS, STATS, StoredItem, TABLES, TOKEN_TIMES, TOKENS,
-    decode_meta, decode_settings, encode_meta, encode_settings, item_key, prefix_end, table_prefix,
+    INDEX_ITEMS, INDEX_STATS, ITEMS, PURGES, SETTINGS, STATS, StoredItem, TABLES, TOKEN_TIMES,
+    TOKENS, decode_meta, decode_settings, encode_meta, encode_settings, item_key, prefix_end,
+    table_prefix,
 };
 use crate::{Error, Result};
 
@@ -76,6 +77,7 @@ pub fn apply(txn: &WriteTransaction, index: u64, bytes: &[u8]) -> Result<Result<
             remove_index_entries(txn, &table, &index)
         }
         Ok(Command::Expire { table, keys, now }) => expire(txn, index, &table, keys, now),
+        Ok(Command::PurgeTable { id }) => purge_table(txn, id),
         Ok(Command::DeleteTable { name }) => delete_table(txn, &name),
         Ok(Command::PutItem { table, item }) => conditional(
             txn,
@@ -165,9 +167,11 @@ fn delete_table(txn: &WriteTransaction, name: &str) -> Result<Outcome> {
         .unwrap_or((0, 0));
     txn.open_table(TABLES)?.remove(name)?;
     txn.open_table(SETTINGS)?.remove(meta.id)?;
-    let prefix = table_prefix(meta.id);
-    for def in [ITEMS, INDEX_ITEMS] {
-        remove_prefixed(&mut txn.open_table(def)?, &prefix)?;
+    // The rows go now if they are few, else in batches (`PurgeTable` entries the leader
+    // proposes), so deleting a large table never stalls the node. They are unreachable from
+    // here on: a table created again under the name gets a new id.
+    if !purge_batch(txn, meta.id)? {
+        txn.open_table(PURGES)?.insert(meta.id, ())?;
     }
     let mut stats = txn.open_table(INDEX_STATS)?;
     let index_stats = meta
@@ -185,12 +189,59 @@ fn delete_table(txn: &WriteTransaction, name: &str) -> Result<Outcome> {
 }
 
 /// Removes every row whose key starts with `prefix` (a table's items, or an index's entries).
-fn remove_prefixed(rows: &mut redb::Table<&[u8], &[u8]>, prefix: &[u8]) -> Result<()> {
-    match prefix_end(prefix) {
-        Some(end) => rows.retain_in(prefix..end.as_slice(), |_, _| false)?,
-        None => rows.retain_in(prefix.., |_, _| false)?,
+/// Removes the first `limit` rows under `prefix` (item or index entry rows), returning each
+/// one's stored size.
+fn remove_first(
+    rows: &mut redb::Table<&[u8], &[u8]>,
+    prefix: &[u8],
+    limit: usize,
+) -> Result<Vec<u32>> {
+    let end = prefix_end(prefix);
+    let upper = match &end {
+        Some(e) => std::ops::Bound::Excluded(e.as_slice()),
+        None => std::ops::Bound::Unbounded,
+    };
+    let batch = rows
+        .range::<&[u8]>((std::ops::Bound::Included(prefix), upper))?
+        .take(limit)
+        .map(|row| {
+            let (k, v) = row?;
+            Ok((k.value().to_vec(), StoredItem::header(v.value())?.1))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut sizes = Vec::with_capacity(batch.len());
+    for (key, size) in batch {
+        rows.remove(key.as_slice())?;
+        sizes.push(size);
     }
-    Ok(())
+    Ok(sizes)
+}
+
+/// Removes the next [`index_batch`] rows (items, then index entries) of deleted table `id`;
+/// true when none is left.
+fn purge_batch(txn: &WriteTransaction, id: u64) -> Result<bool> {
+    let prefix = table_prefix(id);
+    let mut budget = index_batch();
+    for def in [ITEMS, INDEX_ITEMS] {
+        budget -= remove_first(&mut txn.open_table(def)?, &prefix, budget)?.len();
+        if budget == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Removes the next batch of rows of deleted table `id`, and forgets it once none is left.
+/// Does nothing for a table not being purged, so a retried proposal is harmless.
+fn purge_table(txn: &WriteTransaction, id: u64) -> Result<Outcome> {
+    if txn.open_table(PURGES)?.get(id)?.is_none() {
+        return Ok(Outcome::IndexWork { done: true });
+    }
+    let done = purge_batch(txn, id)?;
+    if done {
+        txn.open_table(PURGES)?.remove(id)?;
+    }
+    Ok(Outcome::IndexWork { done })
 }
 
 /// Changes one setting of a table: its billing (kept in its spec) or its tags and
@@ -540,24 +591,11 @@ fn remove_index_entries(txn: &WriteTransaction, table: &str, name: &str) -> Resu
     let mut stats = txn.open_table(INDEX_STATS)?;
     let stat = (meta.id, meta.indexes[at].id);
     let mut current = stats.get(stat)?.map_or((0, 0), |v| v.value());
-    let end = prefix_end(&prefix);
-    let upper = match &end {
-        Some(e) => std::ops::Bound::Excluded(e.as_slice()),
-        None => std::ops::Bound::Unbounded,
-    };
-    let batch = entries
-        .range::<&[u8]>((std::ops::Bound::Included(prefix.as_slice()), upper))?
-        .take(index_batch())
-        .map(|row| {
-            let (k, v) = row?;
-            Ok((k.value().to_vec(), StoredItem::header(v.value())?.1))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    for (key, size) in &batch {
-        entries.remove(key.as_slice())?;
+    let removed = remove_first(&mut entries, &prefix, index_batch())?;
+    for size in &removed {
         current = moved(current, Some(*size), None);
     }
-    let done = batch.len() < index_batch() || planted(PlantedBug::IndexRemovalStopsEarly);
+    let done = removed.len() < index_batch() || planted(PlantedBug::IndexRemovalStopsEarly);
     if done {
         stats.remove(stat)?;
         drop((entries, stats));

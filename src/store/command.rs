@@ -83,6 +83,12 @@ pub enum Command {
         /// Index name.
         index: String,
     },
+    /// Remove the next batch of rows of a deleted table (by id), and forget it once none is
+    /// left.
+    PurgeTable {
+        /// The deleted table's id.
+        id: u64,
+    },
     /// Delete these items of `table` if their time to live had passed at `now`: the leader
     /// found them expired; each is checked again at apply, so one written since is kept.
     Expire {

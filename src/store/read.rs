@@ -169,15 +169,24 @@ impl Store {
         Ok((names, last))
     }
 
-    /// The next command each global index being added or removed needs: a `Backfill` of its
-    /// next batch, or a `RemoveIndexEntries`. The leader proposes them; empty when no index is
-    /// changing.
+    /// The next command each deleted table still being purged and each global index being
+    /// added or removed needs: a `PurgeTable`, a `Backfill` of the index's next batch, or a
+    /// `RemoveIndexEntries`. The leader proposes them; empty when there is nothing to do.
     pub fn index_work(&self) -> Result<Vec<Command>> {
         let txn = self.read()?;
-        let Some(tables) = open_tables(&txn)? else {
-            return Ok(Vec::new());
-        };
         let mut out = Vec::new();
+        match txn.open_table(crate::store::tables::PURGES) {
+            Ok(purges) => {
+                for row in purges.iter()? {
+                    out.push(Command::PurgeTable { id: row?.0.value() });
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let Some(tables) = open_tables(&txn)? else {
+            return Ok(out);
+        };
         for row in tables.iter()? {
             let (name, meta) = row?;
             let meta = decode_meta(meta.value())?;

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
 use crate::store::tables::{
-    INDEX_ITEMS, INDEX_STATS, ITEMS, SETTINGS, STATS, TABLES, TOKEN_TIMES, TOKENS,
+    INDEX_ITEMS, INDEX_STATS, ITEMS, PURGES, SETTINGS, STATS, TABLES, TOKEN_TIMES, TOKENS,
 };
 use crate::{Error, Result};
 
@@ -29,6 +29,7 @@ const TAG_TOKEN_TIMES: u8 = 5;
 const TAG_SETTINGS: u8 = 6;
 const TAG_INDEX_ITEMS: u8 = 7;
 const TAG_INDEX_STATS: u8 = 8;
+const TAG_PURGES: u8 = 9;
 
 fn write_row(out: &mut dyn Write, tag: u8, key: &[u8], value: &[u8]) -> Result<()> {
     if key.len() > MAX_KEY_BYTES || value.len() > MAX_VALUE_BYTES {
@@ -105,6 +106,9 @@ pub fn export(txn: &ReadTransaction, out: &mut dyn Write) -> Result<()> {
         k.extend_from_slice(token.as_bytes());
         (k, Vec::new())
     })?;
+    export_table(txn, PURGES, TAG_PURGES, out, |id, ()| {
+        (id.to_be_bytes().to_vec(), Vec::new())
+    })?;
     out.write_all(&[END])?;
     out.flush()?;
     Ok(())
@@ -151,6 +155,7 @@ pub fn restore(txn: &WriteTransaction, input: &mut dyn Read) -> Result<()> {
     txn.delete_table(TOKEN_TIMES)?;
     txn.delete_table(INDEX_ITEMS)?;
     txn.delete_table(INDEX_STATS)?;
+    txn.delete_table(PURGES)?;
     let mut tables = txn.open_table(TABLES)?;
     let mut items = txn.open_table(ITEMS)?;
     let mut stats = txn.open_table(STATS)?;
@@ -159,6 +164,7 @@ pub fn restore(txn: &WriteTransaction, input: &mut dyn Read) -> Result<()> {
     let mut token_times = txn.open_table(TOKEN_TIMES)?;
     let mut index_items = txn.open_table(INDEX_ITEMS)?;
     let mut index_stats = txn.open_table(INDEX_STATS)?;
+    let mut purges = txn.open_table(PURGES)?;
     let text = |bytes: &[u8]| {
         std::str::from_utf8(bytes)
             .map(str::to_string)
@@ -211,6 +217,9 @@ pub fn restore(txn: &WriteTransaction, input: &mut dyn Read) -> Result<()> {
             TAG_TOKEN_TIMES => {
                 let token = text(key.get(8..).unwrap_or_default())?;
                 token_times.insert((u64_at(&key, 0)?, token.as_str()), ())?;
+            }
+            TAG_PURGES => {
+                purges.insert(u64_at(&key, 0)?, ())?;
             }
             other => {
                 return Err(Error::internal(format!(

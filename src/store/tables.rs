@@ -8,6 +8,7 @@
 //!   see [`crate::model::index`]) -> [`StoredItem`] bytes of what the index projects.
 //! - `INDEX_STATS`: `(table id, index id)` -> `(entry count, total entry bytes)`.
 //! - `SETTINGS`: table id -> postcard `TableSettings`, for tables that have any.
+//! - `PURGES`: ids of deleted tables whose rows are still being removed, a batch per entry.
 //! - `TOKENS`: a transaction's `ClientRequestToken` -> `(at_ms, fingerprint)` of the
 //!   transaction that used it; `TOKEN_TIMES`: `(at_ms, token)` -> `()`, to expire them in order.
 
@@ -30,6 +31,8 @@ pub const INDEX_STATS: TableDefinition<(u64, u32), (u64, u64)> =
     TableDefinition::new("sm_index_stats");
 /// Table id -> postcard-encoded `TableSettings` (tags, point-in-time recovery).
 pub const SETTINGS: TableDefinition<u64, &[u8]> = TableDefinition::new("sm_settings");
+/// Ids of deleted tables whose rows (items, index entries) are still being removed in batches.
+pub const PURGES: TableDefinition<u64, ()> = TableDefinition::new("sm_purges");
 /// ClientRequestToken -> (when it was used, ms; fingerprint of the transaction).
 pub const TOKENS: TableDefinition<&str, (u64, u64)> = TableDefinition::new("sm_tokens");
 /// (when a token was used, ms; the token) -> (), oldest first, for expiry.
