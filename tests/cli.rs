@@ -166,6 +166,11 @@ async fn golden_indexes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_ttl() {
+    golden("ttl").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn golden_errors() {
     golden("errors").await;
 }

@@ -32,7 +32,7 @@ use crate::cli::client::Client;
 use crate::cli::commands::{
     batch_write, bench, create_table, delete_item, delete_table, describe_table, events, fault,
     get_item, list_tables, put_item, query_items, scan, sim, status, transact_write,
-    transfer_leader, update_item,
+    transfer_leader, ttl, update_item,
 };
 use crate::config::{DEFAULT_BASE_PORT, DEFAULT_DATA_ROOT};
 use crate::{Error, Result};
@@ -87,6 +87,9 @@ enum Command {
     /// Show a table's schema, status and size.
     #[command(after_help = EXIT_CODES)]
     DescribeTable(describe_table::Args),
+    /// Show a table's time to live, or turn it on (--enable ATTRIBUTE) or off (--disable).
+    #[command(after_help = EXIT_CODES)]
+    Ttl(ttl::Args),
     /// Write an item (plain JSON, or DynamoDB-typed JSON with --item-data-typed).
     #[command(after_help = EXIT_CODES)]
     PutItem(put_item::Args),
@@ -276,6 +279,7 @@ pub fn run(args: Args) -> Result<i32> {
             Command::DescribeTable(a) => describe_table::run(&client(&a.common)?, a)
                 .await
                 .map(|()| 0),
+            Command::Ttl(a) => ttl::run(&client(&a.common)?, a).await.map(|()| 0),
             Command::PutItem(a) => put_item::run(&client(&a.common)?, a).await.map(|()| 0),
             Command::GetItem(a) => get_item::run(&client(&a.common)?, a).await,
             Command::DeleteItem(a) => delete_item::run(&client(&a.common)?, a).await.map(|()| 0),

@@ -17,6 +17,7 @@ pub mod sim;
 pub mod status;
 pub mod transact_write;
 pub mod transfer_leader;
+pub mod ttl;
 pub mod update_item;
 
 use serde::Serialize;
