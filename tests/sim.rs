@@ -53,6 +53,7 @@ fn batch(first: u64, count: u64) {
         total.index_reads += r.index_reads;
         total.index_changes += r.index_changes;
         total.index_batches += r.index_batches;
+        total.expired += r.expired;
     }
     let per_seed = |n: usize| n as f64 / count as f64;
     assert!(
@@ -88,6 +89,11 @@ fn batch(first: u64, count: u64) {
             && per_seed(total.index_batches) >= 4.0,
         "the batch read or changed indexes too little: {total:?}"
     );
+    // Time-to-live expiries delete items (and are checked like any write).
+    assert!(
+        per_seed(total.expired) >= 0.3,
+        "the batch expired too few items: {total:?}"
+    );
     assert_eq!(total.unchecked, 0, "every history was decided: {total:?}");
 }
 
@@ -109,14 +115,18 @@ fn seeds_201_to_300_find_no_violation() {
 
 #[test]
 fn the_same_seed_replays_the_same_run() {
-    // Seed 5 stalls a leader and overwrites some of its writes, and reads, adds and removes
-    // indexes, so those replay too.
-    let a = run(&options(5, 100, None));
-    let b = run(&options(5, 100, None));
+    // Seed 9 stalls a leader and overwrites some of its writes, reads, adds and removes
+    // indexes, and expires items, so those replay too.
+    let a = run(&options(9, 100, None));
+    let b = run(&options(9, 100, None));
     assert!(
-        a.stalls > 0 && a.overwritten_proposals > 0 && a.index_reads > 0 && a.index_batches > 0,
-        "seed 5 no longer overwrites a stalled leader's writes or reads and changes indexes; \
-         pick a seed that does: {a:?}"
+        a.stalls > 0
+            && a.overwritten_proposals > 0
+            && a.index_reads > 0
+            && a.index_batches > 0
+            && a.expired > 0,
+        "seed 9 no longer overwrites a stalled leader's writes, reads and changes indexes, or \
+         expires items; pick a seed that does: {a:?}"
     );
     let key = |r: &SimReport| {
         (
@@ -128,6 +138,7 @@ fn the_same_seed_replays_the_same_run() {
             r.reads_across_leader_change,
             r.index_reads,
             r.index_batches,
+            r.expired,
             r.fingerprint,
         )
     };
@@ -136,7 +147,7 @@ fn the_same_seed_replays_the_same_run() {
         key(&b),
         "same seed, same histories and final state"
     );
-    let c = run(&options(6, 100, None));
+    let c = run(&options(10, 100, None));
     assert_ne!(a.fingerprint, c.fingerprint, "another seed, another run");
 }
 
@@ -174,6 +185,13 @@ fn stale_index_entries_are_caught() {
 #[test]
 fn index_removal_that_stops_early_is_caught() {
     assert_caught(PlantedBug::IndexRemovalStopsEarly, 20, "no longer has", 5);
+}
+
+/// A state machine whose time-to-live expiry deletes items without checking they still hold
+/// an expiring value deletes values written since the sweep looked.
+#[test]
+fn expiry_without_recheck_is_caught() {
+    assert_caught(PlantedBug::ExpiryWithoutRecheck, 20, "not linearizable", 5);
 }
 
 /// A state machine that ignores conditions lets two conditional creates both succeed.

@@ -98,6 +98,9 @@ pub enum PlantedBug {
     /// In the state machine: removing a deleted index forgets the index after its first batch
     /// of entries, leaving the rest behind.
     IndexRemovalStopsEarly,
+    /// In the state machine: a time-to-live expiry deletes its items without checking that
+    /// they are still expired when it applies.
+    ExpiryWithoutRecheck,
 }
 
 /// Counters a node exposes in its status.

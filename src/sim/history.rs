@@ -47,6 +47,18 @@ pub enum OpKind {
     },
     /// `ADD` of one member to the register's string set (created if absent).
     AddMember(String),
+    /// A time-to-live expiry of the item: it removes the item if the register holds an
+    /// expiring value ([`expiring`]) and leaves it otherwise; `deleted` is what the answer
+    /// said (`None`: unknown), which must agree.
+    Expire {
+        /// Whether the item was deleted.
+        deleted: Option<bool>,
+    },
+}
+
+/// Values the simulation writes with an expiry in the past start with `e`.
+pub fn expiring(value: &Option<String>) -> bool {
+    value.as_deref().is_some_and(|v| v.starts_with('e'))
 }
 
 /// The register's value after `member` joins its set.
@@ -71,6 +83,11 @@ fn step(op: &OpKind, value: &Option<String>) -> Option<Option<String>> {
         OpKind::Cas { expected, new } => (expected == value).then(|| Some(new.clone())),
         OpKind::CasFailed { expected } => (expected != value).then(|| value.clone()),
         OpKind::AddMember(m) => Some(Some(with_member(value, m))),
+        OpKind::Expire { deleted } => match (expiring(value), deleted) {
+            (true, Some(false)) | (false, Some(true)) => None,
+            (true, _) => Some(None),
+            (false, _) => Some(value.clone()),
+        },
     }
 }
 
@@ -119,7 +136,11 @@ fn relevant(ops: &[Op]) -> Vec<Op> {
     // (A create-if-absent of unknown outcome counts too: it may be what a read saw.)
     let absence_observed_after = |t: u64| {
         ops.iter().any(|o| match &o.kind {
-            OpKind::Get(None) | OpKind::CasFailed { .. } => o.ret.is_some_and(|r| r > t),
+            OpKind::Get(None)
+            | OpKind::CasFailed { .. }
+            | OpKind::Expire {
+                deleted: Some(false),
+            } => o.ret.is_some_and(|r| r > t),
             OpKind::Cas { expected: None, .. } => o.ret.is_none_or(|r| r > t),
             _ => false,
         })
@@ -133,6 +154,10 @@ fn relevant(ops: &[Op]) -> Vec<Op> {
             }
             | OpKind::CasFailed { expected: Some(e) } => e == v,
             OpKind::CasFailed { expected: None } => true,
+            // An expiry that deleted saw an expiring value; one that did not, another value;
+            // one of unknown outcome may have deleted an expiring value.
+            OpKind::Expire { deleted: Some(d) } => expiring(&Some(v.to_string())) == *d,
+            OpKind::Expire { deleted: None } => expiring(&Some(v.to_string())),
             _ => false,
         })
     };
@@ -157,7 +182,9 @@ fn relevant(ops: &[Op]) -> Vec<Op> {
             (_, Some(_)) | (OpKind::Get(_) | OpKind::CasFailed { .. }, None) => true,
             (_, None) if refusal_after(op.call) => true,
             (OpKind::Put(v) | OpKind::Cas { new: v, .. }, None) => value_observed(v),
-            (OpKind::Delete, None) => holds_set || absence_observed_after(op.call),
+            (OpKind::Delete | OpKind::Expire { .. }, None) => {
+                holds_set || absence_observed_after(op.call)
+            }
             (OpKind::AddMember(m), None) => member_observed(m),
         })
         .cloned()

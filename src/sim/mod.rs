@@ -11,7 +11,10 @@
 //! finally wakes on a healed network and learns it lost those indexes (see `Stall`). Clients
 //! often read a key back right after their write to it was acknowledged, and query the table's
 //! global indexes; meanwhile a second global index is added to the live table and later
-//! removed, each in several batches, as UpdateTable does. Storage is
+//! removed, each in several batches, as UpdateTable does. Time to live is on: some puts write
+//! values with an expiry in the past (`e…`), and `Expire` entries, as the leader's sweep
+//! proposes them, delete an item only if it still holds such a value when they apply; the
+//! checker holds each to that like any write. Storage is
 //! [`disk::SimDisk`], which loses every write not fsynced when a node crashes, so a missing
 //! fsync shows up as a lost write.
 //!
@@ -130,6 +133,9 @@ pub struct SimReport {
     pub index_changes: usize,
     /// Backfill and index-removal batches applied and acknowledged.
     pub index_batches: usize,
+    /// Time-to-live expiries acknowledged as having deleted their item (each checked by the
+    /// linearizability checker: only an item holding an expiring value may go).
+    pub expired: usize,
     /// A hash of everything the run observed (histories, final state), to compare replays.
     pub fingerprint: u64,
     /// Simulated steps (ticks).
@@ -218,6 +224,12 @@ const ADDED_INDEX: &str = "byValueKeys";
 /// Rows per backfill or index-removal entry in the simulation, so its small table takes
 /// several of each.
 const SIM_INDEX_BATCH: usize = 3;
+
+/// The clock the simulation's time-to-live expiries are judged by (epoch seconds): puts of an
+/// expiring value (`e…`) carry an expiry just before it, and every `Expire` names it.
+const TTL_NOW: u64 = 1_700_000_000;
+/// The attribute time to live is enabled on.
+const TTL_ATTRIBUTE: &str = "exp";
 
 /// Where the run stands with [`ADDED_INDEX`].
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -825,19 +837,39 @@ impl Sim {
         let id = self.report.ops;
         let roll = self.rng.gen_range(0..100);
         let call = self.stamp();
-        if roll < 30 {
-            let value = format!("v{id}");
+        if roll < 27 {
+            // Now and then a value with an expiry in the past, which time to live may delete.
+            let expires = self.rng.gen_bool(0.4);
+            let value = format!("{}{id}", if expires { 'e' } else { 'v' });
             self.attempted
                 .entry(key.clone())
                 .or_default()
                 .insert(value.clone());
             let mut item = key_item(&key);
             item.insert("v".into(), AttributeValue::S(value.clone()));
+            if expires {
+                item.insert(
+                    TTL_ATTRIBUTE.into(),
+                    AttributeValue::N(crate::model::number::Number::parse(
+                        &(TTL_NOW - 10).to_string(),
+                    )?),
+                );
+            }
             let cmd = Box::new(Command::PutItem {
                 table: TABLE.into(),
                 item,
             });
             let ops = vec![(key, OpKind::Put(value))];
+            self.request(to_leader, call, Request::Write { ops, cmd })?;
+        } else if roll < 30 {
+            // What the leader's time-to-live sweep proposes for an item it found expired; it
+            // deletes the item only if it still holds an expiring value when it applies.
+            let cmd = Box::new(Command::Expire {
+                table: TABLE.into(),
+                keys: vec![key_item(&key)],
+                now: TTL_NOW,
+            });
+            let ops = vec![(key, OpKind::Expire { deleted: None })];
             self.request(to_leader, call, Request::Write { ops, cmd })?;
         } else if roll < 40 && !running.is_empty() {
             // Read, then compare-and-set from what was read (often stale on a follower, so
@@ -1188,7 +1220,15 @@ impl Sim {
             match &mut p.waiting {
                 Waiting::Write { ops, rx } => {
                     let ret = match rx.try_recv() {
-                        Ok(Ok(Ok(_))) => {
+                        Ok(Ok(Ok(outcome))) => {
+                            if let (
+                                [(_, OpKind::Expire { deleted })],
+                                Outcome::Expired { deleted: count },
+                            ) = (ops.as_mut_slice(), &outcome)
+                            {
+                                *deleted = Some(*count > 0);
+                                self.report.expired += *count;
+                            }
                             self.report.acked_writes += 1;
                             if let [(_, OpKind::Cas { .. })] = ops.as_slice() {
                                 self.report.cas_succeeded += 1;
@@ -1554,23 +1594,51 @@ impl Sim {
                     throughput: None,
                     state: IndexState::Active,
                 }];
-                let (tx, mut rx) = oneshot::channel();
-                let bytes = Command::CreateIndexedTable { spec, indexes }.encode()?;
-                if let Some(n) = self.node(l) {
-                    n.raft.propose(bytes, tx);
-                }
-                for _ in 0..200 {
-                    self.advance()?;
-                    match rx.try_recv() {
-                        Ok(Ok(Ok(_))) => return Ok(()),
-                        Ok(_) | Err(oneshot::error::TryRecvError::Closed) => break,
-                        Err(oneshot::error::TryRecvError::Empty) => {}
-                    }
+                if self.setup(l, Command::CreateIndexedTable { spec, indexes })? {
+                    // Time to live on `exp`: `Expire` operations delete expiring values.
+                    return self.enable_ttl();
                 }
             }
             self.advance()?;
         }
         Err(Error::internal("sim: could not create the table"))
+    }
+
+    fn enable_ttl(&mut self) -> Result<()> {
+        let command = Command::AlterTable {
+            name: TABLE.into(),
+            change: crate::store::TableChange::TimeToLive {
+                attribute: TTL_ATTRIBUTE.into(),
+                enabled: true,
+            },
+        };
+        for _ in 0..SETTLE_STEPS {
+            if let Some(l) = self.leaders().first().copied()
+                && self.setup(l, command.clone())?
+            {
+                return Ok(());
+            }
+            self.advance()?;
+        }
+        Err(Error::internal("sim: could not enable time to live"))
+    }
+
+    /// Proposes `command` at `leader` and runs until it is acknowledged (true) or fails.
+    fn setup(&mut self, leader: NodeId, command: Command) -> Result<bool> {
+        let (tx, mut rx) = oneshot::channel();
+        let bytes = command.encode()?;
+        if let Some(n) = self.node(leader) {
+            n.raft.propose(bytes, tx);
+        }
+        for _ in 0..200 {
+            self.advance()?;
+            match rx.try_recv() {
+                Ok(Ok(Ok(_))) => return Ok(true),
+                Ok(_) | Err(oneshot::error::TryRecvError::Closed) => return Ok(false),
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+        }
+        Ok(false)
     }
 
     fn final_checks(&mut self) -> Result<()> {
@@ -1698,6 +1766,9 @@ fn run_inner(opts: &SimOptions) -> Result<SimReport> {
         }
         Some(PlantedBug::IndexRemovalStopsEarly) => {
             Some(crate::store::apply::PlantedBug::IndexRemovalStopsEarly)
+        }
+        Some(PlantedBug::ExpiryWithoutRecheck) => {
+            Some(crate::store::apply::PlantedBug::ExpiryWithoutRecheck)
         }
         _ => None,
     };

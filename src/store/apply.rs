@@ -41,6 +41,8 @@ pub enum PlantedBug {
     StaleIndexEntries,
     /// A deleted index is forgotten after its first batch of entries.
     IndexRemovalStopsEarly,
+    /// Expired items are deleted without checking they still are.
+    ExpiryWithoutRecheck,
 }
 
 thread_local! {
@@ -327,11 +329,9 @@ fn expire(
             Err(e) if e.is_deterministic() => continue,
             Err(e) => return Err(e),
         };
-        if planned
-            .old
-            .as_ref()
-            .is_some_and(|(item, _)| ttl_expired(item, &attribute, now))
-        {
+        if planned.old.as_ref().is_some_and(|(item, _)| {
+            ttl_expired(item, &attribute, now) || planted(PlantedBug::ExpiryWithoutRecheck)
+        }) {
             commit(txn, index, planned)?;
             deleted += 1;
         }

@@ -65,6 +65,9 @@ pub fn run(args: Args) -> Result<i32> {
         total.cas_succeeded += report.cas_succeeded;
         total.cas_failed += report.cas_failed;
         total.transactions += report.transactions;
+        total.index_reads += report.index_reads;
+        total.index_batches += report.index_batches;
+        total.expired += report.expired;
         total.unchecked += report.unchecked;
         if report.unchecked > 0 {
             unchecked_seeds.push(seed);
@@ -102,13 +105,17 @@ pub fn run(args: Args) -> Result<i32> {
     outln!(
         "exercised: {} leader stalls, {} writes refused because another leader took their log index, \
          {} consistent reads across a leader change, {} conditional writes ({} refused by their \
-         condition), {} transactions",
+         condition), {} transactions, {} global index queries, {} index backfill and removal \
+         batches, {} items expired by time to live",
         total.stalls,
         total.overwritten_proposals,
         total.reads_across_leader_change,
         total.cas_succeeded + total.cas_failed,
         total.cas_failed,
         total.transactions,
+        total.index_reads,
+        total.index_batches,
+        total.expired,
     );
     // Keys whose history was too large to check are neither passed nor failed: say so.
     if total.unchecked > 0 {
