@@ -990,14 +990,14 @@ async fn ttl_loop(
     }
 }
 
-/// How often a leader looks for global indexes to add or remove when it found none last time.
+/// How often a leader looks for index or purge work when it found none last time.
 const INDEX_WORK_POLL: Duration = Duration::from_millis(50);
 
-/// While this node leads, builds every global index UpdateTable adds and clears every one it
-/// deletes: one entry at a time per index (`Backfill` or `RemoveIndexEntries`), each a bounded
-/// batch, so client writes interleave with them. Every replica applies the same entries, so
-/// the index is built (or removed) the same everywhere; a new leader takes over where the log
-/// says the last batch ended.
+/// While this node leads, builds every global index UpdateTable adds, clears every one it
+/// deletes, and removes the rows of tables DeleteTable left to purge: one entry at a time per
+/// index or table (`Backfill`, `RemoveIndexEntries`, `PurgeTable`), each a bounded batch, so
+/// client writes interleave with them. Every replica applies the same entries, so the work is
+/// done the same everywhere; a new leader takes over where the log says the last batch ended.
 async fn index_work_loop(node: NodeHandle, events: EventLog, shutdown: CancellationToken) {
     let mut busy = false;
     loop {
