@@ -295,6 +295,27 @@ fn key_item(key: &str) -> Item {
     Item::from([("k".to_string(), AttributeValue::S(key.to_string()))])
 }
 
+/// Every `(key, value)` `range` of the table reads from `store` (nothing before the table
+/// exists).
+fn read_registers(
+    store: &Store,
+    range: &crate::store::read::Range<'_>,
+) -> Result<Vec<(String, String)>> {
+    let page = match store.read_range(TABLE, range) {
+        Ok(p) => p,
+        Err(Error::ResourceNotFound(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    Ok(page
+        .items
+        .iter()
+        .filter_map(|item| match (item.get("k"), register(item)) {
+            (Some(AttributeValue::S(k)), Some(v)) => Some((k.clone(), v)),
+            _ => None,
+        })
+        .collect())
+}
+
 /// The register an item holds: its `v` string, or its `s` set as members joined by commas
 /// (as the history checker keeps sets).
 fn register(item: &Item) -> Option<String> {
@@ -1027,15 +1048,7 @@ impl Sim {
             start_after: None,
             segment: None,
         };
-        let page = n.store.read_range(TABLE, &range)?;
-        Ok(page
-            .items
-            .iter()
-            .filter_map(|item| match (item.get("k"), register(item)) {
-                (Some(AttributeValue::S(k)), Some(v)) => Some((k.clone(), v)),
-                _ => None,
-            })
-            .collect())
+        read_registers(&n.store, &range)
     }
 
     /// Adds [`ADDED_INDEX`] to the live table, later removes it, and meanwhile proposes the
@@ -1178,19 +1191,7 @@ impl Sim {
             start_after: None,
             segment: None,
         };
-        let page = match n.store.read_range(TABLE, &range) {
-            Ok(p) => p,
-            Err(Error::ResourceNotFound(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        Ok(page
-            .items
-            .iter()
-            .filter_map(|item| match (item.get("k"), register(item)) {
-                (Some(AttributeValue::S(k)), Some(v)) => Some((k.clone(), v)),
-                _ => None,
-            })
-            .collect())
+        read_registers(&n.store, &range)
     }
 
     fn propose(

@@ -225,11 +225,15 @@ impl Store {
         let Some(tables) = open_tables(&txn)? else {
             return Ok(Default::default());
         };
-        let (Ok(settings), Ok(items)) = (
+        // No settings or items table yet: nothing can have expired.
+        let (settings, items) = match (
             txn.open_table(crate::store::tables::SETTINGS),
             txn.open_table(ITEMS),
-        ) else {
-            return Ok(Default::default());
+        ) {
+            (Ok(settings), Ok(items)) => (settings, items),
+            (Err(redb::TableError::TableDoesNotExist(_)), _)
+            | (_, Err(redb::TableError::TableDoesNotExist(_))) => return Ok(Sweep::default()),
+            (Err(e), _) | (_, Err(e)) => return Err(e.into()),
         };
         let mut found = Vec::new();
         let mut next = BTreeMap::new();

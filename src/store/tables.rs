@@ -332,15 +332,11 @@ mod tests {
         struct Backfill {
             after: Option<Vec<u8>>,
         }
+        // Postcard writes a nested struct as its fields in order: a tag 1 index is a tag 0
+        // index followed by its backfill state.
         #[derive(serde::Serialize)]
         struct Tag1Index {
-            name: &'static str,
-            kind: crate::model::index::IndexKind,
-            id: u32,
-            partition: Vec<KeyAttribute>,
-            sort: Vec<KeyAttribute>,
-            projection: crate::model::index::Projection,
-            throughput: Option<(u64, u64)>,
+            index: OldIndex,
             backfill: Option<Backfill>,
         }
         #[derive(serde::Serialize)]
@@ -350,13 +346,15 @@ mod tests {
             indexes: Vec<Tag1Index>,
         }
         let tag1_index = |name, backfill| Tag1Index {
-            name,
-            kind: crate::model::index::IndexKind::Global,
-            id: 2,
-            partition: Vec::new(),
-            sort: Vec::new(),
-            projection: crate::model::index::Projection::All,
-            throughput: Some((1, 2)),
+            index: OldIndex {
+                name,
+                kind: crate::model::index::IndexKind::Global,
+                id: 2,
+                partition: Vec::new(),
+                sort: Vec::new(),
+                projection: crate::model::index::Projection::All,
+                throughput: Some((1, 2)),
+            },
             backfill,
         };
         let mut tag1 = vec![1u8];

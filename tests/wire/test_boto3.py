@@ -1149,6 +1149,16 @@ class IndexTest(KvsimTestCase):
             BillingMode="PAY_PER_REQUEST", **kwargs)
         return resp["TableDescription"]
 
+    def create_partly_projected(self) -> dict:
+        """Global indexes `keys` (KEYS_ONLY on status) and `incl` (status, at; INCLUDE title),
+        and local index `byAt` (pk, at; KEYS_ONLY)."""
+        return self.create_indexed(
+            gsis=[self.index("keys", "status", None, {"ProjectionType": "KEYS_ONLY"}),
+                  self.index("incl", "status", "at", {"ProjectionType": "INCLUDE",
+                                                      "NonKeyAttributes": ["title"]})],
+            lsis=[self.index("byAt", "pk", "at", {"ProjectionType": "KEYS_ONLY"})],
+            extra_attrs=[("status", "S"), ("at", "N")])
+
     @staticmethod
     def index(name, pk, sk=None, projection=None):
         return {"IndexName": name, "KeySchema": key_schema(pk, sk),
@@ -1228,12 +1238,7 @@ class IndexTest(KvsimTestCase):
         self.assertEqual(len(digests), 1, digests)
 
     def test_projections_limit_what_an_index_returns(self):
-        self.create_indexed(
-            gsis=[self.index("keys", "status", None, {"ProjectionType": "KEYS_ONLY"}),
-                  self.index("incl", "status", "at", {"ProjectionType": "INCLUDE",
-                                                      "NonKeyAttributes": ["title"]})],
-            lsis=[self.index("byAt", "pk", "at", {"ProjectionType": "KEYS_ONLY"})],
-            extra_attrs=[("status", "S"), ("at", "N")])
+        self.create_partly_projected()
         self.next_client().put_item(TableName=self.table, Item={
             "pk": {"S": "a"}, "sk": {"S": "1"}, "status": {"S": "open"}, "at": {"N": "5"},
             "title": {"S": "t"}, "body": {"S": "b"}})
@@ -1282,12 +1287,7 @@ class IndexTest(KvsimTestCase):
         self.assertIn("The table does not have the specified index: nope", error["Message"])
 
     def test_writes_report_what_each_index_costs(self):
-        self.create_indexed(
-            gsis=[self.index("keys", "status", None, {"ProjectionType": "KEYS_ONLY"}),
-                  self.index("incl", "status", "at", {"ProjectionType": "INCLUDE",
-                                                      "NonKeyAttributes": ["title"]})],
-            lsis=[self.index("byAt", "pk", "at", {"ProjectionType": "KEYS_ONLY"})],
-            extra_attrs=[("status", "S"), ("at", "N")])
+        self.create_partly_projected()
         client = self.next_client()
         key = {"pk": {"S": "a"}, "sk": {"S": "1"}}
         item = dict(key, status={"S": "open"}, at={"N": "5"}, title={"S": "t"}, body={"S": "b"})

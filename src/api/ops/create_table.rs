@@ -71,6 +71,27 @@ pub fn billing(mode: Option<&str>, pt: Option<&ProvisionedThroughput>) -> Result
     }
 }
 
+/// A key of one HASH element and at most one RANGE element after it, with another name: the
+/// checks DynamoDB makes of a table's key and of a local (or single-attribute) index's key.
+///
+/// # Errors
+/// DynamoDB's `ValidationException`s.
+pub fn hash_then_range(elements: &[KeySchemaElement]) -> Result<()> {
+    if let Some(second) = elements.get(1) {
+        if second.key_type != "RANGE" {
+            return Err(Error::validation(
+                "Invalid KeySchema: The second KeySchemaElement is not a RANGE key type",
+            ));
+        }
+        if second.attribute_name == elements[0].attribute_name {
+            return Err(Error::validation(
+                "Both the Hash Key and the Range Key element in the KeySchema have the same name",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The checks every key schema (a table's at `path` `keySchema`, or an index's) passes before
 /// its attributes are looked at: 1 to `most` elements, each `HASH` or `RANGE` with a name, the
 /// first `HASH`.
@@ -115,18 +136,7 @@ fn schema(input: &CreateTableInput) -> Result<(KeySchema, Vec<KeyAttribute>)> {
     let elements = &required(input.key_schema.as_ref(), "keySchema")?.0;
     let definitions = &required(input.attribute_definitions.as_ref(), "attributeDefinitions")?.0;
     key_schema_shape(elements, "keySchema", 2)?;
-    if let Some(second) = elements.get(1) {
-        if second.key_type != "RANGE" {
-            return Err(Error::validation(
-                "Invalid KeySchema: The second KeySchemaElement is not a RANGE key type",
-            ));
-        }
-        if second.attribute_name == elements[0].attribute_name {
-            return Err(Error::validation(
-                "Both the Hash Key and the Range Key element in the KeySchema have the same name",
-            ));
-        }
-    }
+    hash_then_range(elements)?;
     let mut attrs = Vec::new();
     for (i, d) in definitions.iter().enumerate() {
         if attrs

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::api::ops::create_table::key_schema_shape;
+use crate::api::ops::create_table::{hash_then_range, key_schema_shape};
 use crate::api::ops::{bad_name, name_constraints_broken};
 use crate::api::wire::{KeySchemaElement, ProvisionedThroughput, SecondaryIndexWire};
 use crate::model::index::{
@@ -133,18 +133,7 @@ fn index_key(
     key_schema_shape(elements, &format!("{member}.keySchema"), most)?;
     let hashes = elements.iter().filter(|e| e.key_type == "HASH").count();
     if kind == IndexKind::Local || elements.len() == 2 && hashes == 1 {
-        if let Some(second) = elements.get(1) {
-            if second.key_type != "RANGE" {
-                return Err(Error::validation(
-                    "Invalid KeySchema: The second KeySchemaElement is not a RANGE key type",
-                ));
-            }
-            if second.attribute_name == elements[0].attribute_name {
-                return Err(Error::validation(
-                    "Both the Hash Key and the Range Key element in the KeySchema have the same name",
-                ));
-            }
-        }
+        hash_then_range(elements)?;
     } else {
         if elements[hashes..].iter().any(|e| e.key_type == "HASH") {
             return Err(invalid(
