@@ -40,12 +40,18 @@ pub struct Tuning {
     /// Send raft messages between the nodes of this process over loopback HTTP, as nodes in
     /// separate processes would, instead of handing them straight to each other's inbox.
     pub raft_over_http: bool,
-    /// How often the leader looks for items whose time to live has passed and deletes them.
+    /// How often the leader looks for items whose time to live has passed and deletes them
+    /// (and for stream records past their retention).
     pub ttl_interval: Duration,
+    /// How long stream records are kept (DynamoDB's 24 hours).
+    pub stream_retention: Duration,
 }
 
 /// Longest `--ttl-interval-ms` accepted (a day).
 pub const MAX_TTL_INTERVAL: Duration = Duration::from_secs(86_400);
+
+/// Longest `--stream-retention-secs` accepted (a year).
+pub const MAX_STREAM_RETENTION: Duration = Duration::from_secs(366 * 86_400);
 
 impl Default for Tuning {
     fn default() -> Self {
@@ -61,6 +67,7 @@ impl Default for Tuning {
             header_timeout: Duration::from_secs(5),
             raft_over_http: false,
             ttl_interval: Duration::from_secs(1),
+            stream_retention: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -94,6 +101,13 @@ impl Tuning {
                 "--ttl-interval-ms must be between 1 and {}, got {}",
                 MAX_TTL_INTERVAL.as_millis(),
                 self.ttl_interval.as_millis()
+            )));
+        }
+        if self.stream_retention.is_zero() || self.stream_retention > MAX_STREAM_RETENTION {
+            return Err(Error::validation(format!(
+                "--stream-retention-secs must be between 1 and {}, got {}",
+                MAX_STREAM_RETENTION.as_secs(),
+                self.stream_retention.as_secs()
             )));
         }
         for (flag, value, least) in [

@@ -70,6 +70,12 @@ pub enum Error {
     /// table (`LimitExceededException`).
     #[error("{0}")]
     LimitExceeded(String),
+    /// A stream shard iterator is older than its 15 minutes (`ExpiredIteratorException`).
+    #[error("{0}")]
+    ExpiredIterator(String),
+    /// A stream read reached before the oldest record kept (`TrimmedDataAccessException`).
+    #[error("{0}")]
+    TrimmedDataAccess(String),
     /// The caller may not do this (`AccessDeniedException`), e.g. fault injection is disabled.
     #[error("{0}")]
     AccessDenied(String),
@@ -191,6 +197,16 @@ impl Error {
                 "com.amazonaws.dynamodb.v20120810#LimitExceededException",
                 false,
             ),
+            Error::ExpiredIterator(_) => (
+                400,
+                "com.amazonaws.dynamodb.v20120810#ExpiredIteratorException",
+                false,
+            ),
+            Error::TrimmedDataAccess(_) => (
+                400,
+                "com.amazonaws.dynamodb.v20120810#TrimmedDataAccessException",
+                false,
+            ),
             Error::AccessDenied(_) => (
                 403,
                 "com.amazonaws.dynamodb.v20120810#AccessDeniedException",
@@ -235,6 +251,8 @@ impl Error {
                 Error::ProvisionedThroughputExceeded(message)
             }
             "AccessDeniedException" => Error::AccessDenied(message),
+            "ExpiredIteratorException" => Error::ExpiredIterator(message),
+            "TrimmedDataAccessException" => Error::TrimmedDataAccess(message),
             "ThrottlingException" => Error::Throttling(message),
             "TransactionConflictException" => Error::TransactionConflict(message),
             "RequestLimitExceeded" => Error::RequestLimitExceeded(message),

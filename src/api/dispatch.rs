@@ -23,6 +23,9 @@ use crate::api::ops::{self, Request};
 use crate::api::wire::{CONTENT_TYPE, ErrorBody, FORWARDED_HEADER, REDIRECT_HEADER, TARGET_PREFIX};
 use crate::{Error, Result};
 
+/// The `X-Amz-Target` prefix of the DynamoDB Streams API.
+pub const STREAMS_TARGET_PREFIX: &str = "DynamoDBStreams_20120810.";
+
 /// How long a client may take to send a request body.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -77,6 +80,14 @@ pub enum Op {
     Query,
     /// Scan.
     Scan,
+    /// Streams: ListStreams.
+    ListStreams,
+    /// Streams: DescribeStream.
+    DescribeStream,
+    /// Streams: GetShardIterator.
+    GetShardIterator,
+    /// Streams: GetRecords.
+    GetRecords,
 }
 
 impl Op {
@@ -107,6 +118,17 @@ impl Op {
             "DescribeLimits" => Op::DescribeLimits,
             "Query" => Op::Query,
             "Scan" => Op::Scan,
+            _ => return None,
+        })
+    }
+
+    /// Parses an operation name of the Streams API.
+    pub fn parse_streams(name: &str) -> Option<Op> {
+        Some(match name {
+            "ListStreams" => Op::ListStreams,
+            "DescribeStream" => Op::DescribeStream,
+            "GetShardIterator" => Op::GetShardIterator,
+            "GetRecords" => Op::GetRecords,
             _ => return None,
         })
     }
@@ -225,6 +247,10 @@ fn target(headers: &HeaderMap) -> Result<(String, Op)> {
     let op = raw
         .strip_prefix(TARGET_PREFIX)
         .and_then(Op::parse)
+        .or_else(|| {
+            raw.strip_prefix(STREAMS_TARGET_PREFIX)
+                .and_then(Op::parse_streams)
+        })
         .ok_or_else(|| {
             Error::UnknownOperation(format!("Operation {raw} is not supported by kvsim"))
         })?;

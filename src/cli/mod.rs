@@ -210,6 +210,11 @@ pub struct ServerArgs {
     /// a simulator deletes them within about this long (a large table takes a few rounds).
     #[arg(long, default_value_t = 1000)]
     pub ttl_interval_ms: u64,
+    /// How long, in seconds, DynamoDB Streams records are kept before they are trimmed
+    /// (DynamoDB keeps them 24 hours). Reading before the oldest kept record is
+    /// `TrimmedDataAccessException`.
+    #[arg(long, default_value_t = 86_400)]
+    pub stream_retention_secs: u64,
 }
 
 /// `kvsim server --durability`.

@@ -34,6 +34,7 @@ pub fn run(args: ServerArgs) -> Result<()> {
             log_retain: args.log_retain,
             raft_over_http: args.raft_over_http,
             ttl_interval: Duration::from_millis(args.ttl_interval_ms),
+            stream_retention: Duration::from_secs(args.stream_retention_secs),
             ..Tuning::default()
         },
         supervision: Supervision {

@@ -158,7 +158,7 @@ impl NodeHandle {
     pub async fn propose(&self, command: &Command) -> Result<Outcome> {
         let (tx, rx) = oneshot::channel();
         self.send(Event::Propose {
-            command: command.encode()?,
+            command: command.encode_at(now_ms())?,
             responder: tx,
         })?;
         // The node enforces the proposal deadline in ticks; this outer bound only catches a
@@ -706,6 +706,7 @@ impl Cluster {
         tokio::spawn(ttl_loop(
             handle.clone(),
             inner.config.tuning.ttl_interval,
+            inner.config.tuning.stream_retention,
             events,
             shutdown.clone(),
         ));
@@ -936,6 +937,7 @@ const TTL_KEYS_PER_ENTRY: usize = 100;
 async fn ttl_loop(
     node: NodeHandle,
     interval: Duration,
+    retention: Duration,
     events: EventLog,
     shutdown: CancellationToken,
 ) {
@@ -948,6 +950,7 @@ async fn ttl_loop(
         if !node.is_leader() {
             continue;
         }
+        trim_streams(&node, retention, &events).await;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -985,6 +988,53 @@ async fn ttl_loop(
                 }
                 Ok(other) => tracing::warn!(node = node.id, "expiry applied as {other:?}"),
                 Err(e) => tracing::debug!(node = node.id, table, "expiry: {e}"),
+            }
+        }
+    }
+}
+
+/// This machine's clock in milliseconds since the epoch: the time a proposal carries into
+/// the log (see [`Command::At`]).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Trims stream records older than `retention` through the log, a batch per entry, while
+/// there are any (the leader's part of DynamoDB Streams' 24-hour retention).
+async fn trim_streams(node: &NodeHandle, retention: Duration, events: &EventLog) {
+    let before_ms =
+        now_ms().saturating_sub(u64::try_from(retention.as_millis()).unwrap_or(u64::MAX));
+    loop {
+        match node
+            .read(move |store| store.stream_trim_due(before_ms))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(node = node.id, "no stream trim: {e}");
+                return;
+            }
+        }
+        match node.propose(&Command::TrimStreams { before_ms }).await {
+            Ok(Outcome::IndexWork { done }) => {
+                events.record(NodeEvent::new(
+                    "stream_trimmed",
+                    format!("trimmed stream records written before {before_ms} ms"),
+                ));
+                if done {
+                    return;
+                }
+            }
+            Ok(other) => {
+                tracing::warn!(node = node.id, "stream trim applied as {other:?}");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(node = node.id, "stream trim: {e}");
+                return;
             }
         }
     }

@@ -125,6 +125,8 @@ pub struct TableDescription {
     pub size_bytes: u64,
     /// Each index's `(item count, size in bytes)`, in the order of `meta.indexes`.
     pub index_stats: Vec<(u64, u64)>,
+    /// The table's latest stream, enabled or not, if it ever had one.
+    pub stream: Option<crate::model::stream::StreamInfo>,
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::error::CancellationReason;
 use crate::model::expr::eval::evaluate;
 use crate::model::index::{IndexKind, IndexSpec, IndexState, MAX_GLOBAL_INDEXES};
 use crate::model::item::{check_item_size, item_size};
+use crate::model::stream::StreamView;
 use crate::model::table::{
     TableDescription, TableMeta, TableSettings, TableSpec, TableStatus, ttl_expired,
 };
@@ -22,6 +23,7 @@ use crate::store::command::{
     Command, Conditional, IndexChange, IndexCharge, ItemWrite, Outcome, TOKEN_LIFETIME_MS,
     TableChange, Transaction,
 };
+use crate::store::streams;
 use crate::store::tables::{
     INDEX_ITEMS, INDEX_STATS, ITEMS, PURGES, SETTINGS, STATS, StoredItem, TABLES, TOKEN_TIMES,
     TOKENS, decode_meta, decode_settings, encode_meta, encode_settings, item_key, prefix_end,
@@ -65,44 +67,8 @@ fn planted(bug: PlantedBug) -> bool {
 /// The outer `Err` is a fault (storage); the inner one is the command's deterministic result.
 pub fn apply(txn: &WriteTransaction, index: u64, bytes: &[u8]) -> Result<Result<Outcome>> {
     let result = match Command::decode(bytes) {
-        Ok(Command::CreateTable(spec)) => create_table(txn, index, spec, Vec::new()),
-        Ok(Command::CreateIndexedTable { spec, indexes }) => {
-            create_table(txn, index, spec, indexes)
-        }
-        Ok(Command::AlterIndexes { name, change }) => alter_indexes(txn, &name, change),
-        Ok(Command::Backfill {
-            table,
-            index: name,
-            after,
-        }) => backfill(txn, index, &table, &name, after),
-        Ok(Command::RemoveIndexEntries { table, index }) => {
-            remove_index_entries(txn, &table, &index)
-        }
-        Ok(Command::Expire { table, keys, now }) => expire(txn, index, &table, keys, now),
-        Ok(Command::PurgeTable { id }) => purge_table(txn, id),
-        Ok(Command::DeleteTable { name }) => delete_table(txn, &name),
-        Ok(Command::PutItem { table, item }) => conditional(
-            txn,
-            index,
-            Conditional {
-                write: ItemWrite::Put { table, item },
-                condition: None,
-                old_on_failure: false,
-            },
-        ),
-        Ok(Command::DeleteItem { table, key }) => conditional(
-            txn,
-            index,
-            Conditional {
-                write: ItemWrite::Delete { table, key },
-                condition: None,
-                old_on_failure: false,
-            },
-        ),
-        Ok(Command::Write(c)) => conditional(txn, index, c),
-        Ok(Command::Batch(writes)) => batch(txn, index, writes),
-        Ok(Command::Transact(t)) => transact(txn, index, t),
-        Ok(Command::AlterTable { name, change }) => alter_table(txn, &name, change),
+        Ok(Command::At { at_ms, command }) => run(txn, index, at_ms, *command),
+        Ok(command) => run(txn, index, 0, command),
         // Identical bytes on every replica, so this is a deterministic result, not a fault.
         Err(e) => return Ok(Err(e)),
     };
@@ -110,6 +76,73 @@ pub fn apply(txn: &WriteTransaction, index: u64, bytes: &[u8]) -> Result<Result<
         Err(e) if !e.is_deterministic() => Err(e),
         other => Ok(other),
     }
+}
+
+/// Applies `command`, committed at `index` with the log's time `at_ms` (0 if it has none).
+fn run(txn: &WriteTransaction, index: u64, at_ms: u64, command: Command) -> Result<Outcome> {
+    let plain = |write| Conditional {
+        write,
+        condition: None,
+        old_on_failure: false,
+    };
+    let by_client = Stamp {
+        at_ms,
+        by_ttl: false,
+    };
+    match command {
+        Command::At { command, .. } => run(txn, index, at_ms, *command),
+        Command::CreateTable(spec) => create_table(txn, index, spec, Vec::new(), None),
+        Command::CreateIndexedTable { spec, indexes } => {
+            create_table(txn, index, spec, indexes, None)
+        }
+        Command::CreateTableWithStream {
+            spec,
+            indexes,
+            view,
+        } => create_table(txn, index, spec, indexes, Some(view)),
+        Command::AlterIndexes { name, change } => alter_indexes(txn, &name, change),
+        Command::Backfill {
+            table,
+            index: name,
+            after,
+        } => backfill(txn, index, &table, &name, after),
+        Command::RemoveIndexEntries { table, index } => remove_index_entries(txn, &table, &index),
+        Command::Expire { table, keys, now } => {
+            let at_ms = if at_ms == 0 {
+                now.saturating_mul(1000)
+            } else {
+                at_ms
+            };
+            expire(txn, index, at_ms, &table, keys, now)
+        }
+        Command::PurgeTable { id } => purge_table(txn, id),
+        Command::TrimStreams { before_ms } => Ok(Outcome::IndexWork {
+            done: !streams::trim(txn, before_ms)?,
+        }),
+        Command::DeleteTable { name } => delete_table(txn, &name, at_ms),
+        Command::PutItem { table, item } => {
+            conditional(txn, index, by_client, plain(ItemWrite::Put { table, item }))
+        }
+        Command::DeleteItem { table, key } => conditional(
+            txn,
+            index,
+            by_client,
+            plain(ItemWrite::Delete { table, key }),
+        ),
+        Command::Write(c) => conditional(txn, index, by_client, c),
+        Command::Batch(writes) => batch(txn, index, by_client, writes),
+        Command::Transact(t) => transact(txn, index, at_ms, t),
+        Command::AlterTable { name, change } => alter_table(txn, index, at_ms, &name, change),
+    }
+}
+
+/// When and by whom an item write was made, for its stream record.
+#[derive(Clone, Copy)]
+struct Stamp {
+    /// The log entry's time, ms since the epoch.
+    at_ms: u64,
+    /// Time to live deleted the item.
+    by_ttl: bool,
 }
 
 /// DynamoDB's message for an operation on a table that does not exist.
@@ -128,6 +161,7 @@ fn create_table(
     index: u64,
     spec: TableSpec,
     indexes: Vec<IndexSpec>,
+    stream: Option<StreamView>,
 ) -> Result<Outcome> {
     if load_meta(txn, &spec.name)?.is_some() {
         return Err(Error::ResourceInUse(format!(
@@ -147,8 +181,12 @@ fn create_table(
     for i in &meta.indexes {
         index_stats.insert((meta.id, i.id), (0, 0))?;
     }
+    if let Some(view) = stream {
+        streams::enable(txn, &meta, index, meta.spec.created_at_ms, view)?;
+    }
     Ok(Outcome::Table(Box::new(TableDescription {
         index_stats: vec![(0, 0); meta.indexes.len()],
+        stream: streams::latest_in(txn, meta.id)?,
         meta,
         status: TableStatus::Active,
         item_count: 0,
@@ -156,7 +194,7 @@ fn create_table(
     })))
 }
 
-fn delete_table(txn: &WriteTransaction, name: &str) -> Result<Outcome> {
+fn delete_table(txn: &WriteTransaction, name: &str, at_ms: u64) -> Result<Outcome> {
     let meta = load_meta(txn, name)?.ok_or_else(|| {
         Error::ResourceNotFound(format!(
             "Requested resource not found: Table: {name} not found"
@@ -169,6 +207,8 @@ fn delete_table(txn: &WriteTransaction, name: &str) -> Result<Outcome> {
         .unwrap_or((0, 0));
     txn.open_table(TABLES)?.remove(name)?;
     txn.open_table(SETTINGS)?.remove(meta.id)?;
+    let stream = streams::latest_in(txn, meta.id)?;
+    streams::table_deleted(txn, meta.id, at_ms)?;
     // The rows go now if they are few, else in batches (`PurgeTable` entries the leader
     // proposes), so deleting a large table never stalls the node. They are unreachable from
     // here on: a table created again under the name gets a new id.
@@ -183,6 +223,7 @@ fn delete_table(txn: &WriteTransaction, name: &str) -> Result<Outcome> {
         .collect::<Result<Vec<_>>>()?;
     Ok(Outcome::Table(Box::new(TableDescription {
         meta,
+        stream,
         status: TableStatus::Deleting,
         item_count,
         size_bytes,
@@ -248,8 +289,21 @@ fn purge_table(txn: &WriteTransaction, id: u64) -> Result<Outcome> {
 
 /// Changes one setting of a table: its billing (kept in its spec) or its tags and
 /// point-in-time recovery (kept in `SETTINGS`).
-fn alter_table(txn: &WriteTransaction, name: &str, change: TableChange) -> Result<Outcome> {
+fn alter_table(
+    txn: &WriteTransaction,
+    index: u64,
+    at_ms: u64,
+    name: &str,
+    change: TableChange,
+) -> Result<Outcome> {
     let mut meta = load_meta(txn, name)?.ok_or_else(table_not_found)?;
+    if let TableChange::Stream(view) = change {
+        match view {
+            Some(view) => streams::enable(txn, &meta, index, at_ms, view)?,
+            None => streams::disable(txn, &meta, at_ms)?,
+        }
+        return describe_in(txn, meta);
+    }
     if let TableChange::Billing(billing) = change {
         meta.spec.billing = billing;
         txn.open_table(TABLES)?
@@ -283,7 +337,7 @@ fn alter_table(txn: &WriteTransaction, name: &str, change: TableChange) -> Resul
             }
             settings.ttl = enabled.then_some(attribute);
         }
-        TableChange::Billing(_) => {}
+        TableChange::Billing(_) | TableChange::Stream(_) => {}
     }
     table.insert(meta.id, encode_settings(&settings)?.as_slice())?;
     Ok(Outcome::Settings(settings))
@@ -304,6 +358,7 @@ fn load_settings(txn: &WriteTransaction, id: u64) -> Result<TableSettings> {
 fn expire(
     txn: &WriteTransaction,
     index: u64,
+    at_ms: u64,
     table: &str,
     keys: Vec<Item>,
     now: u64,
@@ -332,7 +387,11 @@ fn expire(
         if planned.old.as_ref().is_some_and(|(item, _)| {
             ttl_expired(item, &attribute, now) || planted(PlantedBug::ExpiryWithoutRecheck)
         }) {
-            commit(txn, index, planned)?;
+            let stamp = Stamp {
+                at_ms,
+                by_ttl: true,
+            };
+            commit(txn, index, stamp, planned)?;
             deleted += 1;
         }
     }
@@ -489,6 +548,7 @@ fn describe_in(txn: &WriteTransaction, meta: TableMeta) -> Result<Outcome> {
         .map(|i| Ok(stats.get((meta.id, i.id))?.map_or((0, 0), |v| v.value())))
         .collect::<Result<Vec<_>>>()?;
     Ok(Outcome::Table(Box::new(TableDescription {
+        stream: streams::latest_in(txn, meta.id)?,
         meta,
         status: TableStatus::Active,
         item_count,
@@ -622,6 +682,8 @@ struct Planned {
     check_only: bool,
     /// What the write changes in each secondary index.
     index_writes: Vec<IndexWrite>,
+    /// The table's enabled stream, with the item's key attributes for its record.
+    stream: Option<((u64, StreamView), Item)>,
 }
 
 /// One item write's change to one secondary index: its old entry goes, its new one comes.
@@ -798,6 +860,11 @@ fn plan(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Planned> {
             new.as_ref().map(|(item, _)| item),
         )?
     };
+    let stream = if check_only {
+        None
+    } else {
+        streams::active(txn, meta.id)?.map(|s| (s, key.to_item(schema)))
+    };
     Ok(Planned {
         table_id: meta.id,
         row_key,
@@ -806,14 +873,16 @@ fn plan(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Planned> {
         return_new,
         check_only,
         index_writes,
+        stream,
     })
 }
 
 /// Writes a planned item write, with `index` as the item's version.
-fn commit(txn: &WriteTransaction, index: u64, planned: Planned) -> Result<Outcome> {
+fn commit(txn: &WriteTransaction, index: u64, stamp: Stamp, planned: Planned) -> Result<Outcome> {
     let size = planned.charged_size();
     if planned.check_only {
         return Ok(Outcome::Item {
+            version: index,
             old: planned.old.map(|(item, _)| item),
             new: None,
             size,
@@ -865,8 +934,21 @@ fn commit(txn: &WriteTransaction, index: u64, planned: Planned) -> Result<Outcom
             stats.insert(stat, current)?;
         }
     }
+    if let Some((stream, keys)) = planned.stream.clone() {
+        streams::record(
+            txn,
+            stream,
+            index,
+            stamp.at_ms,
+            keys,
+            planned.old.as_ref().map(|(item, _)| item),
+            planned.new.as_ref().map(|(item, _)| item),
+            stamp.by_ttl,
+        )?;
+    }
     let indexes = planned.index_charges();
     Ok(Outcome::Item {
+        version: index,
         indexes,
         old: planned.old.map(|(item, _)| item),
         new: planned
@@ -878,14 +960,24 @@ fn commit(txn: &WriteTransaction, index: u64, planned: Planned) -> Result<Outcom
 }
 
 /// Applies one item write under its condition.
-fn conditional(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Outcome> {
+fn conditional(
+    txn: &WriteTransaction,
+    index: u64,
+    stamp: Stamp,
+    c: Conditional,
+) -> Result<Outcome> {
     let planned = plan(txn, index, c)?;
-    commit(txn, index, planned)
+    commit(txn, index, stamp, planned)
 }
 
 /// Applies a batch of unconditional writes to distinct items, all or nothing: every write is
 /// checked before any is made, so a batch that fails (its table deleted meanwhile) writes none.
-fn batch(txn: &WriteTransaction, index: u64, writes: Vec<ItemWrite>) -> Result<Outcome> {
+fn batch(
+    txn: &WriteTransaction,
+    index: u64,
+    stamp: Stamp,
+    writes: Vec<ItemWrite>,
+) -> Result<Outcome> {
     let planned = writes
         .into_iter()
         .map(|write| {
@@ -904,7 +996,7 @@ fn batch(txn: &WriteTransaction, index: u64, writes: Vec<ItemWrite>) -> Result<O
     let sizes = planned.iter().map(Planned::charged_size).collect();
     let indexes = planned.iter().map(Planned::index_charges).collect();
     for p in planned {
-        commit(txn, index, p)?;
+        commit(txn, index, stamp, p)?;
     }
     Ok(Outcome::Batch {
         written,
@@ -918,7 +1010,11 @@ fn batch(txn: &WriteTransaction, index: u64, writes: Vec<ItemWrite>) -> Result<O
 /// is written; if any fails, none is, and the answer gives each action's reason in order. A
 /// `ClientRequestToken` seen within its lifetime for the same actions succeeds again without
 /// writing; for different actions it is refused.
-fn transact(txn: &WriteTransaction, index: u64, t: Transaction) -> Result<Outcome> {
+fn transact(txn: &WriteTransaction, index: u64, at_ms: u64, t: Transaction) -> Result<Outcome> {
+    let stamp = Stamp {
+        at_ms: if at_ms == 0 { t.at_ms } else { at_ms },
+        by_ttl: false,
+    };
     expire_tokens(txn, t.at_ms)?;
     let fingerprint = match &t.token {
         Some(token) => {
@@ -979,7 +1075,7 @@ fn transact(txn: &WriteTransaction, index: u64, t: Transaction) -> Result<Outcom
         planned.len()
     };
     for p in planned.into_iter().take(keep) {
-        commit(txn, index, p)?;
+        commit(txn, index, stamp, p)?;
     }
     if let (Some(token), Some(fingerprint)) = (&t.token, fingerprint) {
         txn.open_table(TOKENS)?

@@ -10,6 +10,7 @@ use crate::model::Item;
 use crate::model::KeyAttribute;
 use crate::model::expr::{Condition, Update};
 use crate::model::index::{IndexKind, IndexSpec};
+use crate::model::stream::StreamView;
 use crate::model::table::{Billing, TableDescription, TableSettings, TableSpec};
 use crate::{Error, Result};
 
@@ -99,7 +100,34 @@ pub enum Command {
         /// The leader's clock when it looked, in epoch seconds.
         now: u64,
     },
+    /// A command with the proposing leader's clock: the log's own time, which stream records
+    /// (`ApproximateCreationDateTime`) and stream labels take, alike on every replica. Every
+    /// proposal is wrapped in one; entries written before carry no time (0).
+    At {
+        /// Milliseconds since the epoch.
+        at_ms: u64,
+        /// The command.
+        command: Box<Command>,
+    },
+    /// CreateTable with `StreamSpecification`: the table and its stream, in one entry.
+    CreateTableWithStream {
+        /// The table.
+        spec: TableSpec,
+        /// Its indexes, with their ids.
+        indexes: Vec<IndexSpec>,
+        /// What its stream records carry.
+        view: StreamView,
+    },
+    /// Remove stream records written before `before_ms` (the retention period's start), a
+    /// batch at a time.
+    TrimStreams {
+        /// Milliseconds since the epoch.
+        before_ms: u64,
+    },
 }
+
+/// [`Command::At`]'s variant index.
+const AT_VARIANT: u32 = 14;
 
 /// A change to a table's global indexes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -143,6 +171,9 @@ pub enum TableChange {
         /// On or off.
         enabled: bool,
     },
+    /// UpdateTable's `StreamSpecification`: enable a new stream with this view, or disable
+    /// the enabled one.
+    Stream(Option<StreamView>),
 }
 
 /// A TransactWriteItems as the log carries it.
@@ -228,6 +259,13 @@ impl Command {
         Ok(postcard::to_stdvec(self)?)
     }
 
+    /// Encodes for the Raft log as [`Command::At`] `at_ms`, without copying the command.
+    pub fn encode_at(&self, at_ms: u64) -> Result<Vec<u8>> {
+        // postcard writes an enum variant as its index (a varint) followed by its fields.
+        let out = postcard::to_stdvec(&(AT_VARIANT, at_ms))?;
+        Ok(postcard::to_extend(self, out)?)
+    }
+
     /// Decodes from the Raft log.
     pub fn decode(bytes: &[u8]) -> Result<Command> {
         postcard::from_bytes(bytes)
@@ -242,6 +280,8 @@ pub enum Outcome {
     Table(Box<TableDescription>),
     /// An item was written or deleted; the item it replaced, if any.
     Item {
+        /// The log index of the write: the item's version now.
+        version: u64,
         /// The previous item under that key.
         old: Option<Item>,
         /// The item as the write left it (for updates; `None` for puts and deletes).
@@ -288,4 +328,21 @@ pub struct IndexCharge {
     /// or rewritten in place (the larger of its old and new sizes), two (the old entry
     /// deleted, the new one put) when the write changed the item's index key.
     pub writes: Vec<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_encoded_with_its_time_decodes_as_at() {
+        let command = Command::DeleteTable { name: "t".into() };
+        let bytes = command.encode_at(1_700_000_000_123).expect("encode");
+        let want = Command::At {
+            at_ms: 1_700_000_000_123,
+            command: Box::new(command),
+        };
+        assert_eq!(Command::decode(&bytes).expect("decode"), want);
+        assert_eq!(want.encode().expect("encode"), bytes);
+    }
 }

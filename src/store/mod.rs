@@ -8,6 +8,7 @@
 //! - [`command`]: the commands written into the Raft log and their outcomes.
 //! - [`apply`]: applying a command, with every check repeated deterministically.
 //! - [`read`]: get, query, scan, describe and list over a read transaction.
+//! - [`streams`]: DynamoDB Streams: records made at apply, trimming, and their reads.
 //! - [`snapshot`]: export and restore of the whole state for Raft snapshots.
 //! - [`lag`]: global indexes answering from the past when a GSI lag is set.
 //! - [`MetaCache`]: table metadata cached for the request path.
@@ -17,6 +18,7 @@ pub mod command;
 pub mod lag;
 pub mod read;
 pub mod snapshot;
+pub mod streams;
 pub mod tables;
 
 use std::collections::HashMap;

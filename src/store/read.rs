@@ -135,6 +135,7 @@ impl Store {
             Err(e) => return Err(e.into()),
         };
         Ok(TableDescription {
+            stream: crate::store::streams::latest(&txn, meta.id)?,
             meta,
             status: TableStatus::Active,
             item_count,

@@ -10,7 +10,8 @@ use std::io::{Read, Write};
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
 use crate::store::tables::{
-    INDEX_ITEMS, INDEX_STATS, ITEMS, PURGES, SETTINGS, STATS, TABLES, TOKEN_TIMES, TOKENS,
+    INDEX_ITEMS, INDEX_STATS, ITEMS, PURGES, SETTINGS, STATS, STREAM_RECORDS, STREAMS,
+    TABLE_STREAMS, TABLES, TOKEN_TIMES, TOKENS,
 };
 use crate::{Error, Result};
 
@@ -30,6 +31,9 @@ const TAG_SETTINGS: u8 = 6;
 const TAG_INDEX_ITEMS: u8 = 7;
 const TAG_INDEX_STATS: u8 = 8;
 const TAG_PURGES: u8 = 9;
+const TAG_STREAMS: u8 = 10;
+const TAG_TABLE_STREAMS: u8 = 11;
+const TAG_STREAM_RECORDS: u8 = 12;
 
 fn write_row(out: &mut dyn Write, tag: u8, key: &[u8], value: &[u8]) -> Result<()> {
     if key.len() > MAX_KEY_BYTES || value.len() > MAX_VALUE_BYTES {
@@ -109,6 +113,31 @@ pub fn export(txn: &ReadTransaction, out: &mut dyn Write) -> Result<()> {
     export_table(txn, PURGES, TAG_PURGES, out, |id, ()| {
         (id.to_be_bytes().to_vec(), Vec::new())
     })?;
+    export_table(txn, STREAMS, TAG_STREAMS, out, |id, v| {
+        (id.to_be_bytes().to_vec(), v.to_vec())
+    })?;
+    export_table(
+        txn,
+        TABLE_STREAMS,
+        TAG_TABLE_STREAMS,
+        out,
+        |t, (id, view)| {
+            let mut v = id.to_be_bytes().to_vec();
+            v.push(view);
+            (t.to_be_bytes().to_vec(), v)
+        },
+    )?;
+    export_table(
+        txn,
+        STREAM_RECORDS,
+        TAG_STREAM_RECORDS,
+        out,
+        |(id, seq), v| {
+            let mut k = id.to_be_bytes().to_vec();
+            k.extend_from_slice(&seq.to_be_bytes());
+            (k, v.to_vec())
+        },
+    )?;
     out.write_all(&[END])?;
     out.flush()?;
     Ok(())
@@ -156,6 +185,9 @@ pub fn restore(txn: &WriteTransaction, input: &mut dyn Read) -> Result<()> {
     txn.delete_table(INDEX_ITEMS)?;
     txn.delete_table(INDEX_STATS)?;
     txn.delete_table(PURGES)?;
+    txn.delete_table(STREAMS)?;
+    txn.delete_table(TABLE_STREAMS)?;
+    txn.delete_table(STREAM_RECORDS)?;
     let mut tables = txn.open_table(TABLES)?;
     let mut items = txn.open_table(ITEMS)?;
     let mut stats = txn.open_table(STATS)?;
@@ -165,6 +197,9 @@ pub fn restore(txn: &WriteTransaction, input: &mut dyn Read) -> Result<()> {
     let mut index_items = txn.open_table(INDEX_ITEMS)?;
     let mut index_stats = txn.open_table(INDEX_STATS)?;
     let mut purges = txn.open_table(PURGES)?;
+    let mut streams = txn.open_table(STREAMS)?;
+    let mut table_streams = txn.open_table(TABLE_STREAMS)?;
+    let mut stream_records = txn.open_table(STREAM_RECORDS)?;
     let text = |bytes: &[u8]| {
         std::str::from_utf8(bytes)
             .map(str::to_string)
@@ -220,6 +255,18 @@ pub fn restore(txn: &WriteTransaction, input: &mut dyn Read) -> Result<()> {
             }
             TAG_PURGES => {
                 purges.insert(u64_at(&key, 0)?, ())?;
+            }
+            TAG_STREAMS => {
+                streams.insert(u64_at(&key, 0)?, value.as_slice())?;
+            }
+            TAG_TABLE_STREAMS => {
+                let view = *value
+                    .get(8)
+                    .ok_or_else(|| Error::internal("corrupt snapshot: short stream row"))?;
+                table_streams.insert(u64_at(&key, 0)?, (u64_at(&value, 0)?, view))?;
+            }
+            TAG_STREAM_RECORDS => {
+                stream_records.insert((u64_at(&key, 0)?, u64_at(&key, 8)?), value.as_slice())?;
             }
             other => {
                 return Err(Error::internal(format!(

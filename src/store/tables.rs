@@ -11,6 +11,9 @@
 //! - `PURGES`: ids of deleted tables whose rows are still being removed, a batch per entry.
 //! - `TOKENS`: a transaction's `ClientRequestToken` -> `(at_ms, fingerprint)` of the
 //!   transaction that used it; `TOKEN_TIMES`: `(at_ms, token)` -> `()`, to expire them in order.
+//! - `STREAMS`: stream id -> postcard [`crate::model::stream::StreamInfo`]; `TABLE_STREAMS`:
+//!   table id -> `(latest stream id, view code or 0 once disabled)`; `STREAM_RECORDS`:
+//!   `(stream id, sequence number)` -> postcard [`crate::model::stream::StreamRecord`].
 
 use redb::TableDefinition;
 
@@ -37,6 +40,14 @@ pub const PURGES: TableDefinition<u64, ()> = TableDefinition::new("sm_purges");
 pub const TOKENS: TableDefinition<&str, (u64, u64)> = TableDefinition::new("sm_tokens");
 /// (when a token was used, ms; the token) -> (), oldest first, for expiry.
 pub const TOKEN_TIMES: TableDefinition<(u64, &str), ()> = TableDefinition::new("sm_token_times");
+
+/// Stream id (the log index that enabled it) -> postcard-encoded `StreamInfo`.
+pub const STREAMS: TableDefinition<u64, &[u8]> = TableDefinition::new("sm_streams");
+/// Table id -> (its latest stream's id, that stream's view code, or 0 once it is disabled).
+pub const TABLE_STREAMS: TableDefinition<u64, (u64, u8)> = TableDefinition::new("sm_table_streams");
+/// (stream id, sequence number) -> postcard-encoded `StreamRecord`.
+pub const STREAM_RECORDS: TableDefinition<(u64, u64), &[u8]> =
+    TableDefinition::new("sm_stream_records");
 
 /// The bytes that prefix every item key of table `id`.
 pub fn table_prefix(id: u64) -> [u8; 8] {

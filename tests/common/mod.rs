@@ -293,10 +293,17 @@ impl TestCluster {
     }
 }
 
+/// Sends one request to `addr`: `op` is a DynamoDB operation, or a whole `X-Amz-Target`
+/// (another API's, e.g. `DynamoDBStreams_20120810.GetRecords`) when it has a dot.
 pub async fn call_addr(http: &reqwest::Client, addr: &str, op: &str, body: Value) -> (u16, Value) {
+    let target = if op.contains('.') {
+        op.to_string()
+    } else {
+        format!("DynamoDB_20120810.{op}")
+    };
     let resp = http
         .post(format!("http://{addr}/"))
-        .header("X-Amz-Target", format!("DynamoDB_20120810.{op}"))
+        .header("X-Amz-Target", target)
         .header("Content-Type", "application/x-amz-json-1.0")
         .body(body.to_string())
         .send()

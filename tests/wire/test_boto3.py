@@ -1757,6 +1757,268 @@ class TimeToLiveTest(KvsimTestCase):
                                               Key={"pk": {"S": "future"}}, ConsistentRead=True))
 
 
+def make_streams_client(port: int):
+    """A boto3 DynamoDB Streams client for the node on port."""
+    session = boto3.session.Session()
+    return session.client(
+        "dynamodbstreams",
+        endpoint_url=f"http://{HOST}:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="kvsim-test",
+        aws_secret_access_key="kvsim-test",
+        config=Config(retries={"max_attempts": 5, "mode": "standard"},
+                      connect_timeout=5, read_timeout=20),
+    )
+
+
+class StreamsTest(KvsimTestCase):
+    """DynamoDB Streams through boto3's `dynamodbstreams` client: records made at apply, the
+    same on every node, read with every iterator type."""
+
+    def setUp(self):
+        super().setUp()
+        self.streams = [make_streams_client(p) for p in self.ports]
+
+    def create_streamed(self, view: str, name: str | None = None) -> dict:
+        return self.next_client().create_table(
+            TableName=name or self.table, KeySchema=key_schema("pk", None),
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": view},
+        )["TableDescription"]
+
+    def shard_of(self, arn: str, streams=None) -> str:
+        shards = (streams or self.streams[0]).describe_stream(
+            StreamArn=arn)["StreamDescription"]["Shards"]
+        self.assertEqual(len(shards), 1, shards)
+        return shards[0]["ShardId"]
+
+    def read_all(self, arn: str, streams=None, kind="TRIM_HORIZON", limit=None, **extra) -> list:
+        """Every record from an iterator of `kind` until a page comes back empty."""
+        streams = streams or self.streams[0]
+        it = streams.get_shard_iterator(StreamArn=arn, ShardId=self.shard_of(arn, streams),
+                                        ShardIteratorType=kind, **extra)["ShardIterator"]
+        records = []
+        while it:
+            page = streams.get_records(ShardIterator=it, **({"Limit": limit} if limit else {}))
+            records += page["Records"]
+            if not page["Records"]:
+                break
+            it = page.get("NextShardIterator")
+        return records
+
+    def test_streams_are_enabled_disabled_and_described_as_dynamodb_does(self):
+        desc = self.create_streamed("NEW_AND_OLD_IMAGES")
+        self.assertEqual(desc["StreamSpecification"],
+                         {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+        first = desc["LatestStreamArn"]
+        self.assertEqual(first, f"{desc['TableArn']}/stream/{desc['LatestStreamLabel']}")
+        self.assertRegex(desc["LatestStreamLabel"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}$")
+        self.cluster.sync()
+        for port, c in self.all_clients():
+            self.assertEqual(c.describe_table(TableName=self.table)["Table"]["LatestStreamArn"],
+                             first, f"node {port}")
+        client = self.next_client()
+        error = self.assertClientError(
+            "ValidationException", client.update_table, TableName=self.table,
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"})
+        self.assertEqual(error["Message"],
+                         f"Table already has an enabled stream: TableName: {self.table}")
+        for bad in [{"StreamEnabled": True}, {"StreamEnabled": True, "StreamViewType": "ALL"}]:
+            self.assertClientError("ValidationException", client.update_table,
+                                   TableName=self.table, StreamSpecification=bad)
+        off = client.update_table(TableName=self.table,
+                                  StreamSpecification={"StreamEnabled": False})
+        self.assertEqual(off["TableDescription"]["StreamSpecification"], {"StreamEnabled": False})
+        self.assertEqual(off["TableDescription"]["LatestStreamArn"], first)
+        self.assertClientError("ValidationException", client.update_table, TableName=self.table,
+                               StreamSpecification={"StreamEnabled": False})
+        on = client.update_table(
+            TableName=self.table,
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"})
+        second = on["TableDescription"]["LatestStreamArn"]
+        self.assertNotEqual(second, first, "re-enabling makes a new stream")
+        self.cluster.sync()
+        for streams in self.streams:
+            listed = streams.list_streams(TableName=self.table)["Streams"]
+            self.assertEqual([s["StreamArn"] for s in listed], [first, second])
+            page = streams.list_streams(TableName=self.table, Limit=1)
+            self.assertEqual([s["StreamArn"] for s in page["Streams"]], [first])
+            self.assertEqual(page["LastEvaluatedStreamArn"], first)
+            rest = streams.list_streams(TableName=self.table, Limit=1,
+                                        ExclusiveStartStreamArn=first)
+            self.assertEqual([s["StreamArn"] for s in rest["Streams"]], [second])
+            self.assertNotIn("LastEvaluatedStreamArn", rest)
+            old = streams.describe_stream(StreamArn=first)["StreamDescription"]
+            self.assertEqual((old["StreamStatus"], old["StreamViewType"], old["TableName"]),
+                             ("DISABLED", "NEW_AND_OLD_IMAGES", self.table))
+            self.assertIn("EndingSequenceNumber", old["Shards"][0]["SequenceNumberRange"])
+            new = streams.describe_stream(StreamArn=second)["StreamDescription"]
+            self.assertEqual((new["StreamStatus"], new["StreamViewType"]), ("ENABLED", "KEYS_ONLY"))
+            self.assertEqual(new["KeySchema"], [{"AttributeName": "pk", "KeyType": "HASH"}])
+            self.assertNotIn("EndingSequenceNumber", new["Shards"][0]["SequenceNumberRange"])
+        self.assertClientError("ResourceNotFoundException", self.streams[0].describe_stream,
+                               StreamArn=first + "x")
+
+    def test_every_view_type_records_each_effective_write_once(self):
+        for view in ["KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES"]:
+            name = f"{self.table}_{view}"
+            arn = self.create_streamed(view, name)["LatestStreamArn"]
+            client = self.next_client()
+            started = time.time()
+            key = {"pk": {"S": "a"}}
+            client.put_item(TableName=name, Item={**key, "v": {"N": "1"}})          # INSERT
+            client.put_item(TableName=name, Item={**key, "v": {"N": "1"}})          # no change
+            client.update_item(TableName=name, Key=key, UpdateExpression="SET v = :v",
+                               ExpressionAttributeValues={":v": {"N": "2"}})        # MODIFY
+            client.update_item(TableName=name, Key=key, UpdateExpression="SET v = :v",
+                               ExpressionAttributeValues={":v": {"N": "2"}})        # no change
+            client.batch_write_item(RequestItems={name: [
+                {"PutRequest": {"Item": {"pk": {"S": "b"}}}},
+                {"DeleteRequest": {"Key": key}},                                     # REMOVE
+                {"DeleteRequest": {"Key": {"pk": {"S": "never"}}}},                  # no change
+            ]})
+            self.cluster.sync()
+            for port, streams in zip(self.ports, self.streams):
+                records = self.read_all(arn, streams)
+                names = [(r["eventName"], r["dynamodb"]["Keys"]["pk"]["S"]) for r in records]
+                self.assertEqual(names, [("INSERT", "a"), ("MODIFY", "a"), ("INSERT", "b"),
+                                         ("REMOVE", "a")], f"{view} at node {port}")
+                seqs = [int(r["dynamodb"]["SequenceNumber"]) for r in records]
+                self.assertEqual(seqs, sorted(set(seqs)), "sequence numbers rise")
+                for r in records:
+                    body = r["dynamodb"]
+                    self.assertEqual(body["StreamViewType"], view)
+                    self.assertEqual((r["eventSource"], r["eventVersion"], r["awsRegion"]),
+                                     ("aws:dynamodb", "1.1", "us-east-1"))
+                    self.assertGreater(body["SizeBytes"], 0)
+                    self.assertNotIn("userIdentity", r)
+                    when = body["ApproximateCreationDateTime"].timestamp()
+                    self.assertLessEqual(abs(when - started), 60, body)
+                    has_new = r["eventName"] != "REMOVE" and view in ("NEW_IMAGE",
+                                                                      "NEW_AND_OLD_IMAGES")
+                    has_old = r["eventName"] != "INSERT" and view in ("OLD_IMAGE",
+                                                                      "NEW_AND_OLD_IMAGES")
+                    self.assertEqual("NewImage" in body, has_new, f"{view}: {r}")
+                    self.assertEqual("OldImage" in body, has_old, f"{view}: {r}")
+                modify = records[1]["dynamodb"]
+                if "NewImage" in modify:
+                    self.assertEqual(modify["NewImage"]["v"], {"N": "2"})
+                if "OldImage" in modify:
+                    self.assertEqual(modify["OldImage"]["v"], {"N": "1"})
+                self.assertEqual(len({r["eventID"] for r in records}), len(records))
+
+    def test_every_iterator_type_reads_from_where_it_says(self):
+        arn = self.create_streamed("NEW_IMAGE")["LatestStreamArn"]
+        client = self.next_client()
+        for i in range(5):
+            client.put_item(TableName=self.table, Item={"pk": {"S": f"k{i}"}})
+        streams = self.streams[0]
+        self.cluster.sync()
+        records = self.read_all(arn, limit=2)
+        self.assertEqual([r["dynamodb"]["Keys"]["pk"]["S"] for r in records],
+                         [f"k{i}" for i in range(5)], "TRIM_HORIZON, two records a page")
+        seqs = [r["dynamodb"]["SequenceNumber"] for r in records]
+        at = self.read_all(arn, kind="AT_SEQUENCE_NUMBER", SequenceNumber=seqs[2])
+        self.assertEqual([r["dynamodb"]["SequenceNumber"] for r in at], seqs[2:])
+        after = self.read_all(arn, kind="AFTER_SEQUENCE_NUMBER", SequenceNumber=seqs[2])
+        self.assertEqual([r["dynamodb"]["SequenceNumber"] for r in after], seqs[3:])
+        latest = streams.get_shard_iterator(StreamArn=arn, ShardId=self.shard_of(arn),
+                                            ShardIteratorType="LATEST")["ShardIterator"]
+        self.assertEqual(streams.get_records(ShardIterator=latest)["Records"], [])
+        client.put_item(TableName=self.table, Item={"pk": {"S": "later"}})
+        self.cluster.sync()
+        page = streams.get_records(ShardIterator=latest)
+        self.assertEqual([r["dynamodb"]["Keys"]["pk"]["S"] for r in page["Records"]], ["later"])
+        self.assertIn("NextShardIterator", page, "an enabled stream's shard stays open")
+        for bad in [{"ShardIteratorType": "AT_SEQUENCE_NUMBER"},
+                    {"ShardIteratorType": "AT_SEQUENCE_NUMBER", "SequenceNumber": "1" + "x" * 20},
+                    {"ShardIteratorType": "SOMEWHERE"}]:
+            self.assertClientError("ValidationException", streams.get_shard_iterator,
+                                   StreamArn=arn, ShardId=self.shard_of(arn), **bad)
+        self.assertClientError("ResourceNotFoundException", streams.get_shard_iterator,
+                               StreamArn=arn, ShardId="shardId-" + "0" * 29, ShardIteratorType="LATEST")
+        self.assertClientError("ValidationException", streams.get_records,
+                               ShardIterator=latest, Limit=1001)
+        # An iterator older than 15 minutes has expired (its text carries when it was issued).
+        stale = latest.rsplit("|", 1)[0] + f"|{int((time.time() - 16 * 60) * 1000)}"
+        self.assertClientError("ExpiredIteratorException", streams.get_records,
+                               ShardIterator=stale)
+        # Disabling closes the shard: read to its end, it has no next iterator.
+        client.update_table(TableName=self.table, StreamSpecification={"StreamEnabled": False})
+        client.put_item(TableName=self.table, Item={"pk": {"S": "unrecorded"}})
+        self.cluster.sync()
+        it = streams.get_shard_iterator(StreamArn=arn, ShardId=self.shard_of(arn),
+                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        keys = []
+        while it:
+            page = streams.get_records(ShardIterator=it)
+            keys += [r["dynamodb"]["Keys"]["pk"]["S"] for r in page["Records"]]
+            it = page.get("NextShardIterator")
+        self.assertEqual(keys, [f"k{i}" for i in range(5)] + ["later"])
+
+    def test_records_are_identical_on_every_node_across_a_leader_crash(self):
+        arn = self.create_streamed("NEW_AND_OLD_IMAGES")["LatestStreamArn"]
+        client = self.next_client()
+        for i in range(10):
+            client.put_item(TableName=self.table, Item={"pk": {"S": f"k{i % 4}"}, "n": {"N": str(i)}})
+        client.transact_write_items(TransactItems=[
+            {"Put": {"TableName": self.table, "Item": {"pk": {"S": "t1"}}}},
+            {"Delete": {"TableName": self.table, "Key": {"pk": {"S": "k0"}}}},
+        ])
+        leader = self.cluster.leader_port()
+        via = next(p for p in self.ports if p != leader)
+        leader_id = self.ports.index(leader) + 1
+        request = urllib.request.Request(f"http://{HOST}:{via}/admin/nodes/{leader_id}/crash",
+                                         data=b"{}", method="POST",
+                                         headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=5).close()
+
+        def new_leader():
+            status = get_status(via)
+            return status if status and status["leader_id"] not in (None, leader_id) else None
+
+        wait_until(new_leader, STARTUP_TIMEOUT_S, "a new leader among the survivors")
+        survivor = make_client(via)
+        for i in range(10, 15):
+            survivor.put_item(TableName=self.table, Item={"pk": {"S": f"k{i % 4}"}, "n": {"N": str(i)}})
+        restart = urllib.request.Request(f"http://{HOST}:{via}/admin/nodes/{leader_id}/restart",
+                                         data=b"{}", method="POST",
+                                         headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(restart, timeout=5).close()
+        self.cluster.agreed_statuses()  # the restarted node is back and follows
+        self.cluster.sync()
+        seen = [self.read_all(arn, streams) for streams in self.streams]
+        self.assertEqual(len(seen[0]), 10 + 2 + 5)
+        for port, records in zip(self.ports, seen):
+            self.assertEqual(records, seen[0], f"node {port} serves the same records")
+        # A reader that moves to another node resumes exactly after what it last saw.
+        half = seen[0][7]["dynamodb"]["SequenceNumber"]
+        rest = self.read_all(arn, self.streams[2], kind="AFTER_SEQUENCE_NUMBER",
+                             SequenceNumber=half)
+        self.assertEqual(rest, seen[0][8:])
+
+    def test_time_to_live_deletes_are_recorded_as_the_service(self):
+        arn = self.create_streamed("NEW_AND_OLD_IMAGES")["LatestStreamArn"]
+        client = self.next_client()
+        client.update_time_to_live(
+            TableName=self.table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"})
+        client.put_item(TableName=self.table,
+                        Item={"pk": {"S": "old"}, "exp": {"N": str(int(time.time()) - 60)}})
+        client.delete_item(TableName=self.table, Key={"pk": {"S": "gone"}})
+
+        def removed():
+            records = self.read_all(arn)
+            return records if any(r["eventName"] == "REMOVE" for r in records) else None
+
+        records = wait_until(removed, 30.0, "the expired item's REMOVE record")
+        self.assertEqual([r["eventName"] for r in records], ["INSERT", "REMOVE"])
+        self.assertNotIn("userIdentity", records[0])
+        self.assertEqual(records[1]["userIdentity"],
+                         {"Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"})
+        self.assertEqual(records[1]["dynamodb"]["OldImage"]["pk"], {"S": "old"})
+
+
 class _Result(unittest.TextTestResult):
     """Marks the cluster as failed so that tearDownModule prints the server's log."""
 

@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::api::AppState;
 use crate::api::ops::index_schema::{TableKeys, check_all_used, index_specs};
+use crate::api::ops::streams::requested_view;
 use crate::api::ops::{Request, new_table_name, required};
 use crate::api::wire::{
     CreateTableInput, CreateTableOutput, KeySchemaElement, ProvisionedThroughput,
@@ -201,15 +202,10 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<CreateTableOutput>
             .map(|l| l.0.as_slice()),
     )?;
     check_all_used(&keys, &indexes)?;
-    if input
-        .stream_specification
-        .as_ref()
-        .is_some_and(|s| s.stream_enabled == Some(true))
-    {
-        return Err(Error::validation(
-            "kvsim does not support DynamoDB Streams yet",
-        ));
-    }
+    let stream = match &input.stream_specification {
+        Some(spec) => requested_view(spec)?,
+        None => None,
+    };
     let checked = name.clone();
     if app
         .node
@@ -234,7 +230,13 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<CreateTableOutput>
         table_uuid: uuid::Uuid::new_v4().to_string(),
         created_at_ms,
     };
-    let command = if indexes.is_empty() {
+    let command = if let Some(view) = stream {
+        Command::CreateTableWithStream {
+            spec,
+            indexes,
+            view,
+        }
+    } else if indexes.is_empty() {
         Command::CreateTable(spec)
     } else {
         Command::CreateIndexedTable { spec, indexes }

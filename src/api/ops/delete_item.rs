@@ -38,7 +38,11 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
     });
     match app.node.propose(&command).await? {
         Outcome::Item {
-            old, size, indexes, ..
+            version: _,
+            old,
+            size,
+            indexes,
+            ..
         } => Ok(WriteItemOutput {
             attributes: old.filter(|_| want_old).map(WireItem),
             consumed_capacity: report.write(

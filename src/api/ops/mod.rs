@@ -19,6 +19,7 @@ mod list_tables;
 mod put_item;
 pub mod query;
 mod scan;
+pub mod streams;
 mod tags;
 mod transact_get_items;
 mod transact_write_items;
@@ -111,6 +112,10 @@ pub async fn run(app: &AppState, op: Op, req: &mut Request) -> Result<Vec<u8>> {
         Op::DescribeLimits => encode(account::limits(req).await?),
         Op::Query => encode(query::run(app, req).await?),
         Op::Scan => encode(scan::run(app, req).await?),
+        Op::ListStreams => encode(streams::list(app, req).await?),
+        Op::DescribeStream => encode(streams::describe(app, req).await?),
+        Op::GetShardIterator => encode(streams::iterator(app, req).await?),
+        Op::GetRecords => encode(streams::records(app, req).await?),
     }
 }
 

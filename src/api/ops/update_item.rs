@@ -109,6 +109,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
     });
     let (old, new, size, indexes) = match app.node.propose(&command).await? {
         Outcome::Item {
+            version: _,
             old,
             new,
             size,

@@ -1,11 +1,13 @@
 //! UpdateTable: a new billing mode or provisioned throughput, replicated as a table change
 //! (kvsim does not throttle, so capacity is accepted and reported, as CreateTable's is), or a
 //! global index added (then filled by the leader's backfill, see [`crate::cluster`]) or
-//! removed. Streams and deletion protection are refused until kvsim has them.
+//! removed, or its stream enabled or disabled (one of these per request). Deletion protection
+//! is refused until kvsim has it.
 
 use crate::api::AppState;
 use crate::api::ops::create_table::{billing, key_type};
 use crate::api::ops::index_schema::{TableKeys, created_index, updated_throughput};
+use crate::api::ops::streams::requested_view;
 use crate::api::ops::{Request, table_meta, table_name};
 use crate::api::wire::{GsiUpdateWire, TableDescriptionWire, UpdateTableInput, UpdateTableOutput};
 use crate::model::KeyAttribute;
@@ -16,15 +18,6 @@ use crate::{Error, Result};
 pub async fn run(app: &AppState, req: &mut Request) -> Result<UpdateTableOutput> {
     let input: UpdateTableInput = req.input().await?;
     let name = table_name(input.table_name.as_ref())?;
-    if input
-        .stream_specification
-        .as_ref()
-        .is_some_and(|s| s.stream_enabled == Some(true))
-    {
-        return Err(Error::validation(
-            "kvsim does not support DynamoDB Streams yet",
-        ));
-    }
     if input.deletion_protection_enabled == Some(true) {
         return Err(Error::validation(
             "kvsim does not support DeletionProtectionEnabled yet",
@@ -44,6 +37,16 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<UpdateTableOutput>
             other => Err(Error::internal(format!("UpdateTable applied as {other:?}"))),
         };
     }
+    if let Some(spec) = &input.stream_specification {
+        if input.billing_mode.is_some() || input.provisioned_throughput.is_some() {
+            return Err(Error::validation(
+                "kvsim applies StreamSpecification on its own: send the billing change in another UpdateTable",
+            ));
+        }
+        let view = requested_view(spec)?;
+        table_meta(app, &name).await?;
+        return alter(app, name, TableChange::Stream(view)).await;
+    }
     if input.billing_mode.is_none() && input.provisioned_throughput.is_none() {
         return Err(Error::validation(
             "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required",
@@ -54,11 +57,16 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<UpdateTableOutput>
         input.billing_mode.as_deref(),
         input.provisioned_throughput.as_ref(),
     )?;
-    let command = Command::AlterTable {
-        name,
-        change: TableChange::Billing(billing),
-    };
-    match app.node.propose(&command).await? {
+    alter(app, name, TableChange::Billing(billing)).await
+}
+
+/// Proposes one table change and answers with the table as it left it.
+async fn alter(app: &AppState, name: String, change: TableChange) -> Result<UpdateTableOutput> {
+    match app
+        .node
+        .propose(&Command::AlterTable { name, change })
+        .await?
+    {
         Outcome::Table(desc) => Ok(UpdateTableOutput {
             table_description: TableDescriptionWire::from_model(&desc),
         }),

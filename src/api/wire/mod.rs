@@ -9,6 +9,7 @@
 //! large is one of [`value`]'s metered types, so the server charges what it decodes
 //! ([`crate::api::decode`]).
 
+pub mod streams;
 pub mod value;
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use value::{Present, WireItem, WireList, WireMap, WireNames, WireValue};
 
 use crate::model::index::{IndexKind, IndexState, Projection};
+use crate::model::stream::StreamInfo;
 use crate::model::table::{Billing, TableDescription};
 
 /// The `X-Amz-Target` prefix of every DynamoDB operation.
@@ -218,10 +220,19 @@ pub struct TableDescriptionWire {
     /// LocalSecondaryIndexes, if the table has any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_secondary_indexes: Option<Vec<IndexDescriptionWire>>,
+    /// The stream's settings, once the table has had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_specification: Option<StreamSpecification>,
+    /// The latest stream's ARN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_stream_arn: Option<String>,
+    /// The latest stream's label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_stream_label: Option<String>,
 }
 
 /// A key schema in DynamoDB's form: `HASH` elements, then `RANGE` ones.
-fn key_schema_wire<'a>(
+pub fn key_schema_wire<'a>(
     partition: impl IntoIterator<Item = &'a crate::model::KeyAttribute>,
     sort: impl IntoIterator<Item = &'a crate::model::KeyAttribute>,
 ) -> Vec<KeySchemaElement> {
@@ -309,6 +320,12 @@ impl TableDescriptionWire {
             deletion_protection_enabled: false,
             global_secondary_indexes: indexes(IndexKind::Global),
             local_secondary_indexes: indexes(IndexKind::Local),
+            stream_specification: d.stream.as_ref().map(|s| StreamSpecification {
+                stream_enabled: Some(s.disabled_ms.is_none()),
+                stream_view_type: s.disabled_ms.is_none().then(|| s.view.as_str().to_string()),
+            }),
+            latest_stream_arn: d.stream.as_ref().map(StreamInfo::arn),
+            latest_stream_label: d.stream.as_ref().map(|s| s.label.clone()),
         }
     }
 }

@@ -1,0 +1,342 @@
+//! The DynamoDB Streams API (`DynamoDBStreams_20120810`): ListStreams, DescribeStream,
+//! GetShardIterator and GetRecords, answered by any node from its own applied state. Every
+//! node holds the same records under the same sequence numbers (they are made at apply), so a
+//! reader can move to another node and resume after the last sequence number it saw.
+//!
+//! Each stream has one shard. A shard iterator is a plain string naming the stream, the shard,
+//! the next sequence number to read and when it was issued; it expires after 15 minutes as
+//! DynamoDB's do. A sequence number beyond the node's last record is accepted (a node that
+//! lags simply has nothing there yet) where DynamoDB, which has no lagging replicas to read,
+//! would refuse it.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::api::AppState;
+use crate::api::ops::{Request, required};
+use crate::api::wire::streams::{
+    DescribeStreamInput, DescribeStreamOutput, GetRecordsInput, GetRecordsOutput,
+    GetShardIteratorInput, GetShardIteratorOutput, ListStreamsInput, ListStreamsOutput, RecordWire,
+    SequenceNumberRange, Shard, StreamDescription, StreamRecordBody, StreamSummary, UserIdentity,
+};
+use crate::api::wire::{StreamSpecification, WireItem, key_schema_wire};
+use crate::model::stream::{StreamInfo, StreamRecord, StreamView, format_seq, parse_seq};
+use crate::{Error, Result};
+
+/// How long a shard iterator may be used: DynamoDB's 15 minutes.
+pub const ITERATOR_LIFETIME_MS: u64 = 15 * 60 * 1000;
+/// The most bytes of records one GetRecords answers with: DynamoDB's 1 MB.
+const MAX_RECORD_BYTES: u64 = 1 << 20;
+
+/// The view a `StreamSpecification` asks for: `None` for a stream disabled (or not asked for).
+///
+/// # Errors
+/// DynamoDB's `ValidationException` for a missing `StreamEnabled`, a missing view type on an
+/// enabled stream, or an unknown view type.
+pub fn requested_view(spec: &StreamSpecification) -> Result<Option<StreamView>> {
+    let enabled = required(spec.stream_enabled, "streamSpecification.streamEnabled")?;
+    let view = match spec.stream_view_type.as_deref() {
+        None => None,
+        Some(text) => Some(StreamView::parse(text).ok_or_else(|| {
+            Error::validation(format!(
+                "1 validation error detected: Value '{text}' at 'streamSpecification.streamViewType' failed to satisfy constraint: Member must satisfy enum value set: [NEW_IMAGE, OLD_IMAGE, NEW_AND_OLD_IMAGES, KEYS_ONLY]"
+            ))
+        })?),
+    };
+    match (enabled, view) {
+        (true, None) => Err(Error::validation(
+            "One or more parameter values were invalid: StreamViewType is required when StreamEnabled is true",
+        )),
+        (true, view) => Ok(view),
+        (false, _) => Ok(None),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn stream_not_found(arn: &str) -> Error {
+    Error::ResourceNotFound(format!(
+        "Requested resource not found: Stream: {arn} not found"
+    ))
+}
+
+/// A `Limit` member within `1..=max`, or `default` when absent.
+fn limit(value: Option<i64>, max: i64, default: usize) -> Result<usize> {
+    match value {
+        None => Ok(default),
+        Some(n) if n < 1 => Err(Error::validation(format!(
+            "1 validation error detected: Value '{n}' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1"
+        ))),
+        Some(n) if n > max => Err(Error::validation(format!(
+            "1 validation error detected: Value '{n}' at 'limit' failed to satisfy constraint: Member must have value less than or equal to {max}"
+        ))),
+        Some(n) => usize::try_from(n).map_err(Error::internal),
+    }
+}
+
+async fn find(app: &AppState, arn: String) -> Result<StreamInfo> {
+    let found = {
+        let arn = arn.clone();
+        app.node.read(move |store| store.stream(&arn)).await?
+    };
+    found.ok_or_else(|| stream_not_found(&arn))
+}
+
+/// Runs ListStreams.
+pub async fn list(app: &AppState, req: &mut Request) -> Result<ListStreamsOutput> {
+    let input: ListStreamsInput = req.input().await?;
+    let limit = limit(input.limit, 100, 100)?;
+    let all = app.node.read(|store| store.streams()).await?;
+    let of_table: Vec<&StreamInfo> = all
+        .iter()
+        .filter(|s| input.table_name.as_ref().is_none_or(|t| *t == s.table))
+        .collect();
+    let start = input
+        .exclusive_start_stream_arn
+        .as_ref()
+        .and_then(|arn| of_table.iter().position(|s| s.arn() == *arn))
+        .map_or(0, |at| at + 1);
+    let mut streams: Vec<StreamSummary> = of_table
+        .iter()
+        .skip(start)
+        .take(limit + 1)
+        .map(|s| StreamSummary {
+            stream_arn: s.arn(),
+            table_name: s.table.clone(),
+            stream_label: s.label.clone(),
+        })
+        .collect();
+    let more = streams.len() > limit;
+    streams.truncate(limit);
+    Ok(ListStreamsOutput {
+        last_evaluated_stream_arn: more
+            .then(|| streams.last().map(|s| s.stream_arn.clone()))
+            .flatten(),
+        streams,
+    })
+}
+
+/// Runs DescribeStream.
+pub async fn describe(app: &AppState, req: &mut Request) -> Result<DescribeStreamOutput> {
+    let input: DescribeStreamInput = req.input().await?;
+    let arn = required(input.stream_arn, "streamArn")?;
+    limit(input.limit, 100, 100)?;
+    let info = find(app, arn).await?;
+    let id = info.id;
+    let (_, last) = app
+        .node
+        .read(move |store| store.stream_records(id, u64::MAX, 0, 0))
+        .await?;
+    let start = info.first_seq();
+    let shards = if input.exclusive_start_shard_id.as_deref() == Some(&info.shard_id()) {
+        Vec::new()
+    } else {
+        vec![Shard {
+            shard_id: info.shard_id(),
+            sequence_number_range: SequenceNumberRange {
+                starting_sequence_number: format_seq(start),
+                ending_sequence_number: info
+                    .disabled_ms
+                    .map(|_| format_seq(last.unwrap_or(start).max(start))),
+            },
+            parent_shard_id: None,
+        }]
+    };
+    Ok(DescribeStreamOutput {
+        stream_description: StreamDescription {
+            stream_arn: info.arn(),
+            stream_label: info.label.clone(),
+            stream_status: info.status().into(),
+            stream_view_type: info.view.as_str().into(),
+            creation_request_date_time: (info.created_ms / 1000) as f64,
+            table_name: info.table.clone(),
+            key_schema: key_schema_wire([&info.key_schema.partition], &info.key_schema.sort),
+            shards,
+            last_evaluated_shard_id: None,
+        },
+    })
+}
+
+/// A shard iterator's content.
+struct Iterator {
+    arn: String,
+    shard: String,
+    next: u64,
+    issued_ms: u64,
+}
+
+impl Iterator {
+    fn encode(&self) -> String {
+        format!(
+            "{}|{}|{}|{}",
+            self.arn, self.shard, self.next, self.issued_ms
+        )
+    }
+
+    fn decode(text: &str) -> Result<Iterator> {
+        let invalid = || Error::validation(format!("Invalid ShardIterator: {text}"));
+        let mut parts = text.rsplitn(4, '|');
+        let issued_ms = parts
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(invalid)?;
+        let next = parts
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(invalid)?;
+        let shard = parts.next().ok_or_else(invalid)?.to_string();
+        let arn = parts.next().ok_or_else(invalid)?.to_string();
+        Ok(Iterator {
+            arn,
+            shard,
+            next,
+            issued_ms,
+        })
+    }
+}
+
+fn trimmed(info: &StreamInfo) -> Error {
+    Error::TrimmedDataAccess(format!(
+        "The operation attempted to read past the oldest stream record in a shard: records of {} before sequence number {} have been trimmed",
+        info.arn(),
+        format_seq(info.trimmed_to)
+    ))
+}
+
+/// Runs GetShardIterator.
+pub async fn iterator(app: &AppState, req: &mut Request) -> Result<GetShardIteratorOutput> {
+    let input: GetShardIteratorInput = req.input().await?;
+    let arn = required(input.stream_arn, "streamArn")?;
+    let shard = required(input.shard_id, "shardId")?;
+    let kind = required(input.shard_iterator_type, "shardIteratorType")?;
+    let at = |after: bool| -> Result<u64> {
+        let text = input.sequence_number.as_deref().ok_or_else(|| {
+            Error::validation(format!(
+                "Must specify a sequence number for iterator type {kind}"
+            ))
+        })?;
+        let seq = parse_seq(text)
+            .ok_or_else(|| Error::validation(format!("Invalid SequenceNumber: {text}")))?;
+        Ok(seq + u64::from(after))
+    };
+    let position = match kind.as_str() {
+        "TRIM_HORIZON" | "LATEST" => None,
+        "AT_SEQUENCE_NUMBER" => Some(at(false)?),
+        "AFTER_SEQUENCE_NUMBER" => Some(at(true)?),
+        other => {
+            return Err(Error::validation(format!(
+                "1 validation error detected: Value '{other}' at 'shardIteratorType' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, LATEST, AT_SEQUENCE_NUMBER, TRIM_HORIZON]"
+            )));
+        }
+    };
+    let info = find(app, arn.clone()).await?;
+    if shard != info.shard_id() {
+        return Err(Error::ResourceNotFound(format!(
+            "Requested resource not found: Shard: {shard} in Stream: {arn} not found"
+        )));
+    }
+    let next = match (kind.as_str(), position) {
+        ("LATEST", _) => {
+            let id = info.id;
+            let (_, last) = app
+                .node
+                .read(move |store| store.stream_records(id, u64::MAX, 0, 0))
+                .await?;
+            last.map_or(info.first_seq(), |l| (l + 1).max(info.first_seq()))
+        }
+        (_, Some(seq)) if seq < info.trimmed_to => return Err(trimmed(&info)),
+        (_, Some(seq)) if seq < info.first_seq() => {
+            return Err(Error::validation(format!(
+                "Invalid SequenceNumber {} for shard {shard}: the stream begins at {}",
+                format_seq(seq),
+                format_seq(info.first_seq())
+            )));
+        }
+        (_, Some(seq)) => seq,
+        (_, None) => info.first_seq(),
+    };
+    Ok(GetShardIteratorOutput {
+        shard_iterator: Iterator {
+            arn,
+            shard,
+            next,
+            issued_ms: now_ms(),
+        }
+        .encode(),
+    })
+}
+
+/// Runs GetRecords.
+pub async fn records(app: &AppState, req: &mut Request) -> Result<GetRecordsOutput> {
+    let input: GetRecordsInput = req.input().await?;
+    let text = required(input.shard_iterator, "shardIterator")?;
+    let limit = limit(input.limit, 1000, 1000)?;
+    let it = Iterator::decode(&text)?;
+    let now = now_ms();
+    if now.saturating_sub(it.issued_ms) > ITERATOR_LIFETIME_MS {
+        return Err(Error::ExpiredIterator(format!(
+            "Iterator expired. The iterator was created at time {} while right now it is {} which is further in the future than the tolerated delay of {ITERATOR_LIFETIME_MS} milliseconds.",
+            it.issued_ms, now
+        )));
+    }
+    let info = find(app, it.arn.clone()).await?;
+    if it.shard != info.shard_id() {
+        return Err(Error::ResourceNotFound(format!(
+            "Requested resource not found: Shard: {} in Stream: {} not found",
+            it.shard, it.arn
+        )));
+    }
+    if it.next < info.trimmed_to {
+        return Err(trimmed(&info));
+    }
+    let (id, from) = (info.id, it.next);
+    let (records, last) = app
+        .node
+        .read(move |store| store.stream_records(id, from, limit, MAX_RECORD_BYTES))
+        .await?;
+    let next = records.last().map_or(it.next, |(seq, _)| seq + 1);
+    // A disabled stream's shard is closed: once it is read to its end, there is no next.
+    let ended = info.disabled_ms.is_some() && last.is_none_or(|l| next > l);
+    let region = info.table_arn.split(':').nth(3).unwrap_or("us-east-1");
+    Ok(GetRecordsOutput {
+        records: records
+            .into_iter()
+            .map(|(seq, r)| record_wire(&info, region, seq, r))
+            .collect(),
+        next_shard_iterator: (!ended).then(|| {
+            Iterator {
+                next,
+                issued_ms: now,
+                ..it
+            }
+            .encode()
+        }),
+    })
+}
+
+fn record_wire(info: &StreamInfo, region: &str, seq: u64, r: StreamRecord) -> RecordWire {
+    RecordWire {
+        event_id: format!("{:016x}{:016x}", info.id, seq),
+        event_name: r.event.as_str().into(),
+        event_version: "1.1".into(),
+        event_source: "aws:dynamodb".into(),
+        aws_region: region.into(),
+        dynamodb: StreamRecordBody {
+            approximate_creation_date_time: (r.at_ms / 1000) as f64,
+            keys: WireItem(r.keys),
+            new_image: r.new.map(WireItem),
+            old_image: r.old.map(WireItem),
+            sequence_number: format_seq(seq),
+            size_bytes: r.size,
+            stream_view_type: info.view.as_str().into(),
+        },
+        user_identity: r.by_ttl.then(|| UserIdentity {
+            kind: "Service".into(),
+            principal_id: "dynamodb.amazonaws.com".into(),
+        }),
+    }
+}

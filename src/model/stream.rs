@@ -1,0 +1,238 @@
+//! DynamoDB Streams' data model: a table's stream, its view type, and the change records
+//! applied writes leave in it.
+//!
+//! A stream is named by the log index of the entry that enabled it (its id) and labelled with
+//! that entry's time, as DynamoDB labels streams. A record's sequence number is derived from
+//! the log index of the write that made it: `index * 1000 + position`, the position counting
+//! the records one entry made (a batch or transaction writes up to 100 items), so every
+//! replica numbers every record alike and numbers sort in log order.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Item;
+
+/// How many records one log entry may make: the factor between a log index and its records'
+/// sequence numbers.
+pub const RECORDS_PER_ENTRY: u64 = 1000;
+
+/// What a stream record carries besides the key (`StreamViewType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamView {
+    /// Only the key attributes.
+    KeysOnly,
+    /// The item as the write left it.
+    NewImage,
+    /// The item as it was before the write.
+    OldImage,
+    /// Both.
+    NewAndOldImages,
+}
+
+impl StreamView {
+    /// DynamoDB's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamView::KeysOnly => "KEYS_ONLY",
+            StreamView::NewImage => "NEW_IMAGE",
+            StreamView::OldImage => "OLD_IMAGE",
+            StreamView::NewAndOldImages => "NEW_AND_OLD_IMAGES",
+        }
+    }
+
+    /// Parses DynamoDB's spelling.
+    pub fn parse(s: &str) -> Option<StreamView> {
+        Some(match s {
+            "KEYS_ONLY" => StreamView::KeysOnly,
+            "NEW_IMAGE" => StreamView::NewImage,
+            "OLD_IMAGE" => StreamView::OldImage,
+            "NEW_AND_OLD_IMAGES" => StreamView::NewAndOldImages,
+            _ => return None,
+        })
+    }
+
+    /// A one-byte code for the table -> stream row (never 0, which means "disabled").
+    pub fn code(self) -> u8 {
+        match self {
+            StreamView::KeysOnly => 1,
+            StreamView::NewImage => 2,
+            StreamView::OldImage => 3,
+            StreamView::NewAndOldImages => 4,
+        }
+    }
+
+    /// The view a [`StreamView::code`] stands for.
+    pub fn from_code(code: u8) -> Option<StreamView> {
+        Some(match code {
+            1 => StreamView::KeysOnly,
+            2 => StreamView::NewImage,
+            3 => StreamView::OldImage,
+            4 => StreamView::NewAndOldImages,
+            _ => return None,
+        })
+    }
+
+    /// Whether records keep the item as the write left it.
+    pub fn keeps_new(self) -> bool {
+        matches!(self, StreamView::NewImage | StreamView::NewAndOldImages)
+    }
+
+    /// Whether records keep the item as it was before the write.
+    pub fn keeps_old(self) -> bool {
+        matches!(self, StreamView::OldImage | StreamView::NewAndOldImages)
+    }
+}
+
+/// One stream, enabled or no longer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamInfo {
+    /// The log index of the entry that enabled it.
+    pub id: u64,
+    /// Its table's name.
+    pub table: String,
+    /// Its table's id.
+    pub table_id: u64,
+    /// Its table's ARN; the stream's ARN is this plus `/stream/` and the label.
+    pub table_arn: String,
+    /// Its table's key schema (DescribeStream shows it after the table is gone).
+    pub key_schema: crate::model::KeySchema,
+    /// What its records carry.
+    pub view: StreamView,
+    /// When it was enabled, ms since the epoch (the log entry's time).
+    pub created_ms: u64,
+    /// `StreamLabel`: `created_ms` as an ISO 8601 time, made unique per table.
+    pub label: String,
+    /// When it was disabled (or its table deleted), ms since the epoch; `None` while enabled.
+    pub disabled_ms: Option<u64>,
+    /// The first sequence number still kept: records before it were trimmed after the
+    /// retention period.
+    pub trimmed_to: u64,
+}
+
+impl StreamInfo {
+    /// `StreamArn`.
+    pub fn arn(&self) -> String {
+        format!("{}/stream/{}", self.table_arn, self.label)
+    }
+
+    /// `StreamStatus`.
+    pub fn status(&self) -> &'static str {
+        if self.disabled_ms.is_some() {
+            "DISABLED"
+        } else {
+            "ENABLED"
+        }
+    }
+
+    /// The id of the stream's one shard.
+    pub fn shard_id(&self) -> String {
+        format!("shardId-{:020}-{:08x}", self.created_ms, self.id)
+    }
+
+    /// The first sequence number the stream could hold.
+    pub fn first_seq(&self) -> u64 {
+        self.trimmed_to
+            .max(self.id.saturating_mul(RECORDS_PER_ENTRY))
+    }
+}
+
+/// What a write did to an item (`eventName`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamEvent {
+    /// A new item.
+    Insert,
+    /// An item changed.
+    Modify,
+    /// An item deleted.
+    Remove,
+}
+
+impl StreamEvent {
+    /// DynamoDB's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamEvent::Insert => "INSERT",
+            StreamEvent::Modify => "MODIFY",
+            StreamEvent::Remove => "REMOVE",
+        }
+    }
+}
+
+/// One change record, as applied writes leave them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamRecord {
+    /// The write's log entry time, ms since the epoch (`ApproximateCreationDateTime`).
+    pub at_ms: u64,
+    /// What happened.
+    pub event: StreamEvent,
+    /// The item's key attributes.
+    pub keys: Item,
+    /// The item before, when the view keeps it.
+    pub old: Option<Item>,
+    /// The item after, when the view keeps it.
+    pub new: Option<Item>,
+    /// `SizeBytes`: the key and the images kept, as DynamoDB sizes items.
+    pub size: u64,
+    /// Made by time to live, not by a client (`userIdentity` is then DynamoDB's service).
+    pub by_ttl: bool,
+}
+
+/// A sequence number as DynamoDB writes them: decimal digits, at least 21.
+pub fn format_seq(seq: u64) -> String {
+    format!("{seq:021}")
+}
+
+/// Parses a sequence number: 21 to 40 decimal digits naming a record kvsim could have made.
+pub fn parse_seq(s: &str) -> Option<u64> {
+    if s.len() < 21 || s.len() > 40 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// The log index a record's sequence number comes from: the item's version after the write.
+pub fn seq_version(seq: u64) -> u64 {
+    seq / RECORDS_PER_ENTRY
+}
+
+/// A stream label for a time: `YYYY-MM-DDTHH:MM:SS.mmm`, as DynamoDB labels streams.
+pub fn label_at(ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    let text = humantime::format_rfc3339_millis(t).to_string();
+    text.trim_end_matches('Z').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_sort_as_text_in_log_order_and_parse_back() {
+        let seqs = [0, 1, 999, 1000, 12_345_678, u64::MAX / 2];
+        let texts: Vec<String> = seqs.iter().map(|s| format_seq(*s)).collect();
+        let mut sorted = texts.clone();
+        sorted.sort();
+        assert_eq!(sorted, texts);
+        for (seq, text) in seqs.iter().zip(&texts) {
+            assert_eq!(parse_seq(text), Some(*seq));
+        }
+        assert_eq!(parse_seq("12"), None);
+        assert_eq!(parse_seq("0000000000000000000x1"), None);
+        assert_eq!(parse_seq(&"9".repeat(40)), None); // beyond u64
+        assert_eq!(seq_version(42 * RECORDS_PER_ENTRY + 7), 42);
+    }
+
+    #[test]
+    fn labels_are_dynamodb_times_and_views_round_trip() {
+        assert_eq!(label_at(1_431_379_293_291), "2015-05-11T21:21:33.291");
+        for view in [
+            StreamView::KeysOnly,
+            StreamView::NewImage,
+            StreamView::OldImage,
+            StreamView::NewAndOldImages,
+        ] {
+            assert_eq!(StreamView::parse(view.as_str()), Some(view));
+            assert_eq!(StreamView::from_code(view.code()), Some(view));
+        }
+        assert_eq!(StreamView::from_code(0), None);
+    }
+}

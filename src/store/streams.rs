@@ -1,0 +1,408 @@
+//! DynamoDB Streams in the state machine: enabling and disabling a table's stream, the record
+//! every effective item write leaves in it at apply, trimming after the retention period, and
+//! the reads the Streams API makes.
+//!
+//! Records are rows of redb, written in the same transaction as the write that made them, so
+//! they survive crashes, snapshots and log compaction like the items do, and every replica
+//! holds the same records under the same sequence numbers (see [`crate::model::stream`]).
+
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+
+use crate::model::stream::{
+    RECORDS_PER_ENTRY, StreamEvent, StreamInfo, StreamRecord, StreamView, label_at,
+};
+use crate::model::table::TableMeta;
+use crate::model::{Item, item::item_size};
+use crate::store::tables::{STREAM_RECORDS, STREAMS, TABLE_STREAMS};
+use crate::{Error, Result};
+
+/// Records read from a stream, each with its sequence number, and the sequence number of the
+/// last record the stream holds.
+pub type RecordPage = (Vec<(u64, StreamRecord)>, Option<u64>);
+
+/// The most records one trim entry removes, so trimming never stalls a node.
+pub const TRIM_BATCH: usize = 1000;
+
+fn encode(info: &StreamInfo) -> Result<Vec<u8>> {
+    Ok(postcard::to_stdvec(info)?)
+}
+
+fn decode(bytes: &[u8]) -> Result<StreamInfo> {
+    postcard::from_bytes(bytes).map_err(|e| Error::internal(format!("corrupt stream row: {e}")))
+}
+
+fn decode_record(bytes: &[u8]) -> Result<StreamRecord> {
+    postcard::from_bytes(bytes).map_err(|e| Error::internal(format!("corrupt stream record: {e}")))
+}
+
+fn load(txn: &WriteTransaction, id: u64) -> Result<Option<StreamInfo>> {
+    match txn.open_table(STREAMS)?.get(id)? {
+        Some(v) => Ok(Some(decode(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// The stream writes to table `table_id` must record into, with its view, if one is enabled.
+///
+/// # Errors
+/// Storage errors.
+pub fn active(txn: &WriteTransaction, table_id: u64) -> Result<Option<(u64, StreamView)>> {
+    Ok(txn.open_table(TABLE_STREAMS)?.get(table_id)?.and_then(|v| {
+        let (id, code) = v.value();
+        StreamView::from_code(code).map(|view| (id, view))
+    }))
+}
+
+/// Enables a new stream on `meta`'s table at log entry `index` (its id) and time `at_ms`.
+///
+/// # Errors
+/// DynamoDB's `ValidationException` when the table already has an enabled stream.
+pub fn enable(
+    txn: &WriteTransaction,
+    meta: &TableMeta,
+    index: u64,
+    at_ms: u64,
+    view: StreamView,
+) -> Result<()> {
+    let mut label = label_at(at_ms);
+    let mut created_ms = at_ms;
+    if let Some((previous, code)) = txn
+        .open_table(TABLE_STREAMS)?
+        .get(meta.id)?
+        .map(|v| v.value())
+    {
+        if code != 0 {
+            return Err(Error::validation(format!(
+                "Table already has an enabled stream: TableName: {}",
+                meta.spec.name
+            )));
+        }
+        // Labels name streams within a table: a second stream in the same millisecond (a
+        // log without times) still gets its own.
+        if let Some(old) = load(txn, previous)?
+            && old.created_ms >= created_ms
+        {
+            created_ms = old.created_ms + 1;
+            label = label_at(created_ms);
+        }
+    }
+    let info = StreamInfo {
+        id: index,
+        table: meta.spec.name.clone(),
+        table_id: meta.id,
+        table_arn: meta.spec.arn.clone(),
+        key_schema: meta.spec.key_schema.clone(),
+        view,
+        created_ms,
+        label,
+        disabled_ms: None,
+        trimmed_to: 0,
+    };
+    txn.open_table(STREAMS)?
+        .insert(index, encode(&info)?.as_slice())?;
+    txn.open_table(TABLE_STREAMS)?
+        .insert(meta.id, (index, view.code()))?;
+    Ok(())
+}
+
+/// Disables the enabled stream of `meta`'s table at time `at_ms`; its records stay readable
+/// until trimmed.
+///
+/// # Errors
+/// `ValidationException` when the table has no enabled stream.
+pub fn disable(txn: &WriteTransaction, meta: &TableMeta, at_ms: u64) -> Result<()> {
+    if !close(txn, meta.id, at_ms)? {
+        return Err(Error::validation(format!(
+            "Table does not have an enabled stream to disable: TableName: {}",
+            meta.spec.name
+        )));
+    }
+    Ok(())
+}
+
+/// Closes the enabled stream of table `table_id`, if any; true if there was one.
+fn close(txn: &WriteTransaction, table_id: u64, at_ms: u64) -> Result<bool> {
+    let Some((id, _)) = active(txn, table_id)? else {
+        return Ok(false);
+    };
+    if let Some(mut info) = load(txn, id)? {
+        info.disabled_ms = Some(at_ms);
+        txn.open_table(STREAMS)?
+            .insert(id, encode(&info)?.as_slice())?;
+    }
+    txn.open_table(TABLE_STREAMS)?.insert(table_id, (id, 0))?;
+    Ok(true)
+}
+
+/// A table is deleted: its stream is disabled and no longer its table's (DynamoDB keeps a
+/// deleted table's stream readable for the retention period).
+///
+/// # Errors
+/// Storage errors.
+pub fn table_deleted(txn: &WriteTransaction, table_id: u64, at_ms: u64) -> Result<()> {
+    close(txn, table_id, at_ms)?;
+    txn.open_table(TABLE_STREAMS)?.remove(table_id)?;
+    Ok(())
+}
+
+/// Records a write of the item keyed `keys` from `old` to `new` in stream `(id, view)` at log
+/// entry `index`: nothing if the write changed nothing, as DynamoDB records nothing then.
+///
+/// # Errors
+/// Storage errors, or an entry making more than [`RECORDS_PER_ENTRY`] records (a bug).
+#[allow(clippy::too_many_arguments)]
+pub fn record(
+    txn: &WriteTransaction,
+    (id, view): (u64, StreamView),
+    index: u64,
+    at_ms: u64,
+    keys: Item,
+    old: Option<&Item>,
+    new: Option<&Item>,
+    by_ttl: bool,
+) -> Result<()> {
+    let event = match (old, new) {
+        (None, None) => return Ok(()),
+        (Some(a), Some(b)) if a == b => return Ok(()),
+        (None, Some(_)) => StreamEvent::Insert,
+        (Some(_), Some(_)) => StreamEvent::Modify,
+        (Some(_), None) => StreamEvent::Remove,
+    };
+    let old = old.filter(|_| view.keeps_old()).cloned();
+    let new = new.filter(|_| view.keeps_new()).cloned();
+    let size = [Some(&keys), old.as_ref(), new.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|i| item_size(i) as u64)
+        .sum();
+    let rec = StreamRecord {
+        at_ms,
+        event,
+        keys,
+        old,
+        new,
+        size,
+        by_ttl,
+    };
+    let mut records = txn.open_table(STREAM_RECORDS)?;
+    let first = index.saturating_mul(RECORDS_PER_ENTRY);
+    let seq = match records
+        .range((id, first)..(id, first + RECORDS_PER_ENTRY))?
+        .next_back()
+    {
+        Some(row) => row?.0.value().1 + 1,
+        None => first,
+    };
+    if seq >= first + RECORDS_PER_ENTRY {
+        return Err(Error::internal(format!(
+            "log entry {index} made more than {RECORDS_PER_ENTRY} stream records"
+        )));
+    }
+    records.insert((id, seq), postcard::to_stdvec(&rec)?.as_slice())?;
+    Ok(())
+}
+
+/// Removes up to [`TRIM_BATCH`] records written before `before_ms`, oldest first in each
+/// stream, and forgets disabled streams left empty that were disabled before it. Returns
+/// true if the batch ran out before everything due was trimmed.
+///
+/// # Errors
+/// Storage errors.
+pub fn trim(txn: &WriteTransaction, before_ms: u64) -> Result<bool> {
+    let streams: Vec<StreamInfo> = {
+        let table = txn.open_table(STREAMS)?;
+        table
+            .iter()?
+            .map(|row| decode(row?.1.value()))
+            .collect::<Result<_>>()?
+    };
+    let mut budget = TRIM_BATCH;
+    let mut records = txn.open_table(STREAM_RECORDS)?;
+    let mut rows = txn.open_table(STREAMS)?;
+    for mut info in streams {
+        let mut gone = Vec::new();
+        let mut next = None;
+        for row in records.range((info.id, 0)..=(info.id, u64::MAX))? {
+            let (k, v) = row?;
+            let seq = k.value().1;
+            if gone.len() == budget || decode_record(v.value())?.at_ms >= before_ms {
+                next = Some(seq);
+                break;
+            }
+            gone.push(seq);
+        }
+        budget -= gone.len();
+        for seq in &gone {
+            records.remove((info.id, *seq))?;
+        }
+        if let Some(last) = gone.last() {
+            info.trimmed_to = last + 1;
+            rows.insert(info.id, encode(&info)?.as_slice())?;
+        }
+        if next.is_none() && info.disabled_ms.is_some_and(|at| at < before_ms) {
+            rows.remove(info.id)?;
+        }
+        if budget == 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Every stream this node knows, oldest first.
+///
+/// # Errors
+/// Storage errors.
+pub fn list(txn: &ReadTransaction) -> Result<Vec<StreamInfo>> {
+    let table = match txn.open_table(STREAMS) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    table.iter()?.map(|row| decode(row?.1.value())).collect()
+}
+
+/// The latest stream of table `table_id` (enabled or not), if it ever had one.
+///
+/// # Errors
+/// Storage errors.
+pub fn latest(txn: &ReadTransaction, table_id: u64) -> Result<Option<StreamInfo>> {
+    match (txn.open_table(TABLE_STREAMS), txn.open_table(STREAMS)) {
+        (Ok(of_table), Ok(streams)) => latest_of(&of_table, &streams, table_id),
+        (Err(redb::TableError::TableDoesNotExist(_)), _)
+        | (_, Err(redb::TableError::TableDoesNotExist(_))) => Ok(None),
+        (Err(e), _) | (_, Err(e)) => Err(e.into()),
+    }
+}
+
+/// [`latest`] inside a write transaction.
+///
+/// # Errors
+/// Storage errors.
+pub fn latest_in(txn: &WriteTransaction, table_id: u64) -> Result<Option<StreamInfo>> {
+    latest_of(
+        &txn.open_table(TABLE_STREAMS)?,
+        &txn.open_table(STREAMS)?,
+        table_id,
+    )
+}
+
+fn latest_of(
+    of_table: &impl ReadableTable<u64, (u64, u8)>,
+    streams: &impl ReadableTable<u64, &'static [u8]>,
+    table_id: u64,
+) -> Result<Option<StreamInfo>> {
+    let Some(id) = of_table.get(table_id)?.map(|v| v.value().0) else {
+        return Ok(None);
+    };
+    match streams.get(id)? {
+        Some(v) => Ok(Some(decode(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// The records of stream `id` from sequence number `from` on: at most `limit`, and no more
+/// once they hold `max_bytes` (at least one is returned if any is there); plus the sequence
+/// number of the last record the stream holds.
+///
+/// # Errors
+/// Storage errors.
+pub fn records(
+    txn: &ReadTransaction,
+    id: u64,
+    from: u64,
+    limit: usize,
+    max_bytes: u64,
+) -> Result<RecordPage> {
+    let table = match txn.open_table(STREAM_RECORDS) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok((Vec::new(), None)),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    for row in table.range((id, from)..=(id, u64::MAX))?.take(limit) {
+        let (k, v) = row?;
+        if !out.is_empty() && bytes + v.value().len() as u64 > max_bytes {
+            break;
+        }
+        bytes += v.value().len() as u64;
+        out.push((k.value().1, decode_record(v.value())?));
+    }
+    let last = table
+        .range((id, 0)..=(id, u64::MAX))?
+        .next_back()
+        .transpose()?
+        .map(|(k, _)| k.value().1);
+    Ok((out, last))
+}
+
+/// Whether some stream holds a record written before `before_ms`, or a disabled stream
+/// disabled before it: work for [`trim`].
+///
+/// # Errors
+/// Storage errors.
+pub fn trim_due(txn: &ReadTransaction, before_ms: u64) -> Result<bool> {
+    let streams = list(txn)?;
+    if streams.is_empty() {
+        return Ok(false);
+    }
+    let records = txn.open_table(STREAM_RECORDS);
+    for info in streams {
+        let oldest = match &records {
+            Ok(t) => t
+                .range((info.id, 0)..=(info.id, u64::MAX))?
+                .next()
+                .transpose()?
+                .map(|(_, v)| decode_record(v.value()))
+                .transpose()?,
+            Err(_) => None,
+        };
+        match oldest {
+            Some(r) if r.at_ms < before_ms => return Ok(true),
+            None if info.disabled_ms.is_some_and(|at| at < before_ms) => return Ok(true),
+            _ => {}
+        }
+    }
+    Ok(false)
+}
+
+impl crate::store::Store {
+    /// Every stream this node knows, oldest first.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn streams(&self) -> Result<Vec<StreamInfo>> {
+        list(&self.db().begin_read()?)
+    }
+
+    /// The stream named `arn`, if this node knows it.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn stream(&self, arn: &str) -> Result<Option<StreamInfo>> {
+        Ok(self.streams()?.into_iter().find(|s| s.arn() == arn))
+    }
+
+    /// [`records`] of stream `id`, read now.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn stream_records(
+        &self,
+        id: u64,
+        from: u64,
+        limit: usize,
+        max_bytes: u64,
+    ) -> Result<RecordPage> {
+        records(&self.db().begin_read()?, id, from, limit, max_bytes)
+    }
+
+    /// Whether stream records are due for trimming before `before_ms` (see [`trim`]).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn stream_trim_due(&self, before_ms: u64) -> Result<bool> {
+        trim_due(&self.db().begin_read()?, before_ms)
+    }
+}

@@ -1,0 +1,143 @@
+//! DynamoDB Streams retention: records older than `--stream-retention-secs` are trimmed
+//! through the log on every node alike, and an iterator pointing before the oldest record
+//! kept is `TrimmedDataAccessException`, while a new `TRIM_HORIZON` one reads what is left.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestCluster, eventually, test_tuning};
+use kvsim::config::Tuning;
+use serde_json::{Value, json};
+
+const STREAMS: &str = "DynamoDBStreams_20120810";
+
+async fn iterator(tc: &TestCluster, node: u64, arn: &str, shard: &str, kind: &str) -> String {
+    let (status, body) = tc
+        .call(
+            node,
+            &format!("{STREAMS}.GetShardIterator"),
+            json!({"StreamArn": arn, "ShardId": shard, "ShardIteratorType": kind}),
+        )
+        .await;
+    assert_eq!(status, 200, "GetShardIterator: {body}");
+    body["ShardIterator"]
+        .as_str()
+        .expect("iterator")
+        .to_string()
+}
+
+async fn records(tc: &TestCluster, node: u64, it: &str) -> (u16, Value) {
+    tc.call(
+        node,
+        &format!("{STREAMS}.GetRecords"),
+        json!({"ShardIterator": it}),
+    )
+    .await
+}
+
+fn keys(body: &Value) -> Vec<String> {
+    body["Records"]
+        .as_array()
+        .map(|rs| {
+            rs.iter()
+                .map(|r| {
+                    r["dynamodb"]["Keys"]["pk"]["S"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_past_their_retention_are_trimmed_on_every_node() {
+    let tc = TestCluster::start_with(Tuning {
+        stream_retention: Duration::from_secs(1),
+        ttl_interval: Duration::from_millis(100),
+        ..test_tuning()
+    })
+    .await;
+    let leader = tc.leader().await;
+    let (status, body) = tc
+        .call(
+            leader,
+            "CreateTable",
+            json!({"TableName": "Trimmed", "BillingMode": "PAY_PER_REQUEST",
+                   "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+                   "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+                   "StreamSpecification": {"StreamEnabled": true, "StreamViewType": "KEYS_ONLY"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "CreateTable: {body}");
+    let arn = body["TableDescription"]["LatestStreamArn"]
+        .as_str()
+        .expect("a stream")
+        .to_string();
+    for pk in ["a", "b"] {
+        tc.put_retrying(
+            &[leader],
+            "Trimmed",
+            json!({"pk": {"S": pk}}),
+            Duration::from_secs(10),
+        )
+        .await;
+    }
+    tc.converged().await;
+    let (_, described) = tc
+        .call(
+            leader,
+            &format!("{STREAMS}.DescribeStream"),
+            json!({"StreamArn": arn}),
+        )
+        .await;
+    let shard = described["StreamDescription"]["Shards"][0]["ShardId"]
+        .as_str()
+        .expect("a shard")
+        .to_string();
+    let early = iterator(&tc, leader, &arn, &shard, "TRIM_HORIZON").await;
+    let (status, body) = records(&tc, leader, &early).await;
+    assert_eq!(
+        (status, keys(&body)),
+        (200, vec!["a".to_string(), "b".into()])
+    );
+
+    // Once the retention has passed, the leader trims them; the early iterator now points
+    // before the oldest record kept.
+    let trimmed = eventually(Duration::from_secs(30), "the records to be trimmed", || {
+        let (tc, early) = (&tc, &early);
+        async move {
+            let (status, body) = records(tc, leader, early).await;
+            (status == 400).then_some(body)
+        }
+    })
+    .await;
+    assert!(
+        trimmed["__type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("#TrimmedDataAccessException")),
+        "{trimmed}"
+    );
+    tc.put_retrying(
+        &[leader],
+        "Trimmed",
+        json!({"pk": {"S": "c"}}),
+        Duration::from_secs(10),
+    )
+    .await;
+    tc.converged().await;
+    for node in tc.running() {
+        let horizon = iterator(&tc, node, &arn, &shard, "TRIM_HORIZON").await;
+        let (status, body) = records(&tc, node, &horizon).await;
+        assert_eq!(status, 200, "{body}");
+        let kept = keys(&body);
+        assert!(
+            !kept.contains(&"a".to_string()) && !kept.contains(&"b".to_string()),
+            "node {node} still serves trimmed records: {kept:?}"
+        );
+    }
+    tc.assert_identical();
+    tc.cluster.shutdown().await;
+}
