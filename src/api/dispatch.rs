@@ -20,7 +20,10 @@ use crate::api::AppState;
 use crate::api::budget::{BodyError, MAX_REQUEST_BYTES};
 use crate::api::decode::{decode, off_runtime};
 use crate::api::ops::{self, Request};
-use crate::api::wire::{CONTENT_TYPE, ErrorBody, FORWARDED_HEADER, REDIRECT_HEADER, TARGET_PREFIX};
+use crate::api::wire::{
+    CONTENT_TYPE, EXPECTED_VERSION_HEADER, ErrorBody, FORWARDED_HEADER, REDIRECT_HEADER,
+    TARGET_PREFIX, VERSION_HEADER,
+};
 use crate::{Error, Result};
 
 /// The `X-Amz-Target` prefix of the DynamoDB Streams API.
@@ -257,6 +260,27 @@ fn target(headers: &HeaderMap) -> Result<(String, Op)> {
     Ok((raw.to_string(), op))
 }
 
+/// The request's [`EXPECTED_VERSION_HEADER`], if any.
+fn expected_version(headers: &HeaderMap) -> Result<Option<u64>> {
+    let Some(value) = headers.get(EXPECTED_VERSION_HEADER) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            Error::validation(format!(
+                "{EXPECTED_VERSION_HEADER} must be an item version (a whole number; 0 for an item that must not exist), got {value:?}"
+            ))
+        })
+}
+
+/// The headers a forwarded request carries to the leader besides its body: the caller's
+/// `Authorization` (its region shapes the answer) and the version a write expects.
+const FORWARDED_REQUEST_HEADERS: [&str; 2] = ["authorization", EXPECTED_VERSION_HEADER];
+
 /// The region in a SigV4 `Authorization` header's credential scope, if any.
 fn region(headers: &HeaderMap) -> String {
     headers
@@ -378,8 +402,19 @@ pub async fn dynamodb(State(app): State<AppState>, headers: HeaderMap, body: Bod
         return error_response(&e);
     }
     let mut request = Request::new(body, charge, region(&headers));
+    request.expected_version = match expected_version(&headers) {
+        Ok(v) => v,
+        Err(e) => return error_response(&e),
+    };
     match ops::run(&app, op, &mut request).await {
-        Ok(encoded) => json_response(StatusCode::OK, encoded),
+        Ok(encoded) => {
+            let mut resp = json_response(StatusCode::OK, encoded);
+            if let Some(version) = request.version {
+                resp.headers_mut()
+                    .insert(VERSION_HEADER, HeaderValue::from(version));
+            }
+            resp
+        }
         // Leadership moved between the check above and the proposal.
         Err(Error::NotLeader { .. }) if !wants_hint => {
             error_response(&Error::Unavailable(format!(
@@ -451,7 +486,7 @@ async fn forward_in_process(
     target: &str,
     headers: &HeaderMap,
     body: bytes::Bytes,
-) -> std::result::Result<(StatusCode, bytes::Bytes), String> {
+) -> std::result::Result<(StatusCode, bytes::Bytes, Option<HeaderValue>), String> {
     use tower::ServiceExt;
     let mut request = axum::http::Request::builder()
         .method("POST")
@@ -459,8 +494,10 @@ async fn forward_in_process(
         .header("x-amz-target", target)
         .header("content-type", CONTENT_TYPE)
         .header(FORWARDED_HEADER, from.to_string());
-    if let Some(auth) = headers.get("authorization") {
-        request = request.header("authorization", auth.clone());
+    for name in FORWARDED_REQUEST_HEADERS {
+        if let Some(value) = headers.get(name) {
+            request = request.header(name, value.clone());
+        }
     }
     let mut request = request
         .body(axum::body::Body::from(body))
@@ -477,10 +514,20 @@ async fn forward_in_process(
         Err(never) => match never {},
     };
     let status = response.status();
+    let version = response.headers().get(VERSION_HEADER).cloned();
     let bytes = axum::body::to_bytes(response.into_body(), FORWARDED_ANSWER_LIMIT)
         .await
         .map_err(|e| e.to_string())?;
-    Ok((status, bytes))
+    Ok((status, bytes, version))
+}
+
+/// The leader's answer as the follower relays it, with the item version it gave.
+fn relayed(status: StatusCode, body: Vec<u8>, version: Option<HeaderValue>) -> Response {
+    let mut resp = json_response(status, body);
+    if let Some(version) = version {
+        resp.headers_mut().insert(VERSION_HEADER, version);
+    }
+    resp
 }
 
 /// Relays a request to the leader and its answer back, unchanged. The caller's
@@ -509,9 +556,9 @@ async fn forward(
         )
         .await;
         return match answer {
-            Ok(Ok((status, bytes))) => {
+            Ok(Ok((status, bytes, version))) => {
                 pause(way_back).await;
-                json_response(status, bytes.to_vec())
+                relayed(status, bytes.to_vec(), version)
             }
             Ok(Err(e)) => error_response(&Error::Unavailable(format!(
                 "the leader (node {leader}) did not finish answering: {e}; the request's outcome is unknown, retry"
@@ -527,8 +574,10 @@ async fn forward(
         .header("x-amz-target", target)
         .header("content-type", CONTENT_TYPE)
         .header(FORWARDED_HEADER, app.node.id.to_string());
-    if let Some(auth) = headers.get("authorization") {
-        request = request.header("authorization", auth.clone());
+    for name in FORWARDED_REQUEST_HEADERS {
+        if let Some(value) = headers.get(name) {
+            request = request.header(name, value.clone());
+        }
     }
     let result = request.timeout(timeout).body(body).send().await;
     let resp = match result {
@@ -545,9 +594,13 @@ async fn forward(
         }
     };
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let version = resp
+        .headers()
+        .get(VERSION_HEADER)
+        .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok());
     pause(way_back).await;
     match resp.bytes().await {
-        Ok(bytes) => json_response(status, bytes.to_vec()),
+        Ok(bytes) => relayed(status, bytes.to_vec(), version),
         Err(e) => error_response(&Error::Unavailable(format!(
             "the leader (node {leader}) did not finish answering: {e}; the request's outcome is unknown, retry"
         ))),

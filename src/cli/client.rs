@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::wire::{CONTENT_TYPE, ErrorBody, REDIRECT_HEADER, TARGET_PREFIX};
+use crate::api::wire::{
+    CONTENT_TYPE, EXPECTED_VERSION_HEADER, ErrorBody, REDIRECT_HEADER, TARGET_PREFIX,
+    VERSION_HEADER,
+};
 use crate::{Error, Result};
 
 /// Most leader redirects followed for one request.
@@ -129,6 +132,11 @@ impl Client {
         &self.http
     }
 
+    /// Whether `-v` asked for redirects and retries on stderr.
+    pub fn verbose(&self) -> bool {
+        self.verbose
+    }
+
     /// The node requests start at.
     pub fn target(&self) -> &str {
         &self.target
@@ -140,7 +148,48 @@ impl Client {
     /// # Errors
     /// The server's error, or `Unavailable` if no node answers or no leader appears in time.
     pub async fn call<I: Serialize, O: DeserializeOwned>(&self, op: &str, input: &I) -> Result<O> {
-        self.send(op, input, self.target.clone()).await
+        Ok(self.send(op, input, self.target.clone(), None).await?.0)
+    }
+
+    /// Like [`Client::call`] at node `addr` (which may be another than the target), with no
+    /// leader hints followed: for reads any node answers.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn call_at<I: Serialize, O: DeserializeOwned>(
+        &self,
+        addr: &str,
+        op: &str,
+        input: &I,
+    ) -> Result<O> {
+        Ok(self.send(op, input, addr.to_string(), None).await?.0)
+    }
+
+    /// An item operation with versions: sends `expected` as the version the write requires
+    /// (see [`EXPECTED_VERSION_HEADER`]) and returns the answer with the item version the
+    /// server gave ([`VERSION_HEADER`]). Goes to the leader when `leader` is set.
+    ///
+    /// # Errors
+    /// As [`Client::call`]; `ConditionalCheckFailed` when the version has moved on.
+    pub async fn call_versioned<I: Serialize, O: DeserializeOwned>(
+        &self,
+        op: &str,
+        input: &I,
+        expected: Option<u64>,
+        leader: bool,
+    ) -> Result<(O, Option<u64>)> {
+        let known = if leader {
+            self.leader.lock().ok().and_then(|l| l.clone())
+        } else {
+            None
+        };
+        self.send(
+            op,
+            input,
+            known.unwrap_or_else(|| self.target.clone()),
+            expected,
+        )
+        .await
     }
 
     /// Like [`Client::call`] for an operation that needs the leader (a write or a consistent
@@ -154,8 +203,15 @@ impl Client {
         input: &I,
     ) -> Result<O> {
         let known = self.leader.lock().ok().and_then(|l| l.clone());
-        self.send(op, input, known.unwrap_or_else(|| self.target.clone()))
-            .await
+        Ok(self
+            .send(
+                op,
+                input,
+                known.unwrap_or_else(|| self.target.clone()),
+                None,
+            )
+            .await?
+            .0)
     }
 
     /// A read: consistent ones need the leader, eventual ones are served by the target node.
@@ -175,27 +231,37 @@ impl Client {
         }
     }
 
+    /// Sends `op` (a DynamoDB operation, or a whole target such as
+    /// `DynamoDBStreams_20120810.GetRecords`) starting at `start`; the answer and its item
+    /// version header, if any.
     async fn send<I: Serialize, O: DeserializeOwned>(
         &self,
         op: &str,
         input: &I,
         start: String,
-    ) -> Result<O> {
+        expected: Option<u64>,
+    ) -> Result<(O, Option<u64>)> {
+        let target = if op.contains('.') {
+            op.to_string()
+        } else {
+            format!("{TARGET_PREFIX}{op}")
+        };
         let body = serde_json::to_vec(input).map_err(Error::internal)?;
         let mut addr = start;
         let mut hops = 0;
         let started = Instant::now();
         let mut backoff = Duration::from_millis(100);
         loop {
-            let sent = self
+            let mut request = self
                 .http
                 .post(format!("http://{addr}/"))
-                .header("x-amz-target", format!("{TARGET_PREFIX}{op}"))
+                .header("x-amz-target", &target)
                 .header("content-type", CONTENT_TYPE)
-                .header(REDIRECT_HEADER, "hint")
-                .body(body.clone())
-                .send()
-                .await;
+                .header(REDIRECT_HEADER, "hint");
+            if let Some(version) = expected {
+                request = request.header(EXPECTED_VERSION_HEADER, version);
+            }
+            let sent = request.body(body.clone()).send().await;
             let resp = match sent {
                 Ok(resp) => resp,
                 // A leader named by a hint (or remembered from one) that refuses connections has
@@ -223,11 +289,17 @@ impl Client {
                 Err(e) => return Err(unreachable(&addr, &e)),
             };
             let status = resp.status().as_u16();
+            let version = resp
+                .headers()
+                .get(VERSION_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok());
             let bytes = resp.bytes().await.map_err(|e| unreachable(&addr, &e))?;
             if status == 200 {
-                return serde_json::from_slice(&bytes).map_err(|e| {
+                let answer = serde_json::from_slice(&bytes).map_err(|e| {
                     Error::internal(format!("{addr} answered {op} with an unexpected body: {e}"))
-                });
+                })?;
+                return Ok((answer, version));
             }
             let err: ErrorBody =
                 serde_json::from_slice(&bytes).map_err(|_| not_kvsim(&addr, status, &bytes))?;

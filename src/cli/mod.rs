@@ -20,6 +20,7 @@ macro_rules! outln {
 
 pub mod client;
 pub mod commands;
+pub mod patch;
 pub mod plain;
 pub mod render;
 mod server;
@@ -30,9 +31,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::cli::client::Client;
 use crate::cli::commands::{
-    batch_write, bench, create_table, delete_item, delete_table, describe_table, events, fault,
-    get_item, list_tables, put_item, query_items, scan, sim, status, transact_write,
-    transfer_leader, ttl, update_item,
+    batch_write, bench, create_table, delete_item, delete_table, describe_table, edit, events,
+    fault, get_item, list_tables, put_item, query_items, scan, sim, status, stream, transact_write,
+    transfer_leader, ttl, update_item, watch,
 };
 use crate::config::{DEFAULT_BASE_PORT, DEFAULT_DATA_ROOT};
 use crate::{Error, Result};
@@ -49,6 +50,8 @@ pub const EXIT_NOT_FOUND: i32 = 4;
 pub const EXIT_INTERNAL: i32 = 5;
 /// Exit code: a condition was false (a conditional write, or a cancelled transaction).
 pub const EXIT_CONDITION: i32 = 6;
+/// Exit code: `edit` gave up after `--max-retries` conflicts.
+pub const EXIT_RETRIES_EXHAUSTED: i32 = 7;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -61,7 +64,8 @@ Exit codes:
   4  get-item: no item with that key
   5  the CLI itself failed (e.g. an answer it could not read)
   6  a condition was false: --condition-expression, or a cancelled transaction; nothing
-     was written";
+     was written
+  7  edit: the item kept changing; --max-retries conflicts were retried, nothing written";
 
 /// kvsim: a DynamoDB-style database simulator on a local three-node Raft cluster.
 #[derive(Debug, Parser)]
@@ -90,6 +94,16 @@ enum Command {
     /// Show a table's time to live, or turn it on (--enable ATTRIBUTE) or off (--disable).
     #[command(after_help = EXIT_CODES)]
     Ttl(ttl::Args),
+    /// Show a table's DynamoDB stream, or enable (--enable VIEW) or disable (--disable) it.
+    #[command(after_help = EXIT_CODES)]
+    Stream(stream::Args),
+    /// Follow a table's changes live (its stream), with each diff as JSON Patch or Merge Patch.
+    #[command(after_help = EXIT_CODES)]
+    Watch(watch::Args),
+    /// Change an item under optimistic concurrency: read it and its version, change it, write
+    /// it back only if the version is unchanged, retrying conflicts with backoff.
+    #[command(after_help = EXIT_CODES)]
+    Edit(edit::Args),
     /// Write an item (plain JSON, or DynamoDB-typed JSON with --item-data-typed).
     #[command(after_help = EXIT_CODES)]
     PutItem(put_item::Args),
@@ -285,6 +299,9 @@ pub fn run(args: Args) -> Result<i32> {
                 .await
                 .map(|()| 0),
             Command::Ttl(a) => ttl::run(&client(&a.common)?, a).await.map(|()| 0),
+            Command::Stream(a) => stream::run(&client(&a.common)?, a).await.map(|()| 0),
+            Command::Watch(a) => watch::run(&client(&a.common)?, a).await,
+            Command::Edit(a) => edit::run(&client(&a.common)?, a).await,
             Command::PutItem(a) => put_item::run(&client(&a.common)?, a).await.map(|()| 0),
             Command::GetItem(a) => get_item::run(&client(&a.common)?, a).await,
             Command::DeleteItem(a) => delete_item::run(&client(&a.common)?, a).await.map(|()| 0),

@@ -130,6 +130,23 @@ fn run(txn: &WriteTransaction, index: u64, at_ms: u64, command: Command) -> Resu
             plain(ItemWrite::Delete { table, key }),
         ),
         Command::Write(c) => conditional(txn, index, by_client, c),
+        Command::WriteIfVersion { write, version } => {
+            let old_on_failure = write.old_on_failure;
+            let planned = plan(txn, index, write)?;
+            if planned.old_version != version {
+                return Err(Error::ConditionalCheckFailed {
+                    message: format!(
+                        "The conditional request failed: the item's version is {}, not {version}",
+                        planned.old_version
+                    ),
+                    item: planned
+                        .old
+                        .filter(|_| old_on_failure)
+                        .map(|(item, _)| Box::new(item)),
+                });
+            }
+            commit(txn, index, by_client, planned)
+        }
         Command::Batch(writes) => batch(txn, index, by_client, writes),
         Command::Transact(t) => transact(txn, index, at_ms, t),
         Command::AlterTable { name, change } => alter_table(txn, index, at_ms, &name, change),
@@ -684,6 +701,8 @@ struct Planned {
     index_writes: Vec<IndexWrite>,
     /// The table's enabled stream, with the item's key attributes for its record.
     stream: Option<((u64, StreamView), Item)>,
+    /// The item's version before the write (0 if it did not exist).
+    old_version: u64,
 }
 
 /// One item write's change to one secondary index: its old entry goes, its new one comes.
@@ -797,10 +816,12 @@ fn plan(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Planned> {
     };
     let check_only = matches!(c.write, ItemWrite::Check { .. });
     let row_key = item_key(meta.id, &key);
+    let mut old_version = 0;
     let old = match txn.open_table(ITEMS)?.get(row_key.as_slice())? {
         Some(v) => {
             let bytes = v.value();
             let (version, size) = StoredItem::header(bytes)?;
+            old_version = version;
             // Log order makes this hold; a violation would mean an entry applied twice.
             if version >= index {
                 return Err(Error::internal(format!(
@@ -874,6 +895,7 @@ fn plan(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Planned> {
         check_only,
         index_writes,
         stream,
+        old_version,
     })
 }
 

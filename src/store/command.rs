@@ -124,6 +124,14 @@ pub enum Command {
         /// Milliseconds since the epoch.
         before_ms: u64,
     },
+    /// One item write made only if the item's version (the log index of its last write) is
+    /// `version` at apply (0: only if the item does not exist), besides its own condition.
+    WriteIfVersion {
+        /// The write.
+        write: Conditional,
+        /// The version it expects.
+        version: u64,
+    },
 }
 
 /// [`Command::At`]'s variant index.

@@ -8,7 +8,7 @@ use crate::api::ops::{
     table_name,
 };
 use crate::api::wire::{DeleteItemInput, WireItem, WriteItemOutput};
-use crate::store::{Command, Conditional, ItemWrite, Outcome};
+use crate::store::{Conditional, ItemWrite, Outcome};
 use crate::{Error, Result};
 
 /// Runs DeleteItem.
@@ -31,27 +31,33 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
     let meta = table_meta(app, &table).await?;
     meta.spec.key_schema.key_from_map(&key)?;
     let name = table.clone();
-    let command = Command::Write(Conditional {
-        write: ItemWrite::Delete { table, key },
-        condition,
-        old_on_failure,
-    });
+    let command = crate::api::ops::write_command(
+        req,
+        Conditional {
+            write: ItemWrite::Delete { table, key },
+            condition,
+            old_on_failure,
+        },
+    );
     match app.node.propose(&command).await? {
         Outcome::Item {
-            version: _,
+            version,
             old,
             size,
             indexes,
             ..
-        } => Ok(WriteItemOutput {
-            attributes: old.filter(|_| want_old).map(WireItem),
-            consumed_capacity: report.write(
-                &name,
-                capacity::write_units(size.into()),
-                &indexes,
-                1.0,
-            ),
-        }),
+        } => {
+            req.version = Some(version);
+            Ok(WriteItemOutput {
+                attributes: old.filter(|_| want_old).map(WireItem),
+                consumed_capacity: report.write(
+                    &name,
+                    capacity::write_units(size.into()),
+                    &indexes,
+                    1.0,
+                ),
+            })
+        }
         other => Err(Error::internal(format!("DeleteItem applied as {other:?}"))),
     }
 }

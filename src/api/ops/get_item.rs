@@ -28,7 +28,10 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<GetItemOutput> {
         .read_point(|store| store.get_stored(&table, &key))?
     {
         // Decoding an item of hundreds of kilobytes is long enough to go off the runtime.
-        Some(row) => Some(off_runtime(row.len(), move || StoredItem::item(&row)).await??),
+        Some(row) => {
+            req.version = Some(StoredItem::header(&row)?.0);
+            Some(off_runtime(row.len(), move || StoredItem::item(&row)).await??)
+        }
         None => None,
     };
     let consumed_capacity = if report.wanted() {

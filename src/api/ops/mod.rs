@@ -40,6 +40,7 @@ use crate::model::Item;
 use crate::model::expr::{Condition, ExpressionContext, Path, parse_condition, parse_projection};
 use crate::model::table::TableMeta;
 use crate::store::apply::table_not_found;
+use crate::store::{Command, Conditional};
 use crate::{Error, Result};
 
 /// A request body, still undecoded, with its charge against the node's memory budget and
@@ -49,6 +50,11 @@ pub struct Request {
     charge: Charge,
     /// The caller's region, from its SigV4 credential scope (default `us-east-1`).
     pub region: String,
+    /// [`crate::api::wire::EXPECTED_VERSION_HEADER`], for a write.
+    pub expected_version: Option<u64>,
+    /// The item version to answer in [`crate::api::wire::VERSION_HEADER`], set by the
+    /// operation.
+    pub version: Option<u64>,
 }
 
 impl Request {
@@ -58,6 +64,8 @@ impl Request {
             body,
             charge,
             region,
+            expected_version: None,
+            version: None,
         }
     }
 
@@ -79,6 +87,15 @@ impl Request {
         .await?;
         self.charge = charge;
         result
+    }
+}
+
+/// The command for one item write: conditional on the item's version when the request
+/// names one.
+pub fn write_command(req: &Request, write: Conditional) -> Command {
+    match req.expected_version {
+        Some(version) => Command::WriteIfVersion { write, version },
+        None => Command::Write(write),
     }
 }
 

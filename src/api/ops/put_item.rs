@@ -9,7 +9,7 @@ use crate::api::ops::{
 };
 use crate::api::wire::{PutItemInput, WireItem, WriteItemOutput};
 use crate::model::item::check_item_size;
-use crate::store::{Command, Conditional, ItemWrite, Outcome};
+use crate::store::{Conditional, ItemWrite, Outcome};
 use crate::{Error, Result};
 
 /// Runs PutItem.
@@ -33,27 +33,33 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
     meta.spec.key_schema.key_of_item(&item)?;
     check_item_size(&item)?;
     let name = table.clone();
-    let command = Command::Write(Conditional {
-        write: ItemWrite::Put { table, item },
-        condition,
-        old_on_failure,
-    });
+    let command = crate::api::ops::write_command(
+        req,
+        Conditional {
+            write: ItemWrite::Put { table, item },
+            condition,
+            old_on_failure,
+        },
+    );
     match app.node.propose(&command).await? {
         Outcome::Item {
-            version: _,
+            version,
             old,
             size,
             indexes,
             ..
-        } => Ok(WriteItemOutput {
-            attributes: old.filter(|_| want_old).map(WireItem),
-            consumed_capacity: report.write(
-                &name,
-                capacity::write_units(size.into()),
-                &indexes,
-                1.0,
-            ),
-        }),
+        } => {
+            req.version = Some(version);
+            Ok(WriteItemOutput {
+                attributes: old.filter(|_| want_old).map(WireItem),
+                consumed_capacity: report.write(
+                    &name,
+                    capacity::write_units(size.into()),
+                    &indexes,
+                    1.0,
+                ),
+            })
+        }
         other => Err(Error::internal(format!("PutItem applied as {other:?}"))),
     }
 }

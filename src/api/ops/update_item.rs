@@ -13,7 +13,7 @@ use crate::model::expr::eval::project;
 use crate::model::expr::{
     ExpressionContext, Path, PathElement, Update, parse_condition, parse_update,
 };
-use crate::store::{Command, Conditional, ItemWrite, Outcome};
+use crate::store::{Conditional, ItemWrite, Outcome};
 use crate::{Error, Result};
 
 /// What `ReturnValues` asks UpdateItem for.
@@ -102,19 +102,25 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
     // What UPDATED_OLD / UPDATED_NEW show: the paths the update wrote.
     let targets: Vec<Path> = update.targets().cloned().collect();
     let name = table.clone();
-    let command = Command::Write(Conditional {
-        write: ItemWrite::Update { table, key, update },
-        condition,
-        old_on_failure,
-    });
+    let command = crate::api::ops::write_command(
+        req,
+        Conditional {
+            write: ItemWrite::Update { table, key, update },
+            condition,
+            old_on_failure,
+        },
+    );
     let (old, new, size, indexes) = match app.node.propose(&command).await? {
         Outcome::Item {
-            version: _,
+            version,
             old,
             new,
             size,
             indexes,
-        } => (old, new, size, indexes),
+        } => {
+            req.version = Some(version);
+            (old, new, size, indexes)
+        }
         other => return Err(Error::internal(format!("UpdateItem applied as {other:?}"))),
     };
     let attributes = match returned {

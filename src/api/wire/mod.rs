@@ -29,6 +29,13 @@ pub const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 pub const REDIRECT_HEADER: &str = "x-kvsim-redirect";
 /// Request header marking a request a follower forwarded to the leader (value: its node id).
 pub const FORWARDED_HEADER: &str = "x-kvsim-forwarded";
+/// Response header of GetItem, PutItem, UpdateItem and DeleteItem: the item's version, the
+/// log index of its last write (of this write, for the writes).
+pub const VERSION_HEADER: &str = "x-kvsim-version";
+/// Request header of PutItem, UpdateItem and DeleteItem: write only if the item's version is
+/// still this (0: only if the item does not exist); checked at apply like any condition, and
+/// `ConditionalCheckFailedException` otherwise.
+pub const EXPECTED_VERSION_HEADER: &str = "x-kvsim-expected-version";
 /// One element of a KeySchema.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -81,7 +88,7 @@ pub struct CreateTableInput {
     /// LocalSecondaryIndexes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_secondary_indexes: Option<WireList<SecondaryIndexWire>>,
-    /// Not supported yet; rejected when enabled.
+    /// The table's stream, if it is to have one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_specification: Option<StreamSpecification>,
 }
@@ -736,7 +743,7 @@ pub struct UpdateTableInput {
     /// Capacity, for provisioned tables.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provisioned_throughput: Option<ProvisionedThroughput>,
-    /// Streams: not supported yet, refused when enabled.
+    /// Enable or disable the table's stream.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_specification: Option<StreamSpecification>,
     /// Attribute definitions for the key of an index being created.

@@ -26,6 +26,10 @@ pub struct Args {
     /// Read through the leader, linearizably, instead of from the node asked.
     #[arg(long)]
     pub consistent: bool,
+    /// Also print the item's version: the Raft log index of its last write, which
+    /// `kvsim edit` and the x-kvsim-expected-version request header compare against.
+    #[arg(long)]
+    pub show_version: bool,
     #[command(flatten)]
     pub common: Common,
 }
@@ -40,7 +44,9 @@ pub async fn run(client: &Client, args: Args) -> Result<i32> {
         consistent_read: Some(args.consistent),
         ..Default::default()
     };
-    let out: GetItemOutput = client.read("GetItem", &request, args.consistent).await?;
+    let (out, version): (GetItemOutput, _) = client
+        .call_versioned("GetItem", &request, None, args.consistent)
+        .await?;
     let Some(item) = out.item else {
         eprintln!(
             "not found: no item with {} in {}",
@@ -50,9 +56,21 @@ pub async fn run(client: &Client, args: Args) -> Result<i32> {
         return Ok(EXIT_NOT_FOUND);
     };
     let item = item.0;
-    match args.common.output {
-        Output::Json => print_json(&item_to_plain(&item, &info.key_names()))?,
-        Output::Table => print_items(&[item], &info.key_names(), Output::Table)?,
+    let plain = item_to_plain(&item, &info.key_names());
+    match (args.common.output, args.show_version) {
+        (Output::Json, false) => print_json(&plain)?,
+        (Output::Json, true) => {
+            print_json(&serde_json::json!({"item": plain, "version": version}))?
+        }
+        (Output::Table, show) => {
+            print_items(&[item], &info.key_names(), Output::Table)?;
+            if show {
+                println!(
+                    "version {}",
+                    version.map_or("unknown".into(), |v| v.to_string())
+                );
+            }
+        }
     }
     Ok(0)
 }

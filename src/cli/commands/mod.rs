@@ -6,6 +6,7 @@ pub mod create_table;
 pub mod delete_item;
 pub mod delete_table;
 pub mod describe_table;
+pub mod edit;
 pub mod events;
 pub mod fault;
 pub mod get_item;
@@ -15,10 +16,12 @@ pub mod query_items;
 pub mod scan;
 pub mod sim;
 pub mod status;
+pub mod stream;
 pub mod transact_write;
 pub mod transfer_leader;
 pub mod ttl;
 pub mod update_item;
+pub mod watch;
 
 use serde::Serialize;
 

@@ -1,0 +1,362 @@
+//! `kvsim watch`: follows a table's change feed (its DynamoDB stream) live and prints each
+//! change with its diff: the seed's `Watch`, built on the Streams API.
+//!
+//! It reads from the node asked and, when that node stops answering, from the next node the
+//! cluster's status lists, resuming at the sequence number after the last change it printed:
+//! every node holds the same records under the same numbers, so nothing is skipped and
+//! nothing printed twice. A node that lags simply has nothing new yet.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::api::wire::streams::{
+    DescribeStreamInput, DescribeStreamOutput, GetRecordsInput, GetRecordsOutput,
+    GetShardIteratorInput, GetShardIteratorOutput, RecordWire,
+};
+use crate::cli::client::Client;
+use crate::cli::commands::stream::enable_hint;
+use crate::cli::commands::{TableInfo, describe_key, key_from_args, node_addrs, table_info};
+use crate::cli::patch::{json_patch, merge_patch};
+use crate::cli::plain::item_to_plain;
+use crate::cli::render::write_stdout;
+use crate::cli::{Common, Output};
+use crate::model::Item;
+use crate::model::stream::{format_seq, parse_seq, seq_version};
+use crate::{Error, Result};
+
+const STREAMS: &str = "DynamoDBStreams_20120810";
+/// How long to wait before asking again when a read found nothing new.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Where to start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum From {
+    /// Only changes made from now on.
+    Latest,
+    /// Every change the stream still holds (24 hours by default).
+    TrimHorizon,
+}
+
+/// How to print each change (table output).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The change and the item as it left it (or as it was, for a removal).
+    Events,
+    /// The change and its RFC 6902 JSON Patch.
+    JsonPatch,
+    /// The change and its RFC 7386 Merge Patch.
+    MergePatch,
+}
+
+/// Options of `watch`.
+#[derive(Debug, clap::Args)]
+#[command(allow_negative_numbers = true)]
+pub struct Args {
+    /// The table to watch; it needs an enabled stream (`kvsim stream --enable ...`).
+    #[arg(long)]
+    pub table_name: String,
+    /// Only changes to items with this partition key.
+    #[arg(long)]
+    pub partition_key: Option<String>,
+    /// Only changes to the item with this sort key (with --partition-key).
+    #[arg(long, requires = "partition_key")]
+    pub sort_key: Option<String>,
+    /// Start with the changes made from now on, or with every change the stream holds.
+    #[arg(long, value_enum, default_value_t = From::Latest)]
+    pub from: From,
+    /// What to print for each change; `--output json` prints everything, one JSON object per
+    /// line.
+    #[arg(long, value_enum, default_value_t = Format::Events)]
+    pub format: Format,
+    /// Stop after this many changes (default: follow until Ctrl+C).
+    #[arg(long, value_parser = crate::cli::positive)]
+    pub count: Option<u64>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Where the next read starts.
+#[derive(Clone, Copy, Debug)]
+enum Resume {
+    /// At the stream's start or end, as `--from` says (nothing read yet).
+    From(From),
+    /// At this sequence number.
+    At(u64),
+}
+
+/// The sequence number a kvsim shard iterator reads next (its third `|`-separated field from
+/// the end; see `api::ops::streams`).
+fn iterator_position(it: &str) -> Option<u64> {
+    it.rsplit('|').nth(1)?.parse().ok()
+}
+
+/// Runs `watch`; returns the exit code. Ctrl+C ends it with 0.
+pub async fn run(client: &Client, args: Args) -> Result<i32> {
+    tokio::select! {
+        result = follow(client, &args) => result,
+        _ = tokio::signal::ctrl_c() => Ok(0),
+    }
+}
+
+async fn follow(client: &Client, args: &Args) -> Result<i32> {
+    let info = table_info(client, &args.table_name, false).await?;
+    let d = &info.description;
+    let spec = d.stream_specification.as_ref();
+    let (true, Some(arn)) = (
+        spec.is_some_and(|s| s.stream_enabled == Some(true)),
+        d.latest_stream_arn.clone(),
+    ) else {
+        return Err(Error::validation(format!(
+            "table {} has no enabled stream to watch; enable one with: {}",
+            args.table_name,
+            enable_hint(&args.table_name)
+        )));
+    };
+    let view = spec
+        .and_then(|s| s.stream_view_type.clone())
+        .unwrap_or_default();
+    if view != "NEW_AND_OLD_IMAGES"
+        && (args.format != Format::Events || args.common.output == Output::Json)
+    {
+        eprintln!(
+            "note: the stream of {} keeps {view}; diffs need both images (disable the stream, then: {})",
+            args.table_name,
+            enable_hint(&args.table_name)
+        );
+    }
+    let filter = match &args.partition_key {
+        Some(pk) => Some(key_from_filter(&info, pk, args.sort_key.as_deref())?),
+        None => None,
+    };
+    let mut nodes: Vec<String> = match client.status(client.target()).await {
+        Ok(status) => node_addrs(&status).into_iter().map(|(_, a)| a).collect(),
+        Err(_) => Vec::new(),
+    };
+    // Start where asked, then go round the others.
+    nodes.retain(|a| a != client.target());
+    nodes.insert(0, client.target().to_string());
+    let mut at = 0;
+    let mut resume = Resume::From(args.from);
+    let mut iterator: Option<String> = None;
+    let mut printed = 0;
+    loop {
+        let node = nodes[at % nodes.len()].clone();
+        let it = match iterator.take() {
+            Some(it) => it,
+            None => match shard_iterator(client, &node, &arn, resume).await {
+                Ok(it) => {
+                    if let (Resume::From(_), Some(pos)) = (resume, iterator_position(&it)) {
+                        resume = Resume::At(pos);
+                    }
+                    it
+                }
+                Err(e) => {
+                    at = next_node(client, &nodes, at, &e).await?;
+                    continue;
+                }
+            },
+        };
+        let page: GetRecordsOutput = match client
+            .call_at(
+                &node,
+                &format!("{STREAMS}.GetRecords"),
+                &GetRecordsInput {
+                    shard_iterator: Some(it.clone()),
+                    limit: None,
+                },
+            )
+            .await
+        {
+            Ok(page) => page,
+            Err(Error::ExpiredIterator(_)) => continue,
+            Err(Error::TrimmedDataAccess(m)) => {
+                eprintln!("warning: {m}; continuing from the oldest record kept");
+                resume = Resume::From(From::TrimHorizon);
+                continue;
+            }
+            Err(e) => {
+                at = next_node(client, &nodes, at, &e).await?;
+                continue;
+            }
+        };
+        let empty = page.records.is_empty();
+        for record in page.records {
+            let seq = parse_seq(&record.dynamodb.sequence_number).ok_or_else(|| {
+                Error::internal(format!(
+                    "a record with sequence number {:?}",
+                    record.dynamodb.sequence_number
+                ))
+            })?;
+            resume = Resume::At(seq + 1);
+            if filter.as_ref().is_some_and(|f| {
+                f.iter()
+                    .any(|(k, v)| record.dynamodb.keys.0.get(k) != Some(v))
+            }) {
+                continue;
+            }
+            print_change(&info, args, seq, &record)?;
+            printed += 1;
+            if args.count.is_some_and(|n| printed >= n) {
+                return Ok(0);
+            }
+        }
+        match page.next_shard_iterator {
+            Some(next) => iterator = Some(next),
+            None => {
+                eprintln!(
+                    "the stream of {} was disabled; nothing more to watch",
+                    args.table_name
+                );
+                return Ok(0);
+            }
+        }
+        if empty {
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+/// The key attributes a change must have to be printed.
+fn key_from_filter(info: &TableInfo, pk: &str, sk: Option<&str>) -> Result<Item> {
+    if sk.is_none() && info.schema.sort.is_some() {
+        // Only the partition: every item in it.
+        let key = crate::cli::plain::key_value(pk, &info.schema.partition, "--partition-key")?;
+        return Ok(Item::from([(info.schema.partition.name.clone(), key)]));
+    }
+    key_from_args(info, pk, sk)
+}
+
+/// An iterator at `node` for where `resume` says.
+async fn shard_iterator(client: &Client, node: &str, arn: &str, resume: Resume) -> Result<String> {
+    let described: DescribeStreamOutput = client
+        .call_at(
+            node,
+            &format!("{STREAMS}.DescribeStream"),
+            &DescribeStreamInput {
+                stream_arn: Some(arn.to_string()),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let shard = described
+        .stream_description
+        .shards
+        .last()
+        .map(|s| s.shard_id.clone())
+        .ok_or_else(|| Error::internal(format!("stream {arn} has no shard")))?;
+    let (kind, seq) = match resume {
+        Resume::From(From::Latest) => ("LATEST", None),
+        Resume::From(From::TrimHorizon) => ("TRIM_HORIZON", None),
+        Resume::At(seq) => ("AT_SEQUENCE_NUMBER", Some(format_seq(seq))),
+    };
+    let out: GetShardIteratorOutput = client
+        .call_at(
+            node,
+            &format!("{STREAMS}.GetShardIterator"),
+            &GetShardIteratorInput {
+                stream_arn: Some(arn.to_string()),
+                shard_id: Some(shard),
+                shard_iterator_type: Some(kind.into()),
+                sequence_number: seq,
+            },
+        )
+        .await?;
+    Ok(out.shard_iterator)
+}
+
+/// After `e` at node `at`: the node to read from next, or the error when it is not one that
+/// another node could answer better.
+async fn next_node(client: &Client, nodes: &[String], at: usize, e: &Error) -> Result<usize> {
+    if !matches!(e, Error::Unavailable(_) | Error::Internal(_)) {
+        return Err(e.clone());
+    }
+    let next = at + 1;
+    let round = next.is_multiple_of(nodes.len());
+    if client.verbose() || round {
+        eprintln!(
+            "{} did not answer ({e}); following from {}",
+            nodes[at % nodes.len()],
+            nodes[next % nodes.len()]
+        );
+    }
+    // Every node down: do not spin.
+    if round {
+        tokio::time::sleep(POLL).await;
+    }
+    Ok(next)
+}
+
+fn print_change(info: &TableInfo, args: &Args, seq: u64, record: &RecordWire) -> Result<()> {
+    let names = info.key_names();
+    let body = &record.dynamodb;
+    let old = body.old_image.as_ref().map(|i| item_to_plain(&i.0, &names));
+    let new = body.new_image.as_ref().map(|i| item_to_plain(&i.0, &names));
+    let event = record.event_name.as_str();
+    // An insert has no old item and a removal no new one; a missing image otherwise means the
+    // stream does not keep it, and there is no diff to show.
+    let complete = (old.is_some() || event == "INSERT") && (new.is_some() || event == "REMOVE");
+    let empty = json!({});
+    let (jp, mp) = if complete {
+        let (a, b) = (
+            old.as_ref().unwrap_or(&empty),
+            new.as_ref().unwrap_or(&empty),
+        );
+        (Some(json_patch(a, b)), merge_patch(a, b))
+    } else {
+        (None, None)
+    };
+    let version = seq_version(seq);
+    let time = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH
+            + Duration::from_secs_f64(body.approximate_creation_date_time.max(0.0)),
+    )
+    .to_string();
+    let by_ttl = record.user_identity.is_some();
+    if args.common.output == Output::Json {
+        let line = json!({
+            "event": event,
+            "table": info.description.table_name,
+            "keys": item_to_plain(&body.keys.0, &names),
+            "version": version,
+            "sequence_number": body.sequence_number,
+            "time": time,
+            "by_ttl": by_ttl,
+            "old": old,
+            "new": new,
+            "json_patch": jp,
+            "merge_patch": mp,
+        });
+        return write_stdout(format_args!("{line}\n"));
+    }
+    let key = describe_key(&body.keys.0, info);
+    let who = if by_ttl { " (time to live)" } else { "" };
+    write_stdout(format_args!(
+        "{time} {event:<6} {key} version {version}{who}\n"
+    ))?;
+    let shown = match args.format {
+        Format::Events => new.or(old),
+        Format::JsonPatch => jp,
+        Format::MergePatch => mp.or_else(|| {
+            complete.then(|| {
+                json!("(no merge patch: the item holds a null, which a merge patch cannot set)")
+            })
+        }),
+    };
+    if let Some(v) = shown {
+        write_stdout(format_args!("  {v}\n"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_iterators_position_is_its_next_sequence_number() {
+        let it = "arn:aws:dynamodb:us-east-1:0:table/T/stream/2026-11-30T22:52:10.065|shardId-1|6001|179";
+        assert_eq!(iterator_position(it), Some(6001));
+        assert_eq!(iterator_position("garbage"), None);
+    }
+}
