@@ -194,6 +194,13 @@ fn expiry_without_recheck_is_caught() {
     assert_caught(PlantedBug::ExpiryWithoutRecheck, 20, "not linearizable", 5);
 }
 
+/// A state machine whose transactions leave no stream records breaks the stream's chain of
+/// images (or leaves an item without records), which the stream invariant catches.
+#[test]
+fn transactions_missing_from_the_stream_are_caught() {
+    assert_caught(PlantedBug::StreamSkipsTransactions, 20, "stream", 5);
+}
+
 /// A state machine that ignores conditions lets two conditional creates both succeed.
 #[test]
 fn ignored_conditions_are_caught() {

@@ -101,6 +101,8 @@ pub enum PlantedBug {
     /// In the state machine: a time-to-live expiry deletes its items without checking that
     /// they are still expired when it applies.
     ExpiryWithoutRecheck,
+    /// In the state machine: a transaction's writes leave no stream records.
+    StreamSkipsTransactions,
 }
 
 /// Counters a node exposes in its status.

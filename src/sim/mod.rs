@@ -771,7 +771,12 @@ impl Sim {
                     continue;
                 };
                 let digest = n.store.digest()?;
-                for problem in n.store.check_indexes(TABLE)? {
+                for problem in n
+                    .store
+                    .check_indexes(TABLE)?
+                    .into_iter()
+                    .chain(n.store.check_stream(TABLE)?)
+                {
                     self.violations.push(format!(
                         "node {id} at applied index {}: {problem} (step {})",
                         st.applied_index, self.step
@@ -1595,7 +1600,14 @@ impl Sim {
                     throughput: None,
                     state: IndexState::Active,
                 }];
-                if self.setup(l, Command::CreateIndexedTable { spec, indexes })? {
+                // With a stream keeping both images: the invariants replay it against the
+                // items at every applied index.
+                let command = Command::CreateTableWithStream {
+                    spec,
+                    indexes,
+                    view: crate::model::stream::StreamView::NewAndOldImages,
+                };
+                if self.setup(l, command)? {
                     // Time to live on `exp`: `Expire` operations delete expiring values.
                     return self.enable_ttl();
                 }
@@ -1770,6 +1782,9 @@ fn run_inner(opts: &SimOptions) -> Result<SimReport> {
         }
         Some(PlantedBug::ExpiryWithoutRecheck) => {
             Some(crate::store::apply::PlantedBug::ExpiryWithoutRecheck)
+        }
+        Some(PlantedBug::StreamSkipsTransactions) => {
+            Some(crate::store::apply::PlantedBug::StreamSkipsTransactions)
         }
         _ => None,
     };

@@ -45,6 +45,8 @@ pub enum PlantedBug {
     IndexRemovalStopsEarly,
     /// Expired items are deleted without checking they still are.
     ExpiryWithoutRecheck,
+    /// Transactions leave no stream records.
+    StreamSkipsTransactions,
 }
 
 thread_local! {
@@ -1096,7 +1098,10 @@ fn transact(txn: &WriteTransaction, index: u64, at_ms: u64, t: Transaction) -> R
     } else {
         planned.len()
     };
-    for p in planned.into_iter().take(keep) {
+    for mut p in planned.into_iter().take(keep) {
+        if planted(PlantedBug::StreamSkipsTransactions) {
+            p.stream = None;
+        }
         commit(txn, index, stamp, p)?;
     }
     if let (Some(token), Some(fingerprint)) = (&t.token, fingerprint) {

@@ -368,6 +368,81 @@ pub fn trim_due(txn: &ReadTransaction, before_ms: u64) -> Result<bool> {
 }
 
 impl crate::store::Store {
+    /// Checks table `table`'s latest stream against its items, for the simulation: read in
+    /// order, each key's records must chain (an INSERT of an absent item, then MODIFYs and a
+    /// REMOVE whose old image is the previous record's new image, none that changes nothing),
+    /// and end at the item the table holds, with its version. A missing, duplicated or
+    /// spurious record breaks the chain. Returns the problems found (none for a stream
+    /// trimmed meanwhile, whose start is gone).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn check_stream(&self, table: &str) -> Result<Vec<String>> {
+        let txn = self.db().begin_read()?;
+        let Some(meta) = self.table(table)? else {
+            return Ok(Vec::new());
+        };
+        let Some(info) = latest(&txn, meta.id)? else {
+            return Ok(Vec::new());
+        };
+        if info.trimmed_to > 0
+            || info.disabled_ms.is_some()
+            || !info.view.keeps_old()
+            || !info.view.keeps_new()
+        {
+            return Ok(Vec::new());
+        }
+        let (records, _) = records(&txn, info.id, 0, usize::MAX, u64::MAX)?;
+        let mut problems = Vec::new();
+        let mut last: std::collections::BTreeMap<Vec<u8>, (Option<Item>, u64)> =
+            std::collections::BTreeMap::new();
+        for (seq, r) in records {
+            let key = postcard::to_stdvec(&r.keys)?;
+            let before = last.get(&key).and_then(|(image, _)| image.clone());
+            let fits = match r.event {
+                StreamEvent::Insert => before.is_none() && r.old.is_none() && r.new.is_some(),
+                StreamEvent::Modify => {
+                    before.is_some() && r.old == before && r.new.is_some() && r.old != r.new
+                }
+                StreamEvent::Remove => before.is_some() && r.old == before && r.new.is_none(),
+            };
+            if !fits {
+                problems.push(format!(
+                    "stream record {seq} ({} of {:?}) does not follow the key's previous record (new image {before:?})",
+                    r.event.as_str(),
+                    r.keys
+                ));
+            }
+            last.insert(key, (r.new, crate::model::stream::seq_version(seq)));
+        }
+        let schema = &meta.spec.key_schema;
+        let mut live = std::collections::BTreeMap::new();
+        for (item, version) in self.versions(table)? {
+            let keys = schema.key_of_item(&item)?.to_item(schema);
+            live.insert(postcard::to_stdvec(&keys)?, (item, version));
+        }
+        for (key, (image, version)) in &last {
+            let held = live.get(key);
+            let agrees = match (image, held) {
+                (Some(i), Some((item, v))) => i == item && version == v,
+                (None, None) => true,
+                _ => false,
+            };
+            if !agrees {
+                problems.push(format!(
+                    "the stream ends at {image:?} (version {version}) but the table holds {held:?}"
+                ));
+            }
+        }
+        for (key, held) in &live {
+            if !last.contains_key(key) {
+                problems.push(format!("item {held:?} has no stream record"));
+            }
+        }
+        problems.truncate(5);
+        Ok(problems)
+    }
+
     /// Every stream this node knows, oldest first.
     ///
     /// # Errors
