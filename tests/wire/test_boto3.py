@@ -1041,7 +1041,8 @@ def aws_cli() -> str:
 class AwsCliTest(KvsimTestCase):
     """The AWS CLI (awscli from PyPI) against a follower, asserting on its JSON output."""
 
-    def aws(self, port: int, *args: str, expect_error: str | None = None) -> dict:
+    def aws(self, port: int, *args: str, expect_error: str | None = None,
+            service: str = "dynamodb") -> dict:
         env = {
             "PATH": os.environ.get("PATH", ""),
             "AWS_ACCESS_KEY_ID": "kvsim-test",
@@ -1052,7 +1053,7 @@ class AwsCliTest(KvsimTestCase):
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_MAX_ATTEMPTS": "5",
         }
-        cmd = [aws_cli(), "dynamodb", *args, "--endpoint-url", f"http://{HOST}:{port}",
+        cmd = [aws_cli(), service, *args, "--endpoint-url", f"http://{HOST}:{port}",
                "--output", "json"]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
         if expect_error is not None:
@@ -1124,6 +1125,31 @@ class AwsCliTest(KvsimTestCase):
         self.aws(port, "update-time-to-live", "--table-name", t,
                  "--time-to-live-specification", "Enabled=true,AttributeName=exp",
                  expect_error="TimeToLive is already enabled")
+
+    def test_the_aws_cli_reads_a_stream(self):
+        port = self.cluster.follower_ports()[0]
+        t = self.table
+        created = self.aws(
+            port, "create-table", "--table-name", t,
+            "--attribute-definitions", "AttributeName=pk,AttributeType=S",
+            "--key-schema", "AttributeName=pk,KeyType=HASH", "--billing-mode", "PAY_PER_REQUEST",
+            "--stream-specification", "StreamEnabled=true,StreamViewType=NEW_IMAGE")
+        arn = created["TableDescription"]["LatestStreamArn"]
+        for v in ["1", "2"]:
+            self.aws(port, "put-item", "--table-name", t,
+                     "--item", json.dumps({"pk": {"S": "a"}, "v": {"N": v}}))
+        self.cluster.sync()  # the follower answers the stream reads from its own state
+        listed = self.aws(port, "list-streams", "--table-name", t, service="dynamodbstreams")
+        self.assertEqual([s["StreamArn"] for s in listed["Streams"]], [arn])
+        shard = self.aws(port, "describe-stream", "--stream-arn", arn,
+                         service="dynamodbstreams")["StreamDescription"]["Shards"][0]["ShardId"]
+        it = self.aws(port, "get-shard-iterator", "--stream-arn", arn, "--shard-id", shard,
+                      "--shard-iterator-type", "TRIM_HORIZON",
+                      service="dynamodbstreams")["ShardIterator"]
+        records = self.aws(port, "get-records", "--shard-iterator", it,
+                           service="dynamodbstreams")["Records"]
+        self.assertEqual([(r["eventName"], r["dynamodb"]["NewImage"]["v"]["N"]) for r in records],
+                         [("INSERT", "1"), ("MODIFY", "2")])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -2017,6 +2043,59 @@ class StreamsTest(KvsimTestCase):
         self.assertEqual(records[1]["userIdentity"],
                          {"Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"})
         self.assertEqual(records[1]["dynamodb"]["OldImage"]["pk"], {"S": "old"})
+
+
+class VersionTest(KvsimTestCase):
+    """Item versions through boto3: every item read and write answers `x-kvsim-version` (the
+    log index of the item's last write), and `x-kvsim-expected-version` on a write makes it
+    conditional on that version at apply, through a follower too."""
+
+    def versioned_client(self, port: int, expected: list):
+        """A client for `port` that sends expected[0] (when set) as the expected version."""
+        client = make_client(port)
+
+        def add_header(request, **_):
+            if expected and expected[0] is not None:
+                request.headers["x-kvsim-expected-version"] = str(expected[0])
+
+        client.meta.events.register("before-send.dynamodb.*", add_header)
+        return client
+
+    @staticmethod
+    def version(answer: dict) -> int:
+        return int(answer["ResponseMetadata"]["HTTPHeaders"]["x-kvsim-version"])
+
+    def test_writes_can_require_the_version_they_read(self):
+        self.create_table(self.table, sk=None)
+        expected = [None]
+        client = self.versioned_client(self.cluster.follower_ports()[0], expected)
+        key = {"pk": {"S": "doc"}}
+        first = self.version(client.put_item(TableName=self.table, Item={**key, "n": {"N": "1"}}))
+        read = client.get_item(TableName=self.table, Key=key, ConsistentRead=True)
+        self.assertEqual(self.version(read), first)
+        # A write that expects the version it read goes through and makes a new one.
+        expected[0] = first
+        second = self.version(client.update_item(
+            TableName=self.table, Key=key, UpdateExpression="SET n = :n",
+            ExpressionAttributeValues={":n": {"N": "2"}}))
+        self.assertGreater(second, first)
+        # Expecting the old version again is a conflict, and nothing changes.
+        error = self.assertClientError(
+            "ConditionalCheckFailedException", client.put_item, TableName=self.table,
+            Item={**key, "n": {"N": "99"}})
+        self.assertIn(f"version is {second}, not {first}", error["Message"])
+        self.assertClientError("ConditionalCheckFailedException", client.delete_item,
+                               TableName=self.table, Key=key)
+        got = client.get_item(TableName=self.table, Key=key, ConsistentRead=True)
+        self.assertEqual((got["Item"]["n"], self.version(got)), ({"N": "2"}, second))
+        # Version 0 means "only if it does not exist".
+        expected[0] = 0
+        self.assertClientError("ConditionalCheckFailedException", client.put_item,
+                               TableName=self.table, Item=key)
+        client.put_item(TableName=self.table, Item={"pk": {"S": "fresh"}})
+        expected[0] = "seven"
+        self.assertClientError("ValidationException", client.put_item,
+                               TableName=self.table, Item=key)
 
 
 class _Result(unittest.TextTestResult):
