@@ -45,10 +45,17 @@ pub struct Tuning {
     pub ttl_interval: Duration,
     /// How long stream records are kept (DynamoDB's 24 hours).
     pub stream_retention: Duration,
+    /// Items each node's read cache holds for eventually consistent GetItems (0: no cache).
+    pub cache_items: usize,
+    /// How long a cached item may be served.
+    pub cache_ttl: Duration,
 }
 
 /// Longest `--ttl-interval-ms` accepted (a day).
 pub const MAX_TTL_INTERVAL: Duration = Duration::from_secs(86_400);
+
+/// Most items `--cache-items` may ask each node to cache.
+pub const MAX_CACHE_ITEMS: usize = 10_000_000;
 
 /// Longest `--stream-retention-secs` accepted (a year).
 pub const MAX_STREAM_RETENTION: Duration = Duration::from_secs(366 * 86_400);
@@ -68,6 +75,8 @@ impl Default for Tuning {
             raft_over_http: false,
             ttl_interval: Duration::from_secs(1),
             stream_retention: Duration::from_secs(24 * 3600),
+            cache_items: 0,
+            cache_ttl: Duration::from_secs(10),
         }
     }
 }
@@ -108,6 +117,13 @@ impl Tuning {
                 "--stream-retention-secs must be between 1 and {}, got {}",
                 MAX_STREAM_RETENTION.as_secs(),
                 self.stream_retention.as_secs()
+            )));
+        }
+        if self.cache_items > MAX_CACHE_ITEMS || (self.cache_items > 0 && self.cache_ttl.is_zero())
+        {
+            return Err(Error::validation(format!(
+                "--cache-items must be at most {MAX_CACHE_ITEMS} (got {}), with a --cache-ttl-ms above 0",
+                self.cache_items
             )));
         }
         for (flag, value, least) in [

@@ -57,6 +57,9 @@ pub struct StatusDoc {
     /// Where the data lives and how durably: `fsync` (the default), `none` (files, never
     /// fsynced) or `memory`.
     pub storage: &'static str,
+    /// The read cache's size and hits, when `--cache-items` turned it on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_cache: Option<crate::store::cache::CacheStats>,
 }
 
 /// A node's id and client address.
@@ -147,6 +150,7 @@ pub async fn status_doc(app: &AppState) -> StatusDoc {
             .and_then(|c| c.faults().read().ok().map(|f| f.describe_node(app.node.id)))
             .unwrap_or_default(),
         supervision: app.cluster.upgrade().map(|c| c.supervision()),
+        read_cache: app.node.store().read_cache_stats(),
     }
 }
 

@@ -229,6 +229,14 @@ pub struct ServerArgs {
     /// `TrimmedDataAccessException`.
     #[arg(long, default_value_t = 86_400)]
     pub stream_retention_secs: u64,
+    /// Items each node keeps decoded in its read cache for eventually consistent GetItems
+    /// (0: no cache). A write applied on the node evicts its item first, so the cache never
+    /// answers older than the node's own state. Hits and misses are in `status`.
+    #[arg(long, default_value_t = 0)]
+    pub cache_items: usize,
+    /// Longest a cached item is served, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub cache_ttl_ms: u64,
 }
 
 /// `kvsim server --durability`.

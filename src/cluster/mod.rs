@@ -632,6 +632,10 @@ impl Cluster {
         let existing_cluster_has_leader = self.handles().iter().any(|h| h.leader().is_some());
         let failing_disk = inner.failing_disks.lock().is_ok_and(|d| d.contains(&id));
         let index_lag = inner.index_lag.clone();
+        let (cache_items, cache_ttl) = (
+            inner.config.tuning.cache_items,
+            inner.config.tuning.cache_ttl,
+        );
         let (node, store, crash) = tokio::task::spawn_blocking(move || {
             // An existing cluster's node must come back with its data; only a brand-new
             // cluster (no node had data when the server started) starts nodes empty.
@@ -640,7 +644,9 @@ impl Cluster {
                 None => open_node_db(&dir, existing_cluster, fsync)?,
             };
             let (db, crash) = (Arc::new(storage.db), storage.switch);
-            let store = Store::new(db.clone()).with_index_lag(index_lag);
+            let store = Store::new(db.clone())
+                .with_index_lag(index_lag)
+                .with_read_cache(cache_items, cache_ttl);
             let mut node = RaftNode::new(opts, db, storage.log, store.clone(), &raft_logger(id))?;
             // The lowest id campaigns at once, so a new or restarted cluster has a leader in
             // about one round trip instead of after a 1-2 s election timeout; pre-vote makes it

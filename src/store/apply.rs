@@ -913,6 +913,7 @@ fn commit(txn: &WriteTransaction, index: u64, stamp: Stamp, planned: Planned) ->
             indexes: Vec::new(),
         });
     }
+    crate::store::cache::note_write(&planned.row_key);
     let mut items = txn.open_table(ITEMS)?;
     match &planned.new {
         Some((item, size)) => {

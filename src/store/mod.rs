@@ -12,8 +12,10 @@
 //! - [`snapshot`]: export and restore of the whole state for Raft snapshots.
 //! - [`lag`]: global indexes answering from the past when a GSI lag is set.
 //! - [`MetaCache`]: table metadata cached for the request path.
+//! - [`cache`]: the optional read cache of items for eventually consistent GetItems.
 
 pub mod apply;
+pub mod cache;
 pub mod command;
 pub mod lag;
 pub mod read;
@@ -87,6 +89,11 @@ pub struct Store {
     /// The cluster's GSI lags, and this node's past views for them.
     lags: SharedIndexLag,
     snapshots: Arc<LagSnapshots>,
+    /// The read cache, when one is configured.
+    cache: Option<Arc<cache::ReadCache>>,
+    /// Item rows written by applies whose transaction has not committed yet (on the copy the
+    /// Raft node applies with).
+    written: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -105,7 +112,26 @@ impl Store {
             meta: Arc::default(),
             lags: SharedIndexLag::default(),
             snapshots: Arc::default(),
+            cache: None,
+            written: Vec::new(),
         }
+    }
+
+    /// The same store with a read cache of `items` items kept at most `ttl` (no cache for 0).
+    #[must_use]
+    pub fn with_read_cache(mut self, items: usize, ttl: std::time::Duration) -> Store {
+        self.cache = (items > 0).then(|| Arc::new(cache::ReadCache::new(items, ttl)));
+        self
+    }
+
+    /// The read cache, if the store has one.
+    pub fn read_cache(&self) -> Option<&cache::ReadCache> {
+        self.cache.as_deref()
+    }
+
+    /// The read cache's counters, if the store has one.
+    pub fn read_cache_stats(&self) -> Option<cache::CacheStats> {
+        self.cache.as_ref().map(|c| c.stats())
     }
 
     /// The same store reading its GSI lags from `lags` (the cluster's, shared by its nodes).
@@ -171,6 +197,10 @@ impl StateMachine for Store {
         command: &[u8],
     ) -> Result<Self::Output> {
         let output = apply::apply(txn, index, command)?;
+        let written = cache::take_writes();
+        if self.cache.is_some() {
+            self.written.extend(written);
+        }
         // Everything that rewrites a table's metadata (a backfill batch moves its index's
         // progress) empties the cache.
         if matches!(
@@ -185,6 +215,14 @@ impl StateMachine for Store {
     fn committed(&mut self) {
         if self.meta.dirty.swap(false, Ordering::SeqCst) {
             self.meta.empty();
+            // A table deleted or re-created: its cached items go too.
+            if let Some(cache) = &self.cache {
+                cache.clear();
+            }
+        }
+        if let Some(cache) = &self.cache {
+            cache.committed(&self.written);
+            self.written.clear();
         }
         let lagging = self.lags.read().is_ok_and(|l| !l.is_empty());
         if (lagging || !self.snapshots.is_empty())
@@ -200,7 +238,9 @@ impl StateMachine for Store {
     }
 
     fn restore(&mut self, txn: &WriteTransaction, input: &mut dyn std::io::Read) -> Result<()> {
+        // The metadata cache's emptying at `committed` empties the read cache too.
         self.table_changed();
+        self.written.clear();
         snapshot::restore(txn, input)
     }
 }

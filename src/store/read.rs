@@ -400,6 +400,53 @@ impl Store {
         stored_in(&txn, table, key, |row| Ok(row.to_vec()))
     }
 
+    /// An eventually consistent read of one item through the read cache: the item and its
+    /// version, from the cache when it holds them, else from redb (and then cached). `None`
+    /// when the store has no cache, or the item is too large to decode inline: read with
+    /// [`Store::get_stored`] instead.
+    pub fn get_cached(
+        &self,
+        table: &str,
+        key: &Item,
+    ) -> Result<Option<Option<(std::sync::Arc<Item>, u64)>>> {
+        let Some(cache) = self.read_cache() else {
+            return Ok(None);
+        };
+        let generation = cache.generation();
+        let (meta_generation, known) = self.meta_cache().get(table);
+        let txn = self.read()?;
+        let meta = match known {
+            Some(meta) => meta,
+            None => {
+                let meta = meta_in(&txn, table)?.ok_or_else(table_not_found)?;
+                self.meta_cache().fill(meta_generation, &meta);
+                meta
+            }
+        };
+        let row = item_key(meta.id, &meta.spec.key_schema.key_from_map(key)?);
+        if let Some(hit) = cache.get(&row) {
+            return Ok(Some(Some(hit)));
+        }
+        let items = match txn.open_table(ITEMS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Some(None)),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(stored) = items.get(row.as_slice())? else {
+            return Ok(Some(None));
+        };
+        let bytes = stored.value();
+        if bytes.len() > crate::api::decode::INLINE_DECODE_BYTES {
+            // Too large to decode here on the async runtime: the uncached path decodes it off
+            // the runtime (and such items are not cached).
+            return Ok(None);
+        }
+        let item = std::sync::Arc::new(StoredItem::item(bytes)?);
+        let version = StoredItem::header(bytes)?.0;
+        cache.fill(generation, row, item.clone(), version);
+        Ok(Some(Some((item, version))))
+    }
+
     /// A table's metadata and settings (tags, point-in-time recovery).
     pub fn settings(&self, table: &str) -> Result<(TableMeta, TableSettings)> {
         let txn = self.read()?;

@@ -23,16 +23,29 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<GetItemOutput> {
     )?;
     maybe_consistent(app, input.consistent_read).await?;
     let name = table.clone();
-    let item = match app
-        .node
-        .read_point(|store| store.get_stored(&table, &key))?
-    {
-        // Decoding an item of hundreds of kilobytes is long enough to go off the runtime.
-        Some(row) => {
-            req.version = Some(StoredItem::header(&row)?.0);
-            Some(off_runtime(row.len(), move || StoredItem::item(&row)).await??)
-        }
-        None => None,
+    let consistent = input.consistent_read.unwrap_or(false);
+    let cached = if consistent {
+        None
+    } else {
+        app.node
+            .read_point(|store| store.get_cached(&table, &key))?
+    };
+    let item = match cached {
+        Some(found) => found.map(|(item, version)| {
+            req.version = Some(version);
+            (*item).clone()
+        }),
+        None => match app
+            .node
+            .read_point(|store| store.get_stored(&table, &key))?
+        {
+            // Decoding an item of hundreds of kilobytes is long enough to go off the runtime.
+            Some(row) => {
+                req.version = Some(StoredItem::header(&row)?.0);
+                Some(off_runtime(row.len(), move || StoredItem::item(&row)).await??)
+            }
+            None => None,
+        },
     };
     let consumed_capacity = if report.wanted() {
         let consistent = input.consistent_read.unwrap_or(false);
