@@ -23,6 +23,9 @@ struct Entry {
     at: Instant,
 }
 
+/// A cached item and its version.
+pub type Cached = (Arc<Item>, u64);
+
 /// Counters for `status`.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct CacheStats {
@@ -87,7 +90,7 @@ impl ReadCache {
     }
 
     /// The cached item at `row` and its version, if fresh; counts a hit or a miss.
-    pub fn get(&self, row: &[u8]) -> Option<(Arc<Item>, u64)> {
+    pub fn get(&self, row: &[u8]) -> Option<Cached> {
         let found = self
             .items
             .get(row)
@@ -183,10 +186,7 @@ mod tests {
         assert!(cache.get(b"row").is_none(), "the stale fill was dropped");
         let now = cache.generation();
         cache.fill(now, b"row".to_vec(), item("new"), 2);
-        assert_eq!(
-            cache.get(b"row").map(|(i, v)| (i, v)),
-            Some((item("new"), 2))
-        );
+        assert_eq!(cache.get(b"row"), Some((item("new"), 2)));
         cache.committed(&[b"row".to_vec()]);
         assert!(
             cache.get(b"row").is_none(),

@@ -408,7 +408,7 @@ impl Store {
         &self,
         table: &str,
         key: &Item,
-    ) -> Result<Option<Option<(std::sync::Arc<Item>, u64)>>> {
+    ) -> Result<Option<Option<crate::store::cache::Cached>>> {
         let Some(cache) = self.read_cache() else {
             return Ok(None);
         };
