@@ -320,3 +320,137 @@ async fn eight_editors_incrementing_one_counter_lose_nothing() {
     eprintln!("{conflicts} conflicts retried");
     tc.cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edit_gives_up_with_exit_code_7_when_the_item_keeps_changing() {
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    tc.create_table(leader, "Hot", ("pk", "S"), None).await;
+    let addr = tc.addr(leader);
+    tc.put_retrying(
+        &[leader],
+        "Hot",
+        json!({"pk": {"S": "hot"}, "n": {"N": "1"}}),
+        Duration::from_secs(10),
+    )
+    .await;
+    // The filter itself rewrites the item before answering, so every write back conflicts.
+    let filter = format!(
+        r#"{} put-item --target-addr {addr} --table-name Hot --item-data '{{"pk":"hot","n":1}}' >/dev/null && sed 's/"n":1/"n":2/'"#,
+        env!("CARGO_BIN_EXE_kvsim")
+    );
+    let run = common::cli(&[
+        "edit",
+        "-v",
+        "--table-name",
+        "Hot",
+        "--partition-key",
+        "hot",
+        "--apply",
+        &filter,
+        "--max-retries",
+        "2",
+        "--retry-delay-ms",
+        "1",
+        "--target-addr",
+        &addr,
+    ])
+    .await;
+    assert_eq!(run.code, 7, "{}", run.stderr);
+    assert_eq!(
+        run.stderr
+            .lines()
+            .filter(|l| l.starts_with("conflict "))
+            .count(),
+        2,
+        "each retried conflict is shown: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("gave up"), "{}", run.stderr);
+    let (_, body) = tc
+        .call(
+            leader,
+            "GetItem",
+            json!({"TableName": "Hot", "Key": {"pk": {"S": "hot"}}, "ConsistentRead": true}),
+        )
+        .await;
+    assert_eq!(
+        body["Item"]["n"],
+        json!({"N": "1"}),
+        "the edit wrote nothing"
+    );
+    tc.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_ends_cleanly_on_ctrl_c_and_says_how_to_enable_a_missing_stream() {
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    tc.create_table(leader, "Plain", ("pk", "S"), None).await;
+    let addr = tc.addr(leader);
+    let run = common::cli(&["watch", "--table-name", "Plain", "--target-addr", &addr]).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "enable one with: kvsim stream --table-name Plain --enable new-and-old-images"
+        ),
+        "{}",
+        run.stderr
+    );
+    cli_ok(&[
+        "stream",
+        "--table-name",
+        "Plain",
+        "--enable",
+        "new-and-old-images",
+        "--target-addr",
+        &addr,
+    ])
+    .await;
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_kvsim"))
+        .args(["watch", "--table-name", "Plain", "--target-addr", &addr])
+        .env_remove("KVSIM_TARGET_ADDR")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start kvsim watch");
+    let stdout = watch.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Once it prints a change it is following the stream.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut n = 0;
+    let first = loop {
+        n += 1;
+        let item = json!({"pk": {"S": "x"}, "n": {"N": n.to_string()}});
+        tc.put_retrying(&[leader], "Plain", item, Duration::from_secs(10))
+            .await;
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(300)) {
+            break line;
+        }
+        assert!(Instant::now() < deadline, "the watch printed nothing");
+    };
+    assert!(first.contains("pk=\"x\""), "{first}");
+    let interrupted = Command::new("kill")
+        .args(["-INT", &watch.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(interrupted.success());
+    let status = eventually(
+        Duration::from_secs(10),
+        "the watch to end on SIGINT",
+        || {
+            let status = watch.try_wait().expect("wait");
+            async move { status }
+        },
+    )
+    .await;
+    assert!(
+        status.success(),
+        "Ctrl+C ends the watch with 0, got {status}"
+    );
+    tc.cluster.shutdown().await;
+}

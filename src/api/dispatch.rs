@@ -403,6 +403,11 @@ pub async fn dynamodb(State(app): State<AppState>, headers: HeaderMap, body: Bod
     }
     let mut request = Request::new(body, charge, region(&headers));
     request.expected_version = match expected_version(&headers) {
+        Ok(Some(_)) if !matches!(op, Op::PutItem | Op::UpdateItem | Op::DeleteItem) => {
+            return error_response(&Error::validation(format!(
+                "{EXPECTED_VERSION_HEADER} applies to PutItem, UpdateItem and DeleteItem only, not {op:?}"
+            )));
+        }
         Ok(v) => v,
         Err(e) => return error_response(&e),
     };

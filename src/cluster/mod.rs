@@ -1025,7 +1025,7 @@ async fn trim_streams(node: &NodeHandle, retention: Duration, events: &EventLog)
             }
         }
         match node.propose(&Command::TrimStreams { before_ms }).await {
-            Ok(Outcome::IndexWork { done }) => {
+            Ok(Outcome::Trimmed { done }) => {
                 events.record(NodeEvent::new(
                     "stream_trimmed",
                     format!("trimmed stream records written before {before_ms} ms"),

@@ -118,7 +118,7 @@ fn run(txn: &WriteTransaction, index: u64, at_ms: u64, command: Command) -> Resu
             expire(txn, index, at_ms, &table, keys, now)
         }
         Command::PurgeTable { id } => purge_table(txn, id),
-        Command::TrimStreams { before_ms } => Ok(Outcome::IndexWork {
+        Command::TrimStreams { before_ms } => Ok(Outcome::Trimmed {
             done: !streams::trim(txn, before_ms)?,
         }),
         Command::DeleteTable { name } => delete_table(txn, &name, at_ms),

@@ -3,10 +3,12 @@
 //! the `quick_cache` crate) and none older than `--cache-ttl-ms`.
 //!
 //! It never answers with anything older than the node's applied state: every item write
-//! applied on the node names its row ([`note_write`]), and once the write's transaction has
-//! committed those rows leave the cache and its generation moves on ([`ReadCache::committed`]).
-//! A read fills the cache only with the generation it started in, under the same lock, so a
-//! read that began before a write committed can never put the old item back afterwards.
+//! applied on the node names its row ([`note_write`]); the rows leave the cache as soon as the
+//! write is applied ([`ReadCache::writing`]), no read may fill the cache until the write's
+//! transaction has committed (the generation is odd meanwhile), and at the commit the rows
+//! leave it once more and the generation moves on ([`ReadCache::committed`]). A read fills the
+//! cache only with the (even) generation it started in, under the same lock, so a read that
+//! began before a write committed can never put the old item back afterwards.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -114,13 +116,13 @@ impl ReadCache {
     }
 
     /// Caches what a read that started in `generation` found at `row`, unless a write was
-    /// committed since.
+    /// applied since or is still uncommitted.
     pub fn fill(&self, generation: u64, row: Vec<u8>, item: Arc<Item>, version: u64) {
         let current = self
             .generation
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if *current == generation {
+        if *current == generation && generation.is_multiple_of(2) {
             self.items.insert(
                 row,
                 Entry {
@@ -132,8 +134,9 @@ impl ReadCache {
         }
     }
 
-    /// The writes to `rows` have committed: they leave the cache.
-    pub fn committed(&self, rows: &[Vec<u8>]) {
+    /// Writes to `rows` were applied and are not committed yet: the rows leave the cache, and
+    /// no read fills it until [`ReadCache::committed`].
+    pub fn writing(&self, rows: &[Vec<u8>]) {
         if rows.is_empty() {
             return;
         }
@@ -144,17 +147,35 @@ impl ReadCache {
         for row in rows {
             self.items.remove(row.as_slice());
         }
-        *generation += 1;
+        if generation.is_multiple_of(2) {
+            *generation += 1;
+        }
     }
 
-    /// Everything changed (a snapshot was installed): empty it.
+    /// The writes to `rows` have committed: they leave the cache (again), and reads may fill
+    /// it from here on.
+    pub fn committed(&self, rows: &[Vec<u8>]) {
+        let mut generation = self
+            .generation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if rows.is_empty() && generation.is_multiple_of(2) {
+            return;
+        }
+        for row in rows {
+            self.items.remove(row.as_slice());
+        }
+        *generation += if generation.is_multiple_of(2) { 2 } else { 1 };
+    }
+
+    /// Everything changed (a snapshot was installed, a table deleted): empty it.
     pub fn clear(&self) {
         let mut generation = self
             .generation
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         self.items.clear();
-        *generation += 1;
+        *generation += if generation.is_multiple_of(2) { 2 } else { 1 };
     }
 
     /// Its counters.
@@ -194,6 +215,24 @@ mod tests {
         );
         let stats = cache.stats();
         assert_eq!((stats.hits, stats.misses), (1, 2));
+    }
+
+    #[test]
+    fn nothing_is_filled_between_a_write_and_its_commit() {
+        let cache = ReadCache::new(10, Duration::from_secs(60));
+        cache.fill(cache.generation(), b"row".to_vec(), item("old"), 1);
+        cache.writing(&[b"row".to_vec()]);
+        assert!(
+            cache.get(b"row").is_none(),
+            "an applied write evicts at once"
+        );
+        // A read between the apply and the commit still sees the old row in redb.
+        cache.fill(cache.generation(), b"row".to_vec(), item("old"), 1);
+        cache.fill(cache.generation(), b"other".to_vec(), item("x"), 1);
+        assert!(cache.get(b"row").is_none() && cache.get(b"other").is_none());
+        cache.committed(&[b"row".to_vec()]);
+        cache.fill(cache.generation(), b"row".to_vec(), item("new"), 2);
+        assert_eq!(cache.get(b"row"), Some((item("new"), 2)));
     }
 
     #[test]

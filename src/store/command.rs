@@ -306,6 +306,11 @@ pub enum Outcome {
         /// How many (the others had been rewritten or deleted since).
         deleted: usize,
     },
+    /// A batch of stream records was trimmed.
+    Trimmed {
+        /// Nothing more is due.
+        done: bool,
+    },
     /// A batch of an index's backfill or removal was applied.
     IndexWork {
         /// Nothing is left to do: the index is active (or gone, or no longer in that phase).

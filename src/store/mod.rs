@@ -198,7 +198,8 @@ impl StateMachine for Store {
     ) -> Result<Self::Output> {
         let output = apply::apply(txn, index, command)?;
         let written = cache::take_writes();
-        if self.cache.is_some() {
+        if let Some(cache) = &self.cache {
+            cache.writing(&written);
             self.written.extend(written);
         }
         // Everything that rewrites a table's metadata (a backfill batch moves its index's

@@ -2051,14 +2051,16 @@ class VersionTest(KvsimTestCase):
     conditional on that version at apply, through a follower too."""
 
     def versioned_client(self, port: int, expected: list):
-        """A client for `port` that sends expected[0] (when set) as the expected version."""
+        """A client for `port` whose writes send expected[0] (when set) as the expected
+        version."""
         client = make_client(port)
 
         def add_header(request, **_):
             if expected and expected[0] is not None:
                 request.headers["x-kvsim-expected-version"] = str(expected[0])
 
-        client.meta.events.register("before-send.dynamodb.*", add_header)
+        for op in ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"]:
+            client.meta.events.register(f"before-send.dynamodb.{op}", add_header)
         return client
 
     @staticmethod
@@ -2093,6 +2095,9 @@ class VersionTest(KvsimTestCase):
         self.assertClientError("ConditionalCheckFailedException", client.put_item,
                                TableName=self.table, Item=key)
         client.put_item(TableName=self.table, Item={"pk": {"S": "fresh"}})
+        # Only single-item writes take it: a batch would ignore it, so it is refused.
+        self.assertClientError("ValidationException", client.batch_write_item, RequestItems={
+            self.table: [{"PutRequest": {"Item": {"pk": {"S": "batched"}}}}]})
         expected[0] = "seven"
         self.assertClientError("ValidationException", client.put_item,
                                TableName=self.table, Item=key)

@@ -24,6 +24,9 @@ use crate::{Error, Result};
 
 /// How long a shard iterator may be used: DynamoDB's 15 minutes.
 pub const ITERATOR_LIFETIME_MS: u64 = 15 * 60 * 1000;
+/// How far in the future an iterator's issue time may lie (clocks of the nodes of one
+/// machine agree; more means the iterator was made up).
+const ITERATOR_CLOCK_SLACK_MS: u64 = 60_000;
 /// The most bytes of records one GetRecords answers with: DynamoDB's 1 MB.
 const MAX_RECORD_BYTES: u64 = 1 << 20;
 
@@ -221,7 +224,8 @@ pub async fn iterator(app: &AppState, req: &mut Request) -> Result<GetShardItera
         })?;
         let seq = parse_seq(text)
             .ok_or_else(|| Error::validation(format!("Invalid SequenceNumber: {text}")))?;
-        Ok(seq + u64::from(after))
+        seq.checked_add(u64::from(after))
+            .ok_or_else(|| Error::validation(format!("Invalid SequenceNumber: {text}")))
     };
     let position = match kind.as_str() {
         "TRIM_HORIZON" | "LATEST" => None,
@@ -283,7 +287,18 @@ pub async fn records(app: &AppState, req: &mut Request) -> Result<GetRecordsOutp
             it.issued_ms, now
         )));
     }
-    let info = find(app, it.arn.clone()).await?;
+    if it.issued_ms > now.saturating_add(ITERATOR_CLOCK_SLACK_MS) {
+        return Err(Error::validation(format!(
+            "Invalid ShardIterator: issued in the future ({} ms, now {now})",
+            it.issued_ms
+        )));
+    }
+    let (arn, from) = (it.arn.clone(), it.next);
+    let (info, (records, last)) = app
+        .node
+        .read(move |store| store.stream_page(&arn, from, limit, MAX_RECORD_BYTES))
+        .await?
+        .ok_or_else(|| stream_not_found(&it.arn))?;
     if it.shard != info.shard_id() {
         return Err(Error::ResourceNotFound(format!(
             "Requested resource not found: Shard: {} in Stream: {} not found",
@@ -293,11 +308,6 @@ pub async fn records(app: &AppState, req: &mut Request) -> Result<GetRecordsOutp
     if it.next < info.trimmed_to {
         return Err(trimmed(&info));
     }
-    let (id, from) = (info.id, it.next);
-    let (records, last) = app
-        .node
-        .read(move |store| store.stream_records(id, from, limit, MAX_RECORD_BYTES))
-        .await?;
     let next = records.last().map_or(it.next, |(seq, _)| seq + 1);
     // A disabled stream's shard is closed: once it is read to its end, there is no next.
     let ended = info.disabled_ms.is_some() && last.is_none_or(|l| next > l);

@@ -23,6 +23,15 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<UpdateTableOutput>
             "kvsim does not support DeletionProtectionEnabled yet",
         ));
     }
+    if input.stream_specification.is_some()
+        && (input.global_secondary_index_updates.is_some()
+            || input.billing_mode.is_some()
+            || input.provisioned_throughput.is_some())
+    {
+        return Err(Error::validation(
+            "kvsim applies StreamSpecification on its own: send the other changes in another UpdateTable",
+        ));
+    }
     if let Some(updates) = &input.global_secondary_index_updates {
         if input.billing_mode.is_some() || input.provisioned_throughput.is_some() {
             return Err(Error::validation(
@@ -38,11 +47,6 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<UpdateTableOutput>
         };
     }
     if let Some(spec) = &input.stream_specification {
-        if input.billing_mode.is_some() || input.provisioned_throughput.is_some() {
-            return Err(Error::validation(
-                "kvsim applies StreamSpecification on its own: send the billing change in another UpdateTable",
-            ));
-        }
         let view = requested_view(spec)?;
         table_meta(app, &name).await?;
         return alter(app, name, TableChange::Stream(view)).await;

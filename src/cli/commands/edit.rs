@@ -246,18 +246,14 @@ pub async fn run(client: &Client, args: Args) -> Result<i32> {
                 return report(&info, &args, &key, &old, &new, v, conflicts, true);
             }
             Err(Error::ConditionalCheckFailed { .. }) => true,
-            // The write's outcome is unknown: it landed if the item is now what we wrote.
-            Err(Error::Unavailable(why)) => match read(client, &args, &key).await? {
-                (Some(now), v) if v != version && now == new_item => {
-                    return report(&info, &args, &key, &old, &new, v, conflicts, true);
-                }
-                (_, v) if v == version => false,
-                _ => {
-                    return Err(Error::Unavailable(format!(
-                        "the write's outcome is unknown ({why}) and the item has changed since; check it before editing again"
-                    )));
-                }
-            },
+            // The write's outcome is unknown: it may still land, so running the change again
+            // could apply it twice. Stop and say so.
+            Err(Error::Unavailable(why)) => {
+                return Err(Error::Unavailable(format!(
+                    "the write's outcome is unknown ({why}); it expected version {version} of {}: check the item before editing again",
+                    describe_key(&key, &info)
+                )));
+            }
             Err(e) => return Err(e),
         };
         if conflict {

@@ -140,6 +140,7 @@ async fn follow(client: &Client, args: &Args) -> Result<i32> {
     let mut resume = Resume::From(args.from);
     let mut iterator: Option<String> = None;
     let mut printed = 0;
+    let mut unknown = 0;
     loop {
         let node = nodes[at % nodes.len()].clone();
         let it = match iterator.take() {
@@ -151,12 +152,28 @@ async fn follow(client: &Client, args: &Args) -> Result<i32> {
                     }
                     it
                 }
+                Err(Error::TrimmedDataAccess(m)) => {
+                    eprintln!("warning: {m}; continuing from the oldest record kept");
+                    resume = Resume::From(From::TrimHorizon);
+                    continue;
+                }
+                // A node far behind may not know the stream yet: try the others, and give up
+                // only when none does.
+                Err(Error::ResourceNotFound(m)) => {
+                    unknown += 1;
+                    if unknown >= nodes.len() {
+                        return Err(Error::ResourceNotFound(m));
+                    }
+                    at += 1;
+                    continue;
+                }
                 Err(e) => {
                     at = next_node(client, &nodes, at, &e).await?;
                     continue;
                 }
             },
         };
+        unknown = 0;
         let page: GetRecordsOutput = match client
             .call_at(
                 &node,
