@@ -45,6 +45,8 @@ pub struct Tuning {
     pub ttl_interval: Duration,
     /// How long stream records are kept (DynamoDB's 24 hours).
     pub stream_retention: Duration,
+    /// Log entries per shard of a stream enabled from now on.
+    pub stream_shard_entries: u64,
     /// Items each node's read cache holds for eventually consistent GetItems (0: no cache).
     pub cache_items: usize,
     /// How long a cached item may be served.
@@ -75,6 +77,7 @@ impl Default for Tuning {
             raft_over_http: false,
             ttl_interval: Duration::from_secs(1),
             stream_retention: Duration::from_secs(24 * 3600),
+            stream_shard_entries: 100_000,
             cache_items: 0,
             cache_ttl: Duration::from_secs(10),
         }
@@ -124,6 +127,12 @@ impl Tuning {
             return Err(Error::validation(format!(
                 "--cache-items must be at most {MAX_CACHE_ITEMS} (got {}), with a --cache-ttl-ms above 0",
                 self.cache_items
+            )));
+        }
+        if !(1..=MAX_LOG_ENTRIES).contains(&self.stream_shard_entries) {
+            return Err(Error::validation(format!(
+                "--stream-shard-entries must be between 1 and {MAX_LOG_ENTRIES}, got {}",
+                self.stream_shard_entries
             )));
         }
         for (flag, value, least) in [

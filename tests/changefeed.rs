@@ -1,6 +1,6 @@
 //! The seed's `Watch` and `Edit` through the real CLI against an in-process cluster:
-//! `kvsim watch --output json` follows a table's stream across a crash of the node it reads
-//! from, printing every change once with patches that turn the old item into the new one, and
+//! `kvsim watch --output json` follows a table's stream from shard to shard and across a
+//! crash of the node it reads from, printing every change once with patches that turn the old item into the new one, and
 //! eight `kvsim edit` processes incrementing one counter under optimistic concurrency lose no
 //! increment.
 
@@ -52,7 +52,12 @@ fn delete(pk: &str) -> (&'static str, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_prints_every_change_once_with_patches_across_a_crash_of_its_node() {
-    let tc = TestCluster::start().await;
+    // Two log entries per stream shard: the watch follows the shards' lineage too.
+    let tc = TestCluster::start_with(kvsim::config::Tuning {
+        stream_shard_entries: 2,
+        ..common::test_tuning()
+    })
+    .await;
     let leader = tc.leader().await;
     let (status, body) = tc
         .call(

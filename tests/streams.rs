@@ -141,3 +141,96 @@ async fn records_past_their_retention_are_trimmed_on_every_node() {
     tc.assert_identical();
     tc.cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_rolls_into_child_shards_that_hold_every_record_once() {
+    let tc = TestCluster::start_with(Tuning {
+        stream_shard_entries: 3,
+        ..test_tuning()
+    })
+    .await;
+    let leader = tc.leader().await;
+    let (status, body) = tc
+        .call(
+            leader,
+            "CreateTable",
+            json!({"TableName": "Rolling", "BillingMode": "PAY_PER_REQUEST",
+                   "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+                   "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+                   "StreamSpecification": {"StreamEnabled": true, "StreamViewType": "KEYS_ONLY"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let arn = body["TableDescription"]["LatestStreamArn"]
+        .as_str()
+        .expect("a stream")
+        .to_string();
+    let written: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+    for pk in &written {
+        tc.put_retrying(
+            &[leader],
+            "Rolling",
+            json!({"pk": {"S": pk}}),
+            Duration::from_secs(10),
+        )
+        .await;
+    }
+    tc.converged().await;
+    for node in tc.running() {
+        // Every shard, two to a page.
+        let mut shards = Vec::new();
+        let mut start: Option<Value> = None;
+        loop {
+            let mut req = json!({"StreamArn": arn, "Limit": 2});
+            if let Some(s) = start.take() {
+                req["ExclusiveStartShardId"] = s;
+            }
+            let (status, body) = tc
+                .call(node, &format!("{STREAMS}.DescribeStream"), req)
+                .await;
+            assert_eq!(status, 200, "{body}");
+            let d = &body["StreamDescription"];
+            shards.extend(d["Shards"].as_array().cloned().unwrap_or_default());
+            match d.get("LastEvaluatedShardId") {
+                Some(last) => start = Some(last.clone()),
+                None => break,
+            }
+        }
+        assert!(
+            shards.len() >= 3,
+            "ten writes over three-entry shards: {shards:#?}"
+        );
+        for (i, shard) in shards.iter().enumerate() {
+            let range = &shard["SequenceNumberRange"];
+            let last = i + 1 == shards.len();
+            assert_eq!(
+                range.get("EndingSequenceNumber").is_none(),
+                last,
+                "only the last is open: {shard}"
+            );
+            match i {
+                0 => assert!(shard.get("ParentShardId").is_none(), "{shard}"),
+                _ => assert_eq!(shard["ParentShardId"], shards[i - 1]["ShardId"], "lineage"),
+            }
+        }
+        // Read shard after shard, each to its end: every record once, in order.
+        let mut seen = Vec::new();
+        for shard in &shards {
+            let id = shard["ShardId"].as_str().expect("id");
+            let mut it = Some(iterator(&tc, node, &arn, id, "TRIM_HORIZON").await);
+            while let Some(current) = it.take() {
+                let (status, body) = records(&tc, node, &current).await;
+                assert_eq!(status, 200, "{body}");
+                let page = keys(&body);
+                let empty = page.is_empty();
+                seen.extend(page);
+                it = body["NextShardIterator"].as_str().map(str::to_string);
+                if empty {
+                    break; // the open shard has nothing more yet
+                }
+            }
+        }
+        assert_eq!(seen, written, "node {node}");
+    }
+    tc.cluster.shutdown().await;
+}

@@ -229,6 +229,11 @@ pub struct ServerArgs {
     /// `TrimmedDataAccessException`.
     #[arg(long, default_value_t = 86_400)]
     pub stream_retention_secs: u64,
+    /// Log entries each shard of a DynamoDB stream covers: a stream gets a new shard (its
+    /// child) once the log has moved this far (DynamoDB rolls shards every few hours).
+    /// Applies to streams enabled from then on.
+    #[arg(long, default_value_t = 100_000)]
+    pub stream_shard_entries: u64,
     /// Items each node keeps decoded in its read cache for eventually consistent GetItems
     /// (0: no cache). A write applied on the node evicts its item first, so the cache never
     /// answers older than the node's own state. Hits and misses are in `status`.

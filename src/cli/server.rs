@@ -35,6 +35,7 @@ pub fn run(args: ServerArgs) -> Result<()> {
             raft_over_http: args.raft_over_http,
             ttl_interval: Duration::from_millis(args.ttl_interval_ms),
             stream_retention: Duration::from_secs(args.stream_retention_secs),
+            stream_shard_entries: args.stream_shard_entries,
             cache_items: args.cache_items,
             cache_ttl: Duration::from_millis(args.cache_ttl_ms),
             ..Tuning::default()

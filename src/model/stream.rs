@@ -106,6 +106,10 @@ pub struct StreamInfo {
     /// The first sequence number still kept: records before it were trimmed after the
     /// retention period.
     pub trimmed_to: u64,
+    /// Log entries per shard: shard `k` holds the records of entries `id + k * shard_entries`
+    /// up to the next shard's first (DynamoDB rolls shards every few hours; kvsim by log
+    /// position, so every replica has the same shards).
+    pub shard_entries: u64,
 }
 
 impl StreamInfo {
@@ -123,15 +127,33 @@ impl StreamInfo {
         }
     }
 
-    /// The id of the stream's one shard.
-    pub fn shard_id(&self) -> String {
-        format!("shardId-{:020}-{:08x}", self.created_ms, self.id)
-    }
-
     /// The first sequence number the stream could hold.
     pub fn first_seq(&self) -> u64 {
         self.trimmed_to
             .max(self.id.saturating_mul(RECORDS_PER_ENTRY))
+    }
+
+    /// The shard sequence number `seq` belongs to.
+    pub fn shard_of(&self, seq: u64) -> u64 {
+        seq_version(seq).saturating_sub(self.id) / self.shard_entries.max(1)
+    }
+
+    /// The first sequence number of shard `k`'s range (before any trimming).
+    pub fn shard_start(&self, k: u64) -> u64 {
+        k.saturating_mul(self.shard_entries.max(1))
+            .saturating_add(self.id)
+            .saturating_mul(RECORDS_PER_ENTRY)
+    }
+
+    /// The id of shard `k`.
+    pub fn shard_id(&self, k: u64) -> String {
+        format!("shardId-{:020}-{:08x}-{k:06}", self.created_ms, self.id)
+    }
+
+    /// The shard a [`StreamInfo::shard_id`] names, if it is one of this stream's.
+    pub fn parse_shard(&self, text: &str) -> Option<u64> {
+        let prefix = format!("shardId-{:020}-{:08x}-", self.created_ms, self.id);
+        text.strip_prefix(&prefix)?.parse().ok()
     }
 }
 
@@ -219,6 +241,36 @@ mod tests {
         assert_eq!(parse_seq("0000000000000000000x1"), None);
         assert_eq!(parse_seq(&"9".repeat(40)), None); // beyond u64
         assert_eq!(seq_version(42 * RECORDS_PER_ENTRY + 7), 42);
+    }
+
+    #[test]
+    fn shards_cover_ranges_of_log_entries() {
+        let info = StreamInfo {
+            id: 10,
+            table: "t".into(),
+            table_id: 1,
+            table_arn: "arn".into(),
+            key_schema: crate::model::KeySchema {
+                partition: crate::model::KeyAttribute {
+                    name: "pk".into(),
+                    key_type: crate::model::KeyType::S,
+                },
+                sort: None,
+            },
+            view: StreamView::KeysOnly,
+            created_ms: 5,
+            label: "l".into(),
+            disabled_ms: None,
+            trimmed_to: 0,
+            shard_entries: 4,
+        };
+        assert_eq!(info.shard_of(10 * RECORDS_PER_ENTRY), 0);
+        assert_eq!(info.shard_of(13 * RECORDS_PER_ENTRY + 999), 0);
+        assert_eq!(info.shard_of(14 * RECORDS_PER_ENTRY), 1);
+        assert_eq!(info.shard_start(1), 14 * RECORDS_PER_ENTRY);
+        assert_eq!(info.parse_shard(&info.shard_id(7)), Some(7));
+        assert_eq!(info.parse_shard("shardId-0"), None);
+        assert!((28..=65).contains(&info.shard_id(999_999).len()));
     }
 
     #[test]

@@ -1606,6 +1606,8 @@ impl Sim {
                     spec,
                     indexes,
                     view: crate::model::stream::StreamView::NewAndOldImages,
+                    // Small shards, so a run's stream has several.
+                    shard_entries: 64,
                 };
                 if self.setup(l, command)? {
                     // Time to live on `exp`: `Expire` operations delete expiring values.

@@ -101,7 +101,8 @@ fn run(txn: &WriteTransaction, index: u64, at_ms: u64, command: Command) -> Resu
             spec,
             indexes,
             view,
-        } => create_table(txn, index, spec, indexes, Some(view)),
+            shard_entries,
+        } => create_table(txn, index, spec, indexes, Some((view, shard_entries))),
         Command::AlterIndexes { name, change } => alter_indexes(txn, &name, change),
         Command::Backfill {
             table,
@@ -180,7 +181,7 @@ fn create_table(
     index: u64,
     spec: TableSpec,
     indexes: Vec<IndexSpec>,
-    stream: Option<StreamView>,
+    stream: Option<(StreamView, u64)>,
 ) -> Result<Outcome> {
     if load_meta(txn, &spec.name)?.is_some() {
         return Err(Error::ResourceInUse(format!(
@@ -200,8 +201,15 @@ fn create_table(
     for i in &meta.indexes {
         index_stats.insert((meta.id, i.id), (0, 0))?;
     }
-    if let Some(view) = stream {
-        streams::enable(txn, &meta, index, meta.spec.created_at_ms, view)?;
+    if let Some((view, shard_entries)) = stream {
+        streams::enable(
+            txn,
+            &meta,
+            index,
+            meta.spec.created_at_ms,
+            view,
+            shard_entries,
+        )?;
     }
     Ok(Outcome::Table(Box::new(TableDescription {
         index_stats: vec![(0, 0); meta.indexes.len()],
@@ -318,7 +326,9 @@ fn alter_table(
     let mut meta = load_meta(txn, name)?.ok_or_else(table_not_found)?;
     if let TableChange::Stream(view) = change {
         match view {
-            Some(view) => streams::enable(txn, &meta, index, at_ms, view)?,
+            Some((view, shard_entries)) => {
+                streams::enable(txn, &meta, index, at_ms, view, shard_entries)?;
+            }
             None => streams::disable(txn, &meta, at_ms)?,
         }
         return describe_in(txn, meta);

@@ -117,6 +117,8 @@ pub enum Command {
         indexes: Vec<IndexSpec>,
         /// What its stream records carry.
         view: StreamView,
+        /// Log entries per stream shard.
+        shard_entries: u64,
     },
     /// Remove stream records written before `before_ms` (the retention period's start), a
     /// batch at a time.
@@ -179,9 +181,9 @@ pub enum TableChange {
         /// On or off.
         enabled: bool,
     },
-    /// UpdateTable's `StreamSpecification`: enable a new stream with this view, or disable
-    /// the enabled one.
-    Stream(Option<StreamView>),
+    /// UpdateTable's `StreamSpecification`: enable a new stream with this view and this many
+    /// log entries per shard, or disable the enabled one.
+    Stream(Option<(StreamView, u64)>),
 }
 
 /// A TransactWriteItems as the log carries it.

@@ -16,10 +16,6 @@ use crate::model::{Item, item::item_size};
 use crate::store::tables::{STREAM_RECORDS, STREAMS, TABLE_STREAMS};
 use crate::{Error, Result};
 
-/// Records read from a stream, each with its sequence number, and the sequence number of the
-/// last record the stream holds.
-pub type RecordPage = (Vec<(u64, StreamRecord)>, Option<u64>);
-
 /// The most records one trim entry removes, so trimming never stalls a node.
 pub const TRIM_BATCH: usize = 1000;
 
@@ -63,6 +59,7 @@ pub fn enable(
     index: u64,
     at_ms: u64,
     view: StreamView,
+    shard_entries: u64,
 ) -> Result<()> {
     let mut label = label_at(at_ms);
     let mut created_ms = at_ms;
@@ -97,6 +94,7 @@ pub fn enable(
         label,
         disabled_ms: None,
         trimmed_to: 0,
+        shard_entries: shard_entries.max(1),
     };
     txn.open_table(STREAMS)?
         .insert(index, encode(&info)?.as_slice())?;
@@ -301,27 +299,29 @@ fn latest_of(
     }
 }
 
-/// The records of stream `id` from sequence number `from` on: at most `limit`, and no more
-/// once they hold `max_bytes` (at least one is returned if any is there); plus the sequence
-/// number of the last record the stream holds.
+/// The records of stream `id` from sequence number `from` up to (not including) `to`: at most
+/// `limit`, and no more once they hold `max_bytes` (at least one is returned if any is there).
 ///
 /// # Errors
 /// Storage errors.
 pub fn records(
     txn: &ReadTransaction,
     id: u64,
-    from: u64,
+    (from, to): (u64, u64),
     limit: usize,
     max_bytes: u64,
-) -> Result<RecordPage> {
+) -> Result<Vec<(u64, StreamRecord)>> {
     let table = match txn.open_table(STREAM_RECORDS) {
         Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok((Vec::new(), None)),
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
     let mut out = Vec::new();
     let mut bytes = 0;
-    for row in table.range((id, from)..=(id, u64::MAX))?.take(limit) {
+    if from >= to {
+        return Ok(out);
+    }
+    for row in table.range((id, from)..(id, to))?.take(limit) {
         let (k, v) = row?;
         if !out.is_empty() && bytes + v.value().len() as u64 > max_bytes {
             break;
@@ -329,12 +329,139 @@ pub fn records(
         bytes += v.value().len() as u64;
         out.push((k.value().1, decode_record(v.value())?));
     }
-    let last = table
-        .range((id, 0)..=(id, u64::MAX))?
+    Ok(out)
+}
+
+/// One shard of a stream, as DescribeStream and the shard iterators see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// Its number (see [`StreamInfo::shard_id`]).
+    pub k: u64,
+    /// The first sequence number it can hold (after trimming).
+    pub start: u64,
+    /// The sequence number of its last record, if it has one.
+    pub last: Option<u64>,
+    /// No record will be added to it: a later shard has records, or the stream is disabled.
+    pub closed: bool,
+    /// The shard before it that has records, if any is kept.
+    pub parent: Option<u64>,
+}
+
+/// The first record of stream `id` at or after `seq` and before `to`.
+fn first_in(
+    table: &impl ReadableTable<(u64, u64), &'static [u8]>,
+    id: u64,
+    seq: u64,
+    to: u64,
+) -> Result<Option<u64>> {
+    if seq >= to {
+        return Ok(None);
+    }
+    Ok(table
+        .range((id, seq)..(id, to))?
+        .next()
+        .transpose()?
+        .map(|(k, _)| k.value().1))
+}
+
+/// The last record of stream `id` before `seq`.
+fn last_before(
+    table: &impl ReadableTable<(u64, u64), &'static [u8]>,
+    id: u64,
+    seq: u64,
+) -> Result<Option<u64>> {
+    Ok(table
+        .range((id, 0)..(id, seq))?
         .next_back()
         .transpose()?
-        .map(|(k, _)| k.value().1);
-    Ok((out, last))
+        .map(|(k, _)| k.value().1))
+}
+
+/// The shard of a stream with no record kept: where its records will start.
+fn empty_shard(info: &StreamInfo) -> Shard {
+    Shard {
+        k: info.shard_of(info.first_seq()),
+        start: info.first_seq(),
+        last: None,
+        closed: info.disabled_ms.is_some(),
+        parent: None,
+    }
+}
+
+/// Up to `limit` shards of `info`'s stream after shard `after` (from the first if `None`):
+/// the ranges of log entries that hold records, each with the one before as its parent.
+///
+/// # Errors
+/// Storage errors.
+pub fn shards(
+    txn: &ReadTransaction,
+    info: &StreamInfo,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<Vec<Shard>> {
+    let table = match txn.open_table(STREAM_RECORDS) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => {
+            return Ok(if after.is_none() {
+                vec![empty_shard(info)]
+            } else {
+                Vec::new()
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let first = info.first_seq();
+    let mut out = Vec::new();
+    let mut k = after.map_or(info.shard_of(first), |a| a.saturating_add(1));
+    while out.len() < limit {
+        let from = info.shard_start(k).max(first);
+        let Some(seq) = first_in(&table, info.id, from, u64::MAX)? else {
+            break;
+        };
+        k = info.shard_of(seq);
+        let start = info.shard_start(k).max(first);
+        let end = info.shard_start(k.saturating_add(1));
+        out.push(Shard {
+            k,
+            start,
+            last: last_before(&table, info.id, end)?,
+            closed: info.disabled_ms.is_some()
+                || first_in(&table, info.id, end, u64::MAX)?.is_some(),
+            parent: last_before(&table, info.id, start)?
+                .filter(|p| *p >= first)
+                .map(|p| info.shard_of(p)),
+        });
+        k = k.saturating_add(1);
+    }
+    if out.is_empty() && after.is_none() {
+        out.push(empty_shard(info));
+    }
+    Ok(out)
+}
+
+/// Shard `k` of `info`'s stream, if it has it.
+///
+/// # Errors
+/// Storage errors.
+pub fn shard(txn: &ReadTransaction, info: &StreamInfo, k: u64) -> Result<Option<Shard>> {
+    let found = shards(txn, info, k.checked_sub(1), 1)?
+        .into_iter()
+        .find(|s| s.k == k);
+    if found.is_some() {
+        return Ok(found);
+    }
+    let empty = shards(txn, info, None, 1)?;
+    Ok(empty.into_iter().find(|s| s.k == k && s.last.is_none()))
+}
+
+/// What GetRecords reads from one shard.
+pub struct ShardPage {
+    /// The stream.
+    pub info: StreamInfo,
+    /// The shard.
+    pub shard: Shard,
+    /// Its records from the position asked.
+    pub records: Vec<(u64, StreamRecord)>,
 }
 
 /// Whether some stream holds a record written before `before_ms`, or a disabled stream
@@ -392,8 +519,35 @@ impl crate::store::Store {
         {
             return Ok(Vec::new());
         }
-        let (records, _) = records(&txn, info.id, 0, usize::MAX, u64::MAX)?;
+        let records = records(&txn, info.id, (0, u64::MAX), usize::MAX, u64::MAX)?;
         let mut problems = Vec::new();
+        // The shards list every record once, in order, each child after its parent, and only
+        // the last is open.
+        let listed = shards(&txn, &info, None, usize::MAX)?;
+        let mut covered = 0;
+        for (i, shard) in listed.iter().enumerate() {
+            let end = info.shard_start(shard.k.saturating_add(1));
+            let held = records
+                .iter()
+                .filter(|(seq, _)| *seq >= shard.start && *seq < end)
+                .count();
+            covered += held;
+            let parent = i.checked_sub(1).map(|p| listed[p].k);
+            let open = i + 1 == listed.len();
+            if shard.parent != parent || shard.closed == open || (held == 0) != shard.last.is_none()
+            {
+                problems.push(format!(
+                    "stream shard {shard:?} (number {i} of {}) is inconsistent",
+                    listed.len()
+                ));
+            }
+        }
+        if covered != records.len() {
+            problems.push(format!(
+                "the stream's shards hold {covered} of its {} records",
+                records.len()
+            ));
+        }
         let mut last: std::collections::BTreeMap<Vec<u8>, (Option<Item>, u64)> =
             std::collections::BTreeMap::new();
         for (seq, r) in records {
@@ -461,38 +615,60 @@ impl crate::store::Store {
         Ok(self.streams()?.into_iter().find(|s| s.arn() == arn))
     }
 
-    /// The stream named `arn` and [`records`] of it from `from` on, read in one transaction
-    /// (so a trim cannot fall between the check of where the stream begins and the read).
+    /// Shards of the stream named `arn` after shard `after` (at most `limit`), read in one
+    /// transaction; `None` if this node does not know the stream.
     ///
     /// # Errors
     /// Storage errors.
-    pub fn stream_page(
+    pub fn stream_shards(
         &self,
         arn: &str,
-        from: u64,
+        after: Option<u64>,
         limit: usize,
-        max_bytes: u64,
-    ) -> Result<Option<(StreamInfo, RecordPage)>> {
+    ) -> Result<Option<(StreamInfo, Vec<Shard>)>> {
         let txn = self.db().begin_read()?;
         let Some(info) = list(&txn)?.into_iter().find(|s| s.arn() == arn) else {
             return Ok(None);
         };
-        let page = records(&txn, info.id, from, limit, max_bytes)?;
-        Ok(Some((info, page)))
+        let shards = shards(&txn, &info, after, limit)?;
+        Ok(Some((info, shards)))
     }
 
-    /// [`records`] of stream `id`, read now.
+    /// The stream named `arn`, its shard named `shard`, and that shard's records from `from`
+    /// on, all read in one transaction (so a trim cannot fall between the check of where the
+    /// stream begins and the read). `Ok(None)`: no such stream; a missing shard is
+    /// `ResourceNotFoundException`.
     ///
     /// # Errors
-    /// Storage errors.
-    pub fn stream_records(
+    /// Storage errors, or the missing shard.
+    pub fn shard_page(
         &self,
-        id: u64,
+        arn: &str,
+        shard_id: &str,
         from: u64,
         limit: usize,
         max_bytes: u64,
-    ) -> Result<RecordPage> {
-        records(&self.db().begin_read()?, id, from, limit, max_bytes)
+    ) -> Result<Option<ShardPage>> {
+        let txn = self.db().begin_read()?;
+        let Some(info) = list(&txn)?.into_iter().find(|s| s.arn() == arn) else {
+            return Ok(None);
+        };
+        let found = match info.parse_shard(shard_id) {
+            Some(k) => shard(&txn, &info, k)?,
+            None => None,
+        };
+        let shard = found.ok_or_else(|| {
+            Error::ResourceNotFound(format!(
+                "Requested resource not found: Shard: {shard_id} in Stream: {arn} not found"
+            ))
+        })?;
+        let end = info.shard_start(shard.k.saturating_add(1));
+        let records = records(&txn, info.id, (from, end), limit, max_bytes)?;
+        Ok(Some(ShardPage {
+            info,
+            shard,
+            records,
+        }))
     }
 
     /// Whether stream records are due for trimming before `before_ms` (see [`trim`]).

@@ -235,6 +235,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<CreateTableOutput>
             spec,
             indexes,
             view,
+            shard_entries: app.node.tuning().stream_shard_entries,
         }
     } else if indexes.is_empty() {
         Command::CreateTable(spec)

@@ -3,9 +3,11 @@
 //! node holds the same records under the same sequence numbers (they are made at apply), so a
 //! reader can move to another node and resume after the last sequence number it saw.
 //!
-//! Each stream has one shard. A shard iterator is a plain string naming the stream, the shard,
-//! the next sequence number to read and when it was issued; it expires after 15 minutes as
-//! DynamoDB's do. A sequence number beyond the node's last record is accepted (a node that
+//! A stream's shards are ranges of log entries (`--stream-shard-entries` each); DescribeStream
+//! lists those that hold records, each with the one before as its parent, and a shard closes
+//! once a later one has records or the stream is disabled. A shard iterator is a plain string
+//! naming the stream, the shard, the next sequence number to read and when it was issued; it
+//! expires after 15 minutes as DynamoDB's do. A sequence number beyond the node's last record is accepted (a node that
 //! lags simply has nothing there yet) where DynamoDB, which has no lagging replicas to read,
 //! would refuse it.
 
@@ -127,28 +129,23 @@ pub async fn list(app: &AppState, req: &mut Request) -> Result<ListStreamsOutput
 pub async fn describe(app: &AppState, req: &mut Request) -> Result<DescribeStreamOutput> {
     let input: DescribeStreamInput = req.input().await?;
     let arn = required(input.stream_arn, "streamArn")?;
-    limit(input.limit, 100, 100)?;
-    let info = find(app, arn).await?;
-    let id = info.id;
-    let (_, last) = app
-        .node
-        .read(move |store| store.stream_records(id, u64::MAX, 0, 0))
-        .await?;
-    let start = info.first_seq();
-    let shards = if input.exclusive_start_shard_id.as_deref() == Some(&info.shard_id()) {
-        Vec::new()
-    } else {
-        vec![Shard {
-            shard_id: info.shard_id(),
-            sequence_number_range: SequenceNumberRange {
-                starting_sequence_number: format_seq(start),
-                ending_sequence_number: info
-                    .disabled_ms
-                    .map(|_| format_seq(last.unwrap_or(start).max(start))),
-            },
-            parent_shard_id: None,
-        }]
+    let limit = limit(input.limit, 100, 100)?;
+    let info = find(app, arn.clone()).await?;
+    let after = match input.exclusive_start_shard_id.as_deref() {
+        Some(id) => Some(info.parse_shard(id).ok_or_else(|| {
+            Error::validation(format!(
+                "ExclusiveStartShardId {id} is not a shard of {arn}"
+            ))
+        })?),
+        None => None,
     };
+    let (info, mut shards) = app
+        .node
+        .read(move |store| store.stream_shards(&arn, after, limit + 1))
+        .await?
+        .ok_or_else(|| stream_not_found(&info.arn()))?;
+    let more = shards.len() > limit;
+    shards.truncate(limit);
     Ok(DescribeStreamOutput {
         stream_description: StreamDescription {
             stream_arn: info.arn(),
@@ -158,8 +155,22 @@ pub async fn describe(app: &AppState, req: &mut Request) -> Result<DescribeStrea
             creation_request_date_time: (info.created_ms / 1000) as f64,
             table_name: info.table.clone(),
             key_schema: key_schema_wire([&info.key_schema.partition], &info.key_schema.sort),
-            shards,
-            last_evaluated_shard_id: None,
+            last_evaluated_shard_id: more
+                .then(|| shards.last().map(|s| info.shard_id(s.k)))
+                .flatten(),
+            shards: shards
+                .iter()
+                .map(|s| Shard {
+                    shard_id: info.shard_id(s.k),
+                    sequence_number_range: SequenceNumberRange {
+                        starting_sequence_number: format_seq(s.start),
+                        ending_sequence_number: s
+                            .closed
+                            .then(|| format_seq(s.last.unwrap_or(s.start).max(s.start))),
+                    },
+                    parent_shard_id: s.parent.map(|p| info.shard_id(p)),
+                })
+                .collect(),
         },
     })
 }
@@ -237,31 +248,29 @@ pub async fn iterator(app: &AppState, req: &mut Request) -> Result<GetShardItera
             )));
         }
     };
-    let info = find(app, arn.clone()).await?;
-    if shard != info.shard_id() {
-        return Err(Error::ResourceNotFound(format!(
-            "Requested resource not found: Shard: {shard} in Stream: {arn} not found"
-        )));
-    }
+    // The shard's state and, for LATEST, nothing of its records.
+    let page = {
+        let (wanted, shard) = (arn.clone(), shard.clone());
+        app.node
+            .read(move |store| store.shard_page(&wanted, &shard, u64::MAX, 0, 0))
+            .await?
+            .ok_or_else(|| stream_not_found(&arn))?
+    };
+    let (info, found) = (&page.info, &page.shard);
+    let end = info.shard_start(found.k.saturating_add(1));
     let next = match (kind.as_str(), position) {
-        ("LATEST", _) => {
-            let id = info.id;
-            let (_, last) = app
-                .node
-                .read(move |store| store.stream_records(id, u64::MAX, 0, 0))
-                .await?;
-            last.map_or(info.first_seq(), |l| (l + 1).max(info.first_seq()))
-        }
-        (_, Some(seq)) if seq < info.trimmed_to => return Err(trimmed(&info)),
-        (_, Some(seq)) if seq < info.first_seq() => {
+        ("LATEST", _) => found.last.map_or(found.start, |l| (l + 1).max(found.start)),
+        (_, Some(seq)) if seq < info.trimmed_to => return Err(trimmed(info)),
+        (_, Some(seq)) if seq < found.start || seq >= end => {
             return Err(Error::validation(format!(
-                "Invalid SequenceNumber {} for shard {shard}: the stream begins at {}",
+                "Invalid SequenceNumber {} for shard {shard}: it holds {} to {}",
                 format_seq(seq),
-                format_seq(info.first_seq())
+                format_seq(found.start),
+                format_seq(end - 1)
             )));
         }
         (_, Some(seq)) => seq,
-        (_, None) => info.first_seq(),
+        (_, None) => found.start,
     };
     Ok(GetShardIteratorOutput {
         shard_iterator: Iterator {
@@ -293,29 +302,26 @@ pub async fn records(app: &AppState, req: &mut Request) -> Result<GetRecordsOutp
             it.issued_ms
         )));
     }
-    let (arn, from) = (it.arn.clone(), it.next);
-    let (info, (records, last)) = app
+    let (arn, shard, from) = (it.arn.clone(), it.shard.clone(), it.next);
+    let page = app
         .node
-        .read(move |store| store.stream_page(&arn, from, limit, MAX_RECORD_BYTES))
+        .read(move |store| store.shard_page(&arn, &shard, from, limit, MAX_RECORD_BYTES))
         .await?
         .ok_or_else(|| stream_not_found(&it.arn))?;
-    if it.shard != info.shard_id() {
-        return Err(Error::ResourceNotFound(format!(
-            "Requested resource not found: Shard: {} in Stream: {} not found",
-            it.shard, it.arn
-        )));
-    }
+    let info = &page.info;
     if it.next < info.trimmed_to {
-        return Err(trimmed(&info));
+        return Err(trimmed(info));
     }
+    let records = page.records;
     let next = records.last().map_or(it.next, |(seq, _)| seq + 1);
-    // A disabled stream's shard is closed: once it is read to its end, there is no next.
-    let ended = info.disabled_ms.is_some() && last.is_none_or(|l| next > l);
+    // A closed shard read to its end has no next iterator: the reader moves on to its child
+    // (DescribeStream), or is done when the stream is disabled.
+    let ended = page.shard.closed && page.shard.last.is_none_or(|l| next > l);
     let region = info.table_arn.split(':').nth(3).unwrap_or("us-east-1");
     Ok(GetRecordsOutput {
         records: records
             .into_iter()
-            .map(|(seq, r)| record_wire(&info, region, seq, r))
+            .map(|(seq, r)| record_wire(info, region, seq, r))
             .collect(),
         next_shard_iterator: (!ended).then(|| {
             Iterator {

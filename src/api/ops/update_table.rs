@@ -49,7 +49,9 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<UpdateTableOutput>
     if let Some(spec) = &input.stream_specification {
         let view = requested_view(spec)?;
         table_meta(app, &name).await?;
-        return alter(app, name, TableChange::Stream(view)).await;
+        let shard_entries = app.node.tuning().stream_shard_entries;
+        let change = TableChange::Stream(view.map(|v| (v, shard_entries)));
+        return alter(app, name, change).await;
     }
     if input.billing_mode.is_none() && input.provisioned_throughput.is_none() {
         return Err(Error::validation(

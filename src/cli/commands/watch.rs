@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::api::wire::streams::{
     DescribeStreamInput, DescribeStreamOutput, GetRecordsInput, GetRecordsOutput,
-    GetShardIteratorInput, GetShardIteratorOutput, RecordWire,
+    GetShardIteratorInput, GetShardIteratorOutput, RecordWire, Shard,
 };
 use crate::cli::client::Client;
 use crate::cli::commands::stream::enable_hint;
@@ -146,7 +146,14 @@ async fn follow(client: &Client, args: &Args) -> Result<i32> {
         let it = match iterator.take() {
             Some(it) => it,
             None => match shard_iterator(client, &node, &arn, resume).await {
-                Ok(it) => {
+                Ok(None) => {
+                    eprintln!(
+                        "the stream of {} was disabled; nothing more to watch",
+                        args.table_name
+                    );
+                    return Ok(0);
+                }
+                Ok(Some(it)) => {
                     if let (Resume::From(_), Some(pos)) = (resume, iterator_position(&it)) {
                         resume = Resume::At(pos);
                     }
@@ -218,16 +225,9 @@ async fn follow(client: &Client, args: &Args) -> Result<i32> {
                 return Ok(0);
             }
         }
-        match page.next_shard_iterator {
-            Some(next) => iterator = Some(next),
-            None => {
-                eprintln!(
-                    "the stream of {} was disabled; nothing more to watch",
-                    args.table_name
-                );
-                return Ok(0);
-            }
-        }
+        // No next iterator: the shard is closed and read to its end. The next round finds
+        // where to go on (its child, or the end of a disabled stream).
+        iterator = page.next_shard_iterator;
         if empty {
             tokio::time::sleep(POLL).await;
         }
@@ -244,29 +244,73 @@ fn key_from_filter(info: &TableInfo, pk: &str, sk: Option<&str>) -> Result<Item>
     key_from_args(info, pk, sk)
 }
 
-/// An iterator at `node` for where `resume` says.
-async fn shard_iterator(client: &Client, node: &str, arn: &str, resume: Resume) -> Result<String> {
-    let described: DescribeStreamOutput = client
-        .call_at(
-            node,
-            &format!("{STREAMS}.DescribeStream"),
-            &DescribeStreamInput {
-                stream_arn: Some(arn.to_string()),
-                ..Default::default()
-            },
-        )
-        .await?;
-    let shard = described
-        .stream_description
-        .shards
-        .last()
+/// Every shard of the stream, as `node` lists them (following DescribeStream's pages).
+async fn all_shards(client: &Client, node: &str, arn: &str) -> Result<(Vec<Shard>, bool)> {
+    let mut shards = Vec::new();
+    let mut after = None;
+    loop {
+        let described: DescribeStreamOutput = client
+            .call_at(
+                node,
+                &format!("{STREAMS}.DescribeStream"),
+                &DescribeStreamInput {
+                    stream_arn: Some(arn.to_string()),
+                    exclusive_start_shard_id: after.take(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let d = described.stream_description;
+        shards.extend(d.shards);
+        match d.last_evaluated_shard_id {
+            Some(last) => after = Some(last),
+            None => return Ok((shards, d.stream_status == "DISABLED")),
+        }
+    }
+}
+
+fn range_of(shard: &Shard) -> (u64, Option<u64>) {
+    let r = &shard.sequence_number_range;
+    (
+        parse_seq(&r.starting_sequence_number).unwrap_or(0),
+        r.ending_sequence_number.as_deref().and_then(parse_seq),
+    )
+}
+
+/// An iterator at `node` for where `resume` says: in the shard that holds that position, or
+/// the next one when that shard has nothing more. `None` once a disabled stream has nothing
+/// more anywhere.
+async fn shard_iterator(
+    client: &Client,
+    node: &str,
+    arn: &str,
+    resume: Resume,
+) -> Result<Option<String>> {
+    let (shards, disabled) = all_shards(client, node, arn).await?;
+    let (shard, kind, seq) = match resume {
+        Resume::From(From::Latest) => (shards.last(), "LATEST", None),
+        Resume::From(From::TrimHorizon) => (shards.first(), "TRIM_HORIZON", None),
+        Resume::At(seq) => {
+            let at = shards
+                .iter()
+                .rposition(|s| range_of(s).0 <= seq)
+                .unwrap_or(0);
+            match shards.get(at).map(range_of) {
+                // That shard is closed and read to its end: go on to the next.
+                Some((_, Some(end))) if seq > end => match shards.get(at + 1) {
+                    Some(next) => (Some(next), "TRIM_HORIZON", None),
+                    None if disabled => return Ok(None),
+                    // Its successor is not listed by this node yet.
+                    None => (shards.get(at), "LATEST", None),
+                },
+                Some((start, _)) if seq < start => (shards.get(at), "TRIM_HORIZON", None),
+                _ => (shards.get(at), "AT_SEQUENCE_NUMBER", Some(format_seq(seq))),
+            }
+        }
+    };
+    let shard = shard
         .map(|s| s.shard_id.clone())
         .ok_or_else(|| Error::internal(format!("stream {arn} has no shard")))?;
-    let (kind, seq) = match resume {
-        Resume::From(From::Latest) => ("LATEST", None),
-        Resume::From(From::TrimHorizon) => ("TRIM_HORIZON", None),
-        Resume::At(seq) => ("AT_SEQUENCE_NUMBER", Some(format_seq(seq))),
-    };
     let out: GetShardIteratorOutput = client
         .call_at(
             node,
@@ -279,7 +323,7 @@ async fn shard_iterator(client: &Client, node: &str, arn: &str, resume: Resume) 
             },
         )
         .await?;
-    Ok(out.shard_iterator)
+    Ok(Some(out.shard_iterator))
 }
 
 /// After `e` at node `at`: the node to read from next, or the error when it is not one that
