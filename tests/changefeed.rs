@@ -59,17 +59,8 @@ async fn watch_prints_every_change_once_with_patches_across_a_crash_of_its_node(
     })
     .await;
     let leader = tc.leader().await;
-    let (status, body) = tc
-        .call(
-            leader,
-            "CreateTable",
-            json!({"TableName": "Feed", "BillingMode": "PAY_PER_REQUEST",
-                   "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-                   "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-                   "StreamSpecification": {"StreamEnabled": true, "StreamViewType": "NEW_AND_OLD_IMAGES"}}),
-        )
+    tc.create_streamed_table(leader, "Feed", "NEW_AND_OLD_IMAGES")
         .await;
-    assert_eq!(status, 200, "{body}");
     tc.converged().await;
 
     let before = vec![

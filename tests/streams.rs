@@ -61,21 +61,9 @@ async fn records_past_their_retention_are_trimmed_on_every_node() {
     })
     .await;
     let leader = tc.leader().await;
-    let (status, body) = tc
-        .call(
-            leader,
-            "CreateTable",
-            json!({"TableName": "Trimmed", "BillingMode": "PAY_PER_REQUEST",
-                   "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-                   "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-                   "StreamSpecification": {"StreamEnabled": true, "StreamViewType": "KEYS_ONLY"}}),
-        )
+    let arn = tc
+        .create_streamed_table(leader, "Trimmed", "KEYS_ONLY")
         .await;
-    assert_eq!(status, 200, "CreateTable: {body}");
-    let arn = body["TableDescription"]["LatestStreamArn"]
-        .as_str()
-        .expect("a stream")
-        .to_string();
     for pk in ["a", "b"] {
         tc.put_retrying(
             &[leader],
@@ -150,21 +138,9 @@ async fn a_stream_rolls_into_child_shards_that_hold_every_record_once() {
     })
     .await;
     let leader = tc.leader().await;
-    let (status, body) = tc
-        .call(
-            leader,
-            "CreateTable",
-            json!({"TableName": "Rolling", "BillingMode": "PAY_PER_REQUEST",
-                   "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-                   "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-                   "StreamSpecification": {"StreamEnabled": true, "StreamViewType": "KEYS_ONLY"}}),
-        )
+    let arn = tc
+        .create_streamed_table(leader, "Rolling", "KEYS_ONLY")
         .await;
-    assert_eq!(status, 200, "{body}");
-    let arn = body["TableDescription"]["LatestStreamArn"]
-        .as_str()
-        .expect("a stream")
-        .to_string();
     let written: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
     for pk in &written {
         tc.put_retrying(

@@ -260,6 +260,11 @@ pub fn list(txn: &ReadTransaction) -> Result<Vec<StreamInfo>> {
     table.iter()?.map(|row| decode(row?.1.value())).collect()
 }
 
+/// The stream named `arn`, if this node knows it.
+fn named(txn: &ReadTransaction, arn: &str) -> Result<Option<StreamInfo>> {
+    Ok(list(txn)?.into_iter().find(|s| s.arn() == arn))
+}
+
 /// The latest stream of table `table_id` (enabled or not), if it ever had one.
 ///
 /// # Errors
@@ -612,7 +617,7 @@ impl crate::store::Store {
     /// # Errors
     /// Storage errors.
     pub fn stream(&self, arn: &str) -> Result<Option<StreamInfo>> {
-        Ok(self.streams()?.into_iter().find(|s| s.arn() == arn))
+        named(&self.db().begin_read()?, arn)
     }
 
     /// Shards of the stream named `arn` after shard `after` (at most `limit`), read in one
@@ -627,7 +632,7 @@ impl crate::store::Store {
         limit: usize,
     ) -> Result<Option<(StreamInfo, Vec<Shard>)>> {
         let txn = self.db().begin_read()?;
-        let Some(info) = list(&txn)?.into_iter().find(|s| s.arn() == arn) else {
+        let Some(info) = named(&txn, arn)? else {
             return Ok(None);
         };
         let shards = shards(&txn, &info, after, limit)?;
@@ -650,7 +655,7 @@ impl crate::store::Store {
         max_bytes: u64,
     ) -> Result<Option<ShardPage>> {
         let txn = self.db().begin_read()?;
-        let Some(info) = list(&txn)?.into_iter().find(|s| s.arn() == arn) else {
+        let Some(info) = named(&txn, arn)? else {
             return Ok(None);
         };
         let found = match info.parse_shard(shard_id) {

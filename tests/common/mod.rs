@@ -247,6 +247,26 @@ impl TestCluster {
         assert_eq!(status, 200, "CreateTable {name}: {body}");
     }
 
+    /// Creates on-demand table `name` keyed by the string `pk`, with a stream of `view`;
+    /// returns the stream's ARN.
+    pub async fn create_streamed_table(&self, id: NodeId, name: &str, view: &str) -> String {
+        let (status, body) = self
+            .call(
+                id,
+                "CreateTable",
+                json!({"TableName": name, "BillingMode": "PAY_PER_REQUEST",
+                       "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+                       "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+                       "StreamSpecification": {"StreamEnabled": true, "StreamViewType": view}}),
+            )
+            .await;
+        assert_eq!(status, 200, "CreateTable {name}: {body}");
+        body["TableDescription"]["LatestStreamArn"]
+            .as_str()
+            .expect("a stream")
+            .to_string()
+    }
+
     /// Puts `item`, retrying retryable errors (no leader, leadership changes) until `within`.
     pub async fn put_retrying(&self, ids: &[NodeId], table: &str, item: Value, within: Duration) {
         let deadline = Instant::now() + within;
