@@ -121,8 +121,13 @@ impl Replica {
     /// Applies `command` at the next index; the command's own result.
     fn apply(&mut self, command: &Command) -> kvsim::Result<()> {
         let txn = self.store.db().begin_write().expect("write transaction");
-        let out = kvsim::store::apply::apply(&txn, self.next, &command.encode().expect("encode"))
-            .expect("no storage fault");
+        let out = kvsim::store::apply::apply(
+            &txn,
+            self.next,
+            &command.encode().expect("encode"),
+            &mut kvsim::store::apply::Seen::default(),
+        )
+        .expect("no storage fault");
         txn.commit().expect("commit");
         self.next += 1;
         out.map(|_| ())

@@ -179,9 +179,19 @@ fn run<M: StateMachine>(
             events.record(e);
         }
         let raft = node.status();
-        status.send_modify(|p| p.raft = Some(raft));
+        // Updated in place without waking anyone: the only waiter (the supervisor) waits for
+        // health changes, and readers of the status borrow the latest value. Waking it at
+        // every pass cost a cross-thread wake-up per Ready.
+        status.send_if_modified(|p| {
+            p.raft = Some(raft);
+            false
+        });
         // After publishing: an acknowledged write is already covered by the status.
         node.send_replies();
+        if let Err(e) = node.housekeeping() {
+            tracing::error!(node = node.id(), "storage fault, node stopped: {e}");
+            break Health::Failed(format!("storage fault: {e}"));
+        }
     };
     node.fail_all("the node stopped before answering; retry the request");
     health

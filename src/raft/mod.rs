@@ -25,18 +25,21 @@
 //!    appends and heartbeats);
 //! 2. install an incoming snapshot, if any, into the state machine: one durable redb commit,
 //!    after which the log file restarts after the snapshot;
-//! 3. apply `committed_entries` in one redb transaction that commits **without** an fsync;
+//! 3. take `committed_entries`, to apply in step 6;
 //! 4. append new `entries` and the `HardState` to the [`wal`] with one write, and fsync it when
 //!    raft says the Ready must be synced. Every client write that arrived since the last pass
 //!    rides in that one fsync (group commit);
-//! 5. only after that collect `persisted_messages` (votes and append acknowledgements must never
-//!    promise what is not on disk);
-//! 6. `advance`, then the `LightReady`: its commit index, messages and committed entries
-//!    (applied as in 3); `advance_apply`.
+//! 5. only after that send `persisted_messages` (votes and append acknowledgements must never
+//!    promise what is not on disk), at once: the leader waits for them, not for our apply;
+//! 6. `advance`, then the `LightReady`: its commit index and messages; then apply the committed
+//!    entries of both Readies in one redb transaction that commits **without** an fsync, and
+//!    `advance_apply`.
 //!
 //! Step 1's messages go to the transport before step 4's fsync ([`driver`] passes
 //! `transport.send` to [`node::RaftNode::handle_ready_with`]), so a leader's fsync and its
-//! followers' overlap instead of running one after the other.
+//! followers' overlap instead of running one after the other. Replies to clients go out after
+//! step 6, and only then does [`node::RaftNode::housekeeping`] run a checkpoint or a
+//! compaction that is due, so their stalls delay no answer already known.
 //!
 //! # Apply state and checkpoints
 //!

@@ -551,9 +551,10 @@ impl<M: StateMachine> RaftNode<M> {
             installed = Some(rd.snapshot().get_metadata().index);
         }
 
-        // 3. Committed entries, in a redb transaction without fsync: they are durable in the
-        //    log already. Replies wait for the commit: an apply that fails must answer nobody.
-        self.apply_committed(rd.take_committed_entries())?;
+        // 3. Committed entries wait for step 6: a follower's acknowledgement must not wait
+        //    for its apply, and one redb transaction then covers this Ready's and the light
+        //    Ready's entries.
+        let mut committed = rd.take_committed_entries();
 
         // 4. New entries and hard state to the log file: one write, one fsync for every client
         //    write that arrived since the last pass (group commit).
@@ -572,19 +573,29 @@ impl<M: StateMachine> RaftNode<M> {
             self.remove_staged_snapshots(index);
         }
 
-        // 5. Only now may votes and acknowledgements go out.
-        self.outbox.extend(rd.take_persisted_messages());
+        // 5. Only now may votes and acknowledgements go out, and they go at once: the leader
+        //    is waiting for them, not for this node's apply.
+        let persisted = rd.take_persisted_messages();
+        if !persisted.is_empty() {
+            early(persisted);
+        }
         for rs in rd.take_read_states() {
             self.reads.confirmed(&rs.request_ctx, rs.index);
         }
 
-        // 6. Advance, then the light ready.
+        // 6. Advance, then the light ready; apply everything committed in one redb
+        //    transaction without fsync (the entries are durable in the log already). Replies
+        //    wait for that commit: an apply that fails must answer nobody.
         let mut light = self.raw.advance(rd);
         if let Some(commit) = light.commit_index() {
             self.raw.mut_store().note_commit(commit);
         }
-        self.outbox.extend(light.take_messages());
-        self.apply_committed(light.take_committed_entries())?;
+        let light_messages = light.take_messages();
+        if !light_messages.is_empty() {
+            early(light_messages);
+        }
+        committed.extend(light.take_committed_entries());
+        self.apply_committed(committed)?;
         self.raw.advance_apply();
         self.reads.release(self.raw.store().applied());
         if lost_leadership {
@@ -595,6 +606,15 @@ impl<M: StateMachine> RaftNode<M> {
             self.proposals
                 .shorten_deadlines(self.ticks + self.opts.election_ticks as u64);
         }
+        Ok(())
+    }
+
+    /// Checkpoints and log compaction, when due: call after [`RaftNode::send_replies`], so a
+    /// checkpoint's stall delays no answer that is already known.
+    ///
+    /// # Errors
+    /// Only faults: a storage error here means the node must stop.
+    pub fn housekeeping(&mut self) -> Result<()> {
         if self.raw.store().applied() >= self.next_checkpoint {
             self.checkpoint()?;
         }

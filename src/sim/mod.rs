@@ -717,6 +717,7 @@ impl Sim {
                 n.raft.tick();
                 n.raft.handle_ready()?;
                 n.raft.send_replies();
+                n.raft.housekeeping()?;
                 n.raft.take_messages()
             };
             self.send(msgs);

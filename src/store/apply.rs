@@ -8,6 +8,10 @@
 //! Last-write-wins by log index falls out of applying in log order: each write stores its index
 //! as the item's version, and a later index always overwrites an earlier one.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use redb::{ReadableTable, WriteTransaction};
 
 use crate::error::CancellationReason;
@@ -63,17 +67,91 @@ fn planted(bug: PlantedBug) -> bool {
     PLANTED.with(|p| p.get() == Some(bug))
 }
 
+/// Table metadata and stream state as the applies of one redb transaction have read them, so
+/// a run of item writes decodes each table's metadata once instead of once per item.
+///
+/// Only commands that are not item writes change either, so every such command empties it,
+/// before and after it runs; the state machine empties it at every commit too. Each state
+/// machine owns one and lends it to [`apply`] (the simulation applies every node's entries on
+/// one thread).
+#[derive(Debug, Default)]
+pub struct Seen {
+    metas: HashMap<String, Arc<TableMeta>>,
+    streams: HashMap<u64, Option<(u64, StreamView)>>,
+}
+
+/// A clone starts empty: what one transaction read is no other's business.
+impl Clone for Seen {
+    fn clone(&self) -> Seen {
+        Seen::default()
+    }
+}
+
+impl Seen {
+    /// Forgets everything read.
+    pub fn clear(&mut self) {
+        self.metas.clear();
+        self.streams.clear();
+    }
+}
+
+thread_local! {
+    /// The [`Seen`] of the state machine applying on this thread, during [`apply`].
+    static SEEN: RefCell<Seen> = RefCell::default();
+}
+
+/// `name`'s metadata, through the applying state machine's [`Seen`].
+fn meta_of(txn: &WriteTransaction, name: &str) -> Result<Option<Arc<TableMeta>>> {
+    if let Some(meta) = SEEN.with(|s| s.borrow().metas.get(name).cloned()) {
+        return Ok(Some(meta));
+    }
+    let Some(meta) = load_meta(txn, name)?.map(Arc::new) else {
+        return Ok(None);
+    };
+    SEEN.with(|s| {
+        s.borrow_mut()
+            .metas
+            .insert(name.to_string(), Arc::clone(&meta))
+    });
+    Ok(Some(meta))
+}
+
+/// The stream enabled on table `id`, through the applying state machine's [`Seen`].
+fn stream_of(txn: &WriteTransaction, id: u64) -> Result<Option<(u64, StreamView)>> {
+    if let Some(stream) = SEEN.with(|s| s.borrow().streams.get(&id).copied()) {
+        return Ok(stream);
+    }
+    let stream = streams::active(txn, id)?;
+    SEEN.with(|s| s.borrow_mut().streams.insert(id, stream));
+    Ok(stream)
+}
+
 /// Applies the encoded command committed at `index`.
 ///
 /// # Errors
 /// The outer `Err` is a fault (storage); the inner one is the command's deterministic result.
-pub fn apply(txn: &WriteTransaction, index: u64, bytes: &[u8]) -> Result<Result<Outcome>> {
-    let result = match Command::decode(bytes) {
-        Ok(Command::At { at_ms, command }) => run(txn, index, at_ms, *command),
-        Ok(command) => run(txn, index, 0, command),
+pub fn apply(
+    txn: &WriteTransaction,
+    index: u64,
+    bytes: &[u8],
+    seen: &mut Seen,
+) -> Result<Result<Outcome>> {
+    let (at_ms, command) = match Command::decode(bytes) {
+        Ok(Command::At { at_ms, command }) => (at_ms, *command),
+        Ok(command) => (0, command),
         // Identical bytes on every replica, so this is a deterministic result, not a fault.
         Err(e) => return Ok(Err(e)),
     };
+    let items_only = command.writes_items_only();
+    if !items_only {
+        seen.clear();
+    }
+    SEEN.with(|s| std::mem::swap(&mut *s.borrow_mut(), seen));
+    let result = run(txn, index, at_ms, command);
+    SEEN.with(|s| std::mem::swap(&mut *s.borrow_mut(), seen));
+    if !items_only {
+        seen.clear();
+    }
     match result {
         Err(e) if !e.is_deterministic() => Err(e),
         other => Ok(other),
@@ -818,7 +896,7 @@ impl Planned {
 /// The condition is evaluated on the item as it is at this log index, so every replica reaches
 /// the same answer; a false condition is a deterministic `ConditionalCheckFailed` result.
 fn plan(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Planned> {
-    let meta = load_meta(txn, c.write.table())?.ok_or_else(table_not_found)?;
+    let meta = meta_of(txn, c.write.table())?.ok_or_else(table_not_found)?;
     let schema = &meta.spec.key_schema;
     let key = match &c.write {
         ItemWrite::Put { item, .. } => schema.key_of_item(item)?,
@@ -896,7 +974,7 @@ fn plan(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Planned> {
     let stream = if check_only {
         None
     } else {
-        streams::active(txn, meta.id)?.map(|s| (s, key.to_item(schema)))
+        stream_of(txn, meta.id)?.map(|s| (s, key.to_item(schema)))
     };
     Ok(Planned {
         table_id: meta.id,

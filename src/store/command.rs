@@ -264,6 +264,30 @@ pub struct Conditional {
 }
 
 impl Command {
+    /// Whether this command writes items only: it changes no table's metadata or streams.
+    pub fn writes_items_only(&self) -> bool {
+        match self {
+            Command::At { command, .. } => command.writes_items_only(),
+            Command::PutItem { .. }
+            | Command::DeleteItem { .. }
+            | Command::Write(_)
+            | Command::WriteIfVersion { .. }
+            | Command::Batch(_)
+            | Command::Transact(_)
+            | Command::Expire { .. } => true,
+            Command::CreateTable(_)
+            | Command::CreateIndexedTable { .. }
+            | Command::CreateTableWithStream { .. }
+            | Command::AlterIndexes { .. }
+            | Command::Backfill { .. }
+            | Command::RemoveIndexEntries { .. }
+            | Command::PurgeTable { .. }
+            | Command::TrimStreams { .. }
+            | Command::DeleteTable { .. }
+            | Command::AlterTable { .. } => false,
+        }
+    }
+
     /// Encodes for the Raft log.
     pub fn encode(&self) -> Result<Vec<u8>> {
         Ok(postcard::to_stdvec(self)?)

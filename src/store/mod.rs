@@ -94,6 +94,8 @@ pub struct Store {
     /// Item rows written by applies whose transaction has not committed yet (on the copy the
     /// Raft node applies with).
     written: Vec<Vec<u8>>,
+    /// Table metadata read by the applies of the transaction in progress.
+    seen: apply::Seen,
 }
 
 impl std::fmt::Debug for Store {
@@ -114,6 +116,7 @@ impl Store {
             snapshots: Arc::default(),
             cache: None,
             written: Vec::new(),
+            seen: apply::Seen::default(),
         }
     }
 
@@ -196,7 +199,7 @@ impl StateMachine for Store {
         index: LogIndex,
         command: &[u8],
     ) -> Result<Self::Output> {
-        let output = apply::apply(txn, index, command)?;
+        let output = apply::apply(txn, index, command, &mut self.seen)?;
         let written = cache::take_writes();
         if let Some(cache) = &self.cache {
             cache.writing(&written);
@@ -214,6 +217,7 @@ impl StateMachine for Store {
     }
 
     fn committed(&mut self) {
+        self.seen.clear();
         if self.meta.dirty.swap(false, Ordering::SeqCst) {
             self.meta.empty();
             // A table deleted or re-created: its cached items go too.
@@ -242,6 +246,7 @@ impl StateMachine for Store {
         // The metadata cache's emptying at `committed` empties the read cache too.
         self.table_changed();
         self.written.clear();
+        self.seen.clear();
         snapshot::restore(txn, input)
     }
 }
