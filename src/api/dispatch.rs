@@ -235,10 +235,36 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut resp = (status, body).into_response();
     let headers = resp.headers_mut();
     headers.insert("content-type", HeaderValue::from_static(CONTENT_TYPE));
-    if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+    if let Ok(id) = HeaderValue::from_bytes(&request_id()) {
         headers.insert("x-amzn-requestid", id);
     }
     resp
+}
+
+/// A request id in DynamoDB's shape (52 characters from `A`-`Z` and `0`-`9`), unique within
+/// the process and unpredictable across processes: a counter mixed with a key drawn once.
+/// Cheap enough for every response (a random UUID cost a `getrandom` system call each).
+fn request_id() -> [u8; 52] {
+    static KEY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    const DIGITS: &[u8; 36] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let key = *KEY.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut out = [0u8; 52];
+    for (i, chunk) in out.chunks_mut(13).enumerate() {
+        // splitmix64 of (key, counter, chunk): a bijection of the counter for each chunk.
+        let mut z = key
+            .wrapping_add(n.wrapping_mul(4).wrapping_add(i as u64))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        for c in chunk {
+            *c = DIGITS[(z % 36) as usize];
+            z /= 36;
+        }
+    }
+    out
 }
 
 fn target(headers: &HeaderMap) -> Result<(String, Op)> {
@@ -609,5 +635,25 @@ async fn forward(
         Err(e) => error_response(&Error::Unavailable(format!(
             "the leader (node {leader}) did not finish answering: {e}; the request's outcome is unknown, retry"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_id;
+
+    #[test]
+    fn request_ids_have_dynamodbs_shape_and_do_not_repeat() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let id = request_id();
+            assert!(
+                id.iter()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()),
+                "{}",
+                String::from_utf8_lossy(&id)
+            );
+            assert!(seen.insert(id), "a request id repeated");
+        }
     }
 }

@@ -396,8 +396,34 @@ impl Store {
     /// One item's stored row, undecoded (see [`StoredItem::item`]), so a caller can decide
     /// where the decoding of a large one runs.
     pub fn get_stored(&self, table: &str, key: &Item) -> Result<Option<Vec<u8>>> {
+        let (meta, txn) = self.meta_and_view(table)?;
+        let key = meta.spec.key_schema.key_from_map(key)?;
+        let items = match txn.open_table(ITEMS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let row = items.get(item_key(meta.id, &key).as_slice())?;
+        Ok(row.map(|v| v.value().to_vec()))
+    }
+
+    /// `table`'s metadata, from the node's metadata cache when it holds it, and a read view
+    /// begun after that lookup. The cache is emptied when a table-level change is applied, and
+    /// a fill from a view that began before a change is refused, so the metadata is never
+    /// older than the view's; it may be newer by a change applied meanwhile, a race no
+    /// eventually consistent read can tell from that change arriving a moment earlier.
+    fn meta_and_view(&self, table: &str) -> Result<(TableMeta, ReadTransaction)> {
+        let (generation, known) = self.meta_cache().get(table);
         let txn = self.read()?;
-        stored_in(&txn, table, key, |row| Ok(row.to_vec()))
+        let meta = match known {
+            Some(meta) => meta,
+            None => {
+                let meta = meta_in(&txn, table)?.ok_or_else(table_not_found)?;
+                self.meta_cache().fill(generation, &meta);
+                meta
+            }
+        };
+        Ok((meta, txn))
     }
 
     /// An eventually consistent read of one item through the read cache: the item and its
@@ -413,16 +439,7 @@ impl Store {
             return Ok(None);
         };
         let generation = cache.generation();
-        let (meta_generation, known) = self.meta_cache().get(table);
-        let txn = self.read()?;
-        let meta = match known {
-            Some(meta) => meta,
-            None => {
-                let meta = meta_in(&txn, table)?.ok_or_else(table_not_found)?;
-                self.meta_cache().fill(meta_generation, &meta);
-                meta
-            }
-        };
+        let (meta, txn) = self.meta_and_view(table)?;
         let row = item_key(meta.id, &meta.spec.key_schema.key_from_map(key)?);
         if let Some(hit) = cache.get(&row) {
             return Ok(Some(Some(hit)));
