@@ -28,6 +28,10 @@ use crate::raft::{NodeId, StateMachine};
 /// Most inbox events handled before the Ready loop runs, so ticks stay on time under load.
 const MAX_EVENTS_PER_PASS: usize = 8192;
 
+/// Passes slower than this are logged at debug level: on a healthy disk they are checkpoints,
+/// and the Ready passes on other nodes whose fsyncs queued behind a checkpoint's writes.
+const SLOW_PASS: Duration = Duration::from_millis(10);
+
 /// Something for a node's thread to do.
 pub enum Event<O> {
     /// Messages from a peer.
@@ -170,7 +174,17 @@ fn run<M: StateMachine>(
             // elections at once after a long fsync).
             next_tick = now + tick;
         }
-        if let Err(e) = node.handle_ready_with(&mut |msgs| transport.send(msgs)) {
+        let t0 = Instant::now();
+        let r0 = node.handle_ready_with(&mut |msgs| transport.send(msgs));
+        let d0 = t0.elapsed();
+        if d0 > SLOW_PASS {
+            tracing::debug!(
+                node = node.id(),
+                ms = d0.as_millis() as u64,
+                "slow Ready pass"
+            );
+        }
+        if let Err(e) = r0 {
             tracing::error!(node = node.id(), "storage fault, node stopped: {e}");
             break Health::Failed(format!("storage fault: {e}"));
         }
@@ -188,7 +202,17 @@ fn run<M: StateMachine>(
         });
         // After publishing: an acknowledged write is already covered by the status.
         node.send_replies();
-        if let Err(e) = node.housekeeping() {
+        let t1 = Instant::now();
+        let r1 = node.housekeeping();
+        let d1 = t1.elapsed();
+        if d1 > SLOW_PASS {
+            tracing::debug!(
+                node = node.id(),
+                ms = d1.as_millis() as u64,
+                "slow checkpoint or compaction"
+            );
+        }
+        if let Err(e) = r1 {
             tracing::error!(node = node.id(), "storage fault, node stopped: {e}");
             break Health::Failed(format!("storage fault: {e}"));
         }
