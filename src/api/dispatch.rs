@@ -228,8 +228,15 @@ pub fn error_response(e: &Error) -> Response {
         },
     };
     let status = StatusCode::from_u16(kind.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    json_response(status, serde_json::to_vec(&body).unwrap_or_default())
+    let mut resp = json_response(status, serde_json::to_vec(&body).unwrap_or_default());
+    resp.extensions_mut()
+        .insert(ErrorType(kind.type_name.to_string()));
+    resp
 }
+
+/// The `__type` of an error answer, kept on the response for the request metrics.
+#[derive(Clone, Debug)]
+struct ErrorType(String);
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut resp = (status, body).into_response();
@@ -347,6 +354,21 @@ impl ConsistentPeek {
 
 /// `POST /`.
 pub async fn dynamodb(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let start = std::time::Instant::now();
+    let op = target(&headers).ok().map(|(_, op)| format!("{op:?}"));
+    let metrics = app.metrics.clone();
+    let resp = answer(app, headers, body).await;
+    let error = resp.extensions().get::<ErrorType>().map(|e| e.0.as_str());
+    let error = match error {
+        None if !resp.status().is_success() => Some("UnknownError"),
+        e => e,
+    };
+    metrics.request(op.as_deref(), error, start.elapsed());
+    resp
+}
+
+/// [`dynamodb`] without the request metrics.
+async fn answer(app: AppState, headers: HeaderMap, body: Body) -> Response {
     // The charge is held until the answer is built: the request's memory lives that long.
     let (body, charge) = match tokio::time::timeout(BODY_TIMEOUT, app.memory.read_body(body)).await
     {
@@ -554,7 +576,18 @@ async fn forward_in_process(
 
 /// The leader's answer as the follower relays it, with the item version it gave.
 fn relayed(status: StatusCode, body: Vec<u8>, version: Option<HeaderValue>) -> Response {
+    #[derive(Deserialize)]
+    struct TypeOnly {
+        #[serde(rename = "__type")]
+        type_name: String,
+    }
+    let error = (!status.is_success())
+        .then(|| serde_json::from_slice::<TypeOnly>(&body).ok())
+        .flatten();
     let mut resp = json_response(status, body);
+    if let Some(error) = error {
+        resp.extensions_mut().insert(ErrorType(error.type_name));
+    }
     if let Some(version) = version {
         resp.headers_mut().insert(VERSION_HEADER, version);
     }
@@ -572,6 +605,8 @@ async fn forward(
     headers: &HeaderMap,
     body: bytes::Bytes,
 ) -> Response {
+    app.metrics
+        .forwarded(target.rsplit('.').next().unwrap_or(target));
     let way_back = match through_network(app, leader).await {
         Ok(d) => d,
         Err(e) => return error_response(&e),

@@ -15,6 +15,7 @@ pub mod dispatch;
 pub mod faults;
 pub mod inject;
 pub mod internal;
+pub mod metrics;
 pub mod ops;
 pub mod wire;
 
@@ -46,6 +47,8 @@ pub struct AppState {
     pub cluster_key: Arc<str>,
     /// What requests in flight may hold in memory, shared by the node's connections.
     pub memory: budget::MemoryBudget,
+    /// What the node's server counts for `GET /metrics`.
+    pub metrics: metrics::Metrics,
     /// Cancelled when the node's server shuts down: endless requests (peers' raft streams)
     /// end then, rather than holding the shutdown for its whole drain timeout.
     pub shutdown: CancellationToken,
@@ -79,6 +82,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", endpoint)
         .route("/status", get(admin::status))
+        .route("/metrics", get(metrics::metrics))
         .route("/events", get(admin::events))
         .route("/admin/digest", get(admin::digest))
         .route("/admin/faults", get(faults::list))
@@ -106,6 +110,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     node: &NodeHandle,
+    connections: prometheus_client::metrics::gauge::Gauge,
     shutdown: CancellationToken,
 ) {
     let id = node.id;
@@ -141,10 +146,13 @@ pub async fn serve(
                 router.clone().oneshot(req)
             });
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let open = connections.clone();
+        open.inc();
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(node = id, %peer, "connection ended: {e}");
             }
+            open.dec();
             drop(slot);
         });
     }

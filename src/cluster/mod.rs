@@ -716,7 +716,10 @@ impl Cluster {
             events,
             shutdown.clone(),
         ));
+        let metrics = api::metrics::Metrics::new();
+        let connections = metrics.connections();
         let router = api::router(api::AppState {
+            metrics,
             node: handle.clone(),
             client: inner.client.clone(),
             cluster: self.downgrade(),
@@ -726,7 +729,9 @@ impl Cluster {
         });
         let server = {
             let (router, handle, shutdown) = (router.clone(), handle.clone(), shutdown.clone());
-            tokio::spawn(async move { api::serve(listener, router, &handle, shutdown).await })
+            tokio::spawn(async move {
+                api::serve(listener, router, &handle, connections, shutdown).await;
+            })
         };
         self.nodes().insert(
             id,

@@ -117,6 +117,10 @@ pub struct NodeStats {
     pub snapshots_installed: u64,
     /// Log compactions performed.
     pub compactions: u64,
+    /// Passes of the Ready loop that had something to do.
+    pub ready_passes: u64,
+    /// Entries written to the log (divided by the log's fsyncs: entries per fsync).
+    pub entries_persisted: u64,
 }
 
 /// One peer's replication progress, as the leader sees it.
@@ -493,6 +497,7 @@ impl<M: StateMachine> RaftNode<M> {
             return Ok(());
         }
         let mut rd = self.raw.ready();
+        self.stats.ready_passes += 1;
 
         let mut lost_leadership = false;
         if let Some(ss) = rd.ss() {
@@ -560,6 +565,7 @@ impl<M: StateMachine> RaftNode<M> {
         //    write that arrived since the last pass (group commit).
         let store = self.raw.mut_store();
         store.append(rd.entries())?;
+        self.stats.entries_persisted += rd.entries().len() as u64;
         if let Some(hs) = rd.hs() {
             store.set_hard_state(hs)?;
         }

@@ -378,6 +378,30 @@ impl Store {
         Ok(problems)
     }
 
+    /// Every table's name with its live item count and size in bytes, by name, for metrics.
+    pub fn table_sizes(&self) -> Result<Vec<(String, u64, u64)>> {
+        let txn = self.read()?;
+        let Some(tables) = open_tables(&txn)? else {
+            return Ok(Vec::new());
+        };
+        let stats = match txn.open_table(STATS) {
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for row in tables.iter()? {
+            let (name, meta) = row?;
+            let meta = decode_meta(meta.value())?;
+            let (count, bytes) = match &stats {
+                Some(stats) => stats.get(meta.id)?.map_or((0, 0), |v| v.value()),
+                None => (0, 0),
+            };
+            out.push((name.value().to_string(), count, bytes));
+        }
+        Ok(out)
+    }
+
     /// The number of tables.
     pub fn table_count(&self) -> Result<usize> {
         let txn = self.read()?;

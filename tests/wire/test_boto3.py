@@ -68,6 +68,7 @@ import uuid
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 HOST = "127.0.0.1"
 TICK_MS = 50
@@ -2101,6 +2102,67 @@ class VersionTest(KvsimTestCase):
         expected[0] = "seven"
         self.assertClientError("ValidationException", client.put_item,
                                TableName=self.table, Item=key)
+
+
+def scrape(port: int) -> dict:
+    """`GET /metrics` of the node on `port`, parsed by prometheus-client's OpenMetrics parser:
+    {(sample name, frozenset of label pairs): value}."""
+    with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=5) as resp:
+        content_type = resp.headers["Content-Type"]
+        text = resp.read().decode()
+    assert content_type.startswith("application/openmetrics-text"), content_type
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+class MetricsTest(KvsimTestCase):
+    """`GET /metrics` on every node, read by a real Prometheus parser: the counters move with
+    the work done, and the Raft gauges agree with the status."""
+
+    def test_counters_move_with_the_work_done(self):
+        self.create_table(self.table, sk=None)
+        leader = self.cluster.leader_port()
+        follower = self.cluster.follower_ports()[0]
+        ok_puts = ("kvsim_requests_total",
+                   frozenset({("operation", "PutItem"), ("outcome", "ok")}))
+        forwarded = ("kvsim_forwarded_requests_total", frozenset({("operation", "PutItem")}))
+        before = {port: scrape(port) for port in self.ports}
+        n = 7
+        for i in range(n):
+            make_client(leader).put_item(TableName=self.table, Item={"pk": {"S": f"k{i}"}})
+        # Through a follower: it counts one forwarded PutItem, the leader one more answered.
+        self.cluster.clients[self.ports.index(follower)].put_item(
+            TableName=self.table, Item={"pk": {"S": "via-follower"}})
+        self.assertClientError("ResourceNotFoundException", make_client(leader).put_item,
+                               TableName=self.table + "_missing", Item={"pk": {"S": "x"}})
+        after = {port: scrape(port) for port in self.ports}
+
+        self.assertEqual(after[leader][ok_puts] - before[leader].get(ok_puts, 0), n + 1)
+        self.assertEqual(after[follower][forwarded] - before[follower].get(forwarded, 0), 1)
+        missing = ("kvsim_requests_total", frozenset(
+            {("operation", "PutItem"), ("outcome", "ResourceNotFoundException")}))
+        self.assertEqual(after[leader][missing] - before[leader].get(missing, 0), 1)
+        count = ("kvsim_request_duration_seconds_count", frozenset({("operation", "PutItem")}))
+        self.assertGreaterEqual(after[leader][count] - before[leader].get(count, 0), n + 2)
+        # Entries applied and fsyncs move on every node: each applies and persists the writes.
+        for port in self.ports:
+            for name in ["kvsim_raft_entries_applied_total", "kvsim_fsyncs_total"]:
+                key = (name, frozenset())
+                self.assertGreater(after[port][key], before[port][key], f"{name} on {port}")
+
+        # Exactly one node reports itself leader, and every node's gauges match its status.
+        leaders = [p for p in self.ports
+                   if after[p][("kvsim_raft_role", frozenset({("role", "leader")}))] == 1]
+        self.assertEqual(leaders, [leader])
+        items = ("kvsim_table_items", frozenset({("table", self.table)}))
+        for port in self.ports:
+            wait_until(lambda: scrape(port).get(items) == n + 1, 10,
+                       f"node on {port} to count {n + 1} items in {self.table}")
+            status = get_status(port)
+            self.assertEqual(scrape(port)[("kvsim_raft_term", frozenset())], status["term"])
 
 
 class _Result(unittest.TextTestResult):

@@ -1,0 +1,330 @@
+//! `GET /metrics`: one node's metrics in the Prometheus text format (OpenMetrics flavour, by
+//! `prometheus-client`).
+//!
+//! Two kinds. What happens to requests (counts by operation and outcome, latency, forwarding,
+//! open connections) is counted as it happens, in the [`Metrics`] each node's server holds.
+//! The node's state (Raft role, term and indexes, pending work, the Raft layer's counters,
+//! faults in force, items and bytes per table) is read from its status at each scrape, so it
+//! costs nothing between scrapes. Counters start again from zero when a node restarts, which
+//! Prometheus reads as a counter reset.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::api::AppState;
+
+/// The content type of the text this route answers.
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A request's operation and how it ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The DynamoDB operation (`PutItem`, ...), or `unknown` when the target was not one.
+    pub operation: String,
+    /// `ok`, or the error's type without its namespace (`ConditionalCheckFailedException`).
+    pub outcome: String,
+}
+
+/// A request's operation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabel {
+    /// The DynamoDB operation.
+    pub operation: String,
+}
+
+/// One label, for the metrics read at scrape time.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Labelled {
+    name: String,
+}
+
+/// A role label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RoleLabel {
+    role: String,
+}
+
+/// A table label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabel {
+    table: String,
+}
+
+/// What one node's server counts as requests come and go. Cheap to clone: every field shares
+/// its values.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<OperationLabel, Histogram, fn() -> Histogram>,
+    forwarded: Family<OperationLabel, Counter>,
+    connections: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+/// Latency buckets from 50 µs to about 13 s, each twice the one before.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 19))
+}
+
+impl Metrics {
+    /// Empty metrics.
+    pub fn new() -> Metrics {
+        Metrics {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            forwarded: Family::default(),
+            connections: Gauge::default(),
+        }
+    }
+
+    /// Counts one DynamoDB request: its operation (`None` when it named none), how it ended
+    /// (`None` for success, else the error's type) and how long it took.
+    pub fn request(&self, operation: Option<&str>, error: Option<&str>, took: Duration) {
+        let operation = operation.unwrap_or("unknown").to_string();
+        let outcome = match error {
+            None => "ok".to_string(),
+            // `com.amazonaws.dynamodb.v20120810#ResourceNotFoundException` → the part after #.
+            Some(t) => t.rsplit('#').next().unwrap_or(t).to_string(),
+        };
+        self.latency
+            .get_or_create(&OperationLabel {
+                operation: operation.clone(),
+            })
+            .observe(took.as_secs_f64());
+        self.requests
+            .get_or_create(&RequestLabels { operation, outcome })
+            .inc();
+    }
+
+    /// Counts a request this node relayed to the leader.
+    pub fn forwarded(&self, operation: &str) {
+        self.forwarded
+            .get_or_create(&OperationLabel {
+                operation: operation.to_string(),
+            })
+            .inc();
+    }
+
+    /// The gauge of open client connections, for the server to move.
+    pub fn connections(&self) -> Gauge {
+        self.connections.clone()
+    }
+
+    /// The request metrics, registered in `registry`.
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "kvsim_requests",
+            "DynamoDB requests this node answered, by operation and outcome",
+            self.requests.clone(),
+        );
+        registry.register(
+            "kvsim_request_duration_seconds",
+            "Time from a DynamoDB request's arrival to its answer, by operation",
+            self.latency.clone(),
+        );
+        registry.register(
+            "kvsim_forwarded_requests",
+            "Requests this node relayed to the leader, by operation",
+            self.forwarded.clone(),
+        );
+        registry.register(
+            "kvsim_open_connections",
+            "Client connections open on this node",
+            self.connections.clone(),
+        );
+    }
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    let g: Gauge = Gauge::default();
+    g.set(i64::try_from(value).unwrap_or(i64::MAX));
+    registry.register(name, help, g);
+}
+
+fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    let c: Counter<u64, AtomicU64> = Counter::default();
+    c.inc_by(value);
+    registry.register(name, help, c);
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    let doc = crate::api::admin::status_doc(&app).await;
+    let tables = app
+        .node
+        .read(|store| store.table_sizes())
+        .await
+        .unwrap_or_default();
+    let mut registry = Registry::default();
+    app.metrics.register(&mut registry);
+
+    let id = app.node.id;
+    let info: Family<Labelled, Gauge> = Family::default();
+    info.get_or_create(&Labelled {
+        name: format!("node{id}"),
+    })
+    .set(1);
+    registry.register("kvsim_node", "This node (its name as a label)", info);
+    gauge(&mut registry, "kvsim_node_id", "This node's id", id);
+    let up = u64::from(doc.role != "failed");
+    gauge(
+        &mut registry,
+        "kvsim_node_up",
+        "1 while the node's Raft loop runs, 0 once it stopped after a fault",
+        up,
+    );
+    let roles: Family<RoleLabel, Gauge> = Family::default();
+    for role in ["leader", "follower", "candidate", "pre_candidate", "failed"] {
+        roles
+            .get_or_create(&RoleLabel {
+                role: role.to_string(),
+            })
+            .set(i64::from(doc.role == role));
+    }
+    registry.register(
+        "kvsim_raft_role",
+        "1 for the role this node has now, 0 for the others",
+        roles,
+    );
+    let raft = [
+        ("kvsim_raft_term", "Current Raft term", doc.term),
+        (
+            "kvsim_raft_leader_id",
+            "The leader's id as this node knows it (0: none)",
+            doc.leader_id.unwrap_or(0),
+        ),
+        (
+            "kvsim_raft_commit_index",
+            "Highest log index known committed",
+            doc.commit_index,
+        ),
+        (
+            "kvsim_raft_applied_index",
+            "Highest log index applied to the tables",
+            doc.applied_index,
+        ),
+        (
+            "kvsim_raft_last_log_index",
+            "Index of the last entry in the log",
+            doc.last_log_index,
+        ),
+        (
+            "kvsim_raft_first_log_index",
+            "Index of the first entry still in the log (after compaction)",
+            doc.first_log_index,
+        ),
+        (
+            "kvsim_raft_pending_proposals",
+            "Client writes waiting for their entry to commit and apply",
+            doc.pending_proposals as u64,
+        ),
+        (
+            "kvsim_raft_pending_reads",
+            "Consistent reads waiting for their read index",
+            doc.pending_reads as u64,
+        ),
+        (
+            "kvsim_faults_in_force",
+            "Simulated faults touching this node",
+            doc.node_faults.len() as u64,
+        ),
+        ("kvsim_tables", "Tables on this node", doc.tables as u64),
+    ];
+    for (name, help, value) in raft {
+        gauge(&mut registry, name, help, value);
+    }
+    let stats = [
+        (
+            "kvsim_fsyncs",
+            "fsyncs of the Raft log and the tables",
+            doc.stats.fsyncs,
+        ),
+        (
+            "kvsim_raft_entries_applied",
+            "Log entries applied to the tables since the node started",
+            doc.stats.entries_applied,
+        ),
+        (
+            "kvsim_raft_snapshots_installed",
+            "Snapshots received from the leader and installed",
+            doc.stats.snapshots_installed,
+        ),
+        (
+            "kvsim_raft_log_compactions",
+            "Compactions of the Raft log",
+            doc.stats.compactions,
+        ),
+        (
+            "kvsim_raft_ready_passes",
+            "Passes of the Raft Ready loop that had work",
+            doc.stats.ready_passes,
+        ),
+        (
+            "kvsim_raft_entries_persisted",
+            "Log entries written to the Raft log (with kvsim_fsyncs: entries per fsync)",
+            doc.stats.entries_persisted,
+        ),
+    ];
+    for (name, help, value) in stats {
+        counter(&mut registry, name, help, value);
+    }
+    if let Some(cache) = &doc.read_cache {
+        counter(
+            &mut registry,
+            "kvsim_read_cache_hits",
+            "GetItems answered from the read cache",
+            cache.hits,
+        );
+        counter(
+            &mut registry,
+            "kvsim_read_cache_misses",
+            "GetItems the read cache could not answer",
+            cache.misses,
+        );
+    }
+    let items: Family<TableLabel, Gauge> = Family::default();
+    let bytes: Family<TableLabel, Gauge> = Family::default();
+    for (table, count, size) in tables {
+        let label = TableLabel { table };
+        items
+            .get_or_create(&label)
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+        bytes
+            .get_or_create(&label)
+            .set(i64::try_from(size).unwrap_or(i64::MAX));
+    }
+    registry.register("kvsim_table_items", "Items in each table", items);
+    registry.register(
+        "kvsim_table_bytes",
+        "Bytes of item data in each table, as DynamoDB counts them",
+        bytes,
+    );
+
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("could not encode the metrics: {e}"),
+        )
+            .into_response();
+    }
+    let mut resp = text.into_response();
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static(CONTENT_TYPE));
+    resp
+}
