@@ -1,7 +1,25 @@
 # Shared helpers for kvsim's shell scripts: find the binary, start a throwaway server on free
 # ports, wait for a leader, read status fields, clean up. Source it; do not run it.
 
-KVSIM="${KVSIM:-target/debug/kvsim}"
+# The binary: $KVSIM if set; else the newer of this checkout's release and debug builds (so
+# the scripts work right after `make server`, which builds the release one); else one built
+# now with `cargo build --release`.
+KVSIM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ -z "${KVSIM:-}" ]; then
+  for candidate in "$KVSIM_ROOT/target/release/kvsim" "$KVSIM_ROOT/target/debug/kvsim"; do
+    if [ -x "$candidate" ] && { [ -z "${KVSIM:-}" ] || [ "$candidate" -nt "$KVSIM" ]; }; then
+      KVSIM="$candidate"
+    fi
+  done
+fi
+if [ -z "${KVSIM:-}" ]; then
+  echo "no kvsim build found in $KVSIM_ROOT/target; building one (cargo build --release)" >&2
+  (cd "$KVSIM_ROOT" && cargo build --release) >&2 || {
+    echo "could not build kvsim; build it with 'cargo build' or set KVSIM" >&2
+    exit 2
+  }
+  KVSIM="$KVSIM_ROOT/target/release/kvsim"
+fi
 if [ ! -x "$KVSIM" ]; then
   echo "kvsim binary not found at $KVSIM (build it with 'cargo build' or set KVSIM)" >&2
   exit 2

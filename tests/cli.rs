@@ -541,3 +541,34 @@ async fn bench_checks_its_options_and_counts_a_workload() {
     assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{out}");
     tc.cluster.shutdown().await;
 }
+
+/// `kvsim completions SHELL` prints a script that completes the subcommands and their flags;
+/// bash accepts it; an unknown shell is a usage error (exit 2) that names the choices.
+#[test]
+fn completions_cover_every_command_and_load_in_bash() {
+    for shell in ["bash", "zsh", "fish"] {
+        let run = kvsim(&["completions".to_string(), shell.to_string()]);
+        assert_eq!(run.code, 0, "{shell}: {}", run.stderr);
+        for word in ["put-item", "query-items", "table-name", "target-addr"] {
+            assert!(run.stdout.contains(word), "{shell} script lacks {word}");
+        }
+    }
+    let script = std::env::temp_dir().join(format!("kvsim-completion-{}.bash", std::process::id()));
+    let bash = kvsim(&["completions".to_string(), "bash".to_string()]);
+    std::fs::write(&script, bash.stdout).expect("write script");
+    let loaded = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {} && complete -p kvsim", script.display()))
+        .output()
+        .expect("run bash");
+    let _ = std::fs::remove_file(&script);
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    assert!(String::from_utf8_lossy(&loaded.stdout).contains("-F _kvsim kvsim"));
+    let bad = kvsim(&["completions".to_string(), "tcsh".to_string()]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("possible values"), "{}", bad.stderr);
+}

@@ -145,6 +145,17 @@ enum Command {
     Bench(bench::Args),
     /// Run the deterministic simulation over many seeds, checking every invariant.
     Sim(sim::Args),
+    /// Print a shell completion script: `source <(kvsim completions bash)`, or save it where
+    /// your shell loads completions from.
+    Completions(CompletionsArgs),
+}
+
+/// Arguments of `kvsim completions`.
+#[derive(Debug, clap::Args)]
+struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
 }
 
 /// Options every client command takes.
@@ -296,6 +307,20 @@ pub fn run(args: Args) -> Result<i32> {
         Command::Server(a) => return server::run(a).map(|()| 0),
         Command::Bench(a) => return bench::run(a).map(|()| 0),
         Command::Sim(a) => return sim::run(a),
+        Command::Completions(a) => {
+            use clap::CommandFactory;
+            let mut command = Args::command();
+            // Into memory first: the generator panics on a failed write (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut command, "kvsim", &mut script);
+            use std::io::Write;
+            return match std::io::stdout().lock().write_all(&script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(Error::internal(format!("cannot write the script: {e}")))
+                }
+                _ => Ok(0),
+            };
+        }
         other => other,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -331,7 +356,9 @@ pub fn run(args: Args) -> Result<i32> {
                 .await
                 .map(|()| 0),
             Command::Events(a) => events::run(&client(&a.common)?, a).await.map(|()| 0),
-            Command::Server(_) | Command::Bench(_) | Command::Sim(_) => Ok(0),
+            Command::Server(_) | Command::Bench(_) | Command::Sim(_) | Command::Completions(_) => {
+                Ok(0)
+            }
         }
     })
 }
