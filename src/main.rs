@@ -23,13 +23,15 @@ fn main() {
             std::process::exit(kvsim::cli::EXIT_USAGE);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        kvsim::cli::LogFormat::Text => logs.init(),
+        kvsim::cli::LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
     let code = match kvsim::cli::run(args) {
         Ok(code) => code,
         Err(e) => {

@@ -353,17 +353,44 @@ impl ConsistentPeek {
 }
 
 /// `POST /`.
+///
+/// Each request runs in a `request` tracing span carrying its id (the `x-amzn-RequestId` of its
+/// answer), operation, node, whether a follower forwarded it, and its table once known; its
+/// end is logged at debug level with the outcome and duration, and counted for `/metrics`.
 pub async fn dynamodb(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    use tracing::Instrument;
     let start = std::time::Instant::now();
     let op = target(&headers).ok().map(|(_, op)| format!("{op:?}"));
+    let id = request_id();
+    let id_text = std::str::from_utf8(&id).unwrap_or_default();
+    let span = tracing::debug_span!(
+        "request",
+        id = id_text,
+        op = op.as_deref().unwrap_or("unknown"),
+        node = app.node.id,
+        forwarded = headers.contains_key(FORWARDED_HEADER),
+        table = tracing::field::Empty,
+    );
     let metrics = app.metrics.clone();
-    let resp = answer(app, headers, body).await;
+    let mut resp = answer(app, headers, body).instrument(span.clone()).await;
     let error = resp.extensions().get::<ErrorType>().map(|e| e.0.as_str());
     let error = match error {
         None if !resp.status().is_success() => Some("UnknownError"),
         e => e,
     };
-    metrics.request(op.as_deref(), error, start.elapsed());
+    let took = start.elapsed();
+    span.in_scope(|| {
+        tracing::debug!(
+            status = resp.status().as_u16(),
+            outcome = error.map_or("ok", |e| e.rsplit('#').next().unwrap_or(e)),
+            micros = took.as_micros() as u64,
+            "request done"
+        );
+    });
+    metrics.request(op.as_deref(), error, took);
+    if let Ok(value) = HeaderValue::from_bytes(&id) {
+        resp.headers_mut().insert("x-amzn-requestid", value);
+    }
     resp
 }
 

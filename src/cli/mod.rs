@@ -71,8 +71,22 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(name = "kvsim", version, about, after_help = EXIT_CODES)]
 pub struct Args {
+    /// Log lines as text or as JSON objects, one a line (for log collectors). Logs go to
+    /// stderr; `RUST_LOG` sets what is logged (`warn` by default; `kvsim=debug` adds every
+    /// request with its id, operation, table, outcome and duration).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line, with the request's span fields.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -51,6 +51,17 @@ impl Server {
 
     /// Starts the server logging to `log`; returns once it printed its ready line (or exited).
     pub fn start_logged(data: &Path, base: u16, log: &Path, extra: &[&str]) -> Server {
+        Server::start_with_env(data, base, log, extra, &[])
+    }
+
+    /// [`Server::start_logged`] with extra environment variables (`RUST_LOG`, ...).
+    pub fn start_with_env(
+        data: &Path,
+        base: u16,
+        log: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         if let Some(parent) = log.parent() {
             std::fs::create_dir_all(parent).expect("log dir");
         }
@@ -67,6 +78,7 @@ impl Server {
             .args(extra)
             .arg("--data-dir-root")
             .arg(data)
+            .envs(env.iter().copied())
             .stdout(out)
             .stderr(err)
             .spawn()

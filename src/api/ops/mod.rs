@@ -227,6 +227,7 @@ pub fn existing_table_name(name: Option<&String>) -> Result<String> {
 /// minimum length of 1, a short one the minimum of 3).
 pub fn table_name(name: Option<&String>) -> Result<String> {
     let name = required(name, "tableName")?;
+    tracing::Span::current().record("table", name.as_str());
     let bad = |constraint: &str| bad_table_name(name, &[constraint]);
     if name.is_empty() {
         return Err(bad("Member must have length greater than or equal to 1"));
