@@ -21,6 +21,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use prometheus_client::metrics::histogram::Histogram;
+
 use redb::backends::{FileBackend, InMemoryBackend};
 use redb::{BackendError, Database, StorageBackend};
 
@@ -110,6 +112,8 @@ pub struct CrashableFile {
     /// Pass fsyncs on (`false` with `--durability none`: a durable commit then writes its
     /// pages and header like any other, but leaves them in the OS page cache).
     sync: bool,
+    /// Where the durations of the fsyncs passed on are recorded (`/metrics`).
+    timer: Option<Histogram>,
 }
 
 impl CrashableFile {
@@ -143,7 +147,12 @@ impl StorageBackend for CrashableFile {
     fn sync_data(&self) -> io::Result<()> {
         self.check()?;
         if self.sync {
-            self.inner.sync_data()
+            let start = std::time::Instant::now();
+            let done = self.inner.sync_data();
+            if let Some(timer) = &self.timer {
+                timer.observe(start.elapsed().as_secs_f64());
+            }
+            done
         } else {
             Ok(())
         }
@@ -215,12 +224,18 @@ impl StorageBackend for CrashableFile {
 /// # Errors
 /// A file that cannot be opened, is locked by another process, or is not a redb database; the
 /// message names the file.
-pub fn open(path: &Path, sync: bool) -> Result<NodeStorage> {
+pub fn open(path: &Path, sync: bool, timer: Option<Histogram>) -> Result<NodeStorage> {
     let switch = CrashSwitch::default();
-    let db = open_db(path, sync, &switch)?;
+    let db = open_db(path, sync, &switch, timer.clone())?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let slot =
-        |name: &str| -> Result<Slot> { Ok(Box::new(open_file(&dir.join(name), sync, &switch)?)) };
+    let slot = |name: &str| -> Result<Slot> {
+        Ok(Box::new(open_file(
+            &dir.join(name),
+            sync,
+            &switch,
+            timer.clone(),
+        )?))
+    };
     let log = [slot(SLOT_FILES[0])?, slot(SLOT_FILES[1])?];
     Ok(NodeStorage { db, log, switch })
 }
@@ -234,7 +249,12 @@ fn cannot_open(path: &Path, e: &dyn std::fmt::Display) -> Error {
 }
 
 /// Opens (creating if needed) one of a node's files as a crashable backend.
-fn open_file(path: &Path, sync: bool, switch: &CrashSwitch) -> Result<CrashableFile> {
+fn open_file(
+    path: &Path,
+    sync: bool,
+    switch: &CrashSwitch,
+    timer: Option<Histogram>,
+) -> Result<CrashableFile> {
     let cannot_open = |e: &dyn std::fmt::Display| cannot_open(path, e);
     let file = OpenOptions::new()
         .read(true)
@@ -247,11 +267,17 @@ fn open_file(path: &Path, sync: bool, switch: &CrashSwitch) -> Result<CrashableF
         inner: Box::new(FileBackend::new(file).map_err(|e| cannot_open(&e))?),
         switch: switch.clone(),
         sync,
+        timer,
     })
 }
 
-fn open_db(path: &Path, sync: bool, switch: &CrashSwitch) -> Result<Database> {
-    let backend = open_file(path, sync, switch)?;
+fn open_db(
+    path: &Path,
+    sync: bool,
+    switch: &CrashSwitch,
+    timer: Option<Histogram>,
+) -> Result<Database> {
+    let backend = open_file(path, sync, switch, timer)?;
     // Verify every page's checksum on open: a damaged file is then refused with an error
     // naming it, where a plain open could trip over the damage later (redb may even panic).
     // It reads the whole file, which is cheap at simulator sizes.
@@ -291,6 +317,7 @@ pub fn open_memory(disk: &MemoryDisk) -> Result<NodeStorage> {
         inner: Box::new(f.clone()),
         switch: switch.clone(),
         sync: false,
+        timer: None,
     };
     let db = Database::builder()
         .create_with_backend(file(&disk.db))

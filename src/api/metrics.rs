@@ -64,6 +64,8 @@ struct TableLabel {
 /// its values.
 #[derive(Clone, Debug)]
 pub struct Metrics {
+    raft_messages: crate::raft::transport::MessageCounters,
+    fsyncs: Histogram,
     requests: Family<RequestLabels, Counter>,
     latency: Family<OperationLabel, Histogram, fn() -> Histogram>,
     forwarded: Family<OperationLabel, Counter>,
@@ -85,6 +87,9 @@ impl Metrics {
     /// Empty metrics.
     pub fn new() -> Metrics {
         Metrics {
+            raft_messages: crate::raft::transport::MessageCounters::default(),
+            // 20 µs to about 2.6 s.
+            fsyncs: Histogram::new(exponential_buckets(0.000_02, 2.0, 18)),
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
             forwarded: Family::default(),
@@ -120,6 +125,16 @@ impl Metrics {
             .inc();
     }
 
+    /// The counters of Raft messages, for the node's transport to move.
+    pub fn raft_messages(&self) -> crate::raft::transport::MessageCounters {
+        self.raft_messages.clone()
+    }
+
+    /// The histogram of fsync durations, for the node's files to fill.
+    pub fn fsync_timer(&self) -> Histogram {
+        self.fsyncs.clone()
+    }
+
     /// The gauge of open client connections, for the server to move.
     pub fn connections(&self) -> Gauge {
         self.connections.clone()
@@ -141,6 +156,21 @@ impl Metrics {
             "kvsim_forwarded_requests",
             "Requests this node relayed to the leader, by operation",
             self.forwarded.clone(),
+        );
+        registry.register(
+            "kvsim_raft_messages_sent",
+            "Raft messages this node sent, by receiving peer and message type",
+            self.raft_messages.messages.clone(),
+        );
+        registry.register(
+            "kvsim_raft_message_bytes_sent",
+            "Encoded bytes of the Raft messages this node sent, by peer and type",
+            self.raft_messages.bytes.clone(),
+        );
+        registry.register(
+            "kvsim_fsync_duration_seconds",
+            "Duration of each fsync of this node's Raft log and tables",
+            self.fsyncs.clone(),
         );
         registry.register(
             "kvsim_open_connections",

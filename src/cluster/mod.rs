@@ -314,6 +314,7 @@ fn open_node_db(
     dir: &std::path::Path,
     existing_cluster: bool,
     sync: bool,
+    timer: prometheus_client::metrics::histogram::Histogram,
 ) -> Result<disk::NodeStorage> {
     if existing_cluster && !has_data(dir) {
         return Err(Error::internal(format!(
@@ -323,12 +324,16 @@ fn open_node_db(
             dir.join("kvsim.redb").display()
         )));
     }
-    open_db(dir, sync)
+    open_db(dir, sync, Some(timer))
 }
 
 /// Opens (or creates) a node's database. Blocking: redb checks the whole file's integrity on
 /// open, so this runs on a blocking thread, never on the async runtime.
-fn open_db(dir: &std::path::Path, sync: bool) -> Result<disk::NodeStorage> {
+fn open_db(
+    dir: &std::path::Path,
+    sync: bool,
+    timer: Option<prometheus_client::metrics::histogram::Histogram>,
+) -> Result<disk::NodeStorage> {
     std::fs::create_dir_all(dir).map_err(|e| {
         Error::internal(format!(
             "cannot create data directory {}: {e}; make it a directory kvsim may write, or use \
@@ -339,7 +344,7 @@ fn open_db(dir: &std::path::Path, sync: bool) -> Result<disk::NodeStorage> {
     let path = dir.join("kvsim.redb");
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        match disk::open(&path, sync) {
+        match disk::open(&path, sync, timer.clone()) {
             Err(e)
                 if e.to_string().contains("already open")
                     && std::time::Instant::now() < deadline =>
@@ -636,12 +641,16 @@ impl Cluster {
             inner.config.tuning.cache_items,
             inner.config.tuning.cache_ttl,
         );
+        // Created before the node's files, which time their fsyncs into it; a restarted
+        // node starts from zero, as a restarted process would.
+        let metrics = api::metrics::Metrics::new();
+        let fsync_timer = metrics.fsync_timer();
         let (node, store, crash) = tokio::task::spawn_blocking(move || {
             // An existing cluster's node must come back with its data; only a brand-new
             // cluster (no node had data when the server started) starts nodes empty.
             let storage = match &memory_disk {
                 Some(memory) => disk::open_memory(memory)?,
-                None => open_node_db(&dir, existing_cluster, fsync)?,
+                None => open_node_db(&dir, existing_cluster, fsync, fsync_timer)?,
             };
             let (db, crash) = (Arc::new(storage.db), storage.switch);
             let store = Store::new(db.clone())
@@ -674,6 +683,7 @@ impl Cluster {
             faults: inner.faults.clone(),
             cluster_key: inner.cluster_key.clone(),
             local: (!inner.config.tuning.raft_over_http).then(|| self.local_delivery()),
+            counters: metrics.raft_messages(),
         };
         let transport = Transport::start(&tokio::runtime::Handle::current(), &inner.addrs, ctx);
         let (status_tx, status_rx) = watch::channel(Published {
@@ -716,7 +726,6 @@ impl Cluster {
             events,
             shutdown.clone(),
         ));
-        let metrics = api::metrics::Metrics::new();
         let connections = metrics.connections();
         let router = api::router(api::AppState {
             metrics,

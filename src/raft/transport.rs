@@ -39,6 +39,8 @@ use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 use rand::SeedableRng;
@@ -92,8 +94,41 @@ pub type LocalDelivery =
     Arc<dyn Fn(NodeId, Vec<Message>) -> std::result::Result<(), Vec<Message>> + Send + Sync>;
 
 /// Outbound side of one node's transport.
+/// A peer and a Raft message type, the labels of [`MessageCounters`].
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct MessageLabels {
+    /// The receiving node's id.
+    pub peer: String,
+    /// `MsgAppend`, `MsgHeartbeat`, `MsgRequestVote`, `MsgSnapshot`, ...
+    pub msg_type: String,
+}
+
+/// Raft messages handed to the transport and their encoded bytes, by peer and type, for
+/// `/metrics` (a snapshot message's bytes are its metadata; its rows stream separately).
+#[derive(Clone, Debug, Default)]
+pub struct MessageCounters {
+    /// Messages.
+    pub messages: Family<MessageLabels, Counter>,
+    /// Their encoded size.
+    pub bytes: Family<MessageLabels, Counter>,
+}
+
+impl MessageCounters {
+    fn count(&self, m: &Message) {
+        let labels = MessageLabels {
+            peer: m.to.to_string(),
+            msg_type: format!("{:?}", m.get_msg_type()),
+        };
+        self.messages.get_or_create(&labels).inc();
+        self.bytes
+            .get_or_create(&labels)
+            .inc_by(u64::from(m.compute_size()));
+    }
+}
+
 pub struct Transport {
     queues: BTreeMap<NodeId, mpsc::Sender<(Instant, Message)>>,
+    counters: MessageCounters,
     report: Arc<dyn Fn(Report) + Send + Sync>,
     /// Clean links to nodes of this process skip the queue and the peer task.
     local: Option<LocalDelivery>,
@@ -120,6 +155,8 @@ pub struct TransportContext {
     pub cluster_key: Arc<str>,
     /// Delivery to nodes running in this process, if any: no encoding, no loopback TCP.
     pub local: Option<LocalDelivery>,
+    /// What is counted of the messages sent.
+    pub counters: MessageCounters,
 }
 
 impl TransportContext {
@@ -154,6 +191,7 @@ impl Transport {
         }
         Transport {
             queues,
+            counters: ctx.counters,
             report: ctx.report,
             local: ctx.local,
             faults: ctx.faults,
@@ -165,6 +203,9 @@ impl Transport {
     /// over a link without faults are handed to it at once (Raft tolerates the reordering
     /// against messages still delayed in a queue from before a heal).
     pub fn send(&self, msgs: Vec<Message>) {
+        for m in &msgs {
+            self.counters.count(m);
+        }
         let msgs = match &self.local {
             Some(local) => self.send_local(local, msgs),
             None => msgs,

@@ -2153,6 +2153,15 @@ class MetricsTest(KvsimTestCase):
                 key = (name, frozenset())
                 self.assertGreater(after[port][key], before[port][key], f"{name} on {port}")
 
+        # The leader sent appends to both followers, and every node timed its fsyncs.
+        for follower_id in [get_status(p)["node_id"] for p in self.ports if p != leader]:
+            appends = ("kvsim_raft_messages_sent_total",
+                       frozenset({("peer", str(follower_id)), ("msg_type", "MsgAppend")}))
+            self.assertGreater(after[leader][appends], before[leader].get(appends, 0))
+        for port in self.ports:
+            fsyncs = ("kvsim_fsync_duration_seconds_count", frozenset())
+            self.assertGreater(after[port][fsyncs], before[port][fsyncs], f"fsyncs on {port}")
+
         # Exactly one node reports itself leader, and every node's gauges match its status.
         leaders = [p for p in self.ports
                    if after[p][("kvsim_raft_role", frozenset({("role", "leader")}))] == 1]
