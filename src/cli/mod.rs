@@ -32,8 +32,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::cli::client::Client;
 use crate::cli::commands::{
     batch_write, bench, create_table, delete_item, delete_table, describe_table, edit, events,
-    fault, get_item, list_tables, put_item, query_items, scan, sim, status, stream, transact_write,
-    transfer_leader, ttl, update_item, watch,
+    fault, get_item, list_tables, put_item, query_items, scan, shell, sim, status, stream,
+    transact_write, transfer_leader, ttl, update_item, watch,
 };
 use crate::config::{DEFAULT_BASE_PORT, DEFAULT_DATA_ROOT};
 use crate::{Error, Result};
@@ -159,6 +159,9 @@ enum Command {
     Bench(bench::Args),
     /// Run the deterministic simulation over many seeds, checking every invariant.
     Sim(sim::Args),
+    /// An interactive console: client commands without the `kvsim` prefix, history, tab
+    /// completion, `use TABLE`.
+    Shell(shell::Args),
     /// Print a shell completion script: `source <(kvsim completions bash)`, or save it where
     /// your shell loads completions from.
     Completions(CompletionsArgs),
@@ -321,6 +324,7 @@ pub fn run(args: Args) -> Result<i32> {
         Command::Server(a) => return server::run(a).map(|()| 0),
         Command::Bench(a) => return bench::run(a).map(|()| 0),
         Command::Sim(a) => return sim::run(a),
+        Command::Shell(a) => return shell::run(a),
         Command::Completions(a) => {
             use clap::CommandFactory;
             let mut command = Args::command();
@@ -370,9 +374,11 @@ pub fn run(args: Args) -> Result<i32> {
                 .await
                 .map(|()| 0),
             Command::Events(a) => events::run(&client(&a.common)?, a).await.map(|()| 0),
-            Command::Server(_) | Command::Bench(_) | Command::Sim(_) | Command::Completions(_) => {
-                Ok(0)
-            }
+            Command::Server(_)
+            | Command::Bench(_)
+            | Command::Sim(_)
+            | Command::Completions(_)
+            | Command::Shell(_) => Ok(0),
         }
     })
 }

@@ -14,6 +14,7 @@ pub mod list_tables;
 pub mod put_item;
 pub mod query_items;
 pub mod scan;
+pub mod shell;
 pub mod sim;
 pub mod status;
 pub mod stream;
