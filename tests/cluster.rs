@@ -244,6 +244,26 @@ async fn a_node_down_past_compaction_catches_up_by_snapshot() {
     assert_eq!(items.len(), 150);
     tc.assert_identical();
 
+    // The metrics count the snapshot on both ends, with its bytes.
+    let metric = |id: u64, name: &'static str| {
+        let url = format!("http://{}/metrics", tc.addr(id));
+        async move {
+            let text = reqwest::get(url)
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("metrics text");
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+        }
+    };
+    assert!(metric(leader, "kvsim_raft_snapshots_sent_total").await >= 1.0);
+    assert!(metric(leader, "kvsim_raft_snapshot_bytes_sent_total").await > 0.0);
+    assert!(metric(lagger, "kvsim_raft_snapshot_bytes_installed_total").await > 0.0);
+    assert!(metric(lagger, "kvsim_raft_snapshots_installed_total").await >= 1.0);
+
     // The event logs tell the story: the leader compacted and sent a snapshot, the lagger
     // installed it.
     let kinds = |id: u64| -> Vec<String> {

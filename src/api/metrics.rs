@@ -168,6 +168,16 @@ impl Metrics {
             self.raft_messages.bytes.clone(),
         );
         registry.register(
+            "kvsim_raft_snapshots_sent",
+            "Snapshots this node streamed to a peer that accepted them",
+            self.raft_messages.snapshots_sent.clone(),
+        );
+        registry.register(
+            "kvsim_raft_snapshot_bytes_sent",
+            "Bytes of the snapshots this node streamed to peers",
+            self.raft_messages.snapshot_bytes_sent.clone(),
+        );
+        registry.register(
             "kvsim_fsync_duration_seconds",
             "Duration of each fsync of this node's Raft log and tables",
             self.fsyncs.clone(),
@@ -293,6 +303,11 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
             "kvsim_raft_snapshots_installed",
             "Snapshots received from the leader and installed",
             doc.stats.snapshots_installed,
+        ),
+        (
+            "kvsim_raft_snapshot_bytes_installed",
+            "Bytes of the snapshots received from the leader and installed",
+            doc.stats.snapshot_bytes_installed,
         ),
         (
             "kvsim_raft_log_compactions",

@@ -121,6 +121,8 @@ pub struct NodeStats {
     pub ready_passes: u64,
     /// Entries written to the log (divided by the log's fsyncs: entries per fsync).
     pub entries_persisted: u64,
+    /// Bytes of the snapshots received and installed.
+    pub snapshot_bytes_installed: u64,
 }
 
 /// One peer's replication progress, as the leader sees it.
@@ -729,8 +731,10 @@ impl<M: StateMachine> RaftNode<M> {
                 path.display()
             ))
         })?;
+        let bytes = file.metadata().map_or(0, |m| m.len());
         self.sm.restore(txn, &mut BufReader::new(file))?;
         self.raw.mut_store().apply_snapshot(txn, meta)?;
+        self.stats.snapshot_bytes_installed += bytes;
         self.events.push(NodeEvent::new(
             "snapshot_installed",
             format!(

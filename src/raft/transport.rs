@@ -35,7 +35,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -111,6 +111,10 @@ pub struct MessageCounters {
     pub messages: Family<MessageLabels, Counter>,
     /// Their encoded size.
     pub bytes: Family<MessageLabels, Counter>,
+    /// Snapshots streamed to a peer that accepted them.
+    pub snapshots_sent: Counter,
+    /// The bytes of those snapshots' rows.
+    pub snapshot_bytes_sent: Counter,
 }
 
 impl MessageCounters {
@@ -554,10 +558,13 @@ async fn stream_snapshot(addr: &str, msg: &Message, ctx: &TransportContext) -> R
     };
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
     let exporter = ctx.exporter.clone();
+    let sent = Arc::new(AtomicU64::new(0));
+    let streamed = sent.clone();
     tokio::task::spawn_blocking(move || {
         let mut w = ChunkWriter {
             tx: tx.clone(),
             buf: BytesMut::with_capacity(SNAPSHOT_CHUNK),
+            sent: streamed,
         };
         let result = exporter(&txn, &mut w).and_then(|()| w.flush().map_err(Error::from));
         if let Err(e) = result {
@@ -582,6 +589,10 @@ async fn stream_snapshot(addr: &str, msg: &Message, ctx: &TransportContext) -> R
             resp.status()
         )));
     }
+    ctx.counters.snapshots_sent.inc();
+    ctx.counters
+        .snapshot_bytes_sent
+        .inc_by(sent.load(AtomicOrdering::Relaxed));
     post_batch(ctx, addr, std::slice::from_ref(msg)).await
 }
 
@@ -595,6 +606,8 @@ fn tokio_stream_from(
 struct ChunkWriter {
     tx: mpsc::Sender<std::io::Result<Bytes>>,
     buf: BytesMut,
+    /// Bytes sent so far.
+    sent: Arc<AtomicU64>,
 }
 
 impl Write for ChunkWriter {
@@ -611,6 +624,8 @@ impl Write for ChunkWriter {
             return Ok(());
         }
         let chunk = self.buf.split().freeze();
+        self.sent
+            .fetch_add(chunk.len() as u64, AtomicOrdering::Relaxed);
         self.tx.blocking_send(Ok(chunk)).map_err(|_| {
             std::io::Error::new(
                 std::io::ErrorKind::BrokenPipe,
