@@ -80,6 +80,13 @@ pub struct Args {
     command: Command,
 }
 
+impl Args {
+    /// Whether `kvsim shell` may run this command (not a server, not another shell).
+    pub fn runs_in_shell(&self) -> bool {
+        !matches!(self.command, Command::Server(_) | Command::Shell(_))
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {

@@ -212,6 +212,9 @@ fn run<M: StateMachine>(
                 "slow checkpoint or compaction"
             );
         }
+        for e in node.take_events() {
+            events.record(e);
+        }
         if let Err(e) = r1 {
             tracing::error!(node = node.id(), "storage fault, node stopped: {e}");
             break Health::Failed(format!("storage fault: {e}"));

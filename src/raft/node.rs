@@ -594,7 +594,9 @@ impl<M: StateMachine> RaftNode<M> {
         // 6. Advance, then the light ready; apply everything committed in one redb
         //    transaction without fsync (the entries are durable in the log already). Replies
         //    wait for that commit: an apply that fails must answer nobody.
-        let mut light = self.raw.advance(rd);
+        // `advance_append`, not `advance`: the latter would tell raft this Ready's entries are
+        // applied before they are; `advance_apply` below says so once they are.
+        let mut light = self.raw.advance_append(rd);
         if let Some(commit) = light.commit_index() {
             self.raw.mut_store().note_commit(commit);
         }

@@ -66,10 +66,12 @@ impl MetaCache {
         (entries.0, entries.1.get(name).cloned())
     }
 
-    /// Caches `meta` for its table, unless the cache was emptied since `generation`.
+    /// Caches `meta` for its table, unless the cache was emptied since `generation` or a
+    /// table-level change is applied but not yet committed (a view begun before that commit
+    /// would put the old metadata back).
     pub fn fill(&self, generation: u64, meta: &TableMeta) {
         let mut entries = self.lock();
-        if entries.0 == generation {
+        if entries.0 == generation && !self.dirty.load(Ordering::SeqCst) {
             entries.1.insert(meta.spec.name.clone(), meta.clone());
         }
     }

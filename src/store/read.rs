@@ -432,10 +432,9 @@ impl Store {
     }
 
     /// `table`'s metadata, from the node's metadata cache when it holds it, and a read view
-    /// begun after that lookup. The cache is emptied when a table-level change is applied, and
-    /// a fill from a view that began before a change is refused, so the metadata is never
-    /// older than the view's; it may be newer by a change applied meanwhile, a race no
-    /// eventually consistent read can tell from that change arriving a moment earlier.
+    /// begun after that lookup. The cache is emptied when a table-level change is applied and
+    /// again when it commits, and refuses fills in between and from lookups made before a
+    /// change, so what it holds is never older than a view begun after the lookup.
     fn meta_and_view(&self, table: &str) -> Result<(TableMeta, ReadTransaction)> {
         let (generation, known) = self.meta_cache().get(table);
         let txn = self.read()?;

@@ -88,7 +88,12 @@ impl Completer for ShellHelper {
         _ctx: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let before = &line[..pos];
-        let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+        // After the last whitespace character, whatever its width in bytes.
+        let start = before
+            .char_indices()
+            .rev()
+            .find(|(_, c)| c.is_whitespace())
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let word = &before[start..];
         let earlier: Vec<&str> = before[..start].split_whitespace().collect();
         let choices: Vec<String> = match earlier.as_slice() {
@@ -322,12 +327,11 @@ pub fn run(args: Args) -> Result<i32> {
 
 /// Parses and runs one client command, printing what goes wrong.
 fn run_words(words: Vec<String>, target: &str, table: Option<&str>) {
-    if REFUSED.contains(&words[0].as_str()) {
-        eprintln!("error: `{}` cannot run inside the shell", words[0]);
-        return;
-    }
     let argv = with_defaults(words, target, table);
     match crate::cli::Args::try_parse_from(&argv) {
+        Ok(args) if !args.runs_in_shell() => {
+            eprintln!("error: `server` and `shell` cannot run inside the shell");
+        }
         Ok(args) => {
             if let Err(e) = crate::cli::run(args) {
                 eprintln!("error: {e}");
@@ -361,6 +365,31 @@ mod tests {
                 "{\"a\": 1}".into()
             ]))
         );
+    }
+
+    #[test]
+    fn completion_handles_any_whitespace_and_offers_tables_flags_and_commands() {
+        let helper = ShellHelper {
+            commands: vec!["put-item".into(), "scan".into()],
+            tables: vec!["Music".into(), "Movies".into()],
+        };
+        let history = DefaultHistory::new();
+        let ctx = Context::new(&history);
+        let complete = |line: &str| {
+            let (start, found) = helper.complete(line, line.len(), &ctx).expect("completes");
+            let words: Vec<String> = found.into_iter().map(|p| p.display).collect();
+            (start, words)
+        };
+        assert_eq!(
+            complete("use M"),
+            (4, vec!["Movies".into(), "Music".into()])
+        );
+        // A non-breaking space is two bytes: the word starts after it, no panic.
+        assert_eq!(complete("use\u{a0}Mus"), (5, vec!["Music".into()]));
+        assert_eq!(complete("sc"), (0, vec!["scan".into()]));
+        let (_, flags) = complete("scan --table-n");
+        assert_eq!(flags, vec!["--table-name".to_string()]);
+        assert_eq!(complete("scan --table-name M").1.len(), 2);
     }
 
     #[test]
