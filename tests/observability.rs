@@ -75,24 +75,24 @@ async fn json_logs_carry_each_requests_id_operation_table_and_outcome() {
     assert_ne!(ok_id, missing_id);
     assert_eq!(ok_id.len(), 52, "{ok_id}");
 
-    let text = || std::fs::read_to_string(&log).unwrap_or_default();
-    let ok = eventually(
-        Duration::from_secs(10),
-        "the PutItem's log line",
-        || async { done_line(&text(), &ok_id) },
-    )
-    .await;
+    let line_of = |id: String| {
+        let log = log.clone();
+        async move {
+            eventually(
+                Duration::from_secs(10),
+                "the request's log line",
+                || async { done_line(&std::fs::read_to_string(&log).unwrap_or_default(), &id) },
+            )
+            .await
+        }
+    };
+    let ok = line_of(ok_id).await;
     assert_eq!(ok["span"]["op"], "PutItem", "{ok}");
     assert_eq!(ok["span"]["table"], "Traced", "{ok}");
     assert_eq!(ok["span"]["node"], u64::from(leader), "{ok}");
     assert_eq!(ok["fields"]["outcome"], "ok", "{ok}");
     assert_eq!(ok["fields"]["status"], 200, "{ok}");
-    let missing = eventually(
-        Duration::from_secs(10),
-        "the failed PutItem's line",
-        || async { done_line(&text(), &missing_id) },
-    )
-    .await;
+    let missing = line_of(missing_id).await;
     assert_eq!(missing["span"]["table"], "Missing", "{missing}");
     assert_eq!(
         missing["fields"]["outcome"], "ResourceNotFoundException",

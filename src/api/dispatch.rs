@@ -240,15 +240,12 @@ struct ErrorType(String);
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut resp = (status, body).into_response();
-    let headers = resp.headers_mut();
-    headers.insert("content-type", HeaderValue::from_static(CONTENT_TYPE));
-    if let Ok(id) = HeaderValue::from_bytes(&request_id()) {
-        headers.insert("x-amzn-requestid", id);
-    }
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static(CONTENT_TYPE));
     resp
 }
 
-/// A request id in DynamoDB's shape (52 characters from `A`-`Z` and `0`-`9`), unique within
+/// A request id in DynamoDB's shape, set once per request by [`dynamodb`] (52 characters from `A`-`Z` and `0`-`9`), unique within
 /// the process and unpredictable across processes: a counter mixed with a key drawn once.
 /// Cheap enough for every response (a random UUID cost a `getrandom` system call each).
 fn request_id() -> [u8; 52] {

@@ -125,6 +125,17 @@ pub fn spawn<M: StateMachine>(
         })
 }
 
+/// Runs `work`, logging `what` at debug level when it takes longer than [`SLOW_PASS`].
+fn timed<T>(node: NodeId, what: &'static str, work: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let out = work();
+    let took = start.elapsed();
+    if took > SLOW_PASS {
+        tracing::debug!(node, ms = took.as_millis() as u64, "{what}");
+    }
+    out
+}
+
 fn run<M: StateMachine>(
     mut node: RaftNode<M>,
     inbox: Receiver<Event<M::Output>>,
@@ -174,16 +185,9 @@ fn run<M: StateMachine>(
             // elections at once after a long fsync).
             next_tick = now + tick;
         }
-        let t0 = Instant::now();
-        let r0 = node.handle_ready_with(&mut |msgs| transport.send(msgs));
-        let d0 = t0.elapsed();
-        if d0 > SLOW_PASS {
-            tracing::debug!(
-                node = node.id(),
-                ms = d0.as_millis() as u64,
-                "slow Ready pass"
-            );
-        }
+        let r0 = timed(node.id(), "slow Ready pass", || {
+            node.handle_ready_with(&mut |msgs| transport.send(msgs))
+        });
         if let Err(e) = r0 {
             tracing::error!(node = node.id(), "storage fault, node stopped: {e}");
             break Health::Failed(format!("storage fault: {e}"));
@@ -202,16 +206,9 @@ fn run<M: StateMachine>(
         });
         // After publishing: an acknowledged write is already covered by the status.
         node.send_replies();
-        let t1 = Instant::now();
-        let r1 = node.housekeeping();
-        let d1 = t1.elapsed();
-        if d1 > SLOW_PASS {
-            tracing::debug!(
-                node = node.id(),
-                ms = d1.as_millis() as u64,
-                "slow checkpoint or compaction"
-            );
-        }
+        let r1 = timed(node.id(), "slow checkpoint or compaction", || {
+            node.housekeeping()
+        });
         for e in node.take_events() {
             events.record(e);
         }

@@ -421,14 +421,7 @@ impl Store {
     /// where the decoding of a large one runs.
     pub fn get_stored(&self, table: &str, key: &Item) -> Result<Option<Vec<u8>>> {
         let (meta, txn) = self.meta_and_view(table)?;
-        let key = meta.spec.key_schema.key_from_map(key)?;
-        let items = match txn.open_table(ITEMS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let row = items.get(item_key(meta.id, &key).as_slice())?;
-        Ok(row.map(|v| v.value().to_vec()))
+        row_in(&txn, &meta, key, |row| Ok(row.to_vec()))
     }
 
     /// `table`'s metadata, from the node's metadata cache when it holds it, and a read view
@@ -782,6 +775,16 @@ fn stored_in<T>(
     decode: impl FnOnce(&[u8]) -> Result<T>,
 ) -> Result<Option<T>> {
     let meta = meta_in(txn, table)?.ok_or_else(table_not_found)?;
+    row_in(txn, &meta, key, decode)
+}
+
+/// Looks up one item of the table `meta` describes and hands its stored row to `decode`.
+fn row_in<T>(
+    txn: &ReadTransaction,
+    meta: &TableMeta,
+    key: &Item,
+    decode: impl FnOnce(&[u8]) -> Result<T>,
+) -> Result<Option<T>> {
     let key = meta.spec.key_schema.key_from_map(key)?;
     let items = match txn.open_table(ITEMS) {
         Ok(t) => t,
