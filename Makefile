@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 # Extra flags for `make server`, e.g. SERVER_ARGS="--base-port 9100".
 SERVER_ARGS ?=
 
-.PHONY: build server test lint unit-test wire-test script-test demo demo-failover run-consistency-test bench clean
+.PHONY: build server test lint unit-test wire-test browser-test script-test demo demo-failover run-consistency-test bench clean
 
 build:
 	$(CARGO) build --release
@@ -14,8 +14,9 @@ build:
 server: build
 	./target/release/kvsim server $(SERVER_ARGS)
 
-# Everything CI runs: formatting, lints, docs, Rust tests, the boto3 wire tests, the scripts.
-test: lint unit-test wire-test script-test
+# Everything CI runs: formatting, lints, docs, Rust tests, the boto3 wire tests, the web
+# console in headless Chromium, the scripts.
+test: lint unit-test wire-test browser-test script-test
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -34,6 +35,14 @@ $(VENV)/.installed: tests/wire/requirements.txt
 wire-test: $(VENV)/.installed
 	$(CARGO) build
 	KVSIM_BIN=target/debug/kvsim $(PY) tests/wire/test_boto3.py
+
+# The web console in a real browser: Debian's chromium and chromium-driver (`.ci/run`
+# installs them; elsewhere: apt-get install chromium chromium-driver).
+browser-test: $(VENV)/.installed
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "browser-test needs Debian's chromium and chromium-driver: apt-get install chromium chromium-driver" >&2; exit 1; }
+	$(CARGO) build
+	KVSIM_BIN=target/debug/kvsim $(PY) tests/wire/test_console.py
 
 # The demo and the consistency test against a debug build (what CI runs).
 script-test:

@@ -71,11 +71,6 @@ pub struct NodeAddr {
     pub addr: String,
 }
 
-/// `GET /`: a health check.
-pub async fn health(State(app): State<AppState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "service": "kvsim", "node_id": app.node.id }))
-}
-
 /// Builds the status document of `app`'s node.
 pub async fn status_doc(app: &AppState) -> StatusDoc {
     let tables = app

@@ -70,6 +70,25 @@ pub struct Metrics {
     latency: Family<OperationLabel, Histogram, fn() -> Histogram>,
     forwarded: Family<OperationLabel, Counter>,
     connections: Gauge,
+    /// Requests and their summed latency, for the console's charts (which want one rate
+    /// and one mean per node, not a histogram per operation).
+    totals: std::sync::Arc<Totals>,
+}
+
+/// Every request's count and summed latency.
+#[derive(Debug, Default)]
+pub struct Totals {
+    requests: AtomicU64,
+    micros: AtomicU64,
+}
+
+/// A node's request count and summed latency in microseconds, since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RequestTotals {
+    /// Requests answered.
+    pub requests: u64,
+    /// Their latencies, summed.
+    pub micros: u64,
 }
 
 impl Default for Metrics {
@@ -94,12 +113,27 @@ impl Metrics {
             latency: Family::new_with_constructor(latency_histogram),
             forwarded: Family::default(),
             connections: Gauge::default(),
+            totals: std::sync::Arc::default(),
+        }
+    }
+
+    /// Requests answered since the node started, and their summed latency.
+    pub fn totals(&self) -> RequestTotals {
+        use std::sync::atomic::Ordering::Relaxed;
+        RequestTotals {
+            requests: self.totals.requests.load(Relaxed),
+            micros: self.totals.micros.load(Relaxed),
         }
     }
 
     /// Counts one DynamoDB request: its operation (`None` when it named none), how it ended
     /// (`None` for success, else the error's type) and how long it took.
     pub fn request(&self, operation: Option<&str>, error: Option<&str>, took: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.totals.requests.fetch_add(1, Relaxed);
+        self.totals
+            .micros
+            .fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Relaxed);
         let operation = operation.unwrap_or("unknown").to_string();
         let outcome = match error {
             None => "ok".to_string(),

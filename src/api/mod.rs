@@ -1,7 +1,8 @@
 //! HTTP: the only module that knows axum. Every node serves, on its one port:
 //!
 //! - `POST /` — the DynamoDB JSON protocol ([`dispatch`], one file per operation in [`ops`]);
-//! - `GET /` — a health check;
+//! - `GET /` — the web console to browsers, DynamoDB's health line to everyone else;
+//! - `GET /console`, `GET /console/stream` — the web console and its live feed ([`console`]);
 //! - `GET /status` — the node's Raft and storage status as JSON ([`admin`]);
 //! - `GET /events` — the node's recent events ([`admin`]);
 //! - `GET|POST /admin/...` — the simulator controls: faults, crash, restart, leader transfer
@@ -10,6 +11,7 @@
 
 pub mod admin;
 pub mod budget;
+pub mod console;
 pub mod decode;
 pub mod dispatch;
 pub mod faults;
@@ -71,7 +73,7 @@ pub fn router(state: AppState) -> Router {
         .allow_headers(Any)
         .expose_headers(Any)
         .max_age(Duration::from_secs(3600));
-    let endpoint = post(dispatch::dynamodb).get(admin::health).layer(
+    let endpoint = post(dispatch::dynamodb).get(console::root).layer(
         ServiceBuilder::new()
             .layer(cors)
             .layer(axum::middleware::map_response(dispatch::add_crc32))
@@ -79,16 +81,30 @@ pub fn router(state: AppState) -> Router {
             .layer(RequestDecompressionLayer::new().gzip(true))
             .map_request(|req: axum::http::Request<_>| req.map(axum::body::Body::new)),
     );
-    Router::new()
-        .route("/", endpoint)
-        .route("/status", get(admin::status))
-        .route("/metrics", get(metrics::metrics))
-        .route("/events", get(admin::events))
+    // The controls and the console's feed: callable by the console of any node of the
+    // cluster, refused to pages from anywhere else.
+    let origins = console::cluster_origins(state.node.addrs().values());
+    let controls = Router::new()
+        .route("/console/stream", get(console::stream))
         .route("/admin/digest", get(admin::digest))
         .route("/admin/faults", get(faults::list))
         .route("/admin/faults/{action}", post(faults::apply))
         .route("/admin/nodes/{id}/{action}", post(faults::node_action))
         .route("/admin/transfer-leader", post(faults::transfer_leader))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(origins.clone()),
+            console::same_cluster_origin,
+        ))
+        .layer(console::cors(origins));
+    Router::new()
+        .route("/", endpoint)
+        .route("/console", get(console::page))
+        .route("/console/app.js", get(console::script))
+        .route("/console/style.css", get(console::style))
+        .route("/status", get(admin::status))
+        .route("/metrics", get(metrics::metrics))
+        .route("/events", get(admin::events))
+        .merge(controls)
         .route("/internal/raft", post(internal::raft))
         .route("/internal/raft/stream", post(internal::raft_stream))
         .route("/internal/snapshot", post(internal::snapshot))

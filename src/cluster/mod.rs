@@ -226,6 +226,8 @@ struct RunningNode {
     server: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
     crash: CrashSwitch,
+    /// What the node's server counts, for the console.
+    metrics: api::metrics::Metrics,
     /// Which start of the node this is (the supervisor acts only on the instance that failed).
     generation: u64,
 }
@@ -539,6 +541,11 @@ impl Cluster {
         self.nodes().get(&id).map(|n| n.handle.clone())
     }
 
+    /// What running node `id`'s server has counted since it started.
+    pub fn metrics_of(&self, id: NodeId) -> Option<api::metrics::Metrics> {
+        self.nodes().get(&id).map(|n| n.metrics.clone())
+    }
+
     /// Handles of every running node.
     pub fn handles(&self) -> Vec<NodeHandle> {
         self.nodes().values().map(|n| n.handle.clone()).collect()
@@ -728,7 +735,7 @@ impl Cluster {
         ));
         let connections = metrics.connections();
         let router = api::router(api::AppState {
-            metrics,
+            metrics: metrics.clone(),
             node: handle.clone(),
             client: inner.client.clone(),
             cluster: self.downgrade(),
@@ -751,6 +758,7 @@ impl Cluster {
                 server,
                 shutdown,
                 crash,
+                metrics,
                 generation,
             },
         );

@@ -115,10 +115,81 @@ pub struct MessageCounters {
     pub snapshots_sent: Counter,
     /// The bytes of those snapshots' rows.
     pub snapshot_bytes_sent: Counter,
+    /// Messages by peer and kind, in plain atomics, for the console to sample.
+    pub flows: Arc<Flows>,
+}
+
+/// Node ids the flow counters cover (0 to 15; a cluster has at most 9 nodes).
+const FLOW_PEERS: usize = 16;
+
+/// Messages sent to each peer, by kind: cheap to count, cheap to read.
+#[derive(Debug)]
+pub struct Flows {
+    counts: [[std::sync::atomic::AtomicU64; Flows::KINDS.len()]; FLOW_PEERS],
+}
+
+impl Default for Flows {
+    fn default() -> Flows {
+        Flows {
+            counts: std::array::from_fn(|_| std::array::from_fn(|_| Default::default())),
+        }
+    }
+}
+
+impl Flows {
+    /// What the console calls each kind.
+    pub const KINDS: [&'static str; 8] = [
+        "append",
+        "append_response",
+        "heartbeat",
+        "heartbeat_response",
+        "vote",
+        "vote_response",
+        "snapshot",
+        "other",
+    ];
+
+    fn kind(t: MessageType) -> usize {
+        use MessageType::*;
+        match t {
+            MsgAppend => 0,
+            MsgAppendResponse => 1,
+            MsgHeartbeat => 2,
+            MsgHeartbeatResponse => 3,
+            MsgRequestVote | MsgRequestPreVote => 4,
+            MsgRequestVoteResponse | MsgRequestPreVoteResponse => 5,
+            MsgSnapshot => 6,
+            _ => 7,
+        }
+    }
+
+    fn count(&self, m: &Message) {
+        if let Some(peer) = usize::try_from(m.to)
+            .ok()
+            .and_then(|to| self.counts.get(to))
+        {
+            peer[Flows::kind(m.get_msg_type())].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Messages sent so far, as `(peer, kind, count)` for every non-zero count.
+    pub fn read(&self) -> Vec<(NodeId, &'static str, u64)> {
+        let mut out = Vec::new();
+        for (peer, kinds) in self.counts.iter().enumerate() {
+            for (kind, n) in kinds.iter().enumerate() {
+                let n = n.load(std::sync::atomic::Ordering::Relaxed);
+                if n > 0 {
+                    out.push((peer as NodeId, Flows::KINDS[kind], n));
+                }
+            }
+        }
+        out
+    }
 }
 
 impl MessageCounters {
     fn count(&self, m: &Message) {
+        self.flows.count(m);
         let labels = MessageLabels {
             peer: m.to.to_string(),
             msg_type: format!("{:?}", m.get_msg_type()),

@@ -1,0 +1,282 @@
+//! The web console's server side: `GET /` answered by content negotiation, the embedded
+//! assets, the live feed (`/console/stream`) showing nodes, leader, Raft messages, events and
+//! crashes, and the controls refusing web pages from outside the cluster.
+//! (The page itself is driven in a real browser by `tests/wire/test_console.py`.)
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestCluster, test_tuning};
+use futures_util::StreamExt;
+use kvsim::cluster::AdminPolicy;
+use serde_json::{Value, json};
+
+/// A connection to one node's feed, yielding its frames in order.
+struct Feed {
+    body: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buf: String,
+}
+
+impl Feed {
+    async fn open(http: &reqwest::Client, addr: &str) -> Feed {
+        let resp = http
+            .get(format!("http://{addr}/console/stream"))
+            .send()
+            .await
+            .expect("feed answers");
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.headers()["content-type"].to_str().expect("text"),
+            "text/event-stream"
+        );
+        Feed {
+            body: resp.bytes_stream().boxed(),
+            buf: String::new(),
+        }
+    }
+
+    /// The next `frame` event's data.
+    async fn next(&mut self) -> Value {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let event: String = self.buf.drain(..end + 2).collect();
+                if !event.lines().any(|l| l == "event: frame") {
+                    continue; // a keep-alive comment
+                }
+                let data: String = event
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data: "))
+                    .collect();
+                return serde_json::from_str(&data).expect("a frame is JSON");
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(5), self.body.next())
+                .await
+                .expect("a frame within 5 s")
+                .expect("the feed stays open")
+                .expect("the feed reads");
+            self.buf
+                .push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+        }
+    }
+
+    /// Frames until one satisfies `check`, within `within`; returns what `check` returned.
+    async fn until<T>(
+        &mut self,
+        within: Duration,
+        what: &str,
+        mut check: impl FnMut(&Value) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let frame = self.next().await;
+            if let Some(v) = check(&frame) {
+                return v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {within:?} waiting for {what}; last frame: {frame}"
+            );
+        }
+    }
+}
+
+fn node(frame: &Value, id: u64) -> &Value {
+    frame["nodes"]
+        .as_array()
+        .and_then(|ns| ns.iter().find(|n| n["node_id"] == id))
+        .expect("the node is in the frame")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_serves_the_console_to_browsers_and_the_health_line_to_everyone_else() {
+    let tc = TestCluster::start().await;
+    let addr = tc.addr(2);
+    let plain = tc
+        .http
+        .get(format!("http://{addr}/"))
+        .send()
+        .await
+        .expect("GET /");
+    assert_eq!(plain.status(), 200);
+    assert_eq!(
+        plain.text().await.expect("body"),
+        format!("healthy: {addr}"),
+        "DynamoDB's own health answer, naming the host asked"
+    );
+    let page = tc
+        .http
+        .get(format!("http://{addr}/"))
+        .header("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .expect("GET / as a browser");
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .expect("text")
+            .starts_with("text/html")
+    );
+    let html = page.text().await.expect("page");
+    assert!(html.contains("<title>kvsim console</title>"), "{html}");
+    for (path, kind, needle) in [
+        ("/console", "text/html", "/console/app.js"),
+        ("/console/app.js", "text/javascript", "EventSource"),
+        (
+            "/console/style.css",
+            "text/css",
+            "prefers-color-scheme: dark",
+        ),
+    ] {
+        let resp = tc
+            .http
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .expect("asset");
+        assert_eq!(resp.status(), 200, "{path}");
+        let ct = resp.headers()["content-type"].to_str().expect("text");
+        assert!(ct.starts_with(kind), "{path}: {ct}");
+        assert!(resp.text().await.expect("body").contains(needle), "{path}");
+    }
+    tc.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_shows_nodes_leader_messages_events_and_a_crash() {
+    let tc = TestCluster::start().await;
+    let leader = tc.leader().await;
+    let follower = tc.other_than(leader);
+    let mut feed = Feed::open(&tc.http, &tc.addr(follower)).await;
+    let first = feed
+        .until(Duration::from_secs(10), "a frame with a leader", |f| {
+            (f["leader_id"] == leader).then(|| f.clone())
+        })
+        .await;
+    assert_eq!(first["via"], follower);
+    assert_eq!(first["nodes"].as_array().map(Vec::len), Some(3));
+    assert_eq!(node(&first, leader)["role"], "leader");
+    assert_eq!(first["links"].as_array().map(Vec::len), Some(3));
+    assert_eq!(first["controls"]["enabled"], true, "{first}");
+    assert!(
+        first["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .any(|e| e["kind"] == "leader_elected"),
+        "the first frame carries recent history: {first}"
+    );
+
+    // Writes show as appends from the leader to each follower, and as the leader's requests.
+    tc.create_table(leader, "Console", ("k", "S"), None).await;
+    let before = node(&feed.next().await, leader)["requests"]
+        .as_u64()
+        .expect("requests");
+    for i in 0..20 {
+        let (code, body) = tc
+            .call(
+                leader,
+                "PutItem",
+                json!({"TableName": "Console", "Item": {"k": {"S": format!("k{i}")}}}),
+            )
+            .await;
+        assert_eq!(code, 200, "{body}");
+    }
+    let mut appended = std::collections::BTreeSet::new();
+    feed.until(Duration::from_secs(10), "appends to both followers", |f| {
+        for flow in f["flows"].as_array().into_iter().flatten() {
+            if flow["from"] == leader
+                && flow["kind"] == "append"
+                && flow["count"].as_u64() > Some(0)
+            {
+                appended.insert(flow["to"].as_u64());
+            }
+        }
+        (appended.len() == 2).then_some(())
+    })
+    .await;
+    feed.until(Duration::from_secs(10), "the puts counted", |f| {
+        (node(f, leader)["requests"].as_u64() >= Some(before + 20)).then_some(())
+    })
+    .await;
+
+    // A crashed node shows as down, and the crash is in the timeline.
+    let other = [1, 2, 3]
+        .into_iter()
+        .find(|&id| id != leader && id != follower)
+        .expect("a third node");
+    tc.cluster
+        .crash_node(other, follower)
+        .await
+        .expect("crash the other follower");
+    let mut crash_seen = false;
+    feed.until(Duration::from_secs(10), "the crash in the feed", |f| {
+        crash_seen |= f["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["kind"] == "node_crashed");
+        let n = node(f, other);
+        (crash_seen && n["up"] == false && n["role"] == "down" && n["lag"].is_null()).then_some(())
+    })
+    .await;
+    tc.cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controls_accept_the_clusters_own_pages_only_and_say_why_when_disabled() {
+    let tc = TestCluster::start().await;
+    let addr = tc.addr(1);
+    let heal = |origin: String| {
+        tc.http
+            .post(format!("http://{addr}/admin/faults/heal"))
+            .header("Origin", origin)
+            .send()
+    };
+    let foreign = heal("http://evil.example".into()).await.expect("answers");
+    assert_eq!(foreign.status(), 403);
+    let body: Value = serde_json::from_slice(&foreign.bytes().await.expect("body")).expect("JSON");
+    assert!(
+        body["__type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("AccessDeniedException")),
+        "{body}"
+    );
+    // The console served by node 2, calling node 1, under either loopback name.
+    let port2 = tc.addr(2).rsplit_once(':').map(|(_, p)| p.to_string());
+    for origin in [
+        format!("http://{}", tc.addr(2)),
+        format!("http://localhost:{}", port2.clone().unwrap_or_default()),
+    ] {
+        let ok = heal(origin.clone()).await.expect("answers");
+        assert_eq!(ok.status(), 200, "{origin}");
+        assert_eq!(
+            ok.headers()
+                .get("access-control-allow-origin")
+                .and_then(|v| v.to_str().ok()),
+            Some(origin.as_str())
+        );
+    }
+    tc.cluster.shutdown().await;
+
+    let tc = TestCluster::start_with_policy(
+        test_tuning(),
+        AdminPolicy {
+            faults: false,
+            remote: false,
+        },
+    )
+    .await;
+    let mut feed = Feed::open(&tc.http, &tc.addr(1)).await;
+    let frame = feed.next().await;
+    assert_eq!(frame["controls"]["enabled"], false);
+    assert!(
+        frame["controls"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("--no-faults")),
+        "{frame}"
+    );
+    // Nothing else is lost: the nodes are still drawn.
+    assert_eq!(frame["nodes"].as_array().map(Vec::len), Some(3));
+    tc.cluster.shutdown().await;
+}
