@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 # Extra flags for `make server`, e.g. SERVER_ARGS="--base-port 9100".
 SERVER_ARGS ?=
 
-.PHONY: build server test lint unit-test wire-test browser-test script-test demo demo-failover run-consistency-test bench clean
+.PHONY: build server test lint unit-test wire-test browser-test script-test readme-test demo demo-failover run-consistency-test bench clean
 
 build:
 	$(CARGO) build --release
@@ -15,8 +15,8 @@ server: build
 	./target/release/kvsim server $(SERVER_ARGS)
 
 # Everything CI runs: formatting, lints, docs, Rust tests, the boto3 wire tests, the web
-# console in headless Chromium, the scripts.
-test: lint unit-test wire-test browser-test script-test
+# console in headless Chromium, the scripts, and the README's own commands.
+test: lint unit-test wire-test browser-test script-test readme-test
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -50,6 +50,11 @@ script-test:
 	KVSIM=target/debug/kvsim scripts/demo.sh
 	KVSIM=target/debug/kvsim scripts/demo_failover.sh
 	KVSIM=target/debug/kvsim ./test_eventual_consistency.sh
+
+# The README as a newcomer follows it: `make server`, then every command it shows, in order,
+# with their output compared to what the README pastes (tests/readme_walk.py).
+readme-test: $(VENV)/.installed
+	$(PY) tests/readme_walk.py
 
 # The seed's demo scenario against a fresh server, which it stops at the end.
 demo: build

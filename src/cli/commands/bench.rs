@@ -39,7 +39,13 @@ const MAX_LATENCY_US: u64 = 60_000_000;
 pub struct Args {
     /// Where to send requests, HOST:PORT; repeat it to spread clients over several endpoints.
     /// Without --workload: any node of a kvsim cluster (the leader is found from its status).
-    #[arg(long, default_value = "localhost:8100", num_args = 1)]
+    /// Default: $KVSIM_TARGET_ADDR, else localhost:8100.
+    #[arg(
+        long,
+        env = "KVSIM_TARGET_ADDR",
+        default_value = "localhost:8100",
+        num_args = 1
+    )]
     pub target_addr: Vec<String>,
     /// Concurrent clients.
     #[arg(long, visible_alias = "concurrency", default_value_t = 32)]
