@@ -31,6 +31,7 @@ const state = {
   table: null, // {name, pk: {name, type}, sk: {name, type} | null}
   nextKey: null,
   editing: null,
+  shown: new Set(), // events already in the timeline, as "node:seq" (every node sends them)
 };
 
 const nodeUrl = (id) => (state.addrs.has(id) ? `http://${state.addrs.get(id)}` : state.base);
@@ -139,12 +140,18 @@ function drawCluster(frame) {
     text(g, p.x, p.y + 19, n.up ? `term ${n.term}` : '');
     text(g, p.x, p.y + 54, n.up ? `applied ${n.applied_index}${n.lag ? ` (−${n.lag})` : ''}` : '');
   }
+  const down = new Set(frame.nodes.filter((n) => !n.up).map((n) => n.node_id));
+  const cut = new Set(frame.links.filter((l) => l.cut).flatMap((l) => [`${l.a}-${l.b}`, `${l.b}-${l.a}`]));
   for (const f of frame.flows) {
     const [from, to] = [state.positions.get(f.from), state.positions.get(f.to)];
     if (!from || !to) continue;
-    state.dots.push({ from, to, kind: f.kind, count: f.count, start: performance.now(), el: null });
+    // Sent into a cut link or to a node that is down: drawn as lost halfway.
+    const lost = down.has(f.to) || cut.has(`${f.from}-${f.to}`);
+    state.dots.push({ from, to, lost, kind: f.kind, count: f.count, start: performance.now(), el: null });
   }
-  if (state.dots.length > 200) state.dots.splice(0, state.dots.length - 200);
+  if (state.dots.length > 200) {
+    for (const d of state.dots.splice(0, state.dots.length - 200)) if (d.el) d.el.remove();
+  }
 }
 
 function text(parent, x, y, content, cls) {
@@ -172,7 +179,7 @@ function animate(now) {
   if (layer) {
     state.dots = state.dots.filter((d) => {
       const t = (now - d.start) / 450;
-      if (t >= 1) {
+      if (t >= (d.lost ? 0.5 : 1)) {
         if (d.el) d.el.remove();
         return false;
       }
@@ -180,8 +187,9 @@ function animate(now) {
         const r = d.kind.startsWith('heartbeat') ? 3 : Math.min(8, 4 + Math.log2(d.count));
         d.el = svg('circle', { r, class: 'dot', fill: KIND_COLORS[d.kind] || 'gray' }, layer);
         const title = svg('title', {}, d.el);
-        title.textContent = `${d.count} ${d.kind.replace('_', ' ')}`;
+        title.textContent = `${d.count} ${d.kind.replace('_', ' ')}${d.lost ? ', lost' : ''}`;
       }
+      if (d.lost) d.el.setAttribute('opacity', String(1 - 2 * t));
       // Start and end at the circles' edges.
       const dx = d.to.x - d.from.x;
       const dy = d.to.y - d.from.y;
@@ -430,6 +438,11 @@ function chart(canvas, field, label) {
 function addEvents(events) {
   const list = $('#timeline');
   for (const e of events) {
+    // A feed's first frame repeats recent history: after moving to another node, skip it.
+    const id = `${e.node_id}:${e.seq}`;
+    if (state.shown.has(id)) continue;
+    state.shown.add(id);
+    if (state.shown.size > 5000) state.shown.delete(state.shown.values().next().value);
     const li = document.createElement('li');
     li.dataset.kind = e.kind;
     const time = document.createElement('time');
@@ -493,6 +506,8 @@ async function refreshTables() {
 
 async function openTable(name) {
   state.table = null;
+  state.editing = null;
+  $('#editor').hidden = true;
   $('#items tbody').replaceChildren();
   $('#items thead').replaceChildren();
   if (!name) return;
@@ -617,6 +632,7 @@ function wireData() {
   });
   $('#editor').addEventListener('submit', async (e) => {
     e.preventDefault();
+    if (!state.table) return note('#data-note', 'pick a table first', true);
     let item;
     try {
       item = JSON.parse($('#item-json').value);

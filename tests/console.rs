@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 /// A connection to one node's feed, yielding its frames in order.
 struct Feed {
     body: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buf: String,
+    buf: Vec<u8>,
 }
 
 impl Feed {
@@ -32,15 +32,16 @@ impl Feed {
         );
         Feed {
             body: resp.bytes_stream().boxed(),
-            buf: String::new(),
+            buf: Vec::new(),
         }
     }
 
     /// The next `frame` event's data.
     async fn next(&mut self) -> Value {
         loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let event: String = self.buf.drain(..end + 2).collect();
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                let bytes: Vec<u8> = self.buf.drain(..end + 2).collect();
+                let event = String::from_utf8(bytes).expect("an event is UTF-8");
                 if !event.lines().any(|l| l == "event: frame") {
                     continue; // a keep-alive comment
                 }
@@ -55,8 +56,7 @@ impl Feed {
                 .expect("a frame within 5 s")
                 .expect("the feed stays open")
                 .expect("the feed reads");
-            self.buf
-                .push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+            self.buf.extend_from_slice(&chunk);
         }
     }
 
@@ -117,6 +117,11 @@ async fn root_serves_the_console_to_browsers_and_the_health_line_to_everyone_els
             .expect("text")
             .starts_with("text/html")
     );
+    assert_eq!(
+        page.headers()["x-frame-options"],
+        "DENY",
+        "no other site may frame it"
+    );
     let html = page.text().await.expect("page");
     assert!(html.contains("<title>kvsim console</title>"), "{html}");
     for (path, kind, needle) in [
@@ -167,23 +172,41 @@ async fn the_feed_shows_nodes_leader_messages_events_and_a_crash() {
         "the first frame carries recent history: {first}"
     );
 
-    // Writes show as appends from the leader to each follower, and as the leader's requests.
+    // Writes show as appends from the leader to each follower (counted only in frames whose
+    // window began after the writes did), and as the leader's requests.
     tc.create_table(leader, "Console", ("k", "S"), None).await;
-    let before = node(&feed.next().await, leader)["requests"]
-        .as_u64()
-        .expect("requests");
-    for i in 0..20 {
+    let before = tc
+        .cluster
+        .metrics_of(leader)
+        .expect("the leader runs")
+        .totals()
+        .requests;
+    let start_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let window_ms = kvsim::api::console::FRAME_INTERVAL.as_millis() as u64;
+    let mut appended = std::collections::BTreeSet::new();
+    let mut puts = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while appended.len() < 2 || puts < 20 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no appends to both followers after {puts} puts: {appended:?}"
+        );
         let (code, body) = tc
             .call(
                 leader,
                 "PutItem",
-                json!({"TableName": "Console", "Item": {"k": {"S": format!("k{i}")}}}),
+                json!({"TableName": "Console", "Item": {"k": {"S": format!("k{puts}")}}}),
             )
             .await;
         assert_eq!(code, 200, "{body}");
-    }
-    let mut appended = std::collections::BTreeSet::new();
-    feed.until(Duration::from_secs(10), "appends to both followers", |f| {
+        puts += 1;
+        let f = feed.next().await;
+        if f["time_ms"].as_u64() < Some(start_ms + window_ms) {
+            continue;
+        }
         for flow in f["flows"].as_array().into_iter().flatten() {
             if flow["from"] == leader
                 && flow["kind"] == "append"
@@ -192,11 +215,9 @@ async fn the_feed_shows_nodes_leader_messages_events_and_a_crash() {
                 appended.insert(flow["to"].as_u64());
             }
         }
-        (appended.len() == 2).then_some(())
-    })
-    .await;
+    }
     feed.until(Duration::from_secs(10), "the puts counted", |f| {
-        (node(f, leader)["requests"].as_u64() >= Some(before + 20)).then_some(())
+        (node(f, leader)["requests"].as_u64() >= Some(before + puts)).then_some(())
     })
     .await;
 
@@ -220,6 +241,17 @@ async fn the_feed_shows_nodes_leader_messages_events_and_a_crash() {
         (crash_seen && n["up"] == false && n["role"] == "down" && n["lag"].is_null()).then_some(())
     })
     .await;
+
+    // The feed ends when the node serving it goes down, rather than holding its shutdown.
+    tc.cluster
+        .crash_node(follower, leader)
+        .await
+        .expect("crash the node serving the feed");
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = feed.body.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the feed outlived its node");
     tc.cluster.shutdown().await;
 }
 
@@ -257,6 +289,27 @@ async fn controls_accept_the_clusters_own_pages_only_and_say_why_when_disabled()
             Some(origin.as_str())
         );
     }
+    // A page opened under another name than a node's address: its controls would be refused,
+    // and the feed says so rather than offering buttons that fail.
+    let resp = tc
+        .http
+        .get(format!("http://{addr}/console/stream"))
+        .header("Host", "myhost:8100")
+        .send()
+        .await
+        .expect("feed answers");
+    let mut feed = Feed {
+        body: resp.bytes_stream().boxed(),
+        buf: Vec::new(),
+    };
+    let frame = feed.next().await;
+    assert_eq!(frame["controls"]["enabled"], false, "{frame}");
+    assert!(
+        frame["controls"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("opened as http://myhost:8100")),
+        "{frame}"
+    );
     tc.cluster.shutdown().await;
 
     let tc = TestCluster::start_with_policy(

@@ -183,9 +183,8 @@ def main() -> None:
     ports = (base, base + 1, base + 2)
 
     def local(text: str) -> str:
-        for default, port in zip(DEFAULT_PORTS, ports):
-            text = text.replace(str(default), str(port))
-        return text
+        # One pass, so that a port just written is never rewritten again.
+        return re.sub(r"\b810[012]\b", lambda m: str(ports[int(m[0]) - DEFAULT_PORTS[0]]), text)
 
     work = tempfile.mkdtemp(prefix="kvsim-readme-")
     venv_bin = os.path.join(ROOT, ".venv", "bin")
@@ -238,7 +237,8 @@ def main() -> None:
                 fail(f"`{text}` exited with {run.returncode}\nstdout:\n{run.stdout}\n"
                      f"stderr:\n{run.stderr}")
             if cmd["kind"] == "command":
-                cmd = dict(cmd, expected=[local(line) for line in cmd["expected"]])
+                # Masked first: a pasted id or timestamp may contain "8100".
+                cmd = dict(cmd, expected=[local(line) for line in masked(cmd["expected"])])
                 check_output(cmd, run.stdout)
         print(f"readme_walk: all {len(walk)} README commands ran as documented", flush=True)
     finally:

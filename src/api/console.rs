@@ -67,9 +67,21 @@ pub async fn root(headers: HeaderMap) -> Response {
         .into_response()
 }
 
-/// `GET /console`: the page.
+/// `GET /console`: the page. No other site may frame it: a page that framed the console
+/// could trick a user into clicking its controls, and those clicks would come from the
+/// cluster's own origin.
 pub async fn page() -> Response {
-    asset("text/html; charset=utf-8", INDEX_HTML)
+    let mut response = asset("text/html; charset=utf-8", INDEX_HTML);
+    let headers = response.headers_mut();
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "frame-ancestors 'none'; default-src 'self'; connect-src 'self' http:; \
+             img-src 'self' data:",
+        ),
+    );
+    response
 }
 
 /// `GET /console/app.js`.
@@ -167,6 +179,9 @@ struct Frame {
 struct Feed {
     app: AppState,
     peer: SocketAddr,
+    /// Why the page cannot use the controls whatever the server allows: it was opened under
+    /// an address that is not one of the nodes' own, whose requests the admin routes refuse.
+    foreign_page: Option<String>,
     interval: tokio::time::Interval,
     /// Each node's message counts at the last frame.
     sent: HashMap<(NodeId, NodeId, &'static str), u64>,
@@ -196,9 +211,12 @@ impl Feed {
             let raft = published.as_ref().and_then(|p| p.raft.clone());
             let health = published.map(|p| p.health);
             let running = health == Some(Health::Running);
-            let totals = cluster
-                .as_ref()
-                .and_then(|c| c.metrics_of(id))
+            let metrics = cluster.as_ref().and_then(|c| c.metrics_of(id));
+            if metrics.is_none() {
+                // Down: when it starts again, its counts start again from zero.
+                self.sent.retain(|(from, _, _), _| *from != id);
+            }
+            let totals = metrics
                 .map(|m| {
                     for (to, kind, count) in m.raft_messages().flows.read() {
                         let last = self.sent.insert((id, to, kind), count).unwrap_or(0);
@@ -282,13 +300,17 @@ impl Feed {
             events.drain(..events.len() - FIRST_EVENTS);
         }
         let controls = match crate::api::faults::authorize(app, self.peer, true) {
-            Ok(_) => Controls {
-                enabled: true,
-                reason: None,
-            },
             Err(e) => Controls {
                 enabled: false,
                 reason: Some(e.to_string()),
+            },
+            Ok(_) if self.foreign_page.is_some() => Controls {
+                enabled: false,
+                reason: self.foreign_page.clone(),
+            },
+            Ok(_) => Controls {
+                enabled: true,
+                reason: None,
             },
         };
         self.first = false;
@@ -313,12 +335,36 @@ impl Feed {
 pub async fn stream(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    // The page's own origin: the `Origin` a cross-origin feed request carries, else the
+    // address the page was loaded from (this request's `Host`).
+    let page = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(|host| format!("http://{host}"))
+        });
+    let origins = cluster_origins(app.node.addrs().values());
+    let foreign_page = page
+        .filter(|page| !origins.iter().any(|o| o.as_bytes() == page.as_bytes()))
+        .map(|page| {
+            format!(
+                "this page was opened as {page}, and the controls accept only the nodes' own \
+                 addresses; open the console at http://{}/",
+                app.node.addr()
+            )
+        });
     let mut interval = tokio::time::interval(FRAME_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let feed = Feed {
         app,
         peer,
+        foreign_page,
         interval,
         sent: HashMap::new(),
         seen: BTreeMap::new(),

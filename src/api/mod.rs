@@ -59,8 +59,10 @@ pub struct AppState {
 /// The node's routes. The DynamoDB endpoint (`/`) also gets what DynamoDB's own has around
 /// it: gzip request bodies accepted, gzip answers for clients that ask, the `x-amz-crc32`
 /// checksum of every answer (some SDKs verify it), and CORS so browser clients and GUIs can
-/// call it. The admin and internal routes get no CORS: a web page must not be able to crash
-/// nodes through a user's browser.
+/// call it. The admin routes and the console's feed answer cross-origin requests from the
+/// cluster's own nodes only (the console moves between nodes), and refuse requests from any
+/// other web origin: a web page must not be able to crash nodes through a user's browser. The
+/// internal routes get no CORS.
 pub fn router(state: AppState) -> Router {
     use tower::ServiceBuilder;
     use tower_http::compression::CompressionLayer;

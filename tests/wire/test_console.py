@@ -134,10 +134,10 @@ class ConsoleTest(unittest.TestCase):
             "another node to become leader", timeout=ELECTION_TIMEOUT_S)
         self.wait(lambda d: roles(d).get(leader_id) == "down", "the crashed node drawn down")
         # The page's view is the cluster's: the survivors agree on the new leader.
-        statuses = wait_until(lambda: [s for s in c.statuses() if s is not None and
-                                       s["leader_id"] == new_leader],
-                              ELECTION_TIMEOUT_S, "the survivors to agree on the new leader")
-        self.assertEqual(len(statuses), 2)
+        def survivors_agree():
+            agreeing = [s for s in c.statuses() if s is not None and s["leader_id"] == new_leader]
+            return agreeing if len(agreeing) == 2 else None
+        wait_until(survivors_agree, ELECTION_TIMEOUT_S, "both survivors to follow the new leader")
         self.wait(lambda d: d.find_elements(By.CSS_SELECTOR, '#timeline li[data-kind="node_crashed"]'),
                   "the crash in the timeline")
         self.shot("after-crash")
