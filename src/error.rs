@@ -50,6 +50,9 @@ pub enum Error {
         /// Each action's reason: `None` for those that would have succeeded.
         reasons: Vec<CancellationReason>,
     },
+    /// A PartiQL `INSERT` met an item with the same key (`DuplicateItemException`).
+    #[error("{0}")]
+    DuplicateItem(String),
     /// A `ClientRequestToken` was reused within its 10 minutes for a different request
     /// (`IdempotentParameterMismatchException`).
     #[error("{0}")]
@@ -177,6 +180,11 @@ impl Error {
                 "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
                 false,
             ),
+            Error::DuplicateItem(_) => (
+                400,
+                "com.amazonaws.dynamodb.v20120810#DuplicateItemException",
+                false,
+            ),
             Error::IdempotentParameterMismatch(_) => (
                 400,
                 "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException",
@@ -262,6 +270,7 @@ impl Error {
                 reasons: Vec::new(),
             },
             "IdempotentParameterMismatchException" => Error::IdempotentParameterMismatch(message),
+            "DuplicateItemException" => Error::DuplicateItem(message),
             // A server's internal error is one DynamoDB's clients retry, like any 5xx: to the
             // CLI it is the server being unavailable, not a failure of the CLI itself.
             "InternalServerError" => Error::Unavailable(format!("{short}: {message}")),
@@ -287,6 +296,7 @@ impl Error {
                 | Error::ConditionalCheckFailed { .. }
                 | Error::TransactionCanceled { .. }
                 | Error::IdempotentParameterMismatch(_)
+                | Error::DuplicateItem(_)
                 | Error::LimitExceeded(_)
         )
     }

@@ -83,6 +83,8 @@ pub enum Op {
     Query,
     /// Scan.
     Scan,
+    /// ExecuteStatement (PartiQL).
+    ExecuteStatement,
     /// Streams: ListStreams.
     ListStreams,
     /// Streams: DescribeStream.
@@ -121,6 +123,7 @@ impl Op {
             "DescribeLimits" => Op::DescribeLimits,
             "Query" => Op::Query,
             "Scan" => Op::Scan,
+            "ExecuteStatement" => Op::ExecuteStatement,
             _ => return None,
         })
     }
@@ -163,7 +166,12 @@ impl Op {
     pub fn is_item_read(self) -> bool {
         matches!(
             self,
-            Op::GetItem | Op::Query | Op::Scan | Op::DescribeTable | Op::BatchGetItem
+            Op::GetItem
+                | Op::Query
+                | Op::Scan
+                | Op::DescribeTable
+                | Op::BatchGetItem
+                | Op::ExecuteStatement
         )
     }
 }
@@ -331,6 +339,9 @@ struct ConsistentPeek {
     /// BatchGetItem: each table's `ConsistentRead`.
     #[serde(rename = "RequestItems")]
     request_items: Option<crate::api::wire::WireMap<TablePeek>>,
+    /// ExecuteStatement: a statement that writes runs at the leader.
+    #[serde(rename = "Statement")]
+    statement: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -346,6 +357,10 @@ impl ConsistentPeek {
                 .request_items
                 .as_ref()
                 .is_some_and(|t| t.0.values().any(|p| p.consistent_read.unwrap_or(false)))
+            || self
+                .statement
+                .as_deref()
+                .is_some_and(ops::execute_statement::writes)
     }
 }
 

@@ -8,6 +8,7 @@ pub mod index;
 pub mod item;
 pub mod key;
 pub mod number;
+pub mod partiql;
 pub mod stream;
 pub mod table;
 pub mod value;

@@ -2118,6 +2118,144 @@ def scrape(port: int) -> dict:
     return samples
 
 
+class PartiQLTest(KvsimTestCase):
+    """ExecuteStatement: each statement form through boto3 (writes through followers too),
+    parameters, paging, the Query-versus-Scan choice seen in consumed capacity, and the errors
+    with DynamoDB's messages; and the AWS CLI's execute-statement."""
+
+    def setUp(self):
+        super().setUp()
+        self.create_table(self.table, pk=("year", "N"), sk=("title", "S"))
+
+    def run_statement(self, statement: str, client=None, **kwargs) -> dict:
+        return (client or self.next_client()).execute_statement(Statement=statement, **kwargs)
+
+    def test_insert_select_update_delete(self):
+        t = self.table
+        for title, rating in [("Alien", 8), ("Aliens", 7), ("Brazil", 9)]:
+            out = self.run_statement(
+                f"INSERT INTO \"{t}\" VALUE {{'year': 1985, 'title': ?, 'rating': ?, "
+                f"'info': {{'genres': ['scifi'], 'tags': <<'a', 'b'>>}}}}",
+                Parameters=[{"S": title}, {"N": str(rating)}])
+            self.assertEqual(out["Items"], [])
+        # INSERT of an existing key fails, and changes nothing.
+        error = self.assertClientError(
+            "DuplicateItemException", self.next_client().execute_statement,
+            Statement=f"INSERT INTO \"{t}\" VALUE {{'year': 1985, 'title': 'Alien', 'rating': 1}}")
+        self.assertEqual(error["Message"], "Duplicate primary key exists in table")
+
+        got = self.run_statement(
+            f"SELECT title, rating, info.genres[0] FROM \"{t}\" WHERE \"year\" = 1985 "
+            "AND begins_with(title, 'Ali') ORDER BY title DESC", ConsistentRead=True)
+        self.assertEqual(got["Items"], [
+            {"title": {"S": "Aliens"}, "rating": {"N": "7"},
+             "info": {"M": {"genres": {"L": [{"S": "scifi"}]}}}},
+            {"title": {"S": "Alien"}, "rating": {"N": "8"},
+             "info": {"M": {"genres": {"L": [{"S": "scifi"}]}}}},
+        ])
+        got = self.run_statement(
+            f"SELECT title FROM \"{t}\" WHERE rating BETWEEN 8 AND 9 AND NOT title IN ['Brazil'] "
+            "AND info.tags IS NOT MISSING AND attribute_type(rating, 'N') AND contains(info.tags, 'a')",
+            ConsistentRead=True)
+        self.assertEqual(got["Items"], [{"title": {"S": "Alien"}}])
+
+        out = self.run_statement(
+            f"UPDATE \"{t}\" SET rating = rating + 1 SET info.tags = set_add(info.tags, <<'c'>>) "
+            "REMOVE info.genres WHERE \"year\" = 1985 AND title = 'Alien' RETURNING MODIFIED NEW *")
+        self.assertItemEqual(out["Items"][0], {
+            "rating": {"N": "9"}, "info": {"M": {"tags": {"SS": ["a", "b", "c"]}}}})
+        # The rest of the WHERE is a condition on the write.
+        self.assertClientError(
+            "ConditionalCheckFailedException", self.next_client().execute_statement,
+            Statement=f"UPDATE \"{t}\" SET rating = 0 WHERE \"year\" = 1985 AND title = 'Alien' "
+                      "AND rating = 1")
+        # UPDATE and DELETE need an existing item...
+        self.assertClientError(
+            "ConditionalCheckFailedException", self.next_client().execute_statement,
+            Statement=f"UPDATE \"{t}\" SET rating = 0 WHERE \"year\" = 1985 AND title = 'Nope'")
+        # ... named by its full key.
+        error = self.assertClientError(
+            "ValidationException", self.next_client().execute_statement,
+            Statement=f"DELETE FROM \"{t}\" WHERE \"year\" = 1985")
+        self.assertEqual(error["Message"],
+                         "Where clause does not contain a mandatory equality on all key attributes")
+        out = self.run_statement(
+            f"DELETE FROM \"{t}\" WHERE \"year\" = 1985 AND title = 'Brazil' RETURNING ALL OLD *")
+        self.assertEqual(out["Items"][0]["rating"], {"N": "9"})
+        left = self.run_statement(f"SELECT title FROM \"{t}\" WHERE \"year\" = 1985",
+                                  ConsistentRead=True)["Items"]
+        self.assertEqual(left, [{"title": {"S": "Alien"}}, {"title": {"S": "Aliens"}}])
+        # Every node answers the same once it has applied the writes.
+        self.cluster.sync()
+        for _, client in self.all_clients():
+            self.assertEqual(self.run_statement(
+                f"SELECT title FROM \"{t}\" WHERE \"year\" = 1985", client=client)["Items"], left)
+
+    def test_paging_and_the_query_versus_scan_choice(self):
+        t = self.table
+        client = make_client(self.cluster.leader_port())
+        for year in range(2000, 2010):
+            for i in range(5):
+                client.put_item(TableName=t, Item={
+                    "year": {"N": str(year)}, "title": {"S": f"m{i}"}, "pad": {"S": "x" * 3000}})
+        # An equality on the partition key runs a Query: it reads that partition only.
+        query = client.execute_statement(
+            Statement=f"SELECT * FROM \"{t}\" WHERE \"year\" = 2003",
+            ReturnConsumedCapacity="TOTAL", ConsistentRead=True)
+        self.assertEqual(len(query["Items"]), 5)
+        # Anything else runs a Scan: it reads the whole table, whatever it returns.
+        scan = client.execute_statement(
+            Statement=f"SELECT * FROM \"{t}\" WHERE \"year\" > 2002 AND \"year\" < 2004",
+            ReturnConsumedCapacity="TOTAL", ConsistentRead=True)
+        self.assertEqual(len(scan["Items"]), 5)
+        self.assertGreater(scan["ConsumedCapacity"]["CapacityUnits"],
+                           5 * query["ConsumedCapacity"]["CapacityUnits"])
+        # Paging with Limit and NextToken visits every item once.
+        seen, token, pages = [], None, 0
+        while True:
+            kwargs = {"NextToken": token} if token else {}
+            page = client.execute_statement(Statement=f"SELECT \"year\", title FROM \"{t}\"",
+                                            Limit=7, **kwargs)
+            pages += 1
+            seen += [(i["year"]["N"], i["title"]["S"]) for i in page["Items"]]
+            token = page.get("NextToken")
+            if not token:
+                break
+        self.assertEqual(len(seen), 50)
+        self.assertEqual(len(set(seen)), 50)
+        self.assertGreaterEqual(pages, 8)
+
+    def test_errors_say_what_was_wrong(self):
+        t = self.table
+        cases = [
+            ("SELEC * FROM x", [],
+             "Statement wasn't well formed, can't be processed: Expected data manipulation"),
+            (f"SELECT * FROM \"{t}\" WHERE title = = 'a'", [],
+             "Statement wasn't well formed, can't be processed: Unexpected token: = at position"),
+            (f"SELECT * FROM \"{t}\" WHERE title = ?", [],
+             "Number of parameters in request and statement don't match."),
+            (f"SELECT * FROM \"{t}\" WHERE title = 'open", [],
+             "Statement wasn't well formed, can't be processed: Unterminated quote"),
+        ]
+        for statement, params, message in cases:
+            kwargs = {"Parameters": params} if params else {}
+            error = self.assertClientError("ValidationException",
+                                           self.next_client().execute_statement,
+                                           Statement=statement, **kwargs)
+            self.assertTrue(error["Message"].startswith(message), (statement, error["Message"]))
+        self.assertClientError("ResourceNotFoundException", self.next_client().execute_statement,
+                               Statement='SELECT * FROM "no_such_table"')
+
+    def test_the_aws_cli_execute_statement(self):
+        t = self.table
+        port = self.cluster.follower_ports()[0]
+        self.run_statement(f"INSERT INTO \"{t}\" VALUE {{'year': 2001, 'title': 'Odyssey'}}")
+        got = AwsCliTest.aws(self, port, "execute-statement", "--statement",
+                             f"SELECT title FROM \"{t}\" WHERE \"year\" = ?",
+                             "--parameters", '[{"N": "2001"}]', "--consistent-read")
+        self.assertEqual(got["Items"], [{"title": {"S": "Odyssey"}}])
+
+
 class MetricsTest(KvsimTestCase):
     """`GET /metrics` on every node, read by a real Prometheus parser: the counters move with
     the work done, and the Raft gauges agree with the status."""

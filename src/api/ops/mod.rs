@@ -12,6 +12,7 @@ pub mod create_table;
 mod delete_item;
 mod delete_table;
 mod describe_table;
+pub mod execute_statement;
 mod get_item;
 mod index_schema;
 mod legacy;
@@ -129,6 +130,7 @@ pub async fn run(app: &AppState, op: Op, req: &mut Request) -> Result<Vec<u8>> {
         Op::DescribeLimits => encode(account::limits(req).await?),
         Op::Query => encode(query::run(app, req).await?),
         Op::Scan => encode(scan::run(app, req).await?),
+        Op::ExecuteStatement => encode(execute_statement::run(app, req).await?),
         Op::ListStreams => encode(streams::list(app, req).await?),
         Op::DescribeStream => encode(streams::describe(app, req).await?),
         Op::GetShardIterator => encode(streams::iterator(app, req).await?),

@@ -1134,6 +1134,49 @@ pub struct QueryInput {
     pub return_consumed_capacity: Option<String>,
 }
 
+/// ExecuteStatement request: one PartiQL statement.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ExecuteStatementInput {
+    /// The PartiQL statement.
+    pub statement: Option<String>,
+    /// Values for its `?` placeholders, in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<WireList<WireValue>>,
+    /// Linearizable read (a `SELECT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistent_read: Option<bool>,
+    /// Where the previous page of a `SELECT` ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    /// Most items to evaluate (a `SELECT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    /// `NONE`, `TOTAL` or `INDEXES`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_consumed_capacity: Option<String>,
+    /// `ALL_OLD` or `NONE`: the item a failed condition saw, in the error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_values_on_condition_check_failure: Option<String>,
+}
+
+/// ExecuteStatement response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ExecuteStatementOutput {
+    /// The items a `SELECT` found, or the image a `RETURNING` clause asked for.
+    pub items: Vec<WireItem>,
+    /// Present when a `SELECT` has more pages: pass it back to continue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    /// Where the page ended, as DynamoDB also reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_evaluated_key: Option<WireItem>,
+    /// The capacity units used, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumed_capacity: Option<ConsumedCapacity>,
+}
+
 /// Scan request.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]

@@ -44,7 +44,7 @@ pub use projection::parse_projection;
 pub use update::{SetOperand, SetValue, Update, parse_update};
 
 /// Parses `text` every way a request can ask for (condition, key condition, update, applied to
-/// an item, and projection), ignoring the outcome: the fuzzing entry point (`fuzz/`), which must
+/// an item, projection, and PartiQL statement), ignoring the outcome: the fuzzing entry point (`fuzz/`), which must
 /// never panic.
 #[doc(hidden)]
 pub fn fuzz_parse(text: &str) {
@@ -90,4 +90,7 @@ pub fn fuzz_parse(text: &str) {
     if let Ok(mut ctx) = ExpressionContext::new(Some(&names), None) {
         let _ = parse_projection(text, &mut ctx);
     }
+    // The same text as a PartiQL statement, with and without a parameter to bind.
+    let _ = crate::model::partiql::parse(text, &[]);
+    let _ = crate::model::partiql::parse(text, &[AttributeValue::S("p".into())]);
 }

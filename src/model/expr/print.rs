@@ -35,49 +35,66 @@ pub fn condition(c: &Condition) -> Printed {
 /// An `UpdateExpression` as text: its clauses in the order `SET`, `REMOVE`, `ADD`, `DELETE`.
 pub fn update(u: &Update) -> Printed {
     let mut p = Printed::default();
-    let mut clauses = Vec::new();
-    if !u.set.is_empty() {
-        let actions: Vec<String> = u
-            .set
-            .iter()
-            .map(|(path, value)| {
-                let path = p.path(path);
-                let value = p.set_value(value);
-                format!("{path} = {value}")
-            })
-            .collect();
-        clauses.push(format!("SET {}", actions.join(", ")));
-    }
-    if !u.remove.is_empty() {
-        let paths: Vec<String> = u.remove.iter().map(|path| p.path(path)).collect();
-        clauses.push(format!("REMOVE {}", paths.join(", ")));
-    }
-    for (keyword, actions) in [("ADD", &u.add), ("DELETE", &u.delete)] {
-        if !actions.is_empty() {
-            let actions: Vec<String> = actions
-                .iter()
-                .map(|(path, value)| {
-                    let path = p.path(path);
-                    let value = p.value(value);
-                    format!("{path} {value}")
-                })
-                .collect();
-            clauses.push(format!("{keyword} {}", actions.join(", ")));
-        }
-    }
-    p.text = clauses.join(" ");
+    p.text = p.add_update(u);
     p
 }
 
 /// A `ProjectionExpression` as text.
 pub fn projection(paths: &[Path]) -> Printed {
     let mut p = Printed::default();
-    let paths: Vec<String> = paths.iter().map(|path| p.path(path)).collect();
-    p.text = paths.join(", ");
+    p.text = p.add_projection(paths);
     p
 }
 
 impl Printed {
+    /// Prints an `UpdateExpression` into these placeholder maps.
+    pub fn add_update(&mut self, u: &Update) -> String {
+        let p = self;
+        let mut clauses = Vec::new();
+        if !u.set.is_empty() {
+            let actions: Vec<String> = u
+                .set
+                .iter()
+                .map(|(path, value)| {
+                    let path = p.path(path);
+                    let value = p.set_value(value);
+                    format!("{path} = {value}")
+                })
+                .collect();
+            clauses.push(format!("SET {}", actions.join(", ")));
+        }
+        if !u.remove.is_empty() {
+            let paths: Vec<String> = u.remove.iter().map(|path| p.path(path)).collect();
+            clauses.push(format!("REMOVE {}", paths.join(", ")));
+        }
+        for (keyword, actions) in [("ADD", &u.add), ("DELETE", &u.delete)] {
+            if !actions.is_empty() {
+                let actions: Vec<String> = actions
+                    .iter()
+                    .map(|(path, value)| {
+                        let path = p.path(path);
+                        let value = p.value(value);
+                        format!("{path} {value}")
+                    })
+                    .collect();
+                clauses.push(format!("{keyword} {}", actions.join(", ")));
+            }
+        }
+        clauses.join(" ")
+    }
+
+    /// Prints `c` into these placeholder maps (several expressions of one request share
+    /// them: its key condition, filter and projection).
+    pub fn add_condition(&mut self, c: &Condition) -> String {
+        self.condition(c)
+    }
+
+    /// Prints a projection into these placeholder maps.
+    pub fn add_projection(&mut self, paths: &[Path]) -> String {
+        let paths: Vec<String> = paths.iter().map(|path| self.path(path)).collect();
+        paths.join(", ")
+    }
+
     /// The placeholder for attribute `name`, one per distinct name.
     fn name(&mut self, name: &str) -> String {
         if let Some((placeholder, _)) = self.names.iter().find(|(_, n)| *n == name) {

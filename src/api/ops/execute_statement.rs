@@ -1,0 +1,454 @@
+//! ExecuteStatement: one PartiQL statement, run as the operation DynamoDB runs it as.
+//!
+//! The statement is parsed ([`crate::model::partiql`]) into the expression language's own
+//! trees, which are printed back as expressions with placeholders and handed to the operation
+//! itself, so validation, conditions checked where the write applies, consumed capacity and
+//! errors are those of the operations, with no second copy:
+//!
+//! - `SELECT` becomes a **Query** when its `WHERE` has an equality on every partition key
+//!   attribute of the table (or index) in its top-level `AND`s, with the sort key's own
+//!   condition as the key condition and the rest as the filter; any other `SELECT` becomes a
+//!   **Scan** with the whole `WHERE` as its filter, reading the whole table, as in DynamoDB;
+//! - `INSERT` is a PutItem on the condition that no item has the key
+//!   (`DuplicateItemException` otherwise);
+//! - `UPDATE` and `DELETE` are an UpdateItem or DeleteItem of the item whose full key the
+//!   `WHERE` names by equalities, on the condition that it exists and that the rest of the
+//!   `WHERE` holds (`ConditionalCheckFailedException` otherwise).
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::api::AppState;
+use crate::api::budget::Charge;
+use crate::api::ops::{Request, delete_item, put_item, query, required, scan, table_meta};
+use crate::api::wire::{
+    DeleteItemInput, ExecuteStatementInput, ExecuteStatementOutput, PutItemInput, QueryInput,
+    ReadPageOutput, ScanInput, UpdateItemInput, WireItem, WireMap, WriteItemOutput,
+};
+use crate::model::expr::print::Printed;
+use crate::model::expr::{Comparator, Condition, Function, Operand, Path, PathElement};
+use crate::model::partiql::{self, Delete, Insert, Returning, Select, Statement, UpdateStatement};
+use crate::model::table::TableMeta;
+use crate::model::{AttributeValue, Item};
+use crate::{Error, Result};
+
+/// DynamoDB's message when an `UPDATE` or `DELETE` does not name one item.
+const NO_FULL_KEY: &str =
+    "Where clause does not contain a mandatory equality on all key attributes";
+
+/// Runs ExecuteStatement.
+pub async fn run(app: &AppState, req: &mut Request) -> Result<ExecuteStatementOutput> {
+    let input: ExecuteStatementInput = req.input().await?;
+    let text = required(input.statement.as_ref(), "statement")?;
+    let params: Vec<AttributeValue> = input
+        .parameters
+        .as_ref()
+        .map(|list| list.0.iter().map(|v| v.0.clone()).collect())
+        .unwrap_or_default();
+    let statement = partiql::parse(text, &params)?;
+    tracing::Span::current().record("table", statement.table());
+    let meta = table_meta(app, statement.table()).await?;
+    if statement.is_write() && (input.next_token.is_some() || input.limit.is_some()) {
+        return Err(Error::validation(
+            "NextToken and Limit apply to SELECT statements only",
+        ));
+    }
+    match statement {
+        Statement::Select(s) => select(app, req, &meta, s, &input).await,
+        Statement::Insert(i) => insert(app, req, &meta, i, &input).await,
+        Statement::Update(u) => update(app, req, &meta, u, &input).await,
+        Statement::Delete(d) => delete(app, req, &meta, d, &input).await,
+    }
+}
+
+/// A request for another operation, in this request's region.
+fn inner<T: Serialize>(req: &Request, input: &T) -> Result<Request> {
+    let body = serde_json::to_vec(input).map_err(Error::internal)?;
+    // The body is built from this request's own, which is charged already.
+    Ok(Request::new(
+        Bytes::from(body),
+        Charge::default(),
+        req.region.clone(),
+    ))
+}
+
+/// `Some(names)` and `Some(values)` for the maps a printed expression needs, `None` if empty.
+fn maps(p: Printed) -> (Option<WireMap<String>>, Option<WireItem>) {
+    let names = (!p.names.is_empty()).then_some(WireMap(p.names));
+    let values = (!p.values.is_empty()).then(|| WireItem(p.values.into_iter().collect()));
+    (names, values)
+}
+
+/// The conjuncts of `c`'s top-level `AND`s.
+fn conjuncts(c: Condition, out: &mut Vec<Condition>) {
+    match c {
+        Condition::And(a, b) => {
+            conjuncts(*a, out);
+            conjuncts(*b, out);
+        }
+        other => out.push(other),
+    }
+}
+
+fn and_all(mut parts: Vec<Condition>) -> Option<Condition> {
+    let last = parts.pop()?;
+    Some(
+        parts
+            .into_iter()
+            .rev()
+            .fold(last, |acc, c| Condition::And(Box::new(c), Box::new(acc))),
+    )
+}
+
+fn top(name: &str) -> Path {
+    Path {
+        elements: vec![PathElement::Attribute(name.to_string())],
+    }
+}
+
+/// The value `c` says top-level attribute `name` equals, if that is what it says.
+fn equality(c: &Condition, name: &str) -> Option<AttributeValue> {
+    let Condition::Compare {
+        op: Comparator::Eq,
+        left,
+        right,
+    } = c
+    else {
+        return None;
+    };
+    match (left, right) {
+        (Operand::Path(p), Operand::Value(v)) | (Operand::Value(v), Operand::Path(p))
+            if p.as_top_level() == Some(name) =>
+        {
+            Some(v.clone())
+        }
+        _ => None,
+    }
+}
+
+/// Whether `c` is a key condition on sort key `name`: a comparison with a value, `BETWEEN`
+/// two values, or `begins_with` a value.
+fn sort_key_condition(c: &Condition, name: &str) -> bool {
+    let on = |o: &Operand| matches!(o, Operand::Path(p) if p.as_top_level() == Some(name));
+    let value = |o: &Operand| matches!(o, Operand::Value(_));
+    match c {
+        Condition::Compare { op, left, right } => {
+            *op != Comparator::Ne && ((on(left) && value(right)) || (value(left) && on(right)))
+        }
+        Condition::Between { operand, low, high } => on(operand) && value(low) && value(high),
+        Condition::Function(Function::BeginsWith(p, o)) => {
+            p.as_top_level() == Some(name) && value(o)
+        }
+        _ => false,
+    }
+}
+
+/// The `NextToken` for a page that ended at `key`: the key itself, in the wire's JSON.
+fn next_token(key: &WireItem) -> Result<String> {
+    use base64::Engine;
+    let json = serde_json::to_vec(key).map_err(Error::internal)?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(json))
+}
+
+fn start_key(token: Option<&String>) -> Result<Option<WireItem>> {
+    use base64::Engine;
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    let invalid = || Error::validation("Invalid NextToken");
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .map_err(|_| invalid())?;
+    serde_json::from_slice(&json)
+        .map(Some)
+        .map_err(|_| invalid())
+}
+
+async fn select(
+    app: &AppState,
+    req: &Request,
+    meta: &TableMeta,
+    s: Select,
+    input: &ExecuteStatementInput,
+) -> Result<ExecuteStatementOutput> {
+    // The key attributes of what is read: the table's, or the index's.
+    let (partition, sort): (Vec<String>, Vec<String>) = match &s.index {
+        None => (
+            vec![meta.spec.key_schema.partition.name.clone()],
+            meta.spec
+                .key_schema
+                .sort
+                .iter()
+                .map(|k| k.name.clone())
+                .collect(),
+        ),
+        Some(index) => {
+            let spec = meta.index(index).ok_or_else(|| {
+                Error::validation(format!(
+                    "The table does not have the specified index: {index}"
+                ))
+            })?;
+            (
+                spec.partition.iter().map(|k| k.name.clone()).collect(),
+                spec.sort.iter().map(|k| k.name.clone()).collect(),
+            )
+        }
+    };
+    let mut parts = Vec::new();
+    if let Some(c) = s.condition.clone() {
+        conjuncts(c, &mut parts);
+    }
+    // A Query needs an equality on every partition key attribute.
+    let mut key_parts = Vec::new();
+    let is_query = partition.iter().all(|name| {
+        match parts.iter().position(|c| equality(c, name).is_some()) {
+            Some(i) => {
+                // Written `key = value`, the order a key condition takes.
+                let value = equality(&parts.remove(i), name);
+                key_parts.extend(value.map(|v| Condition::Compare {
+                    op: Comparator::Eq,
+                    left: Operand::Path(top(name)),
+                    right: Operand::Value(v),
+                }));
+                true
+            }
+            None => false,
+        }
+    });
+    let mut p = Printed::default();
+    let projection = (!s.projection.is_empty()).then(|| p.add_projection(&s.projection));
+    let exclusive_start_key = start_key(input.next_token.as_ref())?;
+    let page: ReadPageOutput = if is_query {
+        // The sort key's own conditions join the key condition (DynamoDB allows one).
+        if let Some(sort) = sort.first()
+            && let Some(i) = parts.iter().position(|c| sort_key_condition(c, sort))
+        {
+            key_parts.push(match parts.remove(i) {
+                // `value < key` as `key > value`.
+                Condition::Compare {
+                    op,
+                    left: left @ Operand::Value(_),
+                    right,
+                } => Condition::Compare {
+                    op: op.flipped(),
+                    left: right,
+                    right: left,
+                },
+                other => other,
+            });
+        }
+        let descending = match s.order_by.as_slice() {
+            [] => false,
+            keys => {
+                let sort_name = sort.first();
+                let mut descending = None;
+                for (key, desc) in keys {
+                    let name = key.as_top_level();
+                    let ok = name.is_some_and(|n| partition.iter().any(|p| p == n))
+                        || name.is_some_and(|n| Some(&n.to_string()) == sort_name);
+                    if !ok {
+                        return Err(Error::validation(format!(
+                            "ORDER BY accepts only the key attributes of the table or index read; {key} is not one"
+                        )));
+                    }
+                    if name.is_some_and(|n| Some(&n.to_string()) == sort_name) {
+                        descending = Some(*desc);
+                    }
+                }
+                descending.unwrap_or(false)
+            }
+        };
+        let key_condition = and_all(key_parts).map(|c| p.add_condition(&c));
+        let filter = and_all(parts).map(|c| p.add_condition(&c));
+        let (names, values) = maps(p);
+        let q = QueryInput {
+            table_name: Some(s.table.clone()),
+            index_name: s.index.clone(),
+            key_condition_expression: key_condition,
+            filter_expression: filter,
+            projection_expression: projection,
+            expression_attribute_names: names,
+            expression_attribute_values: values,
+            scan_index_forward: Some(!descending),
+            limit: input.limit,
+            exclusive_start_key,
+            consistent_read: input.consistent_read,
+            return_consumed_capacity: input.return_consumed_capacity.clone(),
+            ..QueryInput::default()
+        };
+        query::run(app, &mut inner(req, &q)?).await?
+    } else {
+        if !s.order_by.is_empty() {
+            return Err(Error::validation(
+                "ORDER BY needs a WHERE clause with an equality on the partition key (it orders a Query's results; a Scan has no order)",
+            ));
+        }
+        let filter = s.condition.as_ref().map(|c| p.add_condition(c));
+        let (names, values) = maps(p);
+        let scan = ScanInput {
+            table_name: Some(s.table.clone()),
+            index_name: s.index.clone(),
+            filter_expression: filter,
+            projection_expression: projection,
+            expression_attribute_names: names,
+            expression_attribute_values: values,
+            limit: input.limit,
+            exclusive_start_key,
+            consistent_read: input.consistent_read,
+            return_consumed_capacity: input.return_consumed_capacity.clone(),
+            ..ScanInput::default()
+        };
+        scan::run(app, &mut inner(req, &scan)?).await?
+    };
+    Ok(ExecuteStatementOutput {
+        items: page.items.unwrap_or_default(),
+        next_token: page
+            .last_evaluated_key
+            .as_ref()
+            .map(next_token)
+            .transpose()?,
+        last_evaluated_key: page.last_evaluated_key,
+        consumed_capacity: page.consumed_capacity,
+    })
+}
+
+async fn insert(
+    app: &AppState,
+    req: &Request,
+    meta: &TableMeta,
+    i: Insert,
+    input: &ExecuteStatementInput,
+) -> Result<ExecuteStatementOutput> {
+    let pk = &meta.spec.key_schema.partition.name;
+    let mut p = Printed::default();
+    let condition = p.add_condition(&Condition::Function(Function::AttributeNotExists(top(pk))));
+    let (names, values) = maps(p);
+    let put = PutItemInput {
+        table_name: Some(i.table),
+        item: Some(WireItem(i.item)),
+        condition_expression: Some(condition),
+        expression_attribute_names: names,
+        expression_attribute_values: values,
+        return_consumed_capacity: input.return_consumed_capacity.clone(),
+        ..PutItemInput::default()
+    };
+    match put_item::run(app, &mut inner(req, &put)?).await {
+        Ok(out) => Ok(written(out, None)),
+        Err(Error::ConditionalCheckFailed { .. }) => Err(Error::DuplicateItem(
+            "Duplicate primary key exists in table".into(),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// The item's key from the `WHERE`'s equalities, and the rest of the `WHERE` with an
+/// existence check, as the write's condition.
+fn key_and_condition(meta: &TableMeta, condition: Condition) -> Result<(Item, Condition)> {
+    let mut parts = Vec::new();
+    conjuncts(condition, &mut parts);
+    let schema = &meta.spec.key_schema;
+    let mut key = Item::new();
+    for name in std::iter::once(&schema.partition.name).chain(schema.sort.iter().map(|k| &k.name)) {
+        let i = parts
+            .iter()
+            .position(|c| equality(c, name).is_some())
+            .ok_or_else(|| Error::validation(NO_FULL_KEY))?;
+        let value =
+            equality(&parts.remove(i), name).ok_or_else(|| Error::validation(NO_FULL_KEY))?;
+        key.insert(name.clone(), value);
+    }
+    parts.insert(
+        0,
+        Condition::Function(Function::AttributeExists(top(&schema.partition.name))),
+    );
+    let condition = and_all(parts).ok_or_else(|| Error::internal("an empty condition"))?;
+    Ok((key, condition))
+}
+
+/// A write's answer: the image its `RETURNING` clause asked for, if any.
+fn written(out: WriteItemOutput, returning: Option<Returning>) -> ExecuteStatementOutput {
+    ExecuteStatementOutput {
+        items: returning
+            .and(out.attributes)
+            .into_iter()
+            .filter(|item| !item.0.is_empty())
+            .collect(),
+        consumed_capacity: out.consumed_capacity,
+        ..ExecuteStatementOutput::default()
+    }
+}
+
+async fn update(
+    app: &AppState,
+    req: &Request,
+    meta: &TableMeta,
+    u: UpdateStatement,
+    input: &ExecuteStatementInput,
+) -> Result<ExecuteStatementOutput> {
+    let (key, condition) = key_and_condition(meta, u.condition)?;
+    let mut p = Printed::default();
+    let update = p.add_update(&u.update);
+    let condition = p.add_condition(&condition);
+    let (names, values) = maps(p);
+    let update = UpdateItemInput {
+        table_name: Some(u.table),
+        key: Some(WireItem(key)),
+        update_expression: Some(update),
+        condition_expression: Some(condition),
+        expression_attribute_names: names,
+        expression_attribute_values: values,
+        return_values: u.returning.map(|r| r.return_values().to_string()),
+        return_values_on_condition_check_failure: input
+            .return_values_on_condition_check_failure
+            .clone(),
+        return_consumed_capacity: input.return_consumed_capacity.clone(),
+        ..UpdateItemInput::default()
+    };
+    let out = crate::api::ops::update_item::run(app, &mut inner(req, &update)?).await?;
+    Ok(written(out, u.returning))
+}
+
+async fn delete(
+    app: &AppState,
+    req: &Request,
+    meta: &TableMeta,
+    d: Delete,
+    input: &ExecuteStatementInput,
+) -> Result<ExecuteStatementOutput> {
+    if let Some(r) = d.returning.filter(|r| *r != Returning::AllOld) {
+        return Err(Error::validation(format!(
+            "DELETE supports only RETURNING ALL OLD *, not RETURNING {} *",
+            r.words()
+        )));
+    }
+    let (key, condition) = key_and_condition(meta, d.condition)?;
+    let mut p = Printed::default();
+    let condition = p.add_condition(&condition);
+    let (names, values) = maps(p);
+    let delete = DeleteItemInput {
+        table_name: Some(d.table),
+        key: Some(WireItem(key)),
+        condition_expression: Some(condition),
+        expression_attribute_names: names,
+        expression_attribute_values: values,
+        return_values: d.returning.map(|r| r.return_values().to_string()),
+        return_values_on_condition_check_failure: input
+            .return_values_on_condition_check_failure
+            .clone(),
+        return_consumed_capacity: input.return_consumed_capacity.clone(),
+        ..DeleteItemInput::default()
+    };
+    let out = delete_item::run(app, &mut inner(req, &delete)?).await?;
+    Ok(written(out, d.returning))
+}
+
+/// Whether `statement` writes, by its first word (a statement that does not parse fails
+/// wherever it runs): the dispatcher sends writes, like consistent reads, to the leader.
+pub fn writes(statement: &str) -> bool {
+    let first = statement
+        .trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("");
+    !first.eq_ignore_ascii_case("SELECT")
+}
