@@ -85,6 +85,10 @@ pub enum Op {
     Scan,
     /// ExecuteStatement (PartiQL).
     ExecuteStatement,
+    /// BatchExecuteStatement (PartiQL).
+    BatchExecuteStatement,
+    /// ExecuteTransaction (PartiQL).
+    ExecuteTransaction,
     /// Streams: ListStreams.
     ListStreams,
     /// Streams: DescribeStream.
@@ -124,6 +128,8 @@ impl Op {
             "Query" => Op::Query,
             "Scan" => Op::Scan,
             "ExecuteStatement" => Op::ExecuteStatement,
+            "BatchExecuteStatement" => Op::BatchExecuteStatement,
+            "ExecuteTransaction" => Op::ExecuteTransaction,
             _ => return None,
         })
     }
@@ -157,6 +163,7 @@ impl Op {
                 | Op::UpdateTimeToLive
                 // Transactional reads are serializable: the leader answers them.
                 | Op::TransactGetItems
+                | Op::ExecuteTransaction
         )
     }
 
@@ -172,6 +179,7 @@ impl Op {
                 | Op::DescribeTable
                 | Op::BatchGetItem
                 | Op::ExecuteStatement
+                | Op::BatchExecuteStatement
         )
     }
 }
@@ -342,6 +350,17 @@ struct ConsistentPeek {
     /// ExecuteStatement: a statement that writes runs at the leader.
     #[serde(rename = "Statement")]
     statement: Option<String>,
+    /// BatchExecuteStatement: each statement's text and `ConsistentRead`.
+    #[serde(rename = "Statements")]
+    statements: Option<Vec<StatementPeek>>,
+}
+
+#[derive(Deserialize)]
+struct StatementPeek {
+    #[serde(rename = "Statement")]
+    statement: Option<String>,
+    #[serde(rename = "ConsistentRead")]
+    consistent_read: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -361,6 +380,14 @@ impl ConsistentPeek {
                 .statement
                 .as_deref()
                 .is_some_and(ops::execute_statement::writes)
+            || self.statements.as_ref().is_some_and(|all| {
+                all.iter().any(|s| {
+                    s.consistent_read.unwrap_or(false)
+                        || s.statement
+                            .as_deref()
+                            .is_some_and(ops::execute_statement::writes)
+                })
+            })
     }
 }
 

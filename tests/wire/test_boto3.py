@@ -2246,6 +2246,81 @@ class PartiQLTest(KvsimTestCase):
         self.assertClientError("ResourceNotFoundException", self.next_client().execute_statement,
                                Statement='SELECT * FROM "no_such_table"')
 
+    def test_transactions_all_or_nothing(self):
+        t = self.table
+        client = self.next_client()
+        ins = f"INSERT INTO \"{t}\" VALUE {{'year': 1, 'title': ?, 'bal': ?}}"
+        client.execute_transaction(TransactStatements=[
+            {"Statement": ins, "Parameters": [{"S": "a"}, {"N": "10"}]},
+            {"Statement": ins, "Parameters": [{"S": "b"}, {"N": "0"}]}])
+        move = [
+            {"Statement": f"UPDATE \"{t}\" SET bal = bal - 4 WHERE \"year\" = 1 AND title = 'a' "
+                          "AND bal >= 4"},
+            {"Statement": f"UPDATE \"{t}\" SET bal = bal + 4 WHERE \"year\" = 1 AND title = 'b'"},
+        ]
+        # A retry with the same ClientRequestToken applies once.
+        for _ in range(2):
+            self.next_client().execute_transaction(TransactStatements=move,
+                                                   ClientRequestToken="move-once")
+        reads = self.next_client().execute_transaction(TransactStatements=[
+            {"Statement": f"SELECT bal FROM \"{t}\" WHERE \"year\" = 1 AND title = 'a'"},
+            {"Statement": f"SELECT bal FROM \"{t}\" WHERE \"year\" = 1 AND title = 'b'"},
+            {"Statement": f"SELECT bal FROM \"{t}\" WHERE \"year\" = 1 AND title = 'none'"}])
+        self.assertEqual(reads["Responses"], [{"Item": {"bal": {"N": "6"}}},
+                                              {"Item": {"bal": {"N": "4"}}}, {}])
+        # A failed condition and a duplicate INSERT cancel everything, with a reason each.
+        with self.assertRaises(ClientError) as ctx:
+            self.next_client().execute_transaction(TransactStatements=[
+                {"Statement": f"UPDATE \"{t}\" SET bal = 0 WHERE \"year\" = 1 AND title = 'a' "
+                              "AND bal > 100"},
+                {"Statement": ins, "Parameters": [{"S": "b"}, {"N": "1"}]},
+                {"Statement": ins, "Parameters": [{"S": "c"}, {"N": "1"}]},
+                {"Statement": f"EXISTS(SELECT * FROM \"{t}\" WHERE \"year\" = 1 "
+                              "AND title = 'none')"}])
+        error = ctx.exception.response
+        self.assertEqual(error["Error"]["Code"], "TransactionCanceledException")
+        self.assertEqual([r["Code"] for r in error["CancellationReasons"]],
+                         ["ConditionalCheckFailed", "DuplicateItem", "None",
+                          "ConditionalCheckFailed"])
+        self.assertEqual(error["Error"]["Message"],
+                         "Transaction cancelled, please refer cancellation reasons for specific "
+                         "reasons [ConditionalCheckFailed, DuplicateItem, None, "
+                         "ConditionalCheckFailed]")
+        got = self.next_client().execute_statement(
+            Statement=f"SELECT title, bal FROM \"{t}\" WHERE \"year\" = 1",
+            ConsistentRead=True)["Items"]
+        self.assertEqual(got, [{"title": {"S": "a"}, "bal": {"N": "6"}},
+                               {"title": {"S": "b"}, "bal": {"N": "4"}}])
+        self.assertClientError("ValidationException", self.next_client().execute_transaction,
+                               TransactStatements=[move[0], {"Statement": f"SELECT * FROM \"{t}\""}])
+
+    def test_batches_answer_each_statement(self):
+        t = self.table
+        ins = f"INSERT INTO \"{t}\" VALUE {{'year': 2, 'title': ?}}"
+        out = self.next_client().batch_execute_statement(Statements=[
+            {"Statement": ins, "Parameters": [{"S": "x"}]},
+            {"Statement": ins, "Parameters": [{"S": "y"}]},
+            {"Statement": ins, "Parameters": [{"S": "x"}]},
+            {"Statement": f"UPDATE \"{t}\" SET n = 1 WHERE \"year\" = 2 AND title = 'none'"},
+            {"Statement": "SELEC oops"},
+        ])["Responses"]
+        self.assertEqual([r.get("Error", {}).get("Code") for r in out],
+                         [None, None, "DuplicateItem", "ConditionalCheckFailed", "ValidationError"])
+        self.assertEqual(out[0]["TableName"], t)
+        out = self.next_client().batch_execute_statement(Statements=[
+            {"Statement": f"SELECT title FROM \"{t}\" WHERE \"year\" = 2 AND title = ?",
+             "Parameters": [{"S": name}], "ConsistentRead": True} for name in ("x", "y", "z")
+        ])["Responses"]
+        self.assertEqual([r.get("Item") for r in out],
+                         [{"title": {"S": "x"}}, {"title": {"S": "y"}}, None])
+        # A read names one item; reads and writes do not mix.
+        out = self.next_client().batch_execute_statement(Statements=[
+            {"Statement": f"SELECT * FROM \"{t}\" WHERE \"year\" = 2"}])["Responses"]
+        self.assertEqual(out[0]["Error"]["Code"], "ValidationError")
+        self.assertClientError("ValidationException", self.next_client().batch_execute_statement,
+                               Statements=[{"Statement": ins, "Parameters": [{"S": "w"}]},
+                                           {"Statement": f"SELECT * FROM \"{t}\""}])
+
     def test_the_aws_cli_execute_statement(self):
         t = self.table
         port = self.cluster.follower_ports()[0]

@@ -23,22 +23,34 @@ use crate::api::budget::Charge;
 use crate::api::ops::{Request, delete_item, put_item, query, required, scan, table_meta};
 use crate::api::wire::{
     DeleteItemInput, ExecuteStatementInput, ExecuteStatementOutput, PutItemInput, QueryInput,
-    ReadPageOutput, ScanInput, UpdateItemInput, WireItem, WireMap, WriteItemOutput,
+    ReadPageOutput, ScanInput, TransactAction, UpdateItemInput, WireItem, WireMap,
 };
 use crate::model::expr::print::Printed;
 use crate::model::expr::{Comparator, Condition, Function, Operand, Path, PathElement};
-use crate::model::partiql::{self, Delete, Insert, Returning, Select, Statement, UpdateStatement};
+use crate::model::partiql::{self, Returning, Select, Statement};
 use crate::model::table::TableMeta;
 use crate::model::{AttributeValue, Item};
 use crate::{Error, Result};
 
+/// DynamoDB's message when an `INSERT` meets an existing item.
+pub(super) const DUPLICATE: &str = "Duplicate primary key exists in table";
+
 /// DynamoDB's message when an `UPDATE` or `DELETE` does not name one item.
-const NO_FULL_KEY: &str =
+pub(super) const NO_FULL_KEY: &str =
     "Where clause does not contain a mandatory equality on all key attributes";
 
 /// Runs ExecuteStatement.
 pub async fn run(app: &AppState, req: &mut Request) -> Result<ExecuteStatementOutput> {
     let input: ExecuteStatementInput = req.input().await?;
+    execute(app, req, &input).await
+}
+
+/// Runs one statement (of ExecuteStatement, or of a batch).
+pub(super) async fn execute(
+    app: &AppState,
+    req: &Request,
+    input: &ExecuteStatementInput,
+) -> Result<ExecuteStatementOutput> {
     let text = required(input.statement.as_ref(), "statement")?;
     let params: Vec<AttributeValue> = input
         .parameters
@@ -54,15 +66,13 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ExecuteStatementOu
         ));
     }
     match statement {
-        Statement::Select(s) => select(app, req, &meta, s, &input).await,
-        Statement::Insert(i) => insert(app, req, &meta, i, &input).await,
-        Statement::Update(u) => update(app, req, &meta, u, &input).await,
-        Statement::Delete(d) => delete(app, req, &meta, d, &input).await,
+        Statement::Select(s) => select(app, req, &meta, s, input).await,
+        other => write(app, req, &meta, other, input).await,
     }
 }
 
 /// A request for another operation, in this request's region.
-fn inner<T: Serialize>(req: &Request, input: &T) -> Result<Request> {
+pub(super) fn inner<T: Serialize>(req: &Request, input: &T) -> Result<Request> {
     let body = serde_json::to_vec(input).map_err(Error::internal)?;
     // The body is built from this request's own, which is charged already.
     Ok(Request::new(
@@ -73,7 +83,7 @@ fn inner<T: Serialize>(req: &Request, input: &T) -> Result<Request> {
 }
 
 /// `Some(names)` and `Some(values)` for the maps a printed expression needs, `None` if empty.
-fn maps(p: Printed) -> (Option<WireMap<String>>, Option<WireItem>) {
+pub(super) fn maps(p: Printed) -> (Option<WireMap<String>>, Option<WireItem>) {
     let names = (!p.names.is_empty()).then_some(WireMap(p.names));
     let values = (!p.values.is_empty()).then(|| WireItem(p.values.into_iter().collect()));
     (names, values)
@@ -312,38 +322,139 @@ async fn select(
     })
 }
 
-async fn insert(
-    app: &AppState,
-    req: &Request,
-    meta: &TableMeta,
-    i: Insert,
-    input: &ExecuteStatementInput,
-) -> Result<ExecuteStatementOutput> {
-    let pk = &meta.spec.key_schema.partition.name;
+/// A write statement compiled to the action it runs as: the members of a PutItem, UpdateItem,
+/// DeleteItem or (in a transaction) ConditionCheck, with the placeholders they share.
+pub struct Write {
+    /// What the statement does.
+    pub kind: WriteKind,
+    /// The table, key or item, expressions and their placeholders.
+    pub action: TransactAction,
+    /// The `RETURNING` clause.
+    pub returning: Option<Returning>,
+}
+
+/// The action a write statement runs as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteKind {
+    /// `INSERT`: a put on the condition that the key is free.
+    Insert,
+    /// `UPDATE`: an update of an existing item.
+    Update,
+    /// `DELETE`: a delete of an existing item.
+    Delete,
+    /// `EXISTS(SELECT ...)` in a transaction: a condition check.
+    Check,
+}
+
+/// Compiles a write statement (or a transaction's `EXISTS`) against its table.
+///
+/// # Errors
+/// `ValidationException` when an `UPDATE`, `DELETE` or `EXISTS` does not name an item by its
+/// full key, or a `DELETE` asks for an image other than `ALL OLD`.
+pub fn compile_write(meta: &TableMeta, statement: Statement) -> Result<Write> {
     let mut p = Printed::default();
-    let condition = p.add_condition(&Condition::Function(Function::AttributeNotExists(top(pk))));
-    let (names, values) = maps(p);
-    let put = PutItemInput {
-        table_name: Some(i.table),
-        item: Some(WireItem(i.item)),
-        condition_expression: Some(condition),
-        expression_attribute_names: names,
-        expression_attribute_values: values,
-        return_consumed_capacity: input.return_consumed_capacity.clone(),
-        ..PutItemInput::default()
+    let (kind, table, key, item, update, condition, returning) = match statement {
+        Statement::Insert(i) => {
+            let pk = &meta.spec.key_schema.partition.name;
+            let free = Condition::Function(Function::AttributeNotExists(top(pk)));
+            (
+                WriteKind::Insert,
+                i.table,
+                None,
+                Some(i.item),
+                None,
+                free,
+                None,
+            )
+        }
+        Statement::Update(u) => {
+            let (key, condition) = key_and_condition(meta, u.condition)?;
+            let update = p.add_update(&u.update);
+            (
+                WriteKind::Update,
+                u.table,
+                Some(key),
+                None,
+                Some(update),
+                condition,
+                u.returning,
+            )
+        }
+        Statement::Delete(d) => {
+            if let Some(r) = d.returning.filter(|r| *r != Returning::AllOld) {
+                return Err(Error::validation(format!(
+                    "DELETE supports only RETURNING ALL OLD *, not RETURNING {} *",
+                    r.words()
+                )));
+            }
+            let (key, condition) = key_and_condition(meta, d.condition)?;
+            (
+                WriteKind::Delete,
+                d.table,
+                Some(key),
+                None,
+                None,
+                condition,
+                d.returning,
+            )
+        }
+        Statement::Exists(s) => {
+            let condition = s.condition.ok_or_else(|| Error::validation(NO_FULL_KEY))?;
+            let (key, condition) = key_and_condition(meta, condition)?;
+            (
+                WriteKind::Check,
+                s.table,
+                Some(key),
+                None,
+                None,
+                condition,
+                None,
+            )
+        }
+        Statement::Select(_) => {
+            return Err(Error::internal("a SELECT compiled as a write"));
+        }
     };
-    match put_item::run(app, &mut inner(req, &put)?).await {
-        Ok(out) => Ok(written(out, None)),
-        Err(Error::ConditionalCheckFailed { .. }) => Err(Error::DuplicateItem(
-            "Duplicate primary key exists in table".into(),
-        )),
-        Err(e) => Err(e),
-    }
+    let condition = p.add_condition(&condition);
+    let (names, values) = maps(p);
+    Ok(Write {
+        kind,
+        action: TransactAction {
+            table_name: Some(table),
+            key: key.map(WireItem),
+            item: item.map(WireItem),
+            update_expression: update,
+            condition_expression: Some(condition),
+            expression_attribute_names: names,
+            expression_attribute_values: values,
+            return_values_on_condition_check_failure: None,
+        },
+        returning,
+    })
 }
 
 /// The item's key from the `WHERE`'s equalities, and the rest of the `WHERE` with an
 /// existence check, as the write's condition.
-fn key_and_condition(meta: &TableMeta, condition: Condition) -> Result<(Item, Condition)> {
+pub(super) fn key_and_condition(
+    meta: &TableMeta,
+    condition: Condition,
+) -> Result<(Item, Condition)> {
+    let (key, mut parts) = split_key(meta, condition)?;
+    parts.insert(
+        0,
+        Condition::Function(Function::AttributeExists(top(&meta
+            .spec
+            .key_schema
+            .partition
+            .name))),
+    );
+    let condition = and_all(parts).ok_or_else(|| Error::internal("an empty condition"))?;
+    Ok((key, condition))
+}
+
+/// The item's full key from the `WHERE`'s top-level equalities, and the `WHERE`'s other
+/// conjuncts.
+pub(super) fn split_key(meta: &TableMeta, condition: Condition) -> Result<(Item, Vec<Condition>)> {
     let mut parts = Vec::new();
     conjuncts(condition, &mut parts);
     let schema = &meta.spec.key_schema;
@@ -357,89 +468,85 @@ fn key_and_condition(meta: &TableMeta, condition: Condition) -> Result<(Item, Co
             equality(&parts.remove(i), name).ok_or_else(|| Error::validation(NO_FULL_KEY))?;
         key.insert(name.clone(), value);
     }
-    parts.insert(
-        0,
-        Condition::Function(Function::AttributeExists(top(&schema.partition.name))),
-    );
-    let condition = and_all(parts).ok_or_else(|| Error::internal("an empty condition"))?;
-    Ok((key, condition))
+    Ok((key, parts))
 }
 
-/// A write's answer: the image its `RETURNING` clause asked for, if any.
-fn written(out: WriteItemOutput, returning: Option<Returning>) -> ExecuteStatementOutput {
-    ExecuteStatementOutput {
-        items: returning
+/// Runs one write statement as its own operation.
+async fn write(
+    app: &AppState,
+    req: &Request,
+    meta: &TableMeta,
+    statement: Statement,
+    input: &ExecuteStatementInput,
+) -> Result<ExecuteStatementOutput> {
+    let w = compile_write(meta, statement)?;
+    let a = w.action;
+    let on_failure = input.return_values_on_condition_check_failure.clone();
+    let capacity = input.return_consumed_capacity.clone();
+    let return_values = w.returning.map(|r| r.return_values().to_string());
+    let out = match w.kind {
+        WriteKind::Insert => {
+            let put = PutItemInput {
+                table_name: a.table_name,
+                item: a.item,
+                condition_expression: a.condition_expression,
+                expression_attribute_names: a.expression_attribute_names,
+                expression_attribute_values: a.expression_attribute_values,
+                return_consumed_capacity: capacity,
+                ..PutItemInput::default()
+            };
+            match put_item::run(app, &mut inner(req, &put)?).await {
+                Err(Error::ConditionalCheckFailed { .. }) => {
+                    return Err(Error::DuplicateItem(DUPLICATE.into()));
+                }
+                other => other?,
+            }
+        }
+        WriteKind::Update => {
+            let update = UpdateItemInput {
+                table_name: a.table_name,
+                key: a.key,
+                update_expression: a.update_expression,
+                condition_expression: a.condition_expression,
+                expression_attribute_names: a.expression_attribute_names,
+                expression_attribute_values: a.expression_attribute_values,
+                return_values,
+                return_values_on_condition_check_failure: on_failure,
+                return_consumed_capacity: capacity,
+                ..UpdateItemInput::default()
+            };
+            crate::api::ops::update_item::run(app, &mut inner(req, &update)?).await?
+        }
+        WriteKind::Delete => {
+            let delete = DeleteItemInput {
+                table_name: a.table_name,
+                key: a.key,
+                condition_expression: a.condition_expression,
+                expression_attribute_names: a.expression_attribute_names,
+                expression_attribute_values: a.expression_attribute_values,
+                return_values,
+                return_values_on_condition_check_failure: on_failure,
+                return_consumed_capacity: capacity,
+                ..DeleteItemInput::default()
+            };
+            delete_item::run(app, &mut inner(req, &delete)?).await?
+        }
+        WriteKind::Check => {
+            return Err(Error::validation(
+                "EXISTS is a condition of a transaction: use it in ExecuteTransaction",
+            ));
+        }
+    };
+    Ok(ExecuteStatementOutput {
+        items: w
+            .returning
             .and(out.attributes)
             .into_iter()
             .filter(|item| !item.0.is_empty())
             .collect(),
         consumed_capacity: out.consumed_capacity,
         ..ExecuteStatementOutput::default()
-    }
-}
-
-async fn update(
-    app: &AppState,
-    req: &Request,
-    meta: &TableMeta,
-    u: UpdateStatement,
-    input: &ExecuteStatementInput,
-) -> Result<ExecuteStatementOutput> {
-    let (key, condition) = key_and_condition(meta, u.condition)?;
-    let mut p = Printed::default();
-    let update = p.add_update(&u.update);
-    let condition = p.add_condition(&condition);
-    let (names, values) = maps(p);
-    let update = UpdateItemInput {
-        table_name: Some(u.table),
-        key: Some(WireItem(key)),
-        update_expression: Some(update),
-        condition_expression: Some(condition),
-        expression_attribute_names: names,
-        expression_attribute_values: values,
-        return_values: u.returning.map(|r| r.return_values().to_string()),
-        return_values_on_condition_check_failure: input
-            .return_values_on_condition_check_failure
-            .clone(),
-        return_consumed_capacity: input.return_consumed_capacity.clone(),
-        ..UpdateItemInput::default()
-    };
-    let out = crate::api::ops::update_item::run(app, &mut inner(req, &update)?).await?;
-    Ok(written(out, u.returning))
-}
-
-async fn delete(
-    app: &AppState,
-    req: &Request,
-    meta: &TableMeta,
-    d: Delete,
-    input: &ExecuteStatementInput,
-) -> Result<ExecuteStatementOutput> {
-    if let Some(r) = d.returning.filter(|r| *r != Returning::AllOld) {
-        return Err(Error::validation(format!(
-            "DELETE supports only RETURNING ALL OLD *, not RETURNING {} *",
-            r.words()
-        )));
-    }
-    let (key, condition) = key_and_condition(meta, d.condition)?;
-    let mut p = Printed::default();
-    let condition = p.add_condition(&condition);
-    let (names, values) = maps(p);
-    let delete = DeleteItemInput {
-        table_name: Some(d.table),
-        key: Some(WireItem(key)),
-        condition_expression: Some(condition),
-        expression_attribute_names: names,
-        expression_attribute_values: values,
-        return_values: d.returning.map(|r| r.return_values().to_string()),
-        return_values_on_condition_check_failure: input
-            .return_values_on_condition_check_failure
-            .clone(),
-        return_consumed_capacity: input.return_consumed_capacity.clone(),
-        ..DeleteItemInput::default()
-    };
-    let out = delete_item::run(app, &mut inner(req, &delete)?).await?;
-    Ok(written(out, d.returning))
+    })
 }
 
 /// Whether `statement` writes, by its first word (a statement that does not parse fails

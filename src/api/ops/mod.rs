@@ -5,6 +5,7 @@
 
 mod account;
 mod backups;
+mod batch_execute_statement;
 mod batch_get_item;
 mod batch_write_item;
 pub mod capacity;
@@ -13,6 +14,7 @@ mod delete_item;
 mod delete_table;
 mod describe_table;
 pub mod execute_statement;
+mod execute_transaction;
 mod get_item;
 mod index_schema;
 mod legacy;
@@ -131,6 +133,8 @@ pub async fn run(app: &AppState, op: Op, req: &mut Request) -> Result<Vec<u8>> {
         Op::Query => encode(query::run(app, req).await?),
         Op::Scan => encode(scan::run(app, req).await?),
         Op::ExecuteStatement => encode(execute_statement::run(app, req).await?),
+        Op::BatchExecuteStatement => encode(batch_execute_statement::run(app, req).await?),
+        Op::ExecuteTransaction => encode(execute_transaction::run(app, req).await?),
         Op::ListStreams => encode(streams::list(app, req).await?),
         Op::DescribeStream => encode(streams::describe(app, req).await?),
         Op::GetShardIterator => encode(streams::iterator(app, req).await?),

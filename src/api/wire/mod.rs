@@ -1177,6 +1177,113 @@ pub struct ExecuteStatementOutput {
     pub consumed_capacity: Option<ConsumedCapacity>,
 }
 
+/// One statement of an ExecuteTransaction.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ParameterizedStatement {
+    /// The PartiQL statement.
+    pub statement: Option<String>,
+    /// Values for its `?` placeholders.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<WireList<WireValue>>,
+    /// `ALL_OLD` or `NONE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_values_on_condition_check_failure: Option<String>,
+}
+
+/// ExecuteTransaction request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ExecuteTransactionInput {
+    /// 1 to 100 statements, all reads or all writes.
+    pub transact_statements: Option<WireList<ParameterizedStatement>>,
+    /// Makes a retried transaction apply once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_request_token: Option<String>,
+    /// `NONE`, `TOTAL` or `INDEXES`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_consumed_capacity: Option<String>,
+}
+
+/// ExecuteTransaction response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ExecuteTransactionOutput {
+    /// A read transaction's items, one per statement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub responses: Option<Vec<ItemResponse>>,
+    /// The capacity units used, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumed_capacity: Option<Vec<ConsumedCapacity>>,
+}
+
+/// One statement of a BatchExecuteStatement.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BatchStatementRequest {
+    /// The PartiQL statement.
+    pub statement: Option<String>,
+    /// Values for its `?` placeholders.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<WireList<WireValue>>,
+    /// Linearizable read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistent_read: Option<bool>,
+    /// `ALL_OLD` or `NONE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_values_on_condition_check_failure: Option<String>,
+}
+
+/// BatchExecuteStatement request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BatchExecuteStatementInput {
+    /// 1 to 25 statements, all reads or all writes.
+    pub statements: Option<WireList<BatchStatementRequest>>,
+    /// `NONE`, `TOTAL` or `INDEXES`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_consumed_capacity: Option<String>,
+}
+
+/// What one statement of a batch did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BatchStatementResponse {
+    /// The table it named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table_name: Option<String>,
+    /// A read's item, if found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<WireItem>,
+    /// Why it failed, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<BatchStatementError>,
+}
+
+/// A batch statement's failure.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BatchStatementError {
+    /// `ConditionalCheckFailed`, `DuplicateItem`, `ValidationError`, `ResourceNotFound`, ...
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
+    /// The item a failed condition saw, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<WireItem>,
+}
+
+/// BatchExecuteStatement response.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BatchExecuteStatementOutput {
+    /// One per statement, in order.
+    pub responses: Vec<BatchStatementResponse>,
+    /// The capacity units used, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumed_capacity: Option<Vec<ConsumedCapacity>>,
+}
+
 /// Scan request.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]

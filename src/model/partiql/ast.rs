@@ -16,6 +16,8 @@ pub enum Statement {
     Update(UpdateStatement),
     /// `DELETE FROM ... WHERE ...`
     Delete(Delete),
+    /// `EXISTS(SELECT * FROM ... WHERE <full key> ...)`: a transaction's condition check.
+    Exists(Select),
 }
 
 impl Statement {
@@ -26,10 +28,11 @@ impl Statement {
             Statement::Insert(s) => &s.table,
             Statement::Update(s) => &s.table,
             Statement::Delete(s) => &s.table,
+            Statement::Exists(s) => &s.table,
         }
     }
 
-    /// Whether the statement writes.
+    /// Whether the statement writes (an `EXISTS` is part of a write transaction).
     pub fn is_write(&self) -> bool {
         !matches!(self, Statement::Select(_))
     }

@@ -3,7 +3,7 @@
 //! no input can exhaust the stack; every error names the token it stopped at.
 //!
 //! ```text
-//! statement  := select | insert | update | delete  [';']
+//! statement  := select | insert | update | delete | EXISTS '(' select ')'  [';']
 //! select     := SELECT ('*' | path {',' path}) FROM name ['.' name] [WHERE cond]
 //!               [ORDER BY path [ASC|DESC] {',' path [ASC|DESC]}]
 //! insert     := INSERT INTO name VALUE map
@@ -187,6 +187,12 @@ impl Parser<'_> {
             self.update().map(Statement::Update)
         } else if self.eat_keyword("DELETE") {
             self.delete().map(Statement::Delete)
+        } else if self.eat_keyword("EXISTS") {
+            self.expect(TokenKind::LParen)?;
+            self.expect_keyword("SELECT")?;
+            let select = self.select()?;
+            self.expect(TokenKind::RParen)?;
+            Ok(Statement::Exists(select))
         } else if self.kind() == TokenKind::Eof {
             Err(malformed("Unexpected end of statement"))
         } else {

@@ -20,27 +20,11 @@ pub struct Printed {
 pub fn statement(statement: &Statement) -> Printed {
     let mut p = Printed::default();
     let text = match statement {
-        Statement::Select(s) => {
-            let projection = if s.projection.is_empty() {
-                "*".to_string()
-            } else {
-                join(s.projection.iter().map(path))
-            };
-            let mut text = format!("SELECT {projection} FROM {}", name(&s.table));
-            if let Some(index) = &s.index {
-                text.push_str(&format!(".{}", name(index)));
-            }
-            if let Some(c) = &s.condition {
-                text.push_str(&format!(" WHERE {}", p.condition(c)));
-            }
-            if !s.order_by.is_empty() {
-                let keys = s.order_by.iter().map(|(key, desc)| {
-                    format!("{} {}", path(key), if *desc { "DESC" } else { "ASC" })
-                });
-                text.push_str(&format!(" ORDER BY {}", join(keys)));
-            }
-            text
+        Statement::Exists(s) => {
+            let select = p.select(s);
+            format!("EXISTS({select})")
         }
+        Statement::Select(s) => p.select(s),
         Statement::Insert(i) => {
             let item = AttributeValue::M(i.item.clone().into_iter().collect());
             format!("INSERT INTO {} VALUE {}", name(&i.table), p.value(&item))
@@ -118,6 +102,30 @@ fn path(p: &Path) -> String {
 }
 
 impl Printed {
+    fn select(&mut self, s: &super::ast::Select) -> String {
+        let p = self;
+        let projection = if s.projection.is_empty() {
+            "*".to_string()
+        } else {
+            join(s.projection.iter().map(path))
+        };
+        let mut text = format!("SELECT {projection} FROM {}", name(&s.table));
+        if let Some(index) = &s.index {
+            text.push_str(&format!(".{}", name(index)));
+        }
+        if let Some(c) = &s.condition {
+            text.push_str(&format!(" WHERE {}", p.condition(c)));
+        }
+        if !s.order_by.is_empty() {
+            let keys = s
+                .order_by
+                .iter()
+                .map(|(key, desc)| format!("{} {}", path(key), if *desc { "DESC" } else { "ASC" }));
+            text.push_str(&format!(" ORDER BY {}", join(keys)));
+        }
+        text
+    }
+
     fn value(&mut self, v: &AttributeValue) -> String {
         match v {
             AttributeValue::S(s) => string(s),
@@ -373,24 +381,27 @@ mod tests {
         ]))
     }
 
+    fn select() -> impl Strategy<Value = Select> {
+        (
+            prop::collection::vec(path(), 0..3),
+            name(),
+            prop::option::of(name()),
+            prop::option::of(condition()),
+            prop::collection::vec((path(), any::<bool>()), 0..2),
+        )
+            .prop_map(|(projection, table, index, condition, order_by)| Select {
+                projection,
+                table,
+                index,
+                condition,
+                order_by,
+            })
+    }
+
     fn statement() -> impl Strategy<Value = Statement> {
         prop_oneof![
-            (
-                prop::collection::vec(path(), 0..3),
-                name(),
-                prop::option::of(name()),
-                prop::option::of(condition()),
-                prop::collection::vec((path(), any::<bool>()), 0..2),
-            )
-                .prop_map(|(projection, table, index, condition, order_by)| {
-                    Statement::Select(Select {
-                        projection,
-                        table,
-                        index,
-                        condition,
-                        order_by,
-                    })
-                }),
+            select().prop_map(Statement::Select),
+            select().prop_map(Statement::Exists),
             (name(), prop::collection::btree_map(".{0,4}", value(), 0..4))
                 .prop_map(|(table, item)| Statement::Insert(Insert { table, item })),
             (
@@ -453,7 +464,7 @@ mod tests {
                 "SELECT", "*", "FROM", "\"T\"", "WHERE", "a", "=", "'x'", "AND", "OR", "NOT",
                 "(", ")", "[", "]", "{", "}", "<<", ">>", ",", ".", ":", "?", "1", "-", "+",
                 "IN", "BETWEEN", "IS", "MISSING", "SET", "REMOVE", "UPDATE", "DELETE", "INSERT",
-                "INTO", "VALUE", "size", "begins_with", "RETURNING", "ALL", "OLD",
+                "INTO", "VALUE", "size", "begins_with", "RETURNING", "ALL", "OLD", "EXISTS",
             ]), 0..30),
         ) {
             let _ = parse(&words.join(" "), &[AttributeValue::S("p".into())]);
