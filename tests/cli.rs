@@ -185,6 +185,11 @@ async fn golden_followers() {
     golden("followers").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_partiql() {
+    golden("partiql").await;
+}
+
 fn ok(args: &[&str]) -> String {
     let run = kvsim(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>());
     assert_eq!(run.code, 0, "kvsim {args:?} failed: {}", run.stderr);

@@ -136,6 +136,12 @@ async fn the_shell_completes_runs_commands_survives_errors_and_keeps_history() {
         tmux.wait_for("get-item --partition-key");
         tmux.keys(&["Queen", "Enter"]);
         tmux.wait_for("1975");
+        // A line of PartiQL runs as `sql`, its quotes its own.
+        tmux.keys(&[
+            "UPDATE Music SET Note = 'it''s' WHERE Artist = 'Queen' RETURNING MODIFIED NEW *",
+            "Enter",
+        ]);
+        tmux.wait_for("it's");
         // An error prints and the shell goes on.
         tmux.keys(&["describe-table --table-name Nope", "Enter"]);
         tmux.wait_for("error: ");

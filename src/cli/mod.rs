@@ -32,7 +32,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::cli::client::Client;
 use crate::cli::commands::{
     batch_write, bench, create_table, delete_item, delete_table, describe_table, edit, events,
-    fault, get_item, list_tables, put_item, query_items, scan, shell, sim, status, stream,
+    fault, get_item, list_tables, put_item, query_items, scan, shell, sim, sql, status, stream,
     transact_write, transfer_leader, ttl, update_item, watch,
 };
 use crate::config::{DEFAULT_BASE_PORT, DEFAULT_DATA_ROOT};
@@ -150,6 +150,9 @@ enum Command {
     /// Read every item of a table.
     #[command(after_help = EXIT_CODES)]
     Scan(scan::Args),
+    /// Run one PartiQL statement: SELECT, INSERT, UPDATE or DELETE.
+    #[command(after_help = EXIT_CODES)]
+    Sql(sql::Args),
     /// Show every node's Raft status (or one node's with --target-addr); --watch redraws it.
     #[command(after_help = EXIT_CODES)]
     Status(status::Args),
@@ -375,6 +378,7 @@ pub fn run(args: Args) -> Result<i32> {
                 .map(|()| 0),
             Command::QueryItems(a) => query_items::run(&client(&a.common)?, a).await.map(|()| 0),
             Command::Scan(a) => scan::run(&client(&a.common)?, a).await.map(|()| 0),
+            Command::Sql(a) => sql::run(&client(&a.common)?, a).await.map(|()| 0),
             Command::Status(a) => status::run(a).await.map(|()| 0),
             Command::Fault(a) => fault::run(&client(&a.common)?, a).await.map(|()| 0),
             Command::TransferLeader(a) => transfer_leader::run(&client(&a.common)?, a)

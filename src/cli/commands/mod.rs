@@ -16,6 +16,7 @@ pub mod query_items;
 pub mod scan;
 pub mod shell;
 pub mod sim;
+pub mod sql;
 pub mod status;
 pub mod stream;
 pub mod transact_write;

@@ -50,6 +50,8 @@ const HELP: &str = "\
 Type a kvsim client command without the `kvsim` prefix, e.g.
   list-tables
   put-item --table-name Music --item-data '{\"Artist\":\"Queen\",\"SongTitle\":\"Innuendo\"}'
+A line starting with SELECT, INSERT, UPDATE, DELETE or EXISTS runs as PartiQL (`sql`), e.g.
+  SELECT * FROM \"Music\" WHERE Artist = 'Queen'
 Shell commands:
   use TABLE       later commands default to --table-name TABLE (`use` alone: forget it)
   help [COMMAND]  this text, or a command's help
@@ -155,11 +157,26 @@ enum Line {
     Run(Vec<String>),
 }
 
+/// The first words of a line that runs as a PartiQL statement.
+const PARTIQL_KEYWORDS: [&str; 5] = ["SELECT", "INSERT", "UPDATE", "DELETE", "EXISTS"];
+
 /// Reads one line.
 ///
 /// # Errors
 /// An unbalanced quote, or a shell command used wrongly.
 fn parse_line(line: &str) -> Result<Line> {
+    // PartiQL is passed whole: its quotes are its own, not the shell's.
+    let first = line
+        .trim_start()
+        .split(|c: char| c.is_whitespace() || c == '(')
+        .next()
+        .unwrap_or("");
+    if PARTIQL_KEYWORDS
+        .iter()
+        .any(|k| first.eq_ignore_ascii_case(k))
+    {
+        return Ok(Line::Run(vec!["sql".into(), line.trim().to_string()]));
+    }
     let words = shlex::split(line)
         .ok_or_else(|| Error::validation("unbalanced quotes or a trailing backslash"))?;
     Ok(match words.as_slice() {
@@ -345,6 +362,25 @@ fn run_words(words: Vec<String>, target: &str, table: Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partiql_lines_run_whole_as_sql() {
+        match parse_line("  select * FROM \"T\" WHERE a = 'it''s' ") {
+            Ok(Line::Run(words)) => assert_eq!(
+                words,
+                vec![
+                    "sql".to_string(),
+                    "select * FROM \"T\" WHERE a = 'it''s'".to_string()
+                ]
+            ),
+            _ => panic!("not run as sql"),
+        }
+        // A client command whose name starts like a keyword is still that command.
+        match parse_line("delete-item --table-name T") {
+            Ok(Line::Run(words)) => assert_eq!(words[0], "delete-item"),
+            _ => panic!("not a client command"),
+        }
+    }
 
     #[test]
     fn lines_parse_into_shell_commands_and_client_commands() {
