@@ -4,14 +4,15 @@
 //! `ResourceNotFound`, ...) and the others go on. A read names one item by its full key.
 
 use crate::api::AppState;
-use crate::api::ops::execute_statement::{NO_FULL_KEY, execute, split_key};
+use crate::api::ops::execute_statement::execute;
 use crate::api::ops::{Request, required, table_meta};
 use crate::api::wire::{
     BatchExecuteStatementInput, BatchExecuteStatementOutput, BatchStatementError,
     BatchStatementRequest, BatchStatementResponse, ConsumedCapacity, ExecuteStatementInput,
 };
 use crate::model::AttributeValue;
-use crate::model::partiql::{self, Statement};
+use crate::model::partiql::compile::split_key;
+use crate::model::partiql::{self, NO_FULL_KEY, Statement};
 use crate::{Error, Result};
 
 /// Most statements in one batch (DynamoDB's limit).
@@ -119,7 +120,7 @@ async fn one(
     if let Some(Statement::Select(s)) = statement {
         let meta = table_meta(app, &s.table).await?;
         let condition = s.condition.ok_or_else(|| Error::validation(NO_FULL_KEY))?;
-        split_key(&meta, condition)?;
+        split_key(&meta.spec.key_schema, condition)?;
     }
     let input = ExecuteStatementInput {
         statement: request.statement.clone(),

@@ -25,19 +25,13 @@ use crate::api::wire::{
     DeleteItemInput, ExecuteStatementInput, ExecuteStatementOutput, PutItemInput, QueryInput,
     ReadPageOutput, ScanInput, TransactAction, UpdateItemInput, WireItem, WireMap,
 };
+use crate::model::AttributeValue;
 use crate::model::expr::print::Printed;
-use crate::model::expr::{Comparator, Condition, Function, Operand, Path, PathElement};
-use crate::model::partiql::{self, Returning, Select, Statement};
+use crate::model::expr::{Comparator, Condition, Operand};
+use crate::model::partiql::compile::{and_all, conjuncts, equality, sort_key_condition, top};
+use crate::model::partiql::{self, DUPLICATE, Select, Statement, Write, WriteKind, compile_write};
 use crate::model::table::TableMeta;
-use crate::model::{AttributeValue, Item};
 use crate::{Error, Result};
-
-/// DynamoDB's message when an `INSERT` meets an existing item.
-pub(super) const DUPLICATE: &str = "Duplicate primary key exists in table";
-
-/// DynamoDB's message when an `UPDATE` or `DELETE` does not name one item.
-pub(super) const NO_FULL_KEY: &str =
-    "Where clause does not contain a mandatory equality on all key attributes";
 
 /// Runs ExecuteStatement.
 pub async fn run(app: &AppState, req: &mut Request) -> Result<ExecuteStatementOutput> {
@@ -87,70 +81,6 @@ pub(super) fn maps(p: Printed) -> (Option<WireMap<String>>, Option<WireItem>) {
     let names = (!p.names.is_empty()).then_some(WireMap(p.names));
     let values = (!p.values.is_empty()).then(|| WireItem(p.values.into_iter().collect()));
     (names, values)
-}
-
-/// The conjuncts of `c`'s top-level `AND`s.
-fn conjuncts(c: Condition, out: &mut Vec<Condition>) {
-    match c {
-        Condition::And(a, b) => {
-            conjuncts(*a, out);
-            conjuncts(*b, out);
-        }
-        other => out.push(other),
-    }
-}
-
-fn and_all(mut parts: Vec<Condition>) -> Option<Condition> {
-    let last = parts.pop()?;
-    Some(
-        parts
-            .into_iter()
-            .rev()
-            .fold(last, |acc, c| Condition::And(Box::new(c), Box::new(acc))),
-    )
-}
-
-fn top(name: &str) -> Path {
-    Path {
-        elements: vec![PathElement::Attribute(name.to_string())],
-    }
-}
-
-/// The value `c` says top-level attribute `name` equals, if that is what it says.
-fn equality(c: &Condition, name: &str) -> Option<AttributeValue> {
-    let Condition::Compare {
-        op: Comparator::Eq,
-        left,
-        right,
-    } = c
-    else {
-        return None;
-    };
-    match (left, right) {
-        (Operand::Path(p), Operand::Value(v)) | (Operand::Value(v), Operand::Path(p))
-            if p.as_top_level() == Some(name) =>
-        {
-            Some(v.clone())
-        }
-        _ => None,
-    }
-}
-
-/// Whether `c` is a key condition on sort key `name`: a comparison with a value, `BETWEEN`
-/// two values, or `begins_with` a value.
-fn sort_key_condition(c: &Condition, name: &str) -> bool {
-    let on = |o: &Operand| matches!(o, Operand::Path(p) if p.as_top_level() == Some(name));
-    let value = |o: &Operand| matches!(o, Operand::Value(_));
-    match c {
-        Condition::Compare { op, left, right } => {
-            *op != Comparator::Ne && ((on(left) && value(right)) || (value(left) && on(right)))
-        }
-        Condition::Between { operand, low, high } => on(operand) && value(low) && value(high),
-        Condition::Function(Function::BeginsWith(p, o)) => {
-            p.as_top_level() == Some(name) && value(o)
-        }
-        _ => false,
-    }
 }
 
 /// The `NextToken` for a page that ended at `key`: the key itself, in the wire's JSON.
@@ -322,153 +252,23 @@ async fn select(
     })
 }
 
-/// A write statement compiled to the action it runs as: the members of a PutItem, UpdateItem,
-/// DeleteItem or (in a transaction) ConditionCheck, with the placeholders they share.
-pub struct Write {
-    /// What the statement does.
-    pub kind: WriteKind,
-    /// The table, key or item, expressions and their placeholders.
-    pub action: TransactAction,
-    /// The `RETURNING` clause.
-    pub returning: Option<Returning>,
-}
-
-/// The action a write statement runs as.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WriteKind {
-    /// `INSERT`: a put on the condition that the key is free.
-    Insert,
-    /// `UPDATE`: an update of an existing item.
-    Update,
-    /// `DELETE`: a delete of an existing item.
-    Delete,
-    /// `EXISTS(SELECT ...)` in a transaction: a condition check.
-    Check,
-}
-
-/// Compiles a write statement (or a transaction's `EXISTS`) against its table.
-///
-/// # Errors
-/// `ValidationException` when an `UPDATE`, `DELETE` or `EXISTS` does not name an item by its
-/// full key, or a `DELETE` asks for an image other than `ALL OLD`.
-pub fn compile_write(meta: &TableMeta, statement: Statement) -> Result<Write> {
+/// A compiled write as the members of a PutItem, UpdateItem, DeleteItem or ConditionCheck,
+/// its expressions printed with the placeholders they share.
+pub(super) fn action(w: &Write) -> TransactAction {
     let mut p = Printed::default();
-    let (kind, table, key, item, update, condition, returning) = match statement {
-        Statement::Insert(i) => {
-            let pk = &meta.spec.key_schema.partition.name;
-            let free = Condition::Function(Function::AttributeNotExists(top(pk)));
-            (
-                WriteKind::Insert,
-                i.table,
-                None,
-                Some(i.item),
-                None,
-                free,
-                None,
-            )
-        }
-        Statement::Update(u) => {
-            let (key, condition) = key_and_condition(meta, u.condition)?;
-            let update = p.add_update(&u.update);
-            (
-                WriteKind::Update,
-                u.table,
-                Some(key),
-                None,
-                Some(update),
-                condition,
-                u.returning,
-            )
-        }
-        Statement::Delete(d) => {
-            if let Some(r) = d.returning.filter(|r| *r != Returning::AllOld) {
-                return Err(Error::validation(format!(
-                    "DELETE supports only RETURNING ALL OLD *, not RETURNING {} *",
-                    r.words()
-                )));
-            }
-            let (key, condition) = key_and_condition(meta, d.condition)?;
-            (
-                WriteKind::Delete,
-                d.table,
-                Some(key),
-                None,
-                None,
-                condition,
-                d.returning,
-            )
-        }
-        Statement::Exists(s) => {
-            let condition = s.condition.ok_or_else(|| Error::validation(NO_FULL_KEY))?;
-            let (key, condition) = key_and_condition(meta, condition)?;
-            (
-                WriteKind::Check,
-                s.table,
-                Some(key),
-                None,
-                None,
-                condition,
-                None,
-            )
-        }
-        Statement::Select(_) => {
-            return Err(Error::internal("a SELECT compiled as a write"));
-        }
-    };
-    let condition = p.add_condition(&condition);
+    let update = w.update.as_ref().map(|u| p.add_update(u));
+    let condition = p.add_condition(&w.condition);
     let (names, values) = maps(p);
-    Ok(Write {
-        kind,
-        action: TransactAction {
-            table_name: Some(table),
-            key: key.map(WireItem),
-            item: item.map(WireItem),
-            update_expression: update,
-            condition_expression: Some(condition),
-            expression_attribute_names: names,
-            expression_attribute_values: values,
-            return_values_on_condition_check_failure: None,
-        },
-        returning,
-    })
-}
-
-/// The item's key from the `WHERE`'s equalities, and the rest of the `WHERE` with an
-/// existence check, as the write's condition.
-pub(super) fn key_and_condition(
-    meta: &TableMeta,
-    condition: Condition,
-) -> Result<(Item, Condition)> {
-    let (key, mut parts) = split_key(meta, condition)?;
-    parts.insert(
-        0,
-        Condition::Function(Function::AttributeExists(top(&meta
-            .spec
-            .key_schema
-            .partition
-            .name))),
-    );
-    let condition = and_all(parts).ok_or_else(|| Error::internal("an empty condition"))?;
-    Ok((key, condition))
-}
-
-/// The item's full key from the `WHERE`'s top-level equalities, and the `WHERE`'s other
-/// conjuncts.
-pub(super) fn split_key(meta: &TableMeta, condition: Condition) -> Result<(Item, Vec<Condition>)> {
-    let mut parts = Vec::new();
-    conjuncts(condition, &mut parts);
-    let schema = &meta.spec.key_schema;
-    let mut key = Item::new();
-    for name in std::iter::once(&schema.partition.name).chain(schema.sort.iter().map(|k| &k.name)) {
-        let i = parts
-            .iter()
-            .position(|c| equality(c, name).is_some())
-            .ok_or_else(|| Error::validation(NO_FULL_KEY))?;
-        let value =
-            equality(&parts.remove(i), name).ok_or_else(|| Error::validation(NO_FULL_KEY))?;
-        key.insert(name.clone(), value);
+    TransactAction {
+        table_name: Some(w.table.clone()),
+        key: w.key.clone().map(WireItem),
+        item: w.item.clone().map(WireItem),
+        update_expression: update,
+        condition_expression: Some(condition),
+        expression_attribute_names: names,
+        expression_attribute_values: values,
+        return_values_on_condition_check_failure: None,
     }
-    Ok((key, parts))
 }
 
 /// Runs one write statement as its own operation.
@@ -479,8 +279,8 @@ async fn write(
     statement: Statement,
     input: &ExecuteStatementInput,
 ) -> Result<ExecuteStatementOutput> {
-    let w = compile_write(meta, statement)?;
-    let a = w.action;
+    let w = compile_write(&meta.spec.key_schema, statement)?;
+    let a = action(&w);
     let on_failure = input.return_values_on_condition_check_failure.clone();
     let capacity = input.return_consumed_capacity.clone();
     let return_values = w.returning.map(|r| r.return_values().to_string());

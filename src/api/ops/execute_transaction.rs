@@ -9,9 +9,7 @@
 //! run as one TransactGetItems.
 
 use crate::api::AppState;
-use crate::api::ops::execute_statement::{
-    DUPLICATE, NO_FULL_KEY, WriteKind, compile_write, inner, maps, split_key,
-};
+use crate::api::ops::execute_statement::{action, inner, maps};
 use crate::api::ops::{Request, required, table_meta, transact_get_items, transact_write_items};
 use crate::api::wire::{
     ExecuteTransactionInput, ExecuteTransactionOutput, TransactGet, TransactGetItem,
@@ -19,7 +17,8 @@ use crate::api::wire::{
 };
 use crate::model::AttributeValue;
 use crate::model::expr::print::Printed;
-use crate::model::partiql::{self, Statement};
+use crate::model::partiql::compile::split_key;
+use crate::model::partiql::{self, DUPLICATE, NO_FULL_KEY, Statement, WriteKind, compile_write};
 use crate::{Error, Result};
 
 /// Most statements in one transaction (DynamoDB's limit).
@@ -65,16 +64,17 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ExecuteTransaction
     let mut inserts = Vec::with_capacity(parsed.len());
     for (statement, request) in parsed.into_iter().zip(&statements) {
         let meta = table_meta(app, statement.table()).await?;
-        let mut w = compile_write(&meta, statement)?;
+        let w = compile_write(&meta.spec.key_schema, statement)?;
         if w.returning.is_some() {
             return Err(Error::validation(
                 "RETURNING is not supported in a transaction",
             ));
         }
-        w.action.return_values_on_condition_check_failure =
+        let mut compiled = action(&w);
+        compiled.return_values_on_condition_check_failure =
             request.return_values_on_condition_check_failure.clone();
         inserts.push(w.kind == WriteKind::Insert);
-        let action = Some(w.action);
+        let action = Some(compiled);
         items.push(match w.kind {
             WriteKind::Insert => TransactWriteItem {
                 put: action,
@@ -146,7 +146,7 @@ async fn read(
         }
         let meta = table_meta(app, &s.table).await?;
         let condition = s.condition.ok_or_else(|| Error::validation(NO_FULL_KEY))?;
-        let (key, rest) = split_key(&meta, condition)?;
+        let (key, rest) = split_key(&meta.spec.key_schema, condition)?;
         if !rest.is_empty() {
             return Err(Error::validation(
                 "A read transaction's SELECT may name only the item's key in its WHERE clause",

@@ -9,14 +9,18 @@
 //! - [`parser`]: tokens to a statement, parameters bound, nesting bounded, every error naming
 //!   the token it stopped at in DynamoDB's envelope ("Statement wasn't well formed, can't be
 //!   processed: ...");
-//! - [`print`](mod@print): statements back to text, the parser's inverse (property-tested).
+//! - [`print`](mod@print): statements back to text, the parser's inverse (property-tested);
+//! - [`compile`]: a statement against its table's key schema: the item a write names, the
+//!   condition it carries, what a `SELECT` can use as a key condition.
 //!
 //! Pure and deterministic, like the rest of [`crate::model`].
 
 pub mod ast;
+pub mod compile;
 mod lexer;
 pub mod parser;
 pub mod print;
 
 pub use ast::{Delete, Insert, Returning, Select, Statement, UpdateStatement};
+pub use compile::{DUPLICATE, NO_FULL_KEY, Write, WriteKind, compile_write};
 pub use parser::{MAX_STATEMENT_CHARS, PARAMETER_COUNT, malformed, parse};
