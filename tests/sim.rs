@@ -50,6 +50,7 @@ fn batch(first: u64, count: u64) {
         total.cas_succeeded += r.cas_succeeded;
         total.cas_failed += r.cas_failed;
         total.transactions += r.transactions;
+        total.partiql_transactions += r.partiql_transactions;
         total.index_reads += r.index_reads;
         total.index_changes += r.index_changes;
         total.index_batches += r.index_batches;
@@ -77,7 +78,8 @@ fn batch(first: u64, count: u64) {
     assert!(
         per_seed(total.cas_succeeded) >= 1.0
             && per_seed(total.cas_failed) >= 1.0
-            && per_seed(total.transactions) >= 3.0,
+            && per_seed(total.transactions) >= 3.0
+            && per_seed(total.partiql_transactions) >= 0.5,
         "the batch ran too few conditional writes or transactions: {total:?}"
     );
     // Global indexes are read, and one is added to the live table (backfilled in batches) and

@@ -73,6 +73,8 @@ const KEYS: u64 = 6;
 const SET_KEYS: u64 = 3;
 /// Keys written by transactions.
 const TXN_KEYS: u64 = 5;
+/// The share of transactions issued as PartiQL.
+const PARTIQL_TRANSACTIONS: f64 = 0.3;
 /// Steps allowed for the cluster to settle after the workload.
 const SETTLE_STEPS: u64 = 3000;
 
@@ -126,6 +128,8 @@ pub struct SimReport {
     pub cas_failed: usize,
     /// Transactions issued (each writes two or three keys, all or nothing).
     pub transactions: usize,
+    /// Of those, the ones written in PartiQL (ExecuteTransaction's compilation).
+    pub partiql_transactions: usize,
     /// Eventually consistent Queries of a global index that returned items (each item held
     /// to the rule for eventual reads, and to the value queried).
     pub index_reads: usize,
@@ -396,6 +400,45 @@ fn transaction(keys: &[String], marker: &str, at: u64) -> Command {
         token: None,
         at_ms: at,
     })
+}
+
+/// The same kind of transaction written in PartiQL, as ExecuteTransaction runs it: one
+/// `INSERT` of `marker` per key (new keys, so the insert's "key is free" condition holds),
+/// parsed and compiled by [`crate::model::partiql`] into one all-or-nothing entry.
+fn partiql_transaction(keys: &[String], marker: &str, at: u64) -> Result<Command> {
+    use crate::model::partiql;
+    let schema = crate::model::KeySchema {
+        partition: crate::model::KeyAttribute {
+            name: "k".into(),
+            key_type: crate::model::KeyType::S,
+        },
+        sort: None,
+    };
+    let statement = format!("INSERT INTO \"{TABLE}\" VALUE {{'k': ?, 'v': ?}}");
+    let mut actions = Vec::with_capacity(keys.len());
+    for key in keys {
+        let params = [
+            AttributeValue::S(key.clone()),
+            AttributeValue::S(marker.to_string()),
+        ];
+        let write = partiql::compile_write(&schema, partiql::parse(&statement, &params)?)?;
+        let item = write
+            .item
+            .ok_or_else(|| Error::internal("an INSERT compiled without its item"))?;
+        actions.push(crate::store::Conditional {
+            write: crate::store::ItemWrite::Put {
+                table: write.table,
+                item,
+            },
+            condition: Some(write.condition),
+            old_on_failure: false,
+        });
+    }
+    Ok(Command::Transact(crate::store::Transaction {
+        actions,
+        token: None,
+        at_ms: at,
+    }))
 }
 
 impl Sim {
@@ -937,11 +980,18 @@ impl Sim {
             let ops = vec![(set_key, OpKind::AddMember(member))];
             self.request(to_leader, call, Request::Write { ops, cmd })?;
         } else if roll < 62 {
-            // A transaction putting one marker on two or three keys, all or nothing.
+            // A transaction putting one marker on two or three keys, all or nothing: as
+            // TransactWriteItems on shared keys, or now and then as a PartiQL transaction
+            // inserting new ones.
             let count = self.rng.gen_range(2..=3);
+            let partiql = self.rng.gen_bool(PARTIQL_TRANSACTIONS);
             let mut keys: Vec<String> = Vec::new();
             while keys.len() < count {
-                let k = format!("x{}", self.rng.gen_range(0..TXN_KEYS));
+                let k = if partiql {
+                    format!("p{id}_{}", keys.len())
+                } else {
+                    format!("x{}", self.rng.gen_range(0..TXN_KEYS))
+                };
                 if !keys.contains(&k) {
                     keys.push(k);
                 }
@@ -954,7 +1004,12 @@ impl Sim {
                     .insert(marker.clone());
             }
             self.transactions.insert(marker.clone(), keys.clone());
-            let cmd = Box::new(transaction(&keys, &marker, self.step));
+            let cmd = Box::new(if partiql {
+                self.report.partiql_transactions += 1;
+                partiql_transaction(&keys, &marker, self.step)?
+            } else {
+                transaction(&keys, &marker, self.step)
+            });
             let ops = keys
                 .into_iter()
                 .map(|k| (k, OpKind::Put(marker.clone())))

@@ -65,6 +65,7 @@ pub fn run(args: Args) -> Result<i32> {
         total.cas_succeeded += report.cas_succeeded;
         total.cas_failed += report.cas_failed;
         total.transactions += report.transactions;
+        total.partiql_transactions += report.partiql_transactions;
         total.index_reads += report.index_reads;
         total.index_batches += report.index_batches;
         total.expired += report.expired;
@@ -105,7 +106,7 @@ pub fn run(args: Args) -> Result<i32> {
     outln!(
         "exercised: {} leader stalls, {} writes refused because another leader took their log index, \
          {} consistent reads across a leader change, {} conditional writes ({} refused by their \
-         condition), {} transactions, {} global index queries, {} index backfill and removal \
+         condition), {} transactions ({} in PartiQL), {} global index queries, {} index backfill and removal \
          batches, {} items expired by time to live",
         total.stalls,
         total.overwritten_proposals,
@@ -113,6 +114,7 @@ pub fn run(args: Args) -> Result<i32> {
         total.cas_succeeded + total.cas_failed,
         total.cas_failed,
         total.transactions,
+        total.partiql_transactions,
         total.index_reads,
         total.index_batches,
         total.expired,
