@@ -2225,6 +2225,35 @@ class PartiQLTest(KvsimTestCase):
         self.assertEqual(len(set(seen)), 50)
         self.assertGreaterEqual(pages, 8)
 
+    def test_conditions_on_the_sort_key_beyond_the_key_condition(self):
+        t = self.table
+        client = make_client(self.cluster.leader_port())
+        for i in range(10):
+            client.put_item(TableName=t, Item={"year": {"N": "7"}, "title": {"S": f"m{i}"},
+                                               "n": {"N": str(i)}})
+
+        def titles(where: str) -> list[str]:
+            got = client.execute_statement(
+                Statement=f"SELECT title FROM \"{t}\" WHERE \"year\" = 7 AND {where}",
+                ConsistentRead=True)["Items"]
+            return [i["title"]["S"] for i in got]
+
+        # More than one condition on the sort key, and ones a key condition cannot take.
+        self.assertEqual(titles("title > 'm2' AND title < 'm6'"), ["m3", "m4", "m5"])
+        self.assertEqual(titles("title <> 'm0' AND n < 3"), ["m1", "m2"])
+        self.assertEqual(titles("title IN ['m1', 'm8', 'zz']"), ["m1", "m8"])
+        self.assertEqual(titles("(title = 'm1' OR title = 'm9')"), ["m1", "m9"])
+        # A sort-key value of another type matches nothing (a number is never a string).
+        self.assertEqual(titles("title > 5"), [])
+        # A long chain of conditions is not mistaken for deep nesting.
+        chain = " AND ".join(["n >= 0"] * 150)
+        self.assertEqual(len(titles(chain)), 10)
+        # A batch reads items by key, not indexes.
+        out = client.batch_execute_statement(Statements=[
+            {"Statement": f"SELECT * FROM \"{t}\".\"nope\" WHERE \"year\" = 7 AND title = 'm1'"}
+        ])["Responses"]
+        self.assertEqual(out[0]["Error"]["Code"], "ValidationError")
+
     def test_errors_say_what_was_wrong(self):
         t = self.table
         cases = [

@@ -77,8 +77,10 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchExecuteStatem
                     error: None,
                 }
             }
-            // The node itself failed (no leader, shutting down): the whole batch is retried.
-            Err(e) if !statement_error(&e) => return Err(e),
+            // The node itself failed (no leader, shutting down): a batch of reads is simply
+            // retried whole; in a batch of writes the statements before this one may have
+            // applied, so the failure stays in this statement's place.
+            Err(e) if !statement_error(&e) && writes == 0 => return Err(e),
             Err(e) => BatchStatementResponse {
                 table_name,
                 item: None,
@@ -118,6 +120,11 @@ async fn one(
 ) -> Result<(Option<crate::api::wire::WireItem>, Option<ConsumedCapacity>)> {
     // A read names one item by its full key, as GetItem does.
     if let Some(Statement::Select(s)) = statement {
+        if s.index.is_some() {
+            return Err(Error::validation(
+                "A batch reads items of tables by their key, not indexes",
+            ));
+        }
         let meta = table_meta(app, &s.table).await?;
         let condition = s.condition.ok_or_else(|| Error::validation(NO_FULL_KEY))?;
         split_key(&meta.spec.key_schema, condition)?;
@@ -159,6 +166,9 @@ fn statement_error(e: &Error) -> bool {
 
 /// DynamoDB's `BatchStatementError` code for an error.
 fn code(e: &Error) -> String {
+    if !statement_error(e) {
+        return "InternalServerError".into();
+    }
     match e.short_name() {
         "ValidationException" => "ValidationError".into(),
         "ThrottlingException" => "ThrottlingError".into(),

@@ -25,12 +25,12 @@ use crate::api::wire::{
     DeleteItemInput, ExecuteStatementInput, ExecuteStatementOutput, PutItemInput, QueryInput,
     ReadPageOutput, ScanInput, TransactAction, UpdateItemInput, WireItem, WireMap,
 };
-use crate::model::AttributeValue;
 use crate::model::expr::print::Printed;
 use crate::model::expr::{Comparator, Condition, Operand};
 use crate::model::partiql::compile::{and_all, conjuncts, equality, sort_key_condition, top};
 use crate::model::partiql::{self, DUPLICATE, Select, Statement, Write, WriteKind, compile_write};
 use crate::model::table::TableMeta;
+use crate::model::{AttributeValue, KeyAttribute, KeyType};
 use crate::{Error, Result};
 
 /// Runs ExecuteStatement.
@@ -112,15 +112,10 @@ async fn select(
     input: &ExecuteStatementInput,
 ) -> Result<ExecuteStatementOutput> {
     // The key attributes of what is read: the table's, or the index's.
-    let (partition, sort): (Vec<String>, Vec<String>) = match &s.index {
+    let (partition_keys, sort_keys): (Vec<KeyAttribute>, Vec<KeyAttribute>) = match &s.index {
         None => (
-            vec![meta.spec.key_schema.partition.name.clone()],
-            meta.spec
-                .key_schema
-                .sort
-                .iter()
-                .map(|k| k.name.clone())
-                .collect(),
+            vec![meta.spec.key_schema.partition.clone()],
+            meta.spec.key_schema.sort.iter().cloned().collect(),
         ),
         Some(index) => {
             let spec = meta.index(index).ok_or_else(|| {
@@ -128,12 +123,11 @@ async fn select(
                     "The table does not have the specified index: {index}"
                 ))
             })?;
-            (
-                spec.partition.iter().map(|k| k.name.clone()).collect(),
-                spec.sort.iter().map(|k| k.name.clone()).collect(),
-            )
+            (spec.partition.clone(), spec.sort.clone())
         }
     };
+    let partition: Vec<String> = partition_keys.iter().map(|k| k.name.clone()).collect();
+    let sort: Vec<String> = sort_keys.iter().map(|k| k.name.clone()).collect();
     let mut parts = Vec::new();
     if let Some(c) = s.condition.clone() {
         conjuncts(c, &mut parts);
@@ -156,12 +150,14 @@ async fn select(
         }
     });
     let mut p = Printed::default();
-    let projection = (!s.projection.is_empty()).then(|| p.add_projection(&s.projection));
     let exclusive_start_key = start_key(input.next_token.as_ref())?;
     let page: ReadPageOutput = if is_query {
-        // The sort key's own conditions join the key condition (DynamoDB allows one).
-        if let Some(sort) = sort.first()
-            && let Some(i) = parts.iter().position(|c| sort_key_condition(c, sort))
+        // One condition on the sort key joins the key condition (a Query takes one), if it
+        // is one a key condition can be: its values of the key's type.
+        if let Some(sk) = sort_keys.first()
+            && let Some(i) = parts
+                .iter()
+                .position(|c| sort_key_condition(c, &sk.name) && of_key_type(c, sk.key_type))
         {
             key_parts.push(match parts.remove(i) {
                 // `value < key` as `key > value`.
@@ -198,8 +194,21 @@ async fn select(
                 descending.unwrap_or(false)
             }
         };
+        // A Query's filter may not name key attributes; conditions on them beyond the key
+        // condition (`sk > 1 AND sk < 9`, `sk <> 3`, ...) are applied here, to whole items,
+        // before the projection.
+        let (local, filtered): (Vec<Condition>, Vec<Condition>) =
+            parts.into_iter().partition(|c| {
+                partition
+                    .iter()
+                    .chain(&sort)
+                    .any(|name| query::mentions(c, name))
+            });
+        let local = and_all(local);
+        let projection =
+            (local.is_none() && !s.projection.is_empty()).then(|| p.add_projection(&s.projection));
         let key_condition = and_all(key_parts).map(|c| p.add_condition(&c));
-        let filter = and_all(parts).map(|c| p.add_condition(&c));
+        let filter = and_all(filtered).map(|c| p.add_condition(&c));
         let (names, values) = maps(p);
         let q = QueryInput {
             table_name: Some(s.table.clone()),
@@ -216,13 +225,28 @@ async fn select(
             return_consumed_capacity: input.return_consumed_capacity.clone(),
             ..QueryInput::default()
         };
-        query::run(app, &mut inner(req, &q)?).await?
+        let mut page = query::run(app, &mut inner(req, &q)?).await?;
+        if let Some(local) = &local {
+            let items = page.items.take().unwrap_or_default();
+            page.items = Some(
+                items
+                    .into_iter()
+                    .filter(|i| crate::model::expr::eval::evaluate(local, &i.0))
+                    .map(|i| match s.projection.as_slice() {
+                        [] => i,
+                        paths => WireItem(crate::model::expr::eval::project(&i.0, paths)),
+                    })
+                    .collect(),
+            );
+        }
+        page
     } else {
         if !s.order_by.is_empty() {
             return Err(Error::validation(
                 "ORDER BY needs a WHERE clause with an equality on the partition key (it orders a Query's results; a Scan has no order)",
             ));
         }
+        let projection = (!s.projection.is_empty()).then(|| p.add_projection(&s.projection));
         let filter = s.condition.as_ref().map(|c| p.add_condition(c));
         let (names, values) = maps(p);
         let scan = ScanInput {
@@ -250,6 +274,28 @@ async fn select(
         last_evaluated_key: page.last_evaluated_key,
         consumed_capacity: page.consumed_capacity,
     })
+}
+
+/// Whether every value `c` compares a key with is of the key's type (and, for `begins_with`,
+/// a type that has prefixes), as a key condition requires.
+fn of_key_type(c: &Condition, key_type: KeyType) -> bool {
+    let fits = |o: &Operand| match o {
+        Operand::Value(v) => matches!(
+            (v, key_type),
+            (AttributeValue::S(_), KeyType::S)
+                | (AttributeValue::N(_), KeyType::N)
+                | (AttributeValue::B(_), KeyType::B)
+        ),
+        _ => true,
+    };
+    match c {
+        Condition::Compare { left, right, .. } => fits(left) && fits(right),
+        Condition::Between { low, high, .. } => fits(low) && fits(high),
+        Condition::Function(crate::model::expr::Function::BeginsWith(_, o)) => {
+            key_type != KeyType::N && fits(o)
+        }
+        _ => false,
+    }
 }
 
 /// A compiled write as the members of a PutItem, UpdateItem, DeleteItem or ConditionCheck,

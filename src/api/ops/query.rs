@@ -334,7 +334,8 @@ fn single(c: KeyCondition) -> MultiKeyCondition {
 }
 
 /// Whether `condition` reads the top-level attribute `name` anywhere.
-fn mentions(condition: &Condition, name: &str) -> bool {
+/// Whether `condition` names top-level attribute `name` anywhere.
+pub(crate) fn mentions(condition: &Condition, name: &str) -> bool {
     use crate::model::expr::{Function, Operand};
     let path = |p: &Path| {
         p.elements.first()

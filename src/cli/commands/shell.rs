@@ -50,7 +50,7 @@ const HELP: &str = "\
 Type a kvsim client command without the `kvsim` prefix, e.g.
   list-tables
   put-item --table-name Music --item-data '{\"Artist\":\"Queen\",\"SongTitle\":\"Innuendo\"}'
-A line starting with SELECT, INSERT, UPDATE, DELETE or EXISTS runs as PartiQL (`sql`), e.g.
+A line starting with SELECT, INSERT, UPDATE or DELETE runs as PartiQL (`sql`), e.g.
   SELECT * FROM \"Music\" WHERE Artist = 'Queen'
 Shell commands:
   use TABLE       later commands default to --table-name TABLE (`use` alone: forget it)
@@ -158,7 +158,7 @@ enum Line {
 }
 
 /// The first words of a line that runs as a PartiQL statement.
-const PARTIQL_KEYWORDS: [&str; 5] = ["SELECT", "INSERT", "UPDATE", "DELETE", "EXISTS"];
+const PARTIQL_KEYWORDS: [&str; 4] = ["SELECT", "INSERT", "UPDATE", "DELETE"];
 
 /// Reads one line.
 ///
@@ -166,14 +166,17 @@ const PARTIQL_KEYWORDS: [&str; 5] = ["SELECT", "INSERT", "UPDATE", "DELETE", "EX
 /// An unbalanced quote, or a shell command used wrongly.
 fn parse_line(line: &str) -> Result<Line> {
     // PartiQL is passed whole: its quotes are its own, not the shell's.
-    let first = line
-        .trim_start()
-        .split(|c: char| c.is_whitespace() || c == '(')
-        .next()
-        .unwrap_or("");
-    if PARTIQL_KEYWORDS
-        .iter()
-        .any(|k| first.eq_ignore_ascii_case(k))
+    // The first run of letters, unless a client command's name goes on (`delete-item`).
+    let trimmed = line.trim_start();
+    let first: String = trimmed
+        .chars()
+        .take_while(char::is_ascii_alphabetic)
+        .collect();
+    let command_name = trimmed[first.len()..].starts_with(['-', '_']);
+    if !command_name
+        && PARTIQL_KEYWORDS
+            .iter()
+            .any(|k| first.eq_ignore_ascii_case(k))
     {
         return Ok(Line::Run(vec!["sql".into(), line.trim().to_string()]));
     }
@@ -365,6 +368,10 @@ mod tests {
 
     #[test]
     fn partiql_lines_run_whole_as_sql() {
+        match parse_line("SELECT*FROM T") {
+            Ok(Line::Run(words)) => assert_eq!(words, vec!["sql", "SELECT*FROM T"]),
+            _ => panic!("not run as sql"),
+        }
         match parse_line("  select * FROM \"T\" WHERE a = 'it''s' ") {
             Ok(Line::Run(words)) => assert_eq!(
                 words,

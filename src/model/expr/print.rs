@@ -175,17 +175,35 @@ impl Printed {
                 };
                 format!("{}({args})", f.name())
             }
+            // A chain `a AND b AND c` (the parsers build it leaning left) is printed flat, so
+            // a long chain does not count as deep nesting when parsed again.
             Condition::And(a, b) => {
-                let a = self.condition(a);
-                let b = self.condition(b);
-                format!("({a}) AND ({b})")
+                let a = match a.as_ref() {
+                    Condition::And(..) => self.condition(a),
+                    other => self.wrapped(other),
+                };
+                let b = self.wrapped(b);
+                format!("{a} AND {b}")
             }
             Condition::Or(a, b) => {
-                let a = self.condition(a);
-                let b = self.condition(b);
-                format!("({a}) OR ({b})")
+                let a = match a.as_ref() {
+                    Condition::Or(..) => self.condition(a),
+                    other => self.wrapped(other),
+                };
+                let b = self.wrapped(b);
+                format!("{a} OR {b}")
             }
             Condition::Not(a) => format!("NOT ({})", self.condition(a)),
+        }
+    }
+
+    /// A condition as an operand of `AND` or `OR`: parenthesised unless it is a comparison,
+    /// `IN` or a function, which bind tighter than either.
+    fn wrapped(&mut self, c: &Condition) -> String {
+        let text = self.condition(c);
+        match c {
+            Condition::Compare { .. } | Condition::In { .. } | Condition::Function(_) => text,
+            _ => format!("({text})"),
         }
     }
 

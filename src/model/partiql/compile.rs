@@ -149,15 +149,12 @@ pub fn conjuncts(c: Condition, out: &mut Vec<Condition>) {
     }
 }
 
-/// `parts` joined by `AND`, or `None` if there are none.
-pub fn and_all(mut parts: Vec<Condition>) -> Option<Condition> {
-    let last = parts.pop()?;
-    Some(
-        parts
-            .into_iter()
-            .rev()
-            .fold(last, |acc, c| Condition::And(Box::new(c), Box::new(acc))),
-    )
+/// `parts` joined by `AND` (leaning left, as the parsers build a chain), or `None` if there
+/// are none.
+pub fn and_all(parts: Vec<Condition>) -> Option<Condition> {
+    parts
+        .into_iter()
+        .reduce(|acc, c| Condition::And(Box::new(acc), Box::new(c)))
 }
 
 /// The path of top-level attribute `name`.

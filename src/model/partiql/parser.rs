@@ -1,5 +1,5 @@
 //! PartiQL text to a [`Statement`], parameters bound as they are met. Recursive descent over
-//! [`lexer`](super::lexer) tokens, with nesting bounded by the expression parser's limits, so
+//! `lexer` tokens, with nesting bounded by the expression parser's limits, so
 //! no input can exhaust the stack; every error names the token it stopped at.
 //!
 //! ```text
@@ -37,6 +37,10 @@ use crate::{Error, Result};
 /// The longest statement DynamoDB accepts, in characters.
 pub const MAX_STATEMENT_CHARS: usize = 8192;
 
+/// Most `AND`, `OR` and `NOT` operators in one statement (DynamoDB allows 300 operators in an
+/// expression).
+pub const MAX_OPERATORS: usize = 300;
+
 /// DynamoDB's envelope for every syntax error.
 pub fn malformed(detail: impl std::fmt::Display) -> Error {
     Error::validation(format!(
@@ -67,6 +71,7 @@ pub fn parse(statement: &str, params: &[AttributeValue]) -> Result<Statement> {
         params,
         used: 0,
         depth: 0,
+        operators: 0,
     };
     let parsed = p.statement()?;
     p.eat(TokenKind::Semicolon);
@@ -86,6 +91,8 @@ struct Parser<'a> {
     params: &'a [AttributeValue],
     used: usize,
     depth: usize,
+    /// `AND`, `OR` and `NOT` operators so far.
+    operators: usize,
 }
 
 impl Parser<'_> {
@@ -405,10 +412,23 @@ impl Parser<'_> {
         })
     }
 
+    /// Counts one `AND`, `OR` or `NOT`, refusing past [`MAX_OPERATORS`]: chains are built
+    /// in loops, and this is what bounds their length (and so every later walk of the tree).
+    fn operator(&mut self) -> Result<()> {
+        self.operators += 1;
+        if self.operators > MAX_OPERATORS {
+            return Err(malformed(format!(
+                "A statement may have at most {MAX_OPERATORS} AND, OR and NOT operators"
+            )));
+        }
+        Ok(())
+    }
+
     fn condition(&mut self) -> Result<Condition> {
         self.nested(|p| {
             let mut left = p.and()?;
             while p.eat_keyword("OR") {
+                p.operator()?;
                 let right = p.and()?;
                 left = Condition::Or(Box::new(left), Box::new(right));
             }
@@ -419,6 +439,7 @@ impl Parser<'_> {
     fn and(&mut self) -> Result<Condition> {
         let mut left = self.not()?;
         while self.eat_keyword("AND") {
+            self.operator()?;
             let right = self.not()?;
             left = Condition::And(Box::new(left), Box::new(right));
         }
@@ -427,6 +448,7 @@ impl Parser<'_> {
 
     fn not(&mut self) -> Result<Condition> {
         if self.eat_keyword("NOT") {
+            self.operator()?;
             return self.nested(|p| p.not().map(|c| Condition::Not(Box::new(c))));
         }
         self.predicate()
@@ -928,5 +950,9 @@ mod tests {
             ")".repeat(200)
         );
         assert!(msg(&deep, &[]).contains("nests more than"));
+        let long = format!("SELECT * FROM T WHERE a = 0{}", " AND a = 1".repeat(301));
+        assert!(msg(&long, &[]).contains("at most 300"));
+        let fine = format!("SELECT * FROM T WHERE a = 0{}", " AND a = 1".repeat(300));
+        assert!(parse(&fine, &[]).is_ok());
     }
 }
