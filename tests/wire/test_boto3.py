@@ -2169,6 +2169,15 @@ class PartiQLTest(KvsimTestCase):
             "ConditionalCheckFailedException", self.next_client().execute_statement,
             Statement=f"UPDATE \"{t}\" SET rating = 0 WHERE \"year\" = 1985 AND title = 'Alien' "
                       "AND rating = 1")
+        # ... and with ReturnValuesOnConditionCheckFailure the error carries the item seen.
+        with self.assertRaises(ClientError) as ctx:
+            self.next_client().execute_statement(
+                Statement=f"DELETE FROM \"{t}\" WHERE \"year\" = 1985 AND title = 'Alien' "
+                          "AND rating > 100",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        self.assertEqual(ctx.exception.response["Error"]["Code"],
+                         "ConditionalCheckFailedException")
+        self.assertEqual(ctx.exception.response["Item"]["rating"], {"N": "9"})
         # UPDATE and DELETE need an existing item...
         self.assertClientError(
             "ConditionalCheckFailedException", self.next_client().execute_statement,
