@@ -2263,6 +2263,45 @@ class PartiQLTest(KvsimTestCase):
         ])["Responses"]
         self.assertEqual(out[0]["Error"]["Code"], "ValidationError")
 
+    def test_select_from_an_index(self):
+        t = f"{self.table}_orders"
+        self.next_client().create_table(
+            TableName=t, BillingMode="PAY_PER_REQUEST",
+            KeySchema=key_schema("id", None),
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"},
+                                  {"AttributeName": "status", "AttributeType": "S"},
+                                  {"AttributeName": "placed", "AttributeType": "N"}],
+            GlobalSecondaryIndexes=[{
+                "IndexName": "byStatus", "Projection": {"ProjectionType": "ALL"},
+                "KeySchema": [{"AttributeName": "status", "KeyType": "HASH"},
+                              {"AttributeName": "placed", "KeyType": "RANGE"}]}])
+        client = make_client(self.cluster.leader_port())
+        for i in range(6):
+            client.execute_statement(
+                Statement=f"INSERT INTO \"{t}\" VALUE {{'id': ?, 'status': ?, 'placed': ?}}",
+                Parameters=[{"S": f"o{i}"}, {"S": "open" if i % 2 else "done"}, {"N": str(i)}])
+        # Global indexes take no consistent reads (as in DynamoDB): wait until every node has
+        # applied the inserts, then read.
+        self.cluster.sync()
+        self.assertClientError(
+            "ValidationException", client.execute_statement,
+            Statement=f"SELECT id FROM \"{t}\".\"byStatus\" WHERE status = 'open'",
+            ConsistentRead=True)
+        # A Query of the index: its partition key fixed, its sort key ordered and bounded.
+        got = client.execute_statement(
+            Statement=f"SELECT id, placed FROM \"{t}\".\"byStatus\" WHERE status = 'open' "
+                      "AND placed > 1 ORDER BY placed DESC")["Items"]
+        self.assertEqual([(i["id"]["S"], i["placed"]["N"]) for i in got],
+                         [("o5", "5"), ("o3", "3")])
+        # Without the index's partition key: a Scan of the index.
+        got = client.execute_statement(
+            Statement=f"SELECT id FROM \"{t}\".\"byStatus\" WHERE placed >= 4")["Items"]
+        self.assertEqual(sorted(i["id"]["S"] for i in got), ["o4", "o5"])
+        error = self.assertClientError(
+            "ValidationException", client.execute_statement,
+            Statement=f"SELECT * FROM \"{t}\".\"nope\" WHERE status = 'open'")
+        self.assertEqual(error["Message"], "The table does not have the specified index: nope")
+
     def test_errors_say_what_was_wrong(self):
         t = self.table
         cases = [
