@@ -2233,6 +2233,10 @@ class PartiQLTest(KvsimTestCase):
         self.assertEqual(len(seen), 50)
         self.assertEqual(len(set(seen)), 50)
         self.assertGreaterEqual(pages, 8)
+        # A token continues only the statement (and parameters) it came from.
+        token = client.execute_statement(Statement=f"SELECT * FROM \"{t}\"", Limit=3)["NextToken"]
+        self.assertClientError("ValidationException", client.execute_statement,
+                               Statement=f"SELECT title FROM \"{t}\"", NextToken=token)
 
     def test_conditions_on_the_sort_key_beyond_the_key_condition(self):
         t = self.table
@@ -2390,6 +2394,14 @@ class PartiQLTest(KvsimTestCase):
         ])["Responses"]
         self.assertEqual([r.get("Item") for r in out],
                          [{"title": {"S": "x"}}, {"title": {"S": "y"}}, None])
+        # The capacity of the batch is its statements' together, the table's share too.
+        out = self.next_client().batch_execute_statement(Statements=[
+            {"Statement": f"SELECT title FROM \"{t}\" WHERE \"year\" = 2 AND title = ?",
+             "Parameters": [{"S": name}]} for name in ("x", "y")
+        ], ReturnConsumedCapacity="INDEXES")["ConsumedCapacity"]
+        self.assertEqual(len(out), 1)
+        self.assertEqual(out[0]["CapacityUnits"], 1.0)
+        self.assertEqual(out[0]["Table"]["CapacityUnits"], 1.0)
         # A read names one item; reads and writes do not mix.
         out = self.next_client().batch_execute_statement(Statements=[
             {"Statement": f"SELECT * FROM \"{t}\" WHERE \"year\" = 2"}])["Responses"]

@@ -8,7 +8,8 @@ use crate::api::ops::execute_statement::execute;
 use crate::api::ops::{Request, required, table_meta};
 use crate::api::wire::{
     BatchExecuteStatementInput, BatchExecuteStatementOutput, BatchStatementError,
-    BatchStatementRequest, BatchStatementResponse, ConsumedCapacity, ExecuteStatementInput,
+    BatchStatementRequest, BatchStatementResponse, Capacity, ConsumedCapacity,
+    ExecuteStatementInput,
 };
 use crate::model::AttributeValue;
 use crate::model::partiql::compile::split_key;
@@ -143,12 +144,44 @@ async fn one(
     Ok((out.items.into_iter().next(), out.consumed_capacity))
 }
 
-/// Adds one statement's capacity to its table's total.
+/// Adds one statement's capacity to its table's total, the table's and each index's share
+/// too (with `INDEXES`).
 fn add(totals: &mut Vec<ConsumedCapacity>, used: ConsumedCapacity) {
-    match totals.iter_mut().find(|t| t.table_name == used.table_name) {
-        Some(total) => total.capacity_units += used.capacity_units,
-        None => totals.push(used),
+    fn add_shares(
+        total: &mut Option<std::collections::BTreeMap<String, Capacity>>,
+        used: Option<std::collections::BTreeMap<String, Capacity>>,
+    ) {
+        for (index, c) in used.into_iter().flatten() {
+            total
+                .get_or_insert_with(Default::default)
+                .entry(index)
+                .or_insert(Capacity {
+                    capacity_units: 0.0,
+                })
+                .capacity_units += c.capacity_units;
+        }
     }
+    let Some(total) = totals.iter_mut().find(|t| t.table_name == used.table_name) else {
+        totals.push(used);
+        return;
+    };
+    total.capacity_units += used.capacity_units;
+    if let Some(table) = used.table {
+        total
+            .table
+            .get_or_insert(Capacity {
+                capacity_units: 0.0,
+            })
+            .capacity_units += table.capacity_units;
+    }
+    add_shares(
+        &mut total.global_secondary_indexes,
+        used.global_secondary_indexes,
+    );
+    add_shares(
+        &mut total.local_secondary_indexes,
+        used.local_secondary_indexes,
+    );
 }
 
 /// Whether an error belongs to the statement (answered in its place) rather than to the node.

@@ -83,25 +83,54 @@ pub(super) fn maps(p: Printed) -> (Option<WireMap<String>>, Option<WireItem>) {
     (names, values)
 }
 
-/// The `NextToken` for a page that ended at `key`: the key itself, in the wire's JSON.
-fn next_token(key: &WireItem) -> Result<String> {
+/// What a `NextToken` carries: where the page ended, and a fingerprint of the statement and
+/// parameters it belongs to, so a token is not taken for another statement's.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Token {
+    /// The statement's fingerprint.
+    s: u32,
+    /// The last key read.
+    k: WireItem,
+}
+
+/// The fingerprint of a request's statement and parameters.
+fn fingerprint(input: &ExecuteStatementInput) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(input.statement.as_deref().unwrap_or("").as_bytes());
+    if let Ok(params) = serde_json::to_vec(&input.parameters) {
+        hasher.update(&params);
+    }
+    hasher.finalize()
+}
+
+/// The `NextToken` for a page of `input` that ended at `key`.
+fn next_token(input: &ExecuteStatementInput, key: &WireItem) -> Result<String> {
     use base64::Engine;
-    let json = serde_json::to_vec(key).map_err(Error::internal)?;
+    let token = Token {
+        s: fingerprint(input),
+        k: key.clone(),
+    };
+    let json = serde_json::to_vec(&token).map_err(Error::internal)?;
     Ok(base64::engine::general_purpose::STANDARD.encode(json))
 }
 
-fn start_key(token: Option<&String>) -> Result<Option<WireItem>> {
+/// Where `input`'s `NextToken` says to go on from.
+fn start_key(input: &ExecuteStatementInput) -> Result<Option<WireItem>> {
     use base64::Engine;
-    let Some(token) = token else {
+    let Some(token) = &input.next_token else {
         return Ok(None);
     };
     let invalid = || Error::validation("Invalid NextToken");
     let json = base64::engine::general_purpose::STANDARD
         .decode(token)
         .map_err(|_| invalid())?;
-    serde_json::from_slice(&json)
-        .map(Some)
-        .map_err(|_| invalid())
+    let token: Token = serde_json::from_slice(&json).map_err(|_| invalid())?;
+    if token.s != fingerprint(input) {
+        return Err(Error::validation(
+            "Invalid NextToken: it continues another statement (or other parameters)",
+        ));
+    }
+    Ok(Some(token.k))
 }
 
 async fn select(
@@ -150,7 +179,7 @@ async fn select(
         }
     });
     let mut p = Printed::default();
-    let exclusive_start_key = start_key(input.next_token.as_ref())?;
+    let exclusive_start_key = start_key(input)?;
     let page: ReadPageOutput = if is_query {
         // One condition on the sort key joins the key condition (a Query takes one), if it
         // is one a key condition can be: its values of the key's type.
@@ -269,7 +298,7 @@ async fn select(
         next_token: page
             .last_evaluated_key
             .as_ref()
-            .map(next_token)
+            .map(|k| next_token(input, k))
             .transpose()?,
         last_evaluated_key: page.last_evaluated_key,
         consumed_capacity: page.consumed_capacity,
