@@ -4,14 +4,13 @@
 //! `ResourceNotFound`, ...) and the others go on. A read names one item by its full key.
 
 use crate::api::AppState;
-use crate::api::ops::execute_statement::execute;
+use crate::api::ops::execute_statement::{execute, params};
 use crate::api::ops::{Request, required, table_meta};
 use crate::api::wire::{
     BatchExecuteStatementInput, BatchExecuteStatementOutput, BatchStatementError,
     BatchStatementRequest, BatchStatementResponse, Capacity, ConsumedCapacity,
     ExecuteStatementInput,
 };
-use crate::model::AttributeValue;
 use crate::model::partiql::compile::split_key;
 use crate::model::partiql::{self, NO_FULL_KEY, Statement};
 use crate::{Error, Result};
@@ -38,7 +37,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchExecuteStatem
     let parsed: Vec<Option<Statement>> = statements
         .iter()
         .map(|s| {
-            let params = params(s);
+            let params = params(s.parameters.as_ref());
             s.statement
                 .as_deref()
                 .and_then(|text| partiql::parse(text, &params).ok())
@@ -102,13 +101,6 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchExecuteStatem
         responses,
         consumed_capacity: input.return_consumed_capacity.as_ref().map(|_| capacity),
     })
-}
-
-fn params(s: &BatchStatementRequest) -> Vec<AttributeValue> {
-    s.parameters
-        .as_ref()
-        .map(|l| l.0.iter().map(|v| v.0.clone()).collect())
-        .unwrap_or_default()
 }
 
 /// Runs one statement: a read's item, and the capacity used.

@@ -23,7 +23,8 @@ use crate::api::budget::Charge;
 use crate::api::ops::{Request, delete_item, put_item, query, required, scan, table_meta};
 use crate::api::wire::{
     DeleteItemInput, ExecuteStatementInput, ExecuteStatementOutput, PutItemInput, QueryInput,
-    ReadPageOutput, ScanInput, TransactAction, UpdateItemInput, WireItem, WireMap,
+    ReadPageOutput, ScanInput, TransactAction, UpdateItemInput, WireItem, WireList, WireMap,
+    WireValue,
 };
 use crate::model::expr::print::Printed;
 use crate::model::expr::{Comparator, Condition, Operand};
@@ -46,11 +47,7 @@ pub(super) async fn execute(
     input: &ExecuteStatementInput,
 ) -> Result<ExecuteStatementOutput> {
     let text = required(input.statement.as_ref(), "statement")?;
-    let params: Vec<AttributeValue> = input
-        .parameters
-        .as_ref()
-        .map(|list| list.0.iter().map(|v| v.0.clone()).collect())
-        .unwrap_or_default();
+    let params = params(input.parameters.as_ref());
     let statement = partiql::parse(text, &params)?;
     tracing::Span::current().record("table", statement.table());
     let meta = table_meta(app, statement.table()).await?;
@@ -63,6 +60,12 @@ pub(super) async fn execute(
         Statement::Select(s) => select(app, req, &meta, s, input).await,
         other => write(app, req, &meta, other, input).await,
     }
+}
+
+/// A statement's `Parameters` as values (none when absent).
+pub(super) fn params(list: Option<&WireList<WireValue>>) -> Vec<AttributeValue> {
+    list.map(|l| l.0.iter().map(|v| v.0.clone()).collect())
+        .unwrap_or_default()
 }
 
 /// A request for another operation, in this request's region.

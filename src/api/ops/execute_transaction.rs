@@ -9,13 +9,12 @@
 //! run as one TransactGetItems.
 
 use crate::api::AppState;
-use crate::api::ops::execute_statement::{action, inner, maps};
+use crate::api::ops::execute_statement::{action, inner, maps, params};
 use crate::api::ops::{Request, required, table_meta, transact_get_items, transact_write_items};
 use crate::api::wire::{
     ExecuteTransactionInput, ExecuteTransactionOutput, TransactGet, TransactGetItem,
     TransactGetItemsInput, TransactWriteItem, TransactWriteItemsInput, WireList,
 };
-use crate::model::AttributeValue;
 use crate::model::expr::print::Printed;
 use crate::model::partiql::compile::split_key;
 use crate::model::partiql::{self, DUPLICATE, NO_FULL_KEY, Statement, WriteKind, compile_write};
@@ -41,12 +40,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ExecuteTransaction
     let mut parsed = Vec::with_capacity(statements.len());
     for s in &statements {
         let text = required(s.statement.as_ref(), "statement")?;
-        let params: Vec<AttributeValue> = s
-            .parameters
-            .as_ref()
-            .map(|l| l.0.iter().map(|v| v.0.clone()).collect())
-            .unwrap_or_default();
-        parsed.push(partiql::parse(text, &params)?);
+        parsed.push(partiql::parse(text, &params(s.parameters.as_ref()))?);
     }
     let reads = parsed
         .iter()

@@ -759,40 +759,24 @@ fn number(text: &str, at: usize) -> Result<Number> {
 /// A set literal's members as a string, number or binary set.
 fn set(members: Vec<AttributeValue>, at: usize) -> Result<AttributeValue> {
     let bad = |why: &str| malformed(format!("{why} in the set at position {at}"));
-    let Some(first) = members.first() else {
-        return Err(bad("An empty set is not a value"));
-    };
     let count = members.len();
-    let value = match first {
-        AttributeValue::S(_) => AttributeValue::Ss(
-            members
-                .into_iter()
-                .map(|m| match m {
-                    AttributeValue::S(s) => Ok(s),
-                    _ => Err(bad("Mixed types")),
-                })
-                .collect::<Result<BTreeSet<_>>>()?,
-        ),
-        AttributeValue::N(_) => AttributeValue::Ns(
-            members
-                .into_iter()
-                .map(|m| match m {
-                    AttributeValue::N(n) => Ok(n),
-                    _ => Err(bad("Mixed types")),
-                })
-                .collect::<Result<BTreeSet<_>>>()?,
-        ),
-        AttributeValue::B(_) => AttributeValue::Bs(
-            members
-                .into_iter()
-                .map(|m| match m {
-                    AttributeValue::B(b) => Ok(b),
-                    _ => Err(bad("Mixed types")),
-                })
-                .collect::<Result<BTreeSet<_>>>()?,
-        ),
-        _ => return Err(bad("Only strings, numbers and binaries can be members")),
+    let (mut ss, mut ns, mut bs) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    for member in members {
+        match member {
+            AttributeValue::S(s) => ss.insert(s),
+            AttributeValue::N(n) => ns.insert(n),
+            AttributeValue::B(b) => bs.insert(b),
+            _ => return Err(bad("Only strings, numbers and binaries can be members")),
+        };
+    }
+    let value = match (ss.is_empty(), ns.is_empty(), bs.is_empty()) {
+        (true, true, true) => return Err(bad("An empty set is not a value")),
+        (false, true, true) => AttributeValue::Ss(ss),
+        (true, false, true) => AttributeValue::Ns(ns),
+        (true, true, false) => AttributeValue::Bs(bs),
+        _ => return Err(bad("Mixed types")),
     };
+    // Members equal as values (`1` and `1.0`) collapsed into one.
     let distinct = match &value {
         AttributeValue::Ss(s) => s.len(),
         AttributeValue::Ns(s) => s.len(),
