@@ -6,6 +6,8 @@
 //! - [`model`]: DynamoDB's data model as pure data and logic: values, exact numbers, items,
 //!   key encoding, expressions. No I/O.
 //! - [`store`]: the replicated state machine on redb: tables and items. Knows nothing of Raft.
+//! - [`dynamo`]: the leaderless engine's parts (ring, vector clocks, versions, mergers), for
+//!   `--mode dynamo`; not wired into the server yet.
 //! - [`raft`]: raft-rs driven over a checksummed log file; replicates opaque commands to a
 //!   [`raft::StateMachine`]. Knows nothing of items.
 //! - [`cluster`]: three nodes in one process, each a Raft thread, a transport and an HTTP server.
@@ -20,6 +22,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod disk;
+pub mod dynamo;
 pub mod error;
 pub mod model;
 pub mod raft;
