@@ -15,6 +15,7 @@
 
 pub mod clock;
 pub mod merge;
+pub mod node;
 pub mod ring;
 pub mod version;
 

@@ -1,0 +1,1278 @@
+//! One node of the leaderless engine, sans I/O: quorum reads and writes it coordinates, the
+//! replica it keeps, hinted handoff, read repair and failure detection.
+//!
+//! Like raft-rs's `RawNode`, the node is synchronous and clock-free: the driver feeds it client
+//! requests, messages from peers and ticks, and then calls [`DynamoNode::ready`], which makes
+//! what the node stored durable (one flush for the whole batch) *before* it hands out the
+//! acknowledgements and answers that depend on it. So an acknowledged write is on disk at W
+//! replicas, and the deterministic simulation can drive the node exactly as the server does.
+//!
+//! **A write** (any node coordinates): read the key from R replicas of its preference list (the
+//! context), check what the caller wants checked, build the new version (the joined clocks of
+//! what was read, plus this node's next counter; a hybrid stamp above everything read), send it
+//! to the first N live nodes of the ring walk, and answer once W have stored it. A node that
+//! stands in for an unreachable one of the first N keeps the version as a *hint* for it and
+//! hands it back when that node answers pings again.
+//!
+//! **A read** asks the first N live nodes, answers from the first R (all N live ones for
+//! `all`), merges what they returned with the merger, and repairs those that lacked something.
+//!
+//! **Failure detection** is a probe per tick round (SWIM's direct probe, without the indirect
+//! one yet): a node that leaves `suspect_after` ticks of requests unanswered is suspected and
+//! skipped by ring walks; any message from it clears the suspicion.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::dynamo::NodeId;
+use crate::dynamo::merge::{Merger, Resolved};
+use crate::dynamo::ring::Ring;
+use crate::dynamo::version::{Received, Siblings, Version};
+use crate::model::Item;
+use crate::raft::events::NodeEvent;
+use crate::{Error, Result};
+
+/// A key as the engine sees it: opaque bytes (table and encoded primary key).
+pub type Key = Vec<u8>;
+
+/// A request this node coordinates.
+pub type ReqId = u64;
+
+/// What a replica keeps durably. Writes become durable at [`VersionStore::flush`]; a crash
+/// loses what was written after the last flush and nothing before it.
+pub trait VersionStore {
+    /// The versions held for `key`.
+    fn get(&self, key: &[u8]) -> Result<Siblings>;
+    /// Replaces the versions held for `key`.
+    fn put(&mut self, key: &[u8], versions: &Siblings) -> Result<()>;
+    /// Keeps `version` of `key` for `owner`, which could not be reached.
+    fn add_hint(&mut self, owner: NodeId, key: &[u8], version: &Version) -> Result<()>;
+    /// Every hint held: `(owner, key, version)`.
+    fn hints(&self) -> Result<Vec<(NodeId, Key, Version)>>;
+    /// Drops a hint once its owner has stored it.
+    fn remove_hint(&mut self, owner: NodeId, key: &[u8], version: &Version) -> Result<()>;
+    /// The next counter of this node's writes: larger than any handed out before, across
+    /// restarts.
+    fn next_counter(&mut self) -> Result<u64>;
+    /// Makes everything above durable.
+    fn flush(&mut self) -> Result<()>;
+}
+
+/// Tunables, in ticks and replicas.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// This node.
+    pub id: NodeId,
+    /// Every member, this node included.
+    pub members: Vec<NodeId>,
+    /// Replicas per key (N).
+    pub replicas: usize,
+    /// Replies a read waits for (R).
+    pub read_quorum: usize,
+    /// Acknowledgements a write waits for (W).
+    pub write_quorum: usize,
+    /// Ticks without an answer after which a peer is suspected.
+    pub suspect_after: u64,
+    /// Ticks a request waits for its quorum before failing.
+    pub request_ticks: u64,
+}
+
+impl Options {
+    /// Checks the quorum settings: 1 ≤ R, W ≤ N ≤ members.
+    ///
+    /// # Errors
+    /// A validation error naming the setting.
+    pub fn validate(&self) -> Result<()> {
+        let n = self.replicas;
+        if n == 0 || n > self.members.len() {
+            return Err(Error::validation(format!(
+                "--replicas must be between 1 and the number of nodes ({}), not {n}",
+                self.members.len()
+            )));
+        }
+        for (flag, q) in [
+            ("--read-quorum", self.read_quorum),
+            ("--write-quorum", self.write_quorum),
+        ] {
+            if q == 0 || q > n {
+                return Err(Error::validation(format!(
+                    "{flag} must be between 1 and --replicas ({n}), not {q}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Node-to-node messages.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Msg {
+    /// Store `version` of `key` (for `hint_for` if set: keep it as a hint for that node).
+    Store {
+        /// The coordinator's request.
+        req: ReqId,
+        /// The key.
+        key: Key,
+        /// The version.
+        version: Version,
+        /// The unreachable node this one stands in for.
+        hint_for: Option<NodeId>,
+    },
+    /// `Store` is durable here.
+    Stored {
+        /// The coordinator's request.
+        req: ReqId,
+    },
+    /// Send what you hold of `key`.
+    Fetch {
+        /// The coordinator's request.
+        req: ReqId,
+        /// The key.
+        key: Key,
+    },
+    /// What the sender holds of the key fetched.
+    Fetched {
+        /// The coordinator's request.
+        req: ReqId,
+        /// The versions held.
+        versions: Siblings,
+    },
+    /// A version stored for the receiver while it was unreachable.
+    Handoff {
+        /// The key.
+        key: Key,
+        /// The version.
+        version: Version,
+    },
+    /// The handed-off version is durable at its owner.
+    HandedOff {
+        /// The key.
+        key: Key,
+        /// The version.
+        version: Version,
+    },
+    /// A probe.
+    Ping,
+    /// The answer to a probe.
+    Pong,
+}
+
+/// A finished request this node coordinated.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Done {
+    /// A read: the merged item and the versions behind it.
+    Read {
+        /// What the merger made of them.
+        resolved: Resolved,
+        /// The versions, merged from every replica that answered.
+        versions: Siblings,
+    },
+    /// A write, stored at W replicas: what the key held before (as read) and the new version.
+    Written {
+        /// The item before the write, as the quorum read saw it.
+        old: Option<Item>,
+        /// The version written.
+        version: Version,
+    },
+}
+
+/// What a write does to the item it read, decided by the caller (conditions, updates).
+pub type WriteFn = Box<dyn FnOnce(Option<&Item>) -> Result<Option<Item>> + Send>;
+
+enum Phase {
+    /// Reading: replies so far.
+    Reading {
+        replies: BTreeMap<NodeId, Siblings>,
+        want: usize,
+        then: Option<WriteFn>,
+        now_ms: u64,
+    },
+    /// Writing: acknowledgements so far.
+    Writing {
+        acks: BTreeSet<NodeId>,
+        /// Targets and, for stand-ins, whom they stand in for.
+        targets: BTreeMap<NodeId, Option<NodeId>>,
+        old: Option<Item>,
+        version: Version,
+    },
+}
+
+struct Pending {
+    key: Key,
+    phase: Phase,
+    deadline: u64,
+}
+
+/// What [`DynamoNode::ready`] hands the driver: everything here may go out now.
+#[derive(Default)]
+pub struct Ready {
+    /// Messages to peers.
+    pub messages: Vec<(NodeId, Msg)>,
+    /// Finished requests.
+    pub done: Vec<(ReqId, Result<Done>)>,
+    /// What happened, for `events`.
+    pub events: Vec<NodeEvent>,
+}
+
+/// One leaderless node. See the module documentation.
+pub struct DynamoNode<S: VersionStore> {
+    opts: Options,
+    ring: Ring,
+    merger: Box<dyn Merger>,
+    store: S,
+    ticks: u64,
+    next_req: ReqId,
+    /// Hybrid clock: the largest stamp this node issued or saw.
+    last_stamp: u64,
+    pending: BTreeMap<ReqId, Pending>,
+    /// Messages that may leave now.
+    out: Vec<(NodeId, Msg)>,
+    /// Messages to this node itself, handled in [`DynamoNode::ready`].
+    local: VecDeque<Msg>,
+    dirty: bool,
+    done: Vec<(ReqId, Result<Done>)>,
+    events: Vec<NodeEvent>,
+    /// Per peer: the tick of the oldest request it has not answered, if any.
+    waiting_on: BTreeMap<NodeId, u64>,
+    suspected: BTreeSet<NodeId>,
+    probe_next: usize,
+    /// Hints whose handoff is in flight, so they are not sent again every tick.
+    handing_off: BTreeSet<(NodeId, Key)>,
+}
+
+impl<S: VersionStore> DynamoNode<S> {
+    /// A node over `store`.
+    ///
+    /// # Errors
+    /// Invalid options.
+    pub fn new(opts: Options, merger: Box<dyn Merger>, store: S) -> Result<Self> {
+        opts.validate()?;
+        let ring = Ring::of(opts.members.iter().copied());
+        Ok(DynamoNode {
+            opts,
+            ring,
+            merger,
+            store,
+            ticks: 0,
+            next_req: 1,
+            last_stamp: 0,
+            pending: BTreeMap::new(),
+            out: Vec::new(),
+            local: VecDeque::new(),
+            dirty: false,
+            done: Vec::new(),
+            events: Vec::new(),
+            waiting_on: BTreeMap::new(),
+            suspected: BTreeSet::new(),
+            probe_next: 0,
+            handing_off: BTreeSet::new(),
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.opts.id
+    }
+
+    /// The store (for status and tests).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The peers this node currently suspects.
+    pub fn suspected(&self) -> &BTreeSet<NodeId> {
+        &self.suspected
+    }
+
+    /// The ring.
+    pub fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// The nodes a request on `key` goes to now: the first N of the ring walk that are not
+    /// suspected, each with the unreachable node of the first N it stands in for, if any.
+    pub fn targets(&self, key: &[u8]) -> BTreeMap<NodeId, Option<NodeId>> {
+        let walk = self.ring.walk(key);
+        let n = self.opts.replicas;
+        let down: Vec<NodeId> = walk
+            .iter()
+            .take(n)
+            .copied()
+            .filter(|m| self.is_suspected(*m))
+            .collect();
+        let mut stand_ins = down.into_iter();
+        let mut targets = BTreeMap::new();
+        for (i, &m) in walk.iter().enumerate() {
+            if targets.len() == n {
+                break;
+            }
+            if self.is_suspected(m) {
+                continue;
+            }
+            let hint_for = if i < n { None } else { stand_ins.next() };
+            targets.insert(m, hint_for);
+        }
+        targets
+    }
+
+    fn is_suspected(&self, node: NodeId) -> bool {
+        node != self.opts.id && self.suspected.contains(&node)
+    }
+
+    /// Starts a read of `key`: from R replicas, or from every live one of the first N if
+    /// `all` (a consistent read).
+    pub fn get(&mut self, key: Key, all: bool) -> ReqId {
+        self.start_read(key, all, None, 0)
+    }
+
+    /// Starts a write of `key`: a quorum read, then `write` decides the new item (`None`
+    /// deletes: a tombstone), then W replicas store it. `now_ms` is the wall clock.
+    pub fn put(&mut self, key: Key, now_ms: u64, write: WriteFn) -> ReqId {
+        self.start_read(key, false, Some(write), now_ms)
+    }
+
+    fn start_read(&mut self, key: Key, all: bool, then: Option<WriteFn>, now_ms: u64) -> ReqId {
+        let req = self.next_req;
+        self.next_req += 1;
+        let asked: Vec<NodeId> = self.targets(&key).into_keys().collect();
+        let want = if all {
+            asked.len()
+        } else {
+            self.opts.read_quorum.min(asked.len())
+        };
+        for &to in &asked {
+            self.send(
+                to,
+                Msg::Fetch {
+                    req,
+                    key: key.clone(),
+                },
+            );
+        }
+        self.pending.insert(
+            req,
+            Pending {
+                key,
+                phase: Phase::Reading {
+                    replies: BTreeMap::new(),
+                    want: want.max(1),
+                    then,
+                    now_ms,
+                },
+                deadline: self.ticks + self.opts.request_ticks,
+            },
+        );
+        req
+    }
+
+    fn send(&mut self, to: NodeId, msg: Msg) {
+        if to == self.opts.id {
+            self.local.push_back(msg);
+        } else {
+            if !matches!(
+                msg,
+                Msg::Stored { .. } | Msg::Fetched { .. } | Msg::Pong | Msg::HandedOff { .. }
+            ) {
+                self.waiting_on.entry(to).or_insert(self.ticks);
+            }
+            self.out.push((to, msg));
+        }
+    }
+
+    /// Handles a message from `from`.
+    ///
+    /// # Errors
+    /// Storage faults: the node must stop.
+    pub fn step(&mut self, from: NodeId, msg: Msg) -> Result<()> {
+        if from != self.opts.id {
+            self.waiting_on.remove(&from);
+            if self.suspected.remove(&from) {
+                self.events.push(NodeEvent::new(
+                    "peer_alive",
+                    format!("node {} hears from node {from} again", self.opts.id),
+                ));
+            }
+        }
+        match msg {
+            Msg::Store {
+                req,
+                key,
+                version,
+                hint_for,
+            } => {
+                self.observe(version.stamp);
+                match hint_for {
+                    Some(owner) if owner != self.opts.id => {
+                        self.store.add_hint(owner, &key, &version)?;
+                        self.events.push(NodeEvent::new(
+                            "hint_stored",
+                            format!(
+                                "node {} keeps a write for unreachable node {owner}",
+                                self.opts.id
+                            ),
+                        ));
+                    }
+                    _ => self.receive(&key, version)?,
+                }
+                self.dirty = true;
+                self.reply(from, Msg::Stored { req });
+            }
+            Msg::Stored { req } => self.on_stored(from, req),
+            Msg::Fetch { req, key } => {
+                let versions = self.store.get(&key)?;
+                self.reply(from, Msg::Fetched { req, versions });
+            }
+            Msg::Fetched { req, versions } => self.on_fetched(from, req, versions)?,
+            Msg::Handoff { key, version } => {
+                self.observe(version.stamp);
+                self.receive(&key, version.clone())?;
+                self.dirty = true;
+                self.reply(from, Msg::HandedOff { key, version });
+            }
+            Msg::HandedOff { key, version } => {
+                self.store.remove_hint(from, &key, &version)?;
+                self.handing_off.remove(&(from, key));
+                self.dirty = true;
+                self.events.push(NodeEvent::new(
+                    "hint_handed_off",
+                    format!("node {} handed a write back to node {from}", self.opts.id),
+                ));
+            }
+            Msg::Ping => self.reply(from, Msg::Pong),
+            Msg::Pong => {}
+        }
+        Ok(())
+    }
+
+    fn reply(&mut self, to: NodeId, msg: Msg) {
+        if to == self.opts.id {
+            self.local.push_back(msg);
+        } else {
+            self.out.push((to, msg));
+        }
+    }
+
+    fn observe(&mut self, stamp: u64) {
+        self.last_stamp = self.last_stamp.max(stamp);
+    }
+
+    /// Receives a version into this replica, reporting a conflict.
+    fn receive(&mut self, key: &[u8], version: Version) -> Result<()> {
+        let mut held = self.store.get(key)?;
+        match self.merger.receive(&mut held, version) {
+            Received::Stale => {}
+            Received::Newer => self.store.put(key, &held)?,
+            Received::Conflict => {
+                self.store.put(key, &held)?;
+                self.events.push(NodeEvent::new(
+                    "conflict_detected",
+                    format!(
+                        "node {} holds concurrent versions of a key ({} merger)",
+                        self.opts.id,
+                        self.merger.name()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_fetched(&mut self, from: NodeId, req: ReqId, versions: Siblings) -> Result<()> {
+        let Some(p) = self.pending.get_mut(&req) else {
+            return Ok(());
+        };
+        let Phase::Reading { replies, want, .. } = &mut p.phase else {
+            return Ok(());
+        };
+        replies.insert(from, versions);
+        if replies.len() < *want {
+            return Ok(());
+        }
+        let Some(p) = self.pending.remove(&req) else {
+            return Ok(());
+        };
+        let Phase::Reading {
+            replies,
+            then,
+            now_ms,
+            ..
+        } = p.phase
+        else {
+            return Ok(());
+        };
+        let mut merged = Siblings::new();
+        for versions in replies.values() {
+            for v in versions.versions() {
+                self.observe(v.stamp);
+                self.merger.receive(&mut merged, v.clone());
+            }
+        }
+        // Read repair: whoever answered without everything gets what it lacked.
+        for (&node, versions) in &replies {
+            let mut theirs = versions.clone();
+            for v in merged.versions() {
+                if self.merger.receive(&mut theirs, v.clone()) != Received::Stale {
+                    self.send(
+                        node,
+                        Msg::Store {
+                            req: 0,
+                            key: p.key.clone(),
+                            version: v.clone(),
+                            hint_for: None,
+                        },
+                    );
+                }
+            }
+        }
+        let resolved = self.merger.resolve(&merged);
+        match then {
+            None => self.done.push((
+                req,
+                Ok(Done::Read {
+                    resolved,
+                    versions: merged,
+                }),
+            )),
+            Some(write) => match write(resolved.item.as_ref()) {
+                Err(e) => self.done.push((req, Err(e))),
+                Ok(item) => self.start_write(req, p.key, &merged, resolved.item, item, now_ms)?,
+            },
+        }
+        Ok(())
+    }
+
+    fn start_write(
+        &mut self,
+        req: ReqId,
+        key: Key,
+        context: &Siblings,
+        old: Option<Item>,
+        item: Option<Item>,
+        now_ms: u64,
+    ) -> Result<()> {
+        let mut clock = context.context();
+        clock.record(self.opts.id, self.store.next_counter()?);
+        self.dirty = true;
+        let stamp = now_ms.max(context.max_stamp() + 1).max(self.last_stamp + 1);
+        self.last_stamp = stamp;
+        let version = Version {
+            clock,
+            stamp,
+            writer: self.opts.id,
+            item,
+        };
+        let targets = self.targets(&key);
+        for (&to, &hint_for) in &targets {
+            self.send(
+                to,
+                Msg::Store {
+                    req,
+                    key: key.clone(),
+                    version: version.clone(),
+                    hint_for,
+                },
+            );
+        }
+        self.pending.insert(
+            req,
+            Pending {
+                key,
+                phase: Phase::Writing {
+                    acks: BTreeSet::new(),
+                    targets,
+                    old,
+                    version,
+                },
+                deadline: self.ticks + self.opts.request_ticks,
+            },
+        );
+        Ok(())
+    }
+
+    fn on_stored(&mut self, from: NodeId, req: ReqId) {
+        let Some(p) = self.pending.get_mut(&req) else {
+            return;
+        };
+        let Phase::Writing { acks, .. } = &mut p.phase else {
+            return;
+        };
+        acks.insert(from);
+        if acks.len() < self.opts.write_quorum {
+            return;
+        }
+        if let Some(Pending {
+            phase: Phase::Writing { old, version, .. },
+            ..
+        }) = self.pending.remove(&req)
+        {
+            self.done.push((req, Ok(Done::Written { old, version })));
+        }
+    }
+
+    /// Advances time by one tick: probes, suspicion, request deadlines, retries to stand-ins,
+    /// and handoffs to owners that answer again.
+    ///
+    /// # Errors
+    /// Storage faults.
+    pub fn tick(&mut self) -> Result<()> {
+        self.ticks += 1;
+        self.probe();
+        self.suspect();
+        self.retry_and_expire();
+        self.hand_off()
+    }
+
+    fn probe(&mut self) {
+        let peers: Vec<NodeId> = self
+            .opts
+            .members
+            .iter()
+            .copied()
+            .filter(|&m| m != self.opts.id)
+            .collect();
+        if peers.is_empty() {
+            return;
+        }
+        let to = peers[self.probe_next % peers.len()];
+        self.probe_next += 1;
+        self.send(to, Msg::Ping);
+    }
+
+    fn suspect(&mut self) {
+        let late: Vec<NodeId> = self
+            .waiting_on
+            .iter()
+            .filter(|&(_, &since)| self.ticks.saturating_sub(since) >= self.opts.suspect_after)
+            .map(|(&n, _)| n)
+            .collect();
+        for node in late {
+            if self.suspected.insert(node) {
+                self.events.push(NodeEvent::new(
+                    "peer_suspected",
+                    format!(
+                        "node {} suspects node {node}: no answer for {} ticks",
+                        self.opts.id, self.opts.suspect_after
+                    ),
+                ));
+            }
+        }
+    }
+
+    fn retry_and_expire(&mut self) {
+        let mut resend = Vec::new();
+        let mut expired = Vec::new();
+        for (&req, p) in &mut self.pending {
+            if self.ticks >= p.deadline {
+                expired.push(req);
+                continue;
+            }
+            // A write whose targets include a suspected node goes to the next stand-in.
+            if let Phase::Writing { targets, acks, .. } = &p.phase {
+                let lost: Vec<NodeId> = targets
+                    .keys()
+                    .copied()
+                    .filter(|t| !acks.contains(t) && self.suspected.contains(t))
+                    .collect();
+                if !lost.is_empty() {
+                    resend.push((req, lost));
+                }
+            }
+        }
+        for req in expired {
+            if let Some(p) = self.pending.remove(&req) {
+                let err = match &p.phase {
+                    Phase::Reading {
+                        replies,
+                        want,
+                        then,
+                        ..
+                    } => {
+                        let what = format!(
+                            "read quorum not reached: {} of {want} replicas answered in time",
+                            replies.len()
+                        );
+                        // A write still reading has written nothing: safe to retry.
+                        if then.is_some() {
+                            Error::NotApplied(format!("write not performed: {what}"))
+                        } else {
+                            Error::Unavailable(what)
+                        }
+                    }
+                    Phase::Writing { acks, .. } => Error::Unavailable(format!(
+                        "write quorum not reached: {} of {} replicas stored it in time; \
+                         the write may still reach the others",
+                        acks.len(),
+                        self.opts.write_quorum
+                    )),
+                };
+                self.done.push((req, Err(err)));
+            }
+        }
+        for (req, lost) in resend {
+            self.resend_to_stand_ins(req, lost);
+        }
+    }
+
+    fn resend_to_stand_ins(&mut self, req: ReqId, lost: Vec<NodeId>) {
+        let Some(p) = self.pending.get(&req) else {
+            return;
+        };
+        let Phase::Writing {
+            targets, version, ..
+        } = &p.phase
+        else {
+            return;
+        };
+        let key = p.key.clone();
+        let version = version.clone();
+        let mut targets = targets.clone();
+        let walk = self.ring.walk(&key);
+        for node in lost {
+            let owner = targets.remove(&node).flatten().unwrap_or(node);
+            let stand_in = walk
+                .iter()
+                .copied()
+                .find(|m| !targets.contains_key(m) && !self.is_suspected(*m) && *m != node);
+            if let Some(s) = stand_in {
+                targets.insert(s, Some(owner));
+                self.send(
+                    s,
+                    Msg::Store {
+                        req,
+                        key: key.clone(),
+                        version: version.clone(),
+                        hint_for: Some(owner),
+                    },
+                );
+            }
+        }
+        if let Some(Pending {
+            phase: Phase::Writing { targets: t, .. },
+            ..
+        }) = self.pending.get_mut(&req)
+        {
+            *t = targets;
+        }
+    }
+
+    fn hand_off(&mut self) -> Result<()> {
+        for (owner, key, version) in self.store.hints()? {
+            if self.is_suspected(owner) || self.handing_off.contains(&(owner, key.clone())) {
+                continue;
+            }
+            self.handing_off.insert((owner, key.clone()));
+            self.send(owner, Msg::Handoff { key, version });
+        }
+        // A handoff lost in flight is retried when its owner is next heard from as down.
+        let suspected = self.suspected.clone();
+        self.handing_off
+            .retain(|(owner, _)| !suspected.contains(owner));
+        Ok(())
+    }
+
+    /// Handles the messages the node sent itself, makes what it stored durable (one flush for
+    /// the batch), and only then hands out messages, finished requests and events: nothing
+    /// this node acknowledges leaves before it is on disk.
+    ///
+    /// # Errors
+    /// Storage faults: the node must stop.
+    pub fn ready(&mut self) -> Result<Ready> {
+        while let Some(msg) = self.local.pop_front() {
+            self.step(self.opts.id, msg)?;
+        }
+        if self.dirty {
+            self.store.flush()?;
+            self.dirty = false;
+        }
+        Ok(Ready {
+            messages: std::mem::take(&mut self.out),
+            done: std::mem::take(&mut self.done),
+            events: std::mem::take(&mut self.events),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dynamo::merge::{LastWriterWins, UnionMerge};
+    use crate::model::value::AttributeValue;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    #[derive(Clone, Default, Debug, PartialEq)]
+    struct State {
+        keys: BTreeMap<Key, Siblings>,
+        hints: Vec<(NodeId, Key, Version)>,
+        counter: u64,
+    }
+
+    /// A store whose crash keeps only what was flushed.
+    #[derive(Clone, Default)]
+    struct MemStore {
+        live: State,
+        durable: State,
+    }
+
+    impl VersionStore for MemStore {
+        fn get(&self, key: &[u8]) -> Result<Siblings> {
+            Ok(self.live.keys.get(key).cloned().unwrap_or_default())
+        }
+        fn put(&mut self, key: &[u8], versions: &Siblings) -> Result<()> {
+            self.live.keys.insert(key.to_vec(), versions.clone());
+            Ok(())
+        }
+        fn add_hint(&mut self, owner: NodeId, key: &[u8], version: &Version) -> Result<()> {
+            self.live.hints.push((owner, key.to_vec(), version.clone()));
+            Ok(())
+        }
+        fn hints(&self) -> Result<Vec<(NodeId, Key, Version)>> {
+            Ok(self.live.hints.clone())
+        }
+        fn remove_hint(&mut self, owner: NodeId, key: &[u8], version: &Version) -> Result<()> {
+            self.live
+                .hints
+                .retain(|(o, k, v)| !(*o == owner && k == key && v == version));
+            Ok(())
+        }
+        fn next_counter(&mut self) -> Result<u64> {
+            self.live.counter += 1;
+            Ok(self.live.counter)
+        }
+        fn flush(&mut self) -> Result<()> {
+            self.durable = self.live.clone();
+            Ok(())
+        }
+    }
+
+    fn item(v: &str) -> Item {
+        Item::from([("v".to_string(), AttributeValue::S(v.into()))])
+    }
+
+    /// Nodes and the network between them, driven in lockstep.
+    struct Net {
+        nodes: BTreeMap<NodeId, DynamoNode<MemStore>>,
+        stores: BTreeMap<NodeId, MemStore>,
+        opts: Options,
+        merger: &'static str,
+        down: BTreeSet<NodeId>,
+        /// Nodes on the two sides of a partition, if any.
+        side: Option<BTreeSet<NodeId>>,
+        queue: VecDeque<(NodeId, NodeId, Msg)>,
+        done: BTreeMap<(NodeId, ReqId), Result<Done>>,
+        events: Vec<(NodeId, &'static str)>,
+        now_ms: u64,
+        /// When set, a node may crash right after handling a message, before its `ready`.
+        crashes: Option<StdRng>,
+    }
+
+    impl Net {
+        fn new(nodes: u64, merger: &'static str) -> Net {
+            let members: Vec<NodeId> = (1..=nodes).collect();
+            let opts = Options {
+                id: 0,
+                members: members.clone(),
+                replicas: 3,
+                read_quorum: 2,
+                write_quorum: 2,
+                suspect_after: 3,
+                request_ticks: 30,
+            };
+            let mut net = Net {
+                nodes: BTreeMap::new(),
+                stores: BTreeMap::new(),
+                opts,
+                merger,
+                down: BTreeSet::new(),
+                side: None,
+                queue: VecDeque::new(),
+                done: BTreeMap::new(),
+                events: Vec::new(),
+                now_ms: 1_000,
+                crashes: None,
+            };
+            for id in members {
+                net.boot(id, MemStore::default());
+            }
+            net
+        }
+
+        fn boot(&mut self, id: NodeId, store: MemStore) {
+            let opts = Options {
+                id,
+                ..self.opts.clone()
+            };
+            let merger = crate::dynamo::merge::by_name(self.merger).expect("merger");
+            let node = DynamoNode::new(opts, merger, store).expect("node");
+            self.nodes.insert(id, node);
+        }
+
+        fn linked(&self, a: NodeId, b: NodeId) -> bool {
+            match &self.side {
+                Some(side) => side.contains(&a) == side.contains(&b),
+                None => true,
+            }
+        }
+
+        /// A crash: the node's unflushed writes and its requests in flight are lost.
+        fn crash(&mut self, id: NodeId) {
+            if let Some(node) = self.nodes.remove(&id) {
+                let mut store = node.store().clone();
+                store.live = store.durable.clone();
+                self.stores.insert(id, store);
+            }
+            self.down.insert(id);
+        }
+
+        fn restart(&mut self, id: NodeId) {
+            let store = self.stores.remove(&id).unwrap_or_default();
+            self.boot(id, store);
+            self.down.remove(&id);
+        }
+
+        fn collect(&mut self) {
+            let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+            for id in ids {
+                let Some(node) = self.nodes.get_mut(&id) else {
+                    continue;
+                };
+                let ready = node.ready().expect("ready");
+                for (to, msg) in ready.messages {
+                    self.queue.push_back((id, to, msg));
+                }
+                for (req, out) in ready.done {
+                    self.done.insert((id, req), out);
+                }
+                for e in ready.events {
+                    self.events.push((id, e.kind));
+                }
+            }
+        }
+
+        /// One tick: every node ticks, then messages flow until none are left.
+        fn tick(&mut self) {
+            self.now_ms += 10;
+            for node in self.nodes.values_mut() {
+                node.tick().expect("tick");
+            }
+            self.collect();
+            while !self.queue.is_empty() {
+                while let Some((from, to, msg)) = self.queue.pop_front() {
+                    if self.down.contains(&to) || !self.linked(from, to) {
+                        continue;
+                    }
+                    if let Some(node) = self.nodes.get_mut(&to) {
+                        node.step(from, msg).expect("step");
+                    }
+                    let crash = match &mut self.crashes {
+                        Some(rng) => self.down.is_empty() && rng.gen_bool(0.01),
+                        None => false,
+                    };
+                    if crash {
+                        self.crash(to);
+                    }
+                }
+                self.collect();
+            }
+        }
+
+        fn wait(&mut self, at: NodeId, req: ReqId) -> Result<Done> {
+            self.collect();
+            for _ in 0..100 {
+                if let Some(out) = self.done.remove(&(at, req)) {
+                    return out;
+                }
+                if self.down.contains(&at) {
+                    return Err(Error::Unavailable("the coordinator crashed".into()));
+                }
+                self.tick();
+            }
+            panic!("request {req} at node {at} never finished");
+        }
+
+        fn put(&mut self, at: NodeId, key: &str, value: Option<&str>) -> Result<Done> {
+            let value = value.map(item);
+            let now = self.now_ms;
+            let node = self.nodes.get_mut(&at).expect("node up");
+            let req = node.put(key.as_bytes().to_vec(), now, Box::new(move |_| Ok(value)));
+            self.wait(at, req)
+        }
+
+        fn get(&mut self, at: NodeId, key: &str, all: bool) -> Result<Done> {
+            let node = self.nodes.get_mut(&at).expect("node up");
+            let req = node.get(key.as_bytes().to_vec(), all);
+            self.wait(at, req)
+        }
+
+        fn preference(&self, key: &str) -> Vec<NodeId> {
+            Ring::of(self.opts.members.iter().copied()).preference_list(key.as_bytes(), 3)
+        }
+
+        /// What node `id` holds durably for `key`.
+        fn held(&self, id: NodeId, key: &str) -> Siblings {
+            let store = match self.nodes.get(&id) {
+                Some(node) => node.store(),
+                None => &self.stores[&id],
+            };
+            store
+                .durable
+                .keys
+                .get(key.as_bytes())
+                .cloned()
+                .unwrap_or_default()
+        }
+
+        fn hints(&self, id: NodeId) -> usize {
+            self.nodes[&id].store().durable.hints.len()
+        }
+
+        fn saw(&self, kind: &str) -> bool {
+            self.events.iter().any(|(_, k)| *k == kind)
+        }
+    }
+
+    fn read_value(done: Result<Done>) -> Option<Item> {
+        match done {
+            Ok(Done::Read { resolved, .. }) => resolved.item,
+            other => panic!("not a read: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_quorum_write_is_read_anywhere_and_held_by_the_preference_list() {
+        let mut net = Net::new(5, "lww");
+        let written = net.put(1, "k", Some("a"));
+        assert!(
+            matches!(written, Ok(Done::Written { old: None, .. })),
+            "{written:?}"
+        );
+        for at in 1..=5 {
+            assert_eq!(read_value(net.get(at, "k", false)), Some(item("a")));
+        }
+        let owners = net.preference("k");
+        for id in 1..=5 {
+            let held = net.held(id, "k");
+            assert_eq!(!held.is_empty(), owners.contains(&id), "node {id}");
+        }
+        // Overwrite: the old item comes back, the new version descends the old.
+        match net.put(3, "k", Some("b")) {
+            Ok(Done::Written { old, .. }) => assert_eq!(old, Some(item("a"))),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(read_value(net.get(5, "k", true)), Some(item("b")));
+        net.put(2, "k", None).expect("delete");
+        assert_eq!(read_value(net.get(4, "k", false)), None);
+        assert!(!net.saw("conflict_detected"));
+    }
+
+    #[test]
+    fn bad_quorums_are_refused() {
+        let mut opts = Net::new(3, "lww").opts;
+        opts.write_quorum = 4;
+        let err = opts.validate().expect_err("W > N");
+        assert!(err.to_string().contains("--write-quorum"), "{err}");
+        opts.write_quorum = 2;
+        opts.replicas = 4;
+        assert!(opts.validate().is_err());
+    }
+
+    #[test]
+    fn two_owners_down_writes_go_to_stand_ins_and_come_back() {
+        let mut net = Net::new(5, "lww");
+        let owners = net.preference("k");
+        let (a, b) = (owners[0], owners[1]);
+        net.crash(a);
+        net.crash(b);
+        let coordinator = (1..=5).find(|n| !owners.contains(n)).expect("a non-owner");
+        // The first attempt may time out while the dead are not yet suspected; the write
+        // then goes to stand-ins.
+        let mut tries = 0;
+        while net.put(coordinator, "k", Some("v1")).is_err() {
+            tries += 1;
+            assert!(tries < 3, "write never succeeded with two owners down");
+        }
+        assert!(net.saw("hint_stored"));
+        let hints: usize = net.nodes.keys().map(|&id| net.hints(id)).sum();
+        assert!(hints >= 1, "no hint kept");
+        assert_eq!(
+            read_value(net.get(coordinator, "k", false)),
+            Some(item("v1"))
+        );
+        net.restart(a);
+        net.restart(b);
+        for _ in 0..20 {
+            net.tick();
+        }
+        assert!(net.saw("hint_handed_off"));
+        let hints: usize = net.nodes.keys().map(|&id| net.hints(id)).sum();
+        assert_eq!(hints, 0, "hints left after handoff");
+        let owner_copy = net.held(a, "k");
+        assert_eq!(
+            LastWriterWins.resolve(&owner_copy).item,
+            Some(item("v1")),
+            "owner {a} did not get its write back"
+        );
+    }
+
+    fn partition_then_heal(merger: &'static str) -> (Net, Option<Item>) {
+        let mut net = Net::new(5, merger);
+        net.put(1, "k", Some("before")).expect("first write");
+        net.side = Some(BTreeSet::from([1, 2]));
+        for _ in 0..5 {
+            net.tick();
+        }
+        // Both sides accept a write of the same key (sloppy quorum)...
+        net.put(1, "k", Some("left")).expect("left write");
+        net.put(4, "k", Some("right")).expect("right write");
+        // ...and each answers with its own.
+        assert_eq!(read_value(net.get(2, "k", false)), Some(item("left")));
+        assert_eq!(read_value(net.get(5, "k", false)), Some(item("right")));
+        net.side = None;
+        for _ in 0..20 {
+            net.tick();
+        }
+        let value = read_value(net.get(3, "k", true));
+        // Read repair and handoff leave every owner with the same versions.
+        for _ in 0..5 {
+            net.tick();
+        }
+        let owners = net.preference("k");
+        let first = net.held(owners[0], "k");
+        for &o in &owners[1..] {
+            assert_eq!(
+                net.held(o, "k"),
+                first,
+                "owner {o} differs from {}",
+                owners[0]
+            );
+        }
+        assert!(net.saw("conflict_detected"));
+        (net, value)
+    }
+
+    #[test]
+    fn a_partition_diverges_and_lww_converges_on_one_write() {
+        let (_, value) = partition_then_heal("lww");
+        // The right side wrote last (its stamp is later).
+        assert_eq!(value, Some(item("right")));
+    }
+
+    #[test]
+    fn a_partition_diverges_and_the_vector_merger_keeps_both() {
+        let (mut net, value) = partition_then_heal("vector");
+        // Same attribute, different strings: the more recent write's.
+        assert_eq!(value, Some(item("right")));
+        match net.get(1, "k", true) {
+            Ok(Done::Read { resolved, versions }) => {
+                assert!(resolved.merged);
+                assert_eq!(versions.versions().len(), 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        // The next write has seen both siblings and replaces them.
+        net.put(2, "k", Some("resolved")).expect("write");
+        match net.get(5, "k", true) {
+            Ok(Done::Read { resolved, versions }) => {
+                assert!(!resolved.merged);
+                assert_eq!(versions.versions().len(), 1);
+                assert_eq!(resolved.item, Some(item("resolved")));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Random writes under random crashes and partitions; then everything heals. Every
+    /// acknowledged write must have been seen by the final state of every owner, and the
+    /// owners must agree.
+    fn chaos(seed: u64, merger: &'static str) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut net = Net::new(5, merger);
+        net.crashes = Some(StdRng::seed_from_u64(seed ^ 0x5eed));
+        let keys = ["a", "b", "c", "d"];
+        let mut acked: Vec<(&str, Version)> = Vec::new();
+        for step in 0..60 {
+            match rng.gen_range(0..10) {
+                0 => {
+                    let id = rng.gen_range(1..=5);
+                    // Fewer than W owners of any key may be down at once for the guarantee;
+                    // keep at most one node down.
+                    if net.down.is_empty() {
+                        net.crash(id);
+                    }
+                }
+                1 => {
+                    if let Some(&id) = net.down.iter().next() {
+                        net.restart(id);
+                    }
+                }
+                2 => {
+                    net.side = if net.side.is_some() {
+                        None
+                    } else {
+                        Some((1..=5).filter(|_| rng.gen_bool(0.5)).collect())
+                    };
+                }
+                _ => {
+                    let live: Vec<NodeId> = net.nodes.keys().copied().collect();
+                    let at = live[rng.gen_range(0..live.len())];
+                    let key = keys[rng.gen_range(0..keys.len())];
+                    let value = (rng.gen_range(0..5) > 0).then(|| format!("s{step}"));
+                    if let Ok(Done::Written { version, .. }) = net.put(at, key, value.as_deref()) {
+                        acked.push((key, version));
+                    }
+                }
+            }
+            net.tick();
+        }
+        net.side = None;
+        net.crashes = None;
+        let down: Vec<NodeId> = net.down.iter().copied().collect();
+        for id in down {
+            net.restart(id);
+        }
+        for _ in 0..30 {
+            net.tick();
+        }
+        for key in keys {
+            net.get(1, key, true).expect("final read");
+        }
+        for _ in 0..5 {
+            net.tick();
+        }
+        for key in keys {
+            let owners = net.preference(key);
+            let first = net.held(owners[0], key);
+            for &o in &owners {
+                let held = net.held(o, key);
+                assert_eq!(held, first, "seed {seed}: owners of {key} differ");
+                for (k, v) in &acked {
+                    if *k == key {
+                        assert!(
+                            held.context().descends(&v.clock),
+                            "seed {seed}: node {o} lost acknowledged write {:?} of {key}",
+                            v.clock
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn chaos_converges_and_loses_no_acknowledged_write() {
+        let base: u64 = std::env::var("KVSIM_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1);
+        for seed in base..base + 40 {
+            chaos(seed, "lww");
+            chaos(seed, "vector");
+        }
+    }
+
+    #[test]
+    fn union_merger_is_what_the_vector_flag_names() {
+        assert_eq!(UnionMerge.name(), "vector");
+    }
+}
