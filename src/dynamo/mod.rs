@@ -17,6 +17,7 @@ pub mod clock;
 pub mod merge;
 pub mod node;
 pub mod ring;
+pub mod storage;
 pub mod version;
 
 /// A node of a leaderless cluster (1, 2, ... as in Raft mode).
