@@ -35,6 +35,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::dynamo::NodeId;
+use crate::dynamo::clock::VectorClock;
 use crate::dynamo::merge::{Merger, Resolved};
 use crate::dynamo::ring::{Md5Hash, Ring, RingHash};
 use crate::dynamo::version::{Received, Siblings, Version};
@@ -101,6 +102,19 @@ pub struct Options {
     pub sync_every: u64,
     /// Milliseconds a tombstone is kept at least (`--tombstone-gc-secs`).
     pub tombstone_grace_ms: u64,
+    /// A deliberate bug, for the tests that prove the simulation catches it. `None` in every
+    /// real run.
+    pub planted_bug: Option<DynamoBug>,
+}
+
+/// Bugs the simulation's tests plant to prove it catches them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DynamoBug {
+    /// Acknowledge what was stored without flushing it first.
+    SkipFlush,
+    /// Send each hint's handoff once and never again if it is lost (the first bug the
+    /// leaderless simulation found).
+    HandoffOnce,
 }
 
 impl Options {
@@ -298,6 +312,9 @@ pub struct Ready {
     pub done: Vec<(ReqId, Result<Done>)>,
     /// What happened, for `events`.
     pub events: Vec<NodeEvent>,
+    /// The versions this node created as coordinator since the last call (for observers such
+    /// as the simulation's checker).
+    pub created: Vec<(Key, Version)>,
 }
 
 /// One leaderless node. See the module documentation.
@@ -318,6 +335,7 @@ pub struct DynamoNode<S: VersionStore> {
     dirty: bool,
     done: Vec<(ReqId, Result<Done>)>,
     events: Vec<NodeEvent>,
+    created: Vec<(Key, Version)>,
     /// Per peer: the tick of the oldest request it has not answered, if any.
     waiting_on: BTreeMap<NodeId, u64>,
     suspected: BTreeSet<NodeId>,
@@ -330,7 +348,9 @@ pub struct DynamoNode<S: VersionStore> {
     /// When this node first saw each tombstone it holds (since it started).
     tombstones_seen: BTreeMap<Key, u64>,
     /// Hints whose handoff is in flight, so they are not sent again every tick.
-    handing_off: BTreeSet<(NodeId, Key)>,
+    /// Hints whose handoff is in flight (owner, key, clock), with the tick each was sent at:
+    /// one not confirmed within `suspect_after` ticks is sent again.
+    handing_off: BTreeMap<(NodeId, Key, VectorClock), u64>,
 }
 
 impl<S: VersionStore> DynamoNode<S> {
@@ -355,6 +375,7 @@ impl<S: VersionStore> DynamoNode<S> {
             dirty: false,
             done: Vec::new(),
             events: Vec::new(),
+            created: Vec::new(),
             waiting_on: BTreeMap::new(),
             suspected: BTreeSet::new(),
             probe_next: 0,
@@ -362,7 +383,7 @@ impl<S: VersionStore> DynamoNode<S> {
             sync_next: 0,
             synced: BTreeMap::new(),
             tombstones_seen: BTreeMap::new(),
-            handing_off: BTreeSet::new(),
+            handing_off: BTreeMap::new(),
         })
     }
 
@@ -528,7 +549,7 @@ impl<S: VersionStore> DynamoNode<S> {
             }
             Msg::HandedOff { key, version } => {
                 self.store.remove_hint(from, &key, &version)?;
-                self.handing_off.remove(&(from, key));
+                self.handing_off.remove(&(from, key, version.clock));
                 self.dirty = true;
                 self.events.push(NodeEvent::new(
                     "hint_handed_off",
@@ -643,8 +664,12 @@ impl<S: VersionStore> DynamoNode<S> {
                 self.merger.receive(&mut merged, v.clone());
             }
         }
-        // Read repair: whoever answered without everything gets what it lacked.
-        for (&node, versions) in &replies {
+        // Read repair: every owner that answered without everything gets what it lacked (a
+        // stand-in that answered keeps hints, not data, so it is left alone).
+        let owners = self
+            .ring
+            .preference_list(&p.key.partition, self.opts.replicas);
+        for (&node, versions) in replies.iter().filter(|(n, _)| owners.contains(n)) {
             let mut theirs = versions.clone();
             for v in merged.versions() {
                 if self.merger.receive(&mut theirs, v.clone()) != Received::Stale {
@@ -697,6 +722,7 @@ impl<S: VersionStore> DynamoNode<S> {
             writer: self.opts.id,
             item,
         };
+        self.created.push((key.clone(), version.clone()));
         let targets = self.targets(&key.partition);
         for (&to, &hint_for) in &targets {
             self.send(
@@ -1055,16 +1081,21 @@ impl<S: VersionStore> DynamoNode<S> {
 
     fn hand_off(&mut self) -> Result<()> {
         for (owner, key, version) in self.store.hints()? {
-            if self.is_suspected(owner) || self.handing_off.contains(&(owner, key.clone())) {
+            if self.is_suspected(owner) {
                 continue;
             }
-            self.handing_off.insert((owner, key.clone()));
-            self.send(owner, Msg::Handoff { key, version });
+            let id = (owner, key, version.clock.clone());
+            // Sent and not yet confirmed: wait, then send again (the message or its
+            // confirmation may have been lost).
+            if let Some(&sent) = self.handing_off.get(&id)
+                && (self.ticks.saturating_sub(sent) < self.opts.suspect_after
+                    || self.opts.planted_bug == Some(DynamoBug::HandoffOnce))
+            {
+                continue;
+            }
+            self.handing_off.insert(id.clone(), self.ticks);
+            self.send(owner, Msg::Handoff { key: id.1, version });
         }
-        // A handoff lost in flight is retried when its owner is next heard from as down.
-        let suspected = self.suspected.clone();
-        self.handing_off
-            .retain(|(owner, _)| !suspected.contains(owner));
         Ok(())
     }
 
@@ -1078,7 +1109,7 @@ impl<S: VersionStore> DynamoNode<S> {
         while let Some(msg) = self.local.pop_front() {
             self.step(self.opts.id, msg)?;
         }
-        if self.dirty {
+        if self.dirty && self.opts.planted_bug != Some(DynamoBug::SkipFlush) {
             self.store.flush()?;
             self.dirty = false;
         }
@@ -1086,6 +1117,7 @@ impl<S: VersionStore> DynamoNode<S> {
             messages: std::mem::take(&mut self.out),
             done: std::mem::take(&mut self.done),
             events: std::mem::take(&mut self.events),
+            created: std::mem::take(&mut self.created),
         })
     }
 }
@@ -1196,6 +1228,7 @@ mod tests {
                 request_ticks: 30,
                 sync_every: 2,
                 tombstone_grace_ms: u64::MAX / 4,
+                planted_bug: None,
             };
             let mut net = Net {
                 nodes: BTreeMap::new(),

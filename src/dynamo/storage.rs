@@ -103,6 +103,14 @@ impl RedbVersions {
     }
 }
 
+impl RedbVersions {
+    /// True if changes are waiting for a flush (after a node's `ready`, never: the simulation
+    /// checks it).
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty() || !self.pending_hints.is_empty() || self.counter_dirty
+    }
+}
+
 impl VersionStore for RedbVersions {
     fn get(&self, key: &Key) -> Result<Siblings> {
         let k = key_bytes(key)?;

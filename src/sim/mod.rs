@@ -40,6 +40,7 @@
 //! checker should see, an [`OpKind`] and its arm in `collect`.
 
 pub mod disk;
+pub mod dynamo;
 pub mod history;
 
 use std::collections::{BTreeMap, BTreeSet};

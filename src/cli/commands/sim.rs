@@ -7,6 +7,7 @@
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::EXIT_FAILED;
+use crate::sim::dynamo::{DynamoSimOptions, DynamoSimReport};
 use crate::sim::{SimOptions, SimReport, run as run_sim};
 use crate::{Error, Result};
 
@@ -34,18 +35,31 @@ pub struct Args {
     /// Exit 0 even if some key histories were too large to check (they are still counted).
     #[arg(long)]
     pub allow_unchecked: bool,
+    /// Which replication engine to simulate: the three-node Raft cluster, or five leaderless
+    /// nodes (N=3, R=2, W=2) with hinted handoff, read repair and anti-entropy.
+    #[arg(long, value_enum, default_value_t = SimMode::Raft)]
+    pub mode: SimMode,
+    /// How the leaderless engine resolves concurrent writes (--mode dynamo only).
+    #[arg(long, default_value = "lww", value_parser = ["lww", "vector"])]
+    pub merger: String,
+}
+
+/// The engine `sim` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SimMode {
+    /// Raft (the default server mode).
+    Raft,
+    /// The leaderless, Dynamo-style engine.
+    Dynamo,
 }
 
 /// Runs `sim`; returns the exit code: 1 if any seed found a violation, or if any key history
 /// went unchecked without `--allow-unchecked`.
 pub fn run(args: Args) -> Result<i32> {
-    let bar = ProgressBar::new(args.seeds);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} seeds, {msg} [{elapsed_precise}, eta {eta}]",
-        )
-        .map_err(Error::internal)?,
-    );
+    if args.mode == SimMode::Dynamo {
+        return run_dynamo(&args);
+    }
+    let bar = progress(args.seeds)?;
     let mut total = SimReport::default();
     let mut failed = Vec::new();
     let mut unchecked_seeds = Vec::new();
@@ -138,6 +152,79 @@ pub fn run(args: Args) -> Result<i32> {
         total.unchecked,
         args.allow_unchecked,
     ))
+}
+
+/// The leaderless engine's simulation over the seeds: the same summary line as Raft's.
+fn run_dynamo(args: &Args) -> Result<i32> {
+    let bar = progress(args.seeds)?;
+    let mut total = DynamoSimReport::default();
+    let mut failed = 0;
+    let replay_flags = if args.no_faults { " --no-faults" } else { "" };
+    for seed in args.seed..args.seed.saturating_add(args.seeds) {
+        let report = crate::sim::dynamo::run(&DynamoSimOptions {
+            seed,
+            ops: args.ops,
+            faults: !args.no_faults,
+            merger: args.merger.clone(),
+            planted_bug: None,
+        });
+        total.completed += report.completed;
+        total.faults += report.faults;
+        total.crashes += report.crashes;
+        total.acknowledged += report.acknowledged;
+        total.conflicts += report.conflicts;
+        total.handoffs += report.handoffs;
+        total.repairs += report.repairs;
+        total.collections += report.collections;
+        if !report.violations.is_empty() {
+            bar.suspend(|| {
+                eprintln!("seed {seed}: {} violation(s)", report.violations.len());
+                for v in &report.violations {
+                    eprintln!("  {v}");
+                }
+                eprintln!(
+                    "  replay: kvsim sim --mode dynamo --merger {} --seed {seed} --seeds 1 --ops {}{replay_flags}",
+                    args.merger, args.ops
+                );
+            });
+            failed += 1;
+        }
+        bar.set_message(format!(
+            "{} ops, {} faults, {failed} violations",
+            total.completed, total.faults
+        ));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    outln!(
+        "{} seeds, {} operations, {} faults, {failed} violations, 0 key histories unchecked",
+        args.seeds,
+        total.completed,
+        total.faults,
+    );
+    outln!(
+        "exercised: {} crashes, {} acknowledged writes, {} conflicts detected ({} merger), \
+         {} hints handed off, {} keys repaired by anti-entropy, {} tombstone collections",
+        total.crashes,
+        total.acknowledged,
+        total.conflicts,
+        args.merger,
+        total.handoffs,
+        total.repairs,
+        total.collections,
+    );
+    Ok(exit_code(failed, 0, true))
+}
+
+fn progress(seeds: u64) -> Result<ProgressBar> {
+    let bar = ProgressBar::new(seeds);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} seeds, {msg} [{elapsed_precise}, eta {eta}]",
+        )
+        .map_err(Error::internal)?,
+    );
+    Ok(bar)
 }
 
 /// 0 only if no seed failed and every key history was checked (or `allow_unchecked`).
