@@ -42,13 +42,7 @@ fn batch(merger: &str, faults: bool, count: u64) -> DynamoSimReport {
              --seed {seed} --seeds 1{flags}):\n{}",
             r.violations.join("\n")
         );
-        total.completed += r.completed;
-        total.acknowledged += r.acknowledged;
-        total.crashes += r.crashes;
-        total.conflicts += r.conflicts;
-        total.handoffs += r.handoffs;
-        total.repairs += r.repairs;
-        total.collections += r.collections;
+        total.add(&r);
     }
     assert!(total.acknowledged > count as usize * 30, "{total:?}");
     assert!(total.conflicts > 0, "no conflicts: {total:?}");

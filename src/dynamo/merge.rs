@@ -65,11 +65,7 @@ impl Merger for LastWriterWins {
         let received = held.receive(version);
         if held.versions().len() > 1 {
             let context = held.context();
-            if let Some(winner) = held
-                .versions()
-                .iter()
-                .max_by(|a, b| a.recency().cmp(&b.recency()))
-            {
+            if let Some(winner) = newest(held) {
                 let mut winner = winner.clone();
                 winner.clock = context;
                 held.collapse_to(winner);
@@ -79,16 +75,19 @@ impl Merger for LastWriterWins {
     }
 
     fn resolve(&self, held: &Siblings) -> Resolved {
-        let item = held
-            .versions()
-            .iter()
-            .max_by(|a, b| a.recency().cmp(&b.recency()))
-            .and_then(|v| v.item.clone());
+        let item = newest(held).and_then(|v| v.item.clone());
         Resolved {
             item,
             merged: false,
         }
     }
+}
+
+/// The most recent version held, by [`Version::recency`].
+fn newest(held: &Siblings) -> Option<&Version> {
+    held.versions()
+        .iter()
+        .max_by(|a, b| a.recency().cmp(&b.recency()))
 }
 
 /// Siblings kept and merged at read. See the module documentation.

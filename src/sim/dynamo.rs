@@ -77,6 +77,20 @@ pub struct DynamoSimReport {
     pub violations: Vec<String>,
 }
 
+impl DynamoSimReport {
+    /// Adds another run's counts (violations are the caller's to report).
+    pub fn add(&mut self, other: &DynamoSimReport) {
+        self.completed += other.completed;
+        self.faults += other.faults;
+        self.crashes += other.crashes;
+        self.acknowledged += other.acknowledged;
+        self.conflicts += other.conflicts;
+        self.handoffs += other.handoffs;
+        self.repairs += other.repairs;
+        self.collections += other.collections;
+    }
+}
+
 struct InFlight {
     deliver_at: u64,
     from: NodeId,

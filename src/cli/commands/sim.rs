@@ -168,14 +168,7 @@ fn run_dynamo(args: &Args) -> Result<i32> {
             merger: args.merger.clone(),
             planted_bug: None,
         });
-        total.completed += report.completed;
-        total.faults += report.faults;
-        total.crashes += report.crashes;
-        total.acknowledged += report.acknowledged;
-        total.conflicts += report.conflicts;
-        total.handoffs += report.handoffs;
-        total.repairs += report.repairs;
-        total.collections += report.collections;
+        total.add(&report);
         if !report.violations.is_empty() {
             bar.suspend(|| {
                 eprintln!("seed {seed}: {} violation(s)", report.violations.len());
