@@ -26,9 +26,12 @@
 //! them holds the deletion or something newer). As in Cassandra, a replica or hint that stays
 //! away longer than the grace period can still bring an item back.
 //!
-//! **Failure detection** is a probe per tick round (SWIM's direct probe, without the indirect
-//! one yet): a node that leaves `suspect_after` ticks of requests unanswered is suspected and
-//! skipped by ring walks; any message from it clears the suspicion.
+//! **Failure detection** is SWIM's: a probe per tick to the next peer in turn (without SWIM's
+//! indirect probes yet); a peer that leaves `suspect_after` ticks of requests unanswered is
+//! suspected and skipped by ring walks; any message from it clears that. Probes and their
+//! answers carry the sender's view of everyone's liveness with incarnation numbers
+//! ([`Gossip`]), so a suspicion spreads without every node waiting out its own timeout, and a
+//! node refutes a suspicion of itself by moving to a higher incarnation.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -216,10 +219,16 @@ pub enum Msg {
         /// The version.
         version: Version,
     },
-    /// A probe.
-    Ping,
-    /// The answer to a probe.
-    Pong,
+    /// A probe, carrying the sender's view of who is alive.
+    Ping {
+        /// The sender's view.
+        view: Vec<Gossip>,
+    },
+    /// The answer to a probe, with the sender's view.
+    Pong {
+        /// The sender's view.
+        view: Vec<Gossip>,
+    },
     /// Anti-entropy, first step: the root of the sender's hash tree over the keys both hold.
     SyncRoot {
         /// The round (the sender's local time when it started).
@@ -255,6 +264,21 @@ pub enum Msg {
         /// The sender's keys in the ranges pushed.
         entries: Vec<(Key, Siblings)>,
     },
+}
+
+/// One node's liveness as some node sees it, gossiped on probes (SWIM's dissemination): a
+/// suspicion at incarnation *i* overrides "alive" at *i* or lower; "alive" at *i* overrides
+/// anything lower. A node that hears itself suspected at its own incarnation or above refutes
+/// it by moving to the next one, so a suspicion of a live node dies out, and a restarted node
+/// (incarnation 0 again) is believed once it has refuted what others last heard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gossip {
+    /// The node.
+    pub node: NodeId,
+    /// Alive, or suspected.
+    pub alive: bool,
+    /// Its incarnation.
+    pub incarnation: u64,
 }
 
 /// A finished request this node coordinated.
@@ -339,6 +363,10 @@ pub struct DynamoNode<S: VersionStore> {
     /// Per peer: the tick of the oldest request it has not answered, if any.
     waiting_on: BTreeMap<NodeId, u64>,
     suspected: BTreeSet<NodeId>,
+    /// The incarnation last heard of each peer.
+    incarnations: BTreeMap<NodeId, u64>,
+    /// This node's incarnation.
+    incarnation: u64,
     probe_next: usize,
     /// The wall clock as of the last tick, in ms.
     now_ms: u64,
@@ -378,6 +406,8 @@ impl<S: VersionStore> DynamoNode<S> {
             created: Vec::new(),
             waiting_on: BTreeMap::new(),
             suspected: BTreeSet::new(),
+            incarnations: BTreeMap::new(),
+            incarnation: 0,
             probe_next: 0,
             now_ms: 0,
             sync_next: 0,
@@ -489,7 +519,7 @@ impl<S: VersionStore> DynamoNode<S> {
         } else {
             if !matches!(
                 msg,
-                Msg::Stored { .. } | Msg::Fetched { .. } | Msg::Pong | Msg::HandedOff { .. }
+                Msg::Stored { .. } | Msg::Fetched { .. } | Msg::Pong { .. } | Msg::HandedOff { .. }
             ) {
                 self.waiting_on.entry(to).or_insert(self.ticks);
             }
@@ -556,8 +586,12 @@ impl<S: VersionStore> DynamoNode<S> {
                     format!("node {} handed a write back to node {from}", self.opts.id),
                 ));
             }
-            Msg::Ping => self.reply(from, Msg::Pong),
-            Msg::Pong => {}
+            Msg::Ping { view } => {
+                self.hear(from, &view);
+                let view = self.view();
+                self.reply(from, Msg::Pong { view });
+            }
+            Msg::Pong { view } => self.hear(from, &view),
             Msg::SyncRoot { round, root } => {
                 let leaves = self.leaves(from)?;
                 if root_of(&leaves) == root {
@@ -959,7 +993,76 @@ impl<S: VersionStore> DynamoNode<S> {
         }
         let to = peers[self.probe_next % peers.len()];
         self.probe_next += 1;
-        self.send(to, Msg::Ping);
+        let view = self.view();
+        self.send(to, Msg::Ping { view });
+    }
+
+    /// This node's view of who is alive, itself included.
+    pub fn view(&self) -> Vec<Gossip> {
+        let mut view = vec![Gossip {
+            node: self.opts.id,
+            alive: true,
+            incarnation: self.incarnation,
+        }];
+        for &m in &self.opts.members {
+            if m != self.opts.id {
+                view.push(Gossip {
+                    node: m,
+                    alive: !self.suspected.contains(&m),
+                    incarnation: self.incarnations.get(&m).copied().unwrap_or(0),
+                });
+            }
+        }
+        view
+    }
+
+    /// Takes in a peer's view (see [`Gossip`] for the precedence).
+    fn hear(&mut self, from: NodeId, view: &[Gossip]) {
+        for g in view {
+            if g.node == self.opts.id {
+                if !g.alive && g.incarnation >= self.incarnation {
+                    self.incarnation = g.incarnation + 1;
+                    self.events.push(NodeEvent::new(
+                        "suspicion_refuted",
+                        format!(
+                            "node {} heard from node {from} that it was suspected, and refuted it \
+                             (incarnation {})",
+                            self.opts.id, self.incarnation
+                        ),
+                    ));
+                }
+                continue;
+            }
+            if !self.opts.members.contains(&g.node) {
+                continue;
+            }
+            let known = self.incarnations.get(&g.node).copied().unwrap_or(0);
+            let suspected = self.suspected.contains(&g.node);
+            if g.alive && g.incarnation > known {
+                self.incarnations.insert(g.node, g.incarnation);
+                if self.suspected.remove(&g.node) {
+                    self.events.push(NodeEvent::new(
+                        "peer_alive",
+                        format!(
+                            "node {} learns from node {from} that node {} is alive",
+                            self.opts.id, g.node
+                        ),
+                    ));
+                }
+            } else if !g.alive && g.incarnation >= known && g.node != from {
+                self.incarnations.insert(g.node, g.incarnation);
+                if !suspected {
+                    self.suspected.insert(g.node);
+                    self.events.push(NodeEvent::new(
+                        "peer_suspected",
+                        format!(
+                            "node {} suspects node {} on node {from}'s word",
+                            self.opts.id, g.node
+                        ),
+                    ));
+                }
+            }
+        }
     }
 
     fn suspect(&mut self) {
@@ -1616,6 +1719,39 @@ mod tests {
             chaos(seed, "lww");
             chaos(seed, "vector");
         }
+    }
+
+    #[test]
+    fn a_cut_off_node_is_suspected_by_all_and_refutes_it_when_healed() {
+        let mut net = Net::new(5, "lww");
+        net.side = Some(BTreeSet::from([5]));
+        for _ in 0..20 {
+            net.tick();
+        }
+        for id in 1..=4 {
+            assert!(net.nodes[&id].suspected().contains(&5), "node {id}");
+        }
+        net.side = None;
+        for _ in 0..30 {
+            net.tick();
+        }
+        assert!(net.saw("suspicion_refuted"));
+        for (id, node) in &net.nodes {
+            assert!(
+                node.suspected().is_empty(),
+                "node {id} suspects {:?}",
+                node.suspected()
+            );
+        }
+        let incarnation = net.nodes[&1]
+            .view()
+            .iter()
+            .find(|g| g.node == 5)
+            .map(|g| g.incarnation);
+        assert!(
+            incarnation > Some(0),
+            "node 5 never moved past incarnation 0"
+        );
     }
 
     #[test]
