@@ -5,7 +5,6 @@
 //! "my entry plus one", which two writes on the same stale context would share), so each
 //! write event has a clock no other event has, and equal clocks mean the same version.
 
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -86,16 +85,6 @@ impl VectorClock {
             (true, false) => Causality::After,
             (false, true) => Causality::Before,
             (false, false) => Causality::Concurrent,
-        }
-    }
-
-    /// A partial order view: `None` for concurrent clocks.
-    pub fn partial_cmp_causal(&self, other: &VectorClock) -> Option<Ordering> {
-        match self.compare(other) {
-            Causality::Equal => Some(Ordering::Equal),
-            Causality::Before => Some(Ordering::Less),
-            Causality::After => Some(Ordering::Greater),
-            Causality::Concurrent => None,
         }
     }
 }

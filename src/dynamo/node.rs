@@ -432,11 +432,6 @@ impl<S: VersionStore> DynamoNode<S> {
         &self.suspected
     }
 
-    /// The ring.
-    pub fn ring(&self) -> &Ring {
-        &self.ring
-    }
-
     /// The nodes a request on `key` goes to now: the first N of the ring walk that are not
     /// suspected, each with the unreachable node of the first N it stands in for, if any.
     pub fn targets(&self, partition: &[u8]) -> BTreeMap<NodeId, Option<NodeId>> {
@@ -816,7 +811,10 @@ impl<S: VersionStore> DynamoNode<S> {
         self.probe();
         self.suspect();
         self.retry_and_expire();
-        self.hand_off()?;
+        // Hints are read from storage: look every `suspect_after` ticks, the retry interval.
+        if self.ticks.is_multiple_of(self.opts.suspect_after.max(1)) {
+            self.hand_off()?;
+        }
         if self.opts.sync_every > 0 && self.ticks.is_multiple_of(self.opts.sync_every) {
             self.start_sync()?;
             self.collect_tombstones()?;
@@ -1800,10 +1798,5 @@ mod tests {
             );
         }
         assert_eq!(read_value(net.get(lagging, "k", true)), None);
-    }
-
-    #[test]
-    fn union_merger_is_what_the_vector_flag_names() {
-        assert_eq!(UnionMerge.name(), "vector");
     }
 }

@@ -101,23 +101,6 @@ impl Ring {
         self.points.sort_unstable();
     }
 
-    /// Removes a member (no-op if absent).
-    pub fn remove(&mut self, node: NodeId) {
-        if self.members.remove(&node) {
-            self.points.retain(|&(_, n)| n != node);
-        }
-    }
-
-    /// The members, in id order.
-    pub fn members(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.members.iter().copied()
-    }
-
-    /// The hash's name, for status.
-    pub fn hash_name(&self) -> &'static str {
-        self.hash.name()
-    }
-
     /// The point of `key` on the ring.
     pub fn point_of(&self, key: &[u8]) -> u64 {
         self.hash.point(key)

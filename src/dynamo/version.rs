@@ -112,13 +112,6 @@ impl Siblings {
         }
     }
 
-    /// Receives every version of `other`.
-    pub fn absorb(&mut self, other: &Siblings) {
-        for v in other.versions() {
-            self.receive(v.clone());
-        }
-    }
-
     /// Replaces everything held with `version`, which must have seen all of it (the
     /// last-writer-wins merger's collapse of a conflict).
     pub(crate) fn collapse_to(&mut self, version: Version) {
