@@ -252,9 +252,9 @@ pub fn error_response(e: &Error) -> Response {
 
 /// The `__type` of an error answer, kept on the response for the request metrics.
 #[derive(Clone, Debug)]
-struct ErrorType(String);
+pub(crate) struct ErrorType(pub(crate) String);
 
-fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut resp = (status, body).into_response();
     resp.headers_mut()
         .insert("content-type", HeaderValue::from_static(CONTENT_TYPE));
@@ -264,7 +264,7 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
 /// A request id in DynamoDB's shape, set once per request by [`dynamodb`] (52 characters from `A`-`Z` and `0`-`9`), unique within
 /// the process and unpredictable across processes: a counter mixed with a key drawn once.
 /// Cheap enough for every response (a random UUID cost a `getrandom` system call each).
-fn request_id() -> [u8; 52] {
+pub(crate) fn request_id() -> [u8; 52] {
     static KEY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     const DIGITS: &[u8; 36] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -287,7 +287,7 @@ fn request_id() -> [u8; 52] {
     out
 }
 
-fn target(headers: &HeaderMap) -> Result<(String, Op)> {
+pub(crate) fn target(headers: &HeaderMap) -> Result<(String, Op)> {
     let raw = headers
         .get("x-amz-target")
         .ok_or_else(|| Error::UnknownOperation("Missing X-Amz-Target header".into()))?
@@ -307,7 +307,7 @@ fn target(headers: &HeaderMap) -> Result<(String, Op)> {
 }
 
 /// The request's [`EXPECTED_VERSION_HEADER`], if any.
-fn expected_version(headers: &HeaderMap) -> Result<Option<u64>> {
+pub(crate) fn expected_version(headers: &HeaderMap) -> Result<Option<u64>> {
     let Some(value) = headers.get(EXPECTED_VERSION_HEADER) else {
         return Ok(None);
     };
@@ -328,7 +328,7 @@ fn expected_version(headers: &HeaderMap) -> Result<Option<u64>> {
 const FORWARDED_REQUEST_HEADERS: [&str; 2] = ["authorization", EXPECTED_VERSION_HEADER];
 
 /// The region in a SigV4 `Authorization` header's credential scope, if any.
-fn region(headers: &HeaderMap) -> String {
+pub(crate) fn region(headers: &HeaderMap) -> String {
     headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -433,20 +433,22 @@ pub async fn dynamodb(State(app): State<AppState>, headers: HeaderMap, body: Bod
     resp
 }
 
-/// [`dynamodb`] without the request metrics.
-async fn answer(app: AppState, headers: HeaderMap, body: Body) -> Response {
-    // The charge is held until the answer is built: the request's memory lives that long.
-    let (body, charge) = match tokio::time::timeout(BODY_TIMEOUT, app.memory.read_body(body)).await
-    {
-        Ok(Ok(read)) => read,
+/// Reads a request's body within its size limit and [`BODY_TIMEOUT`], charged to `memory`;
+/// or the error answer.
+pub(crate) async fn read_body(
+    memory: &crate::api::budget::MemoryBudget,
+    body: Body,
+) -> std::result::Result<(Bytes, crate::api::budget::Charge), Response> {
+    match tokio::time::timeout(BODY_TIMEOUT, memory.read_body(body)).await {
+        Ok(Ok(read)) => Ok(read),
         Ok(Err(BodyError::TooLarge)) => {
             let mut resp = error_response(&Error::validation(format!(
                 "Request body exceeds the {MAX_REQUEST_BYTES} byte limit"
             )));
             *resp.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-            return resp;
+            Err(resp)
         }
-        Ok(Err(BodyError::Invalid(e))) => return error_response(&e),
+        Ok(Err(BodyError::Invalid(e))) => Err(error_response(&e)),
         Err(_) => {
             let e = Error::validation(format!(
                 "the request body did not arrive within {}s",
@@ -454,8 +456,26 @@ async fn answer(app: AppState, headers: HeaderMap, body: Body) -> Response {
             ));
             let mut resp = error_response(&e);
             *resp.status_mut() = StatusCode::REQUEST_TIMEOUT;
-            return resp;
+            Err(resp)
         }
+    }
+}
+
+/// Adds the headers an operation asked for to its answer.
+pub(crate) fn add_headers(resp: &mut Response, request: &Request) {
+    for (name, value) in &request.headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            resp.headers_mut().insert(*name, value);
+        }
+    }
+}
+
+/// [`dynamodb`] without the request metrics.
+async fn answer(app: AppState, headers: HeaderMap, body: Body) -> Response {
+    // The charge is held until the answer is built: the request's memory lives that long.
+    let (body, charge) = match read_body(&app.memory, body).await {
+        Ok(read) => read,
+        Err(resp) => return resp,
     };
     let (target_text, op) = match target(&headers) {
         Ok(t) => t,
@@ -532,6 +552,7 @@ async fn answer(app: AppState, headers: HeaderMap, body: Body) -> Response {
                 resp.headers_mut()
                     .insert(VERSION_HEADER, HeaderValue::from(version));
             }
+            add_headers(&mut resp, &request);
             resp
         }
         // Leadership moved between the check above and the proposal.

@@ -209,48 +209,42 @@ pub struct FaultRequest {
     index: Option<String>,
 }
 
-fn member<T>(v: Option<T>, name: &str, action: &str) -> Result<T> {
+pub(crate) fn member<T>(v: Option<T>, name: &str, action: &str) -> Result<T> {
     v.ok_or_else(|| Error::validation(format!("{action} needs \"{name}\"")))
 }
 
 fn known_node(cluster: &Cluster, node: NodeId) -> Result<NodeId> {
-    let all = cluster.node_ids();
-    if all.contains(&node) {
-        Ok(node)
-    } else {
-        Err(Error::validation(format!(
-            "there is no node {node}; nodes are {all:?}"
-        )))
-    }
+    known_in(&cluster.node_ids(), node)
 }
 
-/// Applies one fault action; returns what it did and whether it removed faults rather than
-/// adding one (for the event log).
-fn apply_fault(cluster: &Cluster, action: &str, req: FaultRequest) -> Result<(String, bool)> {
-    let all = cluster.node_ids();
-    let mut faults = cluster
-        .faults()
-        .write()
-        .map_err(|_| Error::internal("fault table poisoned"))?;
-    // Edit a copy so a rejected request changes nothing.
-    let mut next = faults.clone();
+/// Applies one of the network faults (isolate, partition, delay, drop) to `next`; `None` for
+/// any other action. Returns what it did and whether it removed a fault.
+///
+/// # Errors
+/// `Validation` naming what is wrong with the request.
+pub(crate) fn network_fault(
+    next: &mut NetworkFaults,
+    all: &[NodeId],
+    action: &str,
+    req: &FaultRequest,
+) -> Result<Option<(String, bool)>> {
     let mut removed = false;
     let what = match action {
         "isolate" => {
-            let node = known_node(cluster, member(req.node, "node", action)?)?;
-            next.isolate(node, &all)?;
+            let node = known_in(all, member(req.node, "node", action)?)?;
+            next.isolate(node, all)?;
             format!("isolated node {node} from the others")
         }
         "partition" => {
-            let groups: Vec<BTreeSet<NodeId>> = member(req.groups, "groups", action)?
+            let groups: Vec<BTreeSet<NodeId>> = member(req.groups.clone(), "groups", action)?
                 .into_iter()
                 .map(|g| g.into_iter().collect())
                 .collect();
-            next.set_partition(groups, &all)?;
+            next.set_partition(groups, all)?;
             format!("partitioned the network: {}", next.describe().join("; "))
         }
         "delay" => {
-            let node = known_node(cluster, member(req.node, "node", action)?)?;
+            let node = known_in(all, member(req.node, "node", action)?)?;
             let ms = member(req.ms, "ms", action)?;
             let jitter_ms = req.jitter_ms.unwrap_or(0);
             if ms
@@ -277,7 +271,7 @@ fn apply_fault(cluster: &Cluster, action: &str, req: FaultRequest) -> Result<(St
             }
         }
         "drop" => {
-            let node = known_node(cluster, member(req.node, "node", action)?)?;
+            let node = known_in(all, member(req.node, "node", action)?)?;
             let rate = member(req.rate, "rate", action)?;
             if !(0.0..=1.0).contains(&rate) {
                 return Err(Error::validation(format!(
@@ -293,6 +287,37 @@ fn apply_fault(cluster: &Cluster, action: &str, req: FaultRequest) -> Result<(St
                 format!("node {node}'s links lose {}% of messages", rate * 100.0)
             }
         }
+        _ => return Ok(None),
+    };
+    Ok(Some((what, removed)))
+}
+
+fn known_in(all: &[NodeId], node: NodeId) -> Result<NodeId> {
+    if all.contains(&node) {
+        Ok(node)
+    } else {
+        Err(Error::validation(format!(
+            "there is no node {node}; nodes are {all:?}"
+        )))
+    }
+}
+
+/// Applies one fault action; returns what it did and whether it removed faults rather than
+/// adding one (for the event log).
+fn apply_fault(cluster: &Cluster, action: &str, req: FaultRequest) -> Result<(String, bool)> {
+    let all = cluster.node_ids();
+    let mut faults = cluster
+        .faults()
+        .write()
+        .map_err(|_| Error::internal("fault table poisoned"))?;
+    // Edit a copy so a rejected request changes nothing.
+    let mut next = faults.clone();
+    if let Some(done) = network_fault(&mut next, &all, action, &req)? {
+        *faults = next;
+        return Ok(done);
+    }
+    let removed;
+    let what = match action {
         "errors" => {
             let rule = ErrorRule::new(
                 &member(req.op, "op", action)?,

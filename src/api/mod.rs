@@ -14,9 +14,11 @@ pub mod budget;
 pub mod console;
 pub mod decode;
 pub mod dispatch;
+pub mod engine;
 pub mod faults;
 pub mod inject;
 pub mod internal;
+pub mod leaderless;
 pub mod metrics;
 pub mod ops;
 pub mod wire;
@@ -127,15 +129,14 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    node: &NodeHandle,
+    (id, tuning): (u64, &crate::config::Tuning),
     connections: prometheus_client::metrics::gauge::Gauge,
     shutdown: CancellationToken,
 ) {
-    let id = node.id;
-    let max = node.tuning().max_connections;
+    let max = tuning.max_connections;
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(node.tuning().header_timeout)
+        .header_read_timeout(tuning.header_timeout)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(max));

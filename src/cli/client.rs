@@ -12,8 +12,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::wire::{
-    CONTENT_TYPE, EXPECTED_VERSION_HEADER, ErrorBody, REDIRECT_HEADER, TARGET_PREFIX,
-    VERSION_HEADER,
+    CLOCK_HEADER, CONTENT_TYPE, EXPECTED_VERSION_HEADER, ErrorBody, MERGED_HEADER, REDIRECT_HEADER,
+    TARGET_PREFIX, VERSION_HEADER,
 };
 use crate::{Error, Result};
 
@@ -109,6 +109,17 @@ pub fn parse_addr(text: &str) -> std::result::Result<String, String> {
     }
 }
 
+/// What the server said of an item's version.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ItemVersion {
+    /// In `--mode raft`: the Raft log index of the item's last write.
+    pub index: Option<u64>,
+    /// In `--mode dynamo`: the item's vector clock.
+    pub clock: Option<String>,
+    /// In `--mode dynamo`: how many concurrent versions the read merged, when it merged any.
+    pub merged: Option<u32>,
+}
+
 impl Client {
     /// A client that starts every request at `target` (HOST:PORT).
     ///
@@ -177,7 +188,7 @@ impl Client {
         input: &I,
         expected: Option<u64>,
         leader: bool,
-    ) -> Result<(O, Option<u64>)> {
+    ) -> Result<(O, ItemVersion)> {
         let known = if leader {
             self.leader.lock().ok().and_then(|l| l.clone())
         } else {
@@ -240,7 +251,7 @@ impl Client {
         input: &I,
         start: String,
         expected: Option<u64>,
-    ) -> Result<(O, Option<u64>)> {
+    ) -> Result<(O, ItemVersion)> {
         let target = if op.contains('.') {
             op.to_string()
         } else {
@@ -289,11 +300,17 @@ impl Client {
                 Err(e) => return Err(unreachable(&addr, &e)),
             };
             let status = resp.status().as_u16();
-            let version = resp
-                .headers()
-                .get(VERSION_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok());
+            let header = |name: &str| {
+                resp.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let version = ItemVersion {
+                index: header(VERSION_HEADER).and_then(|v| v.parse().ok()),
+                clock: header(CLOCK_HEADER),
+                merged: header(MERGED_HEADER).and_then(|v| v.parse().ok()),
+            };
             let bytes = resp.bytes().await.map_err(|e| unreachable(&addr, &e))?;
             if status == 200 {
                 let answer = serde_json::from_slice(&bytes).map_err(|e| {

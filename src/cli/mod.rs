@@ -280,6 +280,42 @@ pub struct ServerArgs {
     /// Longest a cached item is served, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub cache_ttl_ms: u64,
+    /// The replication engine: `raft` (a leader orders every write; a minority refuses
+    /// writes and never diverges) or `dynamo` (leaderless: any node coordinates, quorums of
+    /// replicas on a hash ring, vector clocks, hinted handoff; a minority keeps accepting
+    /// writes, diverges, and converges after healing).
+    #[arg(long, value_enum, default_value_t = Mode::Raft)]
+    pub mode: Mode,
+    /// `--mode dynamo`: how many nodes (3 to 9), on consecutive ports from --base-port.
+    #[arg(long, default_value_t = 5)]
+    pub nodes: u64,
+    /// `--mode dynamo`: replicas of each item (N).
+    #[arg(long, default_value_t = 3)]
+    pub replicas: usize,
+    /// `--mode dynamo`: replicas a read waits for (R); R + W > N makes a read see the latest
+    /// acknowledged write while no node fails.
+    #[arg(long, default_value_t = 2)]
+    pub read_quorum: usize,
+    /// `--mode dynamo`: replicas that must have fsynced a write before it is acknowledged (W).
+    #[arg(long, default_value_t = 2)]
+    pub write_quorum: usize,
+    /// `--mode dynamo`: what concurrent versions of an item become: `lww` (the latest
+    /// timestamp wins) or `vector` (kept as siblings, merged at read: maps and sets united).
+    #[arg(long, default_value = "lww")]
+    pub merger: String,
+    /// `--mode dynamo`: seconds a deletion's tombstone is kept before it may be collected;
+    /// a replica away for longer than this can bring a deleted item back.
+    #[arg(long, default_value_t = 86_400)]
+    pub tombstone_gc_secs: u64,
+}
+
+/// `kvsim server --mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Raft: one leader, majority quorums (the default).
+    Raft,
+    /// Leaderless, after Amazon's Dynamo paper.
+    Dynamo,
 }
 
 /// `kvsim server --durability`.

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::cli::Durability;
-use crate::cli::ServerArgs;
+use crate::cli::{Mode, ServerArgs};
+use crate::cluster::leaderless::{LeaderlessCluster, LeaderlessConfig};
 use crate::cluster::{AdminPolicy, Cluster};
 use crate::config::{ClusterConfig, NODE_COUNT, Storage, Supervision, Tuning};
 use crate::{Error, Result};
@@ -14,6 +15,9 @@ use crate::{Error, Result};
 /// # Errors
 /// Invalid options, a port in use, an unusable data directory.
 pub fn run(args: ServerArgs) -> Result<()> {
+    if args.mode == Mode::Dynamo {
+        return run_leaderless(args);
+    }
     if u64::from(args.base_port) + NODE_COUNT - 1 > u64::from(u16::MAX) {
         return Err(Error::validation(format!(
             "--base-port {} leaves no room for {NODE_COUNT} nodes (ports up to 65535)",
@@ -70,6 +74,64 @@ pub fn run(args: ServerArgs) -> Result<()> {
                 eprintln!("kvsim: node {id} did not start: {why}");
                 continue;
             }
+            match config.storage {
+                Storage::Memory => say(format_args!(
+                    "kvsim: node {id} listening on {addr} (data in memory: gone when the server stops)"
+                )),
+                Storage::NoFsync => say(format_args!(
+                    "kvsim: node {id} listening on {addr} (data in {}, never fsynced)",
+                    config.node_dir(*id).display()
+                )),
+                Storage::Fsync => say(format_args!(
+                    "kvsim: node {id} listening on {addr} (data in {})",
+                    config.node_dir(*id).display()
+                )),
+            }
+        }
+        say(format_args!("kvsim: press Ctrl+C to stop"));
+        wait_for_signal().await;
+        say(format_args!("kvsim: shutting down"));
+        cluster.shutdown().await;
+        say(format_args!("kvsim: stopped"));
+        Ok(())
+    })
+}
+
+/// Runs `--mode dynamo`.
+fn run_leaderless(args: ServerArgs) -> Result<()> {
+    let config = LeaderlessConfig {
+        data_root: args.data_dir_root,
+        host: args.host,
+        base_port: args.base_port,
+        nodes: args.nodes,
+        replicas: args.replicas,
+        read_quorum: args.read_quorum,
+        write_quorum: args.write_quorum,
+        merger: args.merger,
+        tombstone_gc: Duration::from_secs(args.tombstone_gc_secs),
+        storage: match (args.in_memory, args.durability) {
+            (true, _) => Storage::Memory,
+            (false, Durability::Fsync) => Storage::Fsync,
+            (false, Durability::None) => Storage::NoFsync,
+        },
+        tuning: Tuning::default(),
+        policy: AdminPolicy {
+            faults: !args.no_faults,
+            remote: args.admin_remote,
+        },
+    };
+    config.validate()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async move {
+        let cluster = LeaderlessCluster::start(config.clone()).await?;
+        say(format_args!(
+            "kvsim: --mode dynamo, {} nodes, N={} R={} W={}, merger {}",
+            config.nodes, config.replicas, config.read_quorum, config.write_quorum, config.merger
+        ));
+        for (id, addr) in cluster.addrs() {
             match config.storage {
                 Storage::Memory => say(format_args!(
                     "kvsim: node {id} listening on {addr} (data in memory: gone when the server stops)"

@@ -5,6 +5,7 @@
 //! [`NodeHandle`] is how the API layer talks to a node: propose a command, wait for a read
 //! index, read its store and status. A node that fails is restarted by the [`supervisor`].
 
+pub mod leaderless;
 pub mod supervisor;
 
 pub use supervisor::{NodeSupervision, SupervisionStatus};
@@ -746,7 +747,14 @@ impl Cluster {
         let server = {
             let (router, handle, shutdown) = (router.clone(), handle.clone(), shutdown.clone());
             tokio::spawn(async move {
-                api::serve(listener, router, &handle, connections, shutdown).await;
+                api::serve(
+                    listener,
+                    router,
+                    (handle.id, handle.tuning()),
+                    connections,
+                    shutdown,
+                )
+                .await;
             })
         };
         self.nodes().insert(

@@ -14,9 +14,11 @@
 //! anti-entropy, and the seam that lets the API serve either engine, build on these.
 
 pub mod clock;
+pub mod driver;
 pub mod merge;
 pub mod node;
 pub mod ring;
+pub mod service;
 pub mod storage;
 pub mod version;
 

@@ -78,6 +78,8 @@ pub trait VersionStore {
     fn next_counter(&mut self) -> Result<u64>;
     /// Every key held with its versions (for anti-entropy and tombstone collection).
     fn entries(&self) -> Result<Vec<(Key, Siblings)>>;
+    /// The keys held of one partition with their versions, in item order.
+    fn partition(&self, partition: &[u8]) -> Result<Vec<(Key, Siblings)>>;
     /// Forgets `key` entirely (a collected tombstone).
     fn remove(&mut self, key: &Key) -> Result<()>;
     /// Makes everything above durable.
@@ -205,6 +207,20 @@ pub enum Msg {
         /// The versions held.
         versions: Siblings,
     },
+    /// Send what you hold of `partition`.
+    List {
+        /// The coordinator's request.
+        req: ReqId,
+        /// The partition.
+        partition: Vec<u8>,
+    },
+    /// What the sender holds of the partition listed.
+    Listed {
+        /// The coordinator's request.
+        req: ReqId,
+        /// Its keys with their versions.
+        entries: Vec<(Key, Siblings)>,
+    },
     /// A version stored for the receiver while it was unreachable.
     Handoff {
         /// The key.
@@ -291,6 +307,12 @@ pub enum Done {
         /// The versions, merged from every replica that answered.
         versions: Siblings,
     },
+    /// A partition's items (what the merger makes of each key's versions, deleted ones left
+    /// out), in item order.
+    Listed {
+        /// The items.
+        items: Vec<(Key, Resolved)>,
+    },
     /// A write, stored at W replicas: what the key held before (as read) and the new version.
     Written {
         /// The item before the write, as the quorum read saw it.
@@ -310,6 +332,11 @@ enum Phase {
         want: usize,
         then: Option<WriteFn>,
         now_ms: u64,
+    },
+    /// Listing a partition: replies so far.
+    Listing {
+        replies: BTreeMap<NodeId, Vec<(Key, Siblings)>>,
+        want: usize,
     },
     /// Writing: acknowledgements so far.
     Writing {
@@ -474,6 +501,77 @@ impl<S: VersionStore> DynamoNode<S> {
         self.start_read(key, false, Some(write), now_ms)
     }
 
+    /// Starts a listing of `partition`'s items, from R replicas or every live one of the
+    /// first N if `all`. Nothing is repaired (anti-entropy does that).
+    pub fn list(&mut self, partition: Vec<u8>, all: bool) -> ReqId {
+        let req = self.next_req;
+        self.next_req += 1;
+        let asked: Vec<NodeId> = self.targets(&partition).into_keys().collect();
+        let want = if all {
+            asked.len()
+        } else {
+            self.opts.read_quorum.min(asked.len())
+        };
+        for &to in &asked {
+            self.send(
+                to,
+                Msg::List {
+                    req,
+                    partition: partition.clone(),
+                },
+            );
+        }
+        self.pending.insert(
+            req,
+            Pending {
+                key: Key {
+                    partition,
+                    item: Vec::new(),
+                },
+                phase: Phase::Listing {
+                    replies: BTreeMap::new(),
+                    want: want.max(1),
+                },
+                deadline: self.ticks + self.opts.request_ticks,
+            },
+        );
+        req
+    }
+
+    fn on_listed(&mut self, from: NodeId, req: ReqId, entries: Vec<(Key, Siblings)>) {
+        let Some(p) = self.pending.get_mut(&req) else {
+            return;
+        };
+        let Phase::Listing { replies, want } = &mut p.phase else {
+            return;
+        };
+        replies.insert(from, entries);
+        if replies.len() < *want {
+            return;
+        }
+        let Some(Pending {
+            phase: Phase::Listing { replies, .. },
+            ..
+        }) = self.pending.remove(&req)
+        else {
+            return;
+        };
+        let mut merged: BTreeMap<Key, Siblings> = BTreeMap::new();
+        for (key, versions) in replies.into_values().flatten() {
+            let held = merged.entry(key).or_default();
+            for v in versions.versions() {
+                self.last_stamp = self.last_stamp.max(v.stamp);
+                self.merger.receive(held, v.clone());
+            }
+        }
+        let items = merged
+            .into_iter()
+            .map(|(key, versions)| (key, self.merger.resolve(&versions)))
+            .filter(|(_, resolved)| resolved.item.is_some())
+            .collect();
+        self.done.push((req, Ok(Done::Listed { items })));
+    }
+
     fn start_read(&mut self, key: Key, all: bool, then: Option<WriteFn>, now_ms: u64) -> ReqId {
         let req = self.next_req;
         self.next_req += 1;
@@ -514,7 +612,11 @@ impl<S: VersionStore> DynamoNode<S> {
         } else {
             if !matches!(
                 msg,
-                Msg::Stored { .. } | Msg::Fetched { .. } | Msg::Pong { .. } | Msg::HandedOff { .. }
+                Msg::Stored { .. }
+                    | Msg::Fetched { .. }
+                    | Msg::Listed { .. }
+                    | Msg::Pong { .. }
+                    | Msg::HandedOff { .. }
             ) {
                 self.waiting_on.entry(to).or_insert(self.ticks);
             }
@@ -566,6 +668,11 @@ impl<S: VersionStore> DynamoNode<S> {
                 self.reply(from, Msg::Fetched { req, versions });
             }
             Msg::Fetched { req, versions } => self.on_fetched(from, req, versions)?,
+            Msg::List { req, partition } => {
+                let entries = self.store.partition(&partition)?;
+                self.reply(from, Msg::Listed { req, entries });
+            }
+            Msg::Listed { req, entries } => self.on_listed(from, req, entries),
             Msg::Handoff { key, version } => {
                 self.observe(version.stamp);
                 self.receive(&key, version.clone())?;
@@ -1123,6 +1230,10 @@ impl<S: VersionStore> DynamoNode<S> {
                             Error::Unavailable(what)
                         }
                     }
+                    Phase::Listing { replies, want } => Error::Unavailable(format!(
+                        "read quorum not reached: {} of {want} replicas answered in time",
+                        replies.len()
+                    )),
                     Phase::Writing { acks, .. } => Error::Unavailable(format!(
                         "write quorum not reached: {} of {} replicas stored it in time; \
                          the write may still reach the others",
@@ -1279,6 +1390,15 @@ mod tests {
                 .live
                 .keys
                 .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect())
+        }
+        fn partition(&self, partition: &[u8]) -> Result<Vec<(Key, Siblings)>> {
+            Ok(self
+                .live
+                .keys
+                .iter()
+                .filter(|(k, _)| k.partition == partition)
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect())
         }

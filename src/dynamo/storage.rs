@@ -184,6 +184,37 @@ impl VersionStore for RedbVersions {
             .collect()
     }
 
+    fn partition(&self, partition: &[u8]) -> Result<Vec<(Key, Siblings)>> {
+        let prefix = key_bytes(&Key {
+            partition: partition.to_vec(),
+            item: Vec::new(),
+        })?;
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(VERSIONS)?;
+        let mut found = BTreeMap::new();
+        for row in table.range(prefix.as_slice()..)? {
+            let (k, v) = row?;
+            if !k.value().starts_with(&prefix) {
+                break;
+            }
+            found.insert(
+                k.value().to_vec(),
+                Some(decode::<Siblings>("versions", v.value())?),
+            );
+        }
+        for (k, v) in self.pending.range(prefix.clone()..) {
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            found.insert(k.clone(), v.clone());
+        }
+        found
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .map(|(k, v)| Ok((key_from(&k)?, v)))
+            .collect()
+    }
+
     fn remove(&mut self, key: &Key) -> Result<()> {
         self.pending.insert(key_bytes(key)?, None);
         Ok(())

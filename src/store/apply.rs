@@ -22,7 +22,7 @@ use crate::model::stream::StreamView;
 use crate::model::table::{
     TableDescription, TableMeta, TableSettings, TableSpec, TableStatus, ttl_expired,
 };
-use crate::model::{Item, PrimaryKey};
+use crate::model::{Item, KeySchema, PrimaryKey};
 use crate::store::command::{
     Command, Conditional, IndexChange, IndexCharge, ItemWrite, Outcome, TOKEN_LIFETIME_MS,
     TableChange, Transaction,
@@ -922,34 +922,14 @@ fn plan(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Planned> {
         }
         None => None,
     };
-    if let Some(condition) = &c.condition {
-        let empty = Item::new();
-        let current = old.as_ref().map_or(&empty, |(item, _)| item);
-        if !evaluate(condition, current) && !planted(PlantedBug::ConditionsIgnored) {
-            return Err(Error::ConditionalCheckFailed {
-                message: CONDITION_FAILED.into(),
-                item: old
-                    .filter(|_| c.old_on_failure)
-                    .map(|(item, _)| Box::new(item)),
-            });
-        }
-    }
-    let (new, return_new) = match c.write {
-        ItemWrite::Put { item, .. } => (Some(item), false),
-        ItemWrite::Delete { .. } | ItemWrite::Check { .. } => (None, false),
-        ItemWrite::Update { update, .. } => {
-            // An absent item starts as just its key, as DynamoDB creates it.
-            let base = old
-                .as_ref()
-                .map_or_else(|| key.to_item(schema), |(item, _)| item.clone());
-            let next = update.apply(&base)?;
-            // The API refuses updates of key attributes; a changed key here would be a bug.
-            if schema.key_of_item(&next)? != key {
-                return Err(Error::internal("an update changed the item's key"));
-            }
-            (Some(next), true)
-        }
-    };
+    let return_new = matches!(c.write, ItemWrite::Update { .. });
+    let new = decide(
+        schema,
+        &key,
+        old.as_ref().map(|(item, _)| item),
+        c,
+        !planted(PlantedBug::ConditionsIgnored),
+    )?;
     let new = match new {
         Some(item) => {
             check_item_size(&item)?;
@@ -986,6 +966,47 @@ fn plan(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Planned> {
         index_writes,
         stream,
         old_version,
+    })
+}
+
+/// What one item write makes of the item it finds (`old`, `None` when absent): the new item,
+/// or `None` when it deletes or only checks, after checking its condition (when `check`).
+/// Pure, so the leaderless engine's coordinator decides writes exactly as apply does.
+///
+/// # Errors
+/// `ConditionalCheckFailed` (with the old item when the write asked for it), or what the
+/// update expression rejects.
+pub fn decide(
+    schema: &KeySchema,
+    key: &PrimaryKey,
+    old: Option<&Item>,
+    c: Conditional,
+    check: bool,
+) -> Result<Option<Item>> {
+    if let Some(condition) = &c.condition {
+        let empty = Item::new();
+        if check && !evaluate(condition, old.unwrap_or(&empty)) {
+            return Err(Error::ConditionalCheckFailed {
+                message: CONDITION_FAILED.into(),
+                item: old
+                    .filter(|_| c.old_on_failure)
+                    .map(|item| Box::new(item.clone())),
+            });
+        }
+    }
+    Ok(match c.write {
+        ItemWrite::Put { item, .. } => Some(item),
+        ItemWrite::Delete { .. } | ItemWrite::Check { .. } => None,
+        ItemWrite::Update { update, .. } => {
+            // An absent item starts as just its key, as DynamoDB creates it.
+            let base = old.map_or_else(|| key.to_item(schema), Clone::clone);
+            let next = update.apply(&base)?;
+            // The API refuses updates of key attributes; a changed key here would be a bug.
+            if schema.key_of_item(&next)? != *key {
+                return Err(Error::internal("an update changed the item's key"));
+            }
+            Some(next)
+        }
     })
 }
 

@@ -11,6 +11,8 @@ use crate::api::wire::{
     CreateTableInput, CreateTableOutput, KeySchemaElement, ProvisionedThroughput,
     TableDescriptionWire,
 };
+use crate::dynamo::driver::DynamoHandle;
+use crate::dynamo::service;
 use crate::model::table::{Billing, TableSpec};
 use crate::model::{KeyAttribute, KeySchema, KeyType};
 use crate::store::{Command, Outcome};
@@ -179,8 +181,69 @@ fn schema(input: &CreateTableInput) -> Result<(KeySchema, Vec<KeyAttribute>)> {
 /// Runs CreateTable.
 pub async fn run(app: &AppState, req: &mut Request) -> Result<CreateTableOutput> {
     let input: CreateTableInput = req.input().await?;
+    let NewTable {
+        spec,
+        indexes,
+        stream,
+    } = parse(&input, &req.region)?;
+    let checked = spec.name.clone();
+    if app
+        .node
+        .read(move |store| store.table(&checked))
+        .await?
+        .is_some()
+    {
+        return Err(Error::ResourceInUse(format!(
+            "Table already exists: {}",
+            spec.name
+        )));
+    }
+    let command = if let Some(view) = stream {
+        Command::CreateTableWithStream {
+            spec,
+            indexes,
+            view,
+            shard_entries: app.node.tuning().stream_shard_entries,
+        }
+    } else if indexes.is_empty() {
+        Command::CreateTable(spec)
+    } else {
+        Command::CreateIndexedTable { spec, indexes }
+    };
+    match app.node.propose(&command).await? {
+        Outcome::Table(desc) => Ok(CreateTableOutput {
+            table_description: TableDescriptionWire::from_model(&desc),
+        }),
+        other => Err(Error::internal(format!("CreateTable applied as {other:?}"))),
+    }
+}
+
+/// Runs CreateTable on the leaderless engine: tables without indexes or streams.
+pub async fn run_leaderless(node: &DynamoHandle, req: &mut Request) -> Result<CreateTableOutput> {
+    let input: CreateTableInput = req.input().await?;
+    let table = parse(&input, &req.region)?;
+    if !table.indexes.is_empty() || table.stream.is_some() {
+        return Err(Error::validation(
+            "secondary indexes and streams are not available in --mode dynamo yet; use --mode raft",
+        ));
+    }
+    let desc = service::create_table(node, table.spec).await?;
+    Ok(CreateTableOutput {
+        table_description: TableDescriptionWire::from_model(&desc),
+    })
+}
+
+/// What a valid CreateTable asks for.
+struct NewTable {
+    spec: TableSpec,
+    indexes: Vec<crate::model::index::IndexSpec>,
+    stream: Option<crate::model::stream::StreamView>,
+}
+
+/// Checks a CreateTable input as DynamoDB does, and picks the table's identity.
+fn parse(input: &CreateTableInput, region: &str) -> Result<NewTable> {
     let name = new_table_name(input.table_name.as_ref())?;
-    let (key_schema, attribute_definitions) = schema(&input)?;
+    let (key_schema, attribute_definitions) = schema(input)?;
     let billing = billing(
         input.billing_mode.as_deref(),
         input.provisioned_throughput.as_ref(),
@@ -206,46 +269,21 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<CreateTableOutput>
         Some(spec) => requested_view(spec)?,
         None => None,
     };
-    let checked = name.clone();
-    if app
-        .node
-        .read(move |store| store.table(&checked))
-        .await?
-        .is_some()
-    {
-        return Err(Error::ResourceInUse(format!(
-            "Table already exists: {name}"
-        )));
-    }
     let created_at_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
-    let spec = TableSpec {
-        arn: format!("arn:aws:dynamodb:{}:000000000000:table/{name}", req.region),
-        name,
-        key_schema,
-        attribute_definitions,
-        billing,
-        table_uuid: uuid::Uuid::new_v4().to_string(),
-        created_at_ms,
-    };
-    let command = if let Some(view) = stream {
-        Command::CreateTableWithStream {
-            spec,
-            indexes,
-            view,
-            shard_entries: app.node.tuning().stream_shard_entries,
-        }
-    } else if indexes.is_empty() {
-        Command::CreateTable(spec)
-    } else {
-        Command::CreateIndexedTable { spec, indexes }
-    };
-    match app.node.propose(&command).await? {
-        Outcome::Table(desc) => Ok(CreateTableOutput {
-            table_description: TableDescriptionWire::from_model(&desc),
-        }),
-        other => Err(Error::internal(format!("CreateTable applied as {other:?}"))),
-    }
+    Ok(NewTable {
+        spec: TableSpec {
+            arn: format!("arn:aws:dynamodb:{region}:000000000000:table/{name}"),
+            name,
+            key_schema,
+            attribute_definitions,
+            billing,
+            table_uuid: uuid::Uuid::new_v4().to_string(),
+            created_at_ms,
+        },
+        indexes,
+        stream,
+    })
 }

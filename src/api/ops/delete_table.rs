@@ -3,6 +3,8 @@
 use crate::api::AppState;
 use crate::api::ops::{Request, existing_table_name};
 use crate::api::wire::{DeleteTableOutput, TableDescriptionWire, TableNameInput};
+use crate::dynamo::driver::DynamoHandle;
+use crate::dynamo::service;
 use crate::store::{Command, Outcome};
 use crate::{Error, Result};
 
@@ -19,4 +21,14 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<DeleteTableOutput>
         }),
         other => Err(Error::internal(format!("DeleteTable applied as {other:?}"))),
     }
+}
+
+/// Runs DeleteTable on the leaderless engine.
+pub async fn run_leaderless(node: &DynamoHandle, req: &mut Request) -> Result<DeleteTableOutput> {
+    let input: TableNameInput = req.input().await?;
+    let name = existing_table_name(input.table_name.as_ref())?;
+    let desc = service::delete_table(node, &name).await?;
+    Ok(DeleteTableOutput {
+        table_description: TableDescriptionWire::from_model(&desc),
+    })
 }

@@ -58,6 +58,8 @@ pub struct Request {
     /// The item version to answer in [`crate::api::wire::VERSION_HEADER`], set by the
     /// operation.
     pub version: Option<u64>,
+    /// More headers for the answer, set by the operation.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Request {
@@ -69,6 +71,7 @@ impl Request {
             region,
             expected_version: None,
             version: None,
+            headers: Vec::new(),
         }
     }
 
@@ -139,6 +142,36 @@ pub async fn run(app: &AppState, op: Op, req: &mut Request) -> Result<Vec<u8>> {
         Op::DescribeStream => encode(streams::describe(app, req).await?),
         Op::GetShardIterator => encode(streams::iterator(app, req).await?),
         Op::GetRecords => encode(streams::records(app, req).await?),
+    }
+}
+
+/// Runs one operation on a leaderless node; its JSON answer.
+///
+/// # Errors
+/// The operation's; a `ValidationException` for what this engine does not offer.
+pub async fn run_leaderless(
+    node: &crate::dynamo::driver::DynamoHandle,
+    op: Op,
+    req: &mut Request,
+) -> Result<Vec<u8>> {
+    match op {
+        Op::CreateTable => encode(create_table::run_leaderless(node, req).await?),
+        Op::DeleteTable => encode(delete_table::run_leaderless(node, req).await?),
+        Op::DescribeTable => encode(describe_table::run_leaderless(node, req).await?),
+        Op::ListTables => encode(list_tables::run_leaderless(node, req).await?),
+        Op::PutItem => encode(put_item::run_leaderless(node, req).await?),
+        Op::GetItem => encode(get_item::run_leaderless(node, req).await?),
+        Op::DeleteItem => encode(delete_item::run_leaderless(node, req).await?),
+        Op::UpdateItem => encode(update_item::run_leaderless(node, req).await?),
+        Op::TransactWriteItems | Op::TransactGetItems | Op::ExecuteTransaction => {
+            Err(Error::validation(format!(
+                "{op:?} needs a single serialization point, which --mode dynamo does not have: \
+                 start the server with --mode raft for transactions"
+            )))
+        }
+        other => Err(Error::validation(format!(
+            "{other:?} is not available in --mode dynamo yet; use --mode raft"
+        ))),
     }
 }
 

@@ -1,19 +1,29 @@
 //! PutItem: validates the item against the local table description, then proposes it with its
 //! condition, which the state machine checks when the write applies.
 
+use crate::Result;
 use crate::api::AppState;
+use crate::api::engine::Engine;
 use crate::api::ops::capacity::{self, Report};
 use crate::api::ops::{
-    Request, item_member, item_write_condition, return_old, return_old_on_failure, table_meta,
-    table_name,
+    Request, item_member, item_write_condition, return_old, return_old_on_failure, table_name,
 };
 use crate::api::wire::{PutItemInput, WireItem, WriteItemOutput};
+use crate::dynamo::driver::DynamoHandle;
 use crate::model::item::check_item_size;
-use crate::store::{Conditional, ItemWrite, Outcome};
-use crate::{Error, Result};
+use crate::store::{Conditional, ItemWrite};
 
 /// Runs PutItem.
 pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
+    run_on(Engine::Raft(app), req).await
+}
+
+/// Runs PutItem on the leaderless engine.
+pub async fn run_leaderless(node: &DynamoHandle, req: &mut Request) -> Result<WriteItemOutput> {
+    run_on(Engine::Leaderless(node), req).await
+}
+
+async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<WriteItemOutput> {
     let input: PutItemInput = req.input().await?;
     let table = table_name(input.table_name.as_ref())?;
     let report = Report::parse(input.return_consumed_capacity.as_deref())?;
@@ -29,37 +39,29 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
         input.expected,
         input.conditional_operator,
     )?;
-    let meta = table_meta(app, &table).await?;
+    let meta = engine.table_meta(&table).await?;
     meta.spec.key_schema.key_of_item(&item)?;
     check_item_size(&item)?;
     let name = table.clone();
-    let command = crate::api::ops::write_command(
-        req,
-        Conditional {
-            write: ItemWrite::Put { table, item },
-            condition,
-            old_on_failure,
-        },
-    );
-    match app.node.propose(&command).await? {
-        Outcome::Item {
-            version,
-            old,
-            size,
-            indexes,
-            ..
-        } => {
-            req.version = Some(version);
-            Ok(WriteItemOutput {
-                attributes: old.filter(|_| want_old).map(WireItem),
-                consumed_capacity: report.write(
-                    &name,
-                    capacity::write_units(size.into()),
-                    &indexes,
-                    1.0,
-                ),
-            })
-        }
-        other => Err(Error::internal(format!("PutItem applied as {other:?}"))),
-    }
+    let written = engine
+        .write(
+            req,
+            &meta,
+            Conditional {
+                write: ItemWrite::Put { table, item },
+                condition,
+                old_on_failure,
+            },
+        )
+        .await?;
+    req.version = written.version;
+    Ok(WriteItemOutput {
+        attributes: written.old.filter(|_| want_old).map(WireItem),
+        consumed_capacity: report.write(
+            &name,
+            capacity::write_units(written.size.into()),
+            &written.indexes,
+            1.0,
+        ),
+    })
 }

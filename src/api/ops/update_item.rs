@@ -3,17 +3,19 @@
 //! item as it is at that log index, creating the item when it is absent, as DynamoDB does.
 
 use crate::api::AppState;
+use crate::api::engine::Engine;
 use crate::api::ops::capacity::{self, Report};
 use crate::api::ops::legacy::{self, Expressions, Legacy};
 use crate::api::ops::{
-    Request, item_member, no_expression_maps, return_old_on_failure, table_meta, table_name,
+    Request, item_member, no_expression_maps, return_old_on_failure, table_name,
 };
 use crate::api::wire::{UpdateItemInput, WireItem, WriteItemOutput};
+use crate::dynamo::driver::DynamoHandle;
 use crate::model::expr::eval::project;
 use crate::model::expr::{
     ExpressionContext, Path, PathElement, Update, parse_condition, parse_update,
 };
-use crate::store::{Conditional, ItemWrite, Outcome};
+use crate::store::{Conditional, ItemWrite};
 use crate::{Error, Result};
 
 /// What `ReturnValues` asks UpdateItem for.
@@ -43,6 +45,15 @@ fn returned(v: Option<&str>) -> Result<Returned> {
 
 /// Runs UpdateItem.
 pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
+    run_on(Engine::Raft(app), req).await
+}
+
+/// Runs UpdateItem on the leaderless engine.
+pub async fn run_leaderless(node: &DynamoHandle, req: &mut Request) -> Result<WriteItemOutput> {
+    run_on(Engine::Leaderless(node), req).await
+}
+
+async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<WriteItemOutput> {
     let input: UpdateItemInput = req.input().await?;
     let table = table_name(input.table_name.as_ref())?;
     let report = Report::parse(input.return_consumed_capacity.as_deref())?;
@@ -87,7 +98,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
         ctx.check_all_used()?;
         (update, condition)
     };
-    let meta = table_meta(app, &table).await?;
+    let meta = engine.table_meta(&table).await?;
     let schema = &meta.spec.key_schema;
     schema.key_from_map(&key)?;
     for path in update.targets() {
@@ -102,27 +113,19 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<WriteItemOutput> {
     // What UPDATED_OLD / UPDATED_NEW show: the paths the update wrote.
     let targets: Vec<Path> = update.targets().cloned().collect();
     let name = table.clone();
-    let command = crate::api::ops::write_command(
-        req,
-        Conditional {
-            write: ItemWrite::Update { table, key, update },
-            condition,
-            old_on_failure,
-        },
-    );
-    let (old, new, size, indexes) = match app.node.propose(&command).await? {
-        Outcome::Item {
-            version,
-            old,
-            new,
-            size,
-            indexes,
-        } => {
-            req.version = Some(version);
-            (old, new, size, indexes)
-        }
-        other => return Err(Error::internal(format!("UpdateItem applied as {other:?}"))),
-    };
+    let written = engine
+        .write(
+            req,
+            &meta,
+            Conditional {
+                write: ItemWrite::Update { table, key, update },
+                condition,
+                old_on_failure,
+            },
+        )
+        .await?;
+    req.version = written.version;
+    let (old, new, size, indexes) = (written.old, written.new, written.size, written.indexes);
     let attributes = match returned {
         Returned::None => None,
         Returned::AllOld => old,

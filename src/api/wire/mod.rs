@@ -36,6 +36,14 @@ pub const VERSION_HEADER: &str = "x-kvsim-version";
 /// still this (0: only if the item does not exist); checked at apply like any condition, and
 /// `ConditionalCheckFailedException` otherwise.
 pub const EXPECTED_VERSION_HEADER: &str = "x-kvsim-expected-version";
+
+/// In `--mode dynamo`, a read's answer header with the item's vector clock, as
+/// `{node: counter, ...}`.
+pub const CLOCK_HEADER: &str = "x-kvsim-clock";
+
+/// In `--mode dynamo`, a read's answer header present when the replicas held concurrent
+/// versions that the merger merged: how many there were.
+pub const MERGED_HEADER: &str = "x-kvsim-merged";
 /// One element of a KeySchema.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]

@@ -200,7 +200,7 @@ async fn read(client: &Client, args: &Args, key: &Item) -> Result<(Option<Item>,
         .await?;
     match out.item {
         Some(item) => {
-            let version = version.ok_or_else(|| {
+            let version = version.index.ok_or_else(|| {
                 Error::internal("the server gave no item version (x-kvsim-version)")
             })?;
             Ok((Some(item.0), version))
@@ -237,12 +237,14 @@ pub async fn run(client: &Client, args: Args) -> Result<i32> {
             item: Some(wire_item(&new_item)),
             ..Default::default()
         };
-        let written: Result<(WriteItemOutput, Option<u64>)> = client
+        let written: Result<(WriteItemOutput, crate::cli::client::ItemVersion)> = client
             .call_versioned("PutItem", &put, Some(version), true)
             .await;
         let conflict = match written {
             Ok((_, v)) => {
-                let v = v.ok_or_else(|| Error::internal("the server gave no item version"))?;
+                let v = v
+                    .index
+                    .ok_or_else(|| Error::internal("the server gave no item version"))?;
                 return report(&info, &args, &key, &old, &new, v, conflicts, true);
             }
             Err(Error::ConditionalCheckFailed { .. }) => true,

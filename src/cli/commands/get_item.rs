@@ -26,8 +26,9 @@ pub struct Args {
     /// Read through the leader, linearizably, instead of from the node asked.
     #[arg(long)]
     pub consistent: bool,
-    /// Also print the item's version: the Raft log index of its last write, which
-    /// `kvsim edit` and the x-kvsim-expected-version request header compare against.
+    /// Also print the item's version: in --mode raft the Raft log index of its last write,
+    /// which `kvsim edit` and the x-kvsim-expected-version request header compare against;
+    /// in --mode dynamo its vector clock, and how many concurrent versions the read merged.
     #[arg(long)]
     pub show_version: bool,
     #[command(flatten)]
@@ -60,15 +61,24 @@ pub async fn run(client: &Client, args: Args) -> Result<i32> {
     match (args.common.output, args.show_version) {
         (Output::Json, false) => print_json(&plain)?,
         (Output::Json, true) => {
-            print_json(&serde_json::json!({"item": plain, "version": version}))?
+            let mut doc = serde_json::json!({"item": plain, "version": version.index});
+            if let Some(clock) = &version.clock {
+                doc["clock"] = clock.as_str().into();
+                doc["merged"] = version.merged.unwrap_or(0).into();
+            }
+            print_json(&doc)?
         }
         (Output::Table, show) => {
             print_items(&[item], &info.key_names(), Output::Table)?;
             if show {
-                println!(
-                    "version {}",
-                    version.map_or("unknown".into(), |v| v.to_string())
-                );
+                match (&version.clock, version.index) {
+                    (Some(clock), _) => match version.merged {
+                        Some(n) => println!("clock {clock} (merged from {n} concurrent versions)"),
+                        None => println!("clock {clock}"),
+                    },
+                    (None, Some(index)) => println!("version {index}"),
+                    (None, None) => println!("version unknown"),
+                }
             }
         }
     }

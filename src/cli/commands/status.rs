@@ -96,6 +96,89 @@ async fn leader_commit(client: &Client, statuses: &[Value], single: bool) -> Opt
         .max()
 }
 
+/// The status table of a `--mode dynamo` cluster: each node's view of who is alive, the
+/// hints it holds for unreachable owners, and its faults.
+fn render_leaderless(statuses: &[Value]) -> String {
+    let mut t = table(vec![
+        "node",
+        "address",
+        "state",
+        "sees alive",
+        "suspects",
+        "hints",
+        "faults",
+    ]);
+    let list = |v: &Value| {
+        v.as_array().filter(|a| !a.is_empty()).map_or_else(
+            || "-".to_string(),
+            |a| a.iter().map(text).collect::<Vec<_>>().join(" "),
+        )
+    };
+    for s in statuses {
+        let alive: Vec<String> = s["view"]
+            .as_array()
+            .map(|v| {
+                let mut ids: Vec<u64> = v
+                    .iter()
+                    .filter(|g| g["alive"] == true)
+                    .filter_map(|g| g["node"].as_u64())
+                    .collect();
+                ids.sort_unstable();
+                ids.iter().map(u64::to_string).collect()
+            })
+            .unwrap_or_default();
+        let hints = s["hints"]
+            .as_object()
+            .filter(|h| !h.is_empty())
+            .map_or_else(
+                || "-".to_string(),
+                |h| {
+                    h.iter()
+                        .map(|(owner, n)| format!("{} for node {owner}", text(n)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            );
+        let state = if s["role"] == "down" {
+            "unreachable"
+        } else if s["running"] == true {
+            "running"
+        } else {
+            "down"
+        };
+        t.add_row(vec![
+            text(&s["node_id"]),
+            text(&s["addr"]),
+            state.to_string(),
+            if alive.is_empty() {
+                "-".into()
+            } else {
+                alive.join(" ")
+            },
+            list(&s["suspected"]),
+            hints,
+            list(&s["faults"]),
+        ]);
+    }
+    let mut out = String::new();
+    if let Some(s) = statuses.iter().find(|s| s["mode"] == "dynamo") {
+        out.push_str(&format!(
+            "leaderless (--mode dynamo): N={} R={} W={}, merger {}\n",
+            text(&s["replicas"]),
+            text(&s["read_quorum"]),
+            text(&s["write_quorum"]),
+            text(&s["merger"])
+        ));
+    }
+    out.push_str(&t.to_string());
+    for s in statuses {
+        if let Some(e) = s.get("failure").or_else(|| s.get("error")) {
+            out.push_str(&format!("\nnode {}: {}", text(&s["node_id"]), text(e)));
+        }
+    }
+    out
+}
+
 /// The status table, with fault and failure lines under it.
 fn render(statuses: &[Value], leader_commit: Option<u64>) -> String {
     let mut t = table(vec![
@@ -195,8 +278,12 @@ pub async fn run(args: Args) -> Result<()> {
                     WATCH_EVERY.as_millis()
                 );
             }
-            let commit = leader_commit(&client, &statuses, single).await;
-            outln!("{}", render(&statuses, commit));
+            if statuses.iter().any(|s| s["mode"] == "dynamo") {
+                outln!("{}", render_leaderless(&statuses));
+            } else {
+                let commit = leader_commit(&client, &statuses, single).await;
+                outln!("{}", render(&statuses, commit));
+            }
         }
         if !args.watch {
             return Ok(());

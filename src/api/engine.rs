@@ -1,0 +1,121 @@
+//! The seam between the DynamoDB operations and the replication engine behind them.
+//!
+//! An operation validates its input the same way whichever engine serves the node, then asks
+//! the [`Engine`] for what only the engine can do: a table's description, an item write under
+//! its condition. Raft proposes the write and the state machine decides it at apply; the
+//! leaderless engine decides it at the coordinator on its quorum read
+//! ([`crate::dynamo::service`]). Operations that only one engine offers match on it.
+
+use crate::api::AppState;
+use crate::api::ops::{Request, table_meta, write_command};
+use crate::dynamo::driver::DynamoHandle;
+use crate::dynamo::service;
+use crate::model::item::item_size;
+use crate::model::table::TableMeta;
+use crate::model::{Item, PrimaryKey};
+use crate::store::{Conditional, IndexCharge, ItemWrite, Outcome};
+use crate::{Error, Result};
+
+/// The engine an operation runs on.
+#[derive(Clone, Copy)]
+pub enum Engine<'a> {
+    /// A Raft node (`--mode raft`).
+    Raft(&'a AppState),
+    /// A leaderless node (`--mode dynamo`).
+    Leaderless(&'a DynamoHandle),
+}
+
+/// What an item write did.
+#[derive(Debug)]
+pub struct Written {
+    /// The item's version (its Raft log index); none in leaderless mode, where versions are
+    /// vector clocks.
+    pub version: Option<u64>,
+    /// The item before.
+    pub old: Option<Item>,
+    /// The item after.
+    pub new: Option<Item>,
+    /// The size the write is charged for.
+    pub size: u32,
+    /// What the write cost each index.
+    pub indexes: Vec<IndexCharge>,
+}
+
+impl Engine<'_> {
+    /// The description of table `name`.
+    ///
+    /// # Errors
+    /// `ResourceNotFound`; the engine's errors.
+    pub async fn table_meta(self, name: &str) -> Result<TableMeta> {
+        match self {
+            Engine::Raft(app) => table_meta(app, name).await,
+            Engine::Leaderless(node) => service::table(node, name, false).await,
+        }
+    }
+
+    /// Writes one item under its condition, on `meta`'s table.
+    ///
+    /// # Errors
+    /// `ConditionalCheckFailed`, validation errors of the write, the engine's errors.
+    pub async fn write(
+        self,
+        req: &Request,
+        meta: &TableMeta,
+        write: Conditional,
+    ) -> Result<Written> {
+        match self {
+            Engine::Raft(app) => match app.node.propose(&write_command(req, write)).await? {
+                Outcome::Item {
+                    version,
+                    old,
+                    new,
+                    size,
+                    indexes,
+                } => Ok(Written {
+                    version: Some(version),
+                    old,
+                    new,
+                    size,
+                    indexes,
+                }),
+                other => Err(Error::internal(format!(
+                    "an item write applied as {other:?}"
+                ))),
+            },
+            Engine::Leaderless(node) => {
+                if req.expected_version.is_some() {
+                    return Err(Error::validation(format!(
+                        "{} needs --mode raft: items have no single version number in --mode dynamo (their versions are vector clocks)",
+                        crate::api::wire::EXPECTED_VERSION_HEADER
+                    )));
+                }
+                let key = key_of(meta, &write.write)?;
+                let (old, new) = service::write(node, meta, &key, write).await?;
+                let size = old
+                    .iter()
+                    .chain(new.iter())
+                    .map(item_size)
+                    .max()
+                    .unwrap_or(0);
+                Ok(Written {
+                    version: None,
+                    old,
+                    new,
+                    size: u32::try_from(size).unwrap_or(u32::MAX),
+                    indexes: Vec::new(),
+                })
+            }
+        }
+    }
+}
+
+/// The primary key an item write names.
+fn key_of(meta: &TableMeta, write: &ItemWrite) -> Result<PrimaryKey> {
+    let schema = &meta.spec.key_schema;
+    match write {
+        ItemWrite::Put { item, .. } => schema.key_of_item(item),
+        ItemWrite::Delete { key, .. }
+        | ItemWrite::Update { key, .. }
+        | ItemWrite::Check { key, .. } => schema.key_from_map(key),
+    }
+}

@@ -1,0 +1,396 @@
+//! The composition root of `kvsim server --mode dynamo`: N leaderless nodes in one process,
+//! each with its own redb file (`<data root>/node<i>/dynamo.redb`), its own thread
+//! ([`crate::dynamo::driver`]) and its own HTTP port, joined by an in-process network that
+//! obeys the simulator's network faults.
+//!
+//! A crashed node's thread stops and its database closes; its port stays open and answers
+//! `Unavailable`, as a Raft node's does, until it is restarted from what it had made durable.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api;
+use crate::cluster::AdminPolicy;
+use crate::config::{Storage, Tuning};
+use crate::dynamo::NodeId;
+use crate::dynamo::driver::{self, DynamoHandle, Mesh};
+use crate::dynamo::merge;
+use crate::dynamo::node::{DynamoNode, Options};
+use crate::dynamo::storage::RedbVersions;
+use crate::raft::events::{EventLog, NodeEvent};
+use crate::raft::faults::SharedFaults;
+use crate::{Error, Result};
+
+/// The file of a leaderless node's data, in its directory.
+pub const DB_FILE: &str = "dynamo.redb";
+/// Ticks without an answer before a peer is suspected (with [`driver::TICK`]: 0.5 s).
+const SUSPECT_AFTER: u64 = 10;
+/// Ticks a request waits for its quorum (2 s).
+const REQUEST_TICKS: u64 = 40;
+/// Ticks between a node's anti-entropy rounds (1 s).
+const SYNC_EVERY: u64 = 20;
+
+/// What `kvsim server --mode dynamo` was asked for.
+#[derive(Clone, Debug)]
+pub struct LeaderlessConfig {
+    /// Where the node directories are.
+    pub data_root: PathBuf,
+    /// The address the nodes listen on.
+    pub host: String,
+    /// Node 1's port; node i listens on `base_port + i - 1` (0: any free ports).
+    pub base_port: u16,
+    /// How many nodes.
+    pub nodes: u64,
+    /// Replicas per key (N).
+    pub replicas: usize,
+    /// Replies a read waits for (R).
+    pub read_quorum: usize,
+    /// Acknowledgements a write waits for (W).
+    pub write_quorum: usize,
+    /// `lww` or `vector`.
+    pub merger: String,
+    /// How long a tombstone is kept at least.
+    pub tombstone_gc: Duration,
+    /// On disk with or without fsync, or in memory.
+    pub storage: Storage,
+    /// Connection limits and timeouts of the HTTP servers.
+    pub tuning: Tuning,
+    /// Who may use the simulator controls.
+    pub policy: AdminPolicy,
+}
+
+impl LeaderlessConfig {
+    /// Node ids, 1 to `nodes`.
+    pub fn node_ids(&self) -> impl Iterator<Item = NodeId> {
+        1..=self.nodes
+    }
+
+    /// Data directory of node `id` (`node0` holds node 1, as in Raft mode).
+    pub fn node_dir(&self, id: NodeId) -> PathBuf {
+        self.data_root.join(format!("node{}", id - 1))
+    }
+
+    fn bind_addr(&self, id: NodeId) -> String {
+        let port = if self.base_port == 0 {
+            0
+        } else {
+            u64::from(self.base_port) + id - 1
+        };
+        format!("{}:{port}", self.host)
+    }
+
+    /// Checks the quorum settings and the merger.
+    ///
+    /// # Errors
+    /// A validation error naming the flag.
+    pub fn validate(&self) -> Result<()> {
+        if !(3..=9).contains(&self.nodes) {
+            return Err(Error::validation(format!(
+                "--nodes must be 3 to 9, got {}",
+                self.nodes
+            )));
+        }
+        if u64::from(self.base_port) + self.nodes - 1 > u64::from(u16::MAX) {
+            return Err(Error::validation(format!(
+                "--base-port {} leaves no room for {} nodes (ports up to 65535)",
+                self.base_port, self.nodes
+            )));
+        }
+        if merge::by_name(&self.merger).is_none() {
+            return Err(Error::validation(format!(
+                "--merger must be lww or vector, got {}",
+                self.merger
+            )));
+        }
+        self.options(1).validate().map_err(|e| {
+            Error::validation(format!(
+                "{} (--replicas {}, --read-quorum {}, --write-quorum {}, --nodes {})",
+                e, self.replicas, self.read_quorum, self.write_quorum, self.nodes
+            ))
+        })
+    }
+
+    fn options(&self, id: NodeId) -> Options {
+        Options {
+            id,
+            members: self.node_ids().collect(),
+            replicas: self.replicas,
+            read_quorum: self.read_quorum,
+            write_quorum: self.write_quorum,
+            suspect_after: SUSPECT_AFTER,
+            request_ticks: REQUEST_TICKS,
+            sync_every: SYNC_EVERY,
+            tombstone_grace_ms: u64::try_from(self.tombstone_gc.as_millis()).unwrap_or(u64::MAX),
+            planted_bug: None,
+        }
+    }
+}
+
+/// A running node.
+struct Running {
+    handle: DynamoHandle,
+    thread: std::thread::JoinHandle<()>,
+}
+
+struct Inner {
+    config: LeaderlessConfig,
+    addrs: BTreeMap<NodeId, String>,
+    mesh: Mesh,
+    faults: SharedFaults,
+    events: BTreeMap<NodeId, EventLog>,
+    nodes: Mutex<BTreeMap<NodeId, Running>>,
+    /// In-memory databases, kept across a node's crash and restart.
+    memory: Mutex<BTreeMap<NodeId, Arc<redb::Database>>>,
+    shutdown: CancellationToken,
+    servers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// A leaderless cluster. Cheap to clone.
+#[derive(Clone)]
+pub struct LeaderlessCluster {
+    inner: Arc<Inner>,
+}
+
+/// What the HTTP handlers hold of their cluster: it does not keep the cluster alive.
+#[derive(Clone)]
+pub struct LeaderlessRef(Weak<Inner>);
+
+impl LeaderlessRef {
+    /// The cluster, unless it has shut down.
+    pub fn upgrade(&self) -> Option<LeaderlessCluster> {
+        self.0.upgrade().map(|inner| LeaderlessCluster { inner })
+    }
+}
+
+impl LeaderlessCluster {
+    /// Binds every node's port, opens its data and starts it.
+    ///
+    /// # Errors
+    /// Invalid settings, a port in use, data that cannot be opened, or a data directory that
+    /// holds a Raft cluster.
+    pub async fn start(config: LeaderlessConfig) -> Result<LeaderlessCluster> {
+        config.validate()?;
+        let mut listeners = BTreeMap::new();
+        let mut addrs = BTreeMap::new();
+        for id in config.node_ids() {
+            if config.storage != Storage::Memory {
+                let dir = config.node_dir(id);
+                if std::fs::metadata(dir.join("kvsim.redb")).is_ok() {
+                    return Err(Error::validation(format!(
+                        "{} holds a --mode raft cluster's data; start it with --mode raft, or use another --data-dir-root",
+                        dir.display()
+                    )));
+                }
+            }
+            let addr = config.bind_addr(id);
+            let listener = TcpListener::bind(&addr).await.map_err(|e| {
+                Error::Unavailable(format!(
+                    "cannot listen on {addr}: {e} (is another kvsim server running? choose other ports with --base-port)"
+                ))
+            })?;
+            addrs.insert(id, listener.local_addr()?.to_string());
+            listeners.insert(id, listener);
+        }
+        let faults = SharedFaults::default();
+        let cluster = LeaderlessCluster {
+            inner: Arc::new(Inner {
+                events: config
+                    .node_ids()
+                    .map(|id| (id, EventLog::new(id)))
+                    .collect(),
+                mesh: Mesh::new(faults.clone(), tokio::runtime::Handle::current()),
+                faults,
+                addrs,
+                config,
+                nodes: Mutex::new(BTreeMap::new()),
+                memory: Mutex::new(BTreeMap::new()),
+                shutdown: CancellationToken::new(),
+                servers: Mutex::new(Vec::new()),
+            }),
+        };
+        for id in cluster.inner.config.node_ids() {
+            cluster.start_node(id).await?;
+        }
+        let memory = api::budget::MemoryBudget::new(api::budget::BUDGET_BYTES);
+        for (id, listener) in listeners {
+            let state = api::leaderless::LeaderlessState {
+                id,
+                cluster: LeaderlessRef(Arc::downgrade(&cluster.inner)),
+                memory: memory.clone(),
+                metrics: api::metrics::Metrics::new(),
+            };
+            let connections = state.metrics.connections();
+            let router = api::leaderless::router(state);
+            let shutdown = cluster.inner.shutdown.clone();
+            let tuning = cluster.inner.config.tuning.clone();
+            let server = tokio::spawn(async move {
+                api::serve(listener, router, (id, &tuning), connections, shutdown).await;
+            });
+            cluster
+                .inner
+                .servers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(server);
+        }
+        Ok(cluster)
+    }
+
+    fn open(&self, id: NodeId) -> Result<Arc<redb::Database>> {
+        let config = &self.inner.config;
+        if config.storage == Storage::Memory {
+            let mut memory = self
+                .inner
+                .memory
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(db) = memory.get(&id) {
+                return Ok(db.clone());
+            }
+            let db = Arc::new(
+                redb::Builder::new().create_with_backend(redb::backends::InMemoryBackend::new())?,
+            );
+            memory.insert(id, db.clone());
+            return Ok(db);
+        }
+        let dir = config.node_dir(id);
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            Error::internal(format!(
+                "cannot create {}: {e}; check that kvsim may write there, or use another --data-dir-root",
+                dir.display()
+            ))
+        })?;
+        let path = dir.join(DB_FILE);
+        // A just-crashed instance may still be closing the file: retry briefly.
+        let mut tries = 0;
+        loop {
+            match redb::Database::create(&path) {
+                Ok(db) => return Ok(Arc::new(db)),
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => {
+                    return Err(Error::internal(format!(
+                        "cannot open {}: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+    }
+
+    async fn start_node(&self, id: NodeId) -> Result<()> {
+        let this = self.clone();
+        let db = tokio::task::spawn_blocking(move || this.open(id))
+            .await
+            .map_err(|e| Error::internal(format!("opening node {id}: {e}")))??;
+        let config = &self.inner.config;
+        let fsync = config.storage == Storage::Fsync;
+        let store = RedbVersions::open(db, fsync)?;
+        let merger = merge::by_name(&config.merger)
+            .ok_or_else(|| Error::validation(format!("unknown merger {}", config.merger)))?;
+        let node = DynamoNode::new(config.options(id), merger, store)?;
+        let events = self.events(id);
+        let (handle, thread) = driver::spawn(node, &self.inner.mesh, events.clone())?;
+        self.inner
+            .nodes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, Running { handle, thread });
+        events.record(NodeEvent::new("node_started", format!("node {id} started")));
+        Ok(())
+    }
+
+    /// Node `id`'s handle, while it runs.
+    pub fn node(&self, id: NodeId) -> Option<DynamoHandle> {
+        self.inner
+            .nodes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .map(|r| r.handle.clone())
+    }
+
+    /// Every node's address.
+    pub fn addrs(&self) -> &BTreeMap<NodeId, String> {
+        &self.inner.addrs
+    }
+
+    /// The settings it runs with.
+    pub fn config(&self) -> &LeaderlessConfig {
+        &self.inner.config
+    }
+
+    /// The network faults in force.
+    pub fn faults(&self) -> &SharedFaults {
+        &self.inner.faults
+    }
+
+    /// Node `id`'s event log.
+    pub fn events(&self, id: NodeId) -> EventLog {
+        self.inner
+            .events
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| EventLog::new(id))
+    }
+
+    /// Crashes node `id`: its thread stops without answering what it has not finished; what
+    /// it acknowledged is durable. `via` is the node whose API was asked.
+    ///
+    /// # Errors
+    /// `Validation` when the node is already down.
+    pub async fn crash_node(&self, id: NodeId, via: NodeId) -> Result<()> {
+        let running = self
+            .inner
+            .nodes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id)
+            .ok_or_else(|| Error::validation(format!("node {id} is already down")))?;
+        running.handle.stop();
+        tokio::task::spawn_blocking(move || running.thread.join())
+            .await
+            .map_err(|e| Error::internal(format!("stopping node {id}: {e}")))?
+            .map_err(|_| Error::internal(format!("node {id}'s thread panicked")))?;
+        self.events(via)
+            .record(NodeEvent::new("node_crashed", format!("node {id} crashed")));
+        Ok(())
+    }
+
+    /// Restarts a crashed node from its data.
+    ///
+    /// # Errors
+    /// `Validation` when it runs; its data cannot be opened.
+    pub async fn restart_node(&self, id: NodeId) -> Result<()> {
+        if self.node(id).is_some() {
+            return Err(Error::validation(format!("node {id} is running")));
+        }
+        self.start_node(id).await
+    }
+
+    /// Stops every node and server.
+    pub async fn shutdown(self) {
+        self.inner.shutdown.cancel();
+        let servers: Vec<_> = std::mem::take(
+            &mut *self
+                .inner
+                .servers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for server in servers {
+            let _ = server.await;
+        }
+        let ids: Vec<NodeId> = self.inner.config.node_ids().collect();
+        for id in ids {
+            let _ = self.crash_node(id, id).await;
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! The thread that runs one leaderless node, and the in-process network between the nodes.
+//!
+//! Like Raft's driver, it is a thin loop around the sans-I/O [`DynamoNode`]: it takes client
+//! requests and peers' messages from one inbox, ticks the node every [`TICK`], and after each
+//! batch calls [`DynamoNode::ready`] (which flushes before anything leaves), then delivers the
+//! messages, answers the finished requests and records the events. Nothing here decides
+//! anything.
+//!
+//! Messages between nodes go through a [`Mesh`]: straight into the peer's inbox over a link
+//! without faults, otherwise as the cluster's [`SharedFaults`] say (a cut link or a lost
+//! message is dropped, a delayed one is delivered by a timer task). A full inbox drops a peer's
+//! message (the protocol tolerates loss) and refuses a client's request as busy.
+//!
+//! A storage error or a panic stops the node: it is logged, recorded as an event, kept as the
+//! node's failure for `status`, and every request waiting on it fails with `Unavailable`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::dynamo::NodeId;
+use crate::dynamo::node::{Done, DynamoNode, Gossip, Key, Msg, ReqId, VersionStore, WriteFn};
+use crate::dynamo::storage::RedbVersions;
+use crate::raft::events::{EventLog, NodeEvent};
+use crate::raft::faults::SharedFaults;
+use crate::{Error, Result};
+
+/// How often a node ticks: its probes, timeouts, handoffs and anti-entropy count in ticks.
+pub const TICK: Duration = Duration::from_millis(50);
+/// Inputs waiting in a node's inbox before peers' messages are dropped and clients refused.
+const INBOX: usize = 16_384;
+/// Inputs handled before the node's state is made durable and sent on.
+const BATCH: usize = 512;
+
+/// A finished request's answer.
+type Reply = oneshot::Sender<Result<Done>>;
+
+/// What a node's inbox carries.
+enum Input {
+    Get {
+        key: Key,
+        all: bool,
+        reply: Reply,
+    },
+    Put {
+        key: Key,
+        write: WriteFn,
+        reply: Reply,
+    },
+    List {
+        partition: Vec<u8>,
+        all: bool,
+        reply: Reply,
+    },
+    Peer {
+        from: NodeId,
+        msg: Msg,
+    },
+    Status {
+        reply: oneshot::Sender<Result<NodeView>>,
+    },
+}
+
+/// One node's view of the cluster, for `status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeView {
+    /// Its view of every node's liveness, with incarnation numbers.
+    pub view: Vec<Gossip>,
+    /// The peers it suspects.
+    pub suspected: BTreeSet<NodeId>,
+    /// Writes it keeps for unreachable owners, by owner.
+    pub hints: BTreeMap<NodeId, usize>,
+}
+
+/// The in-process network between a cluster's nodes, with the simulator's faults.
+#[derive(Clone)]
+pub struct Mesh {
+    inboxes: Arc<RwLock<HashMap<NodeId, SyncSender<Input>>>>,
+    faults: SharedFaults,
+    runtime: tokio::runtime::Handle,
+    rng: Arc<Mutex<StdRng>>,
+}
+
+impl Mesh {
+    /// A network with no node on it yet, delaying messages on `runtime`'s timers.
+    pub fn new(faults: SharedFaults, runtime: tokio::runtime::Handle) -> Mesh {
+        Mesh {
+            inboxes: Arc::default(),
+            faults,
+            runtime,
+            rng: Arc::new(Mutex::new(StdRng::from_entropy())),
+        }
+    }
+
+    fn inbox(&self, id: NodeId) -> Option<SyncSender<Input>> {
+        self.inboxes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+    }
+
+    /// Sends `msg` from `from` to `to` as the faults in force let it.
+    fn send(&self, from: NodeId, to: NodeId, msg: Msg) {
+        let Some(inbox) = self.inbox(to) else {
+            return; // The peer is down: the message is lost.
+        };
+        let fate = self
+            .faults
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .link(from, to);
+        let input = Input::Peer { from, msg };
+        if fate.clean() {
+            let _ = inbox.try_send(input);
+            return;
+        }
+        let (lost, jitter) = {
+            let mut rng = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
+            (fate.loses(&mut *rng), fate.draw_jitter_ms(&mut *rng))
+        };
+        if fate.cut || lost {
+            return;
+        }
+        let delay = Duration::from_millis(fate.delay_ms.saturating_add(jitter));
+        let faults = self.faults.clone();
+        self.runtime.spawn(async move {
+            tokio::time::sleep(delay).await;
+            // A partition made while the message was on its way still cuts it.
+            let cut = faults
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .link(from, to)
+                .cut;
+            if !cut {
+                let _ = inbox.try_send(input);
+            }
+        });
+    }
+}
+
+/// A running node: what the API and the cluster hold of it. Cheap to clone.
+#[derive(Clone)]
+pub struct DynamoHandle {
+    /// The node's id.
+    pub id: NodeId,
+    inbox: SyncSender<Input>,
+    failure: Arc<Mutex<Option<String>>>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl DynamoHandle {
+    async fn ask(&self, input: Input, answer: oneshot::Receiver<Result<Done>>) -> Result<Done> {
+        self.submit(input)?;
+        answer.await.map_err(|_| self.gone())?
+    }
+
+    fn submit(&self, input: Input) -> Result<()> {
+        match self.inbox.try_send(input) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(Error::Throttling(format!(
+                "node {} has {INBOX} requests and messages waiting; retry",
+                self.id
+            ))),
+            Err(TrySendError::Disconnected(_)) => Err(self.gone()),
+        }
+    }
+
+    fn gone(&self) -> Error {
+        match self.failure() {
+            Some(why) => Error::Unavailable(format!("node {} has stopped: {why}", self.id)),
+            None => Error::Unavailable(format!("node {} is stopping", self.id)),
+        }
+    }
+
+    /// Reads `key` from R replicas, or from every live one of its N if `all`.
+    ///
+    /// # Errors
+    /// `Unavailable` when too few replicas answer in time or the node is down.
+    pub async fn get(&self, key: Key, all: bool) -> Result<Done> {
+        let (reply, answer) = oneshot::channel();
+        self.ask(Input::Get { key, all, reply }, answer).await
+    }
+
+    /// Writes `key` as `write` decides from a quorum read of it.
+    ///
+    /// # Errors
+    /// What `write` returns; `NotApplied` when the read found too few replicas (nothing was
+    /// written); `Unavailable` when fewer than W stored it in time (it may still arrive).
+    pub async fn put(&self, key: Key, write: WriteFn) -> Result<Done> {
+        let (reply, answer) = oneshot::channel();
+        self.ask(Input::Put { key, write, reply }, answer).await
+    }
+
+    /// Lists a partition's items from R replicas, or every live one of its N if `all`.
+    ///
+    /// # Errors
+    /// As [`DynamoHandle::get`].
+    pub async fn list(&self, partition: Vec<u8>, all: bool) -> Result<Done> {
+        let (reply, answer) = oneshot::channel();
+        self.ask(
+            Input::List {
+                partition,
+                all,
+                reply,
+            },
+            answer,
+        )
+        .await
+    }
+
+    /// The node's view of the cluster.
+    ///
+    /// # Errors
+    /// `Unavailable` when the node is down.
+    pub async fn view(&self) -> Result<NodeView> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Input::Status { reply })?;
+        answer.await.map_err(|_| self.gone())?
+    }
+
+    /// Stops the node as a crash would: its thread ends after the batch in hand, without
+    /// answering what it has not finished (what it acknowledged is already durable).
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Why the node stopped, if it failed.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Starts `node` on its own thread, joined to `mesh`; it runs until [`DynamoHandle::stop`] or
+/// a failure.
+///
+/// # Errors
+/// The thread could not be spawned.
+pub fn spawn(
+    node: DynamoNode<RedbVersions>,
+    mesh: &Mesh,
+    events: EventLog,
+) -> Result<(DynamoHandle, std::thread::JoinHandle<()>)> {
+    let id = node.id();
+    let (inbox, rx) = sync_channel(INBOX);
+    let failure = Arc::new(Mutex::new(None));
+    let stopping = Arc::new(AtomicBool::new(false));
+    let handle = DynamoHandle {
+        id,
+        inbox: inbox.clone(),
+        failure: failure.clone(),
+        stopping: stopping.clone(),
+    };
+    mesh.inboxes
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(id, inbox);
+    let mesh = mesh.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("dynamo-{id}"))
+        .spawn(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run(node, &rx, &mesh, &events, &stopping)
+            }));
+            let why = match outcome {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(panic) => Some(format!(
+                    "panicked: {}",
+                    crate::raft::driver::panic_text(&*panic)
+                )),
+            };
+            stop(&mesh, id);
+            if let Some(why) = why {
+                tracing::error!(node = id, "node stopped: {why}");
+                events.record(NodeEvent::new(
+                    "node_failed",
+                    format!("node {id} stopped: {why}"),
+                ));
+                *failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(why);
+            }
+        })
+        .map_err(|e| Error::internal(format!("cannot start node {id}'s thread: {e}")))?;
+    Ok((handle, thread))
+}
+
+/// Takes node `id` off the mesh: messages to it are lost from now on.
+fn stop(mesh: &Mesh, id: NodeId) {
+    mesh.inboxes
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&id);
+}
+
+fn run<S: VersionStore>(
+    mut node: DynamoNode<S>,
+    rx: &Receiver<Input>,
+    mesh: &Mesh,
+    events: &EventLog,
+    stopping: &AtomicBool,
+) -> Result<()> {
+    let id = node.id();
+    let mut waiting: BTreeMap<ReqId, Reply> = BTreeMap::new();
+    let mut next_tick = Instant::now() + TICK;
+    while !stopping.load(Ordering::SeqCst) {
+        let first = match rx.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
+            Ok(input) => Some(input),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut inputs: Vec<Input> = first.into_iter().collect();
+        while inputs.len() < BATCH {
+            match rx.try_recv() {
+                Ok(input) => inputs.push(input),
+                Err(_) => break,
+            }
+        }
+        for input in inputs {
+            match input {
+                Input::Get { key, all, reply } => {
+                    waiting.insert(node.get(key, all), reply);
+                }
+                Input::Put { key, write, reply } => {
+                    waiting.insert(node.put(key, wall_ms(), write), reply);
+                }
+                Input::List {
+                    partition,
+                    all,
+                    reply,
+                } => {
+                    waiting.insert(node.list(partition, all), reply);
+                }
+                Input::Peer { from, msg } => node.step(from, msg)?,
+                Input::Status { reply } => {
+                    let _ = reply.send(view_of(&node));
+                }
+            }
+        }
+        if Instant::now() >= next_tick {
+            node.tick(wall_ms())?;
+            next_tick = Instant::now() + TICK;
+        }
+        let ready = node.ready()?;
+        for (to, msg) in ready.messages {
+            mesh.send(id, to, msg);
+        }
+        for (req, outcome) in ready.done {
+            if let Some(reply) = waiting.remove(&req) {
+                let _ = reply.send(outcome);
+            }
+        }
+        for event in ready.events {
+            events.record(event);
+        }
+    }
+    Ok(())
+}
+
+fn view_of<S: VersionStore>(node: &DynamoNode<S>) -> Result<NodeView> {
+    let mut hints = BTreeMap::new();
+    for (owner, _, _) in node.store().hints()? {
+        *hints.entry(owner).or_insert(0) += 1;
+    }
+    Ok(NodeView {
+        view: node.view(),
+        suspected: node.suspected().clone(),
+        hints,
+    })
+}

@@ -1,0 +1,271 @@
+//! DynamoDB's tables and items on the leaderless engine: what the API asks of a node in
+//! `--mode dynamo`, in the engine's terms (keys, quorum reads and writes, partition listings).
+//!
+//! - **Tables** are kept in the ring like items, under one reserved partition (the catalog),
+//!   each table's description under its name; so they are replicated, hinted, repaired and
+//!   merged like any item. A table's items live under partitions named by the table's name,
+//!   its random id (so a table re-created under the same name never sees the old one's items)
+//!   and the encoded partition key; the sort key tells a partition's items apart, in
+//!   DynamoDB's order.
+//! - **Conditions and updates** run at the coordinator, on what its quorum read returned, by
+//!   the same pure [`decide`] that Raft's apply uses. Two coordinators writing one key at once
+//!   may both pass a condition: they are not atomic across replicas (there is no serialization
+//!   point); their writes are then concurrent versions, detected and merged like any conflict.
+//! - What needs a serialization point (transactions) is refused by the API, naming
+//!   `--mode raft`.
+
+use rand::Rng;
+
+use crate::dynamo::driver::DynamoHandle;
+use crate::dynamo::node::{Done, Key};
+use crate::model::item::check_item_size;
+use crate::model::key::encode_key_value;
+use crate::model::table::{TableDescription, TableMeta, TableSpec, TableStatus};
+use crate::model::{AttributeValue, Item, PrimaryKey};
+use crate::store::Conditional;
+use crate::store::apply::decide;
+use crate::{Error, Result};
+
+/// The partition that holds every table's description.
+const CATALOG: &[u8] = b"\0catalog";
+/// The attribute of a catalog item holding the table's description (JSON).
+const META: &str = "meta";
+
+fn catalog_key(name: &str) -> Key {
+    Key {
+        partition: CATALOG.to_vec(),
+        item: name.as_bytes().to_vec(),
+    }
+}
+
+fn meta_item(meta: &TableMeta) -> Result<Item> {
+    let json = serde_json::to_string(meta)
+        .map_err(|e| Error::internal(format!("encode table description: {e}")))?;
+    Ok(Item::from([(META.to_string(), AttributeValue::S(json))]))
+}
+
+fn meta_of(item: &Item) -> Result<TableMeta> {
+    match item.get(META) {
+        Some(AttributeValue::S(json)) => serde_json::from_str(json)
+            .map_err(|e| Error::internal(format!("decode table description: {e}"))),
+        _ => Err(Error::internal(
+            "a catalog entry without a table description",
+        )),
+    }
+}
+
+fn not_found() -> Error {
+    crate::store::apply::table_not_found()
+}
+
+fn describe(meta: TableMeta, status: TableStatus) -> TableDescription {
+    TableDescription {
+        meta,
+        status,
+        // Counting would mean reading every replica: not kept in this mode.
+        item_count: 0,
+        size_bytes: 0,
+        index_stats: Vec::new(),
+        stream: None,
+    }
+}
+
+/// The engine key of an item of `meta`'s table.
+pub fn item_key(meta: &TableMeta, key: &PrimaryKey) -> Key {
+    let mut item = Vec::new();
+    if let Some(sort) = &key.sort {
+        encode_key_value(sort, &mut item);
+    }
+    Key {
+        partition: partition_of(meta, &key.partition),
+        item,
+    }
+}
+
+/// The engine partition of a partition key value of `meta`'s table.
+pub fn partition_of(meta: &TableMeta, value: &AttributeValue) -> Vec<u8> {
+    let mut partition = meta.spec.name.as_bytes().to_vec();
+    partition.push(0);
+    partition.extend_from_slice(&meta.id.to_be_bytes());
+    encode_key_value(value, &mut partition);
+    partition
+}
+
+fn written(done: Done) -> Result<(Option<Item>, Option<Item>)> {
+    match done {
+        Done::Written { old, version } => Ok((old, version.item)),
+        other => Err(Error::internal(format!("a write finished as {other:?}"))),
+    }
+}
+
+/// Creates a table (without indexes or streams).
+///
+/// # Errors
+/// `ResourceInUse` when the quorum read finds the table; quorum errors.
+pub async fn create_table(node: &DynamoHandle, spec: TableSpec) -> Result<TableDescription> {
+    let meta = TableMeta {
+        spec,
+        id: rand::thread_rng().r#gen(),
+        indexes: Vec::new(),
+    };
+    let item = meta_item(&meta)?;
+    let name = meta.spec.name.clone();
+    let done = node
+        .put(
+            catalog_key(&name),
+            Box::new(move |old| match old {
+                Some(_) => Err(Error::ResourceInUse(format!(
+                    "Table already exists: {name}"
+                ))),
+                None => Ok(Some(item)),
+            }),
+        )
+        .await?;
+    written(done)?;
+    Ok(describe(meta, TableStatus::Active))
+}
+
+/// A table's description, read from R replicas (all N live ones if `consistent`).
+///
+/// # Errors
+/// `ResourceNotFound`; quorum errors.
+pub async fn table(node: &DynamoHandle, name: &str, consistent: bool) -> Result<TableMeta> {
+    match node.get(catalog_key(name), consistent).await? {
+        Done::Read { resolved, .. } => resolved
+            .item
+            .as_ref()
+            .map_or_else(|| Err(not_found()), meta_of),
+        other => Err(Error::internal(format!("a read finished as {other:?}"))),
+    }
+}
+
+/// DescribeTable, from R replicas of the catalog (all N live ones if `consistent`).
+///
+/// # Errors
+/// As [`table`].
+pub async fn describe_table(
+    node: &DynamoHandle,
+    name: &str,
+    consistent: bool,
+) -> Result<TableDescription> {
+    Ok(describe(
+        table(node, name, consistent).await?,
+        TableStatus::Active,
+    ))
+}
+
+/// Deletes a table: its catalog entry becomes a tombstone. Its items stay in the ring under
+/// the old table's id, unreachable (a re-created table has a new id).
+///
+/// # Errors
+/// `ResourceNotFound`; quorum errors.
+pub async fn delete_table(node: &DynamoHandle, name: &str) -> Result<TableDescription> {
+    let done = node
+        .put(
+            catalog_key(name),
+            Box::new(|old| match old {
+                Some(_) => Ok(None),
+                None => Err(not_found()),
+            }),
+        )
+        .await?;
+    let (old, _) = written(done)?;
+    let meta = old.as_ref().map_or_else(|| Err(not_found()), meta_of)?;
+    Ok(describe(meta, TableStatus::Deleting))
+}
+
+/// Every table's name, in order, from R replicas of the catalog.
+///
+/// # Errors
+/// Quorum errors.
+pub async fn list_tables(node: &DynamoHandle) -> Result<Vec<String>> {
+    match node.list(CATALOG.to_vec(), false).await? {
+        Done::Listed { items } => Ok(items
+            .into_iter()
+            .map(|(key, _)| String::from_utf8_lossy(&key.item).into_owned())
+            .collect()),
+        other => Err(Error::internal(format!("a listing finished as {other:?}"))),
+    }
+}
+
+/// One item read, and whether the read merged concurrent versions.
+#[derive(Debug)]
+pub struct ItemRead {
+    /// The item, if present.
+    pub item: Option<Item>,
+    /// The read found concurrent versions and merged them.
+    pub merged: bool,
+    /// How many versions the replicas held (more than one: siblings).
+    pub versions: usize,
+    /// The version's vector clock, as `{node: counter, ...}`.
+    pub clock: String,
+}
+
+/// GetItem: from R replicas, or all N live ones if `consistent`.
+///
+/// # Errors
+/// Quorum errors.
+pub async fn get_item(
+    node: &DynamoHandle,
+    meta: &TableMeta,
+    key: &PrimaryKey,
+    consistent: bool,
+) -> Result<ItemRead> {
+    match node.get(item_key(meta, key), consistent).await? {
+        Done::Read { resolved, versions } => Ok(ItemRead {
+            item: resolved.item,
+            merged: resolved.merged,
+            versions: versions.versions().len(),
+            clock: versions.context().to_string(),
+        }),
+        other => Err(Error::internal(format!("a read finished as {other:?}"))),
+    }
+}
+
+/// One item write (put, update or delete) under its condition, decided at the coordinator on
+/// its quorum read: the item before and after.
+///
+/// # Errors
+/// `ConditionalCheckFailed`, the update's errors, quorum errors.
+pub async fn write(
+    node: &DynamoHandle,
+    meta: &TableMeta,
+    key: &PrimaryKey,
+    write: Conditional,
+) -> Result<(Option<Item>, Option<Item>)> {
+    let schema = meta.spec.key_schema.clone();
+    let k = key.clone();
+    let done = node
+        .put(
+            item_key(meta, key),
+            Box::new(move |old| {
+                let new = decide(&schema, &k, old, write, true)?;
+                if let Some(item) = &new {
+                    check_item_size(item)?;
+                }
+                Ok(new)
+            }),
+        )
+        .await?;
+    written(done)
+}
+
+/// A partition's items, in sort key order, from R replicas (all N live ones if
+/// `consistent`): what Query filters.
+///
+/// # Errors
+/// Quorum errors.
+pub async fn partition_items(
+    node: &DynamoHandle,
+    meta: &TableMeta,
+    value: &AttributeValue,
+    consistent: bool,
+) -> Result<Vec<Item>> {
+    match node.list(partition_of(meta, value), consistent).await? {
+        Done::Listed { items } => Ok(items
+            .into_iter()
+            .filter_map(|(_, resolved)| resolved.item)
+            .collect()),
+        other => Err(Error::internal(format!("a listing finished as {other:?}"))),
+    }
+}
