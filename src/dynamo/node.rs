@@ -71,6 +71,8 @@ pub trait VersionStore {
     fn add_hint(&mut self, owner: NodeId, key: &Key, version: &Version) -> Result<()>;
     /// Every hint held: `(owner, key, version)`.
     fn hints(&self) -> Result<Vec<(NodeId, Key, Version)>>;
+    /// The versions of `key` held as hints for any of `owners`.
+    fn hinted(&self, owners: &[NodeId], key: &Key) -> Result<Vec<Version>>;
     /// Drops a hint once its owner has stored it.
     fn remove_hint(&mut self, owner: NodeId, key: &Key, version: &Version) -> Result<()>;
     /// The next counter of this node's writes: larger than any handed out before, across
@@ -664,7 +666,13 @@ impl<S: VersionStore> DynamoNode<S> {
             }
             Msg::Stored { req } => self.on_stored(from, req),
             Msg::Fetch { req, key } => {
-                let versions = self.store.get(&key)?;
+                // A stand-in answers with what it keeps for the unreachable owners too (as
+                // Riak's fallback replicas do): a read that reaches only stand-ins still sees
+                // the writes they took.
+                let mut versions = self.store.get(&key)?;
+                for v in self.store.hinted(&self.opts.members, &key)? {
+                    self.merger.receive(&mut versions, v);
+                }
                 self.reply(from, Msg::Fetched { req, versions });
             }
             Msg::Fetched { req, versions } => self.on_fetched(from, req, versions)?,
@@ -1391,6 +1399,15 @@ mod tests {
                 .keys
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
+                .collect())
+        }
+        fn hinted(&self, owners: &[NodeId], key: &Key) -> Result<Vec<Version>> {
+            Ok(self
+                .live
+                .hints
+                .iter()
+                .filter(|(o, k, _)| owners.contains(o) && k == key)
+                .map(|(_, _, v)| v.clone())
                 .collect())
         }
         fn partition(&self, partition: &[u8]) -> Result<Vec<(Key, Siblings)>> {

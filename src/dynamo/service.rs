@@ -18,12 +18,14 @@ use rand::Rng;
 
 use crate::dynamo::driver::DynamoHandle;
 use crate::dynamo::node::{Done, Key};
-use crate::model::item::check_item_size;
+use crate::model::expr::key_condition::SortKeyCondition;
+use crate::model::item::{check_item_size, item_size};
 use crate::model::key::encode_key_value;
 use crate::model::table::{TableDescription, TableMeta, TableSpec, TableStatus};
 use crate::model::{AttributeValue, Item, PrimaryKey};
 use crate::store::Conditional;
 use crate::store::apply::decide;
+use crate::store::read::{MAX_PAGE_BYTES, Page};
 use crate::{Error, Result};
 
 /// The partition that holds every table's description.
@@ -250,22 +252,77 @@ pub async fn write(
     written(done)
 }
 
-/// A partition's items, in sort key order, from R replicas (all N live ones if
-/// `consistent`): what Query filters.
+/// A Query's page: the items of one partition as R replicas hold them (all N live ones if
+/// `consistent`), in sort key order (descending unless `forward`), after `start_after`, those
+/// whose sort key matches `sort`, until `limit` items are evaluated or a page's bytes are
+/// read, as Raft mode's [`Store::read_range`](crate::store::Store) pages.
+///
+/// The whole partition is read from each replica and merged at the coordinator before it is
+/// paged (no range reads on replicas yet).
 ///
 /// # Errors
 /// Quorum errors.
-pub async fn partition_items(
+pub async fn query_page(
     node: &DynamoHandle,
     meta: &TableMeta,
-    value: &AttributeValue,
+    partition: &AttributeValue,
+    sort: Option<&SortKeyCondition>,
+    (forward, limit, start_after): (bool, Option<usize>, Option<&Item>),
     consistent: bool,
-) -> Result<Vec<Item>> {
-    match node.list(partition_of(meta, value), consistent).await? {
-        Done::Listed { items } => Ok(items
-            .into_iter()
-            .filter_map(|(_, resolved)| resolved.item)
-            .collect()),
-        other => Err(Error::internal(format!("a listing finished as {other:?}"))),
+) -> Result<Page> {
+    let listed = match node.list(partition_of(meta, partition), consistent).await? {
+        Done::Listed { items } => items,
+        other => return Err(Error::internal(format!("a listing finished as {other:?}"))),
+    };
+    let schema = &meta.spec.key_schema;
+    let start = match start_after {
+        Some(key) => Some(item_key(meta, &schema.key_from_map(key)?).item),
+        None => None,
+    };
+    let mut rows: Vec<(Vec<u8>, Item)> = listed
+        .into_iter()
+        .filter_map(|(key, resolved)| resolved.item.map(|item| (key.item, item)))
+        .collect();
+    if !forward {
+        rows.reverse();
     }
+    let key_of = |item: &Item| -> Item {
+        schema
+            .attribute_names()
+            .into_iter()
+            .filter_map(|n| item.get(n).map(|v| (n.to_string(), v.clone())))
+            .collect()
+    };
+    let mut page = Page::default();
+    let mut bytes = 0usize;
+    for (sort_bytes, item) in rows {
+        if let Some(start) = &start
+            && (if forward {
+                sort_bytes <= *start
+            } else {
+                sort_bytes >= *start
+            })
+        {
+            continue;
+        }
+        if bytes >= MAX_PAGE_BYTES {
+            page.last_key = page.items.last().map(key_of);
+            return Ok(page);
+        }
+        if let (Some(cond), Some(sort_name)) = (sort, schema.sort.as_ref().map(|a| &a.name))
+            && item.get(sort_name).is_none_or(|v| !cond.matches(v))
+        {
+            continue;
+        }
+        let size = item_size(&item);
+        bytes += size;
+        page.bytes += size as u64;
+        page.items.push(item);
+        page.scanned += 1;
+        if page.scanned == limit.unwrap_or(usize::MAX) {
+            page.last_key = page.items.last().map(key_of);
+            return Ok(page);
+        }
+    }
+    Ok(page)
 }

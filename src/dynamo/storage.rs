@@ -152,6 +152,42 @@ impl VersionStore for RedbVersions {
         Ok(all.into_values().flatten().collect())
     }
 
+    fn hinted(&self, owners: &[NodeId], key: &Key) -> Result<Vec<Version>> {
+        let k = key_bytes(key)?;
+        // An id is owner (8 bytes) | key | version hash (8 bytes): a longer key with the same
+        // prefix has a longer id.
+        let len = 8 + k.len() + 8;
+        let mut found = BTreeMap::new();
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(HINTS)?;
+        for owner in owners {
+            let mut prefix = owner.to_be_bytes().to_vec();
+            prefix.extend_from_slice(&k);
+            for row in table.range(prefix.as_slice()..)? {
+                let (id, value) = row?;
+                if !id.value().starts_with(&prefix) {
+                    break;
+                }
+                if id.value().len() == len {
+                    found.insert(id.value().to_vec(), Some(decode("hint", value.value())?));
+                }
+            }
+            for (id, hint) in self.pending_hints.range(prefix.clone()..) {
+                if !id.starts_with(&prefix) {
+                    break;
+                }
+                if id.len() == len {
+                    found.insert(id.clone(), hint.clone());
+                }
+            }
+        }
+        Ok(found
+            .into_values()
+            .flatten()
+            .map(|(_, _, version): (NodeId, Key, Version)| version)
+            .collect())
+    }
+
     fn remove_hint(&mut self, owner: NodeId, key: &Key, version: &Version) -> Result<()> {
         self.pending_hints
             .insert(hint_id(owner, key, version)?, None);

@@ -163,6 +163,7 @@ pub async fn run_leaderless(
         Op::GetItem => encode(get_item::run_leaderless(node, req).await?),
         Op::DeleteItem => encode(delete_item::run_leaderless(node, req).await?),
         Op::UpdateItem => encode(update_item::run_leaderless(node, req).await?),
+        Op::Query => encode(query::run_leaderless(node, req).await?),
         Op::TransactWriteItems | Op::TransactGetItems | Op::ExecuteTransaction => {
             Err(Error::validation(format!(
                 "{op:?} needs a single serialization point, which --mode dynamo does not have: \

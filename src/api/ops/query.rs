@@ -2,10 +2,13 @@
 //! pagination and `Select`.
 
 use crate::api::AppState;
+use crate::api::engine::Engine;
 use crate::api::ops::capacity::{self, Report};
 use crate::api::ops::legacy::{self, Expressions, Legacy};
-use crate::api::ops::{Request, count_only, limit, maybe_consistent, table_meta, table_name};
+use crate::api::ops::{Request, count_only, limit, maybe_consistent, table_name};
 use crate::api::wire::{QueryInput, ReadPageOutput, WireItem, WireNames};
+use crate::dynamo::driver::DynamoHandle;
+use crate::dynamo::service;
 use crate::model::expr::eval::{evaluate, project};
 use crate::model::expr::{
     Condition, ExpressionContext, KeyCondition, MultiKeyCondition, Path, parse_condition,
@@ -186,6 +189,15 @@ pub fn context<'a>(
 
 /// Runs Query.
 pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
+    run_on(Engine::Raft(app), req).await
+}
+
+/// Runs Query on the leaderless engine (tables only: no secondary indexes in that mode).
+pub async fn run_leaderless(node: &DynamoHandle, req: &mut Request) -> Result<ReadPageOutput> {
+    run_on(Engine::Leaderless(node), req).await
+}
+
+async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<ReadPageOutput> {
     let input: QueryInput = req.input().await?;
     let table = table_name(input.table_name.as_ref())?;
     let report = Report::parse(input.return_consumed_capacity.as_deref())?;
@@ -210,14 +222,16 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
     let expression = e.key_condition.as_deref().ok_or_else(|| {
         Error::validation("Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.")
     })?;
-    let meta = table_meta(app, &table).await?;
+    let meta = engine.table_meta(&table).await?;
     let index = read_index(
         &meta,
         input.index_name.as_deref(),
         input.consistent_read,
         input.select.as_deref(),
     )?;
-    maybe_consistent(app, input.consistent_read).await?;
+    if let Engine::Raft(app) = engine {
+        maybe_consistent(app, input.consistent_read).await?;
+    }
     // The key a Query's condition is on: the table's, or the index's (possibly of several
     // attributes per part).
     let mut ctx = context(e.names.as_ref(), e.values.as_ref())?;
@@ -287,25 +301,48 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
     let forward = input.scan_index_forward.unwrap_or(true);
     let name = table.clone();
     let index_name = input.index_name.clone();
-    let page = app
-        .node
-        .read(move |store| {
-            store.read_range(
-                &table,
-                &Range {
-                    index: index_name.as_deref(),
-                    partition: condition.fixed.first(),
-                    then: condition.fixed.get(1..).unwrap_or_default(),
-                    sort: condition.sort.as_ref(),
-                    fetch_from_table,
-                    forward,
-                    limit,
-                    start_after: start.as_ref(),
-                    segment: None,
-                },
+    let page = match engine {
+        Engine::Raft(app) => {
+            app.node
+                .read(move |store| {
+                    store.read_range(
+                        &table,
+                        &Range {
+                            index: index_name.as_deref(),
+                            partition: condition.fixed.first(),
+                            then: condition.fixed.get(1..).unwrap_or_default(),
+                            sort: condition.sort.as_ref(),
+                            fetch_from_table,
+                            forward,
+                            limit,
+                            start_after: start.as_ref(),
+                            segment: None,
+                        },
+                    )
+                })
+                .await?
+        }
+        Engine::Leaderless(node) => {
+            if index_name.is_some() {
+                return Err(Error::validation(
+                    "secondary indexes are not available in --mode dynamo yet; use --mode raft",
+                ));
+            }
+            let partition = condition
+                .fixed
+                .first()
+                .ok_or_else(|| Error::internal("a Query without its partition key value"))?;
+            service::query_page(
+                node,
+                &meta,
+                partition,
+                condition.sort.as_ref(),
+                (forward, limit, start.as_ref()),
+                input.consistent_read.unwrap_or(false),
             )
-        })
-        .await?;
+            .await?
+        }
+    };
     let units = capacity::read_units(page.bytes, input.consistent_read.unwrap_or(false));
     Ok(ReadPageOutput {
         consumed_capacity: match index {

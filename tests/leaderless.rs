@@ -1,0 +1,491 @@
+//! `--mode dynamo` through its HTTP API: five leaderless nodes in this process (on free ports,
+//! in memory), driven as a client would, with the simulator's faults set on the cluster.
+//!
+//! Conditions are polled with deadlines; nothing sleeps to synchronise.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use kvsim::cluster::AdminPolicy;
+use kvsim::cluster::leaderless::{LeaderlessCluster, LeaderlessConfig};
+use kvsim::config::{Storage, Tuning};
+use serde_json::{Value, json};
+
+/// How long a condition may take to hold (suspicion takes 0.5 s, anti-entropy rounds 1 s).
+const DEADLINE: Duration = Duration::from_secs(20);
+
+async fn start(merger: &str) -> LeaderlessCluster {
+    LeaderlessCluster::start(LeaderlessConfig {
+        data_root: std::env::temp_dir(),
+        host: "127.0.0.1".into(),
+        base_port: 0,
+        nodes: 5,
+        replicas: 3,
+        read_quorum: 2,
+        write_quorum: 2,
+        merger: merger.into(),
+        tombstone_gc: Duration::from_secs(3600),
+        storage: Storage::Memory,
+        tuning: Tuning::default(),
+        policy: AdminPolicy {
+            faults: true,
+            remote: false,
+        },
+    })
+    .await
+    .expect("the cluster starts")
+}
+
+struct Answer {
+    status: u16,
+    body: Value,
+    headers: reqwest::header::HeaderMap,
+}
+
+impl Answer {
+    fn error_type(&self) -> &str {
+        self.body["__type"]
+            .as_str()
+            .and_then(|t| t.rsplit('#').next())
+            .unwrap_or("")
+    }
+}
+
+async fn call(cluster: &LeaderlessCluster, node: u64, op: &str, input: Value) -> Answer {
+    let addr = &cluster.addrs()[&node];
+    let resp = reqwest::Client::new()
+        .post(format!("http://{addr}/"))
+        .header("x-amz-target", format!("DynamoDB_20120810.{op}"))
+        .header("content-type", "application/x-amz-json-1.0")
+        .body(input.to_string())
+        .send()
+        .await
+        .expect("the node answers");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.expect("an answer");
+    let body = serde_json::from_slice(&bytes).expect("a JSON answer");
+    Answer {
+        status,
+        body,
+        headers,
+    }
+}
+
+async fn ok(cluster: &LeaderlessCluster, node: u64, op: &str, input: Value) -> Value {
+    let a = call(cluster, node, op, input).await;
+    assert_eq!(a.status, 200, "{op} at node {node}: {}", a.body);
+    a.body
+}
+
+async fn create_table(cluster: &LeaderlessCluster) {
+    ok(
+        cluster,
+        1,
+        "CreateTable",
+        json!({
+            "TableName": "Tab",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        }),
+    )
+    .await;
+}
+
+fn put(pk: &str, attrs: Value) -> Value {
+    let mut item = json!({"pk": {"S": pk}});
+    for (k, v) in attrs.as_object().into_iter().flatten() {
+        item[k] = v.clone();
+    }
+    json!({"TableName": "Tab", "Item": item})
+}
+
+fn key(pk: &str) -> Value {
+    json!({"TableName": "Tab", "Key": {"pk": {"S": pk}}})
+}
+
+async fn get_json(url: &str) -> Value {
+    let bytes = reqwest::get(url)
+        .await
+        .expect("the node answers")
+        .bytes()
+        .await
+        .expect("an answer");
+    serde_json::from_slice(&bytes).expect("a JSON answer")
+}
+
+async fn status(cluster: &LeaderlessCluster, node: u64) -> Value {
+    let addr = &cluster.addrs()[&node];
+    get_json(&format!("http://{addr}/status")).await
+}
+
+/// Polls `check` until it holds, failing with `what` at the deadline.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every live node in `nodes` suspects exactly `down`.
+async fn suspected_by_all(cluster: &LeaderlessCluster, nodes: &[u64], down: &[u64]) {
+    let down: BTreeSet<u64> = down.iter().copied().collect();
+    eventually(&format!("nodes {nodes:?} suspect {down:?}"), || async {
+        for &n in nodes {
+            let s = status(cluster, n).await;
+            let seen: BTreeSet<u64> = s["suspected"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_u64)
+                .collect();
+            if seen != down {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+}
+
+async fn events(cluster: &LeaderlessCluster) -> Vec<String> {
+    let mut kinds = Vec::new();
+    for n in cluster.addrs().keys() {
+        let addr = &cluster.addrs()[n];
+        let v = get_json(&format!("http://{addr}/events")).await;
+        for e in v["events"].as_array().into_iter().flatten() {
+            kinds.push(e["kind"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    kinds
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_are_written_and_read_through_any_node() {
+    let cluster = start("lww").await;
+    create_table(&cluster).await;
+    for node in 1..=5 {
+        let tables = ok(&cluster, node, "ListTables", json!({})).await;
+        assert_eq!(tables["TableNames"], json!(["Tab"]), "node {node}");
+    }
+    ok(&cluster, 2, "PutItem", put("a", json!({"n": {"N": "1"}}))).await;
+    // R + W > N: every read sees the acknowledged write, at whichever node it is asked.
+    for node in 1..=5 {
+        let got = ok(&cluster, node, "GetItem", key("a")).await;
+        assert_eq!(got["Item"]["n"], json!({"N": "1"}), "node {node}");
+    }
+    let mut failed = put("a", json!({"n": {"N": "2"}}));
+    failed["ConditionExpression"] = json!("attribute_not_exists(pk)");
+    let a = call(&cluster, 3, "PutItem", failed).await;
+    assert_eq!(a.error_type(), "ConditionalCheckFailedException");
+
+    let mut add = key("a");
+    add["UpdateExpression"] = json!("ADD n :one");
+    add["ExpressionAttributeValues"] = json!({":one": {"N": "5"}});
+    add["ReturnValues"] = json!("ALL_NEW");
+    let updated = ok(&cluster, 4, "UpdateItem", add).await;
+    assert_eq!(updated["Attributes"]["n"], json!({"N": "6"}));
+    let got = call(&cluster, 5, "GetItem", key("a")).await;
+    assert_eq!(got.body["Item"]["n"], json!({"N": "6"}));
+    assert!(
+        got.headers.contains_key("x-kvsim-clock"),
+        "a read answers the item's vector clock"
+    );
+
+    let mut delete = key("a");
+    delete["ReturnValues"] = json!("ALL_OLD");
+    let old = ok(&cluster, 1, "DeleteItem", delete).await;
+    assert_eq!(old["Attributes"]["n"], json!({"N": "6"}));
+    for node in 1..=5 {
+        let got = ok(&cluster, node, "GetItem", key("a")).await;
+        assert!(got.get("Item").is_none(), "node {node} still has {got}");
+    }
+
+    let tx = call(
+        &cluster,
+        1,
+        "TransactWriteItems",
+        json!({"TransactItems": [{"Put": put("b", json!({}))}]}),
+    )
+    .await;
+    assert_eq!(tx.error_type(), "ValidationException");
+    assert!(
+        tx.body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--mode raft"),
+        "{}",
+        tx.body
+    );
+    let missing = call(
+        &cluster,
+        1,
+        "GetItem",
+        json!({"TableName": "Nope", "Key": {"pk": {"S": "a"}}}),
+    )
+    .await;
+    assert_eq!(missing.error_type(), "ResourceNotFoundException");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_stay_available_with_two_nodes_down_and_hints_go_back() {
+    let cluster = start("lww").await;
+    create_table(&cluster).await;
+    cluster.crash_node(4, 1).await.expect("node 4 crashes");
+    cluster.crash_node(5, 1).await.expect("node 5 crashes");
+    suspected_by_all(&cluster, &[1, 2, 3], &[4, 5]).await;
+    // Every key has at least one of its three owners down: stand-ins take the writes.
+    for i in 0..20 {
+        ok(
+            &cluster,
+            1 + i % 3,
+            "PutItem",
+            put(&format!("k{i}"), json!({"i": {"N": i.to_string()}})),
+        )
+        .await;
+    }
+    let mut hints = 0;
+    for n in 1..=3 {
+        hints += status(&cluster, n).await["hints"]
+            .as_object()
+            .map_or(0, |h| h.values().filter_map(Value::as_u64).sum::<u64>());
+    }
+    assert!(hints > 0, "stand-ins hold hints for the crashed owners");
+    for i in 0..20 {
+        let got = ok(&cluster, 3 - i % 3, "GetItem", key(&format!("k{i}"))).await;
+        assert_eq!(got["Item"]["i"], json!({"N": i.to_string()}), "k{i}");
+    }
+
+    cluster.restart_node(4).await.expect("node 4 restarts");
+    cluster.restart_node(5).await.expect("node 5 restarts");
+    eventually("every hint is handed back", || async {
+        for n in 1..=5 {
+            if status(&cluster, n).await["hints"]
+                .as_object()
+                .is_some_and(|h| !h.is_empty())
+            {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert!(
+        events(&cluster)
+            .await
+            .iter()
+            .any(|k| k == "hint_handed_off")
+    );
+    // With nodes 1 and 2 now down, every key still has an owner among 3, 4 and 5 holding it
+    // (4 and 5 from the handoffs): a ConsistentRead asks all of them.
+    cluster.crash_node(1, 3).await.expect("node 1 crashes");
+    cluster.crash_node(2, 3).await.expect("node 2 crashes");
+    suspected_by_all(&cluster, &[3, 4, 5], &[1, 2]).await;
+    for i in 0..20 {
+        let mut read = key(&format!("k{i}"));
+        read["ConsistentRead"] = json!(true);
+        let got = ok(&cluster, 3 + i % 3, "GetItem", read).await;
+        assert_eq!(got["Item"]["i"], json!({"N": i.to_string()}), "k{i}");
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_diverges_then_converges_with_the_versions_merged() {
+    let cluster = start("vector").await;
+    create_table(&cluster).await;
+    ok(
+        &cluster,
+        1,
+        "PutItem",
+        put("x", json!({"tags": {"SS": ["base"]}})),
+    )
+    .await;
+    let all: Vec<u64> = (1..=5).collect();
+    cluster
+        .faults()
+        .write()
+        .expect("faults")
+        .set_partition(vec![[1, 2].into(), [3, 4, 5].into()], &all)
+        .expect("a valid partition");
+    suspected_by_all(&cluster, &[1, 2], &[3, 4, 5]).await;
+    suspected_by_all(&cluster, &[3, 4, 5], &[1, 2]).await;
+    // Both sides accept a write of the same item: Raft would refuse the minority's.
+    ok(
+        &cluster,
+        1,
+        "PutItem",
+        put(
+            "x",
+            json!({"tags": {"SS": ["base", "left"]}, "l": {"N": "1"}}),
+        ),
+    )
+    .await;
+    ok(
+        &cluster,
+        4,
+        "PutItem",
+        put(
+            "x",
+            json!({"tags": {"SS": ["base", "right"]}, "r": {"N": "2"}}),
+        ),
+    )
+    .await;
+    let left = ok(&cluster, 2, "GetItem", key("x")).await;
+    let right = ok(&cluster, 5, "GetItem", key("x")).await;
+    assert_eq!(left["Item"]["l"], json!({"N": "1"}), "{left}");
+    assert_eq!(right["Item"]["r"], json!({"N": "2"}), "{right}");
+    assert!(left["Item"].get("r").is_none() && right["Item"].get("l").is_none());
+
+    cluster.faults().write().expect("faults").heal();
+    // Once healed, every node answers the merge of both sides, and says it merged.
+    eventually("every node answers the merged item", || async {
+        for n in 1..=5 {
+            let a = call(&cluster, n, "GetItem", key("x")).await;
+            let item = &a.body["Item"];
+            let mut tags: Vec<&str> = item["tags"]["SS"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            tags.sort_unstable();
+            if item["l"] != json!({"N": "1"})
+                || item["r"] != json!({"N": "2"})
+                || tags != ["base", "left", "right"]
+                || !a.headers.contains_key("x-kvsim-merged")
+            {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert!(
+        events(&cluster)
+            .await
+            .iter()
+            .any(|k| k == "conflict_detected")
+    );
+    // A write after the merge supersedes both siblings everywhere.
+    ok(
+        &cluster,
+        3,
+        "PutItem",
+        put("x", json!({"tags": {"SS": ["final"]}})),
+    )
+    .await;
+    for n in 1..=5 {
+        let a = call(&cluster, n, "GetItem", key("x")).await;
+        assert_eq!(a.body["Item"]["tags"], json!({"SS": ["final"]}), "node {n}");
+        assert!(!a.headers.contains_key("x-kvsim-merged"), "node {n}");
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_pages_through_one_partition_in_sort_order() {
+    let cluster = start("lww").await;
+    ok(
+        &cluster,
+        2,
+        "CreateTable",
+        json!({
+            "TableName": "Music",
+            "KeySchema": [
+                {"AttributeName": "Artist", "KeyType": "HASH"},
+                {"AttributeName": "Year", "KeyType": "RANGE"},
+            ],
+            "AttributeDefinitions": [
+                {"AttributeName": "Artist", "AttributeType": "S"},
+                {"AttributeName": "Year", "AttributeType": "N"},
+            ],
+            "BillingMode": "PAY_PER_REQUEST",
+        }),
+    )
+    .await;
+    // Numbers sort numerically (9 before 10), whatever node wrote them.
+    for (i, year) in [10, 9, 1999, 100, 2000].iter().enumerate() {
+        ok(
+            &cluster,
+            1 + i as u64 % 5,
+            "PutItem",
+            json!({"TableName": "Music", "Item": {
+                "Artist": {"S": "Acme"}, "Year": {"N": year.to_string()}, "Hit": {"BOOL": year % 2 == 0},
+            }}),
+        )
+        .await;
+    }
+    ok(
+        &cluster,
+        3,
+        "PutItem",
+        json!({"TableName": "Music", "Item": {"Artist": {"S": "Other"}, "Year": {"N": "5"}}}),
+    )
+    .await;
+    let years = |page: &Value| -> Vec<String> {
+        page["Items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["Year"]["N"].as_str().map(str::to_string))
+            .collect()
+    };
+    let query = |extra: Value| {
+        let mut q = json!({
+            "TableName": "Music",
+            "KeyConditionExpression": "Artist = :a AND #y BETWEEN :lo AND :hi",
+            "ExpressionAttributeNames": {"#y": "Year"},
+            "ExpressionAttributeValues": {":a": {"S": "Acme"}, ":lo": {"N": "9"}, ":hi": {"N": "1999"}},
+        });
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            q[k] = v.clone();
+        }
+        q
+    };
+    let all = ok(&cluster, 4, "Query", query(json!({}))).await;
+    assert_eq!(years(&all), ["9", "10", "100", "1999"]);
+    let back = ok(
+        &cluster,
+        5,
+        "Query",
+        query(json!({"ScanIndexForward": false})),
+    )
+    .await;
+    assert_eq!(years(&back), ["1999", "100", "10", "9"]);
+    // Pages of two, resumed from LastEvaluatedKey.
+    let first = ok(&cluster, 1, "Query", query(json!({"Limit": 2}))).await;
+    assert_eq!(years(&first), ["9", "10"]);
+    let second = ok(
+        &cluster,
+        2,
+        "Query",
+        query(json!({"Limit": 2, "ExclusiveStartKey": first["LastEvaluatedKey"]})),
+    )
+    .await;
+    assert_eq!(years(&second), ["100", "1999"]);
+    let filtered = ok(
+        &cluster,
+        3,
+        "Query",
+        json!({
+            "TableName": "Music",
+            "KeyConditionExpression": "Artist = :a",
+            "FilterExpression": "Hit = :t",
+            "ExpressionAttributeValues": {":a": {"S": "Acme"}, ":t": {"BOOL": true}},
+        }),
+    )
+    .await;
+    assert_eq!(years(&filtered), ["10", "100", "2000"]);
+    assert_eq!(filtered["ScannedCount"], json!(5));
+    let scan = call(&cluster, 1, "Scan", json!({"TableName": "Music"})).await;
+    assert_eq!(scan.error_type(), "ValidationException", "{}", scan.body);
+    cluster.shutdown().await;
+}
