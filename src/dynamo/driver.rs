@@ -59,6 +59,10 @@ enum Input {
         all: bool,
         reply: Reply,
     },
+    Scan {
+        prefix: Vec<u8>,
+        reply: Reply,
+    },
     Peer {
         from: NodeId,
         msg: Msg,
@@ -216,6 +220,15 @@ impl DynamoHandle {
         .await
     }
 
+    /// Every item under partitions beginning with `prefix`, from every node not suspected.
+    ///
+    /// # Errors
+    /// As [`DynamoHandle::get`].
+    pub async fn scan(&self, prefix: Vec<u8>) -> Result<Done> {
+        let (reply, answer) = oneshot::channel();
+        self.ask(Input::Scan { prefix, reply }, answer).await
+    }
+
     /// The node's view of the cluster.
     ///
     /// # Errors
@@ -346,6 +359,9 @@ fn run<S: VersionStore>(
                     reply,
                 } => {
                     waiting.insert(node.list(partition, all), reply);
+                }
+                Input::Scan { prefix, reply } => {
+                    waiting.insert(node.scan(prefix), reply);
                 }
                 Input::Peer { from, msg } => node.step(from, msg)?,
                 Input::Status { reply } => {

@@ -216,6 +216,14 @@ pub enum Msg {
         /// The partition.
         partition: Vec<u8>,
     },
+    /// Send what you hold, owned or as hints, of every partition whose bytes begin with
+    /// `prefix` (a Scan of a table).
+    Scan {
+        /// The coordinator's request.
+        req: ReqId,
+        /// The partitions' common beginning.
+        prefix: Vec<u8>,
+    },
     /// What the sender holds of the partition listed.
     Listed {
         /// The coordinator's request.
@@ -540,6 +548,45 @@ impl<S: VersionStore> DynamoNode<S> {
         req
     }
 
+    /// Starts a scan of every partition whose bytes begin with `prefix`: every node that is
+    /// not suspected answers with what it holds there (each holds a part), and the answers are
+    /// merged key by key. Nothing is repaired.
+    pub fn scan(&mut self, prefix: Vec<u8>) -> ReqId {
+        let req = self.next_req;
+        self.next_req += 1;
+        let asked: Vec<NodeId> = self
+            .opts
+            .members
+            .iter()
+            .copied()
+            .filter(|m| !self.is_suspected(*m))
+            .collect();
+        for &to in &asked {
+            self.send(
+                to,
+                Msg::Scan {
+                    req,
+                    prefix: prefix.clone(),
+                },
+            );
+        }
+        self.pending.insert(
+            req,
+            Pending {
+                key: Key {
+                    partition: prefix,
+                    item: Vec::new(),
+                },
+                phase: Phase::Listing {
+                    replies: BTreeMap::new(),
+                    want: asked.len().max(1),
+                },
+                deadline: self.ticks + self.opts.request_ticks,
+            },
+        );
+        req
+    }
+
     fn on_listed(&mut self, from: NodeId, req: ReqId, entries: Vec<(Key, Siblings)>) {
         let Some(p) = self.pending.get_mut(&req) else {
             return;
@@ -679,6 +726,26 @@ impl<S: VersionStore> DynamoNode<S> {
             Msg::List { req, partition } => {
                 let entries = self.store.partition(&partition)?;
                 self.reply(from, Msg::Listed { req, entries });
+            }
+            Msg::Scan { req, prefix } => {
+                let mut held: BTreeMap<Key, Siblings> = self
+                    .store
+                    .entries()?
+                    .into_iter()
+                    .filter(|(k, _)| k.partition.starts_with(&prefix))
+                    .collect();
+                for (_, key, version) in self.store.hints()? {
+                    if key.partition.starts_with(&prefix) {
+                        self.merger.receive(held.entry(key).or_default(), version);
+                    }
+                }
+                self.reply(
+                    from,
+                    Msg::Listed {
+                        req,
+                        entries: held.into_iter().collect(),
+                    },
+                );
             }
             Msg::Listed { req, entries } => self.on_listed(from, req, entries),
             Msg::Handoff { key, version } => {

@@ -17,6 +17,7 @@
 use rand::Rng;
 
 use crate::dynamo::driver::DynamoHandle;
+use crate::dynamo::merge::Resolved;
 use crate::dynamo::node::{Done, Key};
 use crate::model::expr::key_condition::SortKeyCondition;
 use crate::model::item::{check_item_size, item_size};
@@ -25,7 +26,7 @@ use crate::model::table::{TableDescription, TableMeta, TableSpec, TableStatus};
 use crate::model::{AttributeValue, Item, PrimaryKey};
 use crate::store::Conditional;
 use crate::store::apply::decide;
-use crate::store::read::{MAX_PAGE_BYTES, Page};
+use crate::store::read::{MAX_PAGE_BYTES, Page, segment_of};
 use crate::{Error, Result};
 
 /// The partition that holds every table's description.
@@ -252,13 +253,24 @@ pub async fn write(
     written(done)
 }
 
+/// What a Query or Scan page reads, besides the items.
+pub struct Paging<'a> {
+    /// Query: the sort key condition.
+    pub sort: Option<&'a SortKeyCondition>,
+    /// Ascending order.
+    pub forward: bool,
+    /// Most items evaluated.
+    pub limit: Option<usize>,
+    /// `ExclusiveStartKey`.
+    pub start_after: Option<&'a Item>,
+    /// A parallel Scan's `(Segment, TotalSegments)`.
+    pub segment: Option<(u32, u32)>,
+}
+
 /// A Query's page: the items of one partition as R replicas hold them (all N live ones if
-/// `consistent`), in sort key order (descending unless `forward`), after `start_after`, those
-/// whose sort key matches `sort`, until `limit` items are evaluated or a page's bytes are
-/// read, as Raft mode's [`Store::read_range`](crate::store::Store) pages.
-///
-/// The whole partition is read from each replica and merged at the coordinator before it is
-/// paged (no range reads on replicas yet).
+/// `consistent`), in sort key order, paged as Raft mode's
+/// [`Store::read_range`](crate::store::Store) pages. The whole partition is read from each
+/// replica and merged at the coordinator before it is paged (no range reads yet).
 ///
 /// # Errors
 /// Quorum errors.
@@ -266,24 +278,44 @@ pub async fn query_page(
     node: &DynamoHandle,
     meta: &TableMeta,
     partition: &AttributeValue,
-    sort: Option<&SortKeyCondition>,
-    (forward, limit, start_after): (bool, Option<usize>, Option<&Item>),
+    paging: &Paging<'_>,
     consistent: bool,
 ) -> Result<Page> {
-    let listed = match node.list(partition_of(meta, partition), consistent).await? {
-        Done::Listed { items } => items,
-        other => return Err(Error::internal(format!("a listing finished as {other:?}"))),
-    };
+    match node.list(partition_of(meta, partition), consistent).await? {
+        Done::Listed { items } => page(meta, items, paging),
+        other => Err(Error::internal(format!("a listing finished as {other:?}"))),
+    }
+}
+
+/// A Scan's page: every node that is not suspected sends what it holds of the table, owned
+/// or as hints; the coordinator merges the versions key by key and pages the result in key
+/// order (the encoded partition key, then the sort key). Each page reads the whole table from
+/// every node (fine for a simulator's tables, not for large ones).
+///
+/// # Errors
+/// `Unavailable` when a node asked does not answer in time.
+pub async fn scan_page(node: &DynamoHandle, meta: &TableMeta, paging: &Paging<'_>) -> Result<Page> {
+    let mut prefix = meta.spec.name.as_bytes().to_vec();
+    prefix.push(0);
+    prefix.extend_from_slice(&meta.id.to_be_bytes());
+    match node.scan(prefix).await? {
+        Done::Listed { items } => page(meta, items, paging),
+        other => Err(Error::internal(format!("a scan finished as {other:?}"))),
+    }
+}
+
+/// Pages merged items (in key order) as `paging` says.
+fn page(meta: &TableMeta, items: Vec<(Key, Resolved)>, paging: &Paging<'_>) -> Result<Page> {
     let schema = &meta.spec.key_schema;
-    let start = match start_after {
-        Some(key) => Some(item_key(meta, &schema.key_from_map(key)?).item),
+    let start = match paging.start_after {
+        Some(key) => Some(item_key(meta, &schema.key_from_map(key)?)),
         None => None,
     };
-    let mut rows: Vec<(Vec<u8>, Item)> = listed
+    let mut rows: Vec<(Key, Item)> = items
         .into_iter()
-        .filter_map(|(key, resolved)| resolved.item.map(|item| (key.item, item)))
+        .filter_map(|(key, resolved)| resolved.item.map(|item| (key, item)))
         .collect();
-    if !forward {
+    if !paging.forward {
         rows.reverse();
     }
     let key_of = |item: &Item| -> Item {
@@ -295,12 +327,12 @@ pub async fn query_page(
     };
     let mut page = Page::default();
     let mut bytes = 0usize;
-    for (sort_bytes, item) in rows {
+    for (key, item) in rows {
         if let Some(start) = &start
-            && (if forward {
-                sort_bytes <= *start
+            && (if paging.forward {
+                key <= *start
             } else {
-                sort_bytes >= *start
+                key >= *start
             })
         {
             continue;
@@ -309,8 +341,15 @@ pub async fn query_page(
             page.last_key = page.items.last().map(key_of);
             return Ok(page);
         }
-        if let (Some(cond), Some(sort_name)) = (sort, schema.sort.as_ref().map(|a| &a.name))
+        if let (Some(cond), Some(sort_name)) = (paging.sort, schema.sort.as_ref().map(|a| &a.name))
             && item.get(sort_name).is_none_or(|v| !cond.matches(v))
+        {
+            continue;
+        }
+        if let Some((segment, total)) = paging.segment
+            && item
+                .get(&schema.partition.name)
+                .is_none_or(|pk| segment_of(pk, total) != segment)
         {
             continue;
         }
@@ -319,7 +358,7 @@ pub async fn query_page(
         page.bytes += size as u64;
         page.items.push(item);
         page.scanned += 1;
-        if page.scanned == limit.unwrap_or(usize::MAX) {
+        if page.scanned == paging.limit.unwrap_or(usize::MAX) {
             page.last_key = page.items.last().map(key_of);
             return Ok(page);
         }

@@ -2,14 +2,17 @@
 //! consistency. Items are returned until the answer would pass DynamoDB's 16 MB; the keys
 //! left go back in `UnprocessedKeys`, as DynamoDB does.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api::AppState;
+use crate::api::engine::Engine;
 use crate::api::ops::capacity::{self, Report, Tally};
-use crate::api::ops::{Request, read_projection, required, table_meta, table_name};
+use crate::api::ops::{Request, read_projection, required, table_name};
 use crate::api::wire::{
     BatchGetItemInput, BatchGetItemOutput, KeysAndAttributes, WireItem, WireList,
 };
+use crate::dynamo::driver::DynamoHandle;
+use crate::dynamo::service;
 use crate::model::expr::eval::project;
 use crate::model::item::item_size;
 use crate::{Error, Result};
@@ -21,6 +24,15 @@ const MAX_ANSWER_BYTES: usize = 16 << 20;
 
 /// Runs BatchGetItem.
 pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchGetItemOutput> {
+    run_on(Engine::Raft(app), req).await
+}
+
+/// Runs BatchGetItem on the leaderless engine: one quorum read per key.
+pub async fn run_leaderless(node: &DynamoHandle, req: &mut Request) -> Result<BatchGetItemOutput> {
+    run_on(Engine::Leaderless(node), req).await
+}
+
+async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<BatchGetItemOutput> {
     let input: BatchGetItemInput = req.input().await?;
     let tables = required(input.request_items, "requestItems")?.0;
     let report = Report::parse(input.return_consumed_capacity.as_deref())?;
@@ -40,6 +52,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchGetItemOutput
     }
     // Check everything before reading anything.
     let mut plan = Vec::new();
+    let mut metas = BTreeMap::new();
     let mut consistent = false;
     for (table, request) in &tables {
         let table = table_name(Some(table))?;
@@ -54,7 +67,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchGetItemOutput
             request.expression_attribute_names.clone(),
             request.attributes_to_get.clone().map(|a| a.0),
         )?;
-        let meta = table_meta(app, &table).await?;
+        let meta = engine.table_meta(&table).await?;
         let mut seen = BTreeSet::new();
         for key in keys {
             let primary = meta.spec.key_schema.key_from_map(&key.0)?;
@@ -65,24 +78,43 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchGetItemOutput
             }
         }
         consistent |= request.consistent_read.unwrap_or(false);
+        metas.insert(table.clone(), meta);
         plan.push((
             table,
             keys.iter().map(|k| k.0.clone()).collect::<Vec<_>>(),
             projection,
         ));
     }
-    if consistent {
-        app.node.read_index().await?;
-    }
     let reads: Vec<(String, crate::model::Item)> = plan
         .iter()
         .flat_map(|(t, keys, _)| keys.iter().map(|k| (t.clone(), k.clone())))
         .collect();
-    let mut found = app
-        .node
-        .read(move |store| store.get_items(&reads))
-        .await?
-        .into_iter();
+    let mut found = match engine {
+        Engine::Raft(app) => {
+            if consistent {
+                app.node.read_index().await?;
+            }
+            app.node
+                .read(move |store| store.get_items(&reads))
+                .await?
+                .into_iter()
+        }
+        Engine::Leaderless(node) => {
+            let mut found = Vec::with_capacity(reads.len());
+            for (table, key) in reads {
+                let meta = metas
+                    .get(&table)
+                    .ok_or_else(|| Error::internal(format!("no description of {table}")))?;
+                let key = meta.spec.key_schema.key_from_map(&key)?;
+                let consistent = tables
+                    .get(&table)
+                    .and_then(|t| t.consistent_read)
+                    .unwrap_or(false);
+                found.push(service::get_item(node, meta, &key, consistent).await?.item);
+            }
+            found.into_iter()
+        }
+    };
     let found: Vec<Vec<Option<crate::model::Item>>> = plan
         .iter()
         .map(|(_, keys, _)| found.by_ref().take(keys.len()).collect())

@@ -1,16 +1,22 @@
 //! BatchWriteItem: up to 25 puts and deletes across tables, validated as DynamoDB validates
 //! them (every table exists, every item or key fits its schema, no item named twice), then
 //! proposed as one Raft entry, so the whole batch costs one commit. kvsim applies a batch
-//! whole, so `UnprocessedItems` is always empty.
+//! whole, so `UnprocessedItems` is always empty in Raft mode; in leaderless mode each write
+//! goes on its own and one that found too few replicas is returned there.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api::AppState;
+use crate::api::engine::Engine;
 use crate::api::ops::capacity::{self, Report, Tally};
-use crate::api::ops::{Request, required, table_meta, table_name};
-use crate::api::wire::{BatchWriteItemInput, BatchWriteItemOutput};
+use crate::api::ops::{Request, required, table_name};
+use crate::api::wire::{
+    BatchWriteItemInput, BatchWriteItemOutput, DeleteRequest, PutRequest, WireItem, WriteRequest,
+};
+use crate::dynamo::driver::DynamoHandle;
 use crate::model::item::check_item_size;
-use crate::store::{Command, ItemWrite, Outcome};
+use crate::model::table::TableMeta;
+use crate::store::{Command, Conditional, ItemWrite, Outcome};
 use crate::{Error, Result};
 
 /// DynamoDB's limit on the requests of one BatchWriteItem.
@@ -18,6 +24,20 @@ pub const MAX_WRITES: usize = 25;
 
 /// Runs BatchWriteItem.
 pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchWriteItemOutput> {
+    run_on(Engine::Raft(app), req).await
+}
+
+/// Runs BatchWriteItem on the leaderless engine: each write on its own, as DynamoDB's batches
+/// are not atomic either; a write that found too few replicas comes back in
+/// `UnprocessedItems`, for the client to send again.
+pub async fn run_leaderless(
+    node: &DynamoHandle,
+    req: &mut Request,
+) -> Result<BatchWriteItemOutput> {
+    run_on(Engine::Leaderless(node), req).await
+}
+
+async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<BatchWriteItemOutput> {
     let input: BatchWriteItemInput = req.input().await?;
     let tables = required(input.request_items, "requestItems")?.0;
     let report = Report::parse(input.return_consumed_capacity.as_deref())?;
@@ -41,10 +61,12 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchWriteItemOutp
         ));
     }
     let mut writes = Vec::new();
+    let mut metas = BTreeMap::new();
     let mut seen = BTreeSet::new();
     for (table, requests) in tables {
         let table = table_name(Some(&table))?;
-        let meta = table_meta(app, &table).await?;
+        let meta = engine.table_meta(&table).await?;
+        let meta = metas.entry(table.clone()).or_insert(meta);
         let schema = &meta.spec.key_schema;
         for request in requests.0 {
             let write = match (request.put_request, request.delete_request) {
@@ -86,6 +108,10 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchWriteItemOutp
             writes.push(write);
         }
     }
+    let app = match engine {
+        Engine::Raft(app) => app,
+        Engine::Leaderless(_) => return write_each(engine, req, &metas, writes, report).await,
+    };
     let names: Vec<String> = writes.iter().map(|w| w.table().to_string()).collect();
     match app.node.propose(&Command::Batch(writes)).await? {
         Outcome::Batch { sizes, indexes, .. } => {
@@ -103,6 +129,58 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchWriteItemOutp
             "BatchWriteItem applied as {other:?}"
         ))),
     }
+}
+
+/// Writes a batch item by item (leaderless mode).
+async fn write_each(
+    engine: Engine<'_>,
+    req: &Request,
+    metas: &BTreeMap<String, TableMeta>,
+    writes: Vec<ItemWrite>,
+    report: Report,
+) -> Result<BatchWriteItemOutput> {
+    let mut tally = Tally::default();
+    let mut out = BatchWriteItemOutput::default();
+    for write in writes {
+        let table = write.table().to_string();
+        let meta = metas
+            .get(&table)
+            .ok_or_else(|| Error::internal(format!("no description of {table}")))?;
+        let request = match &write {
+            ItemWrite::Put { item, .. } => WriteRequest {
+                put_request: Some(PutRequest {
+                    item: Some(WireItem(item.clone())),
+                }),
+                delete_request: None,
+            },
+            ItemWrite::Delete { key, .. }
+            | ItemWrite::Update { key, .. }
+            | ItemWrite::Check { key, .. } => WriteRequest {
+                put_request: None,
+                delete_request: Some(DeleteRequest {
+                    key: Some(WireItem(key.clone())),
+                }),
+            },
+        };
+        let conditional = Conditional {
+            write,
+            condition: None,
+            old_on_failure: false,
+        };
+        match engine.write(req, meta, conditional).await {
+            Ok(written) => tally.add(&table, capacity::write_units(written.size.into())),
+            Err(Error::Unavailable(_) | Error::NotApplied(_)) => {
+                out.unprocessed_items
+                    .0
+                    .entry(table)
+                    .or_default()
+                    .push(request);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    out.consumed_capacity = report.tables(tally);
+    Ok(out)
 }
 
 /// Refuses a batch that names one item twice.

@@ -164,6 +164,9 @@ pub async fn run_leaderless(
         Op::DeleteItem => encode(delete_item::run_leaderless(node, req).await?),
         Op::UpdateItem => encode(update_item::run_leaderless(node, req).await?),
         Op::Query => encode(query::run_leaderless(node, req).await?),
+        Op::Scan => encode(scan::run_leaderless(node, req).await?),
+        Op::BatchGetItem => encode(batch_get_item::run_leaderless(node, req).await?),
+        Op::BatchWriteItem => encode(batch_write_item::run_leaderless(node, req).await?),
         Op::TransactWriteItems | Op::TransactGetItems | Op::ExecuteTransaction => {
             Err(Error::validation(format!(
                 "{op:?} needs a single serialization point, which --mode dynamo does not have: \

@@ -332,12 +332,18 @@ async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<ReadPageOutput>
                 .fixed
                 .first()
                 .ok_or_else(|| Error::internal("a Query without its partition key value"))?;
+            let paging = service::Paging {
+                sort: condition.sort.as_ref(),
+                forward,
+                limit,
+                start_after: start.as_ref(),
+                segment: None,
+            };
             service::query_page(
                 node,
                 &meta,
                 partition,
-                condition.sort.as_ref(),
-                (forward, limit, start.as_ref()),
+                &paging,
                 input.consistent_read.unwrap_or(false),
             )
             .await?

@@ -2,13 +2,14 @@
 //! projection.
 
 use crate::api::AppState;
+use crate::api::engine::Engine;
 use crate::api::ops::capacity::{self, Report};
 use crate::api::ops::legacy::{self, Expressions, Legacy};
 use crate::api::ops::query::{Shape, context, read_index, start_key};
-use crate::api::ops::{
-    Request, limit, maybe_consistent, no_expression_maps, table_meta, table_name,
-};
+use crate::api::ops::{Request, limit, maybe_consistent, no_expression_maps, table_name};
 use crate::api::wire::{ReadPageOutput, ScanInput};
+use crate::dynamo::driver::DynamoHandle;
+use crate::dynamo::service;
 use crate::store::read::Range;
 use crate::{Error, Result};
 
@@ -57,6 +58,15 @@ fn segment(segment: Option<i64>, total: Option<i64>) -> Result<Option<(u32, u32)
 
 /// Runs Scan.
 pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
+    run_on(Engine::Raft(app), req).await
+}
+
+/// Runs Scan on the leaderless engine (tables only: no secondary indexes in that mode).
+pub async fn run_leaderless(node: &DynamoHandle, req: &mut Request) -> Result<ReadPageOutput> {
+    run_on(Engine::Leaderless(node), req).await
+}
+
+async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<ReadPageOutput> {
     let input: ScanInput = req.input().await?;
     let table = table_name(input.table_name.as_ref())?;
     let report = Report::parse(input.return_consumed_capacity.as_deref())?;
@@ -102,37 +112,57 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<ReadPageOutput> {
         ctx.check_all_used()?;
         shape
     };
-    let meta = table_meta(app, &table).await?;
+    let meta = engine.table_meta(&table).await?;
     let index = read_index(
         &meta,
         input.index_name.as_deref(),
         input.consistent_read,
         input.select.as_deref(),
     )?;
-    maybe_consistent(app, input.consistent_read).await?;
+    if let Engine::Raft(app) = engine {
+        maybe_consistent(app, input.consistent_read).await?;
+    }
     let start = start_key(&meta, index, input.exclusive_start_key.as_ref())?;
     let fetch_from_table = shape.fetches_from_table(index, &meta, input.select.as_deref());
     let name = table.clone();
     let index_name = input.index_name.clone();
-    let page = app
-        .node
-        .read(move |store| {
-            store.read_range(
-                &table,
-                &Range {
-                    index: index_name.as_deref(),
-                    partition: None,
-                    then: &[],
-                    sort: None,
-                    fetch_from_table,
-                    forward: true,
-                    limit,
-                    start_after: start.as_ref(),
-                    segment,
-                },
-            )
-        })
-        .await?;
+    let page = match engine {
+        Engine::Raft(app) => {
+            app.node
+                .read(move |store| {
+                    store.read_range(
+                        &table,
+                        &Range {
+                            index: index_name.as_deref(),
+                            partition: None,
+                            then: &[],
+                            sort: None,
+                            fetch_from_table,
+                            forward: true,
+                            limit,
+                            start_after: start.as_ref(),
+                            segment,
+                        },
+                    )
+                })
+                .await?
+        }
+        Engine::Leaderless(node) => {
+            if index_name.is_some() {
+                return Err(Error::validation(
+                    "secondary indexes are not available in --mode dynamo yet; use --mode raft",
+                ));
+            }
+            let paging = service::Paging {
+                sort: None,
+                forward: true,
+                limit,
+                start_after: start.as_ref(),
+                segment,
+            };
+            service::scan_page(node, &meta, &paging).await?
+        }
+    };
     let units = capacity::read_units(page.bytes, input.consistent_read.unwrap_or(false));
     Ok(ReadPageOutput {
         consumed_capacity: match index {

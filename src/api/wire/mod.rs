@@ -541,7 +541,8 @@ pub struct BatchWriteItemInput {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct BatchWriteItemOutput {
-    /// Requests not processed, to send again (always empty: kvsim applies a batch whole).
+    /// Requests not processed, to send again (always empty in Raft mode, which applies a batch
+    /// whole; in leaderless mode, the writes that found too few replicas).
     pub unprocessed_items: WireMap<Vec<WriteRequest>>,
     /// The capacity units used per table, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
