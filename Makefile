@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 # Extra flags for `make server`, e.g. SERVER_ARGS="--base-port 9100".
 SERVER_ARGS ?=
 
-.PHONY: build server test lint unit-test wire-test browser-test script-test readme-test demo demo-failover run-consistency-test bench clean
+.PHONY: build server test lint unit-test wire-test browser-test script-test readme-test demo demo-failover demo-dynamo run-consistency-test bench clean
 
 build:
 	$(CARGO) build --release
@@ -50,6 +50,8 @@ script-test:
 	KVSIM=target/debug/kvsim scripts/demo.sh
 	KVSIM=target/debug/kvsim scripts/demo_failover.sh
 	KVSIM=target/debug/kvsim ./test_eventual_consistency.sh
+	KVSIM=target/debug/kvsim scripts/demo_dynamo.sh
+	KVSIM=target/debug/kvsim ./test_eventual_consistency.sh --mode dynamo
 
 # The README as a newcomer follows it: `make server`, then every command it shows, in order,
 # with their output compared to what the README pastes (tests/readme_walk.py).
@@ -63,6 +65,11 @@ demo: build
 # Crash the leader, watch a new one get elected, restart the old one and watch it catch up.
 demo-failover: build
 	KVSIM=target/release/kvsim scripts/demo_failover.sh
+
+# The leaderless engine: partition, write both sides, heal and watch the merge; crash a node,
+# write, restart it and watch its hints handed back.
+demo-dynamo: build
+	KVSIM=target/release/kvsim scripts/demo_dynamo.sh
 
 # Delay a follower, write at the leader, read the follower (stale), heal, watch it converge.
 run-consistency-test: build

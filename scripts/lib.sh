@@ -64,6 +64,37 @@ start_server() {
   TARGET="127.0.0.1:$base"
 }
 
+# Starts `kvsim server --mode dynamo` with $NODES nodes (default 5) on free consecutive ports
+# in a temp dir, with any extra flags given; sets TARGET to node 1 and BASE to its port, and
+# waits until every node answers.
+start_dynamo_server() {
+  local nodes=${NODES:-5} port ok
+  SERVER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/kvsim-script.XXXXXX")
+  for _ in $(seq 1 50); do
+    BASE=$((20000 + RANDOM % 10000))
+    ok=1
+    for port in $(seq "$BASE" $((BASE + nodes - 1))); do
+      if port_in_use "$port"; then ok=0; fi
+    done
+    [ $ok = 1 ] && break
+  done
+  "$KVSIM" server --mode dynamo --nodes "$nodes" --data-dir-root "$SERVER_DIR" --base-port "$BASE" "$@" \
+    >"$SERVER_DIR/server.log" 2>&1 &
+  SERVER_PID=$!
+  TARGET="127.0.0.1:$BASE"
+  local deadline=$((SECONDS + 20))
+  for port in $(seq "$BASE" $((BASE + nodes - 1))); do
+    until [ "$(status_field "127.0.0.1:$port" running)" = "True" ]; do
+      [ $SECONDS -lt $deadline ] || {
+        echo "node on port $port did not start within 20 s" >&2
+        tail -20 "$SERVER_DIR/server.log" >&2
+        return 1
+      }
+      sleep 0.1
+    done
+  done
+}
+
 # Prints a field of a node's status JSON: status_field ADDR FIELD
 status_field() {
   "$KVSIM" status --target-addr "$1" --output json 2>/dev/null |
