@@ -35,6 +35,7 @@ $(VENV)/.installed: tests/wire/requirements.txt
 wire-test: $(VENV)/.installed
 	$(CARGO) build
 	KVSIM_BIN=target/debug/kvsim $(PY) tests/wire/test_boto3.py
+	KVSIM_MODE=dynamo KVSIM_BIN=target/debug/kvsim $(PY) tests/wire/test_boto3.py
 
 # The web console in a real browser: Debian's chromium and chromium-driver (`.ci/run`
 # installs them; elsewhere: apt-get install chromium chromium-driver).
