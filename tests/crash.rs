@@ -108,6 +108,101 @@ async fn kill_9_loses_no_acknowledged_write() {
     server.kill();
 }
 
+/// `kill -9` of a `--mode dynamo` server (three nodes, N=3, W=2) under concurrent writers
+/// loses no acknowledged write: each was fsynced by two replicas before it was acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_in_leaderless_mode_loses_no_acknowledged_write() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::env::var("KVSIM_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("seed {seed} (rerun with KVSIM_TEST_SEED={seed})");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = free_base_port();
+    let http = reqwest::Client::new();
+    let args = ["--mode", "dynamo", "--nodes", "3", "--replicas", "3"];
+    let mut server = Server::start(dir.path(), base, &args);
+    wait_running(&http, base).await;
+    create_table(&http, base, "Crash", "k").await;
+    let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    for round in 0..2 {
+        let mut writers = Vec::new();
+        for w in 0..6u16 {
+            let http = http.clone();
+            let acked = acked.clone();
+            writers.push(tokio::spawn(async move {
+                for i in 0.. {
+                    let key = format!("r{round}-w{w}-{i}");
+                    let put = json!({"TableName": "Crash", "Item": {"k": {"S": key}}});
+                    match call(&http, base + (w % 3), "PutItem", put).await {
+                        Some((200, _)) => {
+                            acked.lock().expect("lock").insert(key);
+                        }
+                        Some((status, _)) if status >= 500 => {}
+                        Some((status, body)) => panic!("PutItem {key}: unexpected {status} {body}"),
+                        None => return,
+                    }
+                }
+            }));
+        }
+        let target = acked.lock().expect("lock").len() + rng.gen_range(1..200);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while acked.lock().expect("lock").len() < target {
+            assert!(Instant::now() < deadline, "writes stalled before the kill");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        server.kill();
+        for w in writers {
+            w.await.expect("writer");
+        }
+        server = Server::start(dir.path(), base, &args);
+        wait_running(&http, base).await;
+        let acked_now = acked.lock().expect("lock").clone();
+        for (n, key) in acked_now.iter().enumerate() {
+            let got = call(
+                &http,
+                base + (n % 3) as u16,
+                "GetItem",
+                json!({"TableName": "Crash", "Key": {"k": {"S": key}}}),
+            )
+            .await;
+            let found = got
+                .as_ref()
+                .is_some_and(|(s, b)| *s == 200 && b["Item"]["k"]["S"] == key.as_str());
+            assert!(
+                found,
+                "round {round}: acknowledged write {key} lost after kill -9: {got:?}"
+            );
+        }
+    }
+    server.kill();
+}
+
+/// Waits until the three nodes of a `--mode dynamo` server run.
+async fn wait_running(http: &reqwest::Client, base: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut running = 0;
+        for i in 0..3 {
+            if let Some(s) = common::process::status(http, base + i).await
+                && s["running"] == true
+            {
+                running += 1;
+            }
+        }
+        if running == 3 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the leaderless nodes did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn consistent_count(http: &reqwest::Client, port: u16) -> Option<u64> {
     let (status, body) = call(
         http,
