@@ -118,6 +118,9 @@ async fn answer(app: &LeaderlessState, headers: &HeaderMap, body: Body) -> Respo
         Err(e) => return error_response(&e),
     };
     let mut request = Request::new(body, charge, region(headers));
+    request.siblings = headers
+        .get(crate::api::wire::SIBLINGS_HEADER)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
     request.expected_version = match crate::api::dispatch::expected_version(headers) {
         Ok(v) => v,
         Err(e) => return error_response(&e),

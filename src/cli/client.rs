@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::wire::{
     CLOCK_HEADER, CONTENT_TYPE, EXPECTED_VERSION_HEADER, ErrorBody, MERGED_HEADER, REDIRECT_HEADER,
-    TARGET_PREFIX, VERSION_HEADER,
+    SIBLINGS_HEADER, TARGET_PREFIX, VERSION_HEADER,
 };
 use crate::{Error, Result};
 
@@ -32,6 +32,8 @@ pub struct Client {
     /// The leader learnt from the last redirect, so later leader-bound requests go straight
     /// there instead of being redirected again.
     leader: Mutex<Option<String>>,
+    /// Ask reads for every concurrent version ([`SIBLINGS_HEADER`]; `--mode dynamo`).
+    siblings: std::sync::atomic::AtomicBool,
 }
 
 /// Why a request to a node failed, in a few words: the innermost cause, with the common ones
@@ -135,10 +137,19 @@ impl Client {
             target: target.to_string(),
             verbose,
             leader: Mutex::new(None),
+            siblings: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     /// The underlying HTTP client.
+    /// Makes this client's reads ask for every concurrent version of an item
+    /// ([`SIBLINGS_HEADER`]), which a `--mode dynamo` server answers in `KvsimSiblings`.
+    pub fn want_siblings(&self) {
+        self.siblings
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The HTTP client.
     pub fn http(&self) -> &reqwest::Client {
         &self.http
     }
@@ -271,6 +282,9 @@ impl Client {
                 .header(REDIRECT_HEADER, "hint");
             if let Some(version) = expected {
                 request = request.header(EXPECTED_VERSION_HEADER, version);
+            }
+            if self.siblings.load(std::sync::atomic::Ordering::Relaxed) {
+                request = request.header(SIBLINGS_HEADER, "true");
             }
             let sent = request.body(body.clone()).send().await;
             let resp = match sent {

@@ -114,7 +114,11 @@ pub fn print_items(items: &[Item], key_names: &[&str], output: Output) -> Result
 
 /// A table's creation time as RFC 3339 (UTC, milliseconds).
 pub fn created(d: &TableDescriptionWire) -> String {
-    let ms = (d.creation_date_time * 1000.0).round().max(0.0) as u64;
+    format_ms((d.creation_date_time * 1000.0).round().max(0.0) as u64)
+}
+
+/// Milliseconds since the Unix epoch as RFC 3339 (UTC, milliseconds).
+pub fn format_ms(ms: u64) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 

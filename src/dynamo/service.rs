@@ -202,6 +202,8 @@ pub struct ItemRead {
     pub versions: usize,
     /// The version's vector clock, as `{node: counter, ...}`.
     pub clock: String,
+    /// Every version the replicas held (more than one: concurrent siblings).
+    pub siblings: Vec<crate::dynamo::version::Version>,
 }
 
 /// GetItem: from R replicas, or all N live ones if `consistent`.
@@ -220,6 +222,7 @@ pub async fn get_item(
             merged: resolved.merged,
             versions: versions.versions().len(),
             clock: versions.context().to_string(),
+            siblings: versions.versions().to_vec(),
         }),
         other => Err(Error::internal(format!("a read finished as {other:?}"))),
     }

@@ -7,7 +7,7 @@ use crate::api::decode::off_runtime;
 use crate::api::engine::Engine;
 use crate::api::ops::capacity::{self, Report};
 use crate::api::ops::{Request, item_member, maybe_consistent, read_projection, table_name};
-use crate::api::wire::{CLOCK_HEADER, MERGED_HEADER};
+use crate::api::wire::{CLOCK_HEADER, MERGED_HEADER, WireSibling};
 use crate::api::wire::{GetItemInput, GetItemOutput, WireItem};
 use crate::dynamo::driver::DynamoHandle;
 use crate::dynamo::service;
@@ -39,6 +39,7 @@ async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<GetItemOutput> 
     )?;
     let consistent = input.consistent_read.unwrap_or(false);
     let name = table.clone();
+    let mut siblings = None;
     let item = match engine {
         Engine::Raft(app) => raft_read(app, req, input.consistent_read, table, key).await?,
         Engine::Leaderless(node) => {
@@ -48,6 +49,19 @@ async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<GetItemOutput> 
             req.headers.push((CLOCK_HEADER, read.clock));
             if read.merged {
                 req.headers.push((MERGED_HEADER, read.versions.to_string()));
+            }
+            if req.siblings {
+                siblings = Some(
+                    read.siblings
+                        .into_iter()
+                        .map(|v| WireSibling {
+                            clock: v.clock.to_string(),
+                            writer: v.writer,
+                            stamp: v.stamp,
+                            item: v.item.map(WireItem),
+                        })
+                        .collect(),
+                );
             }
             read.item
         }
@@ -59,6 +73,7 @@ async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<GetItemOutput> 
         None
     };
     Ok(GetItemOutput {
+        siblings,
         consumed_capacity,
         item: item.map(|item| match &projection {
             Some(paths) => WireItem(project(&item, paths)),

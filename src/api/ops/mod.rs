@@ -60,6 +60,8 @@ pub struct Request {
     pub version: Option<u64>,
     /// More headers for the answer, set by the operation.
     pub headers: Vec<(&'static str, String)>,
+    /// The request asked for every concurrent version ([`crate::api::wire::SIBLINGS_HEADER`]).
+    pub siblings: bool,
 }
 
 impl Request {
@@ -72,6 +74,7 @@ impl Request {
             expected_version: None,
             version: None,
             headers: Vec::new(),
+            siblings: false,
         }
     }
 

@@ -44,6 +44,26 @@ pub const CLOCK_HEADER: &str = "x-kvsim-clock";
 /// In `--mode dynamo`, a read's answer header present when the replicas held concurrent
 /// versions that the merger merged: how many there were.
 pub const MERGED_HEADER: &str = "x-kvsim-merged";
+
+/// In `--mode dynamo`, a GetItem request header (value `true`): answer every version the
+/// replicas hold (siblings, when concurrent writes have not been superseded yet) in
+/// `KvsimSiblings`, besides the item they resolve to.
+pub const SIBLINGS_HEADER: &str = "x-kvsim-siblings";
+
+/// One version of an item as `--mode dynamo` replicas hold it (see [`SIBLINGS_HEADER`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WireSibling {
+    /// The item; absent for a deletion (a tombstone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<WireItem>,
+    /// Its vector clock, as `{node: counter, ...}`.
+    pub clock: String,
+    /// The node that coordinated the write.
+    pub writer: u64,
+    /// When it was written: milliseconds since the Unix epoch, from the writer's hybrid clock.
+    pub stamp: u64,
+}
 /// One element of a KeySchema.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -1045,6 +1065,9 @@ pub struct GetItemOutput {
     /// The item, absent when there is none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub item: Option<WireItem>,
+    /// `--mode dynamo`, when the request asked ([`SIBLINGS_HEADER`]): every version held.
+    #[serde(rename = "KvsimSiblings", skip_serializing_if = "Option::is_none")]
+    pub siblings: Option<Vec<WireSibling>>,
     /// The capacity units used, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consumed_capacity: Option<ConsumedCapacity>,
