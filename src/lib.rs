@@ -24,9 +24,14 @@ pub mod config;
 pub mod disk;
 pub mod dynamo;
 pub mod error;
+pub mod events;
+pub mod faults;
 pub mod model;
 pub mod raft;
 pub mod sim;
 pub mod store;
 
 pub use error::{Error, Result};
+
+/// A node of a cluster, 1, 2, ... in either engine.
+pub type NodeId = u64;

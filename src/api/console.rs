@@ -31,9 +31,9 @@ use serde::Serialize;
 use crate::Error;
 use crate::api::AppState;
 use crate::api::dispatch::error_response;
+use crate::events::EventRecord;
 use crate::raft::NodeId;
 use crate::raft::driver::Health;
-use crate::raft::events::EventRecord;
 
 /// How often the feed sends a frame.
 pub const FRAME_INTERVAL: Duration = Duration::from_millis(250);

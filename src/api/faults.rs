@@ -19,10 +19,10 @@ use crate::api::AppState;
 use crate::api::dispatch::error_response;
 use crate::api::inject::{ErrorRule, set_rule};
 use crate::cluster::Cluster;
+use crate::events::NodeEvent;
+use crate::faults::{Delay, NetworkFaults};
 use crate::model::index::IndexKind;
 use crate::raft::NodeId;
-use crate::raft::events::NodeEvent;
-use crate::raft::faults::{Delay, NetworkFaults};
 use crate::store::lag::MAX_LAG_MS;
 use crate::{Error, Result};
 

@@ -29,8 +29,8 @@ use crate::api::ops::{self, Request};
 use crate::cluster::leaderless::{LeaderlessCluster, LeaderlessRef};
 use crate::dynamo::NodeId;
 use crate::dynamo::driver::NodeView;
-use crate::raft::events::NodeEvent;
-use crate::raft::faults::NetworkFaults;
+use crate::events::NodeEvent;
+use crate::faults::NetworkFaults;
 use crate::{Error, Result};
 
 /// What every handler of one leaderless node shares.

@@ -22,8 +22,8 @@ use crate::dynamo::driver::{self, DynamoHandle, Mesh};
 use crate::dynamo::merge;
 use crate::dynamo::node::{DynamoNode, Options};
 use crate::dynamo::storage::RedbVersions;
-use crate::raft::events::{EventLog, NodeEvent};
-use crate::raft::faults::SharedFaults;
+use crate::events::{EventLog, NodeEvent};
+use crate::faults::SharedFaults;
 use crate::{Error, Result};
 
 /// The file of a leaderless node's data, in its directory.

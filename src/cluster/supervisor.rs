@@ -17,9 +17,9 @@ use tokio::sync::mpsc;
 
 use super::{Cluster, ClusterRef};
 use crate::config::Supervision;
+use crate::events::NodeEvent;
 use crate::raft::NodeId;
 use crate::raft::driver::Health;
-use crate::raft::events::NodeEvent;
 
 /// A node instance that failed: its id and the generation of the start that failed.
 #[derive(Clone, Copy, Debug)]

@@ -28,8 +28,8 @@ use tokio::sync::oneshot;
 use crate::dynamo::NodeId;
 use crate::dynamo::node::{Done, DynamoNode, Gossip, Key, Msg, ReqId, VersionStore, WriteFn};
 use crate::dynamo::storage::RedbVersions;
-use crate::raft::events::{EventLog, NodeEvent};
-use crate::raft::faults::SharedFaults;
+use crate::events::{EventLog, NodeEvent};
+use crate::faults::SharedFaults;
 use crate::{Error, Result};
 
 /// How often a node ticks: its probes, timeouts, handoffs and anti-entropy count in ticks.

@@ -10,8 +10,19 @@
 //!   receiving versions in any order converges.
 //! - [`merge`]: what concurrent versions become (`--merger lww|vector`) and what a read returns.
 //!
-//! The coordinator (quorum reads and writes, read repair, hinted handoff), gossip and
-//! anti-entropy, and the seam that lets the API serve either engine, build on these.
+//! On these:
+//!
+//! - [`node`]: one node, sans I/O like raft-rs's `RawNode`: the quorum reads and writes it
+//!   coordinates, the replica it keeps, read repair, hinted handoff, SWIM-style failure
+//!   detection and anti-entropy.
+//! - [`storage`]: a replica's versions, hints and clock counter on redb.
+//! - [`driver`]: the thread that runs a node in real time, and the in-process network between
+//!   nodes, subject to the simulator's [`faults`](crate::faults).
+//! - [`service`]: DynamoDB's tables and items in the engine's terms, for the API's operations
+//!   ([`crate::api::engine`]).
+//!
+//! `kvsim server --mode dynamo` composes these in [`crate::cluster::leaderless`]; the
+//! deterministic simulation drives [`node`] directly ([`crate::sim::dynamo`]).
 
 pub mod clock;
 pub mod driver;
@@ -22,5 +33,4 @@ pub mod service;
 pub mod storage;
 pub mod version;
 
-/// A node of a leaderless cluster (1, 2, ... as in Raft mode).
-pub type NodeId = u64;
+pub use crate::NodeId;

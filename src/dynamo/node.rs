@@ -42,8 +42,8 @@ use crate::dynamo::clock::VectorClock;
 use crate::dynamo::merge::{Merger, Resolved};
 use crate::dynamo::ring::{Md5Hash, Ring, RingHash};
 use crate::dynamo::version::{Received, Siblings, Version};
+use crate::events::NodeEvent;
 use crate::model::Item;
-use crate::raft::events::NodeEvent;
 use crate::{Error, Result};
 
 /// An item's key as the engine sees it: the bytes the ring places (the table and partition

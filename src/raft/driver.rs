@@ -19,7 +19,7 @@ use raft::eraftpb::Message;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::raft::events::{EventLog, NodeEvent};
+use crate::events::{EventLog, NodeEvent};
 use crate::raft::node::{RaftNode, RaftStatus};
 use crate::raft::proposals::{ReadResponder, Responder};
 use crate::raft::transport::{Report, Transport};

@@ -14,8 +14,10 @@
 //! - [`proposals`]: pending client writes and consistent reads, matched to log entries by id.
 //! - [`driver`]: the thin threaded shell that runs one `RaftNode` in real time.
 //! - [`transport`]: batching node-to-node messages over loopback HTTP, and snapshot streaming,
-//!   subject to the simulated network [`faults`].
-//! - [`events`]: each node's ring of recent events (elections, snapshots, compactions, ...).
+//!   subject to the simulated network [`faults`](crate::faults).
+//!
+//! Events (elections, snapshots, compactions, ...) go to each node's ring in
+//! [`crate::events`], shared with the leaderless engine.
 //!
 //! # The Ready loop
 //!
@@ -67,8 +69,6 @@
 //! Membership change (the three voters are fixed at bootstrap), learners, and async log writes.
 
 pub mod driver;
-pub mod events;
-pub mod faults;
 pub mod log_store;
 pub mod node;
 pub mod proposals;
@@ -81,8 +81,7 @@ use redb::{ReadTransaction, WriteTransaction};
 
 use crate::Result;
 
-/// A Raft node's id (1, 2, 3 in a local cluster).
-pub type NodeId = u64;
+pub use crate::NodeId;
 /// A Raft term.
 pub type Term = u64;
 /// A position in the Raft log.

@@ -16,7 +16,7 @@ use raft::{RawNode, SnapshotStatus, StateRole};
 use redb::{Database, Durability, WriteTransaction};
 use serde::Serialize;
 
-use crate::raft::events::NodeEvent;
+use crate::events::NodeEvent;
 use crate::raft::log_store::{LogStore, SnapshotSlot};
 use crate::raft::proposals::{Proposals, ReadResponder, Reads, Responder};
 use crate::raft::wal::Slot;

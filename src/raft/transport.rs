@@ -21,7 +21,7 @@
 //! ([`CLUSTER_KEY_HEADER`]), a random secret the process picks at start, and a node refuses
 //! any request without it. A forged `MsgSnapshot` or append could otherwise wipe a replica.
 //!
-//! The simulated network ([`faults`](crate::raft::faults)) acts per message: a message is due
+//! The simulated network ([`faults`](crate::faults)) acts per message: a message is due
 //! when it was queued plus the link's current delay, and loss and partitions are decided when
 //! it is due. The link re-reads the faults while messages wait, so `fault heal` releases
 //! delayed messages at once.
@@ -48,8 +48,8 @@ use rand::rngs::StdRng;
 use redb::ReadTransaction;
 use tokio::sync::mpsc;
 
+use crate::faults::{LinkFate, SharedFaults};
 use crate::raft::NodeId;
-use crate::raft::faults::{LinkFate, SharedFaults};
 use crate::raft::log_store::SnapshotSlot;
 use crate::{Error, Result};
 

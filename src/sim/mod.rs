@@ -53,11 +53,11 @@ use rand::{Rng, SeedableRng};
 use redb::Builder;
 use tokio::sync::oneshot;
 
+use crate::faults::NetworkFaults;
 use crate::model::index::{IndexKind, IndexSpec, IndexState, Projection};
 use crate::model::key::{KeyAttribute, KeySchema, KeyType};
 use crate::model::table::{Billing, TableSpec};
 use crate::model::{AttributeValue, Item};
-use crate::raft::faults::NetworkFaults;
 use crate::raft::node::{NodeOptions, PlantedBug, RaftNode, incoming_snapshot_path, raft_logger};
 use crate::raft::wal::Slot;
 use crate::raft::{NodeId, StateMachine};
@@ -1441,7 +1441,7 @@ impl Sim {
                 let ms = self.rng.gen_range(2..15);
                 self.faults.delays.insert(
                     n,
-                    crate::raft::faults::Delay {
+                    crate::faults::Delay {
                         ms,
                         jitter_ms: self.rng.gen_range(0..5),
                     },

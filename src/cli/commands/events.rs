@@ -8,7 +8,7 @@ use crate::cli::client::Client;
 use crate::cli::commands::node_addrs;
 use crate::cli::render::print_json;
 use crate::cli::{Common, Output};
-use crate::raft::events::EventRecord;
+use crate::events::EventRecord;
 use crate::{Error, Result};
 
 /// How often `--follow` polls.

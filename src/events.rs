@@ -1,5 +1,6 @@
-//! The cluster's recent history, one bounded ring per node: elections, leader changes, crashes
-//! and restarts, faults, snapshots, compactions. `kvsim events` merges the rings by time.
+//! The cluster's recent history, one bounded ring per node, in either engine: elections, leader
+//! changes, crashes and restarts, faults, snapshots, compactions (Raft); suspicions, hints,
+//! handoffs, conflicts, repairs (leaderless). `kvsim events` merges the rings by time.
 //!
 //! The synchronous core reports what happened as [`NodeEvent`]s without a time; the real-time
 //! shell stamps them as it records them, keeping the core clock-free.
@@ -10,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::raft::NodeId;
+use crate::NodeId;
 
 /// Events kept per node; older ones are dropped.
 pub const RING_CAPACITY: usize = 1000;

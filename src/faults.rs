@@ -1,7 +1,8 @@
 //! Network faults between nodes: partitions, delays and message loss, as plain data.
 //!
 //! The simulator's `kvsim fault ...` commands edit one [`NetworkFaults`] shared by every node of
-//! the cluster, and each node's transport consults it for every batch it sends
+//! the cluster, and each node's transport (Raft's, or the leaderless engine's mesh) consults it
+//! for every batch it sends
 //! ([`NetworkFaults::link`]). Faults touch only node-to-node traffic: clients still reach every
 //! node, which is what lets a user watch a cut-off node serve stale reads and refuse writes.
 //! Randomness (jitter, loss) comes from the caller's RNG, so a seeded simulation replays.
@@ -12,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use rand::Rng;
 use serde::Serialize;
 
-use crate::raft::NodeId;
+use crate::NodeId;
 use crate::{Error, Result};
 
 /// Delay added to messages to and from a node.
