@@ -1,7 +1,7 @@
 //! The routes of a node in `--mode dynamo`: the same DynamoDB protocol on `POST /` (each
 //! operation's `run_leaderless`, sharing its validation with Raft mode through
-//! [`crate::api::engine`]), `GET /status` and `GET /events`, and the simulator's network and
-//! node controls under `/admin/`.
+//! [`crate::api::engine`]), `GET /status`, `GET /events` and `GET /metrics`, and the
+//! simulator's network and node controls under `/admin/`.
 //!
 //! Any node coordinates any request: there is no leader, so nothing is forwarded and no hint
 //! is given. What needs a single serialization point (transactions) is refused with a
@@ -65,6 +65,7 @@ pub fn router(state: LeaderlessState) -> Router {
         .route("/", endpoint)
         .route("/status", get(status))
         .route("/events", get(events))
+        .route("/metrics", get(metrics))
         .route("/admin/faults", get(list_faults))
         .route("/admin/faults/{action}", post(apply_fault))
         .route("/admin/nodes/{id}/{action}", post(node_action))
@@ -213,6 +214,15 @@ async fn status(State(app): State<LeaderlessState>) -> Response {
         Ok(s) => Json(s).into_response(),
         Err(e) => error_response(&e),
     }
+}
+
+/// `GET /metrics`.
+async fn metrics(State(app): State<LeaderlessState>) -> Response {
+    let view = match app.cluster.upgrade().and_then(|c| c.node(app.id)) {
+        Some(node) => node.view().await.ok(),
+        None => None,
+    };
+    crate::api::metrics::leaderless_metrics(&app.metrics, app.id, view).await
 }
 
 /// `GET /events?since=N`.

@@ -394,8 +394,13 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         bytes,
     );
 
+    encoded(&registry)
+}
+
+/// The registry in Prometheus's text format, as the answer to `GET /metrics`.
+fn encoded(registry: &Registry) -> Response {
     let mut text = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, registry) {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("could not encode the metrics: {e}"),
@@ -406,4 +411,42 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
     resp.headers_mut()
         .insert("content-type", HeaderValue::from_static(CONTENT_TYPE));
     resp
+}
+
+/// `GET /metrics` of a `--mode dynamo` node: its requests and connections as in Raft mode,
+/// and the leaderless engine's state: whether the node runs, how many peers it suspects, and
+/// how many hints it keeps for unreachable owners.
+pub async fn leaderless_metrics(
+    metrics: &Metrics,
+    id: u64,
+    view: Option<crate::dynamo::driver::NodeView>,
+) -> Response {
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    gauge(&mut registry, "kvsim_node_id", "This node's id", id);
+    gauge(
+        &mut registry,
+        "kvsim_node_up",
+        "1 while the node runs, 0 while it is crashed or stopped after a fault",
+        u64::from(view.is_some()),
+    );
+    let (suspected, hints) = view.map_or((0, 0), |v| {
+        (
+            v.suspected.len() as u64,
+            v.hints.values().sum::<usize>() as u64,
+        )
+    });
+    gauge(
+        &mut registry,
+        "kvsim_dynamo_suspected_peers",
+        "Peers this node suspects of being down (SWIM)",
+        suspected,
+    );
+    gauge(
+        &mut registry,
+        "kvsim_dynamo_hints",
+        "Writes this node keeps for owners it could not reach (hinted handoff)",
+        hints,
+    );
+    encoded(&registry)
 }

@@ -1227,6 +1227,20 @@ class LeaderlessModeTest(KvsimTestCase):
                                        Statement='SELECT * FROM "x"')
         self.assertIn("not available in --mode dynamo", error["Message"])
 
+    def test_metrics_count_the_requests_each_node_coordinated(self):
+        self.create_table(self.table, sk=None)
+        port = self.ports[1]
+        ok_puts = ("kvsim_requests_total",
+                   frozenset({("operation", "PutItem"), ("outcome", "ok")}))
+        before = scrape(port)
+        for i in range(5):
+            make_client(port).put_item(TableName=self.table, Item={"pk": {"S": f"k{i}"}})
+        after = scrape(port)
+        self.assertEqual(after[ok_puts] - before.get(ok_puts, 0), 5)
+        self.assertEqual(after[("kvsim_node_up", frozenset())], 1)
+        self.assertEqual(after[("kvsim_dynamo_suspected_peers", frozenset())], 0)
+        self.assertEqual(after[("kvsim_dynamo_hints", frozenset())], 0)
+
 
 # ---------------------------------------------------------------------------------------------
 # Runner
@@ -2500,7 +2514,7 @@ class PartiQLTest(KvsimTestCase):
         self.assertEqual(got["Items"], [{"title": {"S": "Odyssey"}}])
 
 
-@unittest.skipIf(MODE == "dynamo", "/metrics is not served in --mode dynamo yet")
+@unittest.skipIf(MODE == "dynamo", "Raft's metrics (LeaderlessModeTest checks --mode dynamo's)")
 class MetricsTest(KvsimTestCase):
     """`GET /metrics` on every node, read by a real Prometheus parser: the counters move with
     the work done, and the Raft gauges agree with the status."""
