@@ -551,3 +551,38 @@ async fn query_and_scan_page_through_the_table() {
     );
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_errors_fail_requests_until_cleared() {
+    let cluster = start("lww").await;
+    create_table(&cluster).await;
+    let admin = |action: &str, body: Value| {
+        let addr = cluster.addrs()[&2].clone();
+        let action = action.to_string();
+        async move {
+            let resp = reqwest::Client::new()
+                .post(format!("http://{addr}/admin/faults/{action}"))
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("the node answers");
+            assert_eq!(resp.status().as_u16(), 200, "{action}");
+        }
+    };
+    admin(
+        "errors",
+        json!({"op": "GetItem", "error": "ProvisionedThroughputExceededException", "rate": 1.0}),
+    )
+    .await;
+    let failed = call(&cluster, 4, "GetItem", key("a")).await;
+    assert_eq!(
+        failed.error_type(),
+        "ProvisionedThroughputExceededException"
+    );
+    ok(&cluster, 4, "PutItem", put("a", json!({}))).await;
+    admin("clear-errors", json!({})).await;
+    let got = ok(&cluster, 4, "GetItem", key("a")).await;
+    assert_eq!(got["Item"]["pk"], json!({"S": "a"}));
+    cluster.shutdown().await;
+}

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::api::AppState;
 use crate::api::dispatch::error_response;
-use crate::api::inject::{ErrorRule, set_rule};
+use crate::api::inject::{ErrorRule, SharedErrorRules, set_rule};
 use crate::cluster::Cluster;
 use crate::events::NodeEvent;
 use crate::faults::{Delay, NetworkFaults};
@@ -292,6 +292,47 @@ pub(crate) fn network_fault(
     Ok(Some((what, removed)))
 }
 
+/// Applies an error injection action (`errors`, `clear-errors`) to `rules`; `None` for any
+/// other action. Returns what it did and whether it removed rules.
+///
+/// # Errors
+/// `Validation` naming what is wrong with the rule.
+pub(crate) fn error_fault(
+    rules: &SharedErrorRules,
+    action: &str,
+    req: &FaultRequest,
+) -> Result<Option<(String, bool)>> {
+    match action {
+        "errors" => {
+            let rule = ErrorRule::new(
+                &member(req.op.clone(), "op", action)?,
+                &member(req.error.clone(), "error", action)?,
+                member(req.rate, "rate", action)?,
+            )?;
+            let what = if rule.rate > 0.0 {
+                format!(
+                    "inject {} into {}% of {}",
+                    rule.error,
+                    rule.rate * 100.0,
+                    rule.op
+                )
+            } else {
+                format!("no longer injecting {} into {}", rule.error, rule.op)
+            };
+            let removed = rule.rate == 0.0;
+            set_rule(rules, rule);
+            Ok(Some((what, removed)))
+        }
+        "clear-errors" => {
+            if let Ok(mut all) = rules.write() {
+                all.clear();
+            }
+            Ok(Some(("cleared every error injection rule".into(), true)))
+        }
+        _ => Ok(None),
+    }
+}
+
 fn known_in(all: &[NodeId], node: NodeId) -> Result<NodeId> {
     if all.contains(&node) {
         Ok(node)
@@ -318,33 +359,11 @@ fn apply_fault(cluster: &Cluster, action: &str, req: FaultRequest) -> Result<(St
     }
     let removed;
     let what = match action {
-        "errors" => {
-            let rule = ErrorRule::new(
-                &member(req.op, "op", action)?,
-                &member(req.error, "error", action)?,
-                member(req.rate, "rate", action)?,
-            )?;
-            let what = if rule.rate > 0.0 {
-                format!(
-                    "inject {} into {}% of {}",
-                    rule.error,
-                    rule.rate * 100.0,
-                    rule.op
-                )
-            } else {
-                format!("no longer injecting {} into {}", rule.error, rule.op)
-            };
-            let removed = rule.rate == 0.0;
-            set_rule(cluster.error_rules(), rule);
-            return Ok((what, removed));
+        "errors" | "clear-errors" => {
+            return error_fault(cluster.error_rules(), action, &req)
+                .map(|done| done.unwrap_or_default());
         }
         "gsi-lag" => return set_gsi_lag(cluster, req),
-        "clear-errors" => {
-            if let Ok(mut rules) = cluster.error_rules().write() {
-                rules.clear();
-            }
-            return Ok(("cleared every error injection rule".into(), true));
-        }
         "heal" => {
             next.heal();
             cluster.heal_disks();

@@ -23,7 +23,8 @@ use crate::api::budget::MemoryBudget;
 use crate::api::dispatch::{
     add_headers, error_response, json_response, read_body, region, request_id, target,
 };
-use crate::api::faults::{FaultRequest, network_fault};
+use crate::api::faults::{FaultRequest, error_fault, network_fault};
+use crate::api::inject::ErrorRule;
 use crate::api::metrics::Metrics;
 use crate::api::ops::{self, Request};
 use crate::cluster::leaderless::{LeaderlessCluster, LeaderlessRef};
@@ -118,6 +119,14 @@ async fn answer(app: &LeaderlessState, headers: &HeaderMap, body: Body) -> Respo
         Ok(node) => node,
         Err(e) => return error_response(&e),
     };
+    // Injected faults fire where the operation executes, before it does anything.
+    if let Some(e) = app
+        .cluster
+        .upgrade()
+        .and_then(|c| crate::api::inject::roll(c.error_rules(), op))
+    {
+        return error_response(&e);
+    }
     let mut request = Request::new(body, charge, region(headers));
     request.siblings = headers
         .get(crate::api::wire::SIBLINGS_HEADER)
@@ -268,6 +277,13 @@ fn faults_doc(cluster: &LeaderlessCluster) -> Value {
         .read()
         .map(|f| f.clone())
         .unwrap_or_default();
+    let errors: Vec<ErrorRule> = cluster
+        .error_rules()
+        .read()
+        .map(|r| r.clone())
+        .unwrap_or_default();
+    let mut lines = network.describe();
+    lines.extend(errors.iter().map(ErrorRule::describe));
     let running: Vec<NodeId> = cluster
         .addrs()
         .keys()
@@ -275,9 +291,9 @@ fn faults_doc(cluster: &LeaderlessCluster) -> Value {
         .filter(|id| cluster.node(*id).is_some())
         .collect();
     serde_json::json!({
-        "faults": network.describe(),
+        "faults": lines,
         "network": network,
-        "errors": [],
+        "errors": errors,
         "gsi_lag": [],
         "running": running,
     })
@@ -314,10 +330,12 @@ async fn apply_fault(
         let (what, removed) = if action == "heal" {
             next.heal();
             ("healed the network: every partition, delay and loss removed".to_string(), true)
+        } else if let Some(done) = error_fault(cluster.error_rules(), &action, &req)? {
+            done
         } else {
             network_fault(&mut next, &all, &action, &req)?.ok_or_else(|| {
                 Error::validation(format!(
-                    "unknown fault {action} in --mode dynamo; use isolate, partition, delay, drop or heal"
+                    "unknown fault {action} in --mode dynamo; use isolate, partition, delay, drop, errors, clear-errors or heal"
                 ))
             })?
         };

@@ -142,6 +142,7 @@ struct Inner {
     addrs: BTreeMap<NodeId, String>,
     mesh: Mesh,
     faults: SharedFaults,
+    errors: crate::api::inject::SharedErrorRules,
     events: BTreeMap<NodeId, EventLog>,
     nodes: Mutex<BTreeMap<NodeId, Running>>,
     /// In-memory databases, kept across a node's crash and restart.
@@ -205,6 +206,7 @@ impl LeaderlessCluster {
                     .collect(),
                 mesh: Mesh::new(faults.clone(), tokio::runtime::Handle::current()),
                 faults,
+                errors: Default::default(),
                 addrs,
                 config,
                 nodes: Mutex::new(BTreeMap::new()),
@@ -330,6 +332,11 @@ impl LeaderlessCluster {
     /// The network faults in force.
     pub fn faults(&self) -> &SharedFaults {
         &self.inner.faults
+    }
+
+    /// The DynamoDB errors injected into requests (`kvsim fault errors`).
+    pub fn error_rules(&self) -> &crate::api::inject::SharedErrorRules {
+        &self.inner.errors
     }
 
     /// Node `id`'s event log.

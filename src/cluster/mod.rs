@@ -383,6 +383,17 @@ impl Cluster {
     pub async fn start_with_policy(config: ClusterConfig, policy: AdminPolicy) -> Result<Cluster> {
         config.tuning.validate()?;
         let in_memory = config.storage == Storage::Memory;
+        if !in_memory {
+            for id in config.node_ids() {
+                let dir = config.node_dir(id);
+                if std::fs::metadata(dir.join(leaderless::DB_FILE)).is_ok() {
+                    return Err(Error::validation(format!(
+                        "{} holds a --mode dynamo cluster's data; start it with --mode dynamo, or use another --data-dir-root",
+                        dir.display()
+                    )));
+                }
+            }
+        }
         let existing_cluster =
             !in_memory && config.node_ids().any(|id| has_data(&config.node_dir(id)));
         let memory_disks = if in_memory {
