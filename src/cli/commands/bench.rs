@@ -656,10 +656,17 @@ async fn run_standard(http: &reqwest::Client, args: &Args) -> Result<Vec<PhaseRe
         .first()
         .ok_or_else(|| Error::validation("--target-addr is required"))?;
     let status = fetch(http, first).await?;
-    let leader_addr = status["leader_addr"]
-        .as_str()
-        .ok_or_else(|| Error::Unavailable("the cluster has no leader yet; retry shortly".into()))?
-        .to_string();
+    // A leaderless cluster (--mode dynamo) takes writes at any node: the one given.
+    let leader_addr = if status["mode"] == "dynamo" {
+        first.clone()
+    } else {
+        status["leader_addr"]
+            .as_str()
+            .ok_or_else(|| {
+                Error::Unavailable("the cluster has no leader yet; retry shortly".into())
+            })?
+            .to_string()
+    };
     let leader = status["leader_id"].as_u64();
     let nodes = node_addrs(&status);
     create_table(http, &leader_addr).await?;

@@ -200,9 +200,21 @@ async fn read(client: &Client, args: &Args, key: &Item) -> Result<(Option<Item>,
         .await?;
     match out.item {
         Some(item) => {
-            let version = version.index.ok_or_else(|| {
-                Error::internal("the server gave no item version (x-kvsim-version)")
-            })?;
+            let version = match (version.index, &version.clock) {
+                (Some(index), _) => index,
+                (None, Some(_)) => {
+                    return Err(Error::validation(
+                        "kvsim edit needs --mode raft: it writes back only if the item's version \
+                         is unchanged, and items in --mode dynamo have vector clocks instead \
+                         (use update-item with --condition-expression)",
+                    ));
+                }
+                (None, None) => {
+                    return Err(Error::internal(
+                        "the server gave no item version (x-kvsim-version)",
+                    ));
+                }
+            };
             Ok((Some(item.0), version))
         }
         None => Ok((None, 0)),
