@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::api::AppState;
 use crate::api::dispatch::error_response;
 use crate::api::inject::{ErrorRule, SharedErrorRules, set_rule};
-use crate::cluster::Cluster;
+use crate::cluster::{AdminPolicy, Cluster};
 use crate::events::NodeEvent;
 use crate::faults::{Delay, NetworkFaults};
 use crate::model::index::IndexKind;
@@ -161,7 +161,16 @@ pub(crate) fn authorize(app: &AppState, peer: SocketAddr, changes: bool) -> Resu
         .cluster
         .upgrade()
         .ok_or_else(|| Error::Unavailable("the cluster is shutting down".into()))?;
-    let policy = cluster.policy();
+    allowed(cluster.policy(), peer, changes)?;
+    Ok(cluster)
+}
+
+/// Whether `policy` lets `peer` use the controls (loopback only unless `--admin-remote`), and
+/// change anything (`changes`; never under `--no-faults`).
+///
+/// # Errors
+/// `AccessDenied` saying which rule refused it.
+pub(crate) fn allowed(policy: AdminPolicy, peer: SocketAddr, changes: bool) -> Result<()> {
     if !policy.remote && !peer.ip().is_loopback() {
         return Err(Error::AccessDenied(format!(
             "admin requests are accepted from loopback only, not from {}; start the server with --admin-remote to allow them",
@@ -173,7 +182,7 @@ pub(crate) fn authorize(app: &AppState, peer: SocketAddr, changes: bool) -> Resu
             "fault injection is disabled: the server was started with --no-faults".into(),
         ));
     }
-    Ok(cluster)
+    Ok(())
 }
 
 fn respond(result: Result<Value>) -> Response {

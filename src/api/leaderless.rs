@@ -256,18 +256,7 @@ async fn events(State(app): State<LeaderlessState>, Query(q): Query<EventsQuery>
 /// `--no-faults`.
 fn authorize(app: &LeaderlessState, peer: SocketAddr, changes: bool) -> Result<LeaderlessCluster> {
     let cluster = cluster(app)?;
-    let policy = cluster.config().policy;
-    if !policy.remote && !peer.ip().is_loopback() {
-        return Err(Error::AccessDenied(format!(
-            "admin requests are accepted from loopback only, not from {}; start the server with --admin-remote to allow them",
-            peer.ip()
-        )));
-    }
-    if changes && !policy.faults {
-        return Err(Error::AccessDenied(
-            "fault injection is disabled: the server was started with --no-faults".into(),
-        ));
-    }
+    crate::api::faults::allowed(cluster.config().policy, peer, changes)?;
     Ok(cluster)
 }
 

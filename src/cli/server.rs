@@ -74,19 +74,7 @@ pub fn run(args: ServerArgs) -> Result<()> {
                 eprintln!("kvsim: node {id} did not start: {why}");
                 continue;
             }
-            match config.storage {
-                Storage::Memory => say(format_args!(
-                    "kvsim: node {id} listening on {addr} (data in memory: gone when the server stops)"
-                )),
-                Storage::NoFsync => say(format_args!(
-                    "kvsim: node {id} listening on {addr} (data in {}, never fsynced)",
-                    config.node_dir(*id).display()
-                )),
-                Storage::Fsync => say(format_args!(
-                    "kvsim: node {id} listening on {addr} (data in {})",
-                    config.node_dir(*id).display()
-                )),
-            }
+            listening(*id, addr, config.storage, &config.node_dir(*id));
         }
         say(format_args!("kvsim: press Ctrl+C to stop"));
         wait_for_signal().await;
@@ -132,19 +120,7 @@ fn run_leaderless(args: ServerArgs) -> Result<()> {
             config.nodes, config.replicas, config.read_quorum, config.write_quorum, config.merger
         ));
         for (id, addr) in cluster.addrs() {
-            match config.storage {
-                Storage::Memory => say(format_args!(
-                    "kvsim: node {id} listening on {addr} (data in memory: gone when the server stops)"
-                )),
-                Storage::NoFsync => say(format_args!(
-                    "kvsim: node {id} listening on {addr} (data in {}, never fsynced)",
-                    config.node_dir(*id).display()
-                )),
-                Storage::Fsync => say(format_args!(
-                    "kvsim: node {id} listening on {addr} (data in {})",
-                    config.node_dir(*id).display()
-                )),
-            }
+            listening(*id, addr, config.storage, &config.node_dir(*id));
         }
         say(format_args!("kvsim: press Ctrl+C to stop"));
         wait_for_signal().await;
@@ -153,6 +129,23 @@ fn run_leaderless(args: ServerArgs) -> Result<()> {
         say(format_args!("kvsim: stopped"));
         Ok(())
     })
+}
+
+/// The line saying where node `id` listens and where its data is.
+fn listening(id: u64, addr: &str, storage: Storage, dir: &std::path::Path) {
+    match storage {
+        Storage::Memory => say(format_args!(
+            "kvsim: node {id} listening on {addr} (data in memory: gone when the server stops)"
+        )),
+        Storage::NoFsync => say(format_args!(
+            "kvsim: node {id} listening on {addr} (data in {}, never fsynced)",
+            dir.display()
+        )),
+        Storage::Fsync => say(format_args!(
+            "kvsim: node {id} listening on {addr} (data in {})",
+            dir.display()
+        )),
+    }
 }
 
 /// A progress line on stdout. The server keeps running if nobody reads its output any more.

@@ -511,17 +511,24 @@ impl<S: VersionStore> DynamoNode<S> {
         self.start_read(key, false, Some(write), now_ms)
     }
 
-    /// Starts a listing of `partition`'s items, from R replicas or every live one of the
-    /// first N if `all`. Nothing is repaired (anti-entropy does that).
-    pub fn list(&mut self, partition: Vec<u8>, all: bool) -> ReqId {
+    /// A new read's id, the nodes it asks (the first N live ones of the ring walk) and how
+    /// many answers it waits for: R, or all of them if `all`.
+    fn read_plan(&mut self, partition: &[u8], all: bool) -> (ReqId, Vec<NodeId>, usize) {
         let req = self.next_req;
         self.next_req += 1;
-        let asked: Vec<NodeId> = self.targets(&partition).into_keys().collect();
+        let asked: Vec<NodeId> = self.targets(partition).into_keys().collect();
         let want = if all {
             asked.len()
         } else {
             self.opts.read_quorum.min(asked.len())
         };
+        (req, asked, want)
+    }
+
+    /// Starts a listing of `partition`'s items, from R replicas or every live one of the
+    /// first N if `all`. Nothing is repaired (anti-entropy does that).
+    pub fn list(&mut self, partition: Vec<u8>, all: bool) -> ReqId {
+        let (req, asked, want) = self.read_plan(&partition, all);
         for &to in &asked {
             self.send(
                 to,
@@ -622,14 +629,7 @@ impl<S: VersionStore> DynamoNode<S> {
     }
 
     fn start_read(&mut self, key: Key, all: bool, then: Option<WriteFn>, now_ms: u64) -> ReqId {
-        let req = self.next_req;
-        self.next_req += 1;
-        let asked: Vec<NodeId> = self.targets(&key.partition).into_keys().collect();
-        let want = if all {
-            asked.len()
-        } else {
-            self.opts.read_quorum.min(asked.len())
-        };
+        let (req, asked, want) = self.read_plan(&key.partition, all);
         for &to in &asked {
             self.send(
                 to,

@@ -4,11 +4,11 @@
 use crate::Result;
 use crate::api::AppState;
 use crate::api::engine::Engine;
-use crate::api::ops::capacity::{self, Report};
+use crate::api::ops::capacity::Report;
 use crate::api::ops::{
     Request, item_member, item_write_condition, return_old, return_old_on_failure, table_name,
 };
-use crate::api::wire::{DeleteItemInput, WireItem, WriteItemOutput};
+use crate::api::wire::{DeleteItemInput, WriteItemOutput};
 use crate::dynamo::driver::DynamoHandle;
 use crate::store::{Conditional, ItemWrite};
 
@@ -40,26 +40,10 @@ async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<WriteItemOutput
     )?;
     let meta = engine.table_meta(&table).await?;
     meta.spec.key_schema.key_from_map(&key)?;
-    let name = table.clone();
-    let written = engine
-        .write(
-            req,
-            &meta,
-            Conditional {
-                write: ItemWrite::Delete { table, key },
-                condition,
-                old_on_failure,
-            },
-        )
-        .await?;
-    req.version = written.version;
-    Ok(WriteItemOutput {
-        attributes: written.old.filter(|_| want_old).map(WireItem),
-        consumed_capacity: report.write(
-            &name,
-            capacity::write_units(written.size.into()),
-            &written.indexes,
-            1.0,
-        ),
-    })
+    let write = Conditional {
+        write: ItemWrite::Delete { table, key },
+        condition,
+        old_on_failure,
+    };
+    crate::api::ops::write_item(engine, req, &meta, write, want_old, report).await
 }

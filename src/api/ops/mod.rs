@@ -148,6 +148,33 @@ pub async fn run(app: &AppState, op: Op, req: &mut Request) -> Result<Vec<u8>> {
     }
 }
 
+/// PutItem's and DeleteItem's write and answer: the old item if `want_old`, the capacity if
+/// `report` asks.
+///
+/// # Errors
+/// As [`crate::api::engine::Engine::write`].
+pub async fn write_item(
+    engine: crate::api::engine::Engine<'_>,
+    req: &mut Request,
+    meta: &TableMeta,
+    write: Conditional,
+    want_old: bool,
+    report: capacity::Report,
+) -> Result<crate::api::wire::WriteItemOutput> {
+    let name = write.write.table().to_string();
+    let written = engine.write(req, meta, write).await?;
+    req.version = written.version;
+    Ok(crate::api::wire::WriteItemOutput {
+        attributes: written.old.filter(|_| want_old).map(WireItem),
+        consumed_capacity: report.write(
+            &name,
+            capacity::write_units(written.size.into()),
+            &written.indexes,
+            1.0,
+        ),
+    })
+}
+
 /// Runs one operation on a leaderless node; its JSON answer.
 ///
 /// # Errors
