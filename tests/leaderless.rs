@@ -13,8 +13,14 @@ use serde_json::{Value, json};
 
 /// How long a condition may take to hold (suspicion takes 0.5 s, anti-entropy rounds 1 s).
 const DEADLINE: Duration = Duration::from_secs(20);
+/// Ticks before a peer is suspected in tests that crash or cut off nodes (the server's
+/// default, 0.5 s).
+const QUICK: u64 = kvsim::cluster::leaderless::SUSPECT_AFTER;
+/// In tests where every node stays up: long enough (10 s) that a machine loaded by parallel
+/// tests never makes a node suspect a live peer, which would send its reads to stand-ins.
+const PATIENT: u64 = 200;
 
-async fn start(merger: &str) -> LeaderlessCluster {
+async fn start(merger: &str, suspect_after: u64) -> LeaderlessCluster {
     LeaderlessCluster::start(LeaderlessConfig {
         data_root: std::env::temp_dir(),
         host: "127.0.0.1".into(),
@@ -31,6 +37,7 @@ async fn start(merger: &str) -> LeaderlessCluster {
             faults: true,
             remote: false,
         },
+        suspect_after,
     })
     .await
     .expect("the cluster starts")
@@ -168,7 +175,7 @@ async fn events(cluster: &LeaderlessCluster) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn items_are_written_and_read_through_any_node() {
-    let cluster = start("lww").await;
+    let cluster = start("lww", PATIENT).await;
     create_table(&cluster).await;
     for node in 1..=5 {
         let tables = ok(&cluster, node, "ListTables", json!({})).await;
@@ -266,7 +273,7 @@ async fn items_are_written_and_read_through_any_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_stay_available_with_two_nodes_down_and_hints_go_back() {
-    let cluster = start("lww").await;
+    let cluster = start("lww", QUICK).await;
     create_table(&cluster).await;
     cluster.crash_node(4, 1).await.expect("node 4 crashes");
     cluster.crash_node(5, 1).await.expect("node 5 crashes");
@@ -289,7 +296,9 @@ async fn writes_stay_available_with_two_nodes_down_and_hints_go_back() {
     }
     assert!(hints > 0, "stand-ins hold hints for the crashed owners");
     for i in 0..20 {
-        let got = ok(&cluster, 3 - i % 3, "GetItem", key(&format!("k{i}"))).await;
+        let mut read = key(&format!("k{i}"));
+        read["ConsistentRead"] = json!(true);
+        let got = ok(&cluster, 3 - i % 3, "GetItem", read).await;
         assert_eq!(got["Item"]["i"], json!({"N": i.to_string()}), "k{i}");
     }
 
@@ -329,7 +338,7 @@ async fn writes_stay_available_with_two_nodes_down_and_hints_go_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_diverges_then_converges_with_the_versions_merged() {
-    let cluster = start("vector").await;
+    let cluster = start("vector", QUICK).await;
     create_table(&cluster).await;
     ok(
         &cluster,
@@ -404,7 +413,10 @@ async fn a_partition_diverges_then_converges_with_the_versions_merged() {
             .iter()
             .any(|k| k == "conflict_detected")
     );
-    // A write after the merge supersedes both siblings everywhere.
+    // A write after the merge supersedes both siblings: once every node believes every other
+    // alive again (so all send the key to the same three owners), a consistent read (every
+    // live owner) at any node sees only the new write.
+    suspected_by_all(&cluster, &all, &[]).await;
     ok(
         &cluster,
         3,
@@ -413,7 +425,9 @@ async fn a_partition_diverges_then_converges_with_the_versions_merged() {
     )
     .await;
     for n in 1..=5 {
-        let a = call(&cluster, n, "GetItem", key("x")).await;
+        let mut read = key("x");
+        read["ConsistentRead"] = json!(true);
+        let a = call(&cluster, n, "GetItem", read).await;
         assert_eq!(a.body["Item"]["tags"], json!({"SS": ["final"]}), "node {n}");
         assert!(!a.headers.contains_key("x-kvsim-merged"), "node {n}");
     }
@@ -422,7 +436,7 @@ async fn a_partition_diverges_then_converges_with_the_versions_merged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_and_scan_page_through_the_table() {
-    let cluster = start("lww").await;
+    let cluster = start("lww", PATIENT).await;
     ok(
         &cluster,
         2,
@@ -554,7 +568,7 @@ async fn query_and_scan_page_through_the_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_errors_fail_requests_until_cleared() {
-    let cluster = start("lww").await;
+    let cluster = start("lww", PATIENT).await;
     create_table(&cluster).await;
     let admin = |action: &str, body: Value| {
         let addr = cluster.addrs()[&2].clone();

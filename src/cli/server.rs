@@ -107,6 +107,7 @@ fn run_leaderless(args: ServerArgs) -> Result<()> {
             faults: !args.no_faults,
             remote: args.admin_remote,
         },
+        suspect_after: crate::cluster::leaderless::SUSPECT_AFTER,
     };
     config.validate()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

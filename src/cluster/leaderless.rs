@@ -28,8 +28,9 @@ use crate::{Error, Result};
 
 /// The file of a leaderless node's data, in its directory.
 pub const DB_FILE: &str = "dynamo.redb";
-/// Ticks without an answer before a peer is suspected (with [`driver::TICK`]: 0.5 s).
-const SUSPECT_AFTER: u64 = 10;
+/// Ticks without an answer before a peer is suspected, by default (with [`driver::TICK`]:
+/// 0.5 s).
+pub const SUSPECT_AFTER: u64 = 10;
 /// Ticks a request waits for its quorum (2 s).
 const REQUEST_TICKS: u64 = 40;
 /// Ticks between a node's anti-entropy rounds (1 s).
@@ -62,6 +63,10 @@ pub struct LeaderlessConfig {
     pub tuning: Tuning,
     /// Who may use the simulator controls.
     pub policy: AdminPolicy,
+    /// Ticks a peer may leave a request unanswered before it is suspected ([`SUSPECT_AFTER`]
+    /// by default). Longer means fewer false suspicions on a loaded machine, and slower
+    /// failover to stand-ins.
+    pub suspect_after: u64,
 }
 
 impl LeaderlessConfig {
@@ -122,7 +127,7 @@ impl LeaderlessConfig {
             replicas: self.replicas,
             read_quorum: self.read_quorum,
             write_quorum: self.write_quorum,
-            suspect_after: SUSPECT_AFTER,
+            suspect_after: self.suspect_after,
             request_ticks: REQUEST_TICKS,
             sync_every: SYNC_EVERY,
             tombstone_grace_ms: u64::try_from(self.tombstone_gc.as_millis()).unwrap_or(u64::MAX),
