@@ -67,7 +67,8 @@ Exit codes:
      was written
   7  edit: the item kept changing; --max-retries conflicts were retried, nothing written";
 
-/// kvsim: a DynamoDB-style database simulator on a local three-node Raft cluster.
+/// kvsim: a DynamoDB-style database simulator on a local three-node Raft cluster (or a
+/// leaderless one, `server --mode dynamo`).
 #[derive(Debug, Parser)]
 #[command(name = "kvsim", version, about, after_help = EXIT_CODES)]
 pub struct Args {
@@ -98,7 +99,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start the local three-node cluster (nodes on --base-port, +1, +2).
+    /// Start the local three-node cluster (nodes on --base-port, +1, +2), or with --mode dynamo
+    /// a leaderless one of --nodes nodes.
     Server(ServerArgs),
     /// Create a table with a partition key and an optional sort key.
     #[command(after_help = EXIT_CODES)]
@@ -153,7 +155,8 @@ enum Command {
     /// Run one PartiQL statement: SELECT, INSERT, UPDATE or DELETE.
     #[command(after_help = EXIT_CODES)]
     Sql(sql::Args),
-    /// Show every node's Raft status (or one node's with --target-addr); --watch redraws it.
+    /// Show every node's Raft status, or in --mode dynamo its view of who is alive and the
+    /// hints it holds (or one node's with --target-addr); --watch redraws it.
     #[command(after_help = EXIT_CODES)]
     Status(status::Args),
     /// Inject faults: crash, restart, isolate, partition, delay, drop, errors, heal, list.

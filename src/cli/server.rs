@@ -1,5 +1,5 @@
-//! `kvsim server`: runs the three-node cluster until Ctrl+C or SIGTERM, then stops every node
-//! cleanly.
+//! `kvsim server`: runs the three-node Raft cluster, or with `--mode dynamo` a leaderless one,
+//! until Ctrl+C or SIGTERM, then stops every node cleanly.
 
 use std::time::Duration;
 

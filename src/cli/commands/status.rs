@@ -1,4 +1,5 @@
-//! `kvsim status`: every node's Raft state as one table (the default), or one node's;
+//! `kvsim status`: every node's Raft state (or, in `--mode dynamo`, its view of who is alive,
+//! whom it suspects and the hints it holds) as one table (the default), or one node's;
 //! `--watch` redraws it twice a second so an election can be watched as it happens.
 
 use std::io::IsTerminal;
