@@ -529,6 +529,19 @@ async fn query_and_scan_page_through_the_table() {
     .await;
     assert_eq!(years(&filtered), ["10", "100", "2000"]);
     assert_eq!(filtered["ScannedCount"], json!(5));
+    let indexed = call(&cluster, 4, "Query", query(json!({"IndexName": "byHit"}))).await;
+    assert_eq!(
+        indexed.error_type(),
+        "ValidationException",
+        "{}",
+        indexed.body
+    );
+    assert!(
+        indexed.body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--mode raft")
+    );
     // A Scan gathers the table from every node, each holding a part of it.
     let scan = ok(&cluster, 1, "Scan", json!({"TableName": "Music"})).await;
     assert_eq!(scan["Count"], json!(6), "{scan}");

@@ -185,7 +185,8 @@ pub(crate) fn allowed(policy: AdminPolicy, peer: SocketAddr, changes: bool) -> R
     Ok(())
 }
 
-fn respond(result: Result<Value>) -> Response {
+/// An admin answer: the JSON document, or the error in DynamoDB's shape.
+pub(crate) fn respond(result: Result<Value>) -> Response {
     match result {
         Ok(v) => Json(v).into_response(),
         Err(e) => error_response(&e),

@@ -23,7 +23,7 @@ use crate::api::budget::MemoryBudget;
 use crate::api::dispatch::{
     add_headers, error_response, json_response, read_body, region, request_id, target,
 };
-use crate::api::faults::{FaultRequest, error_fault, network_fault};
+use crate::api::faults::{FaultRequest, error_fault, network_fault, respond};
 use crate::api::inject::ErrorRule;
 use crate::api::metrics::Metrics;
 use crate::api::ops::{self, Request};
@@ -286,13 +286,6 @@ fn faults_doc(cluster: &LeaderlessCluster) -> Value {
         "gsi_lag": [],
         "running": running,
     })
-}
-
-fn respond(result: Result<Value>) -> Response {
-    match result {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => error_response(&e),
-    }
 }
 
 async fn list_faults(

@@ -50,11 +50,7 @@ pub fn run(args: ServerArgs) -> Result<()> {
             period: Duration::from_secs(args.restart_period_secs),
             ..Supervision::default()
         },
-        storage: match (args.in_memory, args.durability) {
-            (true, _) => Storage::Memory,
-            (false, Durability::Fsync) => Storage::Fsync,
-            (false, Durability::None) => Storage::NoFsync,
-        },
+        storage: storage_of(args.in_memory, args.durability),
     };
     config.tuning.validate()?;
     if args.restart_period_secs == 0 {
@@ -76,11 +72,7 @@ pub fn run(args: ServerArgs) -> Result<()> {
             }
             listening(*id, addr, config.storage, &config.node_dir(*id));
         }
-        say(format_args!("kvsim: press Ctrl+C to stop"));
-        wait_for_signal().await;
-        say(format_args!("kvsim: shutting down"));
-        cluster.shutdown().await;
-        say(format_args!("kvsim: stopped"));
+        until_signal(cluster.shutdown()).await;
         Ok(())
     })
 }
@@ -97,11 +89,7 @@ fn run_leaderless(args: ServerArgs) -> Result<()> {
         write_quorum: args.write_quorum,
         merger: args.merger,
         tombstone_gc: Duration::from_secs(args.tombstone_gc_secs),
-        storage: match (args.in_memory, args.durability) {
-            (true, _) => Storage::Memory,
-            (false, Durability::Fsync) => Storage::Fsync,
-            (false, Durability::None) => Storage::NoFsync,
-        },
+        storage: storage_of(args.in_memory, args.durability),
         tuning: Tuning::default(),
         policy: AdminPolicy {
             faults: !args.no_faults,
@@ -123,13 +111,27 @@ fn run_leaderless(args: ServerArgs) -> Result<()> {
         for (id, addr) in cluster.addrs() {
             listening(*id, addr, config.storage, &config.node_dir(*id));
         }
-        say(format_args!("kvsim: press Ctrl+C to stop"));
-        wait_for_signal().await;
-        say(format_args!("kvsim: shutting down"));
-        cluster.shutdown().await;
-        say(format_args!("kvsim: stopped"));
+        until_signal(cluster.shutdown()).await;
         Ok(())
     })
+}
+
+/// Where `--in-memory` and `--durability` put the nodes' data.
+fn storage_of(in_memory: bool, durability: Durability) -> Storage {
+    match (in_memory, durability) {
+        (true, _) => Storage::Memory,
+        (false, Durability::Fsync) => Storage::Fsync,
+        (false, Durability::None) => Storage::NoFsync,
+    }
+}
+
+/// Runs until Ctrl+C or SIGTERM, then `shutdown` (which stops every node), saying so.
+async fn until_signal(shutdown: impl std::future::Future<Output = ()>) {
+    say(format_args!("kvsim: press Ctrl+C to stop"));
+    wait_for_signal().await;
+    say(format_args!("kvsim: shutting down"));
+    shutdown.await;
+    say(format_args!("kvsim: stopped"));
 }
 
 /// The line saying where node `id` listens and where its data is.

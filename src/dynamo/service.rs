@@ -256,6 +256,19 @@ pub async fn write(
     written(done)
 }
 
+/// Refuses a read of a secondary index, which this engine does not keep yet.
+///
+/// # Errors
+/// `Validation` naming the index and `--mode raft`.
+pub fn no_index(index: Option<&str>) -> Result<()> {
+    match index {
+        Some(name) => Err(Error::validation(format!(
+            "secondary indexes (here {name}) are not available in --mode dynamo yet; use --mode raft"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// What a Query or Scan page reads, besides the items.
 pub struct Paging<'a> {
     /// Query: the sort key condition.

@@ -223,6 +223,9 @@ async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<ReadPageOutput>
         Error::validation("Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.")
     })?;
     let meta = engine.table_meta(&table).await?;
+    if let Engine::Leaderless(_) = engine {
+        service::no_index(input.index_name.as_deref())?;
+    }
     let index = read_index(
         &meta,
         input.index_name.as_deref(),
@@ -323,11 +326,6 @@ async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<ReadPageOutput>
                 .await?
         }
         Engine::Leaderless(node) => {
-            if index_name.is_some() {
-                return Err(Error::validation(
-                    "secondary indexes are not available in --mode dynamo yet; use --mode raft",
-                ));
-            }
             let partition = condition
                 .fixed
                 .first()

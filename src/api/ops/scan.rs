@@ -113,6 +113,9 @@ async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<ReadPageOutput>
         shape
     };
     let meta = engine.table_meta(&table).await?;
+    if let Engine::Leaderless(_) = engine {
+        service::no_index(input.index_name.as_deref())?;
+    }
     let index = read_index(
         &meta,
         input.index_name.as_deref(),
@@ -148,11 +151,6 @@ async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<ReadPageOutput>
                 .await?
         }
         Engine::Leaderless(node) => {
-            if index_name.is_some() {
-                return Err(Error::validation(
-                    "secondary indexes are not available in --mode dynamo yet; use --mode raft",
-                ));
-            }
             let paging = service::Paging {
                 sort: None,
                 forward: true,
