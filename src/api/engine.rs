@@ -42,14 +42,15 @@ pub struct Written {
 }
 
 impl Engine<'_> {
-    /// The description of table `name`.
+    /// The description of table `name` (in `--mode dynamo`, from the node's table cache when
+    /// it read the table within [`service::TABLE_CACHE_TTL`]).
     ///
     /// # Errors
     /// `ResourceNotFound`; the engine's errors.
     pub async fn table_meta(self, name: &str) -> Result<TableMeta> {
         match self {
             Engine::Raft(app) => table_meta(app, name).await,
-            Engine::Leaderless(node) => service::table(node, name, false).await,
+            Engine::Leaderless(node) => service::table_for_items(node, name).await,
         }
     }
 

@@ -81,6 +81,15 @@ pub struct NodeView {
     pub suspected: BTreeSet<NodeId>,
     /// Writes it keeps for unreachable owners, by owner.
     pub hints: BTreeMap<NodeId, usize>,
+    /// Its storage's counters, as Raft mode's `status` shows them.
+    pub stats: StoreStats,
+}
+
+/// A node's storage counters.
+#[derive(Clone, Debug, Serialize)]
+pub struct StoreStats {
+    /// Transactions committed with an fsync since the node started.
+    pub fsyncs: u64,
 }
 
 /// The in-process network between a cluster's nodes, with the simulator's faults.
@@ -158,6 +167,9 @@ pub struct DynamoHandle {
     inbox: SyncSender<Input>,
     failure: Arc<Mutex<Option<String>>>,
     stopping: Arc<AtomicBool>,
+    /// The table descriptions this node read lately (see [`crate::dynamo::service`]); a
+    /// restarted node starts with none.
+    pub tables: Arc<crate::dynamo::service::TableCache>,
 }
 
 impl DynamoHandle {
@@ -280,6 +292,7 @@ pub fn spawn(
         inbox: inbox.clone(),
         failure: failure.clone(),
         stopping: stopping.clone(),
+        tables: Arc::default(),
     };
     mesh.inboxes
         .write()
@@ -398,5 +411,8 @@ fn view_of<S: VersionStore>(node: &DynamoNode<S>) -> Result<NodeView> {
         view: node.view(),
         suspected: node.suspected().clone(),
         hints,
+        stats: StoreStats {
+            fsyncs: node.store().fsyncs(),
+        },
     })
 }

@@ -75,6 +75,10 @@ pub trait VersionStore {
     fn hinted(&self, owners: &[NodeId], key: &Key) -> Result<Vec<Version>>;
     /// Drops a hint once its owner has stored it.
     fn remove_hint(&mut self, owner: NodeId, key: &Key, version: &Version) -> Result<()>;
+    /// Transactions committed with an fsync since the store opened (for `status`).
+    fn fsyncs(&self) -> u64 {
+        0
+    }
     /// The next counter of this node's writes: larger than any handed out before, across
     /// restarts.
     fn next_counter(&mut self) -> Result<u64>;

@@ -11,8 +11,19 @@
 //!   the same pure [`decide`] that Raft's apply uses. Two coordinators writing one key at once
 //!   may both pass a condition: they are not atomic across replicas (there is no serialization
 //!   point); their writes are then concurrent versions, detected and merged like any conflict.
+//! - **Table descriptions are cached** by each node for [`TABLE_CACHE_TTL`] after it read or
+//!   wrote them, so an item request costs one quorum round (two for a write: its read and its
+//!   write), not one more for the catalog. A table created through any node is usable at
+//!   once everywhere (a node that has not cached it reads the catalog); a table deleted or
+//!   re-created through *another* node may still be used by this one for up to that long,
+//!   and writes in that window land under the deleted table's id, where nothing reads them.
+//!   DescribeTable and ListTables always read the catalog.
 //! - What needs a serialization point (transactions) is refused by the API, naming
 //!   `--mode raft`.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 
@@ -125,7 +136,57 @@ pub async fn create_table(node: &DynamoHandle, spec: TableSpec) -> Result<TableD
         )
         .await?;
     written(done)?;
+    node.tables.put(&meta);
     Ok(describe(meta, TableStatus::Active))
+}
+
+/// How long a node uses a table description it read or wrote before reading it again.
+pub const TABLE_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// The most table descriptions one node caches; past it the cache starts over.
+const TABLE_CACHE_MAX: usize = 4096;
+
+/// One node's recently read table descriptions, by name (see the module's documentation).
+#[derive(Debug, Default)]
+pub struct TableCache {
+    entries: Mutex<HashMap<String, (Instant, TableMeta)>>,
+}
+
+impl TableCache {
+    fn get(&self, name: &str) -> Option<TableMeta> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .get(name)
+            .filter(|(at, _)| at.elapsed() < TABLE_CACHE_TTL)
+            .map(|(_, meta)| meta.clone())
+    }
+
+    fn put(&self, meta: &TableMeta) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= TABLE_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(meta.spec.name.clone(), (Instant::now(), meta.clone()));
+    }
+
+    fn forget(&self, name: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
+    }
+}
+
+/// The description of a table an item request names: from this node's cache if it read the
+/// table within [`TABLE_CACHE_TTL`], else from R replicas of the catalog.
+///
+/// # Errors
+/// `ResourceNotFound`; quorum errors.
+pub async fn table_for_items(node: &DynamoHandle, name: &str) -> Result<TableMeta> {
+    if let Some(meta) = node.tables.get(name) {
+        return Ok(meta);
+    }
+    table(node, name, false).await
 }
 
 /// A table's description, read from R replicas (all N live ones if `consistent`).
@@ -133,12 +194,19 @@ pub async fn create_table(node: &DynamoHandle, spec: TableSpec) -> Result<TableD
 /// # Errors
 /// `ResourceNotFound`; quorum errors.
 pub async fn table(node: &DynamoHandle, name: &str, consistent: bool) -> Result<TableMeta> {
-    match node.get(catalog_key(name), consistent).await? {
-        Done::Read { resolved, .. } => resolved
-            .item
-            .as_ref()
-            .map_or_else(|| Err(not_found()), meta_of),
-        other => Err(Error::internal(format!("a read finished as {other:?}"))),
+    let found = match node.get(catalog_key(name), consistent).await? {
+        Done::Read { resolved, .. } => resolved.item.as_ref().map(meta_of).transpose()?,
+        other => return Err(Error::internal(format!("a read finished as {other:?}"))),
+    };
+    match found {
+        Some(meta) => {
+            node.tables.put(&meta);
+            Ok(meta)
+        }
+        None => {
+            node.tables.forget(name);
+            Err(not_found())
+        }
     }
 }
 
@@ -171,8 +239,9 @@ pub async fn delete_table(node: &DynamoHandle, name: &str) -> Result<TableDescri
                 None => Err(not_found()),
             }),
         )
-        .await?;
-    let (old, _) = written(done)?;
+        .await;
+    node.tables.forget(name);
+    let (old, _) = written(done?)?;
     let meta = old.as_ref().map_or_else(|| Err(not_found()), meta_of)?;
     Ok(describe(meta, TableStatus::Deleting))
 }

@@ -35,6 +35,8 @@ pub struct RedbVersions {
     pending_hints: BTreeMap<Vec<u8>, Option<(NodeId, Key, Version)>>,
     counter: u64,
     counter_dirty: bool,
+    /// Transactions committed with an fsync since the node started.
+    fsyncs: u64,
 }
 
 fn encode<T: serde::Serialize>(what: &str, value: &T) -> Result<Vec<u8>> {
@@ -99,6 +101,7 @@ impl RedbVersions {
             pending_hints: BTreeMap::new(),
             counter,
             counter_dirty: false,
+            fsyncs: 0,
         })
     }
 }
@@ -112,6 +115,10 @@ impl RedbVersions {
 }
 
 impl VersionStore for RedbVersions {
+    fn fsyncs(&self) -> u64 {
+        self.fsyncs
+    }
+
     fn get(&self, key: &Key) -> Result<Siblings> {
         let k = key_bytes(key)?;
         if let Some(pending) = self.pending.get(&k) {
@@ -296,6 +303,9 @@ impl VersionStore for RedbVersions {
             txn.open_table(META)?.insert(COUNTER, self.counter)?;
         }
         txn.commit()?;
+        if self.fsync {
+            self.fsyncs += 1;
+        }
         self.pending.clear();
         self.pending_hints.clear();
         self.counter_dirty = false;

@@ -43,7 +43,7 @@ async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<GetItemOutput> 
     let item = match engine {
         Engine::Raft(app) => raft_read(app, req, input.consistent_read, table, key).await?,
         Engine::Leaderless(node) => {
-            let meta = service::table(node, &table, false).await?;
+            let meta = service::table_for_items(node, &table).await?;
             let key = meta.spec.key_schema.key_from_map(&key)?;
             let read = service::get_item(node, &meta, &key, consistent).await?;
             req.headers.push((CLOCK_HEADER, read.clock));
