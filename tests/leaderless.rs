@@ -613,3 +613,91 @@ async fn injected_errors_fail_requests_until_cleared() {
     assert_eq!(got["Item"]["pk"], json!({"S": "a"}));
     cluster.shutdown().await;
 }
+
+/// Each node caches table descriptions for a second; a deleted table stays DELETING for two,
+/// so a node still holding it never writes into a new table of the same name: it is refused
+/// by every node within that time (polled), and its name is reusable only after. A table
+/// created through one node is usable at every other at once (a node reads the catalog on a
+/// miss).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_deleted_through_one_node_is_refused_by_the_others() {
+    let cluster = start("lww", PATIENT).await;
+    create_table(&cluster).await;
+    for node in 1..=5 {
+        ok(
+            &cluster,
+            node,
+            "PutItem",
+            put(&format!("k{node}"), json!({})),
+        )
+        .await;
+    }
+    let deleted = ok(&cluster, 1, "DeleteTable", json!({"TableName": "Tab"})).await;
+    assert_eq!(
+        deleted["TableDescription"]["TableStatus"],
+        json!("DELETING")
+    );
+    let started = Instant::now();
+    let described = ok(&cluster, 2, "DescribeTable", json!({"TableName": "Tab"})).await;
+    assert_eq!(
+        described["Table"]["TableStatus"],
+        json!("DELETING"),
+        "{described}"
+    );
+    let again = call(&cluster, 3, "DeleteTable", json!({"TableName": "Tab"})).await;
+    assert_eq!(again.error_type(), "ResourceNotFoundException");
+    for node in 1..=5 {
+        eventually(
+            &format!("node {node} refuses the deleted table"),
+            || async {
+                call(&cluster, node, "PutItem", put("late", json!({})))
+                    .await
+                    .error_type()
+                    == "ResourceNotFoundException"
+            },
+        )
+        .await;
+    }
+    let spec = json!({
+        "TableName": "Tab",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    });
+    let early = call(&cluster, 4, "CreateTable", spec.clone()).await;
+    if started.elapsed() < kvsim::dynamo::service::DELETING_FOR {
+        assert_eq!(
+            early.error_type(),
+            "ResourceInUseException",
+            "{}",
+            early.body
+        );
+    }
+    eventually("the name is reusable", || async {
+        call(&cluster, 4, "CreateTable", spec.clone()).await.status == 200
+    })
+    .await;
+    // A new table, usable at once through any node, without the old one's items.
+    for node in 1..=5 {
+        let got = ok(&cluster, node, "GetItem", key(&format!("k{node}"))).await;
+        assert!(
+            got.get("Item").is_none(),
+            "node {node} sees an old item: {got}"
+        );
+        ok(
+            &cluster,
+            node,
+            "PutItem",
+            put(&format!("n{node}"), json!({})),
+        )
+        .await;
+    }
+    let scan = ok(
+        &cluster,
+        3,
+        "Scan",
+        json!({"TableName": "Tab", "ConsistentRead": true}),
+    )
+    .await;
+    assert_eq!(scan["Count"], json!(5), "{scan}");
+}

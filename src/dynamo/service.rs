@@ -11,13 +11,18 @@
 //!   the same pure [`decide`] that Raft's apply uses. Two coordinators writing one key at once
 //!   may both pass a condition: they are not atomic across replicas (there is no serialization
 //!   point); their writes are then concurrent versions, detected and merged like any conflict.
-//! - **Table descriptions are cached** by each node for [`TABLE_CACHE_TTL`] after it read or
-//!   wrote them, so an item request costs one quorum round (two for a write: its read and its
-//!   write), not one more for the catalog. A table created through any node is usable at
-//!   once everywhere (a node that has not cached it reads the catalog); a table deleted or
-//!   re-created through *another* node may still be used by this one for up to that long,
-//!   and writes in that window land under the deleted table's id, where nothing reads them.
-//!   DescribeTable and ListTables always read the catalog.
+//! - **Table descriptions are cached** by each node for [`TABLE_CACHE_TTL`] from the start of
+//!   the catalog read that found them, so an item request costs one quorum round (two for a
+//!   write: its read and its write), not one more for the catalog. A table created through
+//!   any node is usable at once everywhere (a node that has not cached it reads the
+//!   catalog). A deleted table stays `DELETING` for [`DELETING_FOR`] (twice the cache's
+//!   lifetime), as DynamoDB's own tables do for a while: DescribeTable says so, item requests
+//!   are refused at the node that deleted it and at any node whose cache has expired, and its
+//!   name cannot be reused yet. So a node whose cache still holds the deleted table can only
+//!   write into the deleted table (whose items nobody reads again), never into a new table of
+//!   the same name under the old one's id. DescribeTable and ListTables always read the
+//!   catalog; a deleted table's catalog entry stays as a small marker until its name is
+//!   reused.
 //! - What needs a serialization point (transactions) is refused by the API, naming
 //!   `--mode raft`.
 
@@ -44,6 +49,49 @@ use crate::{Error, Result};
 const CATALOG: &[u8] = b"\0catalog";
 /// The attribute of a catalog item holding the table's description (JSON).
 const META: &str = "meta";
+/// The attribute of a deleted table's catalog item: when it was deleted (Unix ms).
+const DELETED: &str = "deleted_ms";
+
+/// How long a deleted table stays `DELETING` (its name cannot be reused meanwhile).
+pub const DELETING_FOR: Duration = Duration::from_secs(2);
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// When a catalog item's table was deleted (Unix ms), if it was.
+fn deleted_at(item: &Item) -> Option<u64> {
+    match item.get(DELETED) {
+        Some(AttributeValue::N(n)) => n.to_string().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A catalog entry: a live table, one being deleted, or nothing (never created, or deleted
+/// longer ago than [`DELETING_FOR`]).
+enum Entry {
+    Live(TableMeta),
+    Deleting(TableMeta),
+    Gone,
+}
+
+fn entry_of(item: Option<&Item>) -> Result<Entry> {
+    let Some(item) = item else {
+        return Ok(Entry::Gone);
+    };
+    let meta = meta_of(item)?;
+    Ok(match deleted_at(item) {
+        None => Entry::Live(meta),
+        Some(at) if now_ms() < at.saturating_add(millis(DELETING_FOR)) => Entry::Deleting(meta),
+        Some(_) => Entry::Gone,
+    })
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
 
 fn catalog_key(name: &str) -> Key {
     Key {
@@ -127,16 +175,20 @@ pub async fn create_table(node: &DynamoHandle, spec: TableSpec) -> Result<TableD
     let done = node
         .put(
             catalog_key(&name),
-            Box::new(move |old| match old {
-                Some(_) => Err(Error::ResourceInUse(format!(
+            Box::new(move |old| match entry_of(old)? {
+                Entry::Live(_) => Err(Error::ResourceInUse(format!(
                     "Table already exists: {name}"
                 ))),
-                None => Ok(Some(item)),
+                Entry::Deleting(_) => Err(Error::ResourceInUse(format!(
+                    "Attempt to change a resource which is still in use: Table is being \
+                     deleted: {name}"
+                ))),
+                Entry::Gone => Ok(Some(item)),
             }),
         )
         .await?;
     written(done)?;
-    node.tables.put(&meta);
+    node.tables.put(&meta, Instant::now());
     Ok(describe(meta, TableStatus::Active))
 }
 
@@ -161,12 +213,13 @@ impl TableCache {
             .map(|(_, meta)| meta.clone())
     }
 
-    fn put(&self, meta: &TableMeta) {
+    /// Caches `meta` as read by a catalog read that started at `read_at`.
+    fn put(&self, meta: &TableMeta, read_at: Instant) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= TABLE_CACHE_MAX {
             entries.clear();
         }
-        entries.insert(meta.spec.name.clone(), (Instant::now(), meta.clone()));
+        entries.insert(meta.spec.name.clone(), (read_at, meta.clone()));
     }
 
     fn forget(&self, name: &str) {
@@ -183,60 +236,77 @@ impl TableCache {
 /// # Errors
 /// `ResourceNotFound`; quorum errors.
 pub async fn table_for_items(node: &DynamoHandle, name: &str) -> Result<TableMeta> {
-    if let Some(meta) = node.tables.get(name) {
-        return Ok(meta);
+    match node.tables.get(name) {
+        Some(meta) => Ok(meta),
+        None => table(node, name, false).await,
     }
-    table(node, name, false).await
+}
+
+/// A table's catalog entry, read from R replicas (all N live ones if `consistent`); a live
+/// table is cached, anything else forgotten.
+async fn entry(node: &DynamoHandle, name: &str, consistent: bool) -> Result<Entry> {
+    let started = Instant::now();
+    let entry = match node.get(catalog_key(name), consistent).await? {
+        Done::Read { resolved, .. } => entry_of(resolved.item.as_ref())?,
+        other => return Err(Error::internal(format!("a read finished as {other:?}"))),
+    };
+    match &entry {
+        Entry::Live(meta) => node.tables.put(meta, started),
+        _ => node.tables.forget(name),
+    }
+    Ok(entry)
 }
 
 /// A table's description, read from R replicas (all N live ones if `consistent`).
 ///
 /// # Errors
-/// `ResourceNotFound`; quorum errors.
+/// `ResourceNotFound` (also for a table being deleted); quorum errors.
 pub async fn table(node: &DynamoHandle, name: &str, consistent: bool) -> Result<TableMeta> {
-    let found = match node.get(catalog_key(name), consistent).await? {
-        Done::Read { resolved, .. } => resolved.item.as_ref().map(meta_of).transpose()?,
-        other => return Err(Error::internal(format!("a read finished as {other:?}"))),
-    };
-    match found {
-        Some(meta) => {
-            node.tables.put(&meta);
-            Ok(meta)
-        }
-        None => {
-            node.tables.forget(name);
-            Err(not_found())
-        }
+    match entry(node, name, consistent).await? {
+        Entry::Live(meta) => Ok(meta),
+        Entry::Deleting(_) | Entry::Gone => Err(not_found()),
     }
 }
 
-/// DescribeTable, from R replicas of the catalog (all N live ones if `consistent`).
+/// DescribeTable, from R replicas of the catalog (all N live ones if `consistent`): `ACTIVE`,
+/// or `DELETING` for [`DELETING_FOR`] after it was deleted.
 ///
 /// # Errors
-/// As [`table`].
+/// `ResourceNotFound`; quorum errors.
 pub async fn describe_table(
     node: &DynamoHandle,
     name: &str,
     consistent: bool,
 ) -> Result<TableDescription> {
-    Ok(describe(
-        table(node, name, consistent).await?,
-        TableStatus::Active,
-    ))
+    match entry(node, name, consistent).await? {
+        Entry::Live(meta) => Ok(describe(meta, TableStatus::Active)),
+        Entry::Deleting(meta) => Ok(describe(meta, TableStatus::Deleting)),
+        Entry::Gone => Err(not_found()),
+    }
 }
 
-/// Deletes a table: its catalog entry becomes a tombstone. Its items stay in the ring under
-/// the old table's id, unreachable (a re-created table has a new id).
+/// Deletes a table: its catalog entry is marked deleted (see the module's documentation).
+/// Its items stay in the ring under the old table's id, unreachable (a re-created table has a
+/// new id).
 ///
 /// # Errors
-/// `ResourceNotFound`; quorum errors.
+/// `ResourceNotFound` (also for a table being deleted); quorum errors.
 pub async fn delete_table(node: &DynamoHandle, name: &str) -> Result<TableDescription> {
     let done = node
         .put(
             catalog_key(name),
             Box::new(|old| match old {
-                Some(_) => Ok(None),
-                None => Err(not_found()),
+                Some(item) if deleted_at(&item).is_none() => {
+                    let mut marked = item.clone();
+                    marked.insert(
+                        DELETED.to_string(),
+                        AttributeValue::N(crate::model::Number::from_i64(
+                            i64::try_from(now_ms()).unwrap_or(i64::MAX),
+                        )),
+                    );
+                    Ok(Some(marked))
+                }
+                _ => Err(not_found()),
             }),
         )
         .await;
@@ -252,10 +322,16 @@ pub async fn delete_table(node: &DynamoHandle, name: &str) -> Result<TableDescri
 /// Quorum errors.
 pub async fn list_tables(node: &DynamoHandle) -> Result<Vec<String>> {
     match node.list(CATALOG.to_vec(), false).await? {
-        Done::Listed { items } => Ok(items
-            .into_iter()
-            .map(|(key, _)| String::from_utf8_lossy(&key.item).into_owned())
-            .collect()),
+        Done::Listed { items } => {
+            let mut names = Vec::with_capacity(items.len());
+            for (key, resolved) in items {
+                // A table being deleted is listed, as DynamoDB lists it.
+                if !matches!(entry_of(resolved.item.as_ref())?, Entry::Gone) {
+                    names.push(String::from_utf8_lossy(&key.item).into_owned());
+                }
+            }
+            Ok(names)
+        }
         other => Err(Error::internal(format!("a listing finished as {other:?}"))),
     }
 }

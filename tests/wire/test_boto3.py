@@ -535,9 +535,20 @@ class TableLifecycleTest(KvsimTestCase):
         self.assertEqual(desc["TableName"], self.table)
         self.assertEqual(desc["KeySchema"], key_schema("pk", "sk"))
 
-        # The leader applied the deletion before answering; the others follow shortly.
-        self.assertClientError("ResourceNotFoundException",
-                               self.cluster.client(leader).describe_table, TableName=self.table)
+        if MODE == "dynamo":
+            # The table stays DELETING for a while (as DynamoDB's do): the nodes cache table
+            # descriptions, and its name cannot be reused until none can still hold it.
+            still = self.cluster.client(leader).describe_table(TableName=self.table)
+            self.assertEqual(still["Table"]["TableStatus"], "DELETING")
+            self.assertClientError("ResourceInUseException", self.create_table, name=self.table)
+            self.assertClientError("ResourceNotFoundException",
+                                   self.cluster.client(follower).put_item, TableName=self.table,
+                                   Item={"pk": {"S": "a"}, "sk": {"S": "c"}})
+        else:
+            # The leader applied the deletion before answering; the others follow shortly.
+            self.assertClientError("ResourceNotFoundException",
+                                   self.cluster.client(leader).describe_table,
+                                   TableName=self.table)
         for port, client in self.all_clients():
             def gone(client=client):
                 try:
