@@ -296,7 +296,7 @@ pub async fn delete_table(node: &DynamoHandle, name: &str) -> Result<TableDescri
         .put(
             catalog_key(name),
             Box::new(|old| match old {
-                Some(item) if deleted_at(&item).is_none() => {
+                Some(item) if deleted_at(item).is_none() => {
                     let mut marked = item.clone();
                     marked.insert(
                         DELETED.to_string(),
