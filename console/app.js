@@ -10,10 +10,20 @@ const $ = (selector) => document.querySelector(selector);
 const SVG = 'http://www.w3.org/2000/svg';
 const NODE_COLORS = ['#2f6fb3', '#d08700', '#2e7d32', '#b03cb0', '#c62828', '#00838f', '#6d4c41', '#5e35b1', '#9e9d24'];
 const KIND_COLORS = {
+  // Raft's messages
   append: 'var(--append)', append_response: 'var(--response)', heartbeat: 'var(--heartbeat)',
   heartbeat_response: 'var(--heartbeat)', vote: 'var(--vote)', vote_response: 'var(--vote)',
   snapshot: 'var(--snapshot)', other: 'var(--muted)',
+  // the leaderless engine's (--mode dynamo)
+  write: 'var(--append)', write_ack: 'var(--response)', read: 'var(--vote)', read_reply: 'var(--vote)',
+  handoff: 'var(--snapshot)', gossip: 'var(--heartbeat)', anti_entropy: 'var(--muted)',
 };
+const LEGENDS = {
+  raft: [['append', 'append'], ['ack', 'append_response'], ['heartbeat', 'heartbeat'], ['vote', 'vote'], ['snapshot', 'snapshot']],
+  dynamo: [['write', 'write'], ['ack', 'write_ack'], ['read', 'read'], ['handoff', 'handoff'], ['gossip', 'gossip'], ['anti-entropy', 'anti_entropy']],
+};
+// Small dots for the background chatter of each engine.
+const QUIET_KINDS = new Set(['heartbeat', 'heartbeat_response', 'gossip']);
 const CHART_SECONDS = 60;
 
 const state = {
@@ -77,10 +87,18 @@ function render(frame) {
   state.frame = frame;
   for (const n of frame.nodes) state.addrs.set(n.node_id, n.addr);
   setConnection('live', `live via node ${frame.via}`);
-  const leader = frame.nodes.find((n) => n.node_id === frame.leader_id);
-  $('#summary').textContent = leader
-    ? `leader: node ${leader.node_id} · term ${leader.term} · commit ${leader.commit_index}`
-    : 'no leader: an election is under way or a majority is down';
+  document.body.dataset.mode = frame.mode;
+  if (frame.mode === 'dynamo') {
+    const q = frame.quorum;
+    const suspicious = frame.nodes.filter((n) => n.up && n.suspected.length).length;
+    $('#summary').textContent = `leaderless · N=${q.replicas} R=${q.read_quorum} W=${q.write_quorum} · merger ${q.merger}`
+      + (suspicious ? ` · ${suspicious} node(s) suspect others` : ' · every node sees every other');
+  } else {
+    const leader = frame.nodes.find((n) => n.node_id === frame.leader_id);
+    $('#summary').textContent = leader
+      ? `leader: node ${leader.node_id} · term ${leader.term} · commit ${leader.commit_index}`
+      : 'no leader: an election is under way or a majority is down';
+  }
   state.controls = frame.controls;
   drawCluster(frame);
   drawCards(frame);
@@ -110,13 +128,14 @@ function svg(tag, attrs, parent) {
 function drawCluster(frame) {
   const root = $('#cluster');
   const ids = frame.nodes.map((n) => n.node_id);
-  if (state.positions.size !== ids.length) {
+  if (state.positions.size !== ids.length || state.mode !== frame.mode) {
+    state.mode = frame.mode;
     layout(ids);
     root.replaceChildren();
     svg('g', { id: 'links' }, root);
     svg('g', { id: 'dots' }, root);
     svg('g', { id: 'node-shapes' }, root);
-    drawLegend();
+    drawLegend(frame.mode);
   }
   const links = $('#links');
   links.replaceChildren();
@@ -137,8 +156,13 @@ function drawCluster(frame) {
     svg('circle', { cx: p.x, cy: p.y, r: 38 }, g);
     text(g, p.x, p.y - 10, `node ${n.node_id}`, 'title');
     text(g, p.x, p.y + 5, n.up ? n.role.replace('_', '-') : n.role);
-    text(g, p.x, p.y + 19, n.up ? `term ${n.term}` : '');
-    text(g, p.x, p.y + 54, n.up ? `applied ${n.applied_index}${n.lag ? ` (−${n.lag})` : ''}` : '');
+    if (frame.mode === 'dynamo') {
+      text(g, p.x, p.y + 19, n.up && n.hints ? `${n.hints} hint(s)` : '');
+      text(g, p.x, p.y + 54, n.up && n.suspected.length ? `suspects ${n.suspected.join(', ')}` : '');
+    } else {
+      text(g, p.x, p.y + 19, n.up ? `term ${n.term}` : '');
+      text(g, p.x, p.y + 54, n.up ? `applied ${n.applied_index}${n.lag ? ` (−${n.lag})` : ''}` : '');
+    }
   }
   const down = new Set(frame.nodes.filter((n) => !n.up).map((n) => n.node_id));
   const cut = new Set(frame.links.filter((l) => l.cut).flatMap((l) => [`${l.a}-${l.b}`, `${l.b}-${l.a}`]));
@@ -161,10 +185,10 @@ function text(parent, x, y, content, cls) {
   return t;
 }
 
-function drawLegend() {
+function drawLegend(mode) {
   const legend = $('#legend');
   legend.replaceChildren();
-  for (const [label, kind] of [['append', 'append'], ['ack', 'append_response'], ['heartbeat', 'heartbeat'], ['vote', 'vote'], ['snapshot', 'snapshot']]) {
+  for (const [label, kind] of LEGENDS[mode] || LEGENDS.raft) {
     const span = document.createElement('span');
     const dot = document.createElement('i');
     dot.style.background = KIND_COLORS[kind];
@@ -184,7 +208,7 @@ function animate(now) {
         return false;
       }
       if (!d.el) {
-        const r = d.kind.startsWith('heartbeat') ? 3 : Math.min(8, 4 + Math.log2(d.count));
+        const r = QUIET_KINDS.has(d.kind) ? 3 : Math.min(8, 4 + Math.log2(d.count));
         d.el = svg('circle', { r, class: 'dot', fill: KIND_COLORS[d.kind] || 'gray' }, layer);
         const title = svg('title', {}, d.el);
         title.textContent = `${d.count} ${d.kind.replace('_', ' ')}${d.lost ? ', lost' : ''}`;
@@ -209,14 +233,23 @@ function drawCards(frame) {
   const box = $('#nodes');
   for (const n of frame.nodes) {
     let card = box.querySelector(`.card[data-node="${n.node_id}"]`);
+    if (card && card.dataset.mode !== frame.mode) {
+      card.remove();
+      card = null;
+    }
     if (!card) {
-      card = makeCard(n.node_id);
+      card = makeCard(n.node_id, frame.mode);
       box.append(card);
     }
     card.dataset.role = n.role;
     card.dataset.up = n.up;
     card.querySelector('.role').textContent = n.role.replace('_', '-');
-    const values = {
+    const values = frame.mode === 'dynamo' ? {
+      suspects: n.up ? (n.suspected.length ? n.suspected.join(', ') : 'none') : '–',
+      hints: n.up ? n.hints : '–',
+      incarnation: n.up ? n.incarnation : '–',
+      health: n.failure ? `failed: ${n.failure}` : n.up ? 'running' : 'down',
+    } : {
       term: n.up ? n.term : '–',
       commit: n.up ? n.commit_index : '–',
       applied: n.up ? n.applied_index : '–',
@@ -232,31 +265,34 @@ function drawCards(frame) {
     const crash = card.querySelector('[data-action="crash"]');
     card.querySelector('[data-action="restart"]').hidden = !restart;
     crash.hidden = restart;
-    card.querySelector('[data-action="transfer"]').disabled = !state.controls.enabled || !n.up || n.role === 'leader';
+    const transfer = card.querySelector('[data-action="transfer"]');
+    if (transfer) transfer.disabled = !state.controls.enabled || !n.up || n.role === 'leader';
   }
 }
 
-function makeCard(id) {
+const CARD_FIELDS = {
+  raft: ['term', 'commit', 'applied', 'lag', 'pending', 'health'],
+  dynamo: ['suspects', 'hints', 'incarnation', 'health'],
+};
+
+function makeCard(id, mode) {
   const card = document.createElement('article');
   card.className = 'card';
   card.dataset.node = id;
+  card.dataset.mode = mode;
+  const fields = (CARD_FIELDS[mode] || CARD_FIELDS.raft).map((f) => `<dt>${f}</dt><dd data-field="${f}"></dd>`).join('');
+  // Leadership and disk faults are Raft mode's.
+  const raftOnly = mode === 'dynamo' ? ' hidden' : '';
   card.innerHTML = `
     <h3><span>node ${id}</span><span class="role"></span></h3>
-    <dl>
-      <dt>term</dt><dd data-field="term"></dd>
-      <dt>commit</dt><dd data-field="commit"></dd>
-      <dt>applied</dt><dd data-field="applied"></dd>
-      <dt>lag</dt><dd data-field="lag"></dd>
-      <dt>pending</dt><dd data-field="pending"></dd>
-      <dt>health</dt><dd data-field="health"></dd>
-    </dl>
+    <dl>${fields}</dl>
     <div class="faults"></div>
     <div class="actions">
       <button type="button" data-control data-action="crash">crash</button>
       <button type="button" data-control data-action="restart">restart</button>
       <button type="button" data-control data-action="isolate">isolate</button>
-      <button type="button" data-control data-action="transfer">make leader</button>
-      <button type="button" data-control data-action="fail-disk">fail disk</button>
+      <button type="button" data-control data-action="transfer"${raftOnly}>make leader</button>
+      <button type="button" data-control data-action="fail-disk"${raftOnly}>fail disk</button>
     </div>
     <div class="actions">
       <input type="number" min="0" max="60000" step="50" value="200" aria-label="delay in ms" data-input="ms">

@@ -1,6 +1,7 @@
 //! The web console's server side: `GET /` answered by content negotiation, the embedded
 //! assets, the live feed (`/console/stream`) showing nodes, leader, Raft messages, events and
-//! crashes, and the controls refusing web pages from outside the cluster.
+//! crashes, the controls refusing web pages from outside the cluster, and the same feed in
+//! `--mode dynamo`.
 //! (The page itself is driven in a real browser by `tests/wire/test_console.py`.)
 
 mod common;
@@ -332,4 +333,136 @@ async fn controls_accept_the_clusters_own_pages_only_and_say_why_when_disabled()
     // Nothing else is lost: the nodes are still drawn.
     assert_eq!(frame["nodes"].as_array().map(Vec::len), Some(3));
     tc.cluster.shutdown().await;
+}
+
+/// In `--mode dynamo` the same page is fed replicas instead of Raft roles: no leader, the
+/// quorum settings, SWIM's probes and replica writes as message flows, a crashed node drawn
+/// down and suspected by the others; the controls refuse other sites' pages there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_in_dynamo_mode_shows_replicas_suspicions_and_their_messages() {
+    use kvsim::cluster::leaderless::{LeaderlessCluster, LeaderlessConfig, SUSPECT_AFTER};
+    let cluster = LeaderlessCluster::start(LeaderlessConfig {
+        data_root: std::env::temp_dir(),
+        host: "127.0.0.1".into(),
+        base_port: 0,
+        nodes: 5,
+        replicas: 3,
+        read_quorum: 2,
+        write_quorum: 2,
+        merger: "lww".into(),
+        tombstone_gc: Duration::from_secs(3600),
+        storage: kvsim::config::Storage::Memory,
+        tuning: test_tuning(),
+        policy: AdminPolicy {
+            faults: true,
+            remote: false,
+        },
+        suspect_after: SUSPECT_AFTER,
+    })
+    .await
+    .expect("the cluster starts");
+    let http = reqwest::Client::new();
+    let addr = cluster.addrs()[&2].clone();
+    let html = http
+        .get(format!("http://{addr}/"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("the page")
+        .text()
+        .await
+        .expect("text");
+    assert!(html.contains("<title>kvsim console</title>"), "{html}");
+
+    let mut feed = Feed::open(&http, &addr).await;
+    let first = feed.next().await;
+    assert_eq!(first["mode"], "dynamo");
+    assert_eq!(first["via"], 2);
+    assert_eq!(first["leader_id"], Value::Null);
+    assert_eq!(
+        first["quorum"],
+        json!({"replicas": 3, "read_quorum": 2, "write_quorum": 2, "merger": "lww"})
+    );
+    assert_eq!(first["nodes"].as_array().map(Vec::len), Some(5));
+    for id in 1..=5 {
+        assert_eq!(node(&first, id)["role"], "replica", "{first}");
+    }
+    assert_eq!(first["links"].as_array().map(Vec::len), Some(10));
+    assert_eq!(first["controls"]["enabled"], true);
+
+    // A table and a write: replica writes and their acknowledgements flow between nodes.
+    let dynamodb = |op: &'static str, body: Value| {
+        http.post(format!("http://{addr}/"))
+            .header("x-amz-target", format!("DynamoDB_20120810.{op}"))
+            .header("content-type", "application/x-amz-json-1.0")
+            .body(body.to_string())
+            .send()
+    };
+    let created = dynamodb(
+        "CreateTable",
+        json!({"TableName": "Tbl", "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+               "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}],
+               "BillingMode": "PAY_PER_REQUEST"}),
+    )
+    .await
+    .expect("answers");
+    assert_eq!(
+        created.status(),
+        200,
+        "{:?}",
+        created.bytes().await.unwrap_or_default()
+    );
+    let put = dynamodb(
+        "PutItem",
+        json!({"TableName": "Tbl", "Item": {"k": {"S": "a"}}}),
+    )
+    .await
+    .expect("answers");
+    assert_eq!(put.status(), 200);
+    let mut kinds = std::collections::BTreeSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !(kinds.contains("write") && kinds.contains("write_ack") && kinds.contains("gossip")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no writes, acknowledgements and probes in the flows: {kinds:?}"
+        );
+        let frame = feed.next().await;
+        for f in frame["flows"].as_array().into_iter().flatten() {
+            kinds.insert(f["kind"].as_str().unwrap_or_default().to_string());
+        }
+    }
+
+    cluster.crash_node(4, 2).await.expect("node 4 crashes");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let frame = feed.next().await;
+        let suspected_by_all = [1, 2, 3, 5]
+            .iter()
+            .all(|&id| node(&frame, id)["suspected"] == json!([4]));
+        if node(&frame, 4)["role"] == "down" && suspected_by_all {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 4 never drawn down and suspected: {frame}"
+        );
+    }
+
+    let refused = http
+        .post(format!("http://{addr}/admin/faults/heal"))
+        .header("origin", "http://elsewhere.example")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(refused.status(), 403);
+    let body: Value =
+        serde_json::from_slice(&refused.bytes().await.expect("a body")).expect("JSON");
+    assert!(
+        body["__type"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("AccessDeniedException"),
+        "{body}"
+    );
+    cluster.shutdown().await;
 }

@@ -6,6 +6,7 @@
 //! Any node coordinates any request: there is no leader, so nothing is forwarded and no hint
 //! is given. What needs a single serialization point (transactions) is refused with a
 //! `ValidationException` naming `--mode raft`; what is not built for this engine yet says so.
+//! The web console is Raft mode's page, fed by [`crate::api::console::leaderless`].
 
 use std::net::SocketAddr;
 
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::budget::MemoryBudget;
+use crate::api::console;
 use crate::api::dispatch::{
     add_headers, error_response, json_response, read_body, region, request_id, target,
 };
@@ -47,14 +49,25 @@ pub struct LeaderlessState {
     pub metrics: Metrics,
 }
 
-/// The node's routes.
-pub fn router(state: LeaderlessState) -> Router {
+/// The node's routes: as Raft mode's (see [`crate::api::router`]), the DynamoDB endpoint with
+/// gzip, checksums and open CORS; the web console; the controls and the console's feed
+/// callable from the cluster's own origins only.
+pub fn router(state: LeaderlessState, addrs: &[String]) -> Router {
+    use std::sync::Arc;
     use tower::ServiceBuilder;
     use tower_http::compression::CompressionLayer;
+    use tower_http::cors::{Any, CorsLayer};
     use tower_http::decompression::RequestDecompressionLayer;
 
-    let endpoint = post(dynamodb).get(health).layer(
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods(Any)
+        .allow_headers(Any)
+        .expose_headers(Any)
+        .max_age(std::time::Duration::from_secs(3600));
+    let endpoint = post(dynamodb).get(console::root).layer(
         ServiceBuilder::new()
+            .layer(cors)
             .layer(axum::middleware::map_response(
                 crate::api::dispatch::add_crc32,
             ))
@@ -62,19 +75,27 @@ pub fn router(state: LeaderlessState) -> Router {
             .layer(RequestDecompressionLayer::new().gzip(true))
             .map_request(|req: axum::http::Request<_>| req.map(axum::body::Body::new)),
     );
-    Router::new()
-        .route("/", endpoint)
-        .route("/status", get(status))
-        .route("/events", get(events))
-        .route("/metrics", get(metrics))
+    let origins = console::cluster_origins(addrs);
+    let controls = Router::new()
+        .route("/console/stream", get(console::leaderless::stream))
         .route("/admin/faults", get(list_faults))
         .route("/admin/faults/{action}", post(apply_fault))
         .route("/admin/nodes/{id}/{action}", post(node_action))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(origins.clone()),
+            console::same_cluster_origin,
+        ))
+        .layer(console::cors(origins));
+    Router::new()
+        .route("/", endpoint)
+        .route("/console", get(console::page))
+        .route("/console/app.js", get(console::script))
+        .route("/console/style.css", get(console::style))
+        .route("/status", get(status))
+        .route("/events", get(events))
+        .route("/metrics", get(metrics))
+        .merge(controls)
         .with_state(state)
-}
-
-async fn health() -> &'static str {
-    "healthy: kvsim (--mode dynamo)"
 }
 
 fn cluster(app: &LeaderlessState) -> Result<LeaderlessCluster> {
@@ -271,8 +292,7 @@ fn faults_doc(cluster: &LeaderlessCluster) -> Value {
         .read()
         .map(|r| r.clone())
         .unwrap_or_default();
-    let mut lines = network.describe();
-    lines.extend(errors.iter().map(ErrorRule::describe));
+    let lines = cluster.describe_faults();
     let running: Vec<NodeId> = cluster
         .addrs()
         .keys()

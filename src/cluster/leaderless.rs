@@ -154,6 +154,8 @@ struct Inner {
     memory: Mutex<BTreeMap<NodeId, Arc<redb::Database>>>,
     shutdown: CancellationToken,
     servers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Each node's request counters (its server's).
+    metrics: BTreeMap<NodeId, api::metrics::Metrics>,
 }
 
 /// A leaderless cluster. Cheap to clone.
@@ -203,6 +205,10 @@ impl LeaderlessCluster {
             listeners.insert(id, listener);
         }
         let faults = SharedFaults::default();
+        let metrics = config
+            .node_ids()
+            .map(|id| (id, api::metrics::Metrics::new()))
+            .collect();
         let cluster = LeaderlessCluster {
             inner: Arc::new(Inner {
                 events: config
@@ -218,6 +224,7 @@ impl LeaderlessCluster {
                 memory: Mutex::new(BTreeMap::new()),
                 shutdown: CancellationToken::new(),
                 servers: Mutex::new(Vec::new()),
+                metrics,
             }),
         };
         for id in cluster.inner.config.node_ids() {
@@ -229,10 +236,14 @@ impl LeaderlessCluster {
                 id,
                 cluster: LeaderlessRef(Arc::downgrade(&cluster.inner)),
                 memory: memory.clone(),
-                metrics: api::metrics::Metrics::new(),
+                metrics: cluster
+                    .metrics_of(id)
+                    .cloned()
+                    .unwrap_or_else(api::metrics::Metrics::new),
             };
             let connections = state.metrics.connections();
-            let router = api::leaderless::router(state);
+            let all: Vec<String> = cluster.addrs().values().cloned().collect();
+            let router = api::leaderless::router(state, &all);
             let shutdown = cluster.inner.shutdown.clone();
             let tuning = cluster.inner.config.tuning.clone();
             let server = tokio::spawn(async move {
@@ -322,6 +333,35 @@ impl LeaderlessCluster {
             .unwrap_or_else(PoisonError::into_inner)
             .get(&id)
             .map(|r| r.handle.clone())
+    }
+
+    /// Node `id`'s request counters.
+    pub fn metrics_of(&self, id: NodeId) -> Option<&api::metrics::Metrics> {
+        self.inner.metrics.get(&id)
+    }
+
+    /// The messages the nodes sent each other so far, by sender, receiver and kind.
+    pub fn flows(&self) -> &driver::MeshFlows {
+        self.inner.mesh.flows()
+    }
+
+    /// Cancelled when the cluster shuts down.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+
+    /// Every fault in force, one line each: the network's, then the injected errors.
+    pub fn describe_faults(&self) -> Vec<String> {
+        let mut lines = self
+            .inner
+            .faults
+            .read()
+            .map(|f| f.describe())
+            .unwrap_or_default();
+        if let Ok(rules) = self.inner.errors.read() {
+            lines.extend(rules.iter().map(crate::api::inject::ErrorRule::describe));
+        }
+        lines
     }
 
     /// Every node's address.

@@ -15,7 +15,7 @@
 //! node's failure for `status`, and every request waiting on it fails with `Unavailable`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -92,6 +92,79 @@ pub struct StoreStats {
     pub fsyncs: u64,
 }
 
+/// Node ids the flow counters cover (0 to 15; a cluster has at most 9 nodes).
+const FLOW_NODES: usize = 16;
+
+/// Messages each node sent each other, by kind, for the web console: plain atomics, cheap to
+/// count and to read.
+#[derive(Debug)]
+pub struct MeshFlows {
+    counts: Box<[[[AtomicU64; MeshFlows::KINDS.len()]; FLOW_NODES]; FLOW_NODES]>,
+}
+
+impl Default for MeshFlows {
+    fn default() -> MeshFlows {
+        MeshFlows {
+            counts: Box::new(std::array::from_fn(|_| {
+                std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0)))
+            })),
+        }
+    }
+}
+
+impl MeshFlows {
+    /// What the console calls each kind: a replica write and its acknowledgement, a replica
+    /// read (of a key, a partition or a table) and its answer, hinted handoff, SWIM's probes,
+    /// and anti-entropy.
+    pub const KINDS: [&'static str; 7] = [
+        "write",
+        "write_ack",
+        "read",
+        "read_reply",
+        "handoff",
+        "gossip",
+        "anti_entropy",
+    ];
+
+    fn kind(msg: &Msg) -> usize {
+        match msg {
+            Msg::Store { .. } => 0,
+            Msg::Stored { .. } => 1,
+            Msg::Fetch { .. } | Msg::List { .. } | Msg::Scan { .. } => 2,
+            Msg::Fetched { .. } | Msg::Listed { .. } => 3,
+            Msg::Handoff { .. } | Msg::HandedOff { .. } => 4,
+            Msg::Ping { .. } | Msg::Pong { .. } => 5,
+            _ => 6,
+        }
+    }
+
+    fn count(&self, from: NodeId, to: NodeId, msg: &Msg) {
+        let slot = usize::try_from(from)
+            .ok()
+            .and_then(|f| self.counts.get(f))
+            .and_then(|row| usize::try_from(to).ok().and_then(|t| row.get(t)));
+        if let Some(kinds) = slot {
+            kinds[MeshFlows::kind(msg)].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Messages sent so far, as `(from, to, kind, count)` for every non-zero count.
+    pub fn read(&self) -> Vec<(NodeId, NodeId, &'static str, u64)> {
+        let mut out = Vec::new();
+        for (from, row) in self.counts.iter().enumerate() {
+            for (to, kinds) in row.iter().enumerate() {
+                for (kind, n) in kinds.iter().enumerate() {
+                    let n = n.load(Ordering::Relaxed);
+                    if n > 0 {
+                        out.push((from as NodeId, to as NodeId, MeshFlows::KINDS[kind], n));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 /// The in-process network between a cluster's nodes, with the simulator's faults.
 #[derive(Clone)]
 pub struct Mesh {
@@ -99,6 +172,7 @@ pub struct Mesh {
     faults: SharedFaults,
     runtime: tokio::runtime::Handle,
     rng: Arc<Mutex<StdRng>>,
+    flows: Arc<MeshFlows>,
 }
 
 impl Mesh {
@@ -109,7 +183,13 @@ impl Mesh {
             faults,
             runtime,
             rng: Arc::new(Mutex::new(StdRng::from_entropy())),
+            flows: Arc::default(),
         }
+    }
+
+    /// The messages sent so far, by sender, receiver and kind.
+    pub fn flows(&self) -> &MeshFlows {
+        &self.flows
     }
 
     fn inbox(&self, id: NodeId) -> Option<SyncSender<Input>> {
@@ -122,6 +202,7 @@ impl Mesh {
 
     /// Sends `msg` from `from` to `to` as the faults in force let it.
     fn send(&self, from: NodeId, to: NodeId, msg: Msg) {
+        self.flows.count(from, to, &msg);
         let Some(inbox) = self.inbox(to) else {
             return; // The peer is down: the message is lost.
         };

@@ -195,8 +195,9 @@ class ServerExited(RuntimeError):
 class Cluster:
     """One `kvsim server` process (three nodes) in a temporary directory."""
 
-    def __init__(self, binary: str):
+    def __init__(self, binary: str, mode: str | None = None):
         self.binary = binary
+        self.mode = mode or MODE  # `raft` or `dynamo`
         self.workdir = tempfile.mkdtemp(prefix="kvsim-boto3-")
         self.log_path = os.path.join(self.workdir, "server.log")
         self.proc: subprocess.Popen | None = None
@@ -224,7 +225,7 @@ class Cluster:
             args = [self.binary, "server", "--data-dir-root", data_dir,
                     "--base-port", str(base), "--tick-ms", str(TICK_MS),
                     "--ttl-interval-ms", "200"]
-            if MODE == "dynamo":
+            if self.mode == "dynamo":
                 args += ["--mode", "dynamo", "--nodes", "3", "--replicas", "3"]
             self.proc = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
@@ -292,7 +293,7 @@ class Cluster:
         ids = [s["node_id"] for s in statuses]
         if ids != [1, 2, 3]:
             raise AssertionError(f"ports {self.ports} answer as nodes {ids}: not our server?")
-        if MODE == "dynamo":
+        if self.mode == "dynamo":
             return statuses if all(s["running"] for s in statuses) else None
         leaders = [s for s in statuses if s["role"] == "leader"]
         if len(leaders) != 1:
@@ -307,13 +308,13 @@ class Cluster:
         return wait_until(self._leader_agreed, STARTUP_TIMEOUT_S, "an agreed leader")
 
     def leader_port(self) -> int:
-        if MODE == "dynamo":
+        if self.mode == "dynamo":
             return self.ports[0]  # no leader: any node coordinates
         statuses = self.agreed_statuses()
         return next(self.ports[i] for i, s in enumerate(statuses) if s["role"] == "leader")
 
     def follower_ports(self) -> list[int]:
-        if MODE == "dynamo":
+        if self.mode == "dynamo":
             return self.ports[1:]
         statuses = self.agreed_statuses()
         return [self.ports[i] for i, s in enumerate(statuses) if s["role"] != "leader"]
@@ -322,7 +323,7 @@ class Cluster:
         """Wait until every node has applied everything the leader had committed when called.
         (In --mode dynamo there is nothing to wait for: with R + W > N a read sees every
         acknowledged write.)"""
-        if MODE == "dynamo":
+        if self.mode == "dynamo":
             return
         target = max(s["commit_index"] for s in self.agreed_statuses())
 

@@ -3,6 +3,9 @@
 //! (the page for browsers, DynamoDB's own health line for everyone else), and which web
 //! origins may call the simulator controls.
 //!
+//! One page serves both engines: each frame names its `mode`, and [`leaderless`] feeds it in
+//! `--mode dynamo` (replicas, suspicions and hints instead of Raft's roles and terms).
+//!
 //! The feed is one `frame` event every [`FRAME_INTERVAL`]: every node's Raft state, health and
 //! request totals, the links between nodes as the faults leave them, the Raft messages each
 //! node sent since the last frame (counted by kind, so a busy cluster costs the page one dot
@@ -14,6 +17,8 @@
 //! is not one of the cluster's own nodes, so a web page elsewhere cannot crash nodes through a
 //! user's browser, while the console, served by any node, may call every node (it moves to
 //! another node when the one that served it is crashed).
+
+pub mod leaderless;
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -27,12 +32,14 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::Error;
+use crate::NodeId;
 use crate::api::AppState;
 use crate::api::dispatch::error_response;
 use crate::events::EventRecord;
-use crate::raft::NodeId;
+use crate::faults::NetworkFaults;
 use crate::raft::driver::Health;
 
 /// How often the feed sends a frame.
@@ -41,9 +48,9 @@ pub const FRAME_INTERVAL: Duration = Duration::from_millis(250);
 /// Events sent in the first frame, at most: the page's timeline starts with recent history.
 const FIRST_EVENTS: usize = 200;
 
-static INDEX_HTML: &str = include_str!("../../console/index.html");
-static APP_JS: &str = include_str!("../../console/app.js");
-static STYLE_CSS: &str = include_str!("../../console/style.css");
+static INDEX_HTML: &str = include_str!("../../../console/index.html");
+static APP_JS: &str = include_str!("../../../console/app.js");
+static STYLE_CSS: &str = include_str!("../../../console/style.css");
 
 /// `GET /`: the console to a browser (a request whose `Accept` asks for HTML), and to anyone
 /// else DynamoDB's health answer, `healthy: <host>` as plain text, which load balancers, SDK
@@ -135,7 +142,7 @@ struct NodeView {
 
 /// A pair of nodes and what the faults do to messages between them.
 #[derive(Debug, Serialize)]
-struct LinkView {
+pub(crate) struct LinkView {
     a: NodeId,
     b: NodeId,
     cut: bool,
@@ -143,9 +150,9 @@ struct LinkView {
     drop_rate: f64,
 }
 
-/// Raft messages one node sent another since the last frame.
+/// Messages one node sent another since the last frame, of one kind.
 #[derive(Debug, Serialize)]
-struct Flow {
+pub(crate) struct Flow {
     from: NodeId,
     to: NodeId,
     kind: &'static str,
@@ -154,25 +161,219 @@ struct Flow {
 
 /// Whether this caller may use the controls, and if not why.
 #[derive(Debug, Serialize)]
-struct Controls {
+pub(crate) struct Controls {
     enabled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
 }
 
-/// One frame of the feed.
+/// A leaderless cluster's replication settings, as the console shows them.
 #[derive(Debug, Serialize)]
-struct Frame {
+pub(crate) struct Quorum {
+    pub replicas: usize,
+    pub read_quorum: usize,
+    pub write_quorum: usize,
+    pub merger: String,
+}
+
+/// One frame of the feed, with the nodes as the engine describes them.
+#[derive(Debug, Serialize)]
+pub(crate) struct Frame<N> {
     time_ms: u64,
+    /// `raft` or `dynamo`.
+    mode: &'static str,
     /// The node serving this feed.
     via: NodeId,
     leader_id: Option<NodeId>,
-    nodes: Vec<NodeView>,
+    /// In `--mode dynamo`: N, R, W and the merger.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quorum: Option<Quorum>,
+    nodes: Vec<N>,
     links: Vec<LinkView>,
     faults: Vec<String>,
     flows: Vec<Flow>,
     events: Vec<EventRecord>,
     controls: Controls,
+}
+
+impl<N> Frame<N> {
+    /// A frame of `nodes` and the rest, stamped now.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        mode: &'static str,
+        via: NodeId,
+        leader_id: Option<NodeId>,
+        quorum: Option<Quorum>,
+        nodes: Vec<N>,
+        links: Vec<LinkView>,
+        faults: Vec<String>,
+        flows: Vec<Flow>,
+        events: Vec<EventRecord>,
+        controls: Controls,
+    ) -> Frame<N> {
+        Frame {
+            time_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            mode,
+            via,
+            leader_id,
+            quorum,
+            nodes,
+            links,
+            faults,
+            flows,
+            events,
+            controls,
+        }
+    }
+}
+
+/// The links between every pair of `ids`, as `faults` leave them.
+pub(crate) fn links(ids: &[NodeId], faults: &NetworkFaults) -> Vec<LinkView> {
+    let mut links = Vec::new();
+    for (i, &a) in ids.iter().enumerate() {
+        for &b in &ids[i + 1..] {
+            let (ab, ba) = (faults.link(a, b), faults.link(b, a));
+            links.push(LinkView {
+                a,
+                b,
+                cut: ab.cut || ba.cut,
+                delay_ms: ab.delay_ms.max(ba.delay_ms),
+                drop_rate: ab.drop_rate.max(ba.drop_rate),
+            });
+        }
+    }
+    links
+}
+
+/// The events of every node in `logs` after the last one `seen` (updated), in time order,
+/// at most [`FIRST_EVENTS`].
+pub(crate) fn new_events(
+    seen: &mut BTreeMap<NodeId, u64>,
+    logs: impl IntoIterator<Item = (NodeId, Vec<EventRecord>)>,
+) -> Vec<EventRecord> {
+    let mut events = Vec::new();
+    for (id, new) in logs {
+        if let Some(last) = new.last() {
+            seen.insert(id, last.seq);
+        }
+        events.extend(new);
+    }
+    events.sort_by_key(|e| (e.time_ms, e.node_id, e.seq));
+    if events.len() > FIRST_EVENTS {
+        events.drain(..events.len() - FIRST_EVENTS);
+    }
+    events
+}
+
+/// Whether the controls work for this feed's caller: `allowed` is the admin policy's answer,
+/// `foreign_page` why the page's own address cannot use them.
+pub(crate) fn controls(allowed: crate::Result<()>, foreign_page: Option<&String>) -> Controls {
+    match (allowed, foreign_page) {
+        (Err(e), _) => Controls {
+            enabled: false,
+            reason: Some(e.to_string()),
+        },
+        (Ok(()), Some(why)) => Controls {
+            enabled: false,
+            reason: Some(why.clone()),
+        },
+        (Ok(()), None) => Controls {
+            enabled: true,
+            reason: None,
+        },
+    }
+}
+
+/// Message counts since the last frame, from cumulative `counts` of `(from, to, kind)`,
+/// remembering them in `sent` (a count below the last one: the sender restarted and counts
+/// from zero again). The first frame only remembers.
+pub(crate) fn flows(
+    sent: &mut HashMap<(NodeId, NodeId, &'static str), u64>,
+    counts: impl IntoIterator<Item = (NodeId, NodeId, &'static str, u64)>,
+    first: bool,
+) -> Vec<Flow> {
+    let mut out = Vec::new();
+    for (from, to, kind, count) in counts {
+        let last = sent.insert((from, to, kind), count).unwrap_or(0);
+        let new = if count >= last { count - last } else { count };
+        if new > 0 && !first {
+            out.push(Flow {
+                from,
+                to,
+                kind,
+                count: new,
+            });
+        }
+    }
+    out
+}
+
+/// Why a page loaded under `headers`' origin cannot use the controls, if it cannot: the admin
+/// routes accept only the nodes' own addresses (`addrs`); `own` is this node's.
+pub(crate) fn foreign_page<'a>(
+    headers: &HeaderMap,
+    addrs: impl IntoIterator<Item = &'a String>,
+    own: &str,
+) -> Option<String> {
+    // The page's own origin: the `Origin` a cross-origin feed request carries, else the
+    // address the page was loaded from (this request's `Host`).
+    let page = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(|host| format!("http://{host}"))
+        });
+    let origins = cluster_origins(addrs);
+    page.filter(|page| !origins.iter().any(|o| o.as_bytes() == page.as_bytes()))
+        .map(|page| {
+            format!(
+                "this page was opened as {page}, and the controls accept only the nodes' own \
+                 addresses; open the console at http://{own}/"
+            )
+        })
+}
+
+/// What draws a feed's frames.
+pub(crate) trait Source: Send + 'static {
+    /// The next frame, as its event.
+    fn frame(&mut self) -> impl Future<Output = Event> + Send;
+}
+
+/// A frame as its SSE event (`frame`, or `failure` if it cannot be encoded).
+pub(crate) fn event_of<T: Serialize>(frame: &T) -> Event {
+    match Event::default().event("frame").json_data(frame) {
+        Ok(event) => event,
+        Err(e) => Event::default().event("failure").data(e.to_string()),
+    }
+}
+
+/// The feed: one frame of `source` every [`FRAME_INTERVAL`], until the client goes away or
+/// `shutdown` is cancelled.
+pub(crate) fn feed<S: Source>(
+    source: S,
+    shutdown: CancellationToken,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let mut interval = tokio::time::interval(FRAME_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let frames = futures_util::stream::unfold(
+        (source, interval, shutdown),
+        |(mut source, mut interval, shutdown)| async move {
+            tokio::select! {
+                () = shutdown.cancelled() => None,
+                _ = interval.tick() => {
+                    let event = source.frame().await;
+                    Some((Ok(event), (source, interval, shutdown)))
+                }
+            }
+        },
+    );
+    Sse::new(frames).keep_alive(KeepAlive::default())
 }
 
 /// What one feed remembers between frames.
@@ -182,7 +383,6 @@ struct Feed {
     /// Why the page cannot use the controls whatever the server allows: it was opened under
     /// an address that is not one of the nodes' own, whose requests the admin routes refuse.
     foreign_page: Option<String>,
-    interval: tokio::time::Interval,
     /// Each node's message counts at the last frame.
     sent: HashMap<(NodeId, NodeId, &'static str), u64>,
     /// The last event sequence number sent, per node.
@@ -190,8 +390,14 @@ struct Feed {
     first: bool,
 }
 
+impl Source for Feed {
+    async fn frame(&mut self) -> Event {
+        event_of(&self.frame())
+    }
+}
+
 impl Feed {
-    fn frame(&mut self) -> Frame {
+    fn frame(&mut self) -> Frame<NodeView> {
         let app = &self.app;
         let cluster = app.cluster.upgrade();
         let addrs = app.node.addrs();
@@ -204,7 +410,7 @@ impl Feed {
             .map(crate::cluster::Cluster::failing_disks)
             .unwrap_or_default();
         let mut nodes = Vec::with_capacity(addrs.len());
-        let mut flows = Vec::new();
+        let mut counts = Vec::new();
         for (&id, addr) in addrs.iter() {
             let handle = cluster.as_ref().and_then(|c| c.node(id));
             let published = handle.as_ref().map(crate::cluster::NodeHandle::published);
@@ -218,19 +424,13 @@ impl Feed {
             }
             let totals = metrics
                 .map(|m| {
-                    for (to, kind, count) in m.raft_messages().flows.read() {
-                        let last = self.sent.insert((id, to, kind), count).unwrap_or(0);
-                        // A restarted node counts from zero again.
-                        let new = if count >= last { count - last } else { count };
-                        if new > 0 && !self.first {
-                            flows.push(Flow {
-                                from: id,
-                                to,
-                                kind,
-                                count: new,
-                            });
-                        }
-                    }
+                    counts.extend(
+                        m.raft_messages()
+                            .flows
+                            .read()
+                            .into_iter()
+                            .map(|(to, kind, count)| (id, to, kind, count)),
+                    );
                     m.totals()
                 })
                 .unwrap_or_default();
@@ -259,6 +459,7 @@ impl Feed {
                 micros: totals.micros,
             });
         }
+        let flows = flows(&mut self.sent, counts, self.first);
         // The leader is the running node that says it leads, in the highest term.
         let leader = nodes
             .iter()
@@ -271,62 +472,39 @@ impl Feed {
             }
         }
         let ids: Vec<NodeId> = addrs.keys().copied().collect();
-        let mut links = Vec::new();
-        for (i, &a) in ids.iter().enumerate() {
-            for &b in &ids[i + 1..] {
-                let (ab, ba) = (faults.link(a, b), faults.link(b, a));
-                links.push(LinkView {
-                    a,
-                    b,
-                    cut: ab.cut || ba.cut,
-                    delay_ms: ab.delay_ms.max(ba.delay_ms),
-                    drop_rate: ab.drop_rate.max(ba.drop_rate),
-                });
+        let links = links(&ids, &faults);
+        let events = match &cluster {
+            Some(c) => {
+                let seen = &self.seen;
+                let logs: Vec<_> = ids
+                    .iter()
+                    .map(|&id| {
+                        let after = seen.get(&id).copied().unwrap_or(0);
+                        (
+                            id,
+                            c.events(id).map(|log| log.since(after)).unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                new_events(&mut self.seen, logs)
             }
-        }
-        let mut events = Vec::new();
-        if let Some(c) = &cluster {
-            for &id in &ids {
-                let after = self.seen.get(&id).copied().unwrap_or(0);
-                let new = c.events(id).map(|log| log.since(after)).unwrap_or_default();
-                if let Some(last) = new.last() {
-                    self.seen.insert(id, last.seq);
-                }
-                events.extend(new);
-            }
-        }
-        events.sort_by_key(|e| (e.time_ms, e.node_id, e.seq));
-        if events.len() > FIRST_EVENTS {
-            events.drain(..events.len() - FIRST_EVENTS);
-        }
-        let controls = match crate::api::faults::authorize(app, self.peer, true) {
-            Err(e) => Controls {
-                enabled: false,
-                reason: Some(e.to_string()),
-            },
-            Ok(_) if self.foreign_page.is_some() => Controls {
-                enabled: false,
-                reason: self.foreign_page.clone(),
-            },
-            Ok(_) => Controls {
-                enabled: true,
-                reason: None,
-            },
+            None => Vec::new(),
         };
+        let allowed = crate::api::faults::authorize(app, self.peer, true).map(|_| ());
+        let controls = controls(allowed, self.foreign_page.as_ref());
         self.first = false;
-        Frame {
-            time_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-            via: app.node.id,
-            leader_id: leader.map(|(id, _)| id),
+        Frame::new(
+            "raft",
+            app.node.id,
+            leader.map(|(id, _)| id),
+            None,
             nodes,
             links,
-            faults: cluster.map(|c| c.describe_faults()).unwrap_or_default(),
+            cluster.map(|c| c.describe_faults()).unwrap_or_default(),
             flows,
             events,
             controls,
-        }
+        )
     }
 }
 
@@ -337,53 +515,17 @@ pub async fn stream(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    // The page's own origin: the `Origin` a cross-origin feed request carries, else the
-    // address the page was loaded from (this request's `Host`).
-    let page = headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| {
-            headers
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .map(|host| format!("http://{host}"))
-        });
-    let origins = cluster_origins(app.node.addrs().values());
-    let foreign_page = page
-        .filter(|page| !origins.iter().any(|o| o.as_bytes() == page.as_bytes()))
-        .map(|page| {
-            format!(
-                "this page was opened as {page}, and the controls accept only the nodes' own \
-                 addresses; open the console at http://{}/",
-                app.node.addr()
-            )
-        });
-    let mut interval = tokio::time::interval(FRAME_INTERVAL);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let feed = Feed {
+    let foreign_page = foreign_page(&headers, app.node.addrs().values(), app.node.addr());
+    let shutdown = app.shutdown.clone();
+    let feed_state = Feed {
         app,
         peer,
         foreign_page,
-        interval,
         sent: HashMap::new(),
         seen: BTreeMap::new(),
         first: true,
     };
-    let frames = futures_util::stream::unfold(feed, |mut feed| async move {
-        let shutdown = feed.app.shutdown.clone();
-        tokio::select! {
-            () = shutdown.cancelled() => None,
-            _ = feed.interval.tick() => {
-                let event = match Event::default().event("frame").json_data(feed.frame()) {
-                    Ok(event) => event,
-                    Err(e) => Event::default().event("failure").data(e.to_string()),
-                };
-                Some((Ok(event), feed))
-            }
-        }
-    });
-    Sse::new(frames).keep_alive(KeepAlive::default())
+    feed(feed_state, shutdown)
 }
 
 /// The web origins of the cluster's nodes: `http://HOST:PORT` for every node's address, with
