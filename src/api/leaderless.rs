@@ -129,15 +129,16 @@ async fn answer(app: &LeaderlessState, headers: &HeaderMap, body: Body) -> Respo
         Ok(t) => t,
         Err(e) => return error_response(&e),
     };
-    let node = match cluster(app).and_then(|c| {
-        c.node(app.id).ok_or_else(|| {
+    let (node, addr) = match cluster(app).and_then(|c| {
+        let addr = c.addrs().get(&app.id).cloned().unwrap_or_default();
+        c.node(app.id).map(|node| (node, addr)).ok_or_else(|| {
             Error::Unavailable(format!(
                 "node {} is down; send requests to another node",
                 app.id
             ))
         })
     }) {
-        Ok(node) => node,
+        Ok(found) => found,
         Err(e) => return error_response(&e),
     };
     // Injected faults fire where the operation executes, before it does anything.
@@ -158,7 +159,7 @@ async fn answer(app: &LeaderlessState, headers: &HeaderMap, body: Body) -> Respo
     };
     let node = &node;
     let req = &mut request;
-    let result = ops::run_leaderless(node, op, req).await;
+    let result = ops::run_leaderless(node, &addr, op, req).await;
     match result {
         Ok(encoded) => {
             let mut resp = json_response(StatusCode::OK, encoded);

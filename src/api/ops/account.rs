@@ -9,10 +9,15 @@ use crate::api::wire::{DescribeEndpointsOutput, DescribeLimitsOutput, Empty, End
 
 /// Runs DescribeEndpoints: the node asked.
 pub async fn endpoints(app: &AppState, req: &mut Request) -> Result<DescribeEndpointsOutput> {
+    endpoints_at(app.node.addr(), req).await
+}
+
+/// Runs DescribeEndpoints at the node serving `addr`.
+pub async fn endpoints_at(addr: &str, req: &mut Request) -> Result<DescribeEndpointsOutput> {
     let _: Empty = req.input().await?;
     Ok(DescribeEndpointsOutput {
         endpoints: vec![Endpoint {
-            address: app.node.addr().to_string(),
+            address: addr.to_string(),
             cache_period_in_minutes: 1440,
         }],
     })

@@ -4,13 +4,15 @@
 //! `ResourceNotFound`, ...) and the others go on. A read names one item by its full key.
 
 use crate::api::AppState;
+use crate::api::engine::Engine;
 use crate::api::ops::execute_statement::{execute, params};
-use crate::api::ops::{Request, required, table_meta};
+use crate::api::ops::{Request, required};
 use crate::api::wire::{
     BatchExecuteStatementInput, BatchExecuteStatementOutput, BatchStatementError,
     BatchStatementRequest, BatchStatementResponse, Capacity, ConsumedCapacity,
     ExecuteStatementInput,
 };
+use crate::dynamo::driver::DynamoHandle;
 use crate::model::partiql::compile::split_key;
 use crate::model::partiql::{self, NO_FULL_KEY, Statement};
 use crate::{Error, Result};
@@ -20,6 +22,18 @@ const MAX_STATEMENTS: usize = 25;
 
 /// Runs BatchExecuteStatement.
 pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchExecuteStatementOutput> {
+    run_on(Engine::Raft(app), req).await
+}
+
+/// Runs BatchExecuteStatement in `--mode dynamo`.
+pub async fn run_leaderless(
+    node: &DynamoHandle,
+    req: &mut Request,
+) -> Result<BatchExecuteStatementOutput> {
+    run_on(Engine::Leaderless(node), req).await
+}
+
+async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<BatchExecuteStatementOutput> {
     let input: BatchExecuteStatementInput = req.input().await?;
     let statements = required(input.statements, "statements")?.0;
     if statements.is_empty() {
@@ -59,7 +73,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchExecuteStatem
     for (request, statement) in statements.iter().zip(parsed) {
         let table_name = statement.as_ref().map(|s| s.table().to_string());
         let outcome = one(
-            app,
+            engine,
             req,
             request,
             statement,
@@ -105,7 +119,7 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<BatchExecuteStatem
 
 /// Runs one statement: a read's item, and the capacity used.
 async fn one(
-    app: &AppState,
+    engine: Engine<'_>,
     req: &Request,
     request: &BatchStatementRequest,
     statement: Option<Statement>,
@@ -118,7 +132,7 @@ async fn one(
                 "A batch reads items of tables by their key, not indexes",
             ));
         }
-        let meta = table_meta(app, &s.table).await?;
+        let meta = engine.table_meta(&s.table).await?;
         let condition = s.condition.ok_or_else(|| Error::validation(NO_FULL_KEY))?;
         split_key(&meta.spec.key_schema, condition)?;
     }
@@ -132,7 +146,7 @@ async fn one(
             .clone(),
         ..ExecuteStatementInput::default()
     };
-    let out = execute(app, req, &input).await?;
+    let out = execute(engine, req, &input).await?;
     Ok((out.items.into_iter().next(), out.consumed_capacity))
 }
 

@@ -20,12 +20,14 @@ use serde::Serialize;
 
 use crate::api::AppState;
 use crate::api::budget::Charge;
-use crate::api::ops::{Request, delete_item, put_item, query, required, scan, table_meta};
+use crate::api::engine::Engine;
+use crate::api::ops::{Request, delete_item, put_item, query, required, scan};
 use crate::api::wire::{
     DeleteItemInput, ExecuteStatementInput, ExecuteStatementOutput, PutItemInput, QueryInput,
     ReadPageOutput, ScanInput, TransactAction, UpdateItemInput, WireItem, WireList, WireMap,
     WireValue,
 };
+use crate::dynamo::driver::DynamoHandle;
 use crate::model::expr::print::Printed;
 use crate::model::expr::{Comparator, Condition, Operand};
 use crate::model::partiql::compile::{and_all, conjuncts, equality, sort_key_condition, top};
@@ -37,12 +39,21 @@ use crate::{Error, Result};
 /// Runs ExecuteStatement.
 pub async fn run(app: &AppState, req: &mut Request) -> Result<ExecuteStatementOutput> {
     let input: ExecuteStatementInput = req.input().await?;
-    execute(app, req, &input).await
+    execute(Engine::Raft(app), req, &input).await
+}
+
+/// Runs ExecuteStatement in `--mode dynamo`.
+pub async fn run_leaderless(
+    node: &DynamoHandle,
+    req: &mut Request,
+) -> Result<ExecuteStatementOutput> {
+    let input: ExecuteStatementInput = req.input().await?;
+    execute(Engine::Leaderless(node), req, &input).await
 }
 
 /// Runs one statement (of ExecuteStatement, or of a batch).
 pub(super) async fn execute(
-    app: &AppState,
+    engine: Engine<'_>,
     req: &Request,
     input: &ExecuteStatementInput,
 ) -> Result<ExecuteStatementOutput> {
@@ -50,15 +61,15 @@ pub(super) async fn execute(
     let params = params(input.parameters.as_ref());
     let statement = partiql::parse(text, &params)?;
     tracing::Span::current().record("table", statement.table());
-    let meta = table_meta(app, statement.table()).await?;
+    let meta = engine.table_meta(statement.table()).await?;
     if statement.is_write() && (input.next_token.is_some() || input.limit.is_some()) {
         return Err(Error::validation(
             "NextToken and Limit apply to SELECT statements only",
         ));
     }
     match statement {
-        Statement::Select(s) => select(app, req, &meta, s, input).await,
-        other => write(app, req, &meta, other, input).await,
+        Statement::Select(s) => select(engine, req, &meta, s, input).await,
+        other => write(engine, req, &meta, other, input).await,
     }
 }
 
@@ -137,7 +148,7 @@ fn start_key(input: &ExecuteStatementInput) -> Result<Option<WireItem>> {
 }
 
 async fn select(
-    app: &AppState,
+    engine: Engine<'_>,
     req: &Request,
     meta: &TableMeta,
     s: Select,
@@ -257,7 +268,7 @@ async fn select(
             return_consumed_capacity: input.return_consumed_capacity.clone(),
             ..QueryInput::default()
         };
-        let mut page = query::run(app, &mut inner(req, &q)?).await?;
+        let mut page = query::run_on(engine, &mut inner(req, &q)?).await?;
         if let Some(local) = &local {
             let items = page.items.take().unwrap_or_default();
             page.items = Some(
@@ -294,7 +305,7 @@ async fn select(
             return_consumed_capacity: input.return_consumed_capacity.clone(),
             ..ScanInput::default()
         };
-        scan::run(app, &mut inner(req, &scan)?).await?
+        scan::run_on(engine, &mut inner(req, &scan)?).await?
     };
     Ok(ExecuteStatementOutput {
         items: page.items.unwrap_or_default(),
@@ -351,7 +362,7 @@ pub(super) fn action(w: &Write) -> TransactAction {
 
 /// Runs one write statement as its own operation.
 async fn write(
-    app: &AppState,
+    engine: Engine<'_>,
     req: &Request,
     meta: &TableMeta,
     statement: Statement,
@@ -373,7 +384,7 @@ async fn write(
                 return_consumed_capacity: capacity,
                 ..PutItemInput::default()
             };
-            match put_item::run(app, &mut inner(req, &put)?).await {
+            match put_item::run_on(engine, &mut inner(req, &put)?).await {
                 Err(Error::ConditionalCheckFailed { .. }) => {
                     return Err(Error::DuplicateItem(DUPLICATE.into()));
                 }
@@ -393,7 +404,7 @@ async fn write(
                 return_consumed_capacity: capacity,
                 ..UpdateItemInput::default()
             };
-            crate::api::ops::update_item::run(app, &mut inner(req, &update)?).await?
+            crate::api::ops::update_item::run_on(engine, &mut inner(req, &update)?).await?
         }
         WriteKind::Delete => {
             let delete = DeleteItemInput {
@@ -407,7 +418,7 @@ async fn write(
                 return_consumed_capacity: capacity,
                 ..DeleteItemInput::default()
             };
-            delete_item::run(app, &mut inner(req, &delete)?).await?
+            delete_item::run_on(engine, &mut inner(req, &delete)?).await?
         }
         WriteKind::Check => {
             return Err(Error::validation(

@@ -175,16 +175,19 @@ pub async fn write_item(
     })
 }
 
-/// Runs one operation on a leaderless node; its JSON answer.
+/// Runs one operation on a leaderless node (serving `addr`); its JSON answer.
 ///
 /// # Errors
 /// The operation's; a `ValidationException` for what this engine does not offer.
 pub async fn run_leaderless(
     node: &crate::dynamo::driver::DynamoHandle,
+    addr: &str,
     op: Op,
     req: &mut Request,
 ) -> Result<Vec<u8>> {
     match op {
+        Op::DescribeEndpoints => encode(account::endpoints_at(addr, req).await?),
+        Op::DescribeLimits => encode(account::limits(req).await?),
         Op::CreateTable => encode(create_table::run_leaderless(node, req).await?),
         Op::DeleteTable => encode(delete_table::run_leaderless(node, req).await?),
         Op::DescribeTable => encode(describe_table::run_leaderless(node, req).await?),
@@ -197,6 +200,10 @@ pub async fn run_leaderless(
         Op::Scan => encode(scan::run_leaderless(node, req).await?),
         Op::BatchGetItem => encode(batch_get_item::run_leaderless(node, req).await?),
         Op::BatchWriteItem => encode(batch_write_item::run_leaderless(node, req).await?),
+        Op::ExecuteStatement => encode(execute_statement::run_leaderless(node, req).await?),
+        Op::BatchExecuteStatement => {
+            encode(batch_execute_statement::run_leaderless(node, req).await?)
+        }
         Op::TransactWriteItems | Op::TransactGetItems | Op::ExecuteTransaction => {
             Err(Error::validation(format!(
                 "{op:?} needs a single serialization point, which --mode dynamo does not have: \

@@ -23,7 +23,7 @@ pub async fn run_leaderless(node: &DynamoHandle, req: &mut Request) -> Result<Wr
     run_on(Engine::Leaderless(node), req).await
 }
 
-async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<WriteItemOutput> {
+pub(crate) async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<WriteItemOutput> {
     let input: PutItemInput = req.input().await?;
     let table = table_name(input.table_name.as_ref())?;
     let report = Report::parse(input.return_consumed_capacity.as_deref())?;

@@ -197,7 +197,7 @@ pub async fn run_leaderless(node: &DynamoHandle, req: &mut Request) -> Result<Re
     run_on(Engine::Leaderless(node), req).await
 }
 
-async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<ReadPageOutput> {
+pub(crate) async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<ReadPageOutput> {
     let input: QueryInput = req.input().await?;
     let table = table_name(input.table_name.as_ref())?;
     let report = Report::parse(input.return_consumed_capacity.as_deref())?;
