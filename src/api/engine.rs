@@ -98,12 +98,16 @@ impl Engine<'_> {
                     .map(item_size)
                     .max()
                     .unwrap_or(0);
+                let indexes =
+                    crate::store::apply::index_charges(meta, &key, old.as_ref(), new.as_ref())
+                        // Checked before the write; the write is durable now whatever this says.
+                        .unwrap_or_default();
                 Ok(Written {
                     version: None,
                     old,
                     new,
                     size: u32::try_from(size).unwrap_or(u32::MAX),
-                    indexes: Vec::new(),
+                    indexes,
                 })
             }
         }

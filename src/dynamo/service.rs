@@ -7,6 +7,9 @@
 //!   its random id (so a table re-created under the same name never sees the old one's items)
 //!   and the encoded partition key; the sort key tells a partition's items apart, in
 //!   DynamoDB's order.
+//! - **Secondary indexes** are not stored: [`read_page`] computes an index's entries from the
+//!   merged items of the whole table whenever one is read, so an index never disagrees with
+//!   its table, whatever conflicts, crashes or partitions did.
 //! - **Conditions and updates** run at the coordinator, on what its quorum read returned, by
 //!   the same pure [`decide`] that Raft's apply uses. Two coordinators writing one key at once
 //!   may both pass a condition: they are not atomic across replicas (there is no serialization
@@ -26,23 +29,21 @@
 //! - What needs a serialization point (transactions) is refused by the API, naming
 //!   `--mode raft`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 
 use crate::dynamo::driver::DynamoHandle;
-use crate::dynamo::merge::Resolved;
 use crate::dynamo::node::{Done, Key};
-use crate::model::expr::key_condition::SortKeyCondition;
 use crate::model::item::{check_item_size, item_size};
 use crate::model::key::encode_key_value;
 use crate::model::table::{TableDescription, TableMeta, TableSpec, TableStatus};
 use crate::model::{AttributeValue, Item, PrimaryKey};
 use crate::store::Conditional;
-use crate::store::apply::decide;
-use crate::store::read::{MAX_PAGE_BYTES, Page, segment_of};
+use crate::store::apply::{decide, index_charges};
+use crate::store::read::{Page, Range, RangePlan, no_such_index};
 use crate::{Error, Result};
 
 /// The partition that holds every table's description.
@@ -160,15 +161,19 @@ fn written(done: Done) -> Result<(Option<Item>, Option<Item>)> {
     }
 }
 
-/// Creates a table (without indexes or streams).
+/// Creates a table with its secondary indexes (no streams).
 ///
 /// # Errors
 /// `ResourceInUse` when the quorum read finds the table; quorum errors.
-pub async fn create_table(node: &DynamoHandle, spec: TableSpec) -> Result<TableDescription> {
+pub async fn create_table(
+    node: &DynamoHandle,
+    spec: TableSpec,
+    indexes: Vec<crate::model::index::IndexSpec>,
+) -> Result<TableDescription> {
     let meta = TableMeta {
         spec,
         id: rand::thread_rng().r#gen(),
-        indexes: Vec::new(),
+        indexes,
     };
     let item = meta_item(&meta)?;
     let name = meta.spec.name.clone();
@@ -385,6 +390,8 @@ pub async fn write(
     write: Conditional,
 ) -> Result<(Option<Item>, Option<Item>)> {
     let schema = meta.spec.key_schema.clone();
+    // The new item's index key values are checked as Raft's apply checks them.
+    let indexed = (!meta.indexes.is_empty()).then(|| meta.clone());
     let k = key.clone();
     let done = node
         .put(
@@ -394,6 +401,9 @@ pub async fn write(
                 if let Some(item) = &new {
                     check_item_size(item)?;
                 }
+                if let Some(meta) = &indexed {
+                    index_charges(meta, &k, old, new.as_ref())?;
+                }
                 Ok(new)
             }),
         )
@@ -401,128 +411,74 @@ pub async fn write(
     written(done)
 }
 
-/// Refuses a read of a secondary index, which this engine does not keep yet.
+/// A Query's or Scan's page of `meta`'s table or one of its indexes, paged by the same
+/// [`RangePlan`] as Raft mode's reads. A Query of the table reads its one partition from R
+/// replicas (all N live ones if `consistent`). Anything else (a Scan, or any read of an
+/// index) gathers the whole table: every node that is not suspected sends what it holds of
+/// it, owned or as hints, and the coordinator merges the versions key by key. An index is
+/// not stored: its entries are computed from the merged items as the read needs them, so it
+/// can never disagree with the table, and each such page reads the whole table (fine for a
+/// simulator's tables, not for large ones).
 ///
 /// # Errors
-/// `Validation` naming the index and `--mode raft`.
-pub fn no_index(index: Option<&str>) -> Result<()> {
-    match index {
-        Some(name) => Err(Error::validation(format!(
-            "secondary indexes (here {name}) are not available in --mode dynamo yet; use --mode raft"
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// What a Query or Scan page reads, besides the items.
-pub struct Paging<'a> {
-    /// Query: the sort key condition.
-    pub sort: Option<&'a SortKeyCondition>,
-    /// Ascending order.
-    pub forward: bool,
-    /// Most items evaluated.
-    pub limit: Option<usize>,
-    /// `ExclusiveStartKey`.
-    pub start_after: Option<&'a Item>,
-    /// A parallel Scan's `(Segment, TotalSegments)`.
-    pub segment: Option<(u32, u32)>,
-}
-
-/// A Query's page: the items of one partition as R replicas hold them (all N live ones if
-/// `consistent`), in sort key order, paged as Raft mode's
-/// [`Store::read_range`](crate::store::Store) pages. The whole partition is read from each
-/// replica and merged at the coordinator before it is paged (no range reads yet).
-///
-/// # Errors
-/// Quorum errors.
-pub async fn query_page(
+/// `Validation` for an index the table does not have or a start key that does not fit;
+/// quorum errors; `Unavailable` when a node asked does not answer in time.
+pub async fn read_page(
     node: &DynamoHandle,
     meta: &TableMeta,
-    partition: &AttributeValue,
-    paging: &Paging<'_>,
+    range: &Range<'_>,
     consistent: bool,
 ) -> Result<Page> {
-    match node.list(partition_of(meta, partition), consistent).await? {
-        Done::Listed { items } => page(meta, items, paging),
-        other => Err(Error::internal(format!("a listing finished as {other:?}"))),
-    }
-}
-
-/// A Scan's page: every node that is not suspected sends what it holds of the table, owned
-/// or as hints; the coordinator merges the versions key by key and pages the result in key
-/// order (the encoded partition key, then the sort key). Each page reads the whole table from
-/// every node (fine for a simulator's tables, not for large ones).
-///
-/// # Errors
-/// `Unavailable` when a node asked does not answer in time.
-pub async fn scan_page(node: &DynamoHandle, meta: &TableMeta, paging: &Paging<'_>) -> Result<Page> {
-    let mut prefix = meta.spec.name.as_bytes().to_vec();
-    prefix.push(0);
-    prefix.extend_from_slice(&meta.id.to_be_bytes());
-    match node.scan(prefix).await? {
-        Done::Listed { items } => page(meta, items, paging),
-        other => Err(Error::internal(format!("a scan finished as {other:?}"))),
-    }
-}
-
-/// Pages merged items (in key order) as `paging` says.
-fn page(meta: &TableMeta, items: Vec<(Key, Resolved)>, paging: &Paging<'_>) -> Result<Page> {
-    let schema = &meta.spec.key_schema;
-    let start = match paging.start_after {
-        Some(key) => Some(item_key(meta, &schema.key_from_map(key)?)),
+    let index = match range.index {
+        Some(name) => Some(meta.index(name).ok_or_else(|| no_such_index(name))?),
         None => None,
     };
-    let mut rows: Vec<(Key, Item)> = items
-        .into_iter()
-        .filter_map(|(key, resolved)| resolved.item.map(|item| (key, item)))
-        .collect();
-    if !paging.forward {
-        rows.reverse();
-    }
-    let key_of = |item: &Item| -> Item {
-        schema
-            .attribute_names()
-            .into_iter()
-            .filter_map(|n| item.get(n).map(|v| (n.to_string(), v.clone())))
-            .collect()
+    let Some(plan) = RangePlan::new(meta, index, range)? else {
+        return Ok(Page::default());
     };
-    let mut page = Page::default();
-    let mut bytes = 0usize;
-    for (key, item) in rows {
-        if let Some(start) = &start
-            && (if paging.forward {
-                key <= *start
-            } else {
-                key >= *start
-            })
-        {
-            continue;
+    let listed = match (index, range.partition) {
+        (None, Some(partition)) => node.list(partition_of(meta, partition), consistent).await?,
+        _ => {
+            let mut prefix = meta.spec.name.as_bytes().to_vec();
+            prefix.push(0);
+            prefix.extend_from_slice(&meta.id.to_be_bytes());
+            node.scan(prefix).await?
         }
-        if bytes >= MAX_PAGE_BYTES {
-            page.last_key = page.items.last().map(key_of);
-            return Ok(page);
-        }
-        if let (Some(cond), Some(sort_name)) = (paging.sort, schema.sort.as_ref().map(|a| &a.name))
-            && item.get(sort_name).is_none_or(|v| !cond.matches(v))
-        {
-            continue;
-        }
-        if let Some((segment, total)) = paging.segment
-            && item
-                .get(&schema.partition.name)
-                .is_none_or(|pk| segment_of(pk, total) != segment)
-        {
-            continue;
-        }
-        let size = item_size(&item);
-        bytes += size;
-        page.bytes += size as u64;
-        page.items.push(item);
-        page.scanned += 1;
-        if page.scanned == paging.limit.unwrap_or(usize::MAX) {
-            page.last_key = page.items.last().map(key_of);
-            return Ok(page);
+    };
+    let Done::Listed { items } = listed else {
+        return Err(Error::internal(format!("a listing finished as {listed:?}")));
+    };
+    let schema = &meta.spec.key_schema;
+    let mut rows: BTreeMap<Vec<u8>, Item> = BTreeMap::new();
+    for item in items.into_iter().filter_map(|(_, resolved)| resolved.item) {
+        let key = schema.key_of_item(&item)?;
+        match index {
+            None => {
+                rows.insert(crate::store::tables::item_key(meta.id, &key), item);
+            }
+            // An item without the index's key (or, written before a mistyped one, with it
+            // mistyped) is not in the index.
+            Some(i) => {
+                if let Ok(Some(entry)) = i.entry_key(meta.id, &item, &key) {
+                    let local = i.kind == crate::model::index::IndexKind::Local;
+                    let answer = if range.fetch_from_table && local {
+                        item
+                    } else {
+                        i.project(&item, schema)
+                    };
+                    rows.insert(entry, answer);
+                }
+            }
         }
     }
-    Ok(page)
+    let in_range = rows.range::<[u8], _>(plan.bounds());
+    let in_order: Box<dyn Iterator<Item = (&Vec<u8>, &Item)>> = if range.forward {
+        Box::new(in_range)
+    } else {
+        Box::new(in_range.rev())
+    };
+    plan.page(in_order.map(|(k, item)| {
+        let size = u32::try_from(item_size(item)).unwrap_or(u32::MAX);
+        Ok((k.clone(), item.clone(), size))
+    }))
 }

@@ -878,6 +878,24 @@ fn plan_indexes(
     Ok(writes)
 }
 
+/// What a write from `old` to `new` (of the item with primary key `key`) costs each of
+/// `meta`'s secondary indexes it changes, for an engine that keeps no index rows itself (the
+/// leaderless one).
+///
+/// # Errors
+/// DynamoDB's `ValidationException` if `new` has a mistyped or empty index key value.
+pub fn index_charges(
+    meta: &TableMeta,
+    key: &PrimaryKey,
+    old: Option<&Item>,
+    new: Option<&Item>,
+) -> Result<Vec<IndexCharge>> {
+    Ok(plan_indexes(meta, key, 0, old, new)?
+        .into_iter()
+        .map(|w| w.charge)
+        .collect())
+}
+
 impl Planned {
     /// The larger of the item's old and new sizes: what DynamoDB charges a write for.
     fn charged_size(&self) -> u32 {

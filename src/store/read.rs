@@ -548,6 +548,66 @@ impl Store {
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Page::default()),
             Err(e) => return Err(e.into()),
         };
+        let Some(plan) = RangePlan::new(&meta, index, range)? else {
+            return Ok(Page::default());
+        };
+        let iter = rows.range::<&[u8]>(plan.bounds())?;
+        let iter: Box<dyn Iterator<Item = _>> = if range.forward {
+            Box::new(iter)
+        } else {
+            Box::new(iter.rev())
+        };
+        // A local index answering with the table's items reads them in the same snapshot.
+        let table_rows =
+            if range.fetch_from_table && index.is_some_and(|i| i.kind == IndexKind::Local) {
+                Some(txn.open_table(ITEMS)?)
+            } else {
+                None
+            };
+        let schema = &meta.spec.key_schema;
+        let rows = iter.map(|row| {
+            let (k, v) = row?;
+            let mut item = StoredItem::item(v.value())?;
+            let mut size = StoredItem::header(v.value())?.1;
+            if let Some(table_rows) = &table_rows {
+                let key = item_key(meta.id, &schema.key_of_item(&item)?);
+                if let Some(row) = table_rows.get(key.as_slice())? {
+                    item = StoredItem::item(row.value())?;
+                    size = StoredItem::header(row.value())?.1;
+                }
+            }
+            Ok((k.value().to_vec(), item, size))
+        });
+        plan.page(rows)
+    }
+}
+
+/// How one Query or Scan page reads rows, whichever engine holds them: the byte range of the
+/// table's (or index's) rows in key order, and the rules each row in it is evaluated by. The
+/// rows of a table are keyed by [`item_key`], those of an index by [`IndexSpec::entry_key`].
+pub struct RangePlan<'a> {
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+    /// Every row in range starts with this (begins_with and the partition or table itself).
+    must_start_with: Vec<u8>,
+    range: &'a Range<'a>,
+    schema: &'a KeySchema,
+    index: Option<&'a IndexSpec>,
+    /// The attributes a row is matched on: the (index) partition and sort key.
+    partition_name: Option<&'a str>,
+    sort_name: Option<&'a str>,
+}
+
+impl<'a> RangePlan<'a> {
+    /// The plan of `range` over `meta`'s table or its `index`; `None` if no row can be in it.
+    ///
+    /// # Errors
+    /// An `ExclusiveStartKey` that does not fit the table's (or index's) key.
+    pub fn new(
+        meta: &'a TableMeta,
+        index: Option<&'a IndexSpec>,
+        range: &'a Range<'a>,
+    ) -> Result<Option<RangePlan<'a>>> {
         let schema = &meta.spec.key_schema;
         let prefix = match index {
             Some(i) => i.prefix(meta.id),
@@ -555,19 +615,12 @@ impl Store {
         };
         let start_after = match range.start_after {
             None => None,
-            Some(start) => Some(start_key_bytes(&meta, index, start)?),
+            Some(start) => Some(start_key_bytes(meta, index, start)?),
         };
         let (lower, upper, must_start_with) = bounds(prefix, range, start_after);
         if is_empty(&lower, &upper) {
-            return Ok(Page::default());
+            return Ok(None);
         }
-        let iter = rows.range::<&[u8]>((as_ref(&lower), as_ref(&upper)))?;
-        let iter: Box<dyn Iterator<Item = _>> = if range.forward {
-            Box::new(iter)
-        } else {
-            Box::new(iter.rev())
-        };
-        // The attributes a row is matched on: the (index) partition and sort key.
         let (partition_name, sort_name) = match index {
             // The sort condition is on the first key attribute after those fixed by equality.
             Some(i) => (
@@ -583,22 +636,40 @@ impl Store {
                 schema.sort.as_ref().map(|a| a.name.as_str()),
             ),
         };
-        let key_of = |item: &Item| match index {
-            Some(i) => i.last_key(item, schema),
-            None => key_map(item, schema),
+        Ok(Some(RangePlan {
+            lower,
+            upper,
+            must_start_with,
+            range,
+            schema,
+            index,
+            partition_name,
+            sort_name,
+        }))
+    }
+
+    /// The byte range to read, in the row keys' order.
+    pub fn bounds(&self) -> (Bound<&[u8]>, Bound<&[u8]>) {
+        (as_ref(&self.lower), as_ref(&self.upper))
+    }
+
+    /// The page of `rows` (`(key, item, size)`, read from [`RangePlan::bounds`] in the
+    /// range's direction): the sort condition, the parallel-scan segment, `Limit` and the
+    /// 1 MB page size applied as DynamoDB applies them.
+    ///
+    /// # Errors
+    /// Whatever reading a row failed with.
+    pub fn page(&self, rows: impl Iterator<Item = Result<(Vec<u8>, Item, u32)>>) -> Result<Page> {
+        let range = self.range;
+        let key_of = |item: &Item| match self.index {
+            Some(i) => i.last_key(item, self.schema),
+            None => key_map(item, self.schema),
         };
-        // A local index answering with the table's items reads them in the same snapshot.
-        let table_rows =
-            if range.fetch_from_table && index.is_some_and(|i| i.kind == IndexKind::Local) {
-                Some(txn.open_table(ITEMS)?)
-            } else {
-                None
-            };
         let mut page = Page::default();
         let mut bytes = 0usize;
-        for row in iter {
-            let (k, v) = row?;
-            if !k.value().starts_with(&must_start_with) {
+        for row in rows {
+            let (k, item, size) = row?;
+            if !k.starts_with(&self.must_start_with) {
                 if range.forward {
                     break;
                 }
@@ -608,23 +679,14 @@ impl Store {
                 page.last_key = page.items.last().map(key_of);
                 return Ok(page);
             }
-            let mut item = StoredItem::item(v.value())?;
-            let mut size = StoredItem::header(v.value())?.1;
-            if let Some(table_rows) = &table_rows {
-                let key = item_key(meta.id, &schema.key_of_item(&item)?);
-                if let Some(row) = table_rows.get(key.as_slice())? {
-                    item = StoredItem::item(row.value())?;
-                    size = StoredItem::header(row.value())?.1;
-                }
-            }
             let value = |name: Option<&str>| name.and_then(|n| item.get(n));
-            if let (Some(cond), Some(sk)) = (range.sort, value(sort_name))
+            if let (Some(cond), Some(sk)) = (range.sort, value(self.sort_name))
                 && !cond.matches(sk)
             {
                 continue;
             }
             if let Some((segment, total)) = range.segment
-                && value(partition_name).is_none_or(|pk| segment_of(pk, total) != segment)
+                && value(self.partition_name).is_none_or(|pk| segment_of(pk, total) != segment)
             {
                 continue;
             }

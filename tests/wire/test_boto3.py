@@ -1228,10 +1228,8 @@ class LeaderlessModeTest(KvsimTestCase):
         error = self.assertClientError(
             "ValidationException", client.create_table, TableName=self.table,
             KeySchema=key_schema("pk", None),
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "g", "AttributeType": "S"}],
-            GlobalSecondaryIndexes=[{"IndexName": "by_g", "KeySchema": key_schema("g", None),
-                                     "Projection": {"ProjectionType": "ALL"}}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
             BillingMode="PAY_PER_REQUEST")
         self.assertIn("--mode dynamo", error["Message"])
         self.assertNotIn(self.table, client.list_tables()["TableNames"])
@@ -1267,7 +1265,6 @@ class LeaderlessModeTest(KvsimTestCase):
 # ---------------------------------------------------------------------------------------------
 
 
-@unittest.skipIf(MODE == "dynamo", "secondary indexes are not available in --mode dynamo yet")
 class IndexTest(KvsimTestCase):
     """Secondary indexes: GSIs and LSIs created with the table, kept up to date by every write,
     read by Query and Scan with IndexName."""
@@ -1361,6 +1358,8 @@ class IndexTest(KvsimTestCase):
         scanned = self.next_client().scan(TableName=self.table, IndexName="gsi1")
         self.assertEqual(scanned["Count"], 3)  # the profile row was never indexed
         self.assertNotIn("PROFILE", {i["sk"]["S"] for i in scanned["Items"]})
+        if MODE == "dynamo":
+            return  # no item counts or state digests in --mode dynamo (nor index rows)
         for port, client in self.all_clients():
             [gsi] = client.describe_table(TableName=self.table)["Table"][
                 "GlobalSecondaryIndexes"]
@@ -1460,12 +1459,15 @@ class IndexTest(KvsimTestCase):
         used = client.delete_item(TableName=self.table, Key=key,
                                   ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]
         self.assertEqual(used, {"TableName": self.table, "CapacityUnits": 4.0})
-        # A transaction pays twice, in the table and in each index.
-        used = client.transact_write_items(
-            TransactItems=[{"Put": {"TableName": self.table, "Item": item}}],
-            ReturnConsumedCapacity="INDEXES")["ConsumedCapacity"]
-        self.assertEqual([shares(u) for u in used],
-                         [(8.0, 2.0, {"keys": 2.0, "incl": 2.0}, {"byAt": 2.0})])
+        if MODE == "dynamo":  # no transactions: put the item back alone
+            client.put_item(TableName=self.table, Item=item)
+        else:
+            # A transaction pays twice, in the table and in each index.
+            used = client.transact_write_items(
+                TransactItems=[{"Put": {"TableName": self.table, "Item": item}}],
+                ReturnConsumedCapacity="INDEXES")["ConsumedCapacity"]
+            self.assertEqual([shares(u) for u in used],
+                             [(8.0, 2.0, {"keys": 2.0, "incl": 2.0}, {"byAt": 2.0})])
         # A batch sums its writes per table and per index; an item outside an index (no
         # status, so in neither global index) costs that index nothing.
         used = client.batch_write_item(
@@ -1477,6 +1479,7 @@ class IndexTest(KvsimTestCase):
         self.assertEqual([shares(u) for u in used],
                          [(6.0, 2.0, {"keys": 1.0, "incl": 1.0}, {"byAt": 2.0})])
 
+    @unittest.skipIf(MODE == "dynamo", "UpdateTable is not available in --mode dynamo yet")
     def test_a_global_index_throughput_is_updated_on_a_provisioned_table(self):
         client = self.next_client()
         client.create_table(
@@ -1553,6 +1556,8 @@ class IndexTest(KvsimTestCase):
         self.assertNotIn("Item", client.get_item(
             TableName=self.table, Key={"pk": {"S": "a"}, "sk": {"S": "1"}},
             ConsistentRead=True))
+        if MODE == "dynamo":
+            return  # no transactions in --mode dynamo
         self.assertClientError(
             "TransactionCanceledException", client.transact_write_items, TransactItems=[
                 {"Put": {"TableName": self.table,
@@ -1569,6 +1574,7 @@ class IndexTest(KvsimTestCase):
         with urllib.request.urlopen(request, timeout=5) as resp:
             return json.load(resp)
 
+    @unittest.skipIf(MODE == "dynamo", "GSI lag is a Raft-mode fault (indexes are computed from the items in --mode dynamo)")
     def test_gsi_lag_hides_new_writes_from_the_index_until_it_has_passed(self):
         lag_s = 3.0
         self.create_indexed(gsis=[self.index("byStatus", "status")],
@@ -1618,6 +1624,7 @@ class IndexTest(KvsimTestCase):
         self.assertIsNotNone(error, "a local index cannot be made to lag")
         self.assertIn("local indexes never lag", error.get("message", error.get("Message", "")))
 
+    @unittest.skipIf(MODE == "dynamo", "UpdateTable is not available in --mode dynamo yet")
     def test_an_index_added_to_a_live_table_is_backfilled_while_writes_go_on(self):
         self.create_table(self.table)
         rows = 700  # several backfill batches
@@ -1744,7 +1751,8 @@ class IndexTest(KvsimTestCase):
                 self.assertIn(message, error["Message"])
         [gsi] = client.describe_table(TableName=self.table)["Table"]["GlobalSecondaryIndexes"]
         self.assertEqual([k["KeyType"] for k in gsi["KeySchema"]], ["HASH", "HASH", "RANGE", "RANGE"])
-        self.assertEqual(gsi["ItemCount"], 24)
+        if MODE != "dynamo":  # no item counts in --mode dynamo
+            self.assertEqual(gsi["ItemCount"], 24)
         page = client.query(TableName=self.table, IndexName="byTenantArea", Limit=1,
                             KeyConditionExpression="tenant = :t AND area = :a",
                             ExpressionAttributeValues=keys)
@@ -2380,7 +2388,6 @@ class PartiQLTest(KvsimTestCase):
         ])["Responses"]
         self.assertEqual(out[0]["Error"]["Code"], "ValidationError")
 
-    @unittest.skipIf(MODE == "dynamo", "secondary indexes are not available in --mode dynamo yet")
     def test_select_from_an_index(self):
         t = f"{self.table}_orders"
         self.next_client().create_table(

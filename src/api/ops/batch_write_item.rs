@@ -168,7 +168,10 @@ async fn write_each(
             old_on_failure: false,
         };
         match engine.write(req, meta, conditional).await {
-            Ok(written) => tally.add(&table, capacity::write_units(written.size.into())),
+            Ok(written) => {
+                tally.add(&table, capacity::write_units(written.size.into()));
+                tally.add_indexes(&table, &written.indexes, 1.0);
+            }
             Err(Error::Unavailable(_) | Error::NotApplied(_)) => {
                 out.unprocessed_items
                     .0

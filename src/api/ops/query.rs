@@ -223,9 +223,6 @@ pub(crate) async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<Read
         Error::validation("Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.")
     })?;
     let meta = engine.table_meta(&table).await?;
-    if let Engine::Leaderless(_) = engine {
-        service::no_index(input.index_name.as_deref())?;
-    }
     let index = read_index(
         &meta,
         input.index_name.as_deref(),
@@ -326,25 +323,18 @@ pub(crate) async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<Read
                 .await?
         }
         Engine::Leaderless(node) => {
-            let partition = condition
-                .fixed
-                .first()
-                .ok_or_else(|| Error::internal("a Query without its partition key value"))?;
-            let paging = service::Paging {
+            let range = Range {
+                index: input.index_name.as_deref(),
+                partition: condition.fixed.first(),
+                then: condition.fixed.get(1..).unwrap_or_default(),
                 sort: condition.sort.as_ref(),
+                fetch_from_table,
                 forward,
                 limit,
                 start_after: start.as_ref(),
                 segment: None,
             };
-            service::query_page(
-                node,
-                &meta,
-                partition,
-                &paging,
-                input.consistent_read.unwrap_or(false),
-            )
-            .await?
+            service::read_page(node, &meta, &range, input.consistent_read.unwrap_or(false)).await?
         }
     };
     let units = capacity::read_units(page.bytes, input.consistent_read.unwrap_or(false));

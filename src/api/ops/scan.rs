@@ -113,9 +113,6 @@ pub(crate) async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<Read
         shape
     };
     let meta = engine.table_meta(&table).await?;
-    if let Engine::Leaderless(_) = engine {
-        service::no_index(input.index_name.as_deref())?;
-    }
     let index = read_index(
         &meta,
         input.index_name.as_deref(),
@@ -151,14 +148,18 @@ pub(crate) async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<Read
                 .await?
         }
         Engine::Leaderless(node) => {
-            let paging = service::Paging {
+            let range = Range {
+                index: input.index_name.as_deref(),
+                partition: None,
+                then: &[],
                 sort: None,
+                fetch_from_table,
                 forward: true,
                 limit,
                 start_after: start.as_ref(),
                 segment,
             };
-            service::scan_page(node, &meta, &paging).await?
+            service::read_page(node, &meta, &range, false).await?
         }
     };
     let units = capacity::read_units(page.bytes, input.consistent_read.unwrap_or(false));
