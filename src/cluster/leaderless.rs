@@ -21,6 +21,7 @@ use crate::dynamo::NodeId;
 use crate::dynamo::driver::{self, DynamoHandle, Mesh};
 use crate::dynamo::merge;
 use crate::dynamo::node::{DynamoNode, Options};
+use crate::dynamo::service;
 use crate::dynamo::storage::RedbVersions;
 use crate::events::{EventLog, NodeEvent};
 use crate::faults::SharedFaults;
@@ -256,6 +257,11 @@ impl LeaderlessCluster {
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(server);
         }
+        tokio::spawn(ttl_loop(
+            LeaderlessRef(Arc::downgrade(&cluster.inner)),
+            cluster.inner.config.tuning.ttl_interval,
+            cluster.inner.shutdown.clone(),
+        ));
         Ok(cluster)
     }
 
@@ -443,6 +449,44 @@ impl LeaderlessCluster {
         let ids: Vec<NodeId> = self.inner.config.node_ids().collect();
         for id in ids {
             let _ = self.crash_node(id, id).await;
+        }
+    }
+}
+
+/// Every `interval`, the lowest-numbered running node sweeps the tables with time to live
+/// enabled and deletes their expired items through the ring ([`service::expire`]), recording
+/// `ttl_expired` events; one sweeper at a time, so each expired item is deleted once.
+async fn ttl_loop(cluster: LeaderlessRef, interval: Duration, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+        let Some(c) = cluster.upgrade() else {
+            return;
+        };
+        let sweeper = c
+            .addrs()
+            .keys()
+            .find_map(|&id| c.node(id).filter(|n| n.failure().is_none()));
+        let Some(node) = sweeper else {
+            continue;
+        };
+        let events = c.events(node.id);
+        drop(c);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        match service::expire(&node, now).await {
+            Ok(done) => {
+                for (table, deleted) in done {
+                    events.record(NodeEvent::new(
+                        "ttl_expired",
+                        format!("deleted {deleted} expired item(s) of {table}"),
+                    ));
+                }
+            }
+            Err(e) => tracing::debug!(node = node.id, "no time-to-live sweep: {e}"),
         }
     }
 }

@@ -39,7 +39,7 @@ use crate::dynamo::driver::DynamoHandle;
 use crate::dynamo::node::{Done, Key};
 use crate::model::item::{check_item_size, item_size};
 use crate::model::key::encode_key_value;
-use crate::model::table::{TableDescription, TableMeta, TableSpec, TableStatus};
+use crate::model::table::{TableDescription, TableMeta, TableSpec, TableStatus, ttl_expired};
 use crate::model::{AttributeValue, Item, PrimaryKey};
 use crate::store::Conditional;
 use crate::store::apply::{decide, index_charges};
@@ -52,6 +52,26 @@ const CATALOG: &[u8] = b"\0catalog";
 const META: &str = "meta";
 /// The attribute of a deleted table's catalog item: when it was deleted (Unix ms).
 const DELETED: &str = "deleted_ms";
+/// The attribute of a catalog item naming the table's time-to-live attribute, when enabled.
+const TTL: &str = "ttl";
+
+/// Most expired items one time-to-live sweep deletes per table.
+pub const EXPIRE_PER_ROUND: usize = 1000;
+
+fn ttl_of(item: &Item) -> Option<String> {
+    match item.get(TTL) {
+        Some(AttributeValue::S(attribute)) => Some(attribute.clone()),
+        _ => None,
+    }
+}
+
+/// The engine-key prefix every partition of `meta`'s table starts with.
+fn table_prefix_of(meta: &TableMeta) -> Vec<u8> {
+    let mut prefix = meta.spec.name.as_bytes().to_vec();
+    prefix.push(0);
+    prefix.extend_from_slice(&meta.id.to_be_bytes());
+    prefix
+}
 
 /// How long a deleted table stays `DELETING` (its name cannot be reused meanwhile).
 pub const DELETING_FOR: Duration = Duration::from_secs(2);
@@ -438,12 +458,7 @@ pub async fn read_page(
     };
     let listed = match (index, range.partition) {
         (None, Some(partition)) => node.list(partition_of(meta, partition), consistent).await?,
-        _ => {
-            let mut prefix = meta.spec.name.as_bytes().to_vec();
-            prefix.push(0);
-            prefix.extend_from_slice(&meta.id.to_be_bytes());
-            node.scan(prefix).await?
-        }
+        _ => node.scan(table_prefix_of(meta)).await?,
     };
     let Done::Listed { items } = listed else {
         return Err(Error::internal(format!("a listing finished as {listed:?}")));
@@ -481,4 +496,112 @@ pub async fn read_page(
         let size = u32::try_from(item_size(item)).unwrap_or(u32::MAX);
         Ok((k.clone(), item.clone(), size))
     }))
+}
+
+/// DescribeTimeToLive: the attribute in force, if any, from R replicas of the catalog.
+///
+/// # Errors
+/// `ResourceNotFound`; quorum errors.
+pub async fn time_to_live(node: &DynamoHandle, name: &str) -> Result<Option<String>> {
+    match node.get(catalog_key(name), false).await? {
+        Done::Read { resolved, .. } => match resolved.item {
+            Some(item) if matches!(entry_of(Some(&item))?, Entry::Live(_)) => Ok(ttl_of(&item)),
+            _ => Err(not_found()),
+        },
+        other => Err(Error::internal(format!("a read finished as {other:?}"))),
+    }
+}
+
+/// UpdateTimeToLive: enables time to live on `attribute`, or disables it, in the table's
+/// catalog entry (by DynamoDB's rules: [`crate::model::table::ttl_change`]).
+///
+/// # Errors
+/// `ResourceNotFound`; the rules' `Validation` errors; quorum errors.
+pub async fn update_time_to_live(
+    node: &DynamoHandle,
+    name: &str,
+    attribute: String,
+    enabled: bool,
+) -> Result<()> {
+    let done = node
+        .put(
+            catalog_key(name),
+            Box::new(move |old| {
+                let Some(item) = old.filter(|i| deleted_at(i).is_none()) else {
+                    return Err(not_found());
+                };
+                let mut next = item.clone();
+                match crate::model::table::ttl_change(ttl_of(item).as_deref(), attribute, enabled)?
+                {
+                    Some(a) => next.insert(TTL.to_string(), AttributeValue::S(a)),
+                    None => next.remove(TTL),
+                };
+                Ok(Some(next))
+            }),
+        )
+        .await?;
+    written(done)?;
+    Ok(())
+}
+
+/// One time-to-live sweep coordinated by `node`: in every table with time to live enabled,
+/// the items whose time has passed at `now` (epoch seconds) are deleted (at most
+/// [`EXPIRE_PER_ROUND`] per table), each by its own quorum write on the condition that it is
+/// still expired when the write reads it (an item rewritten meanwhile stays). Finding them
+/// gathers each such table as a Scan does. Items expired but not swept yet are still read, as
+/// in DynamoDB. Returns how many items of each table it deleted.
+///
+/// # Errors
+/// Quorum errors reading the catalog or a table; a failed deletion is left for the next sweep.
+pub async fn expire(node: &DynamoHandle, now: u64) -> Result<Vec<(String, usize)>> {
+    let catalog = match node.list(CATALOG.to_vec(), false).await? {
+        Done::Listed { items } => items,
+        other => return Err(Error::internal(format!("a listing finished as {other:?}"))),
+    };
+    let mut out = Vec::new();
+    for (_, resolved) in catalog {
+        let Some(entry) = resolved.item else {
+            continue;
+        };
+        let (Entry::Live(meta), Some(attribute)) = (entry_of(Some(&entry))?, ttl_of(&entry)) else {
+            continue;
+        };
+        let items = match node.scan(table_prefix_of(&meta)).await? {
+            Done::Listed { items } => items,
+            other => return Err(Error::internal(format!("a scan finished as {other:?}"))),
+        };
+        let mut deleted = 0;
+        for (key, resolved) in items {
+            if deleted >= EXPIRE_PER_ROUND {
+                break;
+            }
+            if !resolved
+                .item
+                .is_some_and(|item| ttl_expired(&item, &attribute, now))
+            {
+                continue;
+            }
+            let attribute = attribute.clone();
+            let done = node
+                .put(
+                    key,
+                    Box::new(move |old| match old {
+                        Some(item) if ttl_expired(item, &attribute, now) => Ok(None),
+                        _ => Err(Error::ConditionalCheckFailed {
+                            message: "no longer expired".into(),
+                            item: None,
+                        }),
+                    }),
+                )
+                .await;
+            match done {
+                Ok(_) => deleted += 1,
+                Err(e) => tracing::debug!(node = node.id, "expiry of an item left for later: {e}"),
+            }
+        }
+        if deleted > 0 {
+            out.push((meta.spec.name, deleted));
+        }
+    }
+    Ok(out)
 }

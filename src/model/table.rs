@@ -93,6 +93,27 @@ pub fn ttl_expired(item: &crate::model::Item, attribute: &str, now: u64) -> bool
     *at < now_n && *at >= horizon
 }
 
+/// The time-to-live attribute after UpdateTimeToLive asks to enable (`enabled`) or disable
+/// it on `attribute`, where `current` is the attribute in force.
+///
+/// # Errors
+/// DynamoDB's `ValidationException` for enabling it twice, disabling it when off, or
+/// disabling it on another attribute than the one in force.
+pub fn ttl_change(
+    current: Option<&str>,
+    attribute: String,
+    enabled: bool,
+) -> crate::Result<Option<String>> {
+    match (current, enabled) {
+        (Some(_), true) => Err(crate::Error::validation("TimeToLive is already enabled")),
+        (None, false) => Err(crate::Error::validation("TimeToLive is already disabled")),
+        (Some(current), false) if current != attribute => Err(crate::Error::validation(format!(
+            "TimeToLive is active on a different AttributeName: current AttributeName is {current}"
+        ))),
+        _ => Ok(enabled.then_some(attribute)),
+    }
+}
+
 /// A table as stored: its spec plus the log index that created it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableMeta {

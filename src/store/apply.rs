@@ -428,21 +428,8 @@ fn alter_table(
         }
         TableChange::PointInTimeRecovery(on) => settings.point_in_time_recovery = on,
         TableChange::TimeToLive { attribute, enabled } => {
-            match (&settings.ttl, enabled) {
-                (Some(_), true) => {
-                    return Err(Error::validation("TimeToLive is already enabled"));
-                }
-                (None, false) => {
-                    return Err(Error::validation("TimeToLive is already disabled"));
-                }
-                (Some(current), false) if *current != attribute => {
-                    return Err(Error::validation(format!(
-                        "TimeToLive is active on a different AttributeName: current AttributeName is {current}"
-                    )));
-                }
-                _ => {}
-            }
-            settings.ttl = enabled.then_some(attribute);
+            settings.ttl =
+                crate::model::table::ttl_change(settings.ttl.as_deref(), attribute, enabled)?;
         }
         TableChange::Billing(_) | TableChange::Stream(_) => {}
     }

@@ -188,6 +188,8 @@ pub async fn run_leaderless(
     match op {
         Op::DescribeEndpoints => encode(account::endpoints_at(addr, req).await?),
         Op::DescribeLimits => encode(account::limits(req).await?),
+        Op::DescribeTimeToLive => encode(ttl::describe_leaderless(node, req).await?),
+        Op::UpdateTimeToLive => encode(ttl::update_leaderless(node, req).await?),
         Op::CreateTable => encode(create_table::run_leaderless(node, req).await?),
         Op::DeleteTable => encode(delete_table::run_leaderless(node, req).await?),
         Op::DescribeTable => encode(describe_table::run_leaderless(node, req).await?),

@@ -1,6 +1,8 @@
 //! DescribeTimeToLive and UpdateTimeToLive: time to live is a replicated table setting; the
 //! leader deletes expired items through the log (see `cluster`'s expiry loop and the
-//! `Expire` command), so every replica removes the same items at the same log index.
+//! `Expire` command), so every replica removes the same items at the same log index. In
+//! `--mode dynamo` the setting lives in the table's catalog entry and one node sweeps
+//! (see [`crate::dynamo::service::expire`]).
 
 use crate::api::AppState;
 use crate::api::ops::{Request, required, table_name};
@@ -8,6 +10,8 @@ use crate::api::wire::{
     DescribeTimeToLiveOutput, TimeToLiveDescription, TimeToLiveInput, TimeToLiveSpecification,
     UpdateTimeToLiveOutput,
 };
+use crate::dynamo::driver::DynamoHandle;
+use crate::dynamo::service;
 use crate::store::{Command, Outcome, TableChange};
 use crate::{Error, Result};
 
@@ -16,23 +20,36 @@ pub async fn describe(app: &AppState, req: &mut Request) -> Result<DescribeTimeT
     let input: TimeToLiveInput = req.input().await?;
     let name = table_name(input.table_name.as_ref())?;
     let (_, settings) = app.node.read(move |store| store.settings(&name)).await?;
-    Ok(DescribeTimeToLiveOutput {
+    Ok(described(settings.ttl))
+}
+
+/// Runs DescribeTimeToLive in `--mode dynamo`.
+pub async fn describe_leaderless(
+    node: &DynamoHandle,
+    req: &mut Request,
+) -> Result<DescribeTimeToLiveOutput> {
+    let input: TimeToLiveInput = req.input().await?;
+    let name = table_name(input.table_name.as_ref())?;
+    Ok(described(service::time_to_live(node, &name).await?))
+}
+
+fn described(attribute: Option<String>) -> DescribeTimeToLiveOutput {
+    DescribeTimeToLiveOutput {
         time_to_live_description: TimeToLiveDescription {
-            time_to_live_status: if settings.ttl.is_some() {
+            time_to_live_status: if attribute.is_some() {
                 "ENABLED"
             } else {
                 "DISABLED"
             }
             .into(),
-            attribute_name: settings.ttl,
+            attribute_name: attribute,
         },
-    })
+    }
 }
 
-/// Runs UpdateTimeToLive. The specification is checked before the table is looked up, as
-/// DynamoDB checks it.
-pub async fn update(app: &AppState, req: &mut Request) -> Result<UpdateTimeToLiveOutput> {
-    let input: TimeToLiveInput = req.input().await?;
+/// The table, attribute and switch an UpdateTimeToLive asks for, checked before the table is
+/// looked up, as DynamoDB checks them.
+fn parse_update(input: TimeToLiveInput) -> Result<(String, String, bool)> {
     let spec = required(input.time_to_live_specification, "timeToLiveSpecification")?;
     let attribute = required(spec.attribute_name, "timeToLiveSpecification.attributeName")?;
     let enabled = required(spec.enabled, "timeToLiveSpecification.enabled")?;
@@ -47,6 +64,31 @@ pub async fn update(app: &AppState, req: &mut Request) -> Result<UpdateTimeToLiv
         )));
     }
     let name = table_name(input.table_name.as_ref())?;
+    Ok((name, attribute, enabled))
+}
+
+fn updated(attribute: String, enabled: bool) -> UpdateTimeToLiveOutput {
+    UpdateTimeToLiveOutput {
+        time_to_live_specification: TimeToLiveSpecification {
+            enabled: Some(enabled),
+            attribute_name: Some(attribute),
+        },
+    }
+}
+
+/// Runs UpdateTimeToLive in `--mode dynamo`.
+pub async fn update_leaderless(
+    node: &DynamoHandle,
+    req: &mut Request,
+) -> Result<UpdateTimeToLiveOutput> {
+    let (name, attribute, enabled) = parse_update(req.input().await?)?;
+    service::update_time_to_live(node, &name, attribute.clone(), enabled).await?;
+    Ok(updated(attribute, enabled))
+}
+
+/// Runs UpdateTimeToLive.
+pub async fn update(app: &AppState, req: &mut Request) -> Result<UpdateTimeToLiveOutput> {
+    let (name, attribute, enabled) = parse_update(req.input().await?)?;
     let command = Command::AlterTable {
         name,
         change: TableChange::TimeToLive {
@@ -55,12 +97,7 @@ pub async fn update(app: &AppState, req: &mut Request) -> Result<UpdateTimeToLiv
         },
     };
     match app.node.propose(&command).await? {
-        Outcome::Settings(_) => Ok(UpdateTimeToLiveOutput {
-            time_to_live_specification: TimeToLiveSpecification {
-                enabled: Some(enabled),
-                attribute_name: Some(attribute),
-            },
-        }),
+        Outcome::Settings(_) => Ok(updated(attribute, enabled)),
         other => Err(Error::internal(format!(
             "UpdateTimeToLive applied as {other:?}"
         ))),
