@@ -281,7 +281,7 @@ function makeCard(id, mode) {
   card.dataset.node = id;
   card.dataset.mode = mode;
   const fields = (CARD_FIELDS[mode] || CARD_FIELDS.raft).map((f) => `<dt>${f}</dt><dd data-field="${f}"></dd>`).join('');
-  // Leadership and disk faults are Raft mode's.
+  // Leadership is Raft mode's.
   const raftOnly = mode === 'dynamo' ? ' hidden' : '';
   card.innerHTML = `
     <h3><span>node ${id}</span><span class="role"></span></h3>
@@ -292,7 +292,7 @@ function makeCard(id, mode) {
       <button type="button" data-control data-action="restart">restart</button>
       <button type="button" data-control data-action="isolate">isolate</button>
       <button type="button" data-control data-action="transfer"${raftOnly}>make leader</button>
-      <button type="button" data-control data-action="fail-disk"${raftOnly}>fail disk</button>
+      <button type="button" data-control data-action="fail-disk">fail disk</button>
     </div>
     <div class="actions">
       <input type="number" min="0" max="60000" step="50" value="200" aria-label="delay in ms" data-input="ms">

@@ -307,6 +307,35 @@ fn open_db(
     Ok(db)
 }
 
+/// Opens (creating if needed) one redb database file on a crashable backend, with its switch:
+/// a leaderless node's storage (`--mode dynamo`), which has no separate log.
+///
+/// # Errors
+/// As [`open`].
+pub fn open_database(path: &Path, sync: bool) -> Result<(Database, CrashSwitch)> {
+    let switch = CrashSwitch::default();
+    let db = open_db(path, sync, &switch, None)?;
+    Ok((db, switch))
+}
+
+/// Opens (creating if empty) one redb database in memory, on `file` (kept by its owner across
+/// restarts), with its switch.
+///
+/// # Errors
+/// Only if redb refuses the memory's contents, which would be a bug.
+pub fn open_memory_database(file: &MemoryFile) -> Result<(Database, CrashSwitch)> {
+    let switch = CrashSwitch::default();
+    let db = Database::builder()
+        .create_with_backend(CrashableFile {
+            inner: Box::new(file.clone()),
+            switch: switch.clone(),
+            sync: false,
+            timer: None,
+        })
+        .map_err(|e| Error::internal(format!("cannot open an in-memory database: {e}")))?;
+    Ok((db, switch))
+}
+
 /// Opens (creating if empty) a node's storage in memory, on `disk`.
 ///
 /// # Errors

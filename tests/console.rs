@@ -358,6 +358,7 @@ async fn the_feed_in_dynamo_mode_shows_replicas_suspicions_and_their_messages() 
             remote: false,
         },
         suspect_after: SUSPECT_AFTER,
+        supervision: kvsim::config::Supervision::default(),
     })
     .await
     .expect("the cluster starts");

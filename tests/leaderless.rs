@@ -38,6 +38,7 @@ async fn start(merger: &str, suspect_after: u64) -> LeaderlessCluster {
             remote: false,
         },
         suspect_after,
+        supervision: kvsim::config::Supervision::default(),
     })
     .await
     .expect("the cluster starts")
@@ -880,5 +881,97 @@ async fn indexes_answer_from_the_merged_items() {
             },
         )
         .await;
+    }
+}
+
+async fn admin(cluster: &LeaderlessCluster, path: &str) -> Value {
+    let addr = &cluster.addrs()[&1];
+    let resp = reqwest::Client::new()
+        .post(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .expect("the node answers");
+    let status = resp.status().as_u16();
+    let body: Value =
+        serde_json::from_slice(&resp.bytes().await.expect("an answer")).expect("JSON");
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
+/// `kvsim fault disk` in `--mode dynamo`: the node stops with a storage fault at its next
+/// write and the supervisor restarts it from its data; a sticky failure makes the supervisor
+/// give up after its restart intensity, status says why, and after `heal` a person's restart
+/// brings the node back. Writes stay available throughout (the other replicas take them) and
+/// every acknowledged one is read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_disk_stops_a_node_and_the_supervisor_restarts_it() {
+    let cluster = start("lww", QUICK).await;
+    create_table(&cluster).await;
+    let mut written = Vec::new();
+    let mut next = 0;
+    // Writes until `done` holds, each one acknowledged (W=2 of the N=3 replicas suffice).
+    macro_rules! write_until {
+        ($what:expr, $done:expr) => {{
+            let start = Instant::now();
+            loop {
+                let pk = format!("k{next}");
+                next += 1;
+                let a = call(&cluster, 1, "PutItem", put(&pk, json!({}))).await;
+                if a.status == 200 {
+                    written.push(pk);
+                }
+                if $done {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < DEADLINE,
+                    "timed out waiting until {}",
+                    $what
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }};
+    }
+
+    admin(&cluster, "/admin/nodes/3/fail-disk").await;
+    write_until!("node 3 is restarted by the supervisor", {
+        let s = status(&cluster, 3).await;
+        s["supervision"]["nodes"][2]["restarts"] == json!(1) && s["running"] == json!(true)
+    });
+    let kinds = events(&cluster).await;
+    for kind in ["node_failed", "node_restarting", "node_restarted"] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "no {kind} event in {kinds:?}"
+        );
+    }
+
+    admin(&cluster, "/admin/nodes/3/fail-disk-sticky").await;
+    write_until!("the supervisor gives up on node 3", {
+        let s = status(&cluster, 3).await;
+        s["supervision"]["nodes"][2]["gave_up"].is_string() && s["running"] == json!(false)
+    });
+    // Its disk fails the restart itself: status says so.
+    let s = status(&cluster, 3).await;
+    assert!(
+        s["start_failure"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("simulated disk failure"),
+        "{s}"
+    );
+    assert_eq!(s["failing_disk"], json!(true));
+    admin(&cluster, "/admin/faults/heal").await;
+    admin(&cluster, "/admin/nodes/3/restart").await;
+    let s = status(&cluster, 3).await;
+    assert_eq!(s["running"], json!(true), "{s}");
+    assert_eq!(s["failing_disk"], json!(false), "{s}");
+    // Node 3 is suspected by the others until its probes are answered again.
+    suspected_by_all(&cluster, &[1, 2, 3, 4, 5], &[]).await;
+    for pk in &written {
+        let mut k = key(pk);
+        k["ConsistentRead"] = json!(true);
+        let got = ok(&cluster, 2, "GetItem", k).await;
+        assert!(got.get("Item").is_some(), "acknowledged {pk} is gone");
     }
 }

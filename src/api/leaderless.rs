@@ -204,6 +204,13 @@ pub struct LeaderlessStatus {
     pub view: Option<NodeView>,
     /// The network faults touching this node.
     pub faults: Vec<String>,
+    /// Its disk fails writes after every restart (`kvsim fault disk --sticky`).
+    pub failing_disk: bool,
+    /// Why it could not be started again, while it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_failure: Option<String>,
+    /// The supervisor's policy and every node's record, as in Raft mode's status.
+    pub supervision: crate::cluster::SupervisionStatus,
 }
 
 async fn status(State(app): State<LeaderlessState>) -> Response {
@@ -224,7 +231,7 @@ async fn status(State(app): State<LeaderlessState>) -> Response {
                 .iter()
                 .map(|(id, addr)| serde_json::json!({"node_id": id, "addr": addr}))
                 .collect(),
-            running: node.is_some(),
+            running: node.as_ref().is_some_and(|n| n.failure().is_none()),
             failure: node
                 .as_ref()
                 .and_then(crate::dynamo::driver::DynamoHandle::failure),
@@ -238,6 +245,9 @@ async fn status(State(app): State<LeaderlessState>) -> Response {
                 .read()
                 .map(|f| f.describe_node(app.id))
                 .unwrap_or_default(),
+            failing_disk: cluster.failing_disks().contains(&app.id),
+            start_failure: cluster.start_failure(app.id),
+            supervision: cluster.supervision(),
         })
     }
     .await;
@@ -332,7 +342,18 @@ async fn apply_fault(
         let mut next = faults.clone();
         let (what, removed) = if action == "heal" {
             next.heal();
-            ("healed the network: every partition, delay and loss removed".to_string(), true)
+            cluster.heal_disks();
+            (
+                "healed the network and the disks: every partition, delay, loss and failing \
+                 disk removed"
+                    .to_string(),
+                true,
+            )
+        } else if action == "gsi-lag" {
+            return Err(Error::validation(
+                "gsi-lag is a --mode raft fault: in --mode dynamo an index is computed from \
+                 the table's items whenever it is read, so it cannot lag behind them",
+            ));
         } else if let Some(done) = error_fault(cluster.error_rules(), &action, &req)? {
             done
         } else {
@@ -374,9 +395,21 @@ async fn node_action(
                 cluster.restart_node(id).await?;
                 format!("restarted node {id}")
             }
+            "fail-disk" | "fail-disk-sticky" => {
+                let sticky = action == "fail-disk-sticky";
+                cluster.fail_disk(id, sticky, app.id)?;
+                format!(
+                    "node {id}'s disk fails writes{}",
+                    if sticky {
+                        ", after every restart too"
+                    } else {
+                        ""
+                    }
+                )
+            }
             other => {
                 return Err(Error::validation(format!(
-                    "unknown node action {other} in --mode dynamo; use crash or restart"
+                    "unknown node action {other}; use crash, restart, fail-disk or fail-disk-sticky"
                 )));
             }
         };

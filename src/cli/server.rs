@@ -96,6 +96,12 @@ fn run_leaderless(args: ServerArgs) -> Result<()> {
             remote: args.admin_remote,
         },
         suspect_after: crate::cluster::leaderless::SUSPECT_AFTER,
+        supervision: Supervision {
+            auto_restart: !args.no_auto_restart,
+            max_restarts: args.max_restarts,
+            period: Duration::from_secs(args.restart_period_secs.max(1)),
+            ..Supervision::default()
+        },
     };
     config.validate()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api;
 use crate::cluster::AdminPolicy;
+use crate::cluster::supervisor::{self, Failure, Supervised, Supervisor};
 use crate::config::{Storage, Tuning};
 use crate::dynamo::NodeId;
 use crate::dynamo::driver::{self, DynamoHandle, Mesh};
@@ -68,6 +69,8 @@ pub struct LeaderlessConfig {
     /// by default). Longer means fewer false suspicions on a loaded machine, and slower
     /// failover to stand-ins.
     pub suspect_after: u64,
+    /// How failed nodes are restarted.
+    pub supervision: crate::config::Supervision,
 }
 
 impl LeaderlessConfig {
@@ -141,6 +144,10 @@ impl LeaderlessConfig {
 struct Running {
     handle: DynamoHandle,
     thread: std::thread::JoinHandle<()>,
+    /// Crashes its storage (`fault crash`) or makes it fail (`fault disk`).
+    switch: crate::disk::CrashSwitch,
+    /// Which start of the node this is (the supervisor acts only on the instance that failed).
+    generation: u64,
 }
 
 struct Inner {
@@ -151,12 +158,20 @@ struct Inner {
     errors: crate::api::inject::SharedErrorRules,
     events: BTreeMap<NodeId, EventLog>,
     nodes: Mutex<BTreeMap<NodeId, Running>>,
-    /// In-memory databases, kept across a node's crash and restart.
-    memory: Mutex<BTreeMap<NodeId, Arc<redb::Database>>>,
+    /// In-memory databases' contents, kept across a node's crash and restart.
+    memory: Mutex<BTreeMap<NodeId, crate::disk::MemoryFile>>,
+    /// Nodes whose disk fails again after every restart (`kvsim fault disk --sticky`).
+    failing_disks: Mutex<std::collections::BTreeSet<NodeId>>,
+    /// Starts of nodes so far (each start is a new generation).
+    generations: std::sync::atomic::AtomicU64,
     shutdown: CancellationToken,
     servers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Each node's request counters (its server's).
     metrics: BTreeMap<NodeId, api::metrics::Metrics>,
+    /// Restarts failed nodes.
+    supervisor: Supervisor,
+    /// Why a node could not be started again, while it cannot.
+    start_failures: Mutex<BTreeMap<NodeId, String>>,
 }
 
 /// A leaderless cluster. Cheap to clone.
@@ -210,8 +225,11 @@ impl LeaderlessCluster {
             .node_ids()
             .map(|id| (id, api::metrics::Metrics::new()))
             .collect();
+        let (supervisor, node_failures) = Supervisor::new(config.supervision.clone());
         let cluster = LeaderlessCluster {
             inner: Arc::new(Inner {
+                supervisor,
+                start_failures: Mutex::new(BTreeMap::new()),
                 events: config
                     .node_ids()
                     .map(|id| (id, EventLog::new(id)))
@@ -223,11 +241,15 @@ impl LeaderlessCluster {
                 config,
                 nodes: Mutex::new(BTreeMap::new()),
                 memory: Mutex::new(BTreeMap::new()),
+                failing_disks: Mutex::new(std::collections::BTreeSet::new()),
+                generations: std::sync::atomic::AtomicU64::new(0),
                 shutdown: CancellationToken::new(),
                 servers: Mutex::new(Vec::new()),
                 metrics,
             }),
         };
+        let weak = LeaderlessRef(Arc::downgrade(&cluster.inner));
+        tokio::spawn(supervisor::supervise(move || weak.upgrade(), node_failures));
         for id in cluster.inner.config.node_ids() {
             cluster.start_node(id).await?;
         }
@@ -265,22 +287,20 @@ impl LeaderlessCluster {
         Ok(cluster)
     }
 
-    fn open(&self, id: NodeId) -> Result<Arc<redb::Database>> {
+    /// Opens node `id`'s database on a crashable backend (its file, or its memory).
+    fn open(&self, id: NodeId) -> Result<(Arc<redb::Database>, crate::disk::CrashSwitch)> {
         let config = &self.inner.config;
         if config.storage == Storage::Memory {
-            let mut memory = self
+            let file = self
                 .inner
                 .memory
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if let Some(db) = memory.get(&id) {
-                return Ok(db.clone());
-            }
-            let db = Arc::new(
-                redb::Builder::new().create_with_backend(redb::backends::InMemoryBackend::new())?,
-            );
-            memory.insert(id, db.clone());
-            return Ok(db);
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(id)
+                .or_default()
+                .clone();
+            let (db, switch) = crate::disk::open_memory_database(&file)?;
+            return Ok((Arc::new(db), switch));
         }
         let dir = config.node_dir(id);
         std::fs::create_dir_all(&dir).map_err(|e| {
@@ -293,27 +313,31 @@ impl LeaderlessCluster {
         // A just-crashed instance may still be closing the file: retry briefly.
         let mut tries = 0;
         loop {
-            match redb::Database::create(&path) {
-                Ok(db) => return Ok(Arc::new(db)),
-                Err(redb::DatabaseError::DatabaseAlreadyOpen) if tries < 50 => {
+            match crate::disk::open_database(&path, config.storage == Storage::Fsync) {
+                Ok((db, switch)) => return Ok((Arc::new(db), switch)),
+                Err(e) if tries < 50 && e.to_string().contains("already open") => {
                     tries += 1;
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                Err(e) => {
-                    return Err(Error::internal(format!(
-                        "cannot open {}: {e}",
-                        path.display()
-                    )));
-                }
+                Err(e) => return Err(e),
             }
         }
     }
 
     async fn start_node(&self, id: NodeId) -> Result<()> {
         let this = self.clone();
-        let db = tokio::task::spawn_blocking(move || this.open(id))
+        let (db, switch) = tokio::task::spawn_blocking(move || this.open(id))
             .await
             .map_err(|e| Error::internal(format!("opening node {id}: {e}")))??;
+        if self
+            .inner
+            .failing_disks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&id)
+        {
+            switch.fail();
+        }
         let config = &self.inner.config;
         let fsync = config.storage == Storage::Fsync;
         let store = RedbVersions::open(db, fsync)?;
@@ -321,12 +345,35 @@ impl LeaderlessCluster {
             .ok_or_else(|| Error::validation(format!("unknown merger {}", config.merger)))?;
         let node = DynamoNode::new(config.options(id), merger, store)?;
         let events = self.events(id);
-        let (handle, thread) = driver::spawn(node, &self.inner.mesh, events.clone())?;
+        let driver::Spawned {
+            handle,
+            thread,
+            ended,
+        } = driver::spawn(node, &self.inner.mesh, events.clone())?;
+        let generation = self
+            .inner
+            .generations
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner
+            .supervisor
+            .watch_until(
+                id,
+                generation,
+                async move { matches!(ended.await, Ok(Some(_))) },
+            );
         self.inner
             .nodes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, Running { handle, thread });
+            .insert(
+                id,
+                Running {
+                    handle,
+                    thread,
+                    switch,
+                    generation,
+                },
+            );
         events.record(NodeEvent::new("node_started", format!("node {id} started")));
         Ok(())
     }
@@ -356,7 +403,8 @@ impl LeaderlessCluster {
         self.inner.shutdown.clone()
     }
 
-    /// Every fault in force, one line each: the network's, then the injected errors.
+    /// Every fault in force, one line each: the network's, the injected errors, the disks
+    /// that fail after every restart.
     pub fn describe_faults(&self) -> Vec<String> {
         let mut lines = self
             .inner
@@ -367,6 +415,11 @@ impl LeaderlessCluster {
         if let Ok(rules) = self.inner.errors.read() {
             lines.extend(rules.iter().map(crate::api::inject::ErrorRule::describe));
         }
+        lines.extend(
+            self.failing_disks()
+                .iter()
+                .map(|id| format!("disk of node {id} fails after every restart")),
+        );
         lines
     }
 
@@ -412,7 +465,10 @@ impl LeaderlessCluster {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&id)
             .ok_or_else(|| Error::validation(format!("node {id} is already down")))?;
+        // Stopped first, so that what its last batch meets is not taken for a failure; then
+        // nothing more reaches its disk, not even redb's tidy-up on close.
         running.handle.stop();
+        running.switch.crash();
         tokio::task::spawn_blocking(move || running.thread.join())
             .await
             .map_err(|e| Error::internal(format!("stopping node {id}: {e}")))?
@@ -422,15 +478,119 @@ impl LeaderlessCluster {
         Ok(())
     }
 
-    /// Restarts a crashed node from its data.
+    /// Restarts a crashed or failed node from its data (a person's restart: the supervisor's
+    /// count for it starts over).
     ///
     /// # Errors
     /// `Validation` when it runs; its data cannot be opened.
     pub async fn restart_node(&self, id: NodeId) -> Result<()> {
-        if self.node(id).is_some() {
-            return Err(Error::validation(format!("node {id} is running")));
+        match self.node(id) {
+            Some(node) if node.failure().is_none() => {
+                return Err(Error::validation(format!("node {id} is running")));
+            }
+            Some(_) => self.remove(id).await,
+            None => {}
         }
-        self.start_node(id).await
+        self.inner.supervisor.reset(id);
+        let started = self.start_node(id).await;
+        self.note_failure(id, started.as_ref().err().map(ToString::to_string));
+        started
+    }
+
+    /// Takes node `id` out of the registry and waits for its thread to end.
+    async fn remove(&self, id: NodeId) {
+        let running = self
+            .inner
+            .nodes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+        if let Some(running) = running {
+            running.handle.stop();
+            running.switch.crash();
+            let _ = tokio::task::spawn_blocking(move || running.thread.join()).await;
+        }
+    }
+
+    fn note_failure(&self, id: NodeId, why: Option<String>) {
+        let mut failures = self
+            .inner
+            .start_failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match why {
+            Some(why) => failures.insert(id, why),
+            None => failures.remove(&id),
+        };
+    }
+
+    /// Why node `id` could not be started again, while it cannot.
+    pub fn start_failure(&self, id: NodeId) -> Option<String> {
+        self.inner
+            .start_failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned()
+    }
+
+    /// Makes node `id`'s disk fail every write and fsync from now on, as a dying disk does:
+    /// the node stops with a storage fault at its next write, and the supervisor restarts it
+    /// on a working disk, or, with `sticky`, on a disk that fails again, until
+    /// [`LeaderlessCluster::heal_disks`]. Recorded in the event log of `via`.
+    ///
+    /// # Errors
+    /// `Validation` if the node is not running.
+    pub fn fail_disk(&self, id: NodeId, sticky: bool, via: NodeId) -> Result<()> {
+        {
+            let nodes = self
+                .inner
+                .nodes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let node = nodes
+                .get(&id)
+                .filter(|n| n.handle.failure().is_none())
+                .ok_or_else(|| Error::validation(format!("node {id} is not running")))?;
+            node.switch.fail();
+        }
+        if sticky {
+            self.inner
+                .failing_disks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(id);
+        }
+        let what = if sticky {
+            format!("node {id}'s disk fails every write, and will after every restart")
+        } else {
+            format!("node {id}'s disk fails every write until the node restarts")
+        };
+        self.events(via).record(NodeEvent::new("fault_set", what));
+        Ok(())
+    }
+
+    /// Ends every sticky disk failure: nodes started from now on get working disks.
+    pub fn heal_disks(&self) {
+        self.inner
+            .failing_disks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// Nodes whose disks fail after every restart.
+    pub fn failing_disks(&self) -> std::collections::BTreeSet<NodeId> {
+        self.inner
+            .failing_disks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The supervisor's policy and every node's record, for status.
+    pub fn supervision(&self) -> crate::cluster::SupervisionStatus {
+        self.inner.supervisor.status(self.inner.config.node_ids())
     }
 
     /// Stops every node and server.
@@ -488,5 +648,48 @@ async fn ttl_loop(cluster: LeaderlessRef, interval: Duration, shutdown: Cancella
             }
             Err(e) => tracing::debug!(node = node.id, "no time-to-live sweep: {e}"),
         }
+    }
+}
+
+impl Supervised for LeaderlessCluster {
+    fn supervisor(&self) -> &Supervisor {
+        &self.inner.supervisor
+    }
+
+    fn failed_instance(&self, failure: Failure) -> Option<String> {
+        let nodes = self
+            .inner
+            .nodes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let node = nodes.get(&failure.id)?;
+        if node.generation != failure.generation {
+            return None;
+        }
+        node.handle.failure()
+    }
+
+    fn is_closing(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
+    }
+
+    fn is_running(&self, id: NodeId) -> bool {
+        self.node(id).is_some()
+    }
+
+    fn record(&self, id: NodeId, event: NodeEvent) {
+        self.events(id).record(event);
+    }
+
+    fn note_start_failure(&self, id: NodeId, why: Option<String>) {
+        self.note_failure(id, why);
+    }
+
+    async fn take_down(&self, id: NodeId) {
+        self.remove(id).await;
+    }
+
+    async fn start(&self, id: NodeId) -> Result<()> {
+        self.start_node(id).await
     }
 }

@@ -460,7 +460,8 @@ impl Cluster {
                 scratch,
             }),
         };
-        tokio::spawn(supervisor::supervise(cluster.downgrade(), node_failures));
+        let weak = cluster.downgrade();
+        tokio::spawn(supervisor::supervise(move || weak.upgrade(), node_failures));
         for (id, listener) in listeners {
             if let Err(e) = cluster.launch(id, listener).await {
                 failures.insert(id, e.to_string());

@@ -7,6 +7,9 @@
 //! the cluster's registry first, and the supervisor acts only on the instance that failed
 //! (each start of a node is a new generation). Every restart, failed restart and refusal is an
 //! event in `kvsim events` and a line in the `supervision` section of `GET /status`.
+//!
+//! Both engines' clusters are supervised by the same code: each says what restarting one of
+//! its nodes takes ([`Supervised`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -15,10 +18,11 @@ use std::time::Instant;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::{Cluster, ClusterRef};
+use super::Cluster;
+use crate::NodeId;
+use crate::Result;
 use crate::config::Supervision;
 use crate::events::NodeEvent;
-use crate::raft::NodeId;
 use crate::raft::driver::Health;
 
 /// A node instance that failed: its id and the generation of the start that failed.
@@ -86,27 +90,41 @@ impl Supervisor {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Watches a newly started node instance and reports it to the supervisor if it fails.
+    /// Watches a newly started Raft node instance and reports it to the supervisor if it
+    /// fails.
     pub fn watch(
         &self,
         id: NodeId,
         generation: u64,
         mut status: tokio::sync::watch::Receiver<crate::raft::driver::Published>,
     ) {
+        self.watch_until(id, generation, async move {
+            loop {
+                if matches!(status.borrow_and_update().health, Health::Failed(_)) {
+                    return true;
+                }
+                // The node's thread ended (its sender dropped) without failing: nothing to do.
+                if status.changed().await.is_err() {
+                    return false;
+                }
+            }
+        });
+    }
+
+    /// Reports node instance `id`/`generation` to the supervisor if `failed` ends true.
+    pub fn watch_until(
+        &self,
+        id: NodeId,
+        generation: u64,
+        failed: impl std::future::Future<Output = bool> + Send + 'static,
+    ) {
         if !self.policy.auto_restart {
             return;
         }
         let tx = self.failures.clone();
         tokio::spawn(async move {
-            loop {
-                if matches!(status.borrow_and_update().health, Health::Failed(_)) {
-                    let _ = tx.send(Failure { id, generation });
-                    return;
-                }
-                // The node's thread ended (its sender dropped) without failing: nothing to do.
-                if status.changed().await.is_err() {
-                    return;
-                }
+            if failed.await {
+                let _ = tx.send(Failure { id, generation });
             }
         });
     }
@@ -145,7 +163,11 @@ impl Supervisor {
 
     /// Decides about one more restart of `id`, which failed because of `why`: the backoff to
     /// wait, or the refusal (also recorded) when the restart intensity is spent.
-    fn admit(&self, id: NodeId, why: &str) -> std::result::Result<std::time::Duration, String> {
+    pub(super) fn admit(
+        &self,
+        id: NodeId,
+        why: &str,
+    ) -> std::result::Result<std::time::Duration, String> {
         let mut records = self.records();
         let r = records.entry(id).or_default();
         r.shown.last_failure = Some(why.to_string());
@@ -172,7 +194,7 @@ impl Supervisor {
     }
 
     /// Counts a restart attempt of `id`; returns its number within the period.
-    fn count_restart(&self, id: NodeId) -> usize {
+    pub(super) fn count_restart(&self, id: NodeId) -> usize {
         let mut records = self.records();
         let r = records.entry(id).or_default();
         r.recent.push_back(Instant::now());
@@ -181,91 +203,114 @@ impl Supervisor {
     }
 }
 
-/// The supervisor's task: receives failures for as long as the cluster lives and handles each
-/// on a task of its own, so one node's backoff never delays another's restart.
-pub(super) async fn supervise(cluster: ClusterRef, mut failures: mpsc::UnboundedReceiver<Failure>) {
+/// What the supervisor needs of a cluster (Raft's or the leaderless one) to restart its nodes.
+pub(super) trait Supervised: Send + Sync + Sized + 'static {
+    /// The cluster's supervisor.
+    fn supervisor(&self) -> &Supervisor;
+    /// Why `failure`'s instance failed, if it is still the node's running instance.
+    fn failed_instance(&self, failure: Failure) -> Option<String>;
+    /// The cluster is shutting down.
+    fn is_closing(&self) -> bool;
+    /// Node `id` runs (a person may have restarted it during the backoff).
+    fn is_running(&self, id: NodeId) -> bool;
+    /// Records an event in node `id`'s log.
+    fn record(&self, id: NodeId, event: NodeEvent);
+    /// Remembers (or, with `None`, forgets) why node `id` could not be started.
+    fn note_start_failure(&self, id: NodeId, why: Option<String>);
+    /// Takes the failed node's remains down (its thread has ended; its port closes).
+    fn take_down(&self, id: NodeId) -> impl std::future::Future<Output = ()> + Send;
+    /// Starts node `id` from its data.
+    fn start(&self, id: NodeId) -> impl std::future::Future<Output = Result<()>> + Send;
+}
+
+/// The supervisor's task: receives failures for as long as the cluster lives (`upgrade`
+/// answers it) and handles each on a task of its own, so one node's backoff never delays
+/// another's restart.
+pub(super) async fn supervise<S: Supervised>(
+    upgrade: impl Fn() -> Option<S> + Send + 'static,
+    mut failures: mpsc::UnboundedReceiver<Failure>,
+) {
     while let Some(failure) = failures.recv().await {
-        let Some(cluster) = cluster.upgrade() else {
+        let Some(cluster) = upgrade() else {
             return;
         };
-        tokio::spawn(async move { cluster.restart_failed(failure).await });
+        tokio::spawn(async move { restart_failed(&cluster, failure).await });
     }
 }
 
-impl Cluster {
-    /// Restarts the failed instance `failure`, retrying a start that fails, within the
-    /// restart intensity.
-    async fn restart_failed(&self, failure: Failure) {
-        let id = failure.id;
-        let Some(mut why) = self.failed_instance(failure) else {
+/// Restarts the failed instance `failure`, retrying a start that fails, within the restart
+/// intensity.
+async fn restart_failed<S: Supervised>(cluster: &S, failure: Failure) {
+    let id = failure.id;
+    let Some(mut why) = cluster.failed_instance(failure) else {
+        return;
+    };
+    let sup = cluster.supervisor();
+    loop {
+        if cluster.is_closing() {
             return;
+        }
+        let backoff = match sup.admit(id, &why) {
+            Ok(b) => b,
+            Err(refusal) => {
+                tracing::warn!(node = id, "{refusal}");
+                cluster.record(id, NodeEvent::new("supervisor_gave_up", refusal));
+                return;
+            }
         };
-        let sup = &self.inner.supervisor;
-        loop {
-            if self.is_closing() {
-                return;
-            }
-            let backoff = match sup.admit(id, &why) {
-                Ok(b) => b,
-                Err(refusal) => {
-                    tracing::warn!(node = id, "{refusal}");
-                    self.record(id, NodeEvent::new("supervisor_gave_up", refusal));
-                    return;
-                }
-            };
-            self.record(
-                id,
-                NodeEvent::new(
-                    "node_restarting",
-                    format!(
-                        "the supervisor restarts node {id} in {} ms after: {why}",
-                        backoff.as_millis()
-                    ),
+        cluster.record(
+            id,
+            NodeEvent::new(
+                "node_restarting",
+                format!(
+                    "the supervisor restarts node {id} in {} ms after: {why}",
+                    backoff.as_millis()
                 ),
-            );
-            // Its Raft thread has ended; close its port too, as a crashed process's would be.
-            self.take_down(id, true).await;
-            tokio::time::sleep(backoff).await;
-            // Shutting down, or a person restarted it meanwhile.
-            if self.is_closing() || self.nodes().contains_key(&id) {
+            ),
+        );
+        // Its thread has ended; close its port too, as a crashed process's would be.
+        cluster.take_down(id).await;
+        tokio::time::sleep(backoff).await;
+        // Shutting down, or a person restarted it meanwhile.
+        if cluster.is_closing() || cluster.is_running(id) {
+            return;
+        }
+        let n = sup.count_restart(id);
+        match cluster.start(id).await {
+            Ok(()) => {
+                cluster.note_start_failure(id, None);
+                tracing::info!(node = id, "the supervisor restarted the node");
+                cluster.record(
+                    id,
+                    NodeEvent::new(
+                        "node_restarted",
+                        format!(
+                            "the supervisor restarted node {id} from its data directory \
+                             (restart {n} of at most {} within {} s)",
+                            sup.policy.max_restarts,
+                            sup.policy.period.as_secs()
+                        ),
+                    ),
+                );
                 return;
             }
-            let n = sup.count_restart(id);
-            match self.start_node(id).await {
-                Ok(()) => {
-                    if let Ok(mut f) = self.inner.start_failures.lock() {
-                        f.remove(&id);
-                    }
-                    tracing::info!(node = id, "the supervisor restarted the node");
-                    self.record(
-                        id,
-                        NodeEvent::new(
-                            "node_restarted",
-                            format!(
-                                "the supervisor restarted node {id} from its data directory \
-                                 (restart {n} of at most {} within {} s)",
-                                sup.policy.max_restarts,
-                                sup.policy.period.as_secs()
-                            ),
-                        ),
-                    );
-                    return;
-                }
-                Err(e) => {
-                    why = format!("it did not start again: {e}");
-                    if let Ok(mut f) = self.inner.start_failures.lock() {
-                        f.insert(id, why.clone());
-                    }
-                    self.record(
-                        id,
-                        NodeEvent::new("node_failed", format!("node {id} {why}")),
-                    );
-                }
+            Err(e) => {
+                why = format!("it did not start again: {e}");
+                cluster.note_start_failure(id, Some(why.clone()));
+                cluster.record(
+                    id,
+                    NodeEvent::new("node_failed", format!("node {id} {why}")),
+                );
             }
         }
     }
+}
 
-    /// Why `failure`'s instance failed, if it is still the node's running instance.
+impl Supervised for Cluster {
+    fn supervisor(&self) -> &Supervisor {
+        &self.inner.supervisor
+    }
+
     fn failed_instance(&self, failure: Failure) -> Option<String> {
         let nodes = self.nodes();
         let node = nodes.get(&failure.id)?;
@@ -273,5 +318,34 @@ impl Cluster {
             return None;
         }
         node.handle.failure()
+    }
+
+    fn is_closing(&self) -> bool {
+        Cluster::is_closing(self)
+    }
+
+    fn is_running(&self, id: NodeId) -> bool {
+        self.nodes().contains_key(&id)
+    }
+
+    fn record(&self, id: NodeId, event: NodeEvent) {
+        Cluster::record(self, id, event);
+    }
+
+    fn note_start_failure(&self, id: NodeId, why: Option<String>) {
+        if let Ok(mut f) = self.inner.start_failures.lock() {
+            match why {
+                Some(why) => f.insert(id, why),
+                None => f.remove(&id),
+            };
+        }
+    }
+
+    async fn take_down(&self, id: NodeId) {
+        Cluster::take_down(self, id, true).await;
+    }
+
+    async fn start(&self, id: NodeId) -> Result<()> {
+        self.start_node(id).await
     }
 }

@@ -359,11 +359,7 @@ fn wall_ms() -> u64 {
 ///
 /// # Errors
 /// The thread could not be spawned.
-pub fn spawn(
-    node: DynamoNode<RedbVersions>,
-    mesh: &Mesh,
-    events: EventLog,
-) -> Result<(DynamoHandle, std::thread::JoinHandle<()>)> {
+pub fn spawn(node: DynamoNode<RedbVersions>, mesh: &Mesh, events: EventLog) -> Result<Spawned> {
     let id = node.id();
     let (inbox, rx) = sync_channel(INBOX);
     let failure = Arc::new(Mutex::new(None));
@@ -380,6 +376,7 @@ pub fn spawn(
         .unwrap_or_else(PoisonError::into_inner)
         .insert(id, inbox);
     let mesh = mesh.clone();
+    let (ended_tx, ended) = oneshot::channel();
     let thread = std::thread::Builder::new()
         .name(format!("dynamo-{id}"))
         .spawn(move || {
@@ -387,6 +384,9 @@ pub fn spawn(
                 run(node, &rx, &mesh, &events, &stopping)
             }));
             let why = match outcome {
+                // Stopped on purpose (a crash, a shutdown): whatever the last batch met (a
+                // crashed disk refuses it) is not a failure.
+                _ if stopping.load(Ordering::SeqCst) => None,
                 Ok(Ok(())) => None,
                 Ok(Err(e)) => Some(e.to_string()),
                 Err(panic) => Some(format!(
@@ -401,11 +401,28 @@ pub fn spawn(
                     "node_failed",
                     format!("node {id} stopped: {why}"),
                 ));
-                *failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(why);
+                *failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(why.clone());
+                let _ = ended_tx.send(Some(why));
+            } else {
+                let _ = ended_tx.send(None);
             }
         })
         .map_err(|e| Error::internal(format!("cannot start node {id}'s thread: {e}")))?;
-    Ok((handle, thread))
+    Ok(Spawned {
+        handle,
+        thread,
+        ended,
+    })
+}
+
+/// A node's thread, started.
+pub struct Spawned {
+    /// Its handle.
+    pub handle: DynamoHandle,
+    /// Its thread.
+    pub thread: std::thread::JoinHandle<()>,
+    /// Answers when the thread ends: why it failed, or `None` if it was stopped.
+    pub ended: oneshot::Receiver<Option<String>>,
 }
 
 /// Takes node `id` off the mesh: messages to it are lost from now on.

@@ -41,6 +41,8 @@ struct ReplicaView {
     incarnation: u64,
     /// The network faults touching this node.
     faults: Vec<String>,
+    /// Its disk fails writes after every restart.
+    failing_disk: bool,
     /// Requests answered since the cluster started, and their summed latency.
     requests: u64,
     micros: u64,
@@ -67,6 +69,7 @@ impl Source for Feed {
             .read()
             .map(|f| f.clone())
             .unwrap_or_default();
+        let failing = cluster.failing_disks();
         let mut nodes = Vec::new();
         for (&id, addr) in cluster.addrs() {
             let handle = cluster.node(id);
@@ -102,6 +105,7 @@ impl Source for Feed {
                     .and_then(|v| v.view.iter().find(|g| g.node == id))
                     .map_or(0, |g| g.incarnation),
                 faults: faults.describe_node(id),
+                failing_disk: failing.contains(&id),
                 requests: totals.requests,
                 micros: totals.micros,
             });

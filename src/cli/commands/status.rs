@@ -173,8 +173,36 @@ fn render_leaderless(statuses: &[Value]) -> String {
     }
     out.push_str(&t.to_string());
     for s in statuses {
-        if let Some(e) = s.get("failure").or_else(|| s.get("error")) {
+        if let Some(e) = s
+            .get("failure")
+            .or_else(|| s.get("start_failure"))
+            .or_else(|| s.get("error"))
+        {
             out.push_str(&format!("\nnode {}: {}", text(&s["node_id"]), text(e)));
+        }
+    }
+    out.push_str(&supervision_lines(statuses));
+    out
+}
+
+/// What the supervisor did, from the first node that reports it (all share one record).
+fn supervision_lines(statuses: &[Value]) -> String {
+    let mut out = String::new();
+    if let Some(nodes) = statuses
+        .iter()
+        .find_map(|s| s["supervision"]["nodes"].as_array())
+    {
+        for n in nodes {
+            let id = text(&n["node_id"]);
+            if let Some(why) = n["gave_up"].as_str() {
+                out.push_str(&format!("\nnode {id}: the supervisor gave up: {why}"));
+            } else if let Some(k) = n["restarts"].as_u64().filter(|k| *k > 0) {
+                out.push_str(&format!(
+                    "\nnode {id}: restarted {k} time{} by the supervisor, last after: {}",
+                    if k == 1 { "" } else { "s" },
+                    text(&n["last_failure"])
+                ));
+            }
         }
     }
     out
@@ -214,24 +242,7 @@ fn render(statuses: &[Value], leader_commit: Option<u64>) -> String {
             out.push_str(&format!("\nnode {}: {}", text(&s["node_id"]), text(e)));
         }
     }
-    // What the supervisor did, from the first node that reports it (all share one record).
-    if let Some(nodes) = statuses
-        .iter()
-        .find_map(|s| s["supervision"]["nodes"].as_array())
-    {
-        for n in nodes {
-            let id = text(&n["node_id"]);
-            if let Some(why) = n["gave_up"].as_str() {
-                out.push_str(&format!("\nnode {id}: the supervisor gave up: {why}"));
-            } else if let Some(k) = n["restarts"].as_u64().filter(|k| *k > 0) {
-                out.push_str(&format!(
-                    "\nnode {id}: restarted {k} time{} by the supervisor, last after: {}",
-                    if k == 1 { "" } else { "s" },
-                    text(&n["last_failure"])
-                ));
-            }
-        }
-    }
+    out.push_str(&supervision_lines(statuses));
     let faults: Vec<String> = statuses
         .iter()
         .find_map(|s| s["faults"].as_array())
