@@ -9,7 +9,7 @@
 //! event in `kvsim events` and a line in the `supervision` section of `GET /status`.
 //!
 //! Both engines' clusters are supervised by the same code: each says what restarting one of
-//! its nodes takes ([`Supervised`]).
+//! its nodes takes (the `Supervised` trait).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
