@@ -92,6 +92,9 @@ pub struct StoreStats {
     pub fsyncs: u64,
 }
 
+/// How often a delayed message checks whether its link's delay was removed.
+const RELEASE_CHECK: Duration = Duration::from_millis(50);
+
 /// Node ids the flow counters cover (0 to 15; a cluster has at most 9 nodes).
 const FLOW_NODES: usize = 16;
 
@@ -226,14 +229,28 @@ impl Mesh {
         let delay = Duration::from_millis(fate.delay_ms.saturating_add(jitter));
         let faults = self.faults.clone();
         self.runtime.spawn(async move {
-            tokio::time::sleep(delay).await;
+            // Delivered when the delay has passed, or at once when the link's delay is
+            // removed (`heal`, or `delay ... 0`), as Raft mode's transport releases it.
+            let due = tokio::time::Instant::now() + delay;
+            let link = || {
+                faults
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .link(from, to)
+            };
+            loop {
+                let now = tokio::time::Instant::now();
+                if now >= due {
+                    break;
+                }
+                tokio::time::sleep((due - now).min(RELEASE_CHECK)).await;
+                let now_link = link();
+                if now_link.delay_ms == 0 && now_link.jitter_ms == 0 {
+                    break;
+                }
+            }
             // A partition made while the message was on its way still cuts it.
-            let cut = faults
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .link(from, to)
-                .cut;
-            if !cut {
+            if !link().cut {
                 let _ = inbox.try_send(input);
             }
         });
