@@ -18,7 +18,9 @@
 //!   the catalog read that found them, so an item request costs one quorum round (two for a
 //!   write: its read and its write), not one more for the catalog. A table created through
 //!   any node is usable at once everywhere (a node that has not cached it reads the
-//!   catalog). A deleted table stays `DELETING` for [`DELETING_FOR`] (twice the cache's
+//!   catalog, and a table that R replicas do not hold is looked up again at every live
+//!   replica before it is said not to exist, since with owners down R stand-ins may all lack
+//!   it). A deleted table stays `DELETING` for [`DELETING_FOR`] (twice the cache's
 //!   lifetime), as DynamoDB's own tables do for a while: DescribeTable says so, item requests
 //!   are refused at the node that deleted it and at any node whose cache has expired, and its
 //!   name cannot be reused yet. So a node whose cache still holds the deleted table can only
@@ -271,10 +273,18 @@ pub async fn table_for_items(node: &DynamoHandle, name: &str) -> Result<TableMet
 /// table is cached, anything else forgotten.
 async fn entry(node: &DynamoHandle, name: &str, consistent: bool) -> Result<Entry> {
     let started = Instant::now();
-    let entry = match node.get(catalog_key(name), consistent).await? {
-        Done::Read { resolved, .. } => entry_of(resolved.item.as_ref())?,
-        other => return Err(Error::internal(format!("a read finished as {other:?}"))),
+    let read = |consistent| async move {
+        match node.get(catalog_key(name), consistent).await? {
+            Done::Read { resolved, .. } => entry_of(resolved.item.as_ref()),
+            other => Err(Error::internal(format!("a read finished as {other:?}"))),
+        }
     };
+    let mut entry = read(consistent).await?;
+    if matches!(entry, Entry::Gone) && !consistent {
+        // R replies may all come from stand-ins that never held the table (its owners down):
+        // a table is said not to exist only once every live replica of the N says so.
+        entry = read(true).await?;
+    }
     match &entry {
         Entry::Live(meta) => node.tables.put(meta, started),
         _ => node.tables.forget(name),
