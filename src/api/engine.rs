@@ -11,9 +11,9 @@ use crate::api::ops::{Request, table_meta, write_command};
 use crate::dynamo::driver::DynamoHandle;
 use crate::dynamo::service;
 use crate::model::item::item_size;
-use crate::model::table::TableMeta;
+use crate::model::table::{TableMeta, TableSettings};
 use crate::model::{Item, PrimaryKey};
-use crate::store::{Conditional, IndexCharge, ItemWrite, Outcome};
+use crate::store::{Command, Conditional, IndexCharge, ItemWrite, Outcome, TableChange};
 use crate::{Error, Result};
 
 /// The engine an operation runs on.
@@ -51,6 +51,41 @@ impl Engine<'_> {
         match self {
             Engine::Raft(app) => table_meta(app, name).await,
             Engine::Leaderless(node) => service::table_for_items(node, name).await,
+        }
+    }
+
+    /// The settings of table `name` (tags, point-in-time recovery, time to live).
+    ///
+    /// # Errors
+    /// `ResourceNotFound`; the engine's errors.
+    pub async fn settings(self, name: &str) -> Result<TableSettings> {
+        match self {
+            Engine::Raft(app) => {
+                let name = name.to_string();
+                Ok(app.node.read(move |store| store.settings(&name)).await?.1)
+            }
+            Engine::Leaderless(node) => service::settings(node, name).await,
+        }
+    }
+
+    /// Changes one setting of table `name` (a tag, point-in-time recovery or time-to-live
+    /// change); the settings after.
+    ///
+    /// # Errors
+    /// `ResourceNotFound`; the change's `Validation` errors; the engine's errors.
+    pub async fn alter(self, name: String, change: TableChange) -> Result<TableSettings> {
+        match self {
+            Engine::Raft(app) => match app
+                .node
+                .propose(&Command::AlterTable { name, change })
+                .await?
+            {
+                Outcome::Settings(settings) => Ok(settings),
+                other => Err(Error::internal(format!(
+                    "a settings change applied as {other:?}"
+                ))),
+            },
+            Engine::Leaderless(node) => service::alter_settings(node, &name, change).await,
         }
     }
 

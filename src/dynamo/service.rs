@@ -41,10 +41,13 @@ use crate::dynamo::driver::DynamoHandle;
 use crate::dynamo::node::{Done, Key};
 use crate::model::item::{check_item_size, item_size};
 use crate::model::key::encode_key_value;
-use crate::model::table::{TableDescription, TableMeta, TableSpec, TableStatus, ttl_expired};
+use crate::model::table::{
+    TableDescription, TableMeta, TableSettings, TableSpec, TableStatus, ttl_expired,
+};
 use crate::model::{AttributeValue, Item, PrimaryKey};
 use crate::store::Conditional;
-use crate::store::apply::{decide, index_charges};
+use crate::store::TableChange;
+use crate::store::apply::{change_setting, decide, index_charges};
 use crate::store::read::{Page, Range, RangePlan, no_such_index};
 use crate::{Error, Result};
 
@@ -54,16 +57,18 @@ const CATALOG: &[u8] = b"\0catalog";
 const META: &str = "meta";
 /// The attribute of a deleted table's catalog item: when it was deleted (Unix ms).
 const DELETED: &str = "deleted_ms";
-/// The attribute of a catalog item naming the table's time-to-live attribute, when enabled.
-const TTL: &str = "ttl";
+/// The attribute of a catalog item holding the table's settings (tags, point-in-time
+/// recovery, time to live; JSON).
+const SETTINGS: &str = "settings";
 
 /// Most expired items one time-to-live sweep deletes per table.
 pub const EXPIRE_PER_ROUND: usize = 1000;
 
-fn ttl_of(item: &Item) -> Option<String> {
-    match item.get(TTL) {
-        Some(AttributeValue::S(attribute)) => Some(attribute.clone()),
-        _ => None,
+fn settings_of(item: &Item) -> Result<TableSettings> {
+    match item.get(SETTINGS) {
+        Some(AttributeValue::S(json)) => serde_json::from_str(json)
+            .map_err(|e| Error::internal(format!("decode table settings: {e}"))),
+        _ => Ok(TableSettings::default()),
     }
 }
 
@@ -273,23 +278,28 @@ pub async fn table_for_items(node: &DynamoHandle, name: &str) -> Result<TableMet
 /// table is cached, anything else forgotten.
 async fn entry(node: &DynamoHandle, name: &str, consistent: bool) -> Result<Entry> {
     let started = Instant::now();
-    let read = |consistent| async move {
-        match node.get(catalog_key(name), consistent).await? {
-            Done::Read { resolved, .. } => entry_of(resolved.item.as_ref()),
-            other => Err(Error::internal(format!("a read finished as {other:?}"))),
-        }
-    };
-    let mut entry = read(consistent).await?;
-    if matches!(entry, Entry::Gone) && !consistent {
-        // R replies may all come from stand-ins that never held the table (its owners down):
-        // a table is said not to exist only once every live replica of the N says so.
-        entry = read(true).await?;
-    }
+    let entry = entry_of(catalog_item(node, name, consistent).await?.as_ref())?;
     match &entry {
         Entry::Live(meta) => node.tables.put(meta, started),
         _ => node.tables.forget(name),
     }
     Ok(entry)
+}
+
+/// A table's catalog item, read from R replicas (all N live ones if `consistent`).
+async fn catalog_item(node: &DynamoHandle, name: &str, consistent: bool) -> Result<Option<Item>> {
+    let read = |consistent| async move {
+        match node.get(catalog_key(name), consistent).await? {
+            Done::Read { resolved, .. } => Ok(resolved.item),
+            other => Err(Error::internal(format!("a read finished as {other:?}"))),
+        }
+    };
+    match read(consistent).await? {
+        // R replies may all come from stand-ins that never held the table (its owners down):
+        // a table is said not to exist only once every live replica of the N says so.
+        None if !consistent => read(true).await,
+        found => Ok(found),
+    }
 }
 
 /// A table's description, read from R replicas (all N live ones if `consistent`).
@@ -508,31 +518,28 @@ pub async fn read_page(
     }))
 }
 
-/// DescribeTimeToLive: the attribute in force, if any, from R replicas of the catalog.
+/// A table's settings (tags, point-in-time recovery, time to live), from R replicas of the
+/// catalog.
 ///
 /// # Errors
 /// `ResourceNotFound`; quorum errors.
-pub async fn time_to_live(node: &DynamoHandle, name: &str) -> Result<Option<String>> {
-    match node.get(catalog_key(name), false).await? {
-        Done::Read { resolved, .. } => match resolved.item {
-            Some(item) if matches!(entry_of(Some(&item))?, Entry::Live(_)) => Ok(ttl_of(&item)),
-            _ => Err(not_found()),
-        },
-        other => Err(Error::internal(format!("a read finished as {other:?}"))),
+pub async fn settings(node: &DynamoHandle, name: &str) -> Result<TableSettings> {
+    match catalog_item(node, name, false).await? {
+        Some(item) if matches!(entry_of(Some(&item))?, Entry::Live(_)) => settings_of(&item),
+        _ => Err(not_found()),
     }
 }
 
-/// UpdateTimeToLive: enables time to live on `attribute`, or disables it, in the table's
-/// catalog entry (by DynamoDB's rules: [`crate::model::table::ttl_change`]).
+/// Changes one of a table's settings in its catalog entry, by the rules Raft mode's apply
+/// uses ([`change_setting`]); the settings after.
 ///
 /// # Errors
 /// `ResourceNotFound`; the rules' `Validation` errors; quorum errors.
-pub async fn update_time_to_live(
+pub async fn alter_settings(
     node: &DynamoHandle,
     name: &str,
-    attribute: String,
-    enabled: bool,
-) -> Result<()> {
+    change: TableChange,
+) -> Result<TableSettings> {
     let done = node
         .put(
             catalog_key(name),
@@ -540,18 +547,18 @@ pub async fn update_time_to_live(
                 let Some(item) = old.filter(|i| deleted_at(i).is_none()) else {
                     return Err(not_found());
                 };
+                let mut settings = settings_of(item)?;
+                change_setting(&mut settings, change)?;
+                let json = serde_json::to_string(&settings)
+                    .map_err(|e| Error::internal(format!("encode table settings: {e}")))?;
                 let mut next = item.clone();
-                match crate::model::table::ttl_change(ttl_of(item).as_deref(), attribute, enabled)?
-                {
-                    Some(a) => next.insert(TTL.to_string(), AttributeValue::S(a)),
-                    None => next.remove(TTL),
-                };
+                next.insert(SETTINGS.to_string(), AttributeValue::S(json));
                 Ok(Some(next))
             }),
         )
         .await?;
-    written(done)?;
-    Ok(())
+    let (_, new) = written(done)?;
+    new.as_ref().map_or_else(|| Err(not_found()), settings_of)
 }
 
 /// One time-to-live sweep coordinated by `node`: in every table with time to live enabled,
@@ -573,7 +580,8 @@ pub async fn expire(node: &DynamoHandle, now: u64) -> Result<Vec<(String, usize)
         let Some(entry) = resolved.item else {
             continue;
         };
-        let (Entry::Live(meta), Some(attribute)) = (entry_of(Some(&entry))?, ttl_of(&entry)) else {
+        let attribute = settings_of(&entry).ok().and_then(|s| s.ttl);
+        let (Entry::Live(meta), Some(attribute)) = (entry_of(Some(&entry))?, attribute) else {
             continue;
         };
         let items = match node.scan(table_prefix_of(&meta)).await? {

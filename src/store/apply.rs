@@ -419,6 +419,18 @@ fn alter_table(
     }
     let mut settings = load_settings(txn, meta.id)?;
     let mut table = txn.open_table(SETTINGS)?;
+    change_setting(&mut settings, change)?;
+    table.insert(meta.id, encode_settings(&settings)?.as_slice())?;
+    Ok(Outcome::Settings(settings))
+}
+
+/// Applies a change of a table's settings (tags, point-in-time recovery, time to live) by
+/// DynamoDB's rules; billing and streams are not settings and change nothing here. Pure, so
+/// both engines keep settings by the same rules.
+///
+/// # Errors
+/// Time to live's `Validation` errors ([`crate::model::table::ttl_change`]).
+pub fn change_setting(settings: &mut TableSettings, change: TableChange) -> Result<()> {
     match change {
         TableChange::Tag(tags) => settings.tags.extend(tags),
         TableChange::Untag(keys) => {
@@ -433,8 +445,7 @@ fn alter_table(
         }
         TableChange::Billing(_) | TableChange::Stream(_) => {}
     }
-    table.insert(meta.id, encode_settings(&settings)?.as_slice())?;
-    Ok(Outcome::Settings(settings))
+    Ok(())
 }
 
 /// The settings of table `id` as `txn` has them.

@@ -1195,6 +1195,40 @@ class AwsCliTest(KvsimTestCase):
                          [("INSERT", "1"), ("MODIFY", "2")])
 
 
+class TableSettingsTest(KvsimTestCase):
+    """Tags and point-in-time recovery: table settings kept by the cluster (the log in Raft
+    mode, the table's catalog entry in --mode dynamo), set through one node, read at every
+    node, gone with the table."""
+
+    def test_tags_and_point_in_time_recovery(self):
+        desc = self.create_table(self.table, sk=None)
+        arn = desc["TableArn"]
+        self.next_client().tag_resource(ResourceArn=arn, Tags=[
+            {"Key": "team", "Value": "a"}, {"Key": "env", "Value": "test"}])
+        self.next_client().untag_resource(ResourceArn=arn, TagKeys=["env"])
+        self.cluster.sync()
+        for port, client in self.all_clients():
+            tags = client.list_tags_of_resource(ResourceArn=arn)["Tags"]
+            self.assertEqual(tags, [{"Key": "team", "Value": "a"}], f"node {port}")
+        described = self.next_client().describe_continuous_backups(TableName=self.table)
+        self.assertEqual(described["ContinuousBackupsDescription"][
+            "PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"], "DISABLED")
+        updated = self.next_client().update_continuous_backups(
+            TableName=self.table,
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+        self.assertEqual(updated["ContinuousBackupsDescription"][
+            "PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"], "ENABLED")
+        self.cluster.sync()
+        for port, client in self.all_clients():
+            described = client.describe_continuous_backups(TableName=self.table)
+            self.assertEqual(described["ContinuousBackupsDescription"][
+                "PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"], "ENABLED",
+                f"node {port}")
+        self.assertClientError("ResourceNotFoundException",
+                               self.next_client().list_tags_of_resource,
+                               ResourceArn=arn.replace(self.table, f"{self.table}-missing"))
+
+
 @unittest.skipIf(MODE != "dynamo", "the rejections of --mode dynamo")
 class LeaderlessModeTest(KvsimTestCase):
     """What --mode dynamo refuses, and how it says so."""
@@ -1228,10 +1262,11 @@ class LeaderlessModeTest(KvsimTestCase):
             BillingMode="PAY_PER_REQUEST")
         self.assertIn("--mode dynamo", error["Message"])
         self.assertNotIn(self.table, client.list_tables()["TableNames"])
+        self.create_table(self.table, sk=None)
         error = self.assertClientError(
-            "ValidationException", client.tag_resource,
-            ResourceArn=f"arn:aws:dynamodb:us-east-1:000000000000:table/{self.table}",
-            Tags=[{"Key": "team", "Value": "a"}])
+            "ValidationException", client.update_table, TableName=self.table,
+            BillingMode="PROVISIONED",
+            ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5})
         self.assertIn("not available in --mode dynamo", error["Message"])
 
     def test_account_questions_are_answered_by_the_node_asked(self):

@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 
 use crate::api::AppState;
+use crate::api::engine::Engine;
 use crate::api::ops::{Request, required};
 use crate::api::wire::{Empty, ListTagsOutput, Tag, TagsInput};
-use crate::store::{Command, Outcome, TableChange};
+use crate::dynamo::driver::DynamoHandle;
+use crate::store::TableChange;
 use crate::{Error, Result};
 
 /// DynamoDB's limit on the tags of one resource.
@@ -26,21 +28,17 @@ fn table_of(arn: Option<&String>) -> Result<String> {
         })
 }
 
-async fn change(app: &AppState, name: String, change: TableChange) -> Result<()> {
-    match app
-        .node
-        .propose(&Command::AlterTable { name, change })
-        .await?
-    {
-        Outcome::Settings(_) => Ok(()),
-        other => Err(Error::internal(format!(
-            "a tag change applied as {other:?}"
-        ))),
-    }
-}
-
 /// Runs TagResource.
 pub async fn tag(app: &AppState, req: &mut Request) -> Result<Empty> {
+    tag_on(Engine::Raft(app), req).await
+}
+
+/// Runs TagResource in `--mode dynamo`.
+pub async fn tag_leaderless(node: &DynamoHandle, req: &mut Request) -> Result<Empty> {
+    tag_on(Engine::Leaderless(node), req).await
+}
+
+async fn tag_on(engine: Engine<'_>, req: &mut Request) -> Result<Empty> {
     let input: TagsInput = req.input().await?;
     let name = table_of(input.resource_arn.as_ref())?;
     let tags = required(input.tags, "tags")?.0;
@@ -55,13 +53,7 @@ pub async fn tag(app: &AppState, req: &mut Request) -> Result<Empty> {
         }
         add.insert(key, value);
     }
-    let (_, settings) = app
-        .node
-        .read({
-            let name = name.clone();
-            move |store| store.settings(&name)
-        })
-        .await?;
+    let settings = engine.settings(&name).await?;
     let total = settings
         .tags
         .keys()
@@ -73,30 +65,42 @@ pub async fn tag(app: &AppState, req: &mut Request) -> Result<Empty> {
             "The number of tags on a resource cannot exceed {MAX_TAGS}"
         )));
     }
-    change(app, name, TableChange::Tag(add)).await?;
+    engine.alter(name, TableChange::Tag(add)).await?;
     Ok(Empty {})
 }
 
 /// Runs UntagResource.
 pub async fn untag(app: &AppState, req: &mut Request) -> Result<Empty> {
+    untag_on(Engine::Raft(app), req).await
+}
+
+/// Runs UntagResource in `--mode dynamo`.
+pub async fn untag_leaderless(node: &DynamoHandle, req: &mut Request) -> Result<Empty> {
+    untag_on(Engine::Leaderless(node), req).await
+}
+
+async fn untag_on(engine: Engine<'_>, req: &mut Request) -> Result<Empty> {
     let input: TagsInput = req.input().await?;
     let name = table_of(input.resource_arn.as_ref())?;
     let keys = required(input.tag_keys, "tagKeys")?.0;
-    app.node
-        .read({
-            let name = name.clone();
-            move |store| store.settings(&name)
-        })
-        .await?;
-    change(app, name, TableChange::Untag(keys)).await?;
+    engine.alter(name, TableChange::Untag(keys)).await?;
     Ok(Empty {})
 }
 
 /// Runs ListTagsOfResource.
 pub async fn list(app: &AppState, req: &mut Request) -> Result<ListTagsOutput> {
+    list_on(Engine::Raft(app), req).await
+}
+
+/// Runs ListTagsOfResource in `--mode dynamo`.
+pub async fn list_leaderless(node: &DynamoHandle, req: &mut Request) -> Result<ListTagsOutput> {
+    list_on(Engine::Leaderless(node), req).await
+}
+
+async fn list_on(engine: Engine<'_>, req: &mut Request) -> Result<ListTagsOutput> {
     let input: TagsInput = req.input().await?;
     let name = table_of(input.resource_arn.as_ref())?;
-    let (_, settings) = app.node.read(move |store| store.settings(&name)).await?;
+    let settings = engine.settings(&name).await?;
     Ok(ListTagsOutput {
         tags: settings
             .tags
