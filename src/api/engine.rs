@@ -11,9 +11,11 @@ use crate::api::ops::{Request, table_meta, write_command};
 use crate::dynamo::driver::DynamoHandle;
 use crate::dynamo::service;
 use crate::model::item::item_size;
-use crate::model::table::{TableMeta, TableSettings};
+use crate::model::table::{Billing, TableDescription, TableMeta, TableSettings};
 use crate::model::{Item, PrimaryKey};
-use crate::store::{Command, Conditional, IndexCharge, ItemWrite, Outcome, TableChange};
+use crate::store::{
+    Command, Conditional, IndexChange, IndexCharge, ItemWrite, Outcome, TableChange,
+};
 use crate::{Error, Result};
 
 /// The engine an operation runs on.
@@ -54,6 +56,55 @@ impl Engine<'_> {
         }
     }
 
+    /// Changes table `name`'s billing (UpdateTable); its description after.
+    ///
+    /// # Errors
+    /// `ResourceNotFound`; the engine's errors.
+    pub async fn alter_billing(self, name: String, billing: Billing) -> Result<TableDescription> {
+        match self {
+            Engine::Raft(app) => {
+                let change = TableChange::Billing(billing);
+                table_changed(
+                    app.node
+                        .propose(&Command::AlterTable { name, change })
+                        .await?,
+                )
+            }
+            Engine::Leaderless(node) => {
+                service::alter_table(node, &name, move |meta| {
+                    meta.spec.billing = billing;
+                    Ok(())
+                })
+                .await
+            }
+        }
+    }
+
+    /// Adds, removes or re-provisions one global index of table `name` (UpdateTable); its
+    /// description after.
+    ///
+    /// # Errors
+    /// `ResourceNotFound`; the change's errors; the engine's errors.
+    pub async fn alter_indexes(
+        self,
+        name: String,
+        change: IndexChange,
+    ) -> Result<TableDescription> {
+        match self {
+            Engine::Raft(app) => table_changed(
+                app.node
+                    .propose(&Command::AlterIndexes { name, change })
+                    .await?,
+            ),
+            Engine::Leaderless(node) => {
+                service::alter_table(node, &name, move |meta| {
+                    crate::store::apply::change_indexes(meta, change, false).map(|_| ())
+                })
+                .await
+            }
+        }
+    }
+
     /// The settings of table `name` (tags, point-in-time recovery, time to live).
     ///
     /// # Errors
@@ -86,6 +137,22 @@ impl Engine<'_> {
                 ))),
             },
             Engine::Leaderless(node) => service::alter_settings(node, &name, change).await,
+        }
+    }
+
+    /// The description of table `name` for a read of its index `index` (if any): in
+    /// `--mode dynamo` a cached description that lacks the index is read again, so an index
+    /// added through another node is readable at once.
+    ///
+    /// # Errors
+    /// As [`Engine::table_meta`].
+    pub async fn table_meta_for(self, name: &str, index: Option<&str>) -> Result<TableMeta> {
+        let meta = self.table_meta(name).await?;
+        match (self, index) {
+            (Engine::Leaderless(node), Some(index)) if meta.index(index).is_none() => {
+                service::table(node, name, false).await
+            }
+            _ => Ok(meta),
         }
     }
 
@@ -146,6 +213,14 @@ impl Engine<'_> {
                 })
             }
         }
+    }
+}
+
+/// The table a table change left.
+fn table_changed(outcome: Outcome) -> Result<TableDescription> {
+    match outcome {
+        Outcome::Table(desc) => Ok(*desc),
+        other => Err(Error::internal(format!("UpdateTable applied as {other:?}"))),
     }
 }
 

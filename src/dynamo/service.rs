@@ -518,6 +518,39 @@ pub async fn read_page(
     }))
 }
 
+/// Changes a table's description in its catalog entry (UpdateTable: billing, global
+/// indexes) by `change`, and caches the result at this node (other nodes see it once their
+/// cached description expires, within [`TABLE_CACHE_TTL`]). A new index needs no backfill
+/// here: index entries are computed from the items when read.
+///
+/// # Errors
+/// `ResourceNotFound`; `change`'s errors; quorum errors.
+pub async fn alter_table(
+    node: &DynamoHandle,
+    name: &str,
+    change: impl FnOnce(&mut TableMeta) -> Result<()> + Send + 'static,
+) -> Result<TableDescription> {
+    let done = node
+        .put(
+            catalog_key(name),
+            Box::new(move |old| {
+                let Some(item) = old.filter(|i| deleted_at(i).is_none()) else {
+                    return Err(not_found());
+                };
+                let mut meta = meta_of(item)?;
+                change(&mut meta)?;
+                let mut next = item.clone();
+                next.extend(meta_item(&meta)?);
+                Ok(Some(next))
+            }),
+        )
+        .await?;
+    let (_, new) = written(done)?;
+    let meta = new.as_ref().map_or_else(|| Err(not_found()), meta_of)?;
+    node.tables.put(&meta, Instant::now());
+    Ok(describe(meta, TableStatus::Active))
+}
+
 /// A table's settings (tags, point-in-time recovery, time to live), from R replicas of the
 /// catalog.
 ///

@@ -552,6 +552,31 @@ fn index_batch() -> usize {
 /// one's provisioned throughput.
 fn alter_indexes(txn: &WriteTransaction, name: &str, change: IndexChange) -> Result<Outcome> {
     let mut meta = load_meta(txn, name)?.ok_or_else(table_not_found)?;
+    if let Some(created) = change_indexes(&mut meta, change, true)? {
+        txn.open_table(INDEX_STATS)?
+            .insert((meta.id, created), (0, 0))?;
+    }
+    txn.open_table(TABLES)?
+        .insert(name, encode_meta(&meta)?.as_slice())?;
+    describe_in(txn, meta)
+}
+
+/// Applies an UpdateTable index change to `meta` by DynamoDB's rules; the id of an index
+/// created. With `stored` (Raft mode, which keeps index rows) a new index starts backfilling
+/// and a deleted one is marked for purging; without (the leaderless engine, which computes
+/// index entries from the items when read) a new index is active at once and a deleted one
+/// goes at once.
+///
+/// # Errors
+/// An index that exists already or not at all, a second change while one is under way, the
+/// limit on global indexes, a key attribute defined with another type, throughput on an
+/// on-demand table.
+pub fn change_indexes(
+    meta: &mut TableMeta,
+    change: IndexChange,
+    stored: bool,
+) -> Result<Option<u32>> {
+    let name = meta.spec.name.clone();
     match change {
         IndexChange::Create {
             mut index,
@@ -563,7 +588,7 @@ fn alter_indexes(txn: &WriteTransaction, name: &str, change: IndexChange) -> Res
                     index.name
                 )));
             }
-            one_online_change(&meta)?;
+            one_online_change(meta)?;
             let globals = meta
                 .indexes
                 .iter()
@@ -592,10 +617,14 @@ fn alter_indexes(txn: &WriteTransaction, name: &str, change: IndexChange) -> Res
                 }
             }
             index.id = meta.indexes.iter().map(|i| i.id).max().unwrap_or(0) + 1;
-            index.state = IndexState::Backfilling { after: None };
-            txn.open_table(INDEX_STATS)?
-                .insert((meta.id, index.id), (0, 0))?;
+            index.state = if stored {
+                IndexState::Backfilling { after: None }
+            } else {
+                IndexState::Active
+            };
+            let id = index.id;
             meta.indexes.push(index);
+            Ok(Some(id))
         }
         IndexChange::Delete { index } => {
             let Some(at) = meta.indexes.iter().position(|i| {
@@ -605,8 +634,13 @@ fn alter_indexes(txn: &WriteTransaction, name: &str, change: IndexChange) -> Res
                     "Requested resource not found: Index: {index} not found for table {name}"
                 )));
             };
-            one_online_change(&meta)?;
-            meta.indexes[at].state = IndexState::Deleting;
+            one_online_change(meta)?;
+            if stored {
+                meta.indexes[at].state = IndexState::Deleting;
+            } else {
+                meta.indexes.remove(at);
+            }
+            Ok(None)
         }
         IndexChange::Throughput { index, units } => {
             let Some(spec) = meta.indexes.iter_mut().find(|i| {
@@ -622,11 +656,9 @@ fn alter_indexes(txn: &WriteTransaction, name: &str, change: IndexChange) -> Res
                 )));
             }
             spec.throughput = Some(units);
+            Ok(None)
         }
     }
-    txn.open_table(TABLES)?
-        .insert(name, encode_meta(&meta)?.as_slice())?;
-    describe_in(txn, meta)
 }
 
 /// DynamoDB adds or removes one global index of a table at a time.

@@ -190,6 +190,7 @@ pub async fn run_leaderless(
         Op::DescribeLimits => encode(account::limits(req).await?),
         Op::DescribeTimeToLive => encode(ttl::describe_leaderless(node, req).await?),
         Op::UpdateTimeToLive => encode(ttl::update_leaderless(node, req).await?),
+        Op::UpdateTable => encode(update_table::run_leaderless(node, req).await?),
         Op::TagResource => encode(tags::tag_leaderless(node, req).await?),
         Op::UntagResource => encode(tags::untag_leaderless(node, req).await?),
         Op::ListTagsOfResource => encode(tags::list_leaderless(node, req).await?),

@@ -222,7 +222,9 @@ pub(crate) async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<Read
     let expression = e.key_condition.as_deref().ok_or_else(|| {
         Error::validation("Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.")
     })?;
-    let meta = engine.table_meta(&table).await?;
+    let meta = engine
+        .table_meta_for(&table, input.index_name.as_deref())
+        .await?;
     let index = read_index(
         &meta,
         input.index_name.as_deref(),

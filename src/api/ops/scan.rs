@@ -112,7 +112,9 @@ pub(crate) async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<Read
         ctx.check_all_used()?;
         shape
     };
-    let meta = engine.table_meta(&table).await?;
+    let meta = engine
+        .table_meta_for(&table, input.index_name.as_deref())
+        .await?;
     let index = read_index(
         &meta,
         input.index_name.as_deref(),

@@ -2,20 +2,33 @@
 //! (kvsim does not throttle, so capacity is accepted and reported, as CreateTable's is), or a
 //! global index added (then filled by the leader's backfill, see [`crate::cluster`]) or
 //! removed, or its stream enabled or disabled (one of these per request). Deletion protection
-//! is refused until kvsim has it.
+//! is refused until kvsim has it. In `--mode dynamo` a new index is active at once (index
+//! entries are computed from the items when read) and streams are refused.
 
 use crate::api::AppState;
+use crate::api::engine::Engine;
 use crate::api::ops::create_table::{billing, key_type};
 use crate::api::ops::index_schema::{TableKeys, created_index, updated_throughput};
 use crate::api::ops::streams::requested_view;
 use crate::api::ops::{Request, table_meta, table_name};
 use crate::api::wire::{GsiUpdateWire, TableDescriptionWire, UpdateTableInput, UpdateTableOutput};
+use crate::dynamo::driver::DynamoHandle;
 use crate::model::KeyAttribute;
+use crate::model::table::TableDescription;
 use crate::store::{Command, IndexChange, Outcome, TableChange};
 use crate::{Error, Result};
 
 /// Runs UpdateTable.
 pub async fn run(app: &AppState, req: &mut Request) -> Result<UpdateTableOutput> {
+    run_on(Engine::Raft(app), req).await
+}
+
+/// Runs UpdateTable in `--mode dynamo`.
+pub async fn run_leaderless(node: &DynamoHandle, req: &mut Request) -> Result<UpdateTableOutput> {
+    run_on(Engine::Leaderless(node), req).await
+}
+
+async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<UpdateTableOutput> {
     let input: UpdateTableInput = req.input().await?;
     let name = table_name(input.table_name.as_ref())?;
     if input.deletion_protection_enabled == Some(true) {
@@ -38,16 +51,16 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<UpdateTableOutput>
                 "kvsim applies GlobalSecondaryIndexUpdates on their own: send the billing change in another UpdateTable",
             ));
         }
-        let command = index_update(app, &name, &input, &updates.0).await?;
-        return match app.node.propose(&command).await? {
-            Outcome::Table(desc) => Ok(UpdateTableOutput {
-                table_description: TableDescriptionWire::from_model(&desc),
-            }),
-            other => Err(Error::internal(format!("UpdateTable applied as {other:?}"))),
-        };
+        let change = index_update(engine, &name, &input, &updates.0).await?;
+        return output(engine.alter_indexes(name, change).await?);
     }
     if let Some(spec) = &input.stream_specification {
         let view = requested_view(spec)?;
+        let Engine::Raft(app) = engine else {
+            return Err(Error::validation(
+                "streams are not available in --mode dynamo yet; use --mode raft",
+            ));
+        };
         table_meta(app, &name).await?;
         let shard_entries = app.node.tuning().stream_shard_entries;
         let change = TableChange::Stream(view.map(|v| (v, shard_entries)));
@@ -58,12 +71,18 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<UpdateTableOutput>
             "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required",
         ));
     }
-    table_meta(app, &name).await?;
+    engine.table_meta(&name).await?;
     let billing = billing(
         input.billing_mode.as_deref(),
         input.provisioned_throughput.as_ref(),
     )?;
-    alter(app, name, TableChange::Billing(billing)).await
+    output(engine.alter_billing(name, billing).await?)
+}
+
+fn output(desc: TableDescription) -> Result<UpdateTableOutput> {
+    Ok(UpdateTableOutput {
+        table_description: TableDescriptionWire::from_model(&desc),
+    })
 }
 
 /// Proposes one table change and answers with the table as it left it.
@@ -80,13 +99,13 @@ async fn alter(app: &AppState, name: String, change: TableChange) -> Result<Upda
     }
 }
 
-/// The command for UpdateTable's one `GlobalSecondaryIndexUpdates` element.
+/// The change UpdateTable's one `GlobalSecondaryIndexUpdates` element asks for.
 async fn index_update(
-    app: &AppState,
+    engine: Engine<'_>,
     name: &str,
     input: &UpdateTableInput,
     updates: &[GsiUpdateWire],
-) -> Result<Command> {
+) -> Result<IndexChange> {
     let [update] = updates else {
         return Err(if updates.is_empty() {
             Error::validation(
@@ -98,7 +117,7 @@ async fn index_update(
             )
         });
     };
-    let meta = table_meta(app, name).await?;
+    let meta = engine.table_meta(name).await?;
     match (&update.create, &update.delete, &update.update) {
         (Some(create), None, None) => {
             let mut definitions = meta.spec.attribute_definitions.clone();
@@ -135,10 +154,7 @@ async fn index_update(
                 create,
             )?;
             let definitions = index.key_attributes().cloned().collect();
-            Ok(Command::AlterIndexes {
-                name: name.to_string(),
-                change: IndexChange::Create { index, definitions },
-            })
+            Ok(IndexChange::Create { index, definitions })
         }
         (None, Some(delete), None) => {
             let index = delete.index_name.clone().ok_or_else(|| {
@@ -146,10 +162,7 @@ async fn index_update(
                     "1 validation error detected: Value null at 'globalSecondaryIndexUpdates.1.member.delete.indexName' failed to satisfy constraint: Member must not be null",
                 )
             })?;
-            Ok(Command::AlterIndexes {
-                name: name.to_string(),
-                change: IndexChange::Delete { index },
-            })
+            Ok(IndexChange::Delete { index })
         }
         (None, None, Some(update)) => {
             let index = update.index_name.clone().ok_or_else(|| {
@@ -169,10 +182,7 @@ async fn index_update(
                     "One or more parameter values were invalid: ProvisionedThroughput is not specified for index: {index}"
                 )));
             };
-            Ok(Command::AlterIndexes {
-                name: name.to_string(),
-                change: IndexChange::Throughput { index, units },
-            })
+            Ok(IndexChange::Throughput { index, units })
         }
         _ => Err(Error::validation(
             "One or more parameter values were invalid: One of GlobalSecondaryIndexUpdate.Create, GlobalSecondaryIndexUpdate.Update or GlobalSecondaryIndexUpdate.Delete must be specified",
