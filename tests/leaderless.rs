@@ -976,3 +976,34 @@ async fn a_failing_disk_stops_a_node_and_the_supervisor_restarts_it() {
         assert!(got.get("Item").is_some(), "acknowledged {pk} is gone");
     }
 }
+
+/// Every node crashed, then every node restarted: each comes back with everything it had
+/// acknowledged (its commits are durable ones, even in memory), so every item is read back
+/// though no node was left up to repair the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_restarted_from_their_data_keep_every_acknowledged_write() {
+    let cluster = start("lww", QUICK).await;
+    create_table(&cluster).await;
+    for i in 0..20 {
+        ok(
+            &cluster,
+            1 + i % 5,
+            "PutItem",
+            put(&format!("k{i}"), json!({"i": {"N": i.to_string()}})),
+        )
+        .await;
+    }
+    for n in 1..=5 {
+        cluster.crash_node(n, n).await.expect("the node crashes");
+    }
+    for n in 1..=5 {
+        cluster.restart_node(n).await.expect("the node restarts");
+    }
+    for i in 0..20 {
+        let mut read = key(&format!("k{i}"));
+        read["ConsistentRead"] = json!(true);
+        let got = ok(&cluster, 1 + (i + 2) % 5, "GetItem", read).await;
+        assert_eq!(got["Item"]["i"], json!({"N": i.to_string()}), "k{i}");
+    }
+    cluster.shutdown().await;
+}

@@ -1,10 +1,12 @@
 //! A leaderless replica's durable state on redb: each key's versions, the hints kept for
 //! unreachable nodes, and the node's write counter.
 //!
-//! Changes collect in memory and [`VersionStore::flush`] writes them all in one redb
-//! transaction, fsynced (unless the server runs with `--durability none`): group commit, one
-//! fsync for everything a batch of messages stored, which the node flushes before any of it is
-//! acknowledged. Reads see the pending changes over what redb holds.
+//! Changes collect in memory and [`VersionStore::flush`] writes them all in one durable redb
+//! transaction: group commit, one fsync for everything a batch of messages stored, which the
+//! node flushes before any of it is acknowledged. Reads see the pending changes over what redb
+//! holds. Every commit is a durable one (its header written); with `--durability none` the
+//! storage backend skips the fsync itself ([`crate::disk`]), so a killed process still loses
+//! nothing it acknowledged, and with `--in-memory` a restarted node finds all it had.
 //!
 //! Keys are stored as the partition's length (four bytes, big-endian), the partition, then the
 //! item bytes, so that a partition's items are one contiguous range.
@@ -272,11 +274,7 @@ impl VersionStore for RedbVersions {
             return Ok(());
         }
         let mut txn = self.db.begin_write()?;
-        txn.set_durability(if self.fsync {
-            Durability::Immediate
-        } else {
-            Durability::None
-        })?;
+        txn.set_durability(Durability::Immediate)?;
         {
             let mut versions = txn.open_table(VERSIONS)?;
             for (k, v) in &self.pending {
