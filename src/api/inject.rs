@@ -35,6 +35,19 @@ pub struct ErrorRule {
 /// The cluster's rules.
 pub type SharedErrorRules = Arc<RwLock<Vec<ErrorRule>>>;
 
+/// One line per fault in force: the network's, then the injected errors (either engine's
+/// cluster adds its own after them).
+pub fn describe_faults(
+    network: &crate::faults::SharedFaults,
+    errors: &SharedErrorRules,
+) -> Vec<String> {
+    let mut lines = network.read().map(|f| f.describe()).unwrap_or_default();
+    if let Ok(rules) = errors.read() {
+        lines.extend(rules.iter().map(ErrorRule::describe));
+    }
+    lines
+}
+
 impl ErrorRule {
     /// Validates a rule.
     ///

@@ -406,15 +406,7 @@ impl LeaderlessCluster {
     /// Every fault in force, one line each: the network's, the injected errors, the disks
     /// that fail after every restart.
     pub fn describe_faults(&self) -> Vec<String> {
-        let mut lines = self
-            .inner
-            .faults
-            .read()
-            .map(|f| f.describe())
-            .unwrap_or_default();
-        if let Ok(rules) = self.inner.errors.read() {
-            lines.extend(rules.iter().map(crate::api::inject::ErrorRule::describe));
-        }
+        let mut lines = crate::api::inject::describe_faults(&self.inner.faults, &self.inner.errors);
         lines.extend(
             self.failing_disks()
                 .iter()

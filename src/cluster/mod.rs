@@ -23,7 +23,7 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::api;
-use crate::api::inject::{ErrorRule, SharedErrorRules};
+use crate::api::inject::SharedErrorRules;
 use crate::config::{ClusterConfig, Storage, Tuning};
 use crate::disk::{self, CrashSwitch};
 use crate::events::{EventLog, NodeEvent};
@@ -601,17 +601,10 @@ impl Cluster {
         self.inner.config.storage
     }
 
-    /// One line per active fault: network faults, then error injection rules.
+    /// One line per active fault: network faults, error injection rules, failing disks and
+    /// index lags.
     pub fn describe_faults(&self) -> Vec<String> {
-        let mut out = self
-            .inner
-            .faults
-            .read()
-            .map(|f| f.describe())
-            .unwrap_or_default();
-        if let Ok(rules) = self.inner.errors.read() {
-            out.extend(rules.iter().map(ErrorRule::describe));
-        }
+        let mut out = crate::api::inject::describe_faults(&self.inner.faults, &self.inner.errors);
         out.extend(
             self.failing_disks()
                 .iter()

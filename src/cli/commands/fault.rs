@@ -26,8 +26,8 @@ pub struct Args {
 /// One fault command.
 #[derive(Debug, Subcommand)]
 pub enum Action {
-    /// Crash node N: its Raft task ends and its port stops answering; only what it had written
-    /// survives, as after kill -9.
+    /// Crash node N: its thread ends and only what it had written survives, as after kill -9;
+    /// its port stops answering (in --mode dynamo it answers ServiceUnavailable).
     Crash {
         /// The node to crash.
         #[arg(long)]
