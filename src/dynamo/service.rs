@@ -530,23 +530,15 @@ pub async fn alter_table(
     name: &str,
     change: impl FnOnce(&mut TableMeta) -> Result<()> + Send + 'static,
 ) -> Result<TableDescription> {
-    let done = node
-        .put(
-            catalog_key(name),
-            Box::new(move |old| {
-                let Some(item) = old.filter(|i| deleted_at(i).is_none()) else {
-                    return Err(not_found());
-                };
-                let mut meta = meta_of(item)?;
-                change(&mut meta)?;
-                let mut next = item.clone();
-                next.extend(meta_item(&meta)?);
-                Ok(Some(next))
-            }),
-        )
-        .await?;
-    let (_, new) = written(done)?;
-    let meta = new.as_ref().map_or_else(|| Err(not_found()), meta_of)?;
+    let entry = alter_entry(node, name, move |item| {
+        let mut meta = meta_of(item)?;
+        change(&mut meta)?;
+        let mut next = item.clone();
+        next.extend(meta_item(&meta)?);
+        Ok(next)
+    })
+    .await?;
+    let meta = meta_of(&entry)?;
     node.tables.put(&meta, Instant::now());
     Ok(describe(meta, TableStatus::Active))
 }
@@ -573,25 +565,39 @@ pub async fn alter_settings(
     name: &str,
     change: TableChange,
 ) -> Result<TableSettings> {
+    let entry = alter_entry(node, name, move |item| {
+        let mut settings = settings_of(item)?;
+        change_setting(&mut settings, change)?;
+        let json = serde_json::to_string(&settings)
+            .map_err(|e| Error::internal(format!("encode table settings: {e}")))?;
+        let mut next = item.clone();
+        next.insert(SETTINGS.to_string(), AttributeValue::S(json));
+        Ok(next)
+    })
+    .await?;
+    settings_of(&entry)
+}
+
+/// Rewrites a live table's catalog entry by one quorum write: `change` gets the entry its
+/// quorum read found and returns the new one, which is returned.
+///
+/// # Errors
+/// `ResourceNotFound` (also for a table being deleted); `change`'s errors; quorum errors.
+async fn alter_entry(
+    node: &DynamoHandle,
+    name: &str,
+    change: impl FnOnce(&Item) -> Result<Item> + Send + 'static,
+) -> Result<Item> {
     let done = node
         .put(
             catalog_key(name),
-            Box::new(move |old| {
-                let Some(item) = old.filter(|i| deleted_at(i).is_none()) else {
-                    return Err(not_found());
-                };
-                let mut settings = settings_of(item)?;
-                change_setting(&mut settings, change)?;
-                let json = serde_json::to_string(&settings)
-                    .map_err(|e| Error::internal(format!("encode table settings: {e}")))?;
-                let mut next = item.clone();
-                next.insert(SETTINGS.to_string(), AttributeValue::S(json));
-                Ok(Some(next))
+            Box::new(move |old| match old.filter(|i| deleted_at(i).is_none()) {
+                Some(item) => change(item).map(Some),
+                None => Err(not_found()),
             }),
         )
         .await?;
-    let (_, new) = written(done)?;
-    new.as_ref().map_or_else(|| Err(not_found()), settings_of)
+    written(done)?.1.ok_or_else(not_found)
 }
 
 /// One time-to-live sweep coordinated by `node`: in every table with time to live enabled,
