@@ -135,6 +135,7 @@ impl LeaderlessConfig {
             request_ticks: REQUEST_TICKS,
             sync_every: SYNC_EVERY,
             tombstone_grace_ms: u64::try_from(self.tombstone_gc.as_millis()).unwrap_or(u64::MAX),
+            change_retention_ms: crate::dynamo::node::CHANGE_RETENTION_MS,
             planted_bug: None,
         }
     }

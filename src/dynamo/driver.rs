@@ -63,6 +63,14 @@ enum Input {
         prefix: Vec<u8>,
         reply: Reply,
     },
+    Changes {
+        node: NodeId,
+        prefix: Vec<u8>,
+        from: u64,
+        limit: usize,
+        max_bytes: u64,
+        reply: Reply,
+    },
     Peer {
         from: NodeId,
         msg: Msg,
@@ -133,8 +141,8 @@ impl MeshFlows {
         match msg {
             Msg::Store { .. } => 0,
             Msg::Stored { .. } => 1,
-            Msg::Fetch { .. } | Msg::List { .. } | Msg::Scan { .. } => 2,
-            Msg::Fetched { .. } | Msg::Listed { .. } => 3,
+            Msg::Fetch { .. } | Msg::List { .. } | Msg::Scan { .. } | Msg::ReadChanges { .. } => 2,
+            Msg::Fetched { .. } | Msg::Listed { .. } | Msg::Changes { .. } => 3,
             Msg::Handoff { .. } | Msg::HandedOff { .. } => 4,
             Msg::Ping { .. } | Msg::Pong { .. } => 5,
             _ => 6,
@@ -268,6 +276,8 @@ pub struct DynamoHandle {
     /// The table descriptions this node read lately (see [`crate::dynamo::service`]); a
     /// restarted node starts with none.
     pub tables: Arc<crate::dynamo::service::TableCache>,
+    /// Every member of the cluster, this node included.
+    pub members: Arc<[NodeId]>,
 }
 
 impl DynamoHandle {
@@ -339,6 +349,34 @@ impl DynamoHandle {
         self.ask(Input::Scan { prefix, reply }, answer).await
     }
 
+    /// A page of node `at`'s change records (a stream shard), of partitions beginning with
+    /// `prefix`, from sequence number `from` on. See [`DynamoNode::changes`].
+    ///
+    /// # Errors
+    /// `Unavailable` when `at` is suspected or does not answer in time, or this node is down.
+    pub async fn changes(
+        &self,
+        at: NodeId,
+        prefix: Vec<u8>,
+        from: u64,
+        limit: usize,
+        max_bytes: u64,
+    ) -> Result<Done> {
+        let (reply, answer) = oneshot::channel();
+        self.ask(
+            Input::Changes {
+                node: at,
+                prefix,
+                from,
+                limit,
+                max_bytes,
+                reply,
+            },
+            answer,
+        )
+        .await
+    }
+
     /// The node's view of the cluster.
     ///
     /// # Errors
@@ -387,6 +425,7 @@ pub fn spawn(node: DynamoNode<RedbVersions>, mesh: &Mesh, events: EventLog) -> R
         failure: failure.clone(),
         stopping: stopping.clone(),
         tables: Arc::default(),
+        members: node.members().into(),
     };
     mesh.inboxes
         .write()
@@ -490,6 +529,16 @@ fn run<S: VersionStore>(
                 }
                 Input::Scan { prefix, reply } => {
                     waiting.insert(node.scan(prefix), reply);
+                }
+                Input::Changes {
+                    node: at,
+                    prefix,
+                    from,
+                    limit,
+                    max_bytes,
+                    reply,
+                } => {
+                    waiting.insert(node.changes(at, prefix, from, limit, max_bytes), reply);
                 }
                 Input::Peer { from, msg } => node.step(from, msg)?,
                 Input::Status { reply } => {

@@ -32,6 +32,15 @@
 //! answers carry the sender's view of everyone's liveness with incarnation numbers
 //! ([`Gossip`]), so a suspicion spreads without every node waiting out its own timeout, and a
 //! node refutes a suspicion of itself by moving to a higher incarnation.
+//!
+//! **Change records** (DynamoDB Streams): a key's *primary*, the first node of its preference
+//! list, records a [`Change`] whenever a version it receives changes what it resolves the key
+//! to (a client write, a handoff, read repair or anti-entropy bringing it something new), in the
+//! same flush as the version. So each node's records form one shard; the records of one key are
+//! all in its primary's shard, each one's old image the previous one's new image, and the last
+//! one's new image what the key converged to. A write the primary has not received yet (it is
+//! down or cut off) is recorded when it arrives; a version the primary receives after something
+//! that had already seen it changes nothing and leaves no record.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -59,6 +68,39 @@ pub struct Key {
 
 /// A request this node coordinates.
 pub type ReqId = u64;
+
+/// How long change records are kept: DynamoDB Streams' 24 hours.
+pub const CHANGE_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// How a key's resolved item changed at its primary: one stream record. See the module
+/// documentation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// The key.
+    pub key: Key,
+    /// When the primary recorded it, ms (its wall clock: retention counts from here).
+    pub recorded_ms: u64,
+    /// The stamp of the version that made the change: when it was written.
+    pub stamp: u64,
+    /// The item before, as the primary resolved it (`None`: absent or deleted).
+    pub old: Option<Item>,
+    /// The item after.
+    pub new: Option<Item>,
+}
+
+/// A page of one node's change records.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChangePage {
+    /// Records with their sequence numbers, in order.
+    pub records: Vec<(u64, Change)>,
+    /// The sequence number to read from next: past every record looked at, or the next one to
+    /// be recorded when the page ends the shard.
+    pub next: u64,
+    /// The first sequence number still kept (older records were trimmed).
+    pub first: u64,
+    /// True if the page reached the last record recorded.
+    pub at_end: bool,
+}
 
 /// What a replica keeps durably. Writes become durable at [`VersionStore::flush`]; a crash
 /// loses what was written after the last flush and nothing before it.
@@ -88,6 +130,16 @@ pub trait VersionStore {
     fn partition(&self, partition: &[u8]) -> Result<Vec<(Key, Siblings)>>;
     /// Forgets `key` entirely (a collected tombstone).
     fn remove(&mut self, key: &Key) -> Result<()>;
+    /// Records a change under the next sequence number (made durable by the next flush).
+    fn record(&mut self, change: Change) -> Result<()>;
+    /// Flushed records from sequence number `from` on whose keys' partitions begin with
+    /// `prefix`: at most `limit` of them and, past the first, at most `max_bytes` of items.
+    /// With `limit` 0, no records and `next` the number the next record will get.
+    fn changes(&self, prefix: &[u8], from: u64, limit: usize, max_bytes: u64)
+    -> Result<ChangePage>;
+    /// Forgets the records recorded before `before_ms` (from the oldest on, stopping at the
+    /// first younger one); returns how many.
+    fn trim_changes(&mut self, before_ms: u64) -> Result<usize>;
     /// Makes everything above durable.
     fn flush(&mut self) -> Result<()>;
 }
@@ -113,6 +165,8 @@ pub struct Options {
     pub sync_every: u64,
     /// Milliseconds a tombstone is kept at least (`--tombstone-gc-secs`).
     pub tombstone_grace_ms: u64,
+    /// Milliseconds change records are kept (DynamoDB Streams keeps 24 hours).
+    pub change_retention_ms: u64,
     /// A deliberate bug, for the tests that prove the simulation catches it. `None` in every
     /// real run.
     pub planted_bug: Option<DynamoBug>,
@@ -259,6 +313,26 @@ pub enum Msg {
         /// The sender's view.
         view: Vec<Gossip>,
     },
+    /// Send your change records from `from` on, of partitions beginning with `prefix`.
+    ReadChanges {
+        /// The coordinator's request.
+        req: ReqId,
+        /// The partitions' common beginning (a table).
+        prefix: Vec<u8>,
+        /// The first sequence number wanted.
+        from: u64,
+        /// The most records wanted.
+        limit: usize,
+        /// The most bytes of items wanted.
+        max_bytes: u64,
+    },
+    /// The records asked for.
+    Changes {
+        /// The coordinator's request.
+        req: ReqId,
+        /// The page.
+        page: ChangePage,
+    },
     /// Anti-entropy, first step: the root of the sender's hash tree over the keys both hold.
     SyncRoot {
         /// The round (the sender's local time when it started).
@@ -327,6 +401,8 @@ pub enum Done {
         /// The items.
         items: Vec<(Key, Resolved)>,
     },
+    /// A page of one node's change records.
+    Changes(ChangePage),
     /// A write, stored at W replicas: what the key held before (as read) and the new version.
     Written {
         /// The item before the write, as the quorum read saw it.
@@ -351,6 +427,11 @@ enum Phase {
     Listing {
         replies: BTreeMap<NodeId, Vec<(Key, Siblings)>>,
         want: usize,
+    },
+    /// Waiting for a node's change records.
+    Changes {
+        /// The node asked.
+        node: NodeId,
     },
     /// Writing: acknowledgements so far.
     Writing {
@@ -461,6 +542,11 @@ impl<S: VersionStore> DynamoNode<S> {
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.opts.id
+    }
+
+    /// Every member, this node included.
+    pub fn members(&self) -> &[NodeId] {
+        &self.opts.members
     }
 
     /// The store (for status and tests).
@@ -598,6 +684,53 @@ impl<S: VersionStore> DynamoNode<S> {
         req
     }
 
+    /// Starts a read of `node`'s change records (one shard of a stream): from `from` on, of
+    /// partitions beginning with `prefix`, at most `limit` records and about `max_bytes` of
+    /// items. Fails at once if `node` is suspected, or at the deadline if it does not answer.
+    pub fn changes(
+        &mut self,
+        node: NodeId,
+        prefix: Vec<u8>,
+        from: u64,
+        limit: usize,
+        max_bytes: u64,
+    ) -> ReqId {
+        let req = self.next_req;
+        self.next_req += 1;
+        if self.is_suspected(node) || !self.opts.members.contains(&node) {
+            self.done.push((
+                req,
+                Err(Error::Unavailable(format!(
+                    "node {node} holds that shard and is not reachable from node {}",
+                    self.opts.id
+                ))),
+            ));
+            return req;
+        }
+        self.send(
+            node,
+            Msg::ReadChanges {
+                req,
+                prefix: prefix.clone(),
+                from,
+                limit,
+                max_bytes,
+            },
+        );
+        self.pending.insert(
+            req,
+            Pending {
+                key: Key {
+                    partition: prefix,
+                    item: Vec::new(),
+                },
+                phase: Phase::Changes { node },
+                deadline: self.ticks + self.opts.request_ticks,
+            },
+        );
+        req
+    }
+
     fn on_listed(&mut self, from: NodeId, req: ReqId, entries: Vec<(Key, Siblings)>) {
         let Some(p) = self.pending.get_mut(&req) else {
             return;
@@ -666,6 +799,7 @@ impl<S: VersionStore> DynamoNode<S> {
             if !matches!(
                 msg,
                 Msg::Stored { .. }
+                    | Msg::Changes { .. }
                     | Msg::Fetched { .. }
                     | Msg::Listed { .. }
                     | Msg::Pong { .. }
@@ -752,6 +886,25 @@ impl<S: VersionStore> DynamoNode<S> {
                 );
             }
             Msg::Listed { req, entries } => self.on_listed(from, req, entries),
+            Msg::ReadChanges {
+                req,
+                prefix,
+                from: first,
+                limit,
+                max_bytes,
+            } => {
+                let page = self.store.changes(&prefix, first, limit, max_bytes)?;
+                self.reply(from, Msg::Changes { req, page });
+            }
+            Msg::Changes { req, page } => {
+                if matches!(
+                    self.pending.get(&req),
+                    Some(Pending { phase: Phase::Changes { node }, .. }) if *node == from
+                ) {
+                    self.pending.remove(&req);
+                    self.done.push((req, Ok(Done::Changes(page))));
+                }
+            }
             Msg::Handoff { key, version } => {
                 self.observe(version.stamp);
                 self.receive(&key, version.clone())?;
@@ -828,14 +981,40 @@ impl<S: VersionStore> DynamoNode<S> {
         self.last_stamp = self.last_stamp.max(stamp);
     }
 
-    /// Receives a version into this replica, reporting a conflict.
+    /// True if this node is `key`'s primary: the first of its preference list, which records
+    /// its changes.
+    fn is_primary(&self, key: &Key) -> bool {
+        self.ring.walk(&key.partition).first() == Some(&self.opts.id)
+    }
+
+    /// Receives a version into this replica, reporting a conflict, and recording a change of
+    /// the resolved item if this node is the key's primary.
     fn receive(&mut self, key: &Key, version: Version) -> Result<()> {
         let mut held = self.store.get(key)?;
-        match self.merger.receive(&mut held, version) {
-            Received::Stale => {}
-            Received::Newer => self.store.put(key, &held)?,
+        let before = self
+            .is_primary(key)
+            .then(|| self.merger.resolve(&held).item);
+        let stamp = version.stamp;
+        let received = self.merger.receive(&mut held, version);
+        if received == Received::Stale {
+            return Ok(());
+        }
+        self.store.put(key, &held)?;
+        if let Some(old) = before {
+            let new = self.merger.resolve(&held).item;
+            if new != old {
+                self.store.record(Change {
+                    key: key.clone(),
+                    recorded_ms: self.now_ms,
+                    stamp,
+                    old,
+                    new,
+                })?;
+            }
+        }
+        match received {
+            Received::Stale | Received::Newer => {}
             Received::Conflict => {
-                self.store.put(key, &held)?;
                 self.events.push(NodeEvent::new(
                     "conflict_detected",
                     format!(
@@ -1004,6 +1183,10 @@ impl<S: VersionStore> DynamoNode<S> {
         if self.opts.sync_every > 0 && self.ticks.is_multiple_of(self.opts.sync_every) {
             self.start_sync()?;
             self.collect_tombstones()?;
+            let before = self.now_ms.saturating_sub(self.opts.change_retention_ms);
+            if self.store.trim_changes(before)? > 0 {
+                self.dirty = true;
+            }
         }
         Ok(())
     }
@@ -1313,6 +1496,9 @@ impl<S: VersionStore> DynamoNode<S> {
                         "read quorum not reached: {} of {want} replicas answered in time",
                         replies.len()
                     )),
+                    Phase::Changes { node } => Error::Unavailable(format!(
+                        "node {node}, which holds that shard, did not answer in time"
+                    )),
                     Phase::Writing { acks, .. } => Error::Unavailable(format!(
                         "write quorum not reached: {} of {} replicas stored it in time; \
                          the write may still reach the others",
@@ -1426,6 +1612,7 @@ mod tests {
         keys: BTreeMap<Key, Siblings>,
         hints: Vec<(NodeId, Key, Version)>,
         counter: u64,
+        changes: Vec<(u64, Change)>,
     }
 
     /// A store whose crash keeps only what was flushed.
@@ -1494,6 +1681,48 @@ mod tests {
             self.live.keys.remove(key);
             Ok(())
         }
+        fn record(&mut self, change: Change) -> Result<()> {
+            let seq = self.live.changes.last().map_or(1, |(s, _)| s + 1);
+            self.live.changes.push((seq, change));
+            Ok(())
+        }
+        fn changes(
+            &self,
+            prefix: &[u8],
+            from: u64,
+            limit: usize,
+            _max_bytes: u64,
+        ) -> Result<ChangePage> {
+            let kept = &self.durable.changes;
+            let records: Vec<(u64, Change)> = kept
+                .iter()
+                .filter(|(s, c)| *s >= from && c.key.partition.starts_with(prefix))
+                .take(limit)
+                .cloned()
+                .collect();
+            let end = kept.last().map_or(1, |(s, _)| s + 1);
+            let next = match records.last() {
+                _ if limit == 0 => end,
+                Some((s, _)) => s + 1,
+                None => end.max(from),
+            };
+            Ok(ChangePage {
+                at_end: next >= end,
+                next,
+                first: kept.first().map_or(end, |(s, _)| *s),
+                records,
+            })
+        }
+        fn trim_changes(&mut self, before_ms: u64) -> Result<usize> {
+            let old = self
+                .live
+                .changes
+                .iter()
+                .take_while(|(_, c)| c.recorded_ms < before_ms)
+                .count();
+            self.live.changes.drain(..old);
+            Ok(old)
+        }
     }
 
     fn k(s: &str) -> Key {
@@ -1537,6 +1766,7 @@ mod tests {
                 request_ticks: 30,
                 sync_every: 2,
                 tombstone_grace_ms: u64::MAX / 4,
+                change_retention_ms: CHANGE_RETENTION_MS,
                 planted_bug: None,
             };
             let mut net = Net {
@@ -1679,6 +1909,19 @@ mod tests {
             store.durable.keys.get(&k(key)).cloned().unwrap_or_default()
         }
 
+        /// The change records of `key` node `id` has flushed.
+        fn changes(&self, id: NodeId, key: &str) -> Vec<Change> {
+            let page = self.nodes[&id]
+                .store()
+                .changes(&[], 0, usize::MAX, u64::MAX)
+                .expect("read changes");
+            page.records
+                .into_iter()
+                .map(|(_, c)| c)
+                .filter(|c| c.key == k(key))
+                .collect()
+        }
+
         fn hints(&self, id: NodeId) -> usize {
             self.nodes[&id].store().durable.hints.len()
         }
@@ -1763,6 +2006,17 @@ mod tests {
         assert!(net.saw("hint_handed_off"));
         let hints: usize = net.nodes.keys().map(|&id| net.hints(id)).sum();
         assert_eq!(hints, 0, "hints left after handoff");
+        // The primary was down when the write was made: it records the change once the write
+        // is handed back to it, and no other node records it.
+        let changes = net.changes(a, "k");
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(
+            (&changes[0].old, &changes[0].new),
+            (&None, &Some(item("v1")))
+        );
+        for id in (1..=5).filter(|&id| id != a) {
+            assert!(net.changes(id, "k").is_empty(), "node {id} recorded k");
+        }
         let owner_copy = net.held(a, "k");
         assert_eq!(
             LastWriterWins.resolve(&owner_copy).item,
@@ -1804,6 +2058,21 @@ mod tests {
             );
         }
         assert!(net.saw("conflict_detected"));
+        // The primary's records of the key are one chain from nothing to what it converged
+        // to (read above: no write since).
+        let changes = net.changes(owners[0], "k");
+        assert!(!changes.is_empty());
+        assert_eq!(changes[0].old, None);
+        for pair in changes.windows(2) {
+            assert_eq!(
+                pair[1].old, pair[0].new,
+                "records do not chain: {changes:?}"
+            );
+        }
+        for c in &changes {
+            assert_ne!(c.old, c.new, "a record that changes nothing");
+        }
+        assert_eq!(changes.last().map(|c| &c.new), Some(&value));
         (net, value)
     }
 

@@ -28,6 +28,12 @@
 //!   the same name under the old one's id. DescribeTable and ListTables always read the
 //!   catalog; a deleted table's catalog entry stays as a small marker until its name is
 //!   reused.
+//! - **Streams** are described in the table's catalog entry (every stream the table had, so a
+//!   disabled one stays readable for its retention period, also after the table is deleted).
+//!   Their records are the nodes' change records ([`crate::dynamo::node::Change`]): each node
+//!   is one shard, holding the changes of the keys it is primary for, and a shard is read
+//!   from its node over the mesh (so it is unavailable while that node is down or cut off).
+//!   A stream holds the changes whose writes were stamped while it was enabled.
 //! - What needs a serialization point (transactions) is refused by the API, naming
 //!   `--mode raft`.
 
@@ -37,10 +43,13 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
+use crate::dynamo::NodeId;
 use crate::dynamo::driver::DynamoHandle;
+use crate::dynamo::node::{CHANGE_RETENTION_MS, Change, ChangePage};
 use crate::dynamo::node::{Done, Key};
 use crate::model::item::{check_item_size, item_size};
 use crate::model::key::encode_key_value;
+use crate::model::stream::{StreamInfo, StreamRecord, StreamView, label_at};
 use crate::model::table::{
     TableDescription, TableMeta, TableSettings, TableSpec, TableStatus, ttl_expired,
 };
@@ -61,6 +70,10 @@ const DELETED: &str = "deleted_ms";
 /// recovery, time to live; JSON).
 const SETTINGS: &str = "settings";
 
+/// The attribute of a catalog item holding every stream the table has had (JSON list of
+/// [`StreamInfo`], oldest first).
+const STREAMS: &str = "streams";
+
 /// Most expired items one time-to-live sweep deletes per table.
 pub const EXPIRE_PER_ROUND: usize = 1000;
 
@@ -74,10 +87,65 @@ fn settings_of(item: &Item) -> Result<TableSettings> {
 
 /// The engine-key prefix every partition of `meta`'s table starts with.
 fn table_prefix_of(meta: &TableMeta) -> Vec<u8> {
-    let mut prefix = meta.spec.name.as_bytes().to_vec();
+    prefix_of(&meta.spec.name, meta.id)
+}
+
+/// The engine-key prefix of the partitions of table `name` with id `id`.
+fn prefix_of(name: &str, id: u64) -> Vec<u8> {
+    let mut prefix = name.as_bytes().to_vec();
     prefix.push(0);
-    prefix.extend_from_slice(&meta.id.to_be_bytes());
+    prefix.extend_from_slice(&id.to_be_bytes());
     prefix
+}
+
+/// True for a stream enabled, or disabled less than the retention period ago.
+fn retained(stream: &StreamInfo) -> bool {
+    stream
+        .disabled_ms
+        .is_none_or(|at| at.saturating_add(CHANGE_RETENTION_MS) > now_ms())
+}
+
+fn streams_of(item: &Item) -> Result<Vec<StreamInfo>> {
+    match item.get(STREAMS) {
+        Some(AttributeValue::S(json)) => serde_json::from_str(json)
+            .map_err(|e| Error::internal(format!("decode table streams: {e}"))),
+        _ => Ok(Vec::new()),
+    }
+}
+
+fn with_streams(item: &mut Item, streams: &[StreamInfo]) -> Result<()> {
+    let json = serde_json::to_string(streams)
+        .map_err(|e| Error::internal(format!("encode table streams: {e}")))?;
+    item.insert(STREAMS.to_string(), AttributeValue::S(json));
+    Ok(())
+}
+
+/// Starts a stream on `meta`'s table at `at_ms` after the `earlier` ones (whose labels it must
+/// not repeat).
+fn new_stream(
+    meta: &TableMeta,
+    view: StreamView,
+    at_ms: u64,
+    earlier: &[StreamInfo],
+) -> StreamInfo {
+    let created_ms = earlier
+        .iter()
+        .map(|s| s.created_ms + 1)
+        .fold(at_ms, u64::max);
+    StreamInfo {
+        id: created_ms,
+        table: meta.spec.name.clone(),
+        table_id: meta.id,
+        table_arn: meta.spec.arn.clone(),
+        key_schema: meta.spec.key_schema.clone(),
+        view,
+        created_ms,
+        label: label_at(created_ms),
+        disabled_ms: None,
+        trimmed_to: 0,
+        // Shards are nodes here, not ranges of a log.
+        shard_entries: 0,
+    }
 }
 
 /// How long a deleted table stays `DELETING` (its name cannot be reused meanwhile).
@@ -100,8 +168,8 @@ fn deleted_at(item: &Item) -> Option<u64> {
 /// A catalog entry: a live table, one being deleted, or nothing (never created, or deleted
 /// longer ago than [`DELETING_FOR`]).
 enum Entry {
-    Live(TableMeta),
-    Deleting(TableMeta),
+    Live(Box<TableMeta>),
+    Deleting,
     Gone,
 }
 
@@ -111,8 +179,8 @@ fn entry_of(item: Option<&Item>) -> Result<Entry> {
     };
     let meta = meta_of(item)?;
     Ok(match deleted_at(item) {
-        None => Entry::Live(meta),
-        Some(at) if now_ms() < at.saturating_add(millis(DELETING_FOR)) => Entry::Deleting(meta),
+        None => Entry::Live(Box::new(meta)),
+        Some(at) if now_ms() < at.saturating_add(millis(DELETING_FOR)) => Entry::Deleting,
         Some(_) => Entry::Gone,
     })
 }
@@ -160,6 +228,15 @@ fn describe(meta: TableMeta, status: TableStatus) -> TableDescription {
     }
 }
 
+/// The description of the table of catalog item `item`, with its latest stream.
+fn describe_item(item: &Item, status: TableStatus) -> Result<TableDescription> {
+    let meta = meta_of(item)?;
+    let id = meta.id;
+    let mut desc = describe(meta, status);
+    desc.stream = streams_of(item)?.into_iter().rfind(|s| s.table_id == id);
+    Ok(desc)
+}
+
 /// The engine key of an item of `meta`'s table.
 pub fn item_key(meta: &TableMeta, key: &PrimaryKey) -> Key {
     let mut item = Vec::new();
@@ -196,13 +273,18 @@ pub async fn create_table(
     node: &DynamoHandle,
     spec: TableSpec,
     indexes: Vec<crate::model::index::IndexSpec>,
+    stream: Option<StreamView>,
 ) -> Result<TableDescription> {
     let meta = TableMeta {
         spec,
         id: rand::thread_rng().r#gen(),
         indexes,
     };
-    let item = meta_item(&meta)?;
+    let mut item = meta_item(&meta)?;
+    if let Some(view) = stream {
+        with_streams(&mut item, &[new_stream(&meta, view, now_ms(), &[])])?;
+    }
+    let created = item.clone();
     let name = meta.spec.name.clone();
     let done = node
         .put(
@@ -211,17 +293,31 @@ pub async fn create_table(
                 Entry::Live(_) => Err(Error::ResourceInUse(format!(
                     "Table already exists: {name}"
                 ))),
-                Entry::Deleting(_) => Err(Error::ResourceInUse(format!(
+                Entry::Deleting => Err(Error::ResourceInUse(format!(
                     "Attempt to change a resource which is still in use: Table is being \
                      deleted: {name}"
                 ))),
-                Entry::Gone => Ok(Some(item)),
+                Entry::Gone => {
+                    // The streams of a deleted table of this name stay listed under it until
+                    // their retention ends, as DynamoDB keeps them.
+                    let mut streams = match old {
+                        Some(old) => streams_of(old)?,
+                        None => Vec::new(),
+                    };
+                    streams.retain(retained);
+                    streams.extend(streams_of(&item)?);
+                    let mut item = item;
+                    if !streams.is_empty() {
+                        with_streams(&mut item, &streams)?;
+                    }
+                    Ok(Some(item))
+                }
             }),
         )
         .await?;
     written(done)?;
     node.tables.put(&meta, Instant::now());
-    Ok(describe(meta, TableStatus::Active))
+    describe_item(&created, TableStatus::Active)
 }
 
 /// How long a node uses a table description it read or wrote before reading it again.
@@ -277,13 +373,23 @@ pub async fn table_for_items(node: &DynamoHandle, name: &str) -> Result<TableMet
 /// A table's catalog entry, read from R replicas (all N live ones if `consistent`); a live
 /// table is cached, anything else forgotten.
 async fn entry(node: &DynamoHandle, name: &str, consistent: bool) -> Result<Entry> {
+    Ok(entry_and_item(node, name, consistent).await?.0)
+}
+
+/// [`entry`], and the catalog item it was read from.
+async fn entry_and_item(
+    node: &DynamoHandle,
+    name: &str,
+    consistent: bool,
+) -> Result<(Entry, Option<Item>)> {
     let started = Instant::now();
-    let entry = entry_of(catalog_item(node, name, consistent).await?.as_ref())?;
+    let item = catalog_item(node, name, consistent).await?;
+    let entry = entry_of(item.as_ref())?;
     match &entry {
         Entry::Live(meta) => node.tables.put(meta, started),
         _ => node.tables.forget(name),
     }
-    Ok(entry)
+    Ok((entry, item))
 }
 
 /// A table's catalog item, read from R replicas (all N live ones if `consistent`).
@@ -308,8 +414,8 @@ async fn catalog_item(node: &DynamoHandle, name: &str, consistent: bool) -> Resu
 /// `ResourceNotFound` (also for a table being deleted); quorum errors.
 pub async fn table(node: &DynamoHandle, name: &str, consistent: bool) -> Result<TableMeta> {
     match entry(node, name, consistent).await? {
-        Entry::Live(meta) => Ok(meta),
-        Entry::Deleting(_) | Entry::Gone => Err(not_found()),
+        Entry::Live(meta) => Ok(*meta),
+        Entry::Deleting | Entry::Gone => Err(not_found()),
     }
 }
 
@@ -323,10 +429,10 @@ pub async fn describe_table(
     name: &str,
     consistent: bool,
 ) -> Result<TableDescription> {
-    match entry(node, name, consistent).await? {
-        Entry::Live(meta) => Ok(describe(meta, TableStatus::Active)),
-        Entry::Deleting(meta) => Ok(describe(meta, TableStatus::Deleting)),
-        Entry::Gone => Err(not_found()),
+    match entry_and_item(node, name, consistent).await? {
+        (Entry::Live(_), Some(item)) => describe_item(&item, TableStatus::Active),
+        (Entry::Deleting, Some(item)) => describe_item(&item, TableStatus::Deleting),
+        _ => Err(not_found()),
     }
 }
 
@@ -342,13 +448,20 @@ pub async fn delete_table(node: &DynamoHandle, name: &str) -> Result<TableDescri
             catalog_key(name),
             Box::new(|old| match old {
                 Some(item) if deleted_at(item).is_none() => {
+                    let at = now_ms();
                     let mut marked = item.clone();
                     marked.insert(
                         DELETED.to_string(),
                         AttributeValue::N(crate::model::Number::from_i64(
-                            i64::try_from(now_ms()).unwrap_or(i64::MAX),
+                            i64::try_from(at).unwrap_or(i64::MAX),
                         )),
                     );
+                    // Deleting a table disables its stream; its records stay readable.
+                    let mut streams = streams_of(item)?;
+                    if let Some(s) = streams.last_mut().filter(|s| s.disabled_ms.is_none()) {
+                        s.disabled_ms = Some(at);
+                        with_streams(&mut marked, &streams)?;
+                    }
                     Ok(Some(marked))
                 }
                 _ => Err(not_found()),
@@ -356,9 +469,11 @@ pub async fn delete_table(node: &DynamoHandle, name: &str) -> Result<TableDescri
         )
         .await;
     node.tables.forget(name);
-    let (old, _) = written(done?)?;
-    let meta = old.as_ref().map_or_else(|| Err(not_found()), meta_of)?;
-    Ok(describe(meta, TableStatus::Deleting))
+    let (_, new) = written(done?)?;
+    new.as_ref().map_or_else(
+        || Err(not_found()),
+        |item| describe_item(item, TableStatus::Deleting),
+    )
 }
 
 /// Every table's name, in order, from R replicas of the catalog.
@@ -538,9 +653,162 @@ pub async fn alter_table(
         Ok(next)
     })
     .await?;
-    let meta = meta_of(&entry)?;
-    node.tables.put(&meta, Instant::now());
-    Ok(describe(meta, TableStatus::Active))
+    node.tables.put(&meta_of(&entry)?, Instant::now());
+    describe_item(&entry, TableStatus::Active)
+}
+
+/// Enables a stream with `view` on table `name`, or disables its stream (`None`), by the rules
+/// of Raft mode: one enabled stream at a time, and only an enabled one can be disabled.
+///
+/// # Errors
+/// `ResourceNotFound`; `Validation` as above; quorum errors.
+pub async fn alter_stream(
+    node: &DynamoHandle,
+    name: &str,
+    view: Option<StreamView>,
+) -> Result<TableDescription> {
+    let at = now_ms();
+    let entry = alter_entry(node, name, move |item| {
+        let meta = meta_of(item)?;
+        let mut streams = streams_of(item)?;
+        let enabled = streams
+            .last_mut()
+            .filter(|s| s.disabled_ms.is_none() && s.table_id == meta.id);
+        match (view, enabled) {
+            (Some(_), Some(_)) => {
+                return Err(Error::validation(format!(
+                    "Table already has an enabled stream: TableName: {}",
+                    meta.spec.name
+                )));
+            }
+            (Some(view), None) => {
+                streams.retain(retained);
+                let stream = new_stream(&meta, view, at, &streams);
+                streams.push(stream);
+            }
+            (None, Some(stream)) => stream.disabled_ms = Some(at),
+            (None, None) => {
+                return Err(Error::validation(format!(
+                    "Table does not have an enabled stream to disable: TableName: {}",
+                    meta.spec.name
+                )));
+            }
+        }
+        let mut next = item.clone();
+        with_streams(&mut next, &streams)?;
+        Ok(next)
+    })
+    .await?;
+    describe_item(&entry, TableStatus::Active)
+}
+
+/// Every stream of every table (also of deleted ones) still within its retention period,
+/// oldest first, from R replicas of the catalog.
+///
+/// # Errors
+/// Quorum errors.
+pub async fn list_streams(node: &DynamoHandle) -> Result<Vec<StreamInfo>> {
+    let items = match node.list(CATALOG.to_vec(), false).await? {
+        Done::Listed { items } => items,
+        other => return Err(Error::internal(format!("a listing finished as {other:?}"))),
+    };
+    let mut all = Vec::new();
+    for item in items.into_iter().filter_map(|(_, r)| r.item) {
+        all.extend(streams_of(&item)?.into_iter().filter(retained));
+    }
+    all.sort_by_key(|s| (s.created_ms, s.id));
+    Ok(all)
+}
+
+/// The stream `arn` names, from R replicas of its table's catalog entry.
+///
+/// # Errors
+/// `ResourceNotFound` naming the stream; quorum errors.
+pub async fn find_stream(node: &DynamoHandle, arn: &str) -> Result<StreamInfo> {
+    let missing = || {
+        Error::ResourceNotFound(format!(
+            "Requested resource not found: Stream: {arn} not found"
+        ))
+    };
+    let table = arn
+        .split_once(":table/")
+        .and_then(|(_, rest)| rest.split_once("/stream/"))
+        .map(|(table, _)| table)
+        .ok_or_else(missing)?;
+    let item = catalog_item(node, table, false)
+        .await?
+        .ok_or_else(missing)?;
+    streams_of(&item)?
+        .into_iter()
+        .filter(retained)
+        .find(|s| s.arn() == arn)
+        .ok_or_else(missing)
+}
+
+/// Sequence numbers of the records of every shard: a node's own record number times this plus
+/// the node's id, so they are unique across shards and name their shard.
+pub const SEQ_NODES: u64 = 16;
+
+/// A page of `stream`'s records in the shard of node `shard`, read from that node: from
+/// sequence number `from` on (in [`SEQ_NODES`] form), at most `limit` records and about
+/// `max_bytes` of items. Only the records of writes stamped while the stream was enabled are
+/// kept in the page, shaped by its view. The page's `next` and `first` are in the same form.
+///
+/// # Errors
+/// `Unavailable` when the shard's node is down or cut off from this one.
+pub async fn shard_page(
+    node: &DynamoHandle,
+    stream: &StreamInfo,
+    shard: NodeId,
+    from: u64,
+    limit: usize,
+    max_bytes: u64,
+) -> Result<(Vec<(u64, StreamRecord)>, ChangePage)> {
+    let local = from / SEQ_NODES;
+    let done = node
+        .changes(
+            shard,
+            prefix_of(&stream.table, stream.table_id),
+            local,
+            limit,
+            max_bytes,
+        )
+        .await?;
+    let Done::Changes(mut page) = done else {
+        return Err(Error::internal(format!(
+            "a change read finished as {done:?}"
+        )));
+    };
+    let global = |seq: u64| seq.saturating_mul(SEQ_NODES).saturating_add(shard);
+    let mut records = Vec::new();
+    for (seq, change) in std::mem::take(&mut page.records) {
+        let enabled = change.stamp >= stream.created_ms
+            && stream.disabled_ms.is_none_or(|at| change.stamp < at);
+        if enabled && let Some(record) = stream_record(stream, change) {
+            records.push((global(seq), record));
+        }
+    }
+    page.next = global(page.next);
+    page.first = global(page.first);
+    Ok((records, page))
+}
+
+/// A change as a stream record of `stream`'s view; `None` for one that changes nothing.
+fn stream_record(stream: &StreamInfo, change: Change) -> Option<StreamRecord> {
+    let any = change.new.as_ref().or(change.old.as_ref())?;
+    let keys = stream
+        .key_schema
+        .key_of_item(any)
+        .ok()?
+        .to_item(&stream.key_schema);
+    StreamRecord::of_write(
+        stream.view,
+        change.stamp,
+        keys,
+        change.old.as_ref(),
+        change.new.as_ref(),
+        false,
+    )
 }
 
 /// A table's settings (tags, point-in-time recovery, time to live), from R replicas of the

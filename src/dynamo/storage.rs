@@ -1,5 +1,6 @@
 //! A leaderless replica's durable state on redb: each key's versions, the hints kept for
-//! unreachable nodes, and the node's write counter.
+//! unreachable nodes, the node's write counter, and the change records of the keys it is
+//! primary for (its stream shard).
 //!
 //! Changes collect in memory and [`VersionStore::flush`] writes them all in one durable redb
 //! transaction: group commit, one fsync for everything a batch of messages stored, which the
@@ -17,15 +18,22 @@ use std::sync::Arc;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::dynamo::NodeId;
-use crate::dynamo::node::{Key, VersionStore};
+use crate::dynamo::node::{Change, ChangePage, Key, VersionStore};
 use crate::dynamo::ring::{Md5Hash, RingHash};
 use crate::dynamo::version::{Siblings, Version};
 use crate::{Error, Result};
 
 const VERSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("dynamo_versions");
 const HINTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("dynamo_hints");
+const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("dynamo_changes");
 const META: TableDefinition<&str, u64> = TableDefinition::new("dynamo_meta");
 const COUNTER: &str = "counter";
+/// The next change record's sequence number (kept, so trimming every record never lets a
+/// number be used twice).
+const CHANGE_SEQ: &str = "change_seq";
+/// The most records one read of changes looks at, matching or not, so a shard full of other
+/// tables' records costs a bounded read.
+const CHANGES_EXAMINED: usize = 10_000;
 
 /// The replica's state on a redb database. See the module documentation.
 pub struct RedbVersions {
@@ -37,6 +45,14 @@ pub struct RedbVersions {
     pending_hints: BTreeMap<Vec<u8>, Option<(NodeId, Key, Version)>>,
     counter: u64,
     counter_dirty: bool,
+    /// Change records made since the last flush.
+    pending_changes: Vec<(u64, Change)>,
+    /// Records before this sequence number are to be forgotten at the next flush.
+    trim_to: Option<u64>,
+    /// The sequence number the next record gets.
+    next_change: u64,
+    /// The sequence number after the last flushed record.
+    flushed_changes: u64,
     /// Transactions committed with an fsync since the node started.
     fsyncs: u64,
 }
@@ -89,11 +105,16 @@ impl RedbVersions {
     /// Storage errors, or a counter that cannot be read.
     pub fn open(db: Arc<Database>, fsync: bool) -> Result<Self> {
         let txn = db.begin_write()?;
-        let counter = {
+        let (counter, next_change) = {
             txn.open_table(VERSIONS)?;
             txn.open_table(HINTS)?;
+            let last = txn.open_table(CHANGES)?.last()?.map(|(k, _)| k.value());
             let meta = txn.open_table(META)?;
-            meta.get(COUNTER)?.map_or(0, |v| v.value())
+            let seq = meta.get(CHANGE_SEQ)?.map_or(1, |v| v.value());
+            (
+                meta.get(COUNTER)?.map_or(0, |v| v.value()),
+                seq.max(last.map_or(1, |l| l + 1)),
+            )
         };
         txn.commit()?;
         Ok(RedbVersions {
@@ -103,6 +124,10 @@ impl RedbVersions {
             pending_hints: BTreeMap::new(),
             counter,
             counter_dirty: false,
+            pending_changes: Vec::new(),
+            trim_to: None,
+            next_change,
+            flushed_changes: next_change,
             fsyncs: 0,
         })
     }
@@ -112,7 +137,11 @@ impl RedbVersions {
     /// True if changes are waiting for a flush (after a node's `ready`, never: the simulation
     /// checks it).
     pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty() || !self.pending_hints.is_empty() || self.counter_dirty
+        !self.pending.is_empty()
+            || !self.pending_hints.is_empty()
+            || self.counter_dirty
+            || !self.pending_changes.is_empty()
+            || self.trim_to.is_some()
     }
 }
 
@@ -269,8 +298,85 @@ impl VersionStore for RedbVersions {
         Ok(())
     }
 
+    fn record(&mut self, change: Change) -> Result<()> {
+        self.pending_changes.push((self.next_change, change));
+        self.next_change += 1;
+        Ok(())
+    }
+
+    fn changes(
+        &self,
+        prefix: &[u8],
+        from: u64,
+        limit: usize,
+        max_bytes: u64,
+    ) -> Result<ChangePage> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CHANGES)?;
+        let first = table
+            .first()?
+            .map_or(self.flushed_changes, |(k, _)| k.value());
+        let mut page = ChangePage {
+            records: Vec::new(),
+            next: from.max(first),
+            first,
+            at_end: false,
+        };
+        if limit == 0 {
+            page.next = self.flushed_changes;
+            page.at_end = true;
+            return Ok(page);
+        }
+        let (mut bytes, mut examined) = (0u64, 0usize);
+        let mut ended = true;
+        for row in table.range(from..)? {
+            let (seq, value) = row?;
+            if page.records.len() >= limit || examined >= CHANGES_EXAMINED {
+                ended = false;
+                break;
+            }
+            let size = value.value().len() as u64;
+            if !page.records.is_empty() && bytes + size > max_bytes {
+                ended = false;
+                break;
+            }
+            examined += 1;
+            page.next = seq.value() + 1;
+            let change: Change = decode("change", value.value())?;
+            if change.key.partition.starts_with(prefix) {
+                bytes += size;
+                page.records.push((seq.value(), change));
+            }
+        }
+        if ended {
+            page.next = page.next.max(self.flushed_changes);
+            page.at_end = true;
+        }
+        Ok(page)
+    }
+
+    fn trim_changes(&mut self, before_ms: u64) -> Result<usize> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CHANGES)?;
+        let mut trimmed = 0;
+        let mut to = None;
+        for row in table.iter()? {
+            let (seq, value) = row?;
+            let change: Change = decode("change", value.value())?;
+            if change.recorded_ms >= before_ms {
+                break;
+            }
+            trimmed += 1;
+            to = Some(seq.value() + 1);
+        }
+        if to.is_some() {
+            self.trim_to = to;
+        }
+        Ok(trimmed)
+    }
+
     fn flush(&mut self) -> Result<()> {
-        if self.pending.is_empty() && self.pending_hints.is_empty() && !self.counter_dirty {
+        if !self.has_pending() {
             return Ok(());
         }
         let mut txn = self.db.begin_write()?;
@@ -298,9 +404,21 @@ impl VersionStore for RedbVersions {
                     }
                 }
             }
-            txn.open_table(META)?.insert(COUNTER, self.counter)?;
+            let mut changes = txn.open_table(CHANGES)?;
+            for (seq, change) in &self.pending_changes {
+                changes.insert(*seq, encode("change", change)?.as_slice())?;
+            }
+            if let Some(to) = self.trim_to {
+                changes.retain_in(..to, |_, _| false)?;
+            }
+            let mut meta = txn.open_table(META)?;
+            meta.insert(COUNTER, self.counter)?;
+            meta.insert(CHANGE_SEQ, self.next_change)?;
         }
         txn.commit()?;
+        self.flushed_changes = self.next_change;
+        self.pending_changes.clear();
+        self.trim_to = None;
         if self.fsync {
             self.fsyncs += 1;
         }
@@ -359,6 +477,72 @@ mod tests {
         assert_eq!(entries, vec![(key("p", "1"), a)]);
         store.remove(&key("p", "1"))?;
         assert!(store.entries()?.is_empty());
+        Ok(())
+    }
+
+    fn change(p: &str, at: u64, new: &str) -> Change {
+        Change {
+            key: key(p, ""),
+            recorded_ms: at,
+            stamp: at,
+            old: None,
+            new: Some(crate::model::Item::from([(
+                "v".to_string(),
+                crate::model::AttributeValue::S(new.into()),
+            )])),
+        }
+    }
+
+    #[test]
+    fn change_records_are_read_once_flushed_and_their_numbers_never_reused() -> Result<()> {
+        let disk = SimDisk::new();
+        let mut store = open(&disk)?;
+        store.record(change("t1a", 10, "a"))?;
+        store.record(change("t2b", 20, "b"))?;
+        store.record(change("t1c", 30, "c"))?;
+        // Not flushed: not readable (a crash could lose them and reuse their numbers).
+        assert!(store.changes(b"t1", 0, 10, u64::MAX)?.records.is_empty());
+        store.flush()?;
+        let page = store.changes(b"t1", 0, 10, u64::MAX)?;
+        let seqs: Vec<u64> = page.records.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, vec![1, 3]);
+        assert_eq!((page.next, page.first, page.at_end), (4, 1, true));
+        // A page cut short by its limit says where to go on.
+        let first = store.changes(b"", 0, 1, u64::MAX)?;
+        assert_eq!(
+            (first.records.len(), first.next, first.at_end),
+            (1, 2, false)
+        );
+        assert_eq!(
+            store.changes(b"", 0, 0, 0)?.next,
+            4,
+            "limit 0: where the shard ends"
+        );
+        // Trimming forgets the oldest, up to the first young enough to keep.
+        assert_eq!(store.trim_changes(25)?, 2);
+        store.flush()?;
+        let page = store.changes(b"", 0, 10, u64::MAX)?;
+        assert_eq!(page.first, 3);
+        assert_eq!(page.records.len(), 1);
+        // Lost in a crash before its flush: its number is given again, never a flushed one's.
+        store.record(change("t1d", 40, "d"))?;
+        disk.crash();
+        drop(store);
+        let disk = disk.recover();
+        let mut store = open(&disk)?;
+        assert_eq!(store.changes(b"", 0, 10, u64::MAX)?.next, 4);
+        assert_eq!(store.trim_changes(100)?, 1);
+        store.flush()?;
+        drop(store);
+        let mut store = open(&disk)?;
+        assert_eq!(store.changes(b"", 0, 10, u64::MAX)?.next, 4, "all trimmed");
+        store.record(change("t1e", 50, "e"))?;
+        store.flush()?;
+        let page = store.changes(b"", 0, 10, u64::MAX)?;
+        assert_eq!(
+            page.records.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            vec![4]
+        );
         Ok(())
     }
 

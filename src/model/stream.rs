@@ -198,6 +198,43 @@ pub struct StreamRecord {
     pub by_ttl: bool,
 }
 
+impl StreamRecord {
+    /// The record a write from `old` to `new` leaves in a stream with `view`, at `at_ms`:
+    /// `None` for a write that changed nothing (DynamoDB records none).
+    pub fn of_write(
+        view: StreamView,
+        at_ms: u64,
+        keys: Item,
+        old: Option<&Item>,
+        new: Option<&Item>,
+        by_ttl: bool,
+    ) -> Option<StreamRecord> {
+        let event = match (old, new) {
+            (None, None) => return None,
+            (Some(a), Some(b)) if a == b => return None,
+            (None, Some(_)) => StreamEvent::Insert,
+            (Some(_), Some(_)) => StreamEvent::Modify,
+            (Some(_), None) => StreamEvent::Remove,
+        };
+        let old = old.filter(|_| view.keeps_old()).cloned();
+        let new = new.filter(|_| view.keeps_new()).cloned();
+        let size = [Some(&keys), old.as_ref(), new.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|i| crate::model::item::item_size(i) as u64)
+            .sum();
+        Some(StreamRecord {
+            at_ms,
+            event,
+            keys,
+            old,
+            new,
+            size,
+            by_ttl,
+        })
+    }
+}
+
 /// A sequence number as DynamoDB writes them: decimal digits, at least 21.
 pub fn format_seq(seq: u64) -> String {
     format!("{seq:021}")

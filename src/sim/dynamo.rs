@@ -25,7 +25,9 @@ use redb::Builder;
 use crate::dynamo::NodeId;
 use crate::dynamo::clock::VectorClock;
 use crate::dynamo::merge::{self, Merger};
-use crate::dynamo::node::{Done, DynamoBug, DynamoNode, Key, Msg, Options, ReqId, VersionStore};
+use crate::dynamo::node::{
+    Change, Done, DynamoBug, DynamoNode, Key, Msg, Options, ReqId, VersionStore,
+};
 use crate::dynamo::ring::Ring;
 use crate::dynamo::storage::RedbVersions;
 use crate::dynamo::version::{Siblings, Version};
@@ -174,6 +176,7 @@ impl Sim {
             request_ticks: 60,
             sync_every: 3,
             tombstone_grace_ms: 1_000,
+            change_retention_ms: crate::dynamo::node::CHANGE_RETENTION_MS,
             planted_bug: opts.planted_bug,
         };
         let skew = (1..=NODES).map(|id| (id, rng.gen_range(0..300))).collect();
@@ -508,8 +511,56 @@ impl Sim {
         }
         let ring = Ring::of(1..=NODES);
         let lww = self.opts.merger == "lww";
+        let merger = self.merger()?;
+        let mut changes: BTreeMap<NodeId, Vec<Change>> = BTreeMap::new();
+        for (id, node) in &self.nodes {
+            let page = node.store().changes(&[], 0, usize::MAX, u64::MAX)?;
+            changes.insert(*id, page.records.into_iter().map(|(_, c)| c).collect());
+        }
         for k in 0..KEYS {
             let owners = ring.preference_list(&key(k).partition, self.node_opts.replicas);
+            // The primary's change records of the key (a stream shard) chain from nothing to
+            // what it holds now.
+            if let Some(&primary) = owners.first()
+                && let Some(node) = self.nodes.get(&primary)
+            {
+                let held = merger.resolve(&node.store().get(&key(k))?).item;
+                let mine: Vec<&Change> = changes
+                    .get(&primary)
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| c.key == key(k))
+                    .collect();
+                let mut last = None;
+                for c in &mine {
+                    if c.old != last || c.old == c.new {
+                        self.violate(format!(
+                            "node {primary}'s change records of k{k} do not chain: one from \
+                             {:?} to {:?} after one to {:?}",
+                            c.old.as_ref().and_then(value_of),
+                            c.new.as_ref().and_then(value_of),
+                            last.as_ref().and_then(value_of)
+                        ));
+                    }
+                    last = c.new.clone();
+                }
+                if last != held {
+                    self.violate(format!(
+                        "node {primary}'s last change record of k{k} ends at {:?}, it holds {:?}",
+                        last.as_ref().and_then(value_of),
+                        held.as_ref().and_then(value_of)
+                    ));
+                }
+            }
+            for (id, recorded) in &changes {
+                if *id != owners.first().copied().unwrap_or_default()
+                    && recorded.iter().any(|c| c.key == key(k))
+                {
+                    let what =
+                        format!("node {id} recorded changes of k{k}, whose primary it is not");
+                    self.violate(what);
+                }
+            }
             let mut states: Vec<(NodeId, Siblings)> = Vec::new();
             for &o in &owners {
                 let Some(node) = self.nodes.get(&o) else {

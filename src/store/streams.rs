@@ -8,11 +8,11 @@
 
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
+use crate::model::Item;
 use crate::model::stream::{
     RECORDS_PER_ENTRY, StreamEvent, StreamInfo, StreamRecord, StreamView, label_at,
 };
 use crate::model::table::TableMeta;
-use crate::model::{Item, item::item_size};
 use crate::store::tables::{STREAM_RECORDS, STREAMS, TABLE_STREAMS};
 use crate::{Error, Result};
 
@@ -159,28 +159,8 @@ pub fn record(
     new: Option<&Item>,
     by_ttl: bool,
 ) -> Result<()> {
-    let event = match (old, new) {
-        (None, None) => return Ok(()),
-        (Some(a), Some(b)) if a == b => return Ok(()),
-        (None, Some(_)) => StreamEvent::Insert,
-        (Some(_), Some(_)) => StreamEvent::Modify,
-        (Some(_), None) => StreamEvent::Remove,
-    };
-    let old = old.filter(|_| view.keeps_old()).cloned();
-    let new = new.filter(|_| view.keeps_new()).cloned();
-    let size = [Some(&keys), old.as_ref(), new.as_ref()]
-        .into_iter()
-        .flatten()
-        .map(|i| item_size(i) as u64)
-        .sum();
-    let rec = StreamRecord {
-        at_ms,
-        event,
-        keys,
-        old,
-        new,
-        size,
-        by_ttl,
+    let Some(rec) = StreamRecord::of_write(view, at_ms, keys, old, new, by_ttl) else {
+        return Ok(());
     };
     let mut records = txn.open_table(STREAM_RECORDS)?;
     let first = index.saturating_mul(RECORDS_PER_ENTRY);

@@ -1168,7 +1168,6 @@ class AwsCliTest(KvsimTestCase):
                  "--time-to-live-specification", "Enabled=true,AttributeName=exp",
                  expect_error="TimeToLive is already enabled")
 
-    @unittest.skipIf(MODE == "dynamo", "streams are not available in --mode dynamo yet")
     def test_the_aws_cli_reads_a_stream(self):
         port = self.cluster.follower_ports()[0]
         t = self.table
@@ -1184,13 +1183,22 @@ class AwsCliTest(KvsimTestCase):
         self.cluster.sync()  # the follower answers the stream reads from its own state
         listed = self.aws(port, "list-streams", "--table-name", t, service="dynamodbstreams")
         self.assertEqual([s["StreamArn"] for s in listed["Streams"]], [arn])
-        shard = self.aws(port, "describe-stream", "--stream-arn", arn,
-                         service="dynamodbstreams")["StreamDescription"]["Shards"][0]["ShardId"]
-        it = self.aws(port, "get-shard-iterator", "--stream-arn", arn, "--shard-id", shard,
-                      "--shard-iterator-type", "TRIM_HORIZON",
-                      service="dynamodbstreams")["ShardIterator"]
-        records = self.aws(port, "get-records", "--shard-iterator", it,
-                           service="dynamodbstreams")["Records"]
+        shards = self.aws(port, "describe-stream", "--stream-arn", arn,
+                          service="dynamodbstreams")["StreamDescription"]["Shards"]
+        # One shard in Raft mode; one per node in --mode dynamo, where the key's primary
+        # records the change once the write reaches it (W of N acknowledged it before).
+
+        def read():
+            records = []
+            for shard in shards:
+                it = self.aws(port, "get-shard-iterator", "--stream-arn", arn,
+                              "--shard-id", shard["ShardId"], "--shard-iterator-type",
+                              "TRIM_HORIZON", service="dynamodbstreams")["ShardIterator"]
+                records += self.aws(port, "get-records", "--shard-iterator", it,
+                                    service="dynamodbstreams")["Records"]
+            return records if len(records) >= 2 else None
+
+        records = wait_until(read, SYNC_TIMEOUT_S, "both records")
         self.assertEqual([(r["eventName"], r["dynamodb"]["NewImage"]["v"]["N"]) for r in records],
                          [("INSERT", "1"), ("MODIFY", "2")])
 
@@ -1251,22 +1259,6 @@ class LeaderlessModeTest(KvsimTestCase):
                 self.assertIn("--mode raft", error["Message"])
         # Nothing was written.
         self.assertNotIn("Item", client.get_item(TableName=self.table, Key=key))
-
-    def test_what_is_not_built_yet_says_so(self):
-        client = self.next_client()
-        error = self.assertClientError(
-            "ValidationException", client.create_table, TableName=self.table,
-            KeySchema=key_schema("pk", None),
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
-            BillingMode="PAY_PER_REQUEST")
-        self.assertIn("--mode dynamo", error["Message"])
-        self.assertNotIn(self.table, client.list_tables()["TableNames"])
-        self.create_table(self.table, sk=None)
-        error = self.assertClientError(
-            "ValidationException", client.update_table, TableName=self.table,
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"})
-        self.assertIn("not available in --mode dynamo", error["Message"])
 
     def test_account_questions_are_answered_by_the_node_asked(self):
         port = self.ports[2]
@@ -1952,7 +1944,7 @@ def make_streams_client(port: int):
     )
 
 
-@unittest.skipIf(MODE == "dynamo", "streams are not available in --mode dynamo yet")
+@unittest.skipIf(MODE == "dynamo", "one shard per range of the log (LeaderlessStreamsTest covers --mode dynamo)")
 class StreamsTest(KvsimTestCase):
     """DynamoDB Streams through boto3's `dynamodbstreams` client: records made at apply, the
     same on every node, read with every iterator type."""
@@ -2199,6 +2191,207 @@ class StreamsTest(KvsimTestCase):
         self.assertEqual(records[1]["userIdentity"],
                          {"Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"})
         self.assertEqual(records[1]["dynamodb"]["OldImage"]["pk"], {"S": "old"})
+
+
+@unittest.skipIf(MODE != "dynamo", "one shard per node (StreamsTest covers Raft mode)")
+class LeaderlessStreamsTest(KvsimTestCase):
+    """DynamoDB Streams in --mode dynamo through boto3: a shard per node, holding the changes
+    of the keys that node is primary for, read from that node wherever the request arrives."""
+
+    def setUp(self):
+        super().setUp()
+        self.streams = [make_streams_client(p) for p in self.ports]
+
+    def create_streamed(self, view: str, sk: str | None = None) -> dict:
+        attributes = [{"AttributeName": "pk", "AttributeType": "S"}]
+        if sk:
+            attributes.append({"AttributeName": sk, "AttributeType": "S"})
+        return self.next_client().create_table(
+            TableName=self.table, KeySchema=key_schema("pk", sk),
+            AttributeDefinitions=attributes, BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": view},
+        )["TableDescription"]
+
+    def shard_records(self, arn: str, shard: str, streams=None, kind="TRIM_HORIZON",
+                      **extra) -> list:
+        """Every record of one shard from an iterator of `kind` until a page comes back
+        empty."""
+        streams = streams or self.streams[0]
+        it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType=kind,
+                                        **extra)["ShardIterator"]
+        records = []
+        while it:
+            page = streams.get_records(ShardIterator=it, Limit=2)
+            records += page["Records"]
+            if not page["Records"]:
+                break
+            it = page.get("NextShardIterator")
+        return records
+
+    def post(self, port: int, path: str) -> None:
+        request = urllib.request.Request(f"http://{HOST}:{port}{path}", data=b"{}",
+                                         method="POST",
+                                         headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=5).close()
+
+    def by_shard(self, arn: str, streams=None) -> dict:
+        streams = streams or self.streams[0]
+        shards = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+        return {s["ShardId"]: self.shard_records(arn, s["ShardId"], streams) for s in shards}
+
+    def test_each_change_lands_once_in_the_shard_of_its_primary(self):
+        desc = self.create_streamed("NEW_AND_OLD_IMAGES")
+        arn = desc["LatestStreamArn"]
+        self.assertEqual(desc["StreamSpecification"],
+                         {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+        described = self.streams[1].describe_stream(StreamArn=arn)["StreamDescription"]
+        self.assertEqual(described["StreamStatus"], "ENABLED")
+        self.assertEqual(len(described["Shards"]), len(self.ports), "a shard per node")
+        for shard in described["Shards"]:
+            self.assertNotIn("ParentShardId", shard)
+            self.assertNotIn("EndingSequenceNumber", shard["SequenceNumberRange"])
+        client = self.next_client()
+        key = {"pk": {"S": "a"}}
+        client.put_item(TableName=self.table, Item={**key, "v": {"N": "1"}})     # INSERT
+        client.put_item(TableName=self.table, Item={**key, "v": {"N": "1"}})     # no change
+        client.update_item(TableName=self.table, Key=key, UpdateExpression="SET v = :v",
+                           ExpressionAttributeValues={":v": {"N": "2"}})        # MODIFY
+        client.put_item(TableName=self.table, Item={"pk": {"S": "b"}})           # INSERT
+        client.delete_item(TableName=self.table, Key=key)                        # REMOVE
+        client.delete_item(TableName=self.table, Key={"pk": {"S": "never"}})     # no change
+        expected = {"a": ["INSERT", "MODIFY", "REMOVE"], "b": ["INSERT"]}
+
+        def complete():
+            shards = self.by_shard(arn, self.streams[2])
+            per_key = {}
+            for records in shards.values():
+                for r in records:
+                    per_key.setdefault(r["dynamodb"]["Keys"]["pk"]["S"], []).append(r)
+            got = {k: [r["eventName"] for r in rs] for k, rs in per_key.items()}
+            return (shards, per_key) if got == expected else None
+
+        # A write is acknowledged by W replicas; the primary may be the one still receiving it.
+        shards, per_key = wait_until(complete, SYNC_TIMEOUT_S, f"records {expected}")
+        for k in expected:
+            holding = [s for s, records in shards.items()
+                       if any(r["dynamodb"]["Keys"]["pk"]["S"] == k for r in records)]
+            self.assertEqual(len(holding), 1, f"{k}'s records are in one shard: {holding}")
+        a = per_key["a"]
+        self.assertEqual([r["dynamodb"].get("NewImage", {}).get("v") for r in a],
+                         [{"N": "1"}, {"N": "2"}, None])
+        self.assertEqual([r["dynamodb"].get("OldImage", {}).get("v") for r in a],
+                         [None, {"N": "1"}, {"N": "2"}])
+        every = [r for records in shards.values() for r in records]
+        self.assertEqual(len({r["eventID"] for r in every}), len(every))
+        self.assertEqual(len({r["dynamodb"]["SequenceNumber"] for r in every}), len(every))
+        for records in shards.values():
+            seqs = [int(r["dynamodb"]["SequenceNumber"]) for r in records]
+            self.assertEqual(seqs, sorted(seqs), "sequence numbers rise within a shard")
+        # Every node answers for every shard with the same records.
+        self.assertEqual(self.by_shard(arn, self.streams[0]), shards)
+
+    def test_iterators_read_one_shard_from_where_they_say_and_disabling_closes_it(self):
+        arn = self.create_streamed("KEYS_ONLY", sk="sk")["LatestStreamArn"]
+        client = self.next_client()
+        # One partition: its items share a preference list, so one primary records them all.
+        for i in range(5):
+            client.put_item(TableName=self.table, Item={"pk": {"S": "p"}, "sk": {"S": f"{i}"}})
+
+        def the_shard():
+            for shard, records in self.by_shard(arn).items():
+                if len(records) == 5:
+                    return shard, records
+            return None
+
+        shard, records = wait_until(the_shard, SYNC_TIMEOUT_S, "five records in one shard")
+        self.assertEqual([r["dynamodb"]["Keys"]["sk"]["S"] for r in records],
+                         [str(i) for i in range(5)])
+        self.assertTrue(all("NewImage" not in r["dynamodb"] for r in records), "KEYS_ONLY")
+        seqs = [r["dynamodb"]["SequenceNumber"] for r in records]
+        at = self.shard_records(arn, shard, kind="AT_SEQUENCE_NUMBER", SequenceNumber=seqs[2])
+        self.assertEqual([r["dynamodb"]["SequenceNumber"] for r in at], seqs[2:])
+        after = self.shard_records(arn, shard, kind="AFTER_SEQUENCE_NUMBER",
+                                   SequenceNumber=seqs[2])
+        self.assertEqual([r["dynamodb"]["SequenceNumber"] for r in after], seqs[3:])
+        other = next(s for s in self.by_shard(arn) if s != shard)
+        self.assertClientError("ValidationException", self.streams[0].get_shard_iterator,
+                               StreamArn=arn, ShardId=other,
+                               ShardIteratorType="AT_SEQUENCE_NUMBER", SequenceNumber=seqs[0])
+        streams = self.streams[1]
+        latest = streams.get_shard_iterator(StreamArn=arn, ShardId=shard,
+                                            ShardIteratorType="LATEST")["ShardIterator"]
+        self.assertEqual(streams.get_records(ShardIterator=latest)["Records"], [])
+        client.put_item(TableName=self.table, Item={"pk": {"S": "p"}, "sk": {"S": "later"}})
+
+        def later():
+            page = streams.get_records(ShardIterator=latest)
+            return page if page["Records"] else None
+
+        page = wait_until(later, SYNC_TIMEOUT_S, "the record after LATEST")
+        self.assertEqual([r["dynamodb"]["Keys"]["sk"]["S"] for r in page["Records"]], ["later"])
+        self.assertIn("NextShardIterator", page, "an enabled stream's shard stays open")
+        # Disabling closes the shards: read to its end, a shard has no next iterator, and a
+        # write made after it is not in the stream.
+        off = client.update_table(TableName=self.table,
+                                  StreamSpecification={"StreamEnabled": False})
+        self.assertEqual(off["TableDescription"]["StreamSpecification"], {"StreamEnabled": False})
+        self.assertEqual(off["TableDescription"]["LatestStreamArn"], arn)
+        self.assertClientError("ValidationException", client.update_table, TableName=self.table,
+                               StreamSpecification={"StreamEnabled": False})
+        client.put_item(TableName=self.table, Item={"pk": {"S": "p"}, "sk": {"S": "unrecorded"}})
+        it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard,
+                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        keys = []
+        while it:
+            page = streams.get_records(ShardIterator=it)
+            keys += [r["dynamodb"]["Keys"]["sk"]["S"] for r in page["Records"]]
+            it = page.get("NextShardIterator")
+        self.assertEqual(keys, [str(i) for i in range(5)] + ["later"])
+        self.assertEqual(streams.describe_stream(StreamArn=arn)["StreamDescription"]
+                         ["StreamStatus"], "DISABLED")
+        on = client.update_table(TableName=self.table,
+                                 StreamSpecification={"StreamEnabled": True,
+                                                      "StreamViewType": "NEW_IMAGE"})
+        second = on["TableDescription"]["LatestStreamArn"]
+        self.assertNotEqual(second, arn, "re-enabling makes a new stream")
+        self.assertEqual([s["StreamArn"] for s in
+                          streams.list_streams(TableName=self.table)["Streams"]], [arn, second])
+
+    def test_a_write_made_while_its_primary_is_down_is_recorded_when_handed_back(self):
+        arn = self.create_streamed("NEW_IMAGE", sk="sk")["LatestStreamArn"]
+        client = self.next_client()
+        client.put_item(TableName=self.table, Item={"pk": {"S": "p"}, "sk": {"S": "1"}})
+
+        def primary():
+            for shard, records in self.by_shard(arn).items():
+                if records:
+                    return shard
+            return None
+
+        shard = wait_until(primary, SYNC_TIMEOUT_S, "the partition's first record")
+        node = int(shard.rsplit("-", 1)[1])
+        via = next(p for i, p in enumerate(self.ports) if i + 1 != node)
+        self.post(via, f"/admin/nodes/{node}/crash")
+        survivor = make_client(via)
+        survivor.put_item(TableName=self.table, Item={"pk": {"S": "p"}, "sk": {"S": "2"}})
+        once = boto3.session.Session().client(
+            "dynamodbstreams", endpoint_url=f"http://{HOST}:{via}", region_name="us-east-1",
+            aws_access_key_id="kvsim-test", aws_secret_access_key="kvsim-test",
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=20))
+        it = once.get_shard_iterator(StreamArn=arn, ShardId=shard,
+                                     ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        self.assertClientError("ServiceUnavailable", once.get_records, ShardIterator=it)
+        self.post(via, f"/admin/nodes/{node}/restart")
+
+        def handed_back():
+            try:
+                records = self.shard_records(arn, shard, make_streams_client(via))
+            except ClientError:
+                return None  # the node is still starting
+            keys = [r["dynamodb"]["Keys"]["sk"]["S"] for r in records]
+            return keys if keys == ["1", "2"] else None
+
+        wait_until(handed_back, STARTUP_TIMEOUT_S, "the handed-back write's record")
 
 
 @unittest.skipIf(MODE == "dynamo", "item versions are vector clocks in --mode dynamo, not log indexes")

@@ -218,16 +218,11 @@ pub async fn run(app: &AppState, req: &mut Request) -> Result<CreateTableOutput>
     }
 }
 
-/// Runs CreateTable on the leaderless engine: tables with their indexes, without streams.
+/// Runs CreateTable on the leaderless engine.
 pub async fn run_leaderless(node: &DynamoHandle, req: &mut Request) -> Result<CreateTableOutput> {
     let input: CreateTableInput = req.input().await?;
     let table = parse(&input, &req.region)?;
-    if table.stream.is_some() {
-        return Err(Error::validation(
-            "streams are not available in --mode dynamo yet; use --mode raft",
-        ));
-    }
-    let desc = service::create_table(node, table.spec, table.indexes).await?;
+    let desc = service::create_table(node, table.spec, table.indexes, table.stream).await?;
     Ok(CreateTableOutput {
         table_description: TableDescriptionWire::from_model(&desc),
     })

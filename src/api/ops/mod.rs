@@ -196,6 +196,10 @@ pub async fn run_leaderless(
         Op::ListTagsOfResource => encode(tags::list_leaderless(node, req).await?),
         Op::DescribeContinuousBackups => encode(backups::describe_leaderless(node, req).await?),
         Op::UpdateContinuousBackups => encode(backups::update_leaderless(node, req).await?),
+        Op::ListStreams => encode(streams::list_leaderless(node, req).await?),
+        Op::DescribeStream => encode(streams::describe_leaderless(node, req).await?),
+        Op::GetShardIterator => encode(streams::iterator_leaderless(node, req).await?),
+        Op::GetRecords => encode(streams::records_leaderless(node, req).await?),
         Op::CreateTable => encode(create_table::run_leaderless(node, req).await?),
         Op::DeleteTable => encode(delete_table::run_leaderless(node, req).await?),
         Op::DescribeTable => encode(describe_table::run_leaderless(node, req).await?),
@@ -218,9 +222,6 @@ pub async fn run_leaderless(
                  start the server with --mode raft for transactions"
             )))
         }
-        other => Err(Error::validation(format!(
-            "{other:?} is not available in --mode dynamo yet; use --mode raft"
-        ))),
     }
 }
 

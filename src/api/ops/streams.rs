@@ -10,6 +10,12 @@
 //! expires after 15 minutes as DynamoDB's do. A sequence number beyond the node's last record is accepted (a node that
 //! lags simply has nothing there yet) where DynamoDB, which has no lagging replicas to read,
 //! would refuse it.
+//!
+//! In `--mode dynamo` the same operations read the leaderless engine's change records
+//! ([`crate::dynamo::service`]): a stream has one shard per node, each holding the changes of
+//! the keys that node is primary for, read from that node over the mesh. Records of one item
+//! are all in one shard, in the order its primary saw them; sequence numbers name their
+//! shard (see [`SEQ_NODES`]).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,6 +27,8 @@ use crate::api::wire::streams::{
     SequenceNumberRange, Shard, StreamDescription, StreamRecordBody, StreamSummary, UserIdentity,
 };
 use crate::api::wire::{StreamSpecification, WireItem, key_schema_wire};
+use crate::dynamo::driver::DynamoHandle;
+use crate::dynamo::service::{self, SEQ_NODES};
 use crate::model::stream::{StreamInfo, StreamRecord, StreamView, format_seq, parse_seq};
 use crate::{Error, Result};
 
@@ -96,6 +104,19 @@ pub async fn list(app: &AppState, req: &mut Request) -> Result<ListStreamsOutput
     let input: ListStreamsInput = req.input().await?;
     let limit = limit(input.limit, 100, 100)?;
     let all = app.node.read(|store| store.streams()).await?;
+    Ok(list_page(&all, &input, limit))
+}
+
+/// Runs ListStreams in `--mode dynamo`.
+pub async fn list_leaderless(node: &DynamoHandle, req: &mut Request) -> Result<ListStreamsOutput> {
+    let input: ListStreamsInput = req.input().await?;
+    let limit = limit(input.limit, 100, 100)?;
+    let all = service::list_streams(node).await?;
+    Ok(list_page(&all, &input, limit))
+}
+
+/// A page of ListStreams' answer from every stream, oldest first.
+fn list_page(all: &[StreamInfo], input: &ListStreamsInput, limit: usize) -> ListStreamsOutput {
     let of_table: Vec<&StreamInfo> = all
         .iter()
         .filter(|s| input.table_name.as_ref().is_none_or(|t| *t == s.table))
@@ -117,12 +138,12 @@ pub async fn list(app: &AppState, req: &mut Request) -> Result<ListStreamsOutput
         .collect();
     let more = streams.len() > limit;
     streams.truncate(limit);
-    Ok(ListStreamsOutput {
+    ListStreamsOutput {
         last_evaluated_stream_arn: more
             .then(|| streams.last().map(|s| s.stream_arn.clone()))
             .flatten(),
         streams,
-    })
+    }
 }
 
 /// Runs DescribeStream.
@@ -146,7 +167,25 @@ pub async fn describe(app: &AppState, req: &mut Request) -> Result<DescribeStrea
         .ok_or_else(|| stream_not_found(&info.arn()))?;
     let more = shards.len() > limit;
     shards.truncate(limit);
-    Ok(DescribeStreamOutput {
+    let shards = shards
+        .iter()
+        .map(|s| Shard {
+            shard_id: info.shard_id(s.k),
+            sequence_number_range: SequenceNumberRange {
+                starting_sequence_number: format_seq(s.start),
+                ending_sequence_number: s
+                    .closed
+                    .then(|| format_seq(s.last.unwrap_or(s.start).max(s.start))),
+            },
+            parent_shard_id: s.parent.map(|p| info.shard_id(p)),
+        })
+        .collect();
+    Ok(description(&info, shards, more))
+}
+
+/// DescribeStream's answer: `shards` of `info`, and `more` if there are more after them.
+fn description(info: &StreamInfo, shards: Vec<Shard>, more: bool) -> DescribeStreamOutput {
+    DescribeStreamOutput {
         stream_description: StreamDescription {
             stream_arn: info.arn(),
             stream_label: info.label.clone(),
@@ -156,23 +195,56 @@ pub async fn describe(app: &AppState, req: &mut Request) -> Result<DescribeStrea
             table_name: info.table.clone(),
             key_schema: key_schema_wire([&info.key_schema.partition], &info.key_schema.sort),
             last_evaluated_shard_id: more
-                .then(|| shards.last().map(|s| info.shard_id(s.k)))
+                .then(|| shards.last().map(|s: &Shard| s.shard_id.clone()))
                 .flatten(),
-            shards: shards
-                .iter()
-                .map(|s| Shard {
-                    shard_id: info.shard_id(s.k),
-                    sequence_number_range: SequenceNumberRange {
-                        starting_sequence_number: format_seq(s.start),
-                        ending_sequence_number: s
-                            .closed
-                            .then(|| format_seq(s.last.unwrap_or(s.start).max(s.start))),
-                    },
-                    parent_shard_id: s.parent.map(|p| info.shard_id(p)),
-                })
-                .collect(),
+            shards,
         },
-    })
+    }
+}
+
+/// The node whose shard of `info` `shard` names, if it names one of `members`.
+fn shard_node(info: &StreamInfo, members: &[u64], shard: &str) -> Option<u64> {
+    info.parse_shard(shard).filter(|k| members.contains(k))
+}
+
+/// Runs DescribeStream in `--mode dynamo`: one shard per node, none with a parent. A shard's
+/// range starts at the first number its node could give a record; shards are open while the
+/// stream is enabled (each node goes on recording), and give no ending number once it is
+/// disabled (that would mean asking every node).
+pub async fn describe_leaderless(
+    node: &DynamoHandle,
+    req: &mut Request,
+) -> Result<DescribeStreamOutput> {
+    let input: DescribeStreamInput = req.input().await?;
+    let arn = required(input.stream_arn, "streamArn")?;
+    let limit = limit(input.limit, 100, 100)?;
+    let info = service::find_stream(node, &arn).await?;
+    let after = match input.exclusive_start_shard_id.as_deref() {
+        Some(id) => Some(shard_node(&info, &node.members, id).ok_or_else(|| {
+            Error::validation(format!(
+                "ExclusiveStartShardId {id} is not a shard of {arn}"
+            ))
+        })?),
+        None => None,
+    };
+    let mut members = node.members.to_vec();
+    members.sort_unstable();
+    let mut shards: Vec<Shard> = members
+        .into_iter()
+        .filter(|k| after.is_none_or(|a| *k > a))
+        .take(limit + 1)
+        .map(|k| Shard {
+            shard_id: info.shard_id(k),
+            sequence_number_range: SequenceNumberRange {
+                starting_sequence_number: format_seq(SEQ_NODES + k),
+                ending_sequence_number: None,
+            },
+            parent_shard_id: None,
+        })
+        .collect();
+    let more = shards.len() > limit;
+    shards.truncate(limit);
+    Ok(description(&info, shards, more))
 }
 
 /// A shard iterator's content.
@@ -184,6 +256,24 @@ struct Iterator {
 }
 
 impl Iterator {
+    /// Checks that the iterator is neither expired nor from the future; the time now.
+    fn check_age(&self) -> Result<u64> {
+        let now = now_ms();
+        if now.saturating_sub(self.issued_ms) > ITERATOR_LIFETIME_MS {
+            return Err(Error::ExpiredIterator(format!(
+                "Iterator expired. The iterator was created at time {} while right now it is {} which is further in the future than the tolerated delay of {ITERATOR_LIFETIME_MS} milliseconds.",
+                self.issued_ms, now
+            )));
+        }
+        if self.issued_ms > now.saturating_add(ITERATOR_CLOCK_SLACK_MS) {
+            return Err(Error::validation(format!(
+                "Invalid ShardIterator: issued in the future ({} ms, now {now})",
+                self.issued_ms
+            )));
+        }
+        Ok(now)
+    }
+
     fn encode(&self) -> String {
         format!(
             "{}|{}|{}|{}",
@@ -221,33 +311,60 @@ fn trimmed(info: &StreamInfo) -> Error {
     ))
 }
 
+/// What GetShardIterator asks for.
+struct IteratorRequest {
+    arn: String,
+    shard: String,
+    kind: String,
+    /// The sequence number to start at, for `AT_`/`AFTER_SEQUENCE_NUMBER` (one past the one
+    /// named for `AFTER`); `None` for `TRIM_HORIZON` and `LATEST`.
+    position: Option<u64>,
+}
+
+impl IteratorRequest {
+    async fn read(req: &mut Request) -> Result<IteratorRequest> {
+        let input: GetShardIteratorInput = req.input().await?;
+        let arn = required(input.stream_arn, "streamArn")?;
+        let shard = required(input.shard_id, "shardId")?;
+        let kind = required(input.shard_iterator_type, "shardIteratorType")?;
+        let at = |after: bool| -> Result<u64> {
+            let text = input.sequence_number.as_deref().ok_or_else(|| {
+                Error::validation(format!(
+                    "Must specify a sequence number for iterator type {kind}"
+                ))
+            })?;
+            let seq = parse_seq(text)
+                .ok_or_else(|| Error::validation(format!("Invalid SequenceNumber: {text}")))?;
+            seq.checked_add(u64::from(after))
+                .ok_or_else(|| Error::validation(format!("Invalid SequenceNumber: {text}")))
+        };
+        let position = match kind.as_str() {
+            "TRIM_HORIZON" | "LATEST" => None,
+            "AT_SEQUENCE_NUMBER" => Some(at(false)?),
+            "AFTER_SEQUENCE_NUMBER" => Some(at(true)?),
+            other => {
+                return Err(Error::validation(format!(
+                    "1 validation error detected: Value '{other}' at 'shardIteratorType' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, LATEST, AT_SEQUENCE_NUMBER, TRIM_HORIZON]"
+                )));
+            }
+        };
+        Ok(IteratorRequest {
+            arn,
+            shard,
+            kind,
+            position,
+        })
+    }
+}
+
 /// Runs GetShardIterator.
 pub async fn iterator(app: &AppState, req: &mut Request) -> Result<GetShardIteratorOutput> {
-    let input: GetShardIteratorInput = req.input().await?;
-    let arn = required(input.stream_arn, "streamArn")?;
-    let shard = required(input.shard_id, "shardId")?;
-    let kind = required(input.shard_iterator_type, "shardIteratorType")?;
-    let at = |after: bool| -> Result<u64> {
-        let text = input.sequence_number.as_deref().ok_or_else(|| {
-            Error::validation(format!(
-                "Must specify a sequence number for iterator type {kind}"
-            ))
-        })?;
-        let seq = parse_seq(text)
-            .ok_or_else(|| Error::validation(format!("Invalid SequenceNumber: {text}")))?;
-        seq.checked_add(u64::from(after))
-            .ok_or_else(|| Error::validation(format!("Invalid SequenceNumber: {text}")))
-    };
-    let position = match kind.as_str() {
-        "TRIM_HORIZON" | "LATEST" => None,
-        "AT_SEQUENCE_NUMBER" => Some(at(false)?),
-        "AFTER_SEQUENCE_NUMBER" => Some(at(true)?),
-        other => {
-            return Err(Error::validation(format!(
-                "1 validation error detected: Value '{other}' at 'shardIteratorType' failed to satisfy constraint: Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, LATEST, AT_SEQUENCE_NUMBER, TRIM_HORIZON]"
-            )));
-        }
-    };
+    let IteratorRequest {
+        arn,
+        shard,
+        kind,
+        position,
+    } = IteratorRequest::read(req).await?;
     // The shard's state and, for LATEST, nothing of its records.
     let page = {
         let (wanted, shard) = (arn.clone(), shard.clone());
@@ -289,19 +406,7 @@ pub async fn records(app: &AppState, req: &mut Request) -> Result<GetRecordsOutp
     let text = required(input.shard_iterator, "shardIterator")?;
     let limit = limit(input.limit, 1000, 1000)?;
     let it = Iterator::decode(&text)?;
-    let now = now_ms();
-    if now.saturating_sub(it.issued_ms) > ITERATOR_LIFETIME_MS {
-        return Err(Error::ExpiredIterator(format!(
-            "Iterator expired. The iterator was created at time {} while right now it is {} which is further in the future than the tolerated delay of {ITERATOR_LIFETIME_MS} milliseconds.",
-            it.issued_ms, now
-        )));
-    }
-    if it.issued_ms > now.saturating_add(ITERATOR_CLOCK_SLACK_MS) {
-        return Err(Error::validation(format!(
-            "Invalid ShardIterator: issued in the future ({} ms, now {now})",
-            it.issued_ms
-        )));
-    }
+    let now = it.check_age()?;
     let (arn, shard, from) = (it.arn.clone(), it.shard.clone(), it.next);
     let page = app
         .node
@@ -326,6 +431,94 @@ pub async fn records(app: &AppState, req: &mut Request) -> Result<GetRecordsOutp
         next_shard_iterator: (!ended).then(|| {
             Iterator {
                 next,
+                issued_ms: now,
+                ..it
+            }
+            .encode()
+        }),
+    })
+}
+
+/// Runs GetShardIterator in `--mode dynamo`. `LATEST` asks the shard's node where its records
+/// end; the other types need no round trip.
+pub async fn iterator_leaderless(
+    node: &DynamoHandle,
+    req: &mut Request,
+) -> Result<GetShardIteratorOutput> {
+    let IteratorRequest {
+        arn,
+        shard,
+        kind,
+        position,
+    } = IteratorRequest::read(req).await?;
+    let info = service::find_stream(node, &arn).await?;
+    let k = shard_node(&info, &node.members, &shard).ok_or_else(|| stream_not_found(&arn))?;
+    let next = match position {
+        // AFTER asked for one past the number named: the shard's next is one record on.
+        Some(seq) => {
+            let named = if kind == "AFTER_SEQUENCE_NUMBER" {
+                seq - 1
+            } else {
+                seq
+            };
+            if named % SEQ_NODES != k || named < SEQ_NODES {
+                return Err(Error::validation(format!(
+                    "Invalid SequenceNumber {} for shard {shard}: its numbers end in {k} in base {SEQ_NODES}",
+                    format_seq(named)
+                )));
+            }
+            let local = named / SEQ_NODES + u64::from(named != seq);
+            local * SEQ_NODES + k
+        }
+        None if kind == "LATEST" => {
+            let (_, page) = service::shard_page(node, &info, k, 0, 0, 0).await?;
+            page.next
+        }
+        None => k,
+    };
+    Ok(GetShardIteratorOutput {
+        shard_iterator: Iterator {
+            arn,
+            shard,
+            next,
+            issued_ms: now_ms(),
+        }
+        .encode(),
+    })
+}
+
+/// Runs GetRecords in `--mode dynamo`: a page of the shard's records, read from its node.
+pub async fn records_leaderless(
+    node: &DynamoHandle,
+    req: &mut Request,
+) -> Result<GetRecordsOutput> {
+    let input: GetRecordsInput = req.input().await?;
+    let text = required(input.shard_iterator, "shardIterator")?;
+    let limit = limit(input.limit, 1000, 1000)?;
+    let it = Iterator::decode(&text)?;
+    let now = it.check_age()?;
+    let info = service::find_stream(node, &it.arn).await?;
+    let k = shard_node(&info, &node.members, &it.shard).ok_or_else(|| stream_not_found(&it.arn))?;
+    let (records, page) =
+        service::shard_page(node, &info, k, it.next, limit, MAX_RECORD_BYTES).await?;
+    if it.next < page.first && it.next >= SEQ_NODES {
+        return Err(Error::TrimmedDataAccess(format!(
+            "The operation attempted to read past the oldest stream record in a shard: records of {} before sequence number {} have been trimmed",
+            info.arn(),
+            format_seq(page.first)
+        )));
+    }
+    // A disabled stream's shard read to its end is closed: no next iterator.
+    let ended = info.disabled_ms.is_some() && page.at_end;
+    let region = info.table_arn.split(':').nth(3).unwrap_or("us-east-1");
+    Ok(GetRecordsOutput {
+        records: records
+            .into_iter()
+            .map(|(seq, r)| record_wire(&info, region, seq, r))
+            .collect(),
+        next_shard_iterator: (!ended).then(|| {
+            Iterator {
+                next: page.next,
                 issued_ms: now,
                 ..it
             }

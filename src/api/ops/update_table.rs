@@ -56,10 +56,11 @@ async fn run_on(engine: Engine<'_>, req: &mut Request) -> Result<UpdateTableOutp
     }
     if let Some(spec) = &input.stream_specification {
         let view = requested_view(spec)?;
-        let Engine::Raft(app) = engine else {
-            return Err(Error::validation(
-                "streams are not available in --mode dynamo yet; use --mode raft",
-            ));
+        let app = match engine {
+            Engine::Raft(app) => app,
+            Engine::Leaderless(node) => {
+                return output(crate::dynamo::service::alter_stream(node, &name, view).await?);
+            }
         };
         table_meta(app, &name).await?;
         let shard_entries = app.node.tuning().stream_shard_entries;
