@@ -1007,3 +1007,107 @@ async fn nodes_restarted_from_their_data_keep_every_acknowledged_write() {
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_follows_a_shard_per_node_and_prints_each_change_once() {
+    let cluster = start("lww", PATIENT).await;
+    ok(
+        &cluster,
+        1,
+        "CreateTable",
+        json!({
+            "TableName": "Tab",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+            "BillingMode": "PAY_PER_REQUEST",
+            "StreamSpecification": {"StreamEnabled": true, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        }),
+    )
+    .await;
+    let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_kvsim"))
+        .args([
+            "watch",
+            "--table-name",
+            "Tab",
+            "--target-addr",
+            &cluster.addrs()[&2],
+            "--from",
+            "trim-horizon",
+            "--count",
+            "5",
+            "--output",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start kvsim watch");
+    let writes = [
+        ("PutItem", put("a", json!({"n": {"N": "1"}}))),
+        ("PutItem", put("b", json!({}))),
+        ("PutItem", put("a", json!({"n": {"N": "1"}}))), // unchanged: no record
+        (
+            "UpdateItem",
+            json!({"TableName": "Tab", "Key": {"pk": {"S": "a"}}, "UpdateExpression": "SET n = :n",
+                   "ExpressionAttributeValues": {":n": {"N": "3"}}}),
+        ),
+        ("PutItem", put("c", json!({}))),
+        ("DeleteItem", key("a")),
+    ];
+    for (i, (op, input)) in writes.into_iter().enumerate() {
+        ok(&cluster, 1 + i as u64 % 5, op, input).await;
+    }
+    let deadline = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = watch.try_wait().expect("wait for the watch") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = watch.kill();
+            panic!("kvsim watch did not print 5 changes in time");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "kvsim watch exited with {status}");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut watch.stdout.take().expect("stdout"), &mut out)
+        .expect("read the watch's output");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    // Each item's changes in order (different items' may interleave: one shard per node).
+    let of = |pk: &str| -> Vec<(String, Value)> {
+        lines
+            .iter()
+            .filter(|l| l["keys"]["pk"] == pk)
+            .map(|l| {
+                (
+                    l["event"].as_str().unwrap_or("").to_string(),
+                    l["new"]["n"].clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        of("a"),
+        vec![
+            ("INSERT".to_string(), json!(1)),
+            ("MODIFY".to_string(), json!(3)),
+            ("REMOVE".to_string(), Value::Null),
+        ],
+        "{out}"
+    );
+    assert_eq!(of("b"), vec![("INSERT".to_string(), Value::Null)], "{out}");
+    assert_eq!(of("c"), vec![("INSERT".to_string(), Value::Null)], "{out}");
+    let modify = lines
+        .iter()
+        .find(|l| l["event"] == "MODIFY")
+        .expect("the MODIFY line");
+    assert_eq!(
+        modify["json_patch"],
+        json!([{"op": "replace", "path": "/n", "value": 3}])
+    );
+    assert_eq!(modify["version"], Value::Null, "versions are clocks here");
+    cluster.shutdown().await;
+}

@@ -5,6 +5,10 @@
 //! cluster's status lists, resuming at the sequence number after the last change it printed:
 //! every node holds the same records under the same numbers, so nothing is skipped and
 //! nothing printed twice. A node that lags simply has nothing new yet.
+//!
+//! A stream of `--mode dynamo` has parallel shards (one per node, none with a parent): they are
+//! read in turn, each from where it was left, so an item's changes print in order and
+//! different items' interleave. A shard whose node is down is skipped until it answers again.
 
 use std::time::Duration;
 
@@ -136,6 +140,16 @@ async fn follow(client: &Client, args: &Args) -> Result<i32> {
     // Start where asked, then go round the others.
     nodes.retain(|a| a != client.target());
     nodes.insert(0, client.target().to_string());
+    let (shards, _) = all_shards(client, client.target(), &arn).await?;
+    if shards.len() > 1 && shards.iter().all(|s| s.parent_shard_id.is_none()) {
+        let watch = Watch {
+            client,
+            args,
+            info: &info,
+            filter: filter.as_ref(),
+        };
+        return watch.parallel(&arn, shards, &nodes).await;
+    }
     let mut at = 0;
     let mut resume = Resume::From(args.from);
     let mut iterator: Option<String> = None;
@@ -219,7 +233,7 @@ async fn follow(client: &Client, args: &Args) -> Result<i32> {
             }) {
                 continue;
             }
-            print_change(&info, args, seq, &record)?;
+            print_change(&info, args, Some(seq_version(seq)), &record)?;
             printed += 1;
             if args.count.is_some_and(|n| printed >= n) {
                 return Ok(0);
@@ -231,6 +245,152 @@ async fn follow(client: &Client, args: &Args) -> Result<i32> {
         if empty {
             tokio::time::sleep(POLL).await;
         }
+    }
+}
+
+/// What following parallel shards needs.
+struct Watch<'a> {
+    client: &'a Client,
+    args: &'a Args,
+    info: &'a TableInfo,
+    filter: Option<&'a Item>,
+}
+
+/// One parallel shard being followed.
+struct Cursor {
+    shard: String,
+    iterator: Option<String>,
+    /// The last sequence number printed from it, to resume after.
+    after: Option<String>,
+    /// Closed and read to its end.
+    done: bool,
+    /// Said that it could not be read (said once until it can again).
+    warned: bool,
+}
+
+impl Watch<'_> {
+    /// Follows parallel shards (see the module documentation) until `--count` changes were
+    /// printed or every shard is closed and read.
+    async fn parallel(&self, arn: &str, shards: Vec<Shard>, nodes: &[String]) -> Result<i32> {
+        let mut cursors: Vec<Cursor> = shards
+            .into_iter()
+            .map(|s| Cursor {
+                shard: s.shard_id,
+                iterator: None,
+                after: None,
+                done: false,
+                warned: false,
+            })
+            .collect();
+        let (mut at, mut printed) = (0, 0);
+        loop {
+            let node = nodes[at % nodes.len()].clone();
+            let (mut read, mut failed, mut open) = (false, None, 0);
+            for cursor in cursors.iter_mut().filter(|c| !c.done) {
+                open += 1;
+                match self.read_shard(&node, arn, cursor, &mut printed).await {
+                    Ok(any) => {
+                        read |= any;
+                        cursor.warned = false;
+                    }
+                    Err(Error::Unavailable(m)) => {
+                        if !cursor.warned {
+                            eprintln!("{} not readable now ({m}); will retry", cursor.shard);
+                            cursor.warned = true;
+                        }
+                        failed = Some(Error::Unavailable(m));
+                    }
+                    Err(e) => return Err(e),
+                }
+                if self.args.count.is_some_and(|n| printed >= n) {
+                    return Ok(0);
+                }
+            }
+            if open == 0 {
+                eprintln!(
+                    "the stream of {} was disabled; nothing more to watch",
+                    self.args.table_name
+                );
+                return Ok(0);
+            }
+            // Every open shard failed: perhaps the node asked is the one down.
+            if let (Some(e), false) = (failed, read) {
+                at = next_node(self.client, nodes, at, &e).await?;
+            }
+            if !read {
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }
+
+    /// Reads one page of `cursor`'s shard at `node` and prints its changes; true if it had
+    /// any records.
+    async fn read_shard(
+        &self,
+        node: &str,
+        arn: &str,
+        cursor: &mut Cursor,
+        printed: &mut u64,
+    ) -> Result<bool> {
+        let it = match cursor.iterator.take() {
+            Some(it) => it,
+            None => {
+                let (kind, seq) = match (&cursor.after, self.args.from) {
+                    (Some(seq), _) => ("AFTER_SEQUENCE_NUMBER", Some(seq.clone())),
+                    (None, From::Latest) => ("LATEST", None),
+                    (None, From::TrimHorizon) => ("TRIM_HORIZON", None),
+                };
+                let out: GetShardIteratorOutput = self
+                    .client
+                    .call_at(
+                        node,
+                        &format!("{STREAMS}.GetShardIterator"),
+                        &GetShardIteratorInput {
+                            stream_arn: Some(arn.to_string()),
+                            shard_id: Some(cursor.shard.clone()),
+                            shard_iterator_type: Some(kind.into()),
+                            sequence_number: seq,
+                        },
+                    )
+                    .await?;
+                out.shard_iterator
+            }
+        };
+        let page: GetRecordsOutput = match self
+            .client
+            .call_at(
+                node,
+                &format!("{STREAMS}.GetRecords"),
+                &GetRecordsInput {
+                    shard_iterator: Some(it),
+                    limit: None,
+                },
+            )
+            .await
+        {
+            Ok(page) => page,
+            Err(Error::ExpiredIterator(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let any = !page.records.is_empty();
+        for record in page.records {
+            cursor.after = Some(record.dynamodb.sequence_number.clone());
+            if self.filter.is_some_and(|f| {
+                f.iter()
+                    .any(|(k, v)| record.dynamodb.keys.0.get(k) != Some(v))
+            }) {
+                continue;
+            }
+            // Versions are vector clocks here, not positions in a log.
+            print_change(self.info, self.args, None, &record)?;
+            *printed += 1;
+            if self.args.count.is_some_and(|n| *printed >= n) {
+                break;
+            }
+        }
+        cursor.done = page.next_shard_iterator.is_none();
+        cursor.iterator = page.next_shard_iterator;
+        Ok(any)
     }
 }
 
@@ -348,7 +508,14 @@ async fn next_node(client: &Client, nodes: &[String], at: usize, e: &Error) -> R
     Ok(next)
 }
 
-fn print_change(info: &TableInfo, args: &Args, seq: u64, record: &RecordWire) -> Result<()> {
+/// Prints one change; `version` is the item's version after it, where the stream's sequence
+/// numbers carry it (Raft mode).
+fn print_change(
+    info: &TableInfo,
+    args: &Args,
+    version: Option<u64>,
+    record: &RecordWire,
+) -> Result<()> {
     let names = info.key_names();
     let body = &record.dynamodb;
     let old = body.old_image.as_ref().map(|i| item_to_plain(&i.0, &names));
@@ -367,7 +534,6 @@ fn print_change(info: &TableInfo, args: &Args, seq: u64, record: &RecordWire) ->
     } else {
         (None, None)
     };
-    let version = seq_version(seq);
     let time = humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH
             + Duration::from_secs_f64(body.approximate_creation_date_time.max(0.0)),
@@ -392,9 +558,8 @@ fn print_change(info: &TableInfo, args: &Args, seq: u64, record: &RecordWire) ->
     }
     let key = describe_key(&body.keys.0, info);
     let who = if by_ttl { " (time to live)" } else { "" };
-    write_stdout(format_args!(
-        "{time} {event:<6} {key} version {version}{who}\n"
-    ))?;
+    let version = version.map(|v| format!(" version {v}")).unwrap_or_default();
+    write_stdout(format_args!("{time} {event:<6} {key}{version}{who}\n"))?;
     let shown = match args.format {
         Format::Events => new.or(old),
         Format::JsonPatch => jp,
