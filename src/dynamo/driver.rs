@@ -26,7 +26,9 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::dynamo::NodeId;
-use crate::dynamo::node::{Done, DynamoNode, Gossip, Key, Msg, ReqId, VersionStore, WriteFn};
+use crate::dynamo::node::{
+    ChangeQuery, Done, DynamoNode, Gossip, Key, Msg, ReqId, VersionStore, WriteFn,
+};
 use crate::dynamo::storage::RedbVersions;
 use crate::events::{EventLog, NodeEvent};
 use crate::faults::SharedFaults;
@@ -65,10 +67,7 @@ enum Input {
     },
     Changes {
         node: NodeId,
-        prefix: Vec<u8>,
-        from: u64,
-        limit: usize,
-        max_bytes: u64,
+        query: ChangeQuery,
         reply: Reply,
     },
     Peer {
@@ -349,27 +348,16 @@ impl DynamoHandle {
         self.ask(Input::Scan { prefix, reply }, answer).await
     }
 
-    /// A page of node `at`'s change records (a stream shard), of partitions beginning with
-    /// `prefix`, from sequence number `from` on. See [`DynamoNode::changes`].
+    /// A page of node `at`'s change records (a stream shard). See [`DynamoNode::changes`].
     ///
     /// # Errors
     /// `Unavailable` when `at` is suspected or does not answer in time, or this node is down.
-    pub async fn changes(
-        &self,
-        at: NodeId,
-        prefix: Vec<u8>,
-        from: u64,
-        limit: usize,
-        max_bytes: u64,
-    ) -> Result<Done> {
+    pub async fn changes(&self, at: NodeId, query: ChangeQuery) -> Result<Done> {
         let (reply, answer) = oneshot::channel();
         self.ask(
             Input::Changes {
                 node: at,
-                prefix,
-                from,
-                limit,
-                max_bytes,
+                query,
                 reply,
             },
             answer,
@@ -532,13 +520,10 @@ fn run<S: VersionStore>(
                 }
                 Input::Changes {
                     node: at,
-                    prefix,
-                    from,
-                    limit,
-                    max_bytes,
+                    query,
                     reply,
                 } => {
-                    waiting.insert(node.changes(at, prefix, from, limit, max_bytes), reply);
+                    waiting.insert(node.changes(at, query), reply);
                 }
                 Input::Peer { from, msg } => node.step(from, msg)?,
                 Input::Status { reply } => {

@@ -88,6 +88,32 @@ pub struct Change {
     pub new: Option<Item>,
 }
 
+/// What a read of one node's change records asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeQuery {
+    /// Only records of partitions beginning with this (a table).
+    pub prefix: Vec<u8>,
+    /// The first sequence number wanted.
+    pub from: u64,
+    /// The most records wanted; with 0, none, and the page's `next` is the number the next
+    /// record will get.
+    pub limit: usize,
+    /// About the most bytes of records wanted (at least one record is returned).
+    pub max_bytes: u64,
+}
+
+impl ChangeQuery {
+    /// Every record of every partition.
+    pub fn all() -> ChangeQuery {
+        ChangeQuery {
+            prefix: Vec::new(),
+            from: 0,
+            limit: usize::MAX,
+            max_bytes: u64::MAX,
+        }
+    }
+}
+
 /// A page of one node's change records.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChangePage {
@@ -132,11 +158,8 @@ pub trait VersionStore {
     fn remove(&mut self, key: &Key) -> Result<()>;
     /// Records a change under the next sequence number (made durable by the next flush).
     fn record(&mut self, change: Change) -> Result<()>;
-    /// Flushed records from sequence number `from` on whose keys' partitions begin with
-    /// `prefix`: at most `limit` of them and, past the first, at most `max_bytes` of items.
-    /// With `limit` 0, no records and `next` the number the next record will get.
-    fn changes(&self, prefix: &[u8], from: u64, limit: usize, max_bytes: u64)
-    -> Result<ChangePage>;
+    /// The flushed records `query` asks for.
+    fn changes(&self, query: &ChangeQuery) -> Result<ChangePage>;
     /// Forgets the records recorded before `before_ms` (from the oldest on, stopping at the
     /// first younger one); returns how many.
     fn trim_changes(&mut self, before_ms: u64) -> Result<usize>;
@@ -313,18 +336,12 @@ pub enum Msg {
         /// The sender's view.
         view: Vec<Gossip>,
     },
-    /// Send your change records from `from` on, of partitions beginning with `prefix`.
+    /// Send the change records `query` asks for.
     ReadChanges {
         /// The coordinator's request.
         req: ReqId,
-        /// The partitions' common beginning (a table).
-        prefix: Vec<u8>,
-        /// The first sequence number wanted.
-        from: u64,
-        /// The most records wanted.
-        limit: usize,
-        /// The most bytes of items wanted.
-        max_bytes: u64,
+        /// What is asked for.
+        query: ChangeQuery,
     },
     /// The records asked for.
     Changes {
@@ -628,18 +645,12 @@ impl<S: VersionStore> DynamoNode<S> {
                 },
             );
         }
-        self.pending.insert(
+        self.track(
             req,
-            Pending {
-                key: Key {
-                    partition,
-                    item: Vec::new(),
-                },
-                phase: Phase::Listing {
-                    replies: BTreeMap::new(),
-                    want: want.max(1),
-                },
-                deadline: self.ticks + self.opts.request_ticks,
+            partition,
+            Phase::Listing {
+                replies: BTreeMap::new(),
+                want: want.max(1),
             },
         );
         req
@@ -667,34 +678,20 @@ impl<S: VersionStore> DynamoNode<S> {
                 },
             );
         }
-        self.pending.insert(
+        self.track(
             req,
-            Pending {
-                key: Key {
-                    partition: prefix,
-                    item: Vec::new(),
-                },
-                phase: Phase::Listing {
-                    replies: BTreeMap::new(),
-                    want: asked.len().max(1),
-                },
-                deadline: self.ticks + self.opts.request_ticks,
+            prefix,
+            Phase::Listing {
+                replies: BTreeMap::new(),
+                want: asked.len().max(1),
             },
         );
         req
     }
 
-    /// Starts a read of `node`'s change records (one shard of a stream): from `from` on, of
-    /// partitions beginning with `prefix`, at most `limit` records and about `max_bytes` of
-    /// items. Fails at once if `node` is suspected, or at the deadline if it does not answer.
-    pub fn changes(
-        &mut self,
-        node: NodeId,
-        prefix: Vec<u8>,
-        from: u64,
-        limit: usize,
-        max_bytes: u64,
-    ) -> ReqId {
+    /// Starts a read of `node`'s change records (one shard of a stream). Fails at once if
+    /// `node` is suspected, or at the deadline if it does not answer.
+    pub fn changes(&mut self, node: NodeId, query: ChangeQuery) -> ReqId {
         let req = self.next_req;
         self.next_req += 1;
         if self.is_suspected(node) || !self.opts.members.contains(&node) {
@@ -707,28 +704,25 @@ impl<S: VersionStore> DynamoNode<S> {
             ));
             return req;
         }
-        self.send(
-            node,
-            Msg::ReadChanges {
-                req,
-                prefix: prefix.clone(),
-                from,
-                limit,
-                max_bytes,
-            },
-        );
+        let partition = query.prefix.clone();
+        self.send(node, Msg::ReadChanges { req, query });
+        self.track(req, partition, Phase::Changes { node });
+        req
+    }
+
+    /// Waits for the answers to request `req` about `partition` until its deadline.
+    fn track(&mut self, req: ReqId, partition: Vec<u8>, phase: Phase) {
         self.pending.insert(
             req,
             Pending {
                 key: Key {
-                    partition: prefix,
+                    partition,
                     item: Vec::new(),
                 },
-                phase: Phase::Changes { node },
+                phase,
                 deadline: self.ticks + self.opts.request_ticks,
             },
         );
-        req
     }
 
     fn on_listed(&mut self, from: NodeId, req: ReqId, entries: Vec<(Key, Siblings)>) {
@@ -886,14 +880,8 @@ impl<S: VersionStore> DynamoNode<S> {
                 );
             }
             Msg::Listed { req, entries } => self.on_listed(from, req, entries),
-            Msg::ReadChanges {
-                req,
-                prefix,
-                from: first,
-                limit,
-                max_bytes,
-            } => {
-                let page = self.store.changes(&prefix, first, limit, max_bytes)?;
+            Msg::ReadChanges { req, query } => {
+                let page = self.store.changes(&query)?;
                 self.reply(from, Msg::Changes { req, page });
             }
             Msg::Changes { req, page } => {
@@ -1686,13 +1674,8 @@ mod tests {
             self.live.changes.push((seq, change));
             Ok(())
         }
-        fn changes(
-            &self,
-            prefix: &[u8],
-            from: u64,
-            limit: usize,
-            _max_bytes: u64,
-        ) -> Result<ChangePage> {
+        fn changes(&self, query: &ChangeQuery) -> Result<ChangePage> {
+            let (prefix, from, limit) = (&query.prefix, query.from, query.limit);
             let kept = &self.durable.changes;
             let records: Vec<(u64, Change)> = kept
                 .iter()
@@ -1913,7 +1896,7 @@ mod tests {
         fn changes(&self, id: NodeId, key: &str) -> Vec<Change> {
             let page = self.nodes[&id]
                 .store()
-                .changes(&[], 0, usize::MAX, u64::MAX)
+                .changes(&ChangeQuery::all())
                 .expect("read changes");
             page.records
                 .into_iter()

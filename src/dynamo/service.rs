@@ -45,11 +45,10 @@ use rand::Rng;
 
 use crate::dynamo::NodeId;
 use crate::dynamo::driver::DynamoHandle;
-use crate::dynamo::node::{CHANGE_RETENTION_MS, Change, ChangePage};
-use crate::dynamo::node::{Done, Key};
+use crate::dynamo::node::{CHANGE_RETENTION_MS, Change, ChangePage, ChangeQuery, Done, Key};
 use crate::model::item::{check_item_size, item_size};
 use crate::model::key::encode_key_value;
-use crate::model::stream::{StreamInfo, StreamRecord, StreamView, label_at};
+use crate::model::stream::{StreamInfo, StreamRecord, StreamView};
 use crate::model::table::{
     TableDescription, TableMeta, TableSettings, TableSpec, TableStatus, ttl_expired,
 };
@@ -132,20 +131,8 @@ fn new_stream(
         .iter()
         .map(|s| s.created_ms + 1)
         .fold(at_ms, u64::max);
-    StreamInfo {
-        id: created_ms,
-        table: meta.spec.name.clone(),
-        table_id: meta.id,
-        table_arn: meta.spec.arn.clone(),
-        key_schema: meta.spec.key_schema.clone(),
-        view,
-        created_ms,
-        label: label_at(created_ms),
-        disabled_ms: None,
-        trimmed_to: 0,
-        // Shards are nodes here, not ranges of a log.
-        shard_entries: 0,
-    }
+    // Shards are nodes here, not ranges of a log.
+    StreamInfo::new(meta, created_ms, view, created_ms, 0)
 }
 
 /// How long a deleted table stays `DELETING` (its name cannot be reused meanwhile).
@@ -765,15 +752,13 @@ pub async fn shard_page(
     max_bytes: u64,
 ) -> Result<(Vec<(u64, StreamRecord)>, ChangePage)> {
     let local = from / SEQ_NODES;
-    let done = node
-        .changes(
-            shard,
-            prefix_of(&stream.table, stream.table_id),
-            local,
-            limit,
-            max_bytes,
-        )
-        .await?;
+    let query = ChangeQuery {
+        prefix: prefix_of(&stream.table, stream.table_id),
+        from: local,
+        limit,
+        max_bytes,
+    };
+    let done = node.changes(shard, query).await?;
     let Done::Changes(mut page) = done else {
         return Err(Error::internal(format!(
             "a change read finished as {done:?}"

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::dynamo::NodeId;
-use crate::dynamo::node::{Change, ChangePage, Key, VersionStore};
+use crate::dynamo::node::{Change, ChangePage, ChangeQuery, Key, VersionStore};
 use crate::dynamo::ring::{Md5Hash, RingHash};
 use crate::dynamo::version::{Siblings, Version};
 use crate::{Error, Result};
@@ -304,13 +304,8 @@ impl VersionStore for RedbVersions {
         Ok(())
     }
 
-    fn changes(
-        &self,
-        prefix: &[u8],
-        from: u64,
-        limit: usize,
-        max_bytes: u64,
-    ) -> Result<ChangePage> {
+    fn changes(&self, query: &ChangeQuery) -> Result<ChangePage> {
+        let (from, limit, max_bytes) = (query.from, query.limit, query.max_bytes);
         let txn = self.db.begin_read()?;
         let table = txn.open_table(CHANGES)?;
         let first = table
@@ -343,7 +338,7 @@ impl VersionStore for RedbVersions {
             examined += 1;
             page.next = seq.value() + 1;
             let change: Change = decode("change", value.value())?;
-            if change.key.partition.starts_with(prefix) {
+            if change.key.partition.starts_with(&query.prefix) {
                 bytes += size;
                 page.records.push((seq.value(), change));
             }
@@ -493,6 +488,15 @@ mod tests {
         }
     }
 
+    fn query(prefix: &[u8], from: u64, limit: usize, max_bytes: u64) -> ChangeQuery {
+        ChangeQuery {
+            prefix: prefix.to_vec(),
+            from,
+            limit,
+            max_bytes,
+        }
+    }
+
     #[test]
     fn change_records_are_read_once_flushed_and_their_numbers_never_reused() -> Result<()> {
         let disk = SimDisk::new();
@@ -501,27 +505,32 @@ mod tests {
         store.record(change("t2b", 20, "b"))?;
         store.record(change("t1c", 30, "c"))?;
         // Not flushed: not readable (a crash could lose them and reuse their numbers).
-        assert!(store.changes(b"t1", 0, 10, u64::MAX)?.records.is_empty());
+        assert!(
+            store
+                .changes(&query(b"t1", 0, 10, u64::MAX))?
+                .records
+                .is_empty()
+        );
         store.flush()?;
-        let page = store.changes(b"t1", 0, 10, u64::MAX)?;
+        let page = store.changes(&query(b"t1", 0, 10, u64::MAX))?;
         let seqs: Vec<u64> = page.records.iter().map(|(s, _)| *s).collect();
         assert_eq!(seqs, vec![1, 3]);
         assert_eq!((page.next, page.first, page.at_end), (4, 1, true));
         // A page cut short by its limit says where to go on.
-        let first = store.changes(b"", 0, 1, u64::MAX)?;
+        let first = store.changes(&query(b"", 0, 1, u64::MAX))?;
         assert_eq!(
             (first.records.len(), first.next, first.at_end),
             (1, 2, false)
         );
         assert_eq!(
-            store.changes(b"", 0, 0, 0)?.next,
+            store.changes(&query(b"", 0, 0, 0))?.next,
             4,
             "limit 0: where the shard ends"
         );
         // Trimming forgets the oldest, up to the first young enough to keep.
         assert_eq!(store.trim_changes(25)?, 2);
         store.flush()?;
-        let page = store.changes(b"", 0, 10, u64::MAX)?;
+        let page = store.changes(&query(b"", 0, 10, u64::MAX))?;
         assert_eq!(page.first, 3);
         assert_eq!(page.records.len(), 1);
         // Lost in a crash before its flush: its number is given again, never a flushed one's.
@@ -530,15 +539,19 @@ mod tests {
         drop(store);
         let disk = disk.recover();
         let mut store = open(&disk)?;
-        assert_eq!(store.changes(b"", 0, 10, u64::MAX)?.next, 4);
+        assert_eq!(store.changes(&query(b"", 0, 10, u64::MAX))?.next, 4);
         assert_eq!(store.trim_changes(100)?, 1);
         store.flush()?;
         drop(store);
         let mut store = open(&disk)?;
-        assert_eq!(store.changes(b"", 0, 10, u64::MAX)?.next, 4, "all trimmed");
+        assert_eq!(
+            store.changes(&query(b"", 0, 10, u64::MAX))?.next,
+            4,
+            "all trimmed"
+        );
         store.record(change("t1e", 50, "e"))?;
         store.flush()?;
-        let page = store.changes(b"", 0, 10, u64::MAX)?;
+        let page = store.changes(&query(b"", 0, 10, u64::MAX))?;
         assert_eq!(
             page.records.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
             vec![4]

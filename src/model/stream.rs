@@ -113,6 +113,29 @@ pub struct StreamInfo {
 }
 
 impl StreamInfo {
+    /// A stream of `meta`'s table enabled at `created_ms` (and labelled by it), enabled.
+    pub fn new(
+        meta: &crate::model::table::TableMeta,
+        id: u64,
+        view: StreamView,
+        created_ms: u64,
+        shard_entries: u64,
+    ) -> StreamInfo {
+        StreamInfo {
+            id,
+            table: meta.spec.name.clone(),
+            table_id: meta.id,
+            table_arn: meta.spec.arn.clone(),
+            key_schema: meta.spec.key_schema.clone(),
+            view,
+            created_ms,
+            label: label_at(created_ms),
+            disabled_ms: None,
+            trimmed_to: 0,
+            shard_entries,
+        }
+    }
+
     /// `StreamArn`.
     pub fn arn(&self) -> String {
         format!("{}/stream/{}", self.table_arn, self.label)

@@ -26,7 +26,7 @@ use crate::dynamo::NodeId;
 use crate::dynamo::clock::VectorClock;
 use crate::dynamo::merge::{self, Merger};
 use crate::dynamo::node::{
-    Change, Done, DynamoBug, DynamoNode, Key, Msg, Options, ReqId, VersionStore,
+    Change, ChangeQuery, Done, DynamoBug, DynamoNode, Key, Msg, Options, ReqId, VersionStore,
 };
 use crate::dynamo::ring::Ring;
 use crate::dynamo::storage::RedbVersions;
@@ -514,7 +514,7 @@ impl Sim {
         let merger = self.merger()?;
         let mut changes: BTreeMap<NodeId, Vec<Change>> = BTreeMap::new();
         for (id, node) in &self.nodes {
-            let page = node.store().changes(&[], 0, usize::MAX, u64::MAX)?;
+            let page = node.store().changes(&ChangeQuery::all())?;
             changes.insert(*id, page.records.into_iter().map(|(_, c)| c).collect());
         }
         for k in 0..KEYS {

@@ -9,9 +9,7 @@
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use crate::model::Item;
-use crate::model::stream::{
-    RECORDS_PER_ENTRY, StreamEvent, StreamInfo, StreamRecord, StreamView, label_at,
-};
+use crate::model::stream::{RECORDS_PER_ENTRY, StreamEvent, StreamInfo, StreamRecord, StreamView};
 use crate::model::table::TableMeta;
 use crate::store::tables::{STREAM_RECORDS, STREAMS, TABLE_STREAMS};
 use crate::{Error, Result};
@@ -61,7 +59,6 @@ pub fn enable(
     view: StreamView,
     shard_entries: u64,
 ) -> Result<()> {
-    let mut label = label_at(at_ms);
     let mut created_ms = at_ms;
     if let Some((previous, code)) = txn
         .open_table(TABLE_STREAMS)?
@@ -80,22 +77,9 @@ pub fn enable(
             && old.created_ms >= created_ms
         {
             created_ms = old.created_ms + 1;
-            label = label_at(created_ms);
         }
     }
-    let info = StreamInfo {
-        id: index,
-        table: meta.spec.name.clone(),
-        table_id: meta.id,
-        table_arn: meta.spec.arn.clone(),
-        key_schema: meta.spec.key_schema.clone(),
-        view,
-        created_ms,
-        label,
-        disabled_ms: None,
-        trimmed_to: 0,
-        shard_entries: shard_entries.max(1),
-    };
+    let info = StreamInfo::new(meta, index, view, created_ms, shard_entries.max(1));
     txn.open_table(STREAMS)?
         .insert(index, encode(&info)?.as_slice())?;
     txn.open_table(TABLE_STREAMS)?

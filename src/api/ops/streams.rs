@@ -256,6 +256,19 @@ struct Iterator {
 }
 
 impl Iterator {
+    /// GetShardIterator's answer: an iterator issued now.
+    fn issued_now(arn: String, shard: String, next: u64) -> GetShardIteratorOutput {
+        GetShardIteratorOutput {
+            shard_iterator: Iterator {
+                arn,
+                shard,
+                next,
+                issued_ms: now_ms(),
+            }
+            .encode(),
+        }
+    }
+
     /// Checks that the iterator is neither expired nor from the future; the time now.
     fn check_age(&self) -> Result<u64> {
         let now = now_ms();
@@ -389,15 +402,7 @@ pub async fn iterator(app: &AppState, req: &mut Request) -> Result<GetShardItera
         (_, Some(seq)) => seq,
         (_, None) => found.start,
     };
-    Ok(GetShardIteratorOutput {
-        shard_iterator: Iterator {
-            arn,
-            shard,
-            next,
-            issued_ms: now_ms(),
-        }
-        .encode(),
-    })
+    Ok(Iterator::issued_now(arn, shard, next))
 }
 
 /// Runs GetRecords.
@@ -422,13 +427,31 @@ pub async fn records(app: &AppState, req: &mut Request) -> Result<GetRecordsOutp
     // A closed shard read to its end has no next iterator: the reader moves on to its child
     // (DescribeStream), or is done when the stream is disabled.
     let ended = page.shard.closed && page.shard.last.is_none_or(|l| next > l);
+    Ok(records_output(
+        info,
+        records,
+        it,
+        (!ended).then_some(next),
+        now,
+    ))
+}
+
+/// GetRecords' answer: `records` of `info`, and an iterator like `it` reading on from `next`
+/// (none once the shard is closed and read to its end).
+fn records_output(
+    info: &StreamInfo,
+    records: Vec<(u64, StreamRecord)>,
+    it: Iterator,
+    next: Option<u64>,
+    now: u64,
+) -> GetRecordsOutput {
     let region = info.table_arn.split(':').nth(3).unwrap_or("us-east-1");
-    Ok(GetRecordsOutput {
+    GetRecordsOutput {
         records: records
             .into_iter()
             .map(|(seq, r)| record_wire(info, region, seq, r))
             .collect(),
-        next_shard_iterator: (!ended).then(|| {
+        next_shard_iterator: next.map(|next| {
             Iterator {
                 next,
                 issued_ms: now,
@@ -436,7 +459,7 @@ pub async fn records(app: &AppState, req: &mut Request) -> Result<GetRecordsOutp
             }
             .encode()
         }),
-    })
+    }
 }
 
 /// Runs GetShardIterator in `--mode dynamo`. `LATEST` asks the shard's node where its records
@@ -476,15 +499,7 @@ pub async fn iterator_leaderless(
         }
         None => k,
     };
-    Ok(GetShardIteratorOutput {
-        shard_iterator: Iterator {
-            arn,
-            shard,
-            next,
-            issued_ms: now_ms(),
-        }
-        .encode(),
-    })
+    Ok(Iterator::issued_now(arn, shard, next))
 }
 
 /// Runs GetRecords in `--mode dynamo`: a page of the shard's records, read from its node.
@@ -510,21 +525,13 @@ pub async fn records_leaderless(
     }
     // A disabled stream's shard read to its end is closed: no next iterator.
     let ended = info.disabled_ms.is_some() && page.at_end;
-    let region = info.table_arn.split(':').nth(3).unwrap_or("us-east-1");
-    Ok(GetRecordsOutput {
-        records: records
-            .into_iter()
-            .map(|(seq, r)| record_wire(&info, region, seq, r))
-            .collect(),
-        next_shard_iterator: (!ended).then(|| {
-            Iterator {
-                next: page.next,
-                issued_ms: now,
-                ..it
-            }
-            .encode()
-        }),
-    })
+    Ok(records_output(
+        &info,
+        records,
+        it,
+        (!ended).then_some(page.next),
+        now,
+    ))
 }
 
 fn record_wire(info: &StreamInfo, region: &str, seq: u64, r: StreamRecord) -> RecordWire {
