@@ -159,7 +159,12 @@ pub async fn status(State(app): State<AppState>) -> Json<StatusDoc> {
 pub struct EventsQuery {
     /// Only events with a higher sequence number.
     #[serde(default)]
-    since: u64,
+    pub since: u64,
+}
+
+/// `GET /events`' answer: node `id`'s `events`.
+pub fn events_doc(id: u64, events: Vec<crate::events::EventRecord>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "node_id": id, "events": events }))
 }
 
 /// `GET /events?since=N`: this node's recent events, oldest first.
@@ -172,7 +177,7 @@ pub async fn events(
         .upgrade()
         .and_then(|c| c.events(app.node.id).map(|log| log.since(q.since)))
         .unwrap_or_default();
-    Json(serde_json::json!({ "node_id": app.node.id, "events": events }))
+    events_doc(app.node.id, events)
 }
 
 /// `GET /admin/digest`: a fingerprint of this node's whole state machine with the index it

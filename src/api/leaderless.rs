@@ -17,7 +17,7 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::api::budget::MemoryBudget;
@@ -49,53 +49,25 @@ pub struct LeaderlessState {
     pub metrics: Metrics,
 }
 
-/// The node's routes: as Raft mode's (see [`crate::api::router`]), the DynamoDB endpoint with
-/// gzip, checksums and open CORS; the web console; the controls and the console's feed
-/// callable from the cluster's own origins only.
+/// The node's routes: Raft mode's layout ([`crate::api::routes`]) with this engine's
+/// handlers.
 pub fn router(state: LeaderlessState, addrs: &[String]) -> Router {
-    use std::sync::Arc;
-    use tower::ServiceBuilder;
-    use tower_http::compression::CompressionLayer;
-    use tower_http::cors::{Any, CorsLayer};
-    use tower_http::decompression::RequestDecompressionLayer;
-
-    let cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods(Any)
-        .allow_headers(Any)
-        .expose_headers(Any)
-        .max_age(std::time::Duration::from_secs(3600));
-    let endpoint = post(dynamodb).get(console::root).layer(
-        ServiceBuilder::new()
-            .layer(cors)
-            .layer(axum::middleware::map_response(
-                crate::api::dispatch::add_crc32,
-            ))
-            .layer(CompressionLayer::new().gzip(true))
-            .layer(RequestDecompressionLayer::new().gzip(true))
-            .map_request(|req: axum::http::Request<_>| req.map(axum::body::Body::new)),
-    );
-    let origins = console::cluster_origins(addrs);
-    let controls = Router::new()
-        .route("/console/stream", get(console::leaderless::stream))
-        .route("/admin/faults", get(list_faults))
-        .route("/admin/faults/{action}", post(apply_fault))
-        .route("/admin/nodes/{id}/{action}", post(node_action))
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::new(origins.clone()),
-            console::same_cluster_origin,
-        ))
-        .layer(console::cors(origins));
-    Router::new()
-        .route("/", endpoint)
-        .route("/console", get(console::page))
-        .route("/console/app.js", get(console::script))
-        .route("/console/style.css", get(console::style))
-        .route("/status", get(status))
-        .route("/events", get(events))
-        .route("/metrics", get(metrics))
-        .merge(controls)
-        .with_state(state)
+    crate::api::routes(
+        crate::api::Routes {
+            dynamodb: post(dynamodb),
+            status: get(status),
+            events: get(events),
+            metrics: get(metrics),
+            console_stream: get(console::leaderless::stream),
+            controls: Router::new()
+                .route("/admin/faults", get(list_faults))
+                .route("/admin/faults/{action}", post(apply_fault))
+                .route("/admin/nodes/{id}/{action}", post(node_action)),
+            internal: Router::new(),
+        },
+        addrs,
+    )
+    .with_state(state)
 }
 
 fn cluster(app: &LeaderlessState) -> Result<LeaderlessCluster> {
@@ -267,19 +239,14 @@ async fn metrics(State(app): State<LeaderlessState>) -> Response {
 }
 
 /// `GET /events?since=N`.
-#[derive(Debug, Deserialize)]
-struct EventsQuery {
-    #[serde(default)]
-    since: u64,
-}
-
-async fn events(State(app): State<LeaderlessState>, Query(q): Query<EventsQuery>) -> Response {
+async fn events(
+    State(app): State<LeaderlessState>,
+    Query(q): Query<crate::api::admin::EventsQuery>,
+) -> Response {
     match cluster(&app) {
-        Ok(c) => Json(serde_json::json!({
-            "node_id": app.id,
-            "events": c.events(app.id).since(q.since),
-        }))
-        .into_response(),
+        Ok(c) => {
+            crate::api::admin::events_doc(app.id, c.events(app.id).since(q.since)).into_response()
+        }
         Err(e) => error_response(&e),
     }
 }

@@ -8,6 +8,10 @@
 //! - `GET|POST /admin/...` — the simulator controls: faults, crash, restart, leader transfer
 //!   ([`faults`]), loopback only unless the server allows remote admin;
 //! - `POST /internal/raft`, `POST /internal/snapshot` — the node-to-node link ([`internal`]).
+//!
+//! Both engines' nodes serve this one layout ([`routes`]); what differs is only the handlers
+//! behind it: Raft mode's here, `--mode dynamo`'s in [`leaderless`] (which has no internal
+//! routes: its nodes talk over the in-process mesh).
 
 pub mod admin;
 pub mod budget;
@@ -28,7 +32,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -58,14 +62,36 @@ pub struct AppState {
     pub shutdown: CancellationToken,
 }
 
+/// What one engine's node answers on each route: the only part of the routes that differs
+/// between Raft mode and `--mode dynamo` ([`leaderless`]); [`routes`] lays them out.
+pub struct Routes<S> {
+    /// `POST /`: a DynamoDB operation.
+    pub dynamodb: MethodRouter<S>,
+    /// `GET /status`.
+    pub status: MethodRouter<S>,
+    /// `GET /events`.
+    pub events: MethodRouter<S>,
+    /// `GET /metrics`.
+    pub metrics: MethodRouter<S>,
+    /// `GET /console/stream`: the console's live feed.
+    pub console_stream: MethodRouter<S>,
+    /// The simulator's controls, under `/admin/`.
+    pub controls: Router<S>,
+    /// Routes only the cluster's own nodes call (none in `--mode dynamo`).
+    pub internal: Router<S>,
+}
+
 /// The node's routes. The DynamoDB endpoint (`/`) also gets what DynamoDB's own has around
 /// it: gzip request bodies accepted, gzip answers for clients that ask, the `x-amz-crc32`
 /// checksum of every answer (some SDKs verify it), and CORS so browser clients and GUIs can
 /// call it. The admin routes and the console's feed answer cross-origin requests from the
-/// cluster's own nodes only (the console moves between nodes), and refuse requests from any
-/// other web origin: a web page must not be able to crash nodes through a user's browser. The
-/// internal routes get no CORS.
-pub fn router(state: AppState) -> Router {
+/// cluster's own nodes (`addrs`) only (the console moves between nodes), and refuse requests
+/// from any other web origin: a web page must not be able to crash nodes through a user's
+/// browser. The internal routes get no CORS.
+pub fn routes<'a, S: Clone + Send + Sync + 'static>(
+    r: Routes<S>,
+    addrs: impl IntoIterator<Item = &'a String>,
+) -> Router<S> {
     use tower::ServiceBuilder;
     use tower_http::compression::CompressionLayer;
     use tower_http::cors::{Any, CorsLayer};
@@ -77,7 +103,7 @@ pub fn router(state: AppState) -> Router {
         .allow_headers(Any)
         .expose_headers(Any)
         .max_age(Duration::from_secs(3600));
-    let endpoint = post(dispatch::dynamodb).get(console::root).layer(
+    let endpoint = r.dynamodb.get(console::root).layer(
         ServiceBuilder::new()
             .layer(cors)
             .layer(axum::middleware::map_response(dispatch::add_crc32))
@@ -85,16 +111,10 @@ pub fn router(state: AppState) -> Router {
             .layer(RequestDecompressionLayer::new().gzip(true))
             .map_request(|req: axum::http::Request<_>| req.map(axum::body::Body::new)),
     );
-    // The controls and the console's feed: callable by the console of any node of the
-    // cluster, refused to pages from anywhere else.
-    let origins = console::cluster_origins(state.node.addrs().values());
-    let controls = Router::new()
-        .route("/console/stream", get(console::stream))
-        .route("/admin/digest", get(admin::digest))
-        .route("/admin/faults", get(faults::list))
-        .route("/admin/faults/{action}", post(faults::apply))
-        .route("/admin/nodes/{id}/{action}", post(faults::node_action))
-        .route("/admin/transfer-leader", post(faults::transfer_leader))
+    let origins = console::cluster_origins(addrs);
+    let controls = r
+        .controls
+        .route("/console/stream", r.console_stream)
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(origins.clone()),
             console::same_cluster_origin,
@@ -105,14 +125,37 @@ pub fn router(state: AppState) -> Router {
         .route("/console", get(console::page))
         .route("/console/app.js", get(console::script))
         .route("/console/style.css", get(console::style))
-        .route("/status", get(admin::status))
-        .route("/metrics", get(metrics::metrics))
-        .route("/events", get(admin::events))
+        .route("/status", r.status)
+        .route("/metrics", r.metrics)
+        .route("/events", r.events)
         .merge(controls)
-        .route("/internal/raft", post(internal::raft))
-        .route("/internal/raft/stream", post(internal::raft_stream))
-        .route("/internal/snapshot", post(internal::snapshot))
-        .with_state(state)
+        .merge(r.internal)
+}
+
+/// A Raft node's routes ([`routes`]).
+pub fn router(state: AppState) -> Router {
+    let addrs = state.node.addrs().values().cloned().collect::<Vec<_>>();
+    routes(
+        Routes {
+            dynamodb: post(dispatch::dynamodb),
+            status: get(admin::status),
+            events: get(admin::events),
+            metrics: get(metrics::metrics),
+            console_stream: get(console::stream),
+            controls: Router::new()
+                .route("/admin/digest", get(admin::digest))
+                .route("/admin/faults", get(faults::list))
+                .route("/admin/faults/{action}", post(faults::apply))
+                .route("/admin/nodes/{id}/{action}", post(faults::node_action))
+                .route("/admin/transfer-leader", post(faults::transfer_leader)),
+            internal: Router::new()
+                .route("/internal/raft", post(internal::raft))
+                .route("/internal/raft/stream", post(internal::raft_stream))
+                .route("/internal/snapshot", post(internal::snapshot)),
+        },
+        &addrs,
+    )
+    .with_state(state)
 }
 
 /// How long shutdown waits for in-flight requests.
