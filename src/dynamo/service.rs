@@ -207,7 +207,7 @@ fn describe(meta: TableMeta, status: TableStatus) -> TableDescription {
     TableDescription {
         meta,
         status,
-        // Counting would mean reading every replica: not kept in this mode.
+        // Counted in the background by DescribeTable ([`with_counts`]).
         item_count: 0,
         size_bytes: 0,
         index_stats: Vec::new(),
@@ -304,6 +304,13 @@ pub async fn create_table(
         .await?;
     written(done)?;
     node.tables.put(&meta, Instant::now());
+    node.tables.counted(
+        meta.id,
+        Some(Counts {
+            indexes: vec![(0, 0); meta.indexes.len()],
+            ..Counts::default()
+        }),
+    );
     describe_item(&created, TableStatus::Active)
 }
 
@@ -317,9 +324,55 @@ const TABLE_CACHE_MAX: usize = 4096;
 #[derive(Debug, Default)]
 pub struct TableCache {
     entries: Mutex<HashMap<String, (Instant, TableMeta)>>,
+    /// Item counts by table id, with when they were counted.
+    counts: Mutex<HashMap<u64, (Instant, Counts)>>,
+    /// Tables being counted now.
+    counting: Mutex<std::collections::HashSet<u64>>,
 }
 
+/// A table's items and bytes, and each index's (in the table's index order).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Counts {
+    items: u64,
+    bytes: u64,
+    indexes: Vec<(u64, u64)>,
+}
+
+/// How long a node reports a table's item counts before counting again.
+pub const COUNTS_TTL: Duration = Duration::from_secs(5);
+
 impl TableCache {
+    /// Table `id`'s last counts, and whether it is time to count again.
+    fn counts(&self, id: u64) -> (Option<Counts>, bool) {
+        let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        match counts.get(&id) {
+            Some((at, c)) => (Some(c.clone()), at.elapsed() >= COUNTS_TTL),
+            None => (None, true),
+        }
+    }
+
+    /// True if the caller should count table `id` (nobody else is).
+    fn start_counting(&self, id: u64) -> bool {
+        self.counting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id)
+    }
+
+    /// Table `id` was counted (`None`: the count failed; try again next time).
+    fn counted(&self, id: u64, counts: Option<Counts>) {
+        if let Some(c) = counts {
+            let mut all = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+            if all.len() >= TABLE_CACHE_MAX {
+                all.clear();
+            }
+            all.insert(id, (Instant::now(), c));
+        }
+        self.counting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+    }
     fn get(&self, name: &str) -> Option<TableMeta> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries
@@ -406,8 +459,58 @@ pub async fn table(node: &DynamoHandle, name: &str, consistent: bool) -> Result<
     }
 }
 
+/// A table's item counts: its items gathered as a Scan gathers them, merged, and counted
+/// with their sizes and their index entries.
+async fn count(node: &DynamoHandle, meta: &TableMeta) -> Result<Counts> {
+    let items = match node.scan(table_prefix_of(meta)).await? {
+        Done::Listed { items } => items,
+        other => return Err(Error::internal(format!("a scan finished as {other:?}"))),
+    };
+    let mut counts = Counts {
+        indexes: vec![(0, 0); meta.indexes.len()],
+        ..Counts::default()
+    };
+    for item in items.into_iter().filter_map(|(_, r)| r.item) {
+        counts.items += 1;
+        counts.bytes += item_size(&item) as u64;
+        let key = meta.spec.key_schema.key_of_item(&item)?;
+        for (spec, stat) in meta.indexes.iter().zip(counts.indexes.iter_mut()) {
+            if let Ok(Some((_, _, size))) =
+                crate::store::apply::index_entry(meta, spec, &item, &key)
+            {
+                *stat = (stat.0 + 1, stat.1 + u64::from(size));
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// Fills `desc`'s item counts from this node's last count of the table, and starts counting
+/// it again in the background when that count is older than [`COUNTS_TTL`] (or there is
+/// none): like DynamoDB's, the counts lag the writes.
+fn with_counts(node: &DynamoHandle, mut desc: TableDescription) -> TableDescription {
+    let (counts, stale) = node.tables.counts(desc.meta.id);
+    if let Some(c) = counts {
+        desc.item_count = c.items;
+        desc.size_bytes = c.bytes;
+        desc.index_stats = c.indexes;
+    }
+    if stale && desc.status == TableStatus::Active && node.tables.start_counting(desc.meta.id) {
+        let (node, meta) = (node.clone(), desc.meta.clone());
+        tokio::spawn(async move {
+            let counted = count(&node, &meta).await;
+            if let Err(e) = &counted {
+                tracing::debug!(node = node.id, table = %meta.spec.name, "count failed: {e}");
+            }
+            node.tables.counted(meta.id, counted.ok());
+        });
+    }
+    desc
+}
+
 /// DescribeTable, from R replicas of the catalog (all N live ones if `consistent`): `ACTIVE`,
-/// or `DELETING` for [`DELETING_FOR`] after it was deleted.
+/// or `DELETING` for [`DELETING_FOR`] after it was deleted. Item counts as [`with_counts`]
+/// says.
 ///
 /// # Errors
 /// `ResourceNotFound`; quorum errors.
@@ -417,7 +520,10 @@ pub async fn describe_table(
     consistent: bool,
 ) -> Result<TableDescription> {
     match entry_and_item(node, name, consistent).await? {
-        (Entry::Live(_), Some(item)) => describe_item(&item, TableStatus::Active),
+        (Entry::Live(_), Some(item)) => Ok(with_counts(
+            node,
+            describe_item(&item, TableStatus::Active)?,
+        )),
         (Entry::Deleting, Some(item)) => describe_item(&item, TableStatus::Deleting),
         _ => Err(not_found()),
     }

@@ -839,7 +839,7 @@ struct IndexWrite {
 /// The entry `item` (with primary key `key`) has in `index`: key, projected item and size.
 /// An item the index cannot hold (a key attribute missing, or mistyped in an old item written
 /// before the index existed) has none.
-fn index_entry(
+pub(crate) fn index_entry(
     meta: &TableMeta,
     index: &IndexSpec,
     item: &Item,
