@@ -1111,3 +1111,74 @@ async fn watch_follows_a_shard_per_node_and_prints_each_change_once() {
     assert_eq!(modify["version"], Value::Null, "versions are clocks here");
     cluster.shutdown().await;
 }
+
+/// What node 1 holds, owned or as hints, of the partitions beginning with `prefix` (gathered
+/// from every node as a Scan does): the keys of the items there.
+async fn held_under(cluster: &LeaderlessCluster, prefix: Vec<u8>) -> usize {
+    match cluster.node(1).expect("node 1 runs").scan(prefix).await {
+        Ok(kvsim::dynamo::node::Done::Listed { items }) => items.len(),
+        other => panic!("a scan finished as {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_tables_items_are_collected_even_once_its_name_is_reused() {
+    let cluster = start("lww", PATIENT).await;
+    create_table(&cluster).await;
+    for i in 0..20 {
+        ok(
+            &cluster,
+            1 + i % 5,
+            "PutItem",
+            put(&format!("k{i}"), json!({})),
+        )
+        .await;
+    }
+    let node = cluster.node(1).expect("node 1 runs");
+    let old = kvsim::dynamo::service::table(&node, "Tab", true)
+        .await
+        .expect("the table");
+    let old_prefix = kvsim::dynamo::service::table_prefix_of(&old);
+    assert_eq!(held_under(&cluster, old_prefix.clone()).await, 20);
+    ok(&cluster, 2, "DeleteTable", json!({"TableName": "Tab"})).await;
+    // The name is reused as soon as it may be (the old table is DELETING for two seconds),
+    // before the sweeper collects the old items: they are collected all the same.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let a = call(
+            &cluster,
+            3,
+            "CreateTable",
+            json!({
+                "TableName": "Tab",
+                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+                "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+                "BillingMode": "PAY_PER_REQUEST",
+            }),
+        )
+        .await;
+        if a.status == 200 {
+            break;
+        }
+        assert_eq!(a.error_type(), "ResourceInUseException", "{}", a.body);
+        assert!(Instant::now() < deadline, "the name never became free");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ok(&cluster, 4, "PutItem", put("new", json!({}))).await;
+    eventually("the old table's items collected", || async {
+        held_under(&cluster, old_prefix.clone()).await == 0
+    })
+    .await;
+    assert!(
+        events(&cluster)
+            .await
+            .contains(&"deleted_table_collected".to_string())
+    );
+    let got = ok(&cluster, 5, "GetItem", key("new")).await;
+    assert_eq!(
+        got["Item"]["pk"],
+        json!({"S": "new"}),
+        "the new table keeps its item"
+    );
+    cluster.shutdown().await;
+}

@@ -641,6 +641,17 @@ async fn ttl_loop(cluster: LeaderlessRef, interval: Duration, shutdown: Cancella
             }
             Err(e) => tracing::debug!(node = node.id, "no time-to-live sweep: {e}"),
         }
+        match service::collect_deleted(&node).await {
+            Ok(done) => {
+                for (table, deleted) in done {
+                    events.record(NodeEvent::new(
+                        "deleted_table_collected",
+                        format!("deleted {deleted} item(s) left by deleted table {table}"),
+                    ));
+                }
+            }
+            Err(e) => tracing::debug!(node = node.id, "no collection of deleted tables: {e}"),
+        }
     }
 }
 

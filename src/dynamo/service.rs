@@ -73,6 +73,12 @@ const SETTINGS: &str = "settings";
 /// [`StreamInfo`], oldest first).
 const STREAMS: &str = "streams";
 
+/// The attribute of a catalog item listing earlier tables of its name whose items may still
+/// be in the ring (JSON list of `[name, id]`), to be collected.
+const ORPHANS: &str = "orphans";
+/// The attribute of a deleted table's catalog item once its items are all collected.
+const COLLECTED: &str = "collected";
+
 /// Most expired items one time-to-live sweep deletes per table.
 pub const EXPIRE_PER_ROUND: usize = 1000;
 
@@ -85,7 +91,7 @@ fn settings_of(item: &Item) -> Result<TableSettings> {
 }
 
 /// The engine-key prefix every partition of `meta`'s table starts with.
-fn table_prefix_of(meta: &TableMeta) -> Vec<u8> {
+pub fn table_prefix_of(meta: &TableMeta) -> Vec<u8> {
     prefix_of(&meta.spec.name, meta.id)
 }
 
@@ -95,6 +101,39 @@ fn prefix_of(name: &str, id: u64) -> Vec<u8> {
     prefix.push(0);
     prefix.extend_from_slice(&id.to_be_bytes());
     prefix
+}
+
+/// A table whose items are to be collected: its name and id.
+type Orphan = (String, u64);
+
+fn orphans_of(item: &Item) -> Result<Vec<Orphan>> {
+    match item.get(ORPHANS) {
+        Some(AttributeValue::S(json)) => serde_json::from_str(json)
+            .map_err(|e| Error::internal(format!("decode deleted tables: {e}"))),
+        _ => Ok(Vec::new()),
+    }
+}
+
+fn with_orphans(item: &mut Item, orphans: &[Orphan]) -> Result<()> {
+    if orphans.is_empty() {
+        item.remove(ORPHANS);
+        return Ok(());
+    }
+    let json = serde_json::to_string(orphans)
+        .map_err(|e| Error::internal(format!("encode deleted tables: {e}")))?;
+    item.insert(ORPHANS.to_string(), AttributeValue::S(json));
+    Ok(())
+}
+
+/// The tables whose items are still to be collected once the deleted table of catalog item
+/// `old` is replaced by a new one of its name: its own list, and itself unless collected.
+fn orphans_after(old: &Item) -> Result<Vec<Orphan>> {
+    let mut orphans = orphans_of(old)?;
+    if deleted_at(old).is_some() && !old.contains_key(COLLECTED) {
+        let meta = meta_of(old)?;
+        orphans.push((meta.spec.name, meta.id));
+    }
+    Ok(orphans)
 }
 
 /// True for a stream enabled, or disabled less than the retention period ago.
@@ -296,6 +335,14 @@ pub async fn create_table(
                     let mut item = item;
                     if !streams.is_empty() {
                         with_streams(&mut item, &streams)?;
+                    }
+                    // The deleted table's items, if not collected yet, still are to be.
+                    let orphans = match old {
+                        Some(old) => orphans_after(old)?,
+                        None => Vec::new(),
+                    };
+                    if !orphans.is_empty() {
+                        with_orphans(&mut item, &orphans)?;
                     }
                     Ok(Some(item))
                 }
@@ -957,6 +1004,79 @@ async fn alter_entry(
         )
         .await?;
     written(done)?.1.ok_or_else(not_found)
+}
+
+/// Collects what deleted tables left in the ring, coordinated by `node`: for each deleted
+/// table (once no node can still be writing into it: past [`DELETING_FOR`] and a cache
+/// lifetime), and each earlier table of a re-created name, its items are deleted by quorum
+/// writes (at most [`EXPIRE_PER_ROUND`] per table per call; their tombstones are then
+/// collected as any). A table found empty is marked collected in the catalog and not looked
+/// at again. Returns how many items of each table it deleted.
+///
+/// # Errors
+/// Quorum errors reading the catalog or a table.
+pub async fn collect_deleted(node: &DynamoHandle) -> Result<Vec<(String, usize)>> {
+    let catalog = match node.list(CATALOG.to_vec(), false).await? {
+        Done::Listed { items } => items,
+        other => return Err(Error::internal(format!("a listing finished as {other:?}"))),
+    };
+    let settled = millis(DELETING_FOR) + millis(TABLE_CACHE_TTL);
+    let mut out = Vec::new();
+    for item in catalog.into_iter().filter_map(|(_, r)| r.item) {
+        let mut tables = orphans_of(&item)?;
+        if let Some(at) = deleted_at(&item)
+            && !item.contains_key(COLLECTED)
+            && at.saturating_add(settled) < now_ms()
+        {
+            let meta = meta_of(&item)?;
+            tables.push((meta.spec.name, meta.id));
+        }
+        for (name, id) in tables {
+            let items = match node.scan(prefix_of(&name, id)).await? {
+                Done::Listed { items } => items,
+                other => return Err(Error::internal(format!("a scan finished as {other:?}"))),
+            };
+            if items.is_empty() {
+                mark_collected(node, &name, id).await?;
+                continue;
+            }
+            let mut deleted = 0;
+            for (key, _) in items.into_iter().take(EXPIRE_PER_ROUND) {
+                match node.put(key, Box::new(|_| Ok(None))).await {
+                    Ok(_) => deleted += 1,
+                    Err(e) => tracing::debug!(node = node.id, "collection left for later: {e}"),
+                }
+            }
+            out.push((name, deleted));
+        }
+    }
+    Ok(out)
+}
+
+/// Records in the catalog that table `name` with id `id` has no items left.
+async fn mark_collected(node: &DynamoHandle, name: &str, id: u64) -> Result<()> {
+    match node
+        .put(
+            catalog_key(name),
+            Box::new(move |old| {
+                let Some(item) = old else {
+                    return Err(not_found());
+                };
+                let mut next = item.clone();
+                let mut orphans = orphans_of(item)?;
+                orphans.retain(|(_, o)| *o != id);
+                with_orphans(&mut next, &orphans)?;
+                if deleted_at(item).is_some() && meta_of(item)?.id == id {
+                    next.insert(COLLECTED.to_string(), AttributeValue::Bool(true));
+                }
+                Ok(Some(next))
+            }),
+        )
+        .await
+    {
+        Ok(_) | Err(Error::ResourceNotFound(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// One time-to-live sweep coordinated by `node`: in every table with time to live enabled,
