@@ -556,8 +556,8 @@ fn with_counts(node: &DynamoHandle, mut desc: TableDescription) -> TableDescript
 }
 
 /// DescribeTable, from R replicas of the catalog (all N live ones if `consistent`): `ACTIVE`,
-/// or `DELETING` for [`DELETING_FOR`] after it was deleted. Item counts as [`with_counts`]
-/// says.
+/// or `DELETING` for [`DELETING_FOR`] after it was deleted. Its item counts are this node's
+/// last count of the table, counted again in the background once older than [`COUNTS_TTL`].
 ///
 /// # Errors
 /// `ResourceNotFound`; quorum errors.
