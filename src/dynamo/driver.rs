@@ -143,7 +143,9 @@ impl MeshFlows {
             Msg::Fetch { .. } | Msg::List { .. } | Msg::Scan { .. } | Msg::ReadChanges { .. } => 2,
             Msg::Fetched { .. } | Msg::Listed { .. } | Msg::Changes { .. } => 3,
             Msg::Handoff { .. } | Msg::HandedOff { .. } => 4,
-            Msg::Ping { .. } | Msg::Pong { .. } => 5,
+            Msg::Ping { .. } | Msg::Pong { .. } | Msg::PingReq { .. } | Msg::IndirectAck { .. } => {
+                5
+            }
             _ => 6,
         }
     }

@@ -26,9 +26,12 @@
 //! them holds the deletion or something newer). As in Cassandra, a replica or hint that stays
 //! away longer than the grace period can still bring an item back.
 //!
-//! **Failure detection** is SWIM's: a probe per tick to the next peer in turn (without SWIM's
-//! indirect probes yet); a peer that leaves `suspect_after` ticks of requests unanswered is
-//! suspected and skipped by ring walks; any message from it clears that. Probes and their
+//! **Failure detection** is SWIM's: a probe per tick to the next peer in turn; a peer that
+//! leaves `suspect_after` ticks of requests unanswered is first probed *indirectly*: up to
+//! [`INDIRECT_HELPERS`] other peers are asked to ping it and to pass its answer on. Only if
+//! none does within half as many ticks again is it suspected and skipped by ring walks;
+//! any message from it (or passed on about it) clears that. So a node cut off from one peer
+//! alone does not suspect it while others reach it. Probes and their
 //! answers carry the sender's view of everyone's liveness with incarnation numbers
 //! ([`Gossip`]), so a suspicion spreads without every node waiting out its own timeout, and a
 //! node refutes a suspicion of itself by moving to a higher incarnation.
@@ -68,6 +71,9 @@ pub struct Key {
 
 /// A request this node coordinates.
 pub type ReqId = u64;
+
+/// How many peers a node asks to probe a peer that stopped answering it (SWIM's k).
+pub const INDIRECT_HELPERS: usize = 2;
 
 /// How long change records are kept: DynamoDB Streams' 24 hours.
 pub const CHANGE_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
@@ -326,6 +332,16 @@ pub enum Msg {
         /// The version.
         version: Version,
     },
+    /// Probe `target` for me and tell me if it answers (SWIM's indirect probe).
+    PingReq {
+        /// The peer the sender cannot reach.
+        target: NodeId,
+    },
+    /// `target`, probed at the receiver's request, answered.
+    IndirectAck {
+        /// The peer that answered.
+        target: NodeId,
+    },
     /// A probe, carrying the sender's view of who is alive.
     Ping {
         /// The sender's view.
@@ -506,6 +522,12 @@ pub struct DynamoNode<S: VersionStore> {
     incarnations: BTreeMap<NodeId, u64>,
     /// This node's incarnation.
     incarnation: u64,
+    /// Peers probed indirectly on this node's behalf, with the tick it asked.
+    indirect: BTreeMap<NodeId, u64>,
+    /// Peers this node probes for others: the tick it was asked, and who asked.
+    relaying: BTreeMap<NodeId, (u64, BTreeSet<NodeId>)>,
+    /// Peers that answer this node only through others, as last heard.
+    reached_indirectly: BTreeSet<NodeId>,
     probe_next: usize,
     /// The wall clock as of the last tick, in ms.
     now_ms: u64,
@@ -547,6 +569,9 @@ impl<S: VersionStore> DynamoNode<S> {
             suspected: BTreeSet::new(),
             incarnations: BTreeMap::new(),
             incarnation: 0,
+            indirect: BTreeMap::new(),
+            relaying: BTreeMap::new(),
+            reached_indirectly: BTreeSet::new(),
             probe_next: 0,
             now_ms: 0,
             sync_next: 0,
@@ -812,6 +837,14 @@ impl<S: VersionStore> DynamoNode<S> {
     pub fn step(&mut self, from: NodeId, msg: Msg) -> Result<()> {
         if from != self.opts.id {
             self.waiting_on.remove(&from);
+            self.indirect.remove(&from);
+            self.reached_indirectly.remove(&from);
+            // Those who asked this node to probe `from` learn that it answered.
+            if let Some((_, asked)) = self.relaying.remove(&from) {
+                for r in asked {
+                    self.out.push((r, Msg::IndirectAck { target: from }));
+                }
+            }
             if self.suspected.remove(&from) {
                 self.events.push(NodeEvent::new(
                     "peer_alive",
@@ -914,6 +947,44 @@ impl<S: VersionStore> DynamoNode<S> {
                 self.reply(from, Msg::Pong { view });
             }
             Msg::Pong { view } => self.hear(from, &view),
+            Msg::PingReq { target } => {
+                if target == self.opts.id {
+                    self.reply(from, Msg::IndirectAck { target });
+                } else if self.opts.members.contains(&target) {
+                    let ticks = self.ticks;
+                    let entry = self
+                        .relaying
+                        .entry(target)
+                        .or_insert((ticks, BTreeSet::new()));
+                    entry.1.insert(from);
+                    // Not tracked as a request of this node's own: a helper that cannot reach
+                    // the target either does not suspect it on that account alone.
+                    let view = self.view();
+                    self.out.push((target, Msg::Ping { view }));
+                }
+            }
+            Msg::IndirectAck { target } => {
+                let was_late = self.waiting_on.remove(&target).is_some();
+                let was_probed = self.indirect.remove(&target).is_some();
+                if (was_late || was_probed) && self.reached_indirectly.insert(target) {
+                    self.events.push(NodeEvent::new(
+                        "peer_reached_indirectly",
+                        format!(
+                            "node {} cannot reach node {target}, but node {from} can: not suspected",
+                            self.opts.id
+                        ),
+                    ));
+                }
+                if self.suspected.remove(&target) {
+                    self.events.push(NodeEvent::new(
+                        "peer_alive",
+                        format!(
+                            "node {} learns through node {from} that node {target} answers",
+                            self.opts.id
+                        ),
+                    ));
+                }
+            }
             Msg::SyncRoot { round, root } => {
                 let leaves = self.leaves(from)?;
                 if root_of(&leaves) == root {
@@ -1421,23 +1492,74 @@ impl<S: VersionStore> DynamoNode<S> {
     }
 
     fn suspect(&mut self) {
-        let late: Vec<NodeId> = self
+        let late: Vec<(NodeId, u64)> = self
             .waiting_on
             .iter()
             .filter(|&(_, &since)| self.ticks.saturating_sub(since) >= self.opts.suspect_after)
-            .map(|(&n, _)| n)
+            .map(|(&n, &since)| (n, since))
             .collect();
-        for node in late {
-            if self.suspected.insert(node) {
-                self.events.push(NodeEvent::new(
-                    "peer_suspected",
-                    format!(
-                        "node {} suspects node {node}: no answer for {} ticks",
-                        self.opts.id, self.opts.suspect_after
-                    ),
-                ));
+        for (node, since) in late {
+            if self.suspected.contains(&node) {
+                continue;
             }
+            // A probe asked for before this silence began is no answer to it.
+            if self.indirect.get(&node).is_some_and(|&asked| asked < since) {
+                self.indirect.remove(&node);
+            }
+            match self.indirect.get(&node) {
+                // First ask others to probe it (SWIM's indirect probe).
+                None => {
+                    let helpers = self.helpers_for(node);
+                    if !helpers.is_empty() {
+                        for h in helpers {
+                            self.out.push((h, Msg::PingReq { target: node }));
+                        }
+                        self.indirect.insert(node, self.ticks);
+                        continue;
+                    }
+                }
+                Some(&asked) if self.ticks.saturating_sub(asked) < self.indirect_patience() => {
+                    continue;
+                }
+                Some(_) => {}
+            }
+            self.indirect.remove(&node);
+            self.suspected.insert(node);
+            self.events.push(NodeEvent::new(
+                "peer_suspected",
+                format!(
+                    "node {} suspects node {node}: no answer for {} ticks, directly or through \
+                     others",
+                    self.opts.id, self.opts.suspect_after
+                ),
+            ));
         }
+        // Probes for others that the target never answered are dropped.
+        let ticks = self.ticks;
+        let patience = self.opts.suspect_after;
+        self.relaying
+            .retain(|_, (asked, _)| ticks.saturating_sub(*asked) < patience);
+    }
+
+    /// Ticks an indirect probe waits for an answer: half of `suspect_after` (helpers answer
+    /// within a round trip or two when the target is up).
+    fn indirect_patience(&self) -> u64 {
+        (self.opts.suspect_after / 2).max(1)
+    }
+
+    /// Up to [`INDIRECT_HELPERS`] peers, other than `target`, not suspected, to probe
+    /// `target`: the next ones in the probing order.
+    fn helpers_for(&self, target: NodeId) -> Vec<NodeId> {
+        let peers: Vec<NodeId> = self
+            .opts
+            .members
+            .iter()
+            .copied()
+            .filter(|&m| m != self.opts.id && m != target && !self.suspected.contains(&m))
+            .collect();
+        (0..peers.len().min(INDIRECT_HELPERS))
+            .map(|i| peers[(self.probe_next + i) % peers.len()])
+            .collect()
     }
 
     fn retry_and_expire(&mut self) {
@@ -1728,6 +1850,8 @@ mod tests {
         down: BTreeSet<NodeId>,
         /// Nodes on the two sides of a partition, if any.
         side: Option<BTreeSet<NodeId>>,
+        /// Links cut both ways, each as (lower id, higher id).
+        cuts: BTreeSet<(NodeId, NodeId)>,
         queue: VecDeque<(NodeId, NodeId, Msg)>,
         done: BTreeMap<(NodeId, ReqId), Result<Done>>,
         events: Vec<(NodeId, &'static str)>,
@@ -1759,6 +1883,7 @@ mod tests {
                 merger,
                 down: BTreeSet::new(),
                 side: None,
+                cuts: BTreeSet::new(),
                 queue: VecDeque::new(),
                 done: BTreeMap::new(),
                 events: Vec::new(),
@@ -1782,6 +1907,9 @@ mod tests {
         }
 
         fn linked(&self, a: NodeId, b: NodeId) -> bool {
+            if self.cuts.contains(&(a.min(b), a.max(b))) {
+                return false;
+            }
             match &self.side {
                 Some(side) => side.contains(&a) == side.contains(&b),
                 None => true,
@@ -2176,6 +2304,35 @@ mod tests {
         for seed in base..base + 16 {
             chaos(seed, "lww");
             chaos(seed, "vector");
+        }
+    }
+
+    #[test]
+    fn a_peer_reached_only_through_others_is_not_suspected() {
+        let mut net = Net::new(5, "lww");
+        net.cuts.insert((1, 3));
+        for _ in 0..40 {
+            net.tick();
+        }
+        for (id, node) in &net.nodes {
+            assert!(
+                node.suspected().is_empty(),
+                "node {id} suspects {:?} though others reach it",
+                node.suspected()
+            );
+        }
+        assert!(net.saw("peer_reached_indirectly"));
+        // Writes through node 1 still succeed (node 3's acknowledgement is not needed).
+        assert!(net.put(1, "k", Some("v")).is_ok());
+        // Cut off from everyone, node 3 is suspected by all: nobody can vouch for it.
+        for other in [2, 4, 5] {
+            net.cuts.insert((other.min(3), other.max(3)));
+        }
+        for _ in 0..40 {
+            net.tick();
+        }
+        for id in [1, 2, 4, 5] {
+            assert!(net.nodes[&id].suspected().contains(&3), "node {id}");
         }
     }
 
