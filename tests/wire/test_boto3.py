@@ -2320,6 +2320,13 @@ class LeaderlessStreamsTest(KvsimTestCase):
         after = self.shard_records(arn, shard, kind="AFTER_SEQUENCE_NUMBER",
                                    SequenceNumber=seqs[2])
         self.assertEqual([r["dynamodb"]["SequenceNumber"] for r in after], seqs[3:])
+        # A number past any record (near the top of the range) is refused, not overflowed.
+        node = int(shard.rsplit("-", 1)[1])
+        top = (2**64 - 1) // 16 * 16 + node  # the shard's highest number
+        self.assertClientError("ValidationException", self.streams[0].get_shard_iterator,
+                               StreamArn=arn, ShardId=shard,
+                               ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                               SequenceNumber=f"{top:021}")
         other = next(s for s in self.by_shard(arn) if s != shard)
         self.assertClientError("ValidationException", self.streams[0].get_shard_iterator,
                                StreamArn=arn, ShardId=other,

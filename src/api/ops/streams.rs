@@ -479,19 +479,21 @@ pub async fn iterator_leaderless(
     let next = match position {
         // AFTER asked for one past the number named: the shard's next is one record on.
         Some(seq) => {
-            let named = if kind == "AFTER_SEQUENCE_NUMBER" {
-                seq - 1
-            } else {
-                seq
-            };
-            if named % SEQ_NODES != k || named < SEQ_NODES {
-                return Err(Error::validation(format!(
+            let after = kind == "AFTER_SEQUENCE_NUMBER";
+            let named = seq.saturating_sub(u64::from(after));
+            let invalid = || {
+                Error::validation(format!(
                     "Invalid SequenceNumber {} for shard {shard}: its numbers end in {k} in base {SEQ_NODES}",
                     format_seq(named)
-                )));
+                ))
+            };
+            if named % SEQ_NODES != k || named < SEQ_NODES {
+                return Err(invalid());
             }
-            let local = named / SEQ_NODES + u64::from(named != seq);
-            local * SEQ_NODES + k
+            (named / SEQ_NODES + u64::from(after))
+                .checked_mul(SEQ_NODES)
+                .and_then(|n| n.checked_add(k))
+                .ok_or_else(invalid)?
         }
         None if kind == "LATEST" => {
             let (_, page) = service::shard_page(node, &info, k, 0, 0, 0).await?;
