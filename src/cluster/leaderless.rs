@@ -630,27 +630,27 @@ async fn ttl_loop(cluster: LeaderlessRef, interval: Duration, shutdown: Cancella
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        match service::expire(&node, now).await {
-            Ok(done) => {
-                for (table, deleted) in done {
-                    events.record(NodeEvent::new(
-                        "ttl_expired",
-                        format!("deleted {deleted} expired item(s) of {table}"),
-                    ));
+        let swept = service::expire(&node, now).await;
+        let collected = service::collect_deleted(&node).await;
+        for (result, kind, what) in [
+            (swept, "ttl_expired", "expired item(s) of"),
+            (
+                collected,
+                "deleted_table_collected",
+                "item(s) left by deleted table",
+            ),
+        ] {
+            match result {
+                Ok(done) => {
+                    for (table, deleted) in done {
+                        events.record(NodeEvent::new(
+                            kind,
+                            format!("deleted {deleted} {what} {table}"),
+                        ));
+                    }
                 }
+                Err(e) => tracing::debug!(node = node.id, "no {kind} sweep this round: {e}"),
             }
-            Err(e) => tracing::debug!(node = node.id, "no time-to-live sweep: {e}"),
-        }
-        match service::collect_deleted(&node).await {
-            Ok(done) => {
-                for (table, deleted) in done {
-                    events.record(NodeEvent::new(
-                        "deleted_table_collected",
-                        format!("deleted {deleted} item(s) left by deleted table {table}"),
-                    ));
-                }
-            }
-            Err(e) => tracing::debug!(node = node.id, "no collection of deleted tables: {e}"),
         }
     }
 }
