@@ -86,19 +86,22 @@ async fn ok(cluster: &LeaderlessCluster, node: u64, op: &str, input: Value) -> V
     a.body
 }
 
+/// CreateTable of "Tab" (partition key `pk`) with `extra` members merged in.
+fn create_tab(extra: Value) -> Value {
+    let mut input = json!({
+        "TableName": "Tab",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    });
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        input[k] = v.clone();
+    }
+    input
+}
+
 async fn create_table(cluster: &LeaderlessCluster) {
-    ok(
-        cluster,
-        1,
-        "CreateTable",
-        json!({
-            "TableName": "Tab",
-            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-            "BillingMode": "PAY_PER_REQUEST",
-        }),
-    )
-    .await;
+    ok(cluster, 1, "CreateTable", create_tab(json!({}))).await;
 }
 
 fn put(pk: &str, attrs: Value) -> Value {
@@ -1011,19 +1014,9 @@ async fn nodes_restarted_from_their_data_keep_every_acknowledged_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_follows_a_shard_per_node_and_prints_each_change_once() {
     let cluster = start("lww", PATIENT).await;
-    ok(
-        &cluster,
-        1,
-        "CreateTable",
-        json!({
-            "TableName": "Tab",
-            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-            "BillingMode": "PAY_PER_REQUEST",
-            "StreamSpecification": {"StreamEnabled": true, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        }),
-    )
-    .await;
+    let stream = json!({"StreamSpecification":
+        {"StreamEnabled": true, "StreamViewType": "NEW_AND_OLD_IMAGES"}});
+    ok(&cluster, 1, "CreateTable", create_tab(stream)).await;
     let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_kvsim"))
         .args([
             "watch",
@@ -1145,18 +1138,7 @@ async fn a_deleted_tables_items_are_collected_even_once_its_name_is_reused() {
     // before the sweeper collects the old items: they are collected all the same.
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let a = call(
-            &cluster,
-            3,
-            "CreateTable",
-            json!({
-                "TableName": "Tab",
-                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-                "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-                "BillingMode": "PAY_PER_REQUEST",
-            }),
-        )
-        .await;
+        let a = call(&cluster, 3, "CreateTable", create_tab(json!({}))).await;
         if a.status == 200 {
             break;
         }

@@ -106,23 +106,33 @@ fn prefix_of(name: &str, id: u64) -> Vec<u8> {
 /// A table whose items are to be collected: its name and id.
 type Orphan = (String, u64);
 
-fn orphans_of(item: &Item) -> Result<Vec<Orphan>> {
-    match item.get(ORPHANS) {
+/// The list a catalog item keeps as JSON in `attr` (empty if absent).
+fn json_list<T: serde::de::DeserializeOwned>(item: &Item, attr: &str) -> Result<Vec<T>> {
+    match item.get(attr) {
         Some(AttributeValue::S(json)) => serde_json::from_str(json)
-            .map_err(|e| Error::internal(format!("decode deleted tables: {e}"))),
+            .map_err(|e| Error::internal(format!("decode catalog attribute {attr}: {e}"))),
         _ => Ok(Vec::new()),
     }
 }
 
-fn with_orphans(item: &mut Item, orphans: &[Orphan]) -> Result<()> {
-    if orphans.is_empty() {
-        item.remove(ORPHANS);
+/// Keeps `list` as JSON in `item`'s `attr` (removing the attribute when it is empty).
+fn set_json_list<T: serde::Serialize>(item: &mut Item, attr: &str, list: &[T]) -> Result<()> {
+    if list.is_empty() {
+        item.remove(attr);
         return Ok(());
     }
-    let json = serde_json::to_string(orphans)
-        .map_err(|e| Error::internal(format!("encode deleted tables: {e}")))?;
-    item.insert(ORPHANS.to_string(), AttributeValue::S(json));
+    let json = serde_json::to_string(list)
+        .map_err(|e| Error::internal(format!("encode catalog attribute {attr}: {e}")))?;
+    item.insert(attr.to_string(), AttributeValue::S(json));
     Ok(())
+}
+
+fn orphans_of(item: &Item) -> Result<Vec<Orphan>> {
+    json_list(item, ORPHANS)
+}
+
+fn with_orphans(item: &mut Item, orphans: &[Orphan]) -> Result<()> {
+    set_json_list(item, ORPHANS, orphans)
 }
 
 /// The tables whose items are still to be collected once the deleted table of catalog item
@@ -144,18 +154,11 @@ fn retained(stream: &StreamInfo) -> bool {
 }
 
 fn streams_of(item: &Item) -> Result<Vec<StreamInfo>> {
-    match item.get(STREAMS) {
-        Some(AttributeValue::S(json)) => serde_json::from_str(json)
-            .map_err(|e| Error::internal(format!("decode table streams: {e}"))),
-        _ => Ok(Vec::new()),
-    }
+    json_list(item, STREAMS)
 }
 
 fn with_streams(item: &mut Item, streams: &[StreamInfo]) -> Result<()> {
-    let json = serde_json::to_string(streams)
-        .map_err(|e| Error::internal(format!("encode table streams: {e}")))?;
-    item.insert(STREAMS.to_string(), AttributeValue::S(json));
-    Ok(())
+    set_json_list(item, STREAMS, streams)
 }
 
 /// Starts a stream on `meta`'s table at `at_ms` after the `earlier` ones (whose labels it must
