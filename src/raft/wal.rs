@@ -27,7 +27,8 @@
 //! # Rotation
 //!
 //! The active slot only grows. Compaction rotates: the retained tail of the log is written to
-//! the *other* slot under the next generation (after truncating it to nothing), fsynced, and only
+//! the *other* slot under the next generation (over what it held: an older generation's records
+//! fail the new one's checksums, so reading stops where the new records end), fsynced, and only
 //! then becomes active. A slot whose header promises more records than it holds is a rotation
 //! cut short by a crash and is ignored, so opening picks the newest *complete* slot and the
 //! previous one stays intact until the next rotation overwrites it.
@@ -52,8 +53,11 @@ const KIND_HARD_STATE: u8 = 3;
 /// Bytes before a record's kind: length and checksum.
 const HEAD: usize = 8;
 const HEADER_BODY: usize = 32;
-/// The active slot grows by at least this much at a time, so most flushes need no resize.
-const GROW: u64 = 4 << 20;
+/// The active slot grows by at least this much at a time, written as zeros, so most flushes
+/// overwrite blocks the file already has: their `fdatasync` then writes data only, with no
+/// metadata (no size change, no block allocation) and so no filesystem journal commit, which on
+/// ext4 would also wait for every other file's ordered data, such as a redb checkpoint's pages.
+const GROW: u64 = 1 << 20;
 /// A record larger than this is damage, not data (entries are bounded by the request limits).
 const MAX_RECORD: u32 = 64 << 20;
 
@@ -349,6 +353,9 @@ impl Wal {
             if needed > self.capacity {
                 let grown = needed.max(self.capacity + GROW);
                 slot.set_len(grown).map_err(|e| io_err("grow", e))?;
+                let zeros = vec![0u8; (grown - self.capacity) as usize];
+                slot.write(self.capacity, &zeros)
+                    .map_err(|e| io_err("grow", e))?;
                 self.capacity = grown;
             }
             slot.write(self.end, &self.pending)
@@ -403,16 +410,21 @@ impl Wal {
         }
         let next = 1 - self.active;
         let slot = &self.slots[next];
-        slot.set_len(0).map_err(|e| io_err("truncate", e))?;
-        slot.set_len(buf.len() as u64)
-            .map_err(|e| io_err("grow", e))?;
+        // Written over what the slot held, not after truncating it: its blocks are reused (see
+        // GROW), and what follows the new records is an older generation's, whose checksums
+        // fail under this one, so reading stops where the new records end.
+        let len = slot.len().map_err(|e| io_err("size", e))?;
+        if len < buf.len() as u64 {
+            slot.set_len(buf.len() as u64)
+                .map_err(|e| io_err("grow", e))?;
+        }
         slot.write(0, &buf).map_err(|e| io_err("write", e))?;
         slot.sync_data().map_err(|e| io_err("fsync", e))?;
         self.active = next;
         self.generation = generation;
         self.truncated = truncated;
         self.end = buf.len() as u64;
-        self.capacity = self.end;
+        self.capacity = len.max(self.end);
         Ok(offsets)
     }
 
@@ -570,6 +582,40 @@ mod tests {
             .err()
             .expect("damage is refused");
         assert!(err.to_string().contains("raft-log.0 is damaged"), "{err}");
+    }
+
+    #[test]
+    fn a_slot_reused_by_a_rotation_reads_only_its_new_generation() {
+        let disks = [SimDisk::new(), SimDisk::new()];
+        let mut wal = fresh(&disks);
+        // Slot 0 fills with a long first generation and grows ahead (zeros after `end`).
+        for i in 1..=200 {
+            wal.append(&entry(i, 1, &[7; 100])).expect("append");
+        }
+        wal.flush(true).expect("flush");
+        assert!(disks[0].len().expect("len") > wal.len(), "grown ahead");
+        let tail: Vec<Entry> = (199..=200).map(|i| entry(i, 1, &[7; 100])).collect();
+        wal.rotate((198, 1), &HardState::default(), tail.iter())
+            .expect("rotate to slot 1");
+        // Back to slot 0 with a short tail, over the old generation's records.
+        wal.append(&entry(201, 2, b"y")).expect("append");
+        wal.flush(true).expect("flush");
+        let tail = [entry(201, 2, b"y")];
+        wal.rotate((200, 1), &HardState::default(), tail.iter())
+            .expect("rotate back to slot 0");
+        assert!(
+            disks[0].len().expect("len") > wal.len(),
+            "slot 0 kept its blocks"
+        );
+        wal.append(&entry(202, 2, b"z")).expect("append");
+        wal.flush(true).expect("flush");
+        // Unsynced records after a crash, over the old generation's bytes, are cut off too.
+        wal.append(&entry(203, 2, b"lost")).expect("append");
+        wal.flush(false).expect("flush without sync");
+        let disks = recover(&disks);
+        let (truncated, entries, _) = read(&disks);
+        assert_eq!(truncated, Some((200, 1)));
+        assert_eq!(entries, vec![(201, 2), (202, 2)]);
     }
 
     #[test]
