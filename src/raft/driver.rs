@@ -32,6 +32,14 @@ const MAX_EVENTS_PER_PASS: usize = 8192;
 /// and the Ready passes on other nodes whose fsyncs queued behind a checkpoint's writes.
 const SLOW_PASS: Duration = Duration::from_millis(10);
 
+/// A follower keeps applied entries in an open transaction (see `APPLY_BATCH` in
+/// [`crate::raft::node`]) until its inbox has been empty this long...
+const IDLE_FLUSH: Duration = Duration::from_millis(5);
+
+/// ...or the oldest of them has waited this long: the most a follower's reads trail what it
+/// has applied.
+const MAX_UNFLUSHED: Duration = Duration::from_millis(10);
+
 /// Something for a node's thread to do.
 pub enum Event<O> {
     /// Messages from a peer.
@@ -145,13 +153,24 @@ fn run<M: StateMachine>(
     tick: Duration,
 ) -> Health {
     let mut next_tick = Instant::now() + tick;
+    // When the follower's oldest applied entry still unseen by readers was applied.
+    let mut unflushed_since: Option<Instant> = None;
     let health = loop {
-        let wait = next_tick.saturating_duration_since(Instant::now());
+        let mut wait = next_tick.saturating_duration_since(Instant::now());
+        if unflushed_since.is_some() {
+            wait = wait.min(IDLE_FLUSH);
+        }
         let first = match inbox.recv_timeout(wait) {
             Ok(ev) => Some(ev),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break Health::Stopped,
         };
+        if first.is_none() && unflushed_since.take().is_some() {
+            if let Err(e) = node.flush_applied() {
+                tracing::error!(node = node.id(), "storage fault, node stopped: {e}");
+                break Health::Failed(format!("storage fault: {e}"));
+            }
+        }
         let mut stop = false;
         for ev in first
             .into_iter()
@@ -216,7 +235,26 @@ fn run<M: StateMachine>(
             tracing::error!(node = node.id(), "storage fault, node stopped: {e}");
             break Health::Failed(format!("storage fault: {e}"));
         }
+        unflushed_since = match unflushed_since {
+            _ if !node.has_unflushed() => None,
+            Some(since) if since.elapsed() >= MAX_UNFLUSHED => match node.flush_applied() {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::error!(node = node.id(), "storage fault, node stopped: {e}");
+                    break Health::Failed(format!("storage fault: {e}"));
+                }
+            },
+            since => Some(since.unwrap_or(now)),
+        };
     };
+    if health == Health::Stopped
+        && let Err(e) = node.flush_applied()
+    {
+        tracing::warn!(
+            node = node.id(),
+            "applied entries not committed at stop: {e}"
+        );
+    }
     node.fail_all("the node stopped before answering; retry the request");
     health
 }
