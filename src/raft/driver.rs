@@ -144,6 +144,12 @@ fn timed<T>(node: NodeId, what: &'static str, work: impl FnOnce() -> T) -> T {
     out
 }
 
+/// Logs a storage fault that stops the node, and the health it stops with.
+fn storage_fault(node: NodeId, e: &crate::Error) -> Health {
+    tracing::error!(node, "storage fault, node stopped: {e}");
+    Health::Failed(format!("storage fault: {e}"))
+}
+
 fn run<M: StateMachine>(
     mut node: RaftNode<M>,
     inbox: Receiver<Event<M::Output>>,
@@ -165,11 +171,11 @@ fn run<M: StateMachine>(
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break Health::Stopped,
         };
-        if first.is_none() && unflushed_since.take().is_some() {
-            if let Err(e) = node.flush_applied() {
-                tracing::error!(node = node.id(), "storage fault, node stopped: {e}");
-                break Health::Failed(format!("storage fault: {e}"));
-            }
+        if first.is_none()
+            && unflushed_since.take().is_some()
+            && let Err(e) = node.flush_applied()
+        {
+            break storage_fault(node.id(), &e);
         }
         let mut stop = false;
         for ev in first
@@ -208,8 +214,7 @@ fn run<M: StateMachine>(
             node.handle_ready_with(&mut |msgs| transport.send(msgs))
         });
         if let Err(e) = r0 {
-            tracing::error!(node = node.id(), "storage fault, node stopped: {e}");
-            break Health::Failed(format!("storage fault: {e}"));
+            break storage_fault(node.id(), &e);
         }
         transport.send(node.take_messages());
         for e in node.take_events() {
@@ -232,17 +237,13 @@ fn run<M: StateMachine>(
             events.record(e);
         }
         if let Err(e) = r1 {
-            tracing::error!(node = node.id(), "storage fault, node stopped: {e}");
-            break Health::Failed(format!("storage fault: {e}"));
+            break storage_fault(node.id(), &e);
         }
         unflushed_since = match unflushed_since {
             _ if !node.has_unflushed() => None,
             Some(since) if since.elapsed() >= MAX_UNFLUSHED => match node.flush_applied() {
                 Ok(()) => None,
-                Err(e) => {
-                    tracing::error!(node = node.id(), "storage fault, node stopped: {e}");
-                    break Health::Failed(format!("storage fault: {e}"));
-                }
+                Err(e) => break storage_fault(node.id(), &e),
             },
             since => Some(since.unwrap_or(now)),
         };
