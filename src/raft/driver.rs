@@ -32,8 +32,8 @@ const MAX_EVENTS_PER_PASS: usize = 8192;
 /// and the Ready passes on other nodes whose fsyncs queued behind a checkpoint's writes.
 const SLOW_PASS: Duration = Duration::from_millis(10);
 
-/// A follower keeps applied entries in an open transaction (see `APPLY_BATCH` in
-/// [`crate::raft::node`]) until its inbox has been empty this long...
+/// A follower keeps applied entries in an open transaction (see
+/// [`crate::raft::node::APPLY_BATCH`]) until its inbox has been empty this long...
 const IDLE_FLUSH: Duration = Duration::from_millis(5);
 
 /// ...or the oldest of them has waited this long: the most a follower's reads trail what it

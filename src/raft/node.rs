@@ -42,7 +42,7 @@ const CHECKPOINT_EVERY: u64 = 4096;
 /// has a reply to send. Fewer commits mean less CPU per write and much smaller checkpoints:
 /// every commit copies the pages it touches (redb is copy-on-write), and a checkpoint writes
 /// out every page the commits since the last one left.
-const APPLY_BATCH: u64 = 1024;
+pub const APPLY_BATCH: u64 = 1024;
 
 /// Tunables of one node, in ticks and entries. Time itself is the caller's business.
 #[derive(Clone, Debug)]
