@@ -339,6 +339,17 @@ pub(crate) fn region(headers: &HeaderMap) -> String {
         .to_string()
 }
 
+/// Whether a read's body may ask to run at the leader, known without decoding it: a GetItem,
+/// Query, Scan, DescribeTable or BatchGetItem asks only with a `ConsistentRead` member, whose
+/// name is then in the body as is, unless spelt with an escape (so a body holding a backslash
+/// is decoded too). PartiQL statements are always decoded (a statement may write). Most reads
+/// are eventual: this spares them a second decode of their body.
+fn may_ask_consistent(op: Op, body: &[u8]) -> bool {
+    matches!(op, Op::ExecuteStatement | Op::BatchExecuteStatement)
+        || body.contains(&b'\\')
+        || body.windows(14).any(|w| w == b"ConsistentRead")
+}
+
 /// The members that decide whether a read must run on the leader; nothing else is built.
 #[derive(Deserialize)]
 struct ConsistentPeek {
@@ -491,7 +502,9 @@ async fn answer(app: AppState, headers: HeaderMap, body: Body) -> Response {
         .get(REDIRECT_HEADER)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"hint"));
     let forwarded = headers.contains_key(FORWARDED_HEADER);
-    let (needs_leader, charge) = if op.is_item_read() {
+    let (needs_leader, charge) = if op.is_item_read() && !may_ask_consistent(op, &body) {
+        (false, charge)
+    } else if op.is_item_read() {
         // Only the one member is built; the rest of the body is skipped.
         let peek_body = body.clone();
         let mut charge = charge;
@@ -762,7 +775,25 @@ async fn forward(
 
 #[cfg(test)]
 mod tests {
-    use super::request_id;
+    use super::{ConsistentPeek, Op, may_ask_consistent, request_id};
+
+    #[test]
+    fn a_read_that_may_be_consistent_is_never_taken_for_an_eventual_one() {
+        let eventual = br#"{"TableName":"t","Key":{"pk":{"S":"a"}}}"#;
+        assert!(!may_ask_consistent(Op::GetItem, eventual));
+        for body in [
+            br#"{"TableName":"t","Key":{"pk":{"S":"a"}},"ConsistentRead":true}"#.as_slice(),
+            // The member's name spelt with an escape still decodes as ConsistentRead.
+            br#"{"TableName":"t","Key":{"pk":{"S":"a"}},"ConsistentRead":true}"#,
+            br#"{"RequestItems":{"t":{"Keys":[],"ConsistentRead":true}}}"#,
+        ] {
+            assert!(may_ask_consistent(Op::GetItem, body));
+            let peek: ConsistentPeek = serde_json::from_slice(body).expect("decodes");
+            assert!(peek.consistent(), "{}", String::from_utf8_lossy(body));
+        }
+        let statement = br#"{"Statement":"INSERT INTO t VALUE {'pk':'a'}"}"#;
+        assert!(may_ask_consistent(Op::ExecuteStatement, statement));
+    }
 
     #[test]
     fn request_ids_have_dynamodbs_shape_and_do_not_repeat() {

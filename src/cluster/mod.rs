@@ -740,7 +740,7 @@ impl Cluster {
             shutdown.clone(),
         ));
         let connections = metrics.connections();
-        let router = api::router(api::AppState {
+        let router = api::router(api::AppState::new(api::AppInner {
             metrics: metrics.clone(),
             node: handle.clone(),
             client: inner.client.clone(),
@@ -748,7 +748,7 @@ impl Cluster {
             cluster_key: inner.cluster_key.clone(),
             memory: inner.memory.clone(),
             shutdown: shutdown.clone(),
-        });
+        }));
         let server = {
             let (router, handle, shutdown) = (router.clone(), handle.clone(), shutdown.clone());
             tokio::spawn(async move {
