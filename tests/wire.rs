@@ -845,6 +845,39 @@ async fn gzip_crc32_and_cors_as_dynamodb_answers() {
         let got: Value = serde_json::from_str(&text).expect("json");
         assert_eq!(got["Item"]["SongTitle"]["S"], "gz");
     }
+    // A request that needs no CORS or gzip skips those layers (`api::lean`), yet its answer
+    // carries the headers they would have added, as the answer of one that took them does.
+    let cors_of = |extra: Option<(&'static str, &'static str)>| {
+        let mut req = tc
+            .http
+            .post(&url)
+            .header("X-Amz-Target", "DynamoDB_20120810.ListTables")
+            .header("Content-Type", "application/x-amz-json-1.0")
+            .body("{}");
+        if let Some((k, v)) = extra {
+            req = req.header(k, v);
+        }
+        async move {
+            let resp = req.send().await.expect("send");
+            [
+                "vary",
+                "access-control-allow-origin",
+                "access-control-expose-headers",
+            ]
+            .map(|h| {
+                resp.headers()
+                    .get(h)
+                    .map(|v| v.to_str().unwrap_or("").to_string())
+            })
+        }
+    };
+    let plain = cors_of(None).await;
+    assert_eq!(plain[1].as_deref(), Some("*"), "{plain:?}");
+    assert_eq!(plain, cors_of(Some(("Accept-Encoding", "gzip"))).await);
+    assert_eq!(
+        plain,
+        cors_of(Some(("Origin", "http://localhost:8001"))).await
+    );
     // CORS: the DynamoDB endpoint answers a browser's preflight; the admin routes do not.
     let preflight = |path: &str| {
         tc.http

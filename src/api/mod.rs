@@ -23,6 +23,7 @@ pub mod faults;
 pub mod inject;
 pub mod internal;
 pub mod leaderless;
+pub mod lean;
 pub mod metrics;
 pub mod ops;
 pub mod wire;
@@ -103,7 +104,7 @@ pub struct Routes<S> {
 /// The node's routes. The DynamoDB endpoint (`/`) also gets what DynamoDB's own has around
 /// it: gzip request bodies accepted, gzip answers for clients that ask, the `x-amz-crc32`
 /// checksum of every answer (some SDKs verify it), and CORS so browser clients and GUIs can
-/// call it. The admin routes and the console's feed answer cross-origin requests from the
+/// call it; the CORS and gzip layers run only for the requests that need them ([`lean`]). The admin routes and the console's feed answer cross-origin requests from the
 /// cluster's own nodes (`addrs`) only (the console moves between nodes), and refuse requests
 /// from any other web origin: a web page must not be able to crash nodes through a user's
 /// browser. The internal routes get no CORS.
@@ -122,14 +123,16 @@ pub fn routes<'a, S: Clone + Send + Sync + 'static>(
         .allow_headers(Any)
         .expose_headers(Any)
         .max_age(Duration::from_secs(3600));
-    let endpoint = r.dynamodb.get(console::root).layer(
-        ServiceBuilder::new()
+    // The layers only for the requests that need them ([`lean`]).
+    let endpoint = r.dynamodb.get(console::root).layer(lean::Choose {
+        plain: axum::middleware::map_response(dispatch::add_crc32),
+        full: ServiceBuilder::new()
             .layer(cors)
             .layer(axum::middleware::map_response(dispatch::add_crc32))
             .layer(CompressionLayer::new().gzip(true))
             .layer(RequestDecompressionLayer::new().gzip(true))
             .map_request(|req: axum::http::Request<_>| req.map(axum::body::Body::new)),
-    );
+    });
     let origins = console::cluster_origins(addrs);
     let controls = r
         .controls
