@@ -32,14 +32,6 @@ const MAX_EVENTS_PER_PASS: usize = 8192;
 /// and the Ready passes on other nodes whose fsyncs queued behind a checkpoint's writes.
 const SLOW_PASS: Duration = Duration::from_millis(10);
 
-/// A follower keeps applied entries in an open transaction (see
-/// [`crate::raft::node::APPLY_BATCH`]) until its inbox has been empty this long...
-const IDLE_FLUSH: Duration = Duration::from_millis(5);
-
-/// ...or the oldest of them has waited this long: the most a follower's reads trail what it
-/// has applied.
-const MAX_UNFLUSHED: Duration = Duration::from_millis(10);
-
 /// Something for a node's thread to do.
 pub enum Event<O> {
     /// Messages from a peer.
@@ -144,12 +136,6 @@ fn timed<T>(node: NodeId, what: &'static str, work: impl FnOnce() -> T) -> T {
     out
 }
 
-/// Logs a storage fault that stops the node, and the health it stops with.
-fn storage_fault(node: NodeId, e: &crate::Error) -> Health {
-    tracing::error!(node, "storage fault, node stopped: {e}");
-    Health::Failed(format!("storage fault: {e}"))
-}
-
 fn run<M: StateMachine>(
     mut node: RaftNode<M>,
     inbox: Receiver<Event<M::Output>>,
@@ -159,24 +145,13 @@ fn run<M: StateMachine>(
     tick: Duration,
 ) -> Health {
     let mut next_tick = Instant::now() + tick;
-    // When the follower's oldest applied entry still unseen by readers was applied.
-    let mut unflushed_since: Option<Instant> = None;
     let health = loop {
-        let mut wait = next_tick.saturating_duration_since(Instant::now());
-        if unflushed_since.is_some() {
-            wait = wait.min(IDLE_FLUSH);
-        }
+        let wait = next_tick.saturating_duration_since(Instant::now());
         let first = match inbox.recv_timeout(wait) {
             Ok(ev) => Some(ev),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break Health::Stopped,
         };
-        if first.is_none()
-            && unflushed_since.take().is_some()
-            && let Err(e) = node.flush_applied()
-        {
-            break storage_fault(node.id(), &e);
-        }
         let mut stop = false;
         for ev in first
             .into_iter()
@@ -214,7 +189,8 @@ fn run<M: StateMachine>(
             node.handle_ready_with(&mut |msgs| transport.send(msgs))
         });
         if let Err(e) = r0 {
-            break storage_fault(node.id(), &e);
+            tracing::error!(node = node.id(), "storage fault, node stopped: {e}");
+            break Health::Failed(format!("storage fault: {e}"));
         }
         transport.send(node.take_messages());
         for e in node.take_events() {
@@ -237,25 +213,10 @@ fn run<M: StateMachine>(
             events.record(e);
         }
         if let Err(e) = r1 {
-            break storage_fault(node.id(), &e);
+            tracing::error!(node = node.id(), "storage fault, node stopped: {e}");
+            break Health::Failed(format!("storage fault: {e}"));
         }
-        unflushed_since = match unflushed_since {
-            _ if !node.has_unflushed() => None,
-            Some(since) if since.elapsed() >= MAX_UNFLUSHED => match node.flush_applied() {
-                Ok(()) => None,
-                Err(e) => break storage_fault(node.id(), &e),
-            },
-            since => Some(since.unwrap_or(now)),
-        };
     };
-    if health == Health::Stopped
-        && let Err(e) = node.flush_applied()
-    {
-        tracing::warn!(
-            node = node.id(),
-            "applied entries not committed at stop: {e}"
-        );
-    }
     node.fail_all("the node stopped before answering; retry the request");
     health
 }

@@ -35,10 +35,7 @@
 //!    promise what is not on disk), at once: the leader waits for them, not for our apply;
 //! 6. `advance`, then the `LightReady`: its commit index and messages; then apply the committed
 //!    entries of both Readies in one redb transaction that commits **without** an fsync, and
-//!    `advance_apply`. A follower, which answers nobody, keeps that transaction open across
-//!    passes instead and commits it every 1024 entries, or when its driver has been idle for
-//!    5 ms or held the entries for 10 ms ([`node::APPLY_BATCH`]): its reads trail its apply
-//!    by that much, and its status shows the applied index its readers see.
+//!    `advance_apply`.
 //!
 //! Step 1's messages go to the transport before step 4's fsync ([`driver`] passes
 //! `transport.send` to [`node::RaftNode::handle_ready_with`]), so a leader's fsync and its

@@ -33,17 +33,6 @@ use crate::{Error, Result};
 /// checkpoints are staggered by id, so they do not stall together.
 const CHECKPOINT_EVERY: u64 = 4096;
 
-/// Most entries a follower applies into one redb transaction before committing it.
-///
-/// A follower's apply answers nobody (its clients' writes are forwarded to the leader), so it
-/// keeps its apply transaction open across Ready passes and commits it when this many entries
-/// are in it, when its driver says (idle, or the oldest entry in it has waited long enough:
-/// [`RaftNode::flush_applied`]), before a checkpoint or a snapshot, and as soon as it leads or
-/// has a reply to send. Fewer commits mean less CPU per write and much smaller checkpoints:
-/// every commit copies the pages it touches (redb is copy-on-write), and a checkpoint writes
-/// out every page the commits since the last one left.
-pub const APPLY_BATCH: u64 = 1024;
-
 /// Tunables of one node, in ticks and entries. Time itself is the caller's business.
 #[derive(Clone, Debug)]
 pub struct NodeOptions {
@@ -205,12 +194,6 @@ pub struct RaftNode<M: StateMachine> {
     checkpoint_every: u64,
     /// The applied index at which the next checkpoint is due.
     next_checkpoint: LogIndex,
-    /// A follower's apply transaction while it is kept open ([`APPLY_BATCH`]), and how many
-    /// entries are in it.
-    open: Option<(WriteTransaction, u64)>,
-    /// The applied index readers see: that of the last committed apply transaction. Status
-    /// shows this one, so an applied index there always means "readable on this node".
-    visible_applied: LogIndex,
 }
 
 fn role_name(role: StateRole) -> &'static str {
@@ -257,7 +240,6 @@ impl<M: StateMachine> RaftNode<M> {
         let checkpoint_every = CHECKPOINT_EVERY.min(opts.compact_every).max(1);
         let next_checkpoint =
             raw.store().applied() + (checkpoint_every * (opts.id % 3 + 1) / 3).max(1);
-        let visible_applied = raw.store().applied();
         Ok(RaftNode {
             opts,
             raw,
@@ -273,8 +255,6 @@ impl<M: StateMachine> RaftNode<M> {
             snapshot_slot,
             checkpoint_every,
             next_checkpoint,
-            open: None,
-            visible_applied,
         })
     }
 
@@ -476,7 +456,7 @@ impl<M: StateMachine> RaftNode<M> {
             term: r.term,
             leader_id: (r.leader_id != raft::INVALID_ID).then_some(r.leader_id),
             commit_index: r.raft_log.committed,
-            applied_index: self.visible_applied,
+            applied_index: store.applied(),
             last_log_index: store.last(),
             first_log_index: store.first(),
             peers,
@@ -566,7 +546,6 @@ impl<M: StateMachine> RaftNode<M> {
         //    file restarts after it.
         let mut installed = None;
         if !rd.snapshot().is_empty() {
-            self.flush_applied()?;
             let mut txn = self.db.begin_write()?;
             self.install_snapshot(&txn, rd.snapshot())?;
             self.commit(&mut txn, true)?;
@@ -575,7 +554,6 @@ impl<M: StateMachine> RaftNode<M> {
             let store = self.raw.mut_store();
             store.checkpointed();
             store.restart_log()?;
-            self.visible_applied = self.raw.store().applied();
             self.stats.fsyncs += u64::from(self.opts.fsync);
             installed = Some(rd.snapshot().get_metadata().index);
         }
@@ -629,7 +607,7 @@ impl<M: StateMachine> RaftNode<M> {
         committed.extend(light.take_committed_entries());
         self.apply_committed(committed)?;
         self.raw.advance_apply();
-        self.reads.release(self.visible_applied);
+        self.reads.release(self.raw.store().applied());
         if lost_leadership {
             // Writes still pending may yet commit under the new leader or be overwritten; as a
             // follower this node learns which when it applies that index, and answers exactly.
@@ -647,74 +625,34 @@ impl<M: StateMachine> RaftNode<M> {
     /// # Errors
     /// Only faults: a storage error here means the node must stop.
     pub fn housekeeping(&mut self) -> Result<()> {
-        if self.open.is_some() && self.is_leader() {
-            self.flush_applied()?;
-        }
         if self.raw.store().applied() >= self.next_checkpoint {
             self.checkpoint()?;
         }
         self.maybe_compact()
     }
 
-    /// Whether applied entries wait in an open transaction, unseen by readers
-    /// ([`APPLY_BATCH`]); the driver then calls [`RaftNode::flush_applied`] when it is idle or
-    /// they have waited long enough.
-    pub fn has_unflushed(&self) -> bool {
-        self.open.is_some()
-    }
-
-    /// Commits the apply transaction a follower keeps open, if any (without fsync: the entries
-    /// are durable in the log), so readers see what it applied.
-    ///
-    /// # Errors
-    /// Only faults: a storage error here means the node must stop.
-    pub fn flush_applied(&mut self) -> Result<()> {
-        match self.open.take() {
-            Some((txn, _)) => self.commit_applied(txn, false),
-            None => Ok(()),
-        }
-    }
-
-    /// Applies `entries` in the apply transaction: a new one committed without an fsync, or,
-    /// on a follower with nobody to answer, the open one ([`APPLY_BATCH`]).
+    /// Applies `entries` in one redb transaction committed without an fsync.
     fn apply_committed(&mut self, entries: Vec<Entry>) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
-        let (txn, held) = match self.open.take() {
-            Some(open) => open,
-            None => (self.db.begin_write()?, 0),
-        };
+        let mut txn = self.db.begin_write()?;
         let mut replies = Vec::new();
-        let applied = self.apply_entries(&txn, entries, &mut replies)?;
-        let held = held + applied;
-        if replies.is_empty() && !self.is_leader() && held < APPLY_BATCH {
-            self.open = Some((txn, held));
-            return Ok(());
-        }
-        self.commit_applied(txn, false)?;
+        self.apply_entries(&txn, entries, &mut replies)?;
+        self.commit(&mut txn, false)?;
+        txn.commit()?;
+        self.sm.committed();
         self.replies.extend(replies);
         Ok(())
     }
 
-    /// Commits an apply transaction; from then on readers see everything applied so far.
-    fn commit_applied(&mut self, mut txn: WriteTransaction, sync: bool) -> Result<()> {
-        self.commit(&mut txn, sync)?;
-        txn.commit()?;
-        self.sm.committed();
-        self.visible_applied = self.raw.store().applied();
-        Ok(())
-    }
-
-    /// Makes everything applied so far durable in redb (a durable commit of the open apply
-    /// transaction, or an empty one: either writes out what the commits without fsync left in
-    /// memory), so the log before it may be compacted and a restart re-applies less.
+    /// Makes everything applied so far durable in redb (an empty durable commit writes out what
+    /// the commits without fsync left in memory), so the log before it may be compacted and a
+    /// restart re-applies less.
     fn checkpoint(&mut self) -> Result<()> {
-        let txn = match self.open.take() {
-            Some((txn, _)) => txn,
-            None => self.db.begin_write()?,
-        };
-        self.commit_applied(txn, true)?;
+        let mut txn = self.db.begin_write()?;
+        self.commit(&mut txn, true)?;
+        txn.commit()?;
         self.raw.mut_store().checkpointed();
         self.next_checkpoint = self.raw.store().applied() + self.checkpoint_every;
         Ok(())
@@ -747,15 +685,13 @@ impl<M: StateMachine> RaftNode<M> {
         txn: &WriteTransaction,
         entries: Vec<Entry>,
         replies: &mut Vec<(Responder<M::Output>, M::Output)>,
-    ) -> Result<u64> {
+    ) -> Result<()> {
         let mut last = None;
-        let mut applied = 0;
         for entry in entries {
             if entry.index <= self.raw.store().applied() {
                 continue;
             }
             last = Some(entry.index);
-            applied += 1;
             self.stats.entries_applied += 1;
             match entry.get_entry_type() {
                 EntryType::EntryNormal if !entry.data.is_empty() => {
@@ -785,7 +721,7 @@ impl<M: StateMachine> RaftNode<M> {
         if let Some(last) = last {
             self.raw.mut_store().set_applied(txn, last)?;
         }
-        Ok(applied)
+        Ok(())
     }
 
     fn install_snapshot(&mut self, txn: &WriteTransaction, snap: &Snapshot) -> Result<()> {

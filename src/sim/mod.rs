@@ -78,8 +78,6 @@ const TXN_KEYS: u64 = 5;
 const PARTIQL_TRANSACTIONS: f64 = 0.3;
 /// Steps allowed for the cluster to settle after the workload.
 const SETTLE_STEPS: u64 = 3000;
-/// Steps between the commits of a follower's open apply transaction (see `tick_all`).
-const FLUSH_EVERY: u64 = 4;
 
 /// What one simulation run does.
 #[derive(Clone, Debug)]
@@ -757,7 +755,6 @@ impl Sim {
 
     /// One step of simulated time for every live node.
     fn tick_all(&mut self) -> Result<()> {
-        let step = self.step;
         for id in self.running() {
             let msgs = {
                 let Some(n) = self.node(id) else { continue };
@@ -765,12 +762,6 @@ impl Sim {
                 n.raft.handle_ready()?;
                 n.raft.send_replies();
                 n.raft.housekeeping()?;
-                // A follower's driver commits its open apply transaction when idle or after a
-                // few milliseconds; here every few steps, at a different step on each node, so
-                // reads and crashes meet followers with applied entries still unseen.
-                if (step + id).is_multiple_of(FLUSH_EVERY) {
-                    n.raft.flush_applied()?;
-                }
                 n.raft.take_messages()
             };
             self.send(msgs);
