@@ -784,7 +784,7 @@ mod tests {
         for body in [
             br#"{"TableName":"t","Key":{"pk":{"S":"a"}},"ConsistentRead":true}"#.as_slice(),
             // The member's name spelt with an escape still decodes as ConsistentRead.
-            br#"{"TableName":"t","Key":{"pk":{"S":"a"}},"ConsistentRead":true}"#,
+            br#"{"TableName":"t","Key":{"pk":{"S":"a"}},"Consistent\u0052ead":true}"#,
             br#"{"RequestItems":{"t":{"Keys":[],"ConsistentRead":true}}}"#,
         ] {
             assert!(may_ask_consistent(Op::GetItem, body));
