@@ -502,9 +502,11 @@ async fn answer(app: AppState, headers: HeaderMap, body: Body) -> Response {
         .get(REDIRECT_HEADER)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"hint"));
     let forwarded = headers.contains_key(FORWARDED_HEADER);
-    let (needs_leader, charge) = if op.is_item_read() && !may_ask_consistent(op, &body) {
+    let (needs_leader, charge) = if !op.is_item_read() {
+        (op.is_write(), charge)
+    } else if !may_ask_consistent(op, &body) {
         (false, charge)
-    } else if op.is_item_read() {
+    } else {
         // Only the one member is built; the rest of the body is skipped.
         let peek_body = body.clone();
         let mut charge = charge;
@@ -517,8 +519,6 @@ async fn answer(app: AppState, headers: HeaderMap, body: Body) -> Response {
             Ok((peek, charge)) => (peek.is_ok_and(|p| p.consistent()), charge),
             Err(e) => return error_response(&e),
         }
-    } else {
-        (op.is_write(), charge)
     };
 
     if needs_leader && !app.node.is_leader() {

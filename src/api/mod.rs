@@ -104,8 +104,9 @@ pub struct Routes<S> {
 /// The node's routes. The DynamoDB endpoint (`/`) also gets what DynamoDB's own has around
 /// it: gzip request bodies accepted, gzip answers for clients that ask, the `x-amz-crc32`
 /// checksum of every answer (some SDKs verify it), and CORS so browser clients and GUIs can
-/// call it; the CORS and gzip layers run only for the requests that need them ([`lean`]). The admin routes and the console's feed answer cross-origin requests from the
-/// cluster's own nodes (`addrs`) only (the console moves between nodes), and refuse requests
+/// call it; the CORS and gzip layers run only for the requests that need them ([`lean`]). The
+/// admin routes and the console's feed answer cross-origin requests from the cluster's own nodes
+/// (`addrs`) only (the console moves between nodes), and refuse requests
 /// from any other web origin: a web page must not be able to crash nodes through a user's
 /// browser. The internal routes get no CORS.
 pub fn routes<'a, S: Clone + Send + Sync + 'static>(
