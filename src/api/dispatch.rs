@@ -422,7 +422,11 @@ pub async fn dynamodb(State(app): State<AppState>, headers: HeaderMap, body: Bod
         table = tracing::field::Empty,
     );
     let metrics = app.metrics.clone();
-    let mut resp = answer(app, headers, body).instrument(span.clone()).await;
+    // Boxed, like the operations and the forwarding below: the server's layers move this
+    // future several times per request, and a small one is cheaper to move.
+    let mut resp = Box::pin(answer(app, headers, body))
+        .instrument(span.clone())
+        .await;
     let error = resp.extensions().get::<ErrorType>().map(|e| e.0.as_str());
     let error = match error {
         None if !resp.status().is_success() => Some("UnknownError"),
@@ -532,7 +536,9 @@ async fn answer(app: AppState, headers: HeaderMap, body: Body) -> Response {
             )));
         }
         return match app.node.leader() {
-            Some((id, addr)) => forward(&app, id, &addr, &target_text, &headers, body).await,
+            Some((id, addr)) => {
+                Box::pin(forward(&app, id, &addr, &target_text, &headers, body)).await
+            }
             None => error_response(&Error::Unavailable(
                 "no leader is elected yet (an election is in progress or a majority of nodes is down); retry shortly"
                     .into(),
@@ -776,6 +782,23 @@ async fn forward(
 #[cfg(test)]
 mod tests {
     use super::{ConsistentPeek, Op, may_ask_consistent, request_id};
+
+    /// The size of what `f` returns (a future), without calling it.
+    fn output_size<A, B, C, F>(_: impl Fn(A, B, C) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    #[test]
+    fn a_request_future_stays_small_whatever_its_operation() {
+        // The operations' futures are boxed, so the handler's does not grow to the largest of
+        // them (a BatchExecuteStatement's is several KiB) for every request: the server's layers
+        // copy it each time they move it. Unboxed, both of these exceed 5 KiB.
+        let handler = output_size(super::dynamodb);
+        let run = output_size(crate::api::ops::run);
+        eprintln!("handler future {handler} bytes, operation future {run} bytes");
+        assert!(handler <= 1024, "the handler's future is {handler} bytes");
+        assert!(run <= 256, "the operations' future is {run} bytes");
+    }
 
     #[test]
     fn a_read_that_may_be_consistent_is_never_taken_for_an_eventual_one() {

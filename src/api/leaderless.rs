@@ -80,7 +80,8 @@ fn cluster(app: &LeaderlessState) -> Result<LeaderlessCluster> {
 async fn dynamodb(State(app): State<LeaderlessState>, headers: HeaderMap, body: Body) -> Response {
     let start = std::time::Instant::now();
     let op = target(&headers).ok().map(|(_, op)| format!("{op:?}"));
-    let mut resp = answer(&app, &headers, body).await;
+    // Boxed, as in the Raft mode's handler: a small future is cheaper for the layers to move.
+    let mut resp = Box::pin(answer(&app, &headers, body)).await;
     let error = resp
         .extensions()
         .get::<crate::api::dispatch::ErrorType>()

@@ -110,41 +110,48 @@ pub fn write_command(req: &Request, write: Conditional) -> Command {
 
 /// Runs `op`.
 ///
+/// Each operation's future is boxed: unboxed, this future would be as large as the largest
+/// of them (BatchExecuteStatement's, several KiB), and every request's future, whatever its
+/// operation, would be that size and copied that many bytes each time a layer of the server
+/// moves it.
+///
 /// # Errors
 /// Whatever the operation reports.
 pub async fn run(app: &AppState, op: Op, req: &mut Request) -> Result<Vec<u8>> {
     match op {
-        Op::CreateTable => encode(create_table::run(app, req).await?),
-        Op::DeleteTable => encode(delete_table::run(app, req).await?),
-        Op::DescribeTable => encode(describe_table::run(app, req).await?),
-        Op::ListTables => encode(list_tables::run(app, req).await?),
-        Op::PutItem => encode(put_item::run(app, req).await?),
-        Op::GetItem => encode(get_item::run(app, req).await?),
-        Op::DeleteItem => encode(delete_item::run(app, req).await?),
-        Op::UpdateItem => encode(update_item::run(app, req).await?),
-        Op::BatchWriteItem => encode(batch_write_item::run(app, req).await?),
-        Op::BatchGetItem => encode(batch_get_item::run(app, req).await?),
-        Op::TransactWriteItems => encode(transact_write_items::run(app, req).await?),
-        Op::TransactGetItems => encode(transact_get_items::run(app, req).await?),
-        Op::UpdateTable => encode(update_table::run(app, req).await?),
-        Op::TagResource => encode(tags::tag(app, req).await?),
-        Op::UntagResource => encode(tags::untag(app, req).await?),
-        Op::ListTagsOfResource => encode(tags::list(app, req).await?),
-        Op::DescribeContinuousBackups => encode(backups::describe(app, req).await?),
-        Op::UpdateContinuousBackups => encode(backups::update(app, req).await?),
-        Op::DescribeTimeToLive => encode(ttl::describe(app, req).await?),
-        Op::UpdateTimeToLive => encode(ttl::update(app, req).await?),
-        Op::DescribeEndpoints => encode(account::endpoints(app, req).await?),
-        Op::DescribeLimits => encode(account::limits(req).await?),
-        Op::Query => encode(query::run(app, req).await?),
-        Op::Scan => encode(scan::run(app, req).await?),
-        Op::ExecuteStatement => encode(execute_statement::run(app, req).await?),
-        Op::BatchExecuteStatement => encode(batch_execute_statement::run(app, req).await?),
-        Op::ExecuteTransaction => encode(execute_transaction::run(app, req).await?),
-        Op::ListStreams => encode(streams::list(app, req).await?),
-        Op::DescribeStream => encode(streams::describe(app, req).await?),
-        Op::GetShardIterator => encode(streams::iterator(app, req).await?),
-        Op::GetRecords => encode(streams::records(app, req).await?),
+        Op::CreateTable => encode(Box::pin(create_table::run(app, req)).await?),
+        Op::DeleteTable => encode(Box::pin(delete_table::run(app, req)).await?),
+        Op::DescribeTable => encode(Box::pin(describe_table::run(app, req)).await?),
+        Op::ListTables => encode(Box::pin(list_tables::run(app, req)).await?),
+        Op::PutItem => encode(Box::pin(put_item::run(app, req)).await?),
+        Op::GetItem => encode(Box::pin(get_item::run(app, req)).await?),
+        Op::DeleteItem => encode(Box::pin(delete_item::run(app, req)).await?),
+        Op::UpdateItem => encode(Box::pin(update_item::run(app, req)).await?),
+        Op::BatchWriteItem => encode(Box::pin(batch_write_item::run(app, req)).await?),
+        Op::BatchGetItem => encode(Box::pin(batch_get_item::run(app, req)).await?),
+        Op::TransactWriteItems => encode(Box::pin(transact_write_items::run(app, req)).await?),
+        Op::TransactGetItems => encode(Box::pin(transact_get_items::run(app, req)).await?),
+        Op::UpdateTable => encode(Box::pin(update_table::run(app, req)).await?),
+        Op::TagResource => encode(Box::pin(tags::tag(app, req)).await?),
+        Op::UntagResource => encode(Box::pin(tags::untag(app, req)).await?),
+        Op::ListTagsOfResource => encode(Box::pin(tags::list(app, req)).await?),
+        Op::DescribeContinuousBackups => encode(Box::pin(backups::describe(app, req)).await?),
+        Op::UpdateContinuousBackups => encode(Box::pin(backups::update(app, req)).await?),
+        Op::DescribeTimeToLive => encode(Box::pin(ttl::describe(app, req)).await?),
+        Op::UpdateTimeToLive => encode(Box::pin(ttl::update(app, req)).await?),
+        Op::DescribeEndpoints => encode(Box::pin(account::endpoints(app, req)).await?),
+        Op::DescribeLimits => encode(Box::pin(account::limits(req)).await?),
+        Op::Query => encode(Box::pin(query::run(app, req)).await?),
+        Op::Scan => encode(Box::pin(scan::run(app, req)).await?),
+        Op::ExecuteStatement => encode(Box::pin(execute_statement::run(app, req)).await?),
+        Op::BatchExecuteStatement => {
+            encode(Box::pin(batch_execute_statement::run(app, req)).await?)
+        }
+        Op::ExecuteTransaction => encode(Box::pin(execute_transaction::run(app, req)).await?),
+        Op::ListStreams => encode(Box::pin(streams::list(app, req)).await?),
+        Op::DescribeStream => encode(Box::pin(streams::describe(app, req)).await?),
+        Op::GetShardIterator => encode(Box::pin(streams::iterator(app, req)).await?),
+        Op::GetRecords => encode(Box::pin(streams::records(app, req)).await?),
     }
 }
 
@@ -175,7 +182,8 @@ pub async fn write_item(
     })
 }
 
-/// Runs one operation on a leaderless node (serving `addr`); its JSON answer.
+/// Runs one operation on a leaderless node (serving `addr`); its JSON answer. Each
+/// operation's future is boxed, as in [`run`].
 ///
 /// # Errors
 /// The operation's; a `ValidationException` for what this engine does not offer.
@@ -186,35 +194,41 @@ pub async fn run_leaderless(
     req: &mut Request,
 ) -> Result<Vec<u8>> {
     match op {
-        Op::DescribeEndpoints => encode(account::endpoints_at(addr, req).await?),
-        Op::DescribeLimits => encode(account::limits(req).await?),
-        Op::DescribeTimeToLive => encode(ttl::describe_leaderless(node, req).await?),
-        Op::UpdateTimeToLive => encode(ttl::update_leaderless(node, req).await?),
-        Op::UpdateTable => encode(update_table::run_leaderless(node, req).await?),
-        Op::TagResource => encode(tags::tag_leaderless(node, req).await?),
-        Op::UntagResource => encode(tags::untag_leaderless(node, req).await?),
-        Op::ListTagsOfResource => encode(tags::list_leaderless(node, req).await?),
-        Op::DescribeContinuousBackups => encode(backups::describe_leaderless(node, req).await?),
-        Op::UpdateContinuousBackups => encode(backups::update_leaderless(node, req).await?),
-        Op::ListStreams => encode(streams::list_leaderless(node, req).await?),
-        Op::DescribeStream => encode(streams::describe_leaderless(node, req).await?),
-        Op::GetShardIterator => encode(streams::iterator_leaderless(node, req).await?),
-        Op::GetRecords => encode(streams::records_leaderless(node, req).await?),
-        Op::CreateTable => encode(create_table::run_leaderless(node, req).await?),
-        Op::DeleteTable => encode(delete_table::run_leaderless(node, req).await?),
-        Op::DescribeTable => encode(describe_table::run_leaderless(node, req).await?),
-        Op::ListTables => encode(list_tables::run_leaderless(node, req).await?),
-        Op::PutItem => encode(put_item::run_leaderless(node, req).await?),
-        Op::GetItem => encode(get_item::run_leaderless(node, req).await?),
-        Op::DeleteItem => encode(delete_item::run_leaderless(node, req).await?),
-        Op::UpdateItem => encode(update_item::run_leaderless(node, req).await?),
-        Op::Query => encode(query::run_leaderless(node, req).await?),
-        Op::Scan => encode(scan::run_leaderless(node, req).await?),
-        Op::BatchGetItem => encode(batch_get_item::run_leaderless(node, req).await?),
-        Op::BatchWriteItem => encode(batch_write_item::run_leaderless(node, req).await?),
-        Op::ExecuteStatement => encode(execute_statement::run_leaderless(node, req).await?),
+        Op::DescribeEndpoints => encode(Box::pin(account::endpoints_at(addr, req)).await?),
+        Op::DescribeLimits => encode(Box::pin(account::limits(req)).await?),
+        Op::DescribeTimeToLive => encode(Box::pin(ttl::describe_leaderless(node, req)).await?),
+        Op::UpdateTimeToLive => encode(Box::pin(ttl::update_leaderless(node, req)).await?),
+        Op::UpdateTable => encode(Box::pin(update_table::run_leaderless(node, req)).await?),
+        Op::TagResource => encode(Box::pin(tags::tag_leaderless(node, req)).await?),
+        Op::UntagResource => encode(Box::pin(tags::untag_leaderless(node, req)).await?),
+        Op::ListTagsOfResource => encode(Box::pin(tags::list_leaderless(node, req)).await?),
+        Op::DescribeContinuousBackups => {
+            encode(Box::pin(backups::describe_leaderless(node, req)).await?)
+        }
+        Op::UpdateContinuousBackups => {
+            encode(Box::pin(backups::update_leaderless(node, req)).await?)
+        }
+        Op::ListStreams => encode(Box::pin(streams::list_leaderless(node, req)).await?),
+        Op::DescribeStream => encode(Box::pin(streams::describe_leaderless(node, req)).await?),
+        Op::GetShardIterator => encode(Box::pin(streams::iterator_leaderless(node, req)).await?),
+        Op::GetRecords => encode(Box::pin(streams::records_leaderless(node, req)).await?),
+        Op::CreateTable => encode(Box::pin(create_table::run_leaderless(node, req)).await?),
+        Op::DeleteTable => encode(Box::pin(delete_table::run_leaderless(node, req)).await?),
+        Op::DescribeTable => encode(Box::pin(describe_table::run_leaderless(node, req)).await?),
+        Op::ListTables => encode(Box::pin(list_tables::run_leaderless(node, req)).await?),
+        Op::PutItem => encode(Box::pin(put_item::run_leaderless(node, req)).await?),
+        Op::GetItem => encode(Box::pin(get_item::run_leaderless(node, req)).await?),
+        Op::DeleteItem => encode(Box::pin(delete_item::run_leaderless(node, req)).await?),
+        Op::UpdateItem => encode(Box::pin(update_item::run_leaderless(node, req)).await?),
+        Op::Query => encode(Box::pin(query::run_leaderless(node, req)).await?),
+        Op::Scan => encode(Box::pin(scan::run_leaderless(node, req)).await?),
+        Op::BatchGetItem => encode(Box::pin(batch_get_item::run_leaderless(node, req)).await?),
+        Op::BatchWriteItem => encode(Box::pin(batch_write_item::run_leaderless(node, req)).await?),
+        Op::ExecuteStatement => {
+            encode(Box::pin(execute_statement::run_leaderless(node, req)).await?)
+        }
         Op::BatchExecuteStatement => {
-            encode(batch_execute_statement::run_leaderless(node, req).await?)
+            encode(Box::pin(batch_execute_statement::run_leaderless(node, req)).await?)
         }
         Op::TransactWriteItems | Op::TransactGetItems | Op::ExecuteTransaction => {
             Err(Error::validation(format!(
