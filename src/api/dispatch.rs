@@ -99,50 +99,65 @@ pub enum Op {
     GetRecords,
 }
 
+/// Every operation with its name: the DynamoDB API's, then from [`STREAMS_OPS`] on the
+/// Streams API's.
+const OPS: [(&str, Op); 31] = [
+    ("CreateTable", Op::CreateTable),
+    ("DeleteTable", Op::DeleteTable),
+    ("DescribeTable", Op::DescribeTable),
+    ("ListTables", Op::ListTables),
+    ("PutItem", Op::PutItem),
+    ("GetItem", Op::GetItem),
+    ("DeleteItem", Op::DeleteItem),
+    ("UpdateItem", Op::UpdateItem),
+    ("BatchWriteItem", Op::BatchWriteItem),
+    ("BatchGetItem", Op::BatchGetItem),
+    ("TransactWriteItems", Op::TransactWriteItems),
+    ("TransactGetItems", Op::TransactGetItems),
+    ("UpdateTable", Op::UpdateTable),
+    ("TagResource", Op::TagResource),
+    ("UntagResource", Op::UntagResource),
+    ("ListTagsOfResource", Op::ListTagsOfResource),
+    ("DescribeContinuousBackups", Op::DescribeContinuousBackups),
+    ("UpdateContinuousBackups", Op::UpdateContinuousBackups),
+    ("DescribeTimeToLive", Op::DescribeTimeToLive),
+    ("UpdateTimeToLive", Op::UpdateTimeToLive),
+    ("DescribeEndpoints", Op::DescribeEndpoints),
+    ("DescribeLimits", Op::DescribeLimits),
+    ("Query", Op::Query),
+    ("Scan", Op::Scan),
+    ("ExecuteStatement", Op::ExecuteStatement),
+    ("BatchExecuteStatement", Op::BatchExecuteStatement),
+    ("ExecuteTransaction", Op::ExecuteTransaction),
+    ("ListStreams", Op::ListStreams),
+    ("DescribeStream", Op::DescribeStream),
+    ("GetShardIterator", Op::GetShardIterator),
+    ("GetRecords", Op::GetRecords),
+];
+
+/// Where the Streams API's operations start in [`OPS`].
+const STREAMS_OPS: usize = 27;
+
 impl Op {
     /// Parses an operation name.
     pub fn parse(name: &str) -> Option<Op> {
-        Some(match name {
-            "CreateTable" => Op::CreateTable,
-            "DeleteTable" => Op::DeleteTable,
-            "DescribeTable" => Op::DescribeTable,
-            "ListTables" => Op::ListTables,
-            "PutItem" => Op::PutItem,
-            "GetItem" => Op::GetItem,
-            "DeleteItem" => Op::DeleteItem,
-            "UpdateItem" => Op::UpdateItem,
-            "BatchWriteItem" => Op::BatchWriteItem,
-            "BatchGetItem" => Op::BatchGetItem,
-            "TransactWriteItems" => Op::TransactWriteItems,
-            "TransactGetItems" => Op::TransactGetItems,
-            "UpdateTable" => Op::UpdateTable,
-            "TagResource" => Op::TagResource,
-            "UntagResource" => Op::UntagResource,
-            "ListTagsOfResource" => Op::ListTagsOfResource,
-            "DescribeContinuousBackups" => Op::DescribeContinuousBackups,
-            "UpdateContinuousBackups" => Op::UpdateContinuousBackups,
-            "DescribeTimeToLive" => Op::DescribeTimeToLive,
-            "UpdateTimeToLive" => Op::UpdateTimeToLive,
-            "DescribeEndpoints" => Op::DescribeEndpoints,
-            "DescribeLimits" => Op::DescribeLimits,
-            "Query" => Op::Query,
-            "Scan" => Op::Scan,
-            "ExecuteStatement" => Op::ExecuteStatement,
-            "BatchExecuteStatement" => Op::BatchExecuteStatement,
-            "ExecuteTransaction" => Op::ExecuteTransaction,
-            _ => return None,
-        })
+        Self::find(&OPS[..STREAMS_OPS], name)
     }
 
     /// Parses an operation name of the Streams API.
     pub fn parse_streams(name: &str) -> Option<Op> {
-        Some(match name {
-            "ListStreams" => Op::ListStreams,
-            "DescribeStream" => Op::DescribeStream,
-            "GetShardIterator" => Op::GetShardIterator,
-            "GetRecords" => Op::GetRecords,
-            _ => return None,
-        })
+        Self::find(&OPS[STREAMS_OPS..], name)
+    }
+
+    fn find(ops: &[(&str, Op)], name: &str) -> Option<Op> {
+        ops.iter().find(|(n, _)| *n == name).map(|(_, op)| *op)
+    }
+
+    /// The operation's name, as its API spells it.
+    pub fn name(self) -> &'static str {
+        OPS.iter()
+            .find(|(_, op)| *op == self)
+            .map_or("unknown", |(name, _)| name)
     }
 
     /// True for operations that change state and so must run on the leader.
@@ -287,7 +302,7 @@ pub(crate) fn request_id() -> [u8; 52] {
     out
 }
 
-pub(crate) fn target(headers: &HeaderMap) -> Result<(String, Op)> {
+pub(crate) fn target(headers: &HeaderMap) -> Result<(&str, Op)> {
     let raw = headers
         .get("x-amz-target")
         .ok_or_else(|| Error::UnknownOperation("Missing X-Amz-Target header".into()))?
@@ -303,7 +318,7 @@ pub(crate) fn target(headers: &HeaderMap) -> Result<(String, Op)> {
         .ok_or_else(|| {
             Error::UnknownOperation(format!("Operation {raw} is not supported by kvsim"))
         })?;
-    Ok((raw.to_string(), op))
+    Ok((raw, op))
 }
 
 /// The request's [`EXPECTED_VERSION_HEADER`], if any.
@@ -410,13 +425,13 @@ impl ConsistentPeek {
 pub async fn dynamodb(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     use tracing::Instrument;
     let start = std::time::Instant::now();
-    let op = target(&headers).ok().map(|(_, op)| format!("{op:?}"));
+    let op = target(&headers).ok().map(|(_, op)| op);
     let id = request_id();
     let id_text = std::str::from_utf8(&id).unwrap_or_default();
     let span = tracing::debug_span!(
         "request",
         id = id_text,
-        op = op.as_deref().unwrap_or("unknown"),
+        op = op.map_or("unknown", Op::name),
         node = app.node.id,
         forwarded = headers.contains_key(FORWARDED_HEADER),
         table = tracing::field::Empty,
@@ -441,7 +456,7 @@ pub async fn dynamodb(State(app): State<AppState>, headers: HeaderMap, body: Bod
             "request done"
         );
     });
-    metrics.request(op.as_deref(), error, took);
+    metrics.request(op, error, took);
     if let Ok(value) = HeaderValue::from_bytes(&id) {
         resp.headers_mut().insert("x-amzn-requestid", value);
     }
@@ -537,7 +552,7 @@ async fn answer(app: AppState, headers: HeaderMap, body: Body) -> Response {
         }
         return match app.node.leader() {
             Some((id, addr)) => {
-                Box::pin(forward(&app, id, &addr, &target_text, &headers, body)).await
+                Box::pin(forward(&app, id, &addr, target_text, op, &headers, body)).await
             }
             None => error_response(&Error::Unavailable(
                 "no leader is elected yet (an election is in progress or a majority of nodes is down); retry shortly"
@@ -708,11 +723,11 @@ async fn forward(
     leader: u64,
     addr: &str,
     target: &str,
+    op: Op,
     headers: &HeaderMap,
     body: bytes::Bytes,
 ) -> Response {
-    app.metrics
-        .forwarded(target.rsplit('.').next().unwrap_or(target));
+    app.metrics.forwarded(op);
     let way_back = match through_network(app, leader).await {
         Ok(d) => d,
         Err(e) => return error_response(&e),
@@ -786,6 +801,30 @@ mod tests {
     /// The size of what `f` returns (a future), without calling it.
     fn output_size<A, B, C, F>(_: impl Fn(A, B, C) -> F) -> usize {
         std::mem::size_of::<F>()
+    }
+
+    #[test]
+    fn every_operation_is_named_as_its_api_spells_it() {
+        for (i, (name, op)) in super::OPS.iter().enumerate() {
+            assert_eq!(op.name(), *name);
+            // The name metrics and logs show is the one the enum's Debug spells, too.
+            assert_eq!(format!("{op:?}"), *name);
+            let (dynamo, streams) = (Op::parse(name), Op::parse_streams(name));
+            if i < super::STREAMS_OPS {
+                assert_eq!((dynamo, streams), (Some(*op), None), "{name}");
+            } else {
+                assert_eq!((dynamo, streams), (None, Some(*op)), "{name}");
+            }
+        }
+        assert_eq!(Op::parse("ListStreams"), None);
+        assert_eq!(Op::parse("putitem"), None);
+        let distinct: std::collections::HashSet<_> =
+            super::OPS.iter().map(|(_, op)| format!("{op:?}")).collect();
+        assert_eq!(
+            distinct.len(),
+            super::OPS.len(),
+            "an operation is listed twice"
+        );
     }
 
     #[test]

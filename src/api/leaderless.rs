@@ -79,14 +79,14 @@ fn cluster(app: &LeaderlessState) -> Result<LeaderlessCluster> {
 /// `POST /`: one DynamoDB operation, coordinated by this node.
 async fn dynamodb(State(app): State<LeaderlessState>, headers: HeaderMap, body: Body) -> Response {
     let start = std::time::Instant::now();
-    let op = target(&headers).ok().map(|(_, op)| format!("{op:?}"));
+    let op = target(&headers).ok().map(|(_, op)| op);
     // Boxed, as in the Raft mode's handler: a small future is cheaper for the layers to move.
     let mut resp = Box::pin(answer(&app, &headers, body)).await;
     let error = resp
         .extensions()
         .get::<crate::api::dispatch::ErrorType>()
         .map(|e| e.0.as_str());
-    app.metrics.request(op.as_deref(), error, start.elapsed());
+    app.metrics.request(op, error, start.elapsed());
     if let Ok(value) = HeaderValue::from_bytes(&request_id()) {
         resp.headers_mut().insert("x-amzn-requestid", value);
     }

@@ -8,6 +8,7 @@
 //! costs nothing between scrapes. Counters start again from zero when a node restarts, which
 //! Prometheus reads as a counter reset.
 
+use std::borrow::Cow;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::api::AppState;
+use crate::api::dispatch::Op;
 
 /// The content type of the text this route answers.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -30,16 +32,16 @@ const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// The DynamoDB operation (`PutItem`, ...), or `unknown` when the target was not one.
-    pub operation: String,
+    pub operation: &'static str,
     /// `ok`, or the error's type without its namespace (`ConditionalCheckFailedException`).
-    pub outcome: String,
+    pub outcome: Cow<'static, str>,
 }
 
 /// A request's operation.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabel {
     /// The DynamoDB operation.
-    pub operation: String,
+    pub operation: &'static str,
 }
 
 /// One label, for the metrics read at scrape time.
@@ -127,23 +129,22 @@ impl Metrics {
     }
 
     /// Counts one DynamoDB request: its operation (`None` when it named none), how it ended
-    /// (`None` for success, else the error's type) and how long it took.
-    pub fn request(&self, operation: Option<&str>, error: Option<&str>, took: Duration) {
+    /// (`None` for success, else the error's type) and how long it took. A successful one
+    /// allocates nothing.
+    pub fn request(&self, operation: Option<Op>, error: Option<&str>, took: Duration) {
         use std::sync::atomic::Ordering::Relaxed;
         self.totals.requests.fetch_add(1, Relaxed);
         self.totals
             .micros
             .fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Relaxed);
-        let operation = operation.unwrap_or("unknown").to_string();
+        let operation = operation.map_or("unknown", Op::name);
         let outcome = match error {
-            None => "ok".to_string(),
+            None => Cow::Borrowed("ok"),
             // `com.amazonaws.dynamodb.v20120810#ResourceNotFoundException` → the part after #.
-            Some(t) => t.rsplit('#').next().unwrap_or(t).to_string(),
+            Some(t) => Cow::Owned(t.rsplit('#').next().unwrap_or(t).to_string()),
         };
         self.latency
-            .get_or_create(&OperationLabel {
-                operation: operation.clone(),
-            })
+            .get_or_create(&OperationLabel { operation })
             .observe(took.as_secs_f64());
         self.requests
             .get_or_create(&RequestLabels { operation, outcome })
@@ -151,10 +152,10 @@ impl Metrics {
     }
 
     /// Counts a request this node relayed to the leader.
-    pub fn forwarded(&self, operation: &str) {
+    pub fn forwarded(&self, operation: Op) {
         self.forwarded
             .get_or_create(&OperationLabel {
-                operation: operation.to_string(),
+                operation: operation.name(),
             })
             .inc();
     }
