@@ -469,7 +469,15 @@ pub(crate) async fn read_body(
     memory: &crate::api::budget::MemoryBudget,
     body: Body,
 ) -> std::result::Result<(Bytes, crate::api::budget::Charge), Response> {
-    match tokio::time::timeout(BODY_TIMEOUT, memory.read_body(body)).await {
+    use futures_util::FutureExt;
+    let mut reading = std::pin::pin!(memory.read_body(body));
+    // A small body has usually arrived with the headers: read it without arming a timer (one
+    // poll, with a waker that does nothing; the timeout's first poll registers the real one).
+    let read = match reading.as_mut().now_or_never() {
+        Some(read) => Ok(read),
+        None => tokio::time::timeout(BODY_TIMEOUT, reading).await,
+    };
+    match read {
         Ok(Ok(read)) => Ok(read),
         Ok(Err(BodyError::TooLarge)) => {
             let mut resp = error_response(&Error::validation(format!(
@@ -801,6 +809,27 @@ mod tests {
     /// The size of what `f` returns (a future), without calling it.
     fn output_size<A, B, C, F>(_: impl Fn(A, B, C) -> F) -> usize {
         std::mem::size_of::<F>()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_is_read_at_once_when_it_is_there_and_timed_out_when_it_never_comes() {
+        use axum::body::Body;
+        let memory = crate::api::budget::MemoryBudget::new(1 << 20);
+        let started = tokio::time::Instant::now();
+        let Ok((read, _)) = super::read_body(&memory, Body::from("{}")).await else {
+            panic!("a complete body was refused");
+        };
+        assert_eq!(&read[..], b"{}");
+        assert_eq!(started.elapsed(), std::time::Duration::ZERO);
+
+        // A body that never arrives: the paused clock jumps to the timeout.
+        let never =
+            futures_util::stream::pending::<std::result::Result<bytes::Bytes, std::io::Error>>();
+        let Err(resp) = super::read_body(&memory, Body::from_stream(never)).await else {
+            panic!("a body that never came was read");
+        };
+        assert_eq!(resp.status(), axum::http::StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(started.elapsed(), super::BODY_TIMEOUT);
     }
 
     #[test]
