@@ -811,6 +811,11 @@ mod tests {
         std::mem::size_of::<F>()
     }
 
+    /// [`output_size`] for a function of four arguments.
+    fn output_size4<A, B, C, D, F>(_: impl Fn(A, B, C, D) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_body_is_read_at_once_when_it_is_there_and_timed_out_when_it_never_comes() {
         use axum::body::Body;
@@ -860,12 +865,20 @@ mod tests {
     fn a_request_future_stays_small_whatever_its_operation() {
         // The operations' futures are boxed, so the handler's does not grow to the largest of
         // them (a BatchExecuteStatement's is several KiB) for every request: the server's layers
-        // copy it each time they move it. Unboxed, both of these exceed 5 KiB.
+        // copy it each time they move it. Unboxed, each of these exceeds 5 KiB.
         let handler = output_size(super::dynamodb);
         let run = output_size(crate::api::ops::run);
-        eprintln!("handler future {handler} bytes, operation future {run} bytes");
+        // The leaderless engine's operations, the same way.
+        let leaderless = output_size4(crate::api::ops::run_leaderless);
+        eprintln!(
+            "handler future {handler} bytes, operation future {run} bytes, leaderless {leaderless}"
+        );
         assert!(handler <= 1024, "the handler's future is {handler} bytes");
         assert!(run <= 256, "the operations' future is {run} bytes");
+        assert!(
+            leaderless <= 256,
+            "the leaderless operations' future is {leaderless} bytes"
+        );
     }
 
     #[test]
