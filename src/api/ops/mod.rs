@@ -108,50 +108,43 @@ pub fn write_command(req: &Request, write: Conditional) -> Command {
     }
 }
 
-/// Runs `op`.
-///
-/// Each operation's future is boxed: unboxed, this future would be as large as the largest
-/// of them (BatchExecuteStatement's, several KiB), and every request's future, whatever its
-/// operation, would be that size and copied that many bytes each time a layer of the server
-/// moves it.
+/// Runs `op`; each operation's future is boxed (see `boxed`).
 ///
 /// # Errors
 /// Whatever the operation reports.
 pub async fn run(app: &AppState, op: Op, req: &mut Request) -> Result<Vec<u8>> {
     match op {
-        Op::CreateTable => encode(Box::pin(create_table::run(app, req)).await?),
-        Op::DeleteTable => encode(Box::pin(delete_table::run(app, req)).await?),
-        Op::DescribeTable => encode(Box::pin(describe_table::run(app, req)).await?),
-        Op::ListTables => encode(Box::pin(list_tables::run(app, req)).await?),
-        Op::PutItem => encode(Box::pin(put_item::run(app, req)).await?),
-        Op::GetItem => encode(Box::pin(get_item::run(app, req)).await?),
-        Op::DeleteItem => encode(Box::pin(delete_item::run(app, req)).await?),
-        Op::UpdateItem => encode(Box::pin(update_item::run(app, req)).await?),
-        Op::BatchWriteItem => encode(Box::pin(batch_write_item::run(app, req)).await?),
-        Op::BatchGetItem => encode(Box::pin(batch_get_item::run(app, req)).await?),
-        Op::TransactWriteItems => encode(Box::pin(transact_write_items::run(app, req)).await?),
-        Op::TransactGetItems => encode(Box::pin(transact_get_items::run(app, req)).await?),
-        Op::UpdateTable => encode(Box::pin(update_table::run(app, req)).await?),
-        Op::TagResource => encode(Box::pin(tags::tag(app, req)).await?),
-        Op::UntagResource => encode(Box::pin(tags::untag(app, req)).await?),
-        Op::ListTagsOfResource => encode(Box::pin(tags::list(app, req)).await?),
-        Op::DescribeContinuousBackups => encode(Box::pin(backups::describe(app, req)).await?),
-        Op::UpdateContinuousBackups => encode(Box::pin(backups::update(app, req)).await?),
-        Op::DescribeTimeToLive => encode(Box::pin(ttl::describe(app, req)).await?),
-        Op::UpdateTimeToLive => encode(Box::pin(ttl::update(app, req)).await?),
-        Op::DescribeEndpoints => encode(Box::pin(account::endpoints(app, req)).await?),
-        Op::DescribeLimits => encode(Box::pin(account::limits(req)).await?),
-        Op::Query => encode(Box::pin(query::run(app, req)).await?),
-        Op::Scan => encode(Box::pin(scan::run(app, req)).await?),
-        Op::ExecuteStatement => encode(Box::pin(execute_statement::run(app, req)).await?),
-        Op::BatchExecuteStatement => {
-            encode(Box::pin(batch_execute_statement::run(app, req)).await?)
-        }
-        Op::ExecuteTransaction => encode(Box::pin(execute_transaction::run(app, req)).await?),
-        Op::ListStreams => encode(Box::pin(streams::list(app, req)).await?),
-        Op::DescribeStream => encode(Box::pin(streams::describe(app, req)).await?),
-        Op::GetShardIterator => encode(Box::pin(streams::iterator(app, req)).await?),
-        Op::GetRecords => encode(Box::pin(streams::records(app, req)).await?),
+        Op::CreateTable => boxed(create_table::run(app, req)).await,
+        Op::DeleteTable => boxed(delete_table::run(app, req)).await,
+        Op::DescribeTable => boxed(describe_table::run(app, req)).await,
+        Op::ListTables => boxed(list_tables::run(app, req)).await,
+        Op::PutItem => boxed(put_item::run(app, req)).await,
+        Op::GetItem => boxed(get_item::run(app, req)).await,
+        Op::DeleteItem => boxed(delete_item::run(app, req)).await,
+        Op::UpdateItem => boxed(update_item::run(app, req)).await,
+        Op::BatchWriteItem => boxed(batch_write_item::run(app, req)).await,
+        Op::BatchGetItem => boxed(batch_get_item::run(app, req)).await,
+        Op::TransactWriteItems => boxed(transact_write_items::run(app, req)).await,
+        Op::TransactGetItems => boxed(transact_get_items::run(app, req)).await,
+        Op::UpdateTable => boxed(update_table::run(app, req)).await,
+        Op::TagResource => boxed(tags::tag(app, req)).await,
+        Op::UntagResource => boxed(tags::untag(app, req)).await,
+        Op::ListTagsOfResource => boxed(tags::list(app, req)).await,
+        Op::DescribeContinuousBackups => boxed(backups::describe(app, req)).await,
+        Op::UpdateContinuousBackups => boxed(backups::update(app, req)).await,
+        Op::DescribeTimeToLive => boxed(ttl::describe(app, req)).await,
+        Op::UpdateTimeToLive => boxed(ttl::update(app, req)).await,
+        Op::DescribeEndpoints => boxed(account::endpoints(app, req)).await,
+        Op::DescribeLimits => boxed(account::limits(req)).await,
+        Op::Query => boxed(query::run(app, req)).await,
+        Op::Scan => boxed(scan::run(app, req)).await,
+        Op::ExecuteStatement => boxed(execute_statement::run(app, req)).await,
+        Op::BatchExecuteStatement => boxed(batch_execute_statement::run(app, req)).await,
+        Op::ExecuteTransaction => boxed(execute_transaction::run(app, req)).await,
+        Op::ListStreams => boxed(streams::list(app, req)).await,
+        Op::DescribeStream => boxed(streams::describe(app, req)).await,
+        Op::GetShardIterator => boxed(streams::iterator(app, req)).await,
+        Op::GetRecords => boxed(streams::records(app, req)).await,
     }
 }
 
@@ -183,7 +176,7 @@ pub async fn write_item(
 }
 
 /// Runs one operation on a leaderless node (serving `addr`); its JSON answer. Each
-/// operation's future is boxed, as in [`run`].
+/// operation's future is boxed (see `boxed`).
 ///
 /// # Errors
 /// The operation's; a `ValidationException` for what this engine does not offer.
@@ -194,41 +187,35 @@ pub async fn run_leaderless(
     req: &mut Request,
 ) -> Result<Vec<u8>> {
     match op {
-        Op::DescribeEndpoints => encode(Box::pin(account::endpoints_at(addr, req)).await?),
-        Op::DescribeLimits => encode(Box::pin(account::limits(req)).await?),
-        Op::DescribeTimeToLive => encode(Box::pin(ttl::describe_leaderless(node, req)).await?),
-        Op::UpdateTimeToLive => encode(Box::pin(ttl::update_leaderless(node, req)).await?),
-        Op::UpdateTable => encode(Box::pin(update_table::run_leaderless(node, req)).await?),
-        Op::TagResource => encode(Box::pin(tags::tag_leaderless(node, req)).await?),
-        Op::UntagResource => encode(Box::pin(tags::untag_leaderless(node, req)).await?),
-        Op::ListTagsOfResource => encode(Box::pin(tags::list_leaderless(node, req)).await?),
-        Op::DescribeContinuousBackups => {
-            encode(Box::pin(backups::describe_leaderless(node, req)).await?)
-        }
-        Op::UpdateContinuousBackups => {
-            encode(Box::pin(backups::update_leaderless(node, req)).await?)
-        }
-        Op::ListStreams => encode(Box::pin(streams::list_leaderless(node, req)).await?),
-        Op::DescribeStream => encode(Box::pin(streams::describe_leaderless(node, req)).await?),
-        Op::GetShardIterator => encode(Box::pin(streams::iterator_leaderless(node, req)).await?),
-        Op::GetRecords => encode(Box::pin(streams::records_leaderless(node, req)).await?),
-        Op::CreateTable => encode(Box::pin(create_table::run_leaderless(node, req)).await?),
-        Op::DeleteTable => encode(Box::pin(delete_table::run_leaderless(node, req)).await?),
-        Op::DescribeTable => encode(Box::pin(describe_table::run_leaderless(node, req)).await?),
-        Op::ListTables => encode(Box::pin(list_tables::run_leaderless(node, req)).await?),
-        Op::PutItem => encode(Box::pin(put_item::run_leaderless(node, req)).await?),
-        Op::GetItem => encode(Box::pin(get_item::run_leaderless(node, req)).await?),
-        Op::DeleteItem => encode(Box::pin(delete_item::run_leaderless(node, req)).await?),
-        Op::UpdateItem => encode(Box::pin(update_item::run_leaderless(node, req)).await?),
-        Op::Query => encode(Box::pin(query::run_leaderless(node, req)).await?),
-        Op::Scan => encode(Box::pin(scan::run_leaderless(node, req)).await?),
-        Op::BatchGetItem => encode(Box::pin(batch_get_item::run_leaderless(node, req)).await?),
-        Op::BatchWriteItem => encode(Box::pin(batch_write_item::run_leaderless(node, req)).await?),
-        Op::ExecuteStatement => {
-            encode(Box::pin(execute_statement::run_leaderless(node, req)).await?)
-        }
+        Op::DescribeEndpoints => boxed(account::endpoints_at(addr, req)).await,
+        Op::DescribeLimits => boxed(account::limits(req)).await,
+        Op::DescribeTimeToLive => boxed(ttl::describe_leaderless(node, req)).await,
+        Op::UpdateTimeToLive => boxed(ttl::update_leaderless(node, req)).await,
+        Op::UpdateTable => boxed(update_table::run_leaderless(node, req)).await,
+        Op::TagResource => boxed(tags::tag_leaderless(node, req)).await,
+        Op::UntagResource => boxed(tags::untag_leaderless(node, req)).await,
+        Op::ListTagsOfResource => boxed(tags::list_leaderless(node, req)).await,
+        Op::DescribeContinuousBackups => boxed(backups::describe_leaderless(node, req)).await,
+        Op::UpdateContinuousBackups => boxed(backups::update_leaderless(node, req)).await,
+        Op::ListStreams => boxed(streams::list_leaderless(node, req)).await,
+        Op::DescribeStream => boxed(streams::describe_leaderless(node, req)).await,
+        Op::GetShardIterator => boxed(streams::iterator_leaderless(node, req)).await,
+        Op::GetRecords => boxed(streams::records_leaderless(node, req)).await,
+        Op::CreateTable => boxed(create_table::run_leaderless(node, req)).await,
+        Op::DeleteTable => boxed(delete_table::run_leaderless(node, req)).await,
+        Op::DescribeTable => boxed(describe_table::run_leaderless(node, req)).await,
+        Op::ListTables => boxed(list_tables::run_leaderless(node, req)).await,
+        Op::PutItem => boxed(put_item::run_leaderless(node, req)).await,
+        Op::GetItem => boxed(get_item::run_leaderless(node, req)).await,
+        Op::DeleteItem => boxed(delete_item::run_leaderless(node, req)).await,
+        Op::UpdateItem => boxed(update_item::run_leaderless(node, req)).await,
+        Op::Query => boxed(query::run_leaderless(node, req)).await,
+        Op::Scan => boxed(scan::run_leaderless(node, req)).await,
+        Op::BatchGetItem => boxed(batch_get_item::run_leaderless(node, req)).await,
+        Op::BatchWriteItem => boxed(batch_write_item::run_leaderless(node, req)).await,
+        Op::ExecuteStatement => boxed(execute_statement::run_leaderless(node, req)).await,
         Op::BatchExecuteStatement => {
-            encode(Box::pin(batch_execute_statement::run_leaderless(node, req)).await?)
+            boxed(batch_execute_statement::run_leaderless(node, req)).await
         }
         Op::TransactWriteItems | Op::TransactGetItems | Op::ExecuteTransaction => {
             Err(Error::validation(format!(
@@ -237,6 +224,16 @@ pub async fn run_leaderless(
             )))
         }
     }
+}
+
+/// An operation's answer as JSON, its future boxed: unboxed, the future of [`run`] would be as
+/// large as the largest operation's (BatchExecuteStatement's, several KiB), and every request's
+/// future, whatever its operation, would be that size and copied that many bytes each time a
+/// layer of the server moves it.
+fn boxed<T: serde::Serialize>(
+    op: impl Future<Output = Result<T>>,
+) -> impl Future<Output = Result<Vec<u8>>> {
+    futures_util::FutureExt::map(Box::pin(op), |out| out.and_then(encode))
 }
 
 fn encode<T: serde::Serialize>(v: T) -> Result<Vec<u8>> {
