@@ -839,7 +839,10 @@ async fn indexes_answer_from_the_merged_items() {
     assert!(got.get("Item").is_none(), "{got}");
 
     // Both sides of a partition change c1/o1's status; once healed and merged (last writer
-    // wins), the index holds the winner alone, in every node's answer.
+    // wins), the index holds the winner alone, in every node's answer. Each update sets the
+    // index's sort key too: a side whose replicas had not yet received c1/o1 when the
+    // partition fell updates nothing into a new item, which without `at` would rightly be in
+    // no index at all.
     let all: Vec<u64> = (1..=5).collect();
     cluster
         .faults()
@@ -851,8 +854,11 @@ async fn indexes_answer_from_the_merged_items() {
     suspected_by_all(&cluster, &[3, 4, 5], &[1, 2]).await;
     let key = json!({"pk": {"S": "c1"}, "sk": {"S": "o1"}});
     ship["Key"] = key.clone();
+    ship["UpdateExpression"] = json!("SET #s = :s, #a = :a");
+    ship["ExpressionAttributeNames"]["#a"] = json!("at");
+    ship["ExpressionAttributeValues"] = json!({":s": {"S": "shipped"}, ":a": {"N": "30"}});
     ok(&cluster, 1, "UpdateItem", ship.clone()).await;
-    ship["ExpressionAttributeValues"] = json!({":s": {"S": "cancelled"}});
+    ship["ExpressionAttributeValues"] = json!({":s": {"S": "cancelled"}, ":a": {"N": "30"}});
     ok(&cluster, 4, "UpdateItem", ship).await;
     cluster.faults().write().expect("faults").heal();
     suspected_by_all(&cluster, &[1, 2, 3, 4, 5], &[]).await;
