@@ -885,12 +885,9 @@ impl Sim {
         let Some(n) = self.nodes.get(&node).and_then(Option::as_ref) else {
             return Err(Error::internal("node down"));
         };
-        // As GetItem reads: the table's metadata from the node's cache, the row undecoded.
-        match n.store.get_stored(TABLE, &key_item(key)) {
-            Ok(row) => Ok(row
-                .map(|row| crate::store::tables::StoredItem::item(&row))
-                .transpose()?
-                .and_then(|item| register(&item))),
+        // As GetItem reads: the table's metadata from the node's cache.
+        match n.store.get_item(TABLE, &key_item(key)) {
+            Ok(item) => Ok(item.and_then(|item| register(&item))),
             // A node that has not yet applied the CreateTable: nothing there yet.
             Err(Error::ResourceNotFound(_)) => Ok(None),
             Err(e) => Err(e),

@@ -411,10 +411,11 @@ impl Store {
         }
     }
 
-    /// GetItem: the item with `key` in `table`, validating the key against the schema.
+    /// The item with `key` in `table`, validating the key against the schema, read the way
+    /// GetItem reads (see [`Store::get_stored`]): the table's metadata from the node's cache.
     pub fn get_item(&self, table: &str, key: &Item) -> Result<Option<Item>> {
-        let txn = self.read()?;
-        get_in(&txn, table, key)
+        let (meta, txn) = self.meta_and_view(table)?;
+        row_in(&txn, &meta, key, StoredItem::item)
     }
 
     /// One item's stored row, undecoded (see [`StoredItem::item`]), so a caller can decide
