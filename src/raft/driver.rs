@@ -28,6 +28,11 @@ use crate::raft::{NodeId, StateMachine};
 /// Most inbox events handled before the Ready loop runs, so ticks stay on time under load.
 const MAX_EVENTS_PER_PASS: usize = 8192;
 
+/// Longest a follower holds committed entries back from applying, to apply them in one batch
+/// (see [`RaftNode::flush_applies`]): its eventually consistent reads lag this much more, at
+/// most, and its apply costs one redb commit per batch instead of one per Ready.
+const APPLY_DELAY: Duration = Duration::from_millis(5);
+
 /// Passes slower than this are logged at debug level: on a healthy disk they are checkpoints,
 /// and the Ready passes on other nodes whose fsyncs queued behind a checkpoint's writes.
 const SLOW_PASS: Duration = Duration::from_millis(10);
@@ -145,8 +150,11 @@ fn run<M: StateMachine>(
     tick: Duration,
 ) -> Health {
     let mut next_tick = Instant::now() + tick;
+    // When the oldest entry a follower holds back from applying is due to be applied.
+    let mut apply_due: Option<Instant> = None;
     let health = loop {
-        let wait = next_tick.saturating_duration_since(Instant::now());
+        let wake = apply_due.map_or(next_tick, |due| due.min(next_tick));
+        let wait = wake.saturating_duration_since(Instant::now());
         let first = match inbox.recv_timeout(wait) {
             Ok(ev) => Some(ev),
             Err(RecvTimeoutError::Timeout) => None,
@@ -187,6 +195,18 @@ fn run<M: StateMachine>(
         }
         let r0 = timed(node.id(), "slow Ready pass", || {
             node.handle_ready_with(&mut |msgs| transport.send(msgs))
+        });
+        let r0 = r0.and_then(|()| {
+            if !node.has_deferred() {
+                apply_due = None;
+                return Ok(());
+            }
+            let due = *apply_due.get_or_insert(now + APPLY_DELAY);
+            if Instant::now() < due {
+                return Ok(());
+            }
+            apply_due = None;
+            node.flush_applies()
         });
         if let Err(e) = r0 {
             tracing::error!(node = node.id(), "storage fault, node stopped: {e}");

@@ -756,10 +756,16 @@ impl Sim {
     /// One step of simulated time for every live node.
     fn tick_all(&mut self) -> Result<()> {
         for id in self.running() {
+            // A follower applies what it held back every third step (the driver: after a few
+            // milliseconds), so its state machine lags its log as a real one's does.
+            let flush = (self.step + id).is_multiple_of(3);
             let msgs = {
                 let Some(n) = self.node(id) else { continue };
                 n.raft.tick();
                 n.raft.handle_ready()?;
+                if flush {
+                    n.raft.flush_applies()?;
+                }
                 n.raft.send_replies();
                 n.raft.housekeeping()?;
                 n.raft.take_messages()
