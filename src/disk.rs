@@ -10,6 +10,19 @@
 //! With `--in-memory` the backend is a [`MemoryDisk`] instead: redb's in-memory backend,
 //! shared so that a node restarted in the same process finds what it had.
 //!
+//! A checkpoint's fsync of the database can run off the node's thread ([`BackgroundSync`]):
+//! redb's durable commit writes its pages and header and returns, and the fsync that makes
+//! them durable runs on a thread of its own while the node goes on with commits that do not
+//! fsync. That is safe because of what redb writes meanwhile: a commit without fsync keeps its
+//! pages in redb's write buffer and writes no header, and pages it spills to the file when the
+//! buffer is full are pages free in *both* the new commit and the one before it (redb reuses
+//! the pages a durable commit freed only at the next durable commit). So a crash during the
+//! fsync finds what any crash during a durable commit finds: the new commit, or the one before
+//! it, intact. To keep it so without relying on the spills, every write, resize or fsync of the
+//! file waits while a background fsync runs (a commit without fsync issues none of these,
+//! unless its write buffer spills); the node counts the checkpoint durable (and compacts its
+//! log up to it) only once that fsync has finished.
+//!
 //! The same switch can instead make the disk *fail*: writes and fsyncs return an I/O error
 //! while the node runs on, as a dying disk does. The node's next write then stops it with a
 //! storage fault, which is what the supervisor restarts (`kvsim fault disk`).
@@ -18,8 +31,8 @@ use std::fs::OpenOptions;
 use std::io;
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use prometheus_client::metrics::histogram::Histogram;
 
@@ -49,6 +62,116 @@ impl CrashSwitch {
         let _ = self
             .0
             .compare_exchange(WORKING, FAILING, Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
+
+/// Hands a database's next fsync to a thread of its own, and tells how it went (see the module
+/// docs). Clones share the state.
+#[derive(Clone, Debug, Default)]
+pub struct BackgroundSync(Arc<(Mutex<Background>, Condvar)>);
+
+#[derive(Debug, Default)]
+struct Background {
+    /// No thread: the fsync waits in `pending` until [`BackgroundSync::run_pending`] (or the
+    /// next write to the file) runs it, so a deterministic simulation decides when it lands.
+    manual: bool,
+    pending: Option<Arc<dyn StorageBackend>>,
+    /// The next fsync runs in the background.
+    armed: bool,
+    /// A background fsync is running.
+    running: bool,
+    /// Background fsyncs finished without error.
+    finished: u64,
+    /// The first background fsync that failed, and why: the file is in doubt from then on.
+    failed: Option<String>,
+}
+
+impl BackgroundSync {
+    fn lock(&self) -> MutexGuard<'_, Background> {
+        // A poisoned lock only means a panic elsewhere while it was held; the state is a few
+        // plain fields, still meaningful.
+        self.0.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A background sync without a thread, for the deterministic simulation: an armed fsync
+    /// runs only when [`BackgroundSync::run_pending`] is called, or before the file's next
+    /// write, resize or fsync.
+    pub fn manual() -> BackgroundSync {
+        let bg = BackgroundSync::default();
+        bg.lock().manual = true;
+        bg
+    }
+
+    /// Runs the fsync a manual background sync holds, if any.
+    ///
+    /// # Errors
+    /// The fsync's failure (it is also kept, as a thread's would be).
+    pub fn run_pending(&self) -> io::Result<()> {
+        let pending = self.lock().pending.take();
+        if let Some(inner) = pending {
+            let done = inner.sync_data();
+            self.finish(&done);
+            done?;
+        }
+        Ok(())
+    }
+
+    /// Records how a background fsync ended and wakes whoever waits for it.
+    fn finish(&self, done: &io::Result<()>) {
+        let mut state = self.lock();
+        state.running = false;
+        match done {
+            Ok(()) => state.finished += 1,
+            Err(e) => {
+                state
+                    .failed
+                    .get_or_insert(format!("fsync of the database failed: {e}"));
+            }
+        }
+        self.0.1.notify_all();
+    }
+
+    /// The next fsync of the file runs in the background: the call returns at once.
+    pub fn arm(&self) {
+        self.lock().armed = true;
+    }
+
+    /// Undoes [`BackgroundSync::arm`] if no fsync took it (a commit that failed first).
+    pub fn disarm(&self) {
+        self.lock().armed = false;
+    }
+
+    /// Whether a background fsync is running.
+    pub fn running(&self) -> bool {
+        self.lock().running
+    }
+
+    /// How many background fsyncs have finished; an error if one failed.
+    ///
+    /// # Errors
+    /// The failure of a background fsync (the node must stop: its checkpoint is in doubt).
+    pub fn finished(&self) -> io::Result<u64> {
+        let state = self.lock();
+        match &state.failed {
+            Some(why) => Err(io::Error::other(why.clone())),
+            None => Ok(state.finished),
+        }
+    }
+
+    /// Waits while a background fsync runs (runs a manual one); then whether the file is still
+    /// sound.
+    fn wait(&self) -> io::Result<MutexGuard<'_, Background>> {
+        // A manual sync's fsync has no thread to finish it: run it here. Its error, if any, is
+        // kept and reported below.
+        let _ = self.run_pending();
+        let mut state = self.lock();
+        while state.running {
+            state = self.0.1.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        match &state.failed {
+            Some(why) => Err(io::Error::other(why.clone())),
+            None => Ok(state),
+        }
     }
 }
 
@@ -102,18 +225,23 @@ pub struct NodeStorage {
     pub log: [Slot; 2],
     /// Crashes or fails every file above.
     pub switch: CrashSwitch,
+    /// Runs the database's checkpoint fsyncs off the node's thread; `None` where there is no
+    /// fsync to run (in memory, `--durability none`).
+    pub background: Option<BackgroundSync>,
 }
 
 /// A redb backend (a file, or memory) with a [`CrashSwitch`].
 #[derive(Debug)]
 pub struct CrashableFile {
-    inner: Box<dyn StorageBackend>,
+    inner: Arc<dyn StorageBackend>,
     switch: CrashSwitch,
     /// Pass fsyncs on (`false` with `--durability none`: a durable commit then writes its
     /// pages and header like any other, but leaves them in the OS page cache).
     sync: bool,
     /// Where the durations of the fsyncs passed on are recorded (`/metrics`).
     timer: Option<Histogram>,
+    /// Runs an armed fsync in the background (the database file of a node on disk).
+    background: Option<BackgroundSync>,
 }
 
 impl CrashableFile {
@@ -130,6 +258,73 @@ impl CrashableFile {
     }
 }
 
+impl CrashableFile {
+    /// `inner` with its fsyncs passed on and an armed one run by `background` (the
+    /// simulation's disks, with a [`BackgroundSync::manual`]).
+    pub fn with_background(
+        inner: Arc<dyn StorageBackend>,
+        background: BackgroundSync,
+    ) -> CrashableFile {
+        CrashableFile {
+            inner,
+            switch: CrashSwitch::default(),
+            sync: true,
+            timer: None,
+            background: Some(background),
+        }
+    }
+
+    /// Waits for a background fsync to finish, if one runs (see the module docs).
+    fn settle(&self) -> io::Result<()> {
+        match &self.background {
+            Some(bg) => bg.wait().map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// fsyncs, timing it.
+    fn fsync(inner: &dyn StorageBackend, timer: Option<&Histogram>) -> io::Result<()> {
+        let start = std::time::Instant::now();
+        let done = inner.sync_data();
+        if let Some(timer) = timer {
+            timer.observe(start.elapsed().as_secs_f64());
+        }
+        done
+    }
+
+    /// Starts the armed fsync on a thread of its own. `false` if none was armed.
+    fn fsync_in_background(&self) -> io::Result<bool> {
+        let Some(bg) = &self.background else {
+            return Ok(false);
+        };
+        let mut state = bg.wait()?;
+        if !std::mem::take(&mut state.armed) {
+            return Ok(false);
+        }
+        state.running = true;
+        if state.manual {
+            state.pending = Some(self.inner.clone());
+            return Ok(true);
+        }
+        drop(state);
+        let (inner, timer, shared) = (self.inner.clone(), self.timer.clone(), bg.clone());
+        let spawned = std::thread::Builder::new()
+            .name("redb-fsync".into())
+            .spawn(move || {
+                let done = CrashableFile::fsync(inner.as_ref(), timer.as_ref());
+                shared.finish(&done);
+            });
+        if let Err(e) = spawned {
+            // No thread: fsync here, as without a background sync.
+            tracing::warn!("cannot start a thread for a checkpoint's fsync ({e}); fsyncing inline");
+            let done = CrashableFile::fsync(self.inner.as_ref(), self.timer.as_ref());
+            bg.finish(&done);
+            done?;
+        }
+        Ok(true)
+    }
+}
+
 impl StorageBackend for CrashableFile {
     fn len(&self) -> io::Result<u64> {
         self.inner.len()
@@ -141,25 +336,22 @@ impl StorageBackend for CrashableFile {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.check()?;
+        self.settle()?;
         self.inner.set_len(len)
     }
 
     fn sync_data(&self) -> io::Result<()> {
         self.check()?;
-        if self.sync {
-            let start = std::time::Instant::now();
-            let done = self.inner.sync_data();
-            if let Some(timer) = &self.timer {
-                timer.observe(start.elapsed().as_secs_f64());
-            }
-            done
-        } else {
-            Ok(())
+        if !self.sync || self.fsync_in_background()? {
+            return Ok(());
         }
+        self.settle()?;
+        CrashableFile::fsync(self.inner.as_ref(), self.timer.as_ref())
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         self.check()?;
+        self.settle()?;
         self.inner.write(offset, data)
     }
 
@@ -226,7 +418,8 @@ impl StorageBackend for CrashableFile {
 /// message names the file.
 pub fn open(path: &Path, sync: bool, timer: Option<Histogram>) -> Result<NodeStorage> {
     let switch = CrashSwitch::default();
-    let db = open_db(path, sync, &switch, timer.clone())?;
+    let background = sync.then(BackgroundSync::default);
+    let db = open_db(path, sync, &switch, timer.clone(), background.clone())?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let slot = |name: &str| -> Result<Slot> {
         Ok(Box::new(open_file(
@@ -237,7 +430,12 @@ pub fn open(path: &Path, sync: bool, timer: Option<Histogram>) -> Result<NodeSto
         )?))
     };
     let log = [slot(SLOT_FILES[0])?, slot(SLOT_FILES[1])?];
-    Ok(NodeStorage { db, log, switch })
+    Ok(NodeStorage {
+        db,
+        log,
+        switch,
+        background,
+    })
 }
 
 fn cannot_open(path: &Path, e: &dyn std::fmt::Display) -> Error {
@@ -264,10 +462,11 @@ fn open_file(
         .open(path)
         .map_err(|e| cannot_open(&e))?;
     Ok(CrashableFile {
-        inner: Box::new(FileBackend::new(file).map_err(|e| cannot_open(&e))?),
+        inner: Arc::new(FileBackend::new(file).map_err(|e| cannot_open(&e))?),
         switch: switch.clone(),
         sync,
         timer,
+        background: None,
     })
 }
 
@@ -276,8 +475,10 @@ fn open_db(
     sync: bool,
     switch: &CrashSwitch,
     timer: Option<Histogram>,
+    background: Option<BackgroundSync>,
 ) -> Result<Database> {
-    let backend = open_file(path, sync, switch, timer)?;
+    let mut backend = open_file(path, sync, switch, timer)?;
+    backend.background = background;
     // Verify every page's checksum on open: a damaged file is then refused with an error
     // naming it, where a plain open could trip over the damage later (redb may even panic).
     // It reads the whole file, which is cheap at simulator sizes.
@@ -314,7 +515,7 @@ fn open_db(
 /// As [`open`].
 pub fn open_database(path: &Path, sync: bool) -> Result<(Database, CrashSwitch)> {
     let switch = CrashSwitch::default();
-    let db = open_db(path, sync, &switch, None)?;
+    let db = open_db(path, sync, &switch, None, None)?;
     Ok((db, switch))
 }
 
@@ -327,10 +528,11 @@ pub fn open_memory_database(file: &MemoryFile) -> Result<(Database, CrashSwitch)
     let switch = CrashSwitch::default();
     let db = Database::builder()
         .create_with_backend(CrashableFile {
-            inner: Box::new(file.clone()),
+            inner: Arc::new(file.clone()),
             switch: switch.clone(),
             sync: false,
             timer: None,
+            background: None,
         })
         .map_err(|e| Error::internal(format!("cannot open an in-memory database: {e}")))?;
     Ok((db, switch))
@@ -343,14 +545,110 @@ pub fn open_memory_database(file: &MemoryFile) -> Result<(Database, CrashSwitch)
 pub fn open_memory(disk: &MemoryDisk) -> Result<NodeStorage> {
     let switch = CrashSwitch::default();
     let file = |f: &MemoryFile| CrashableFile {
-        inner: Box::new(f.clone()),
+        inner: Arc::new(f.clone()),
         switch: switch.clone(),
         sync: false,
         timer: None,
+        background: None,
     };
     let db = Database::builder()
         .create_with_backend(file(&disk.db))
         .map_err(|e| Error::internal(format!("cannot open an in-memory database: {e}")))?;
     let log: [Slot; 2] = [Box::new(file(&disk.log[0])), Box::new(file(&disk.log[1]))];
-    Ok(NodeStorage { db, log, switch })
+    Ok(NodeStorage {
+        db,
+        log,
+        switch,
+        background: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::TableDefinition;
+    use std::time::{Duration, Instant};
+
+    const T: TableDefinition<u64, u64> = TableDefinition::new("t");
+
+    fn put(db: &Database, k: u64, durable: bool) {
+        let mut txn = db.begin_write().expect("begin");
+        if !durable {
+            txn.set_durability(redb::Durability::None)
+                .expect("durability");
+        }
+        txn.open_table(T)
+            .expect("table")
+            .insert(k, k)
+            .expect("insert");
+        txn.commit().expect("commit");
+    }
+
+    /// An armed fsync runs on its own thread and is counted when it finishes; the commit after
+    /// it waits for it, and what both committed is in the file when it is opened again.
+    #[test]
+    fn an_armed_fsync_runs_in_the_background_and_the_next_durable_commit_waits_for_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("node.redb");
+        {
+            let storage = open(&path, true, None).expect("open");
+            let bg = storage
+                .background
+                .clone()
+                .expect("a disk with fsync has one");
+            bg.arm();
+            put(&storage.db, 1, true);
+            bg.disarm();
+            put(&storage.db, 2, false);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while bg.finished().expect("fsync") < 1 {
+                assert!(
+                    Instant::now() < deadline,
+                    "the background fsync never finished"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert!(!bg.running());
+            put(&storage.db, 3, true);
+            assert_eq!(
+                bg.finished().expect("fsync"),
+                1,
+                "only the armed fsync ran apart"
+            );
+        }
+        let storage = open(&path, true, None).expect("reopen");
+        let txn = redb::ReadableDatabase::begin_read(&storage.db).expect("read");
+        let table = txn.open_table(T).expect("table");
+        for k in 1..=3 {
+            assert!(table.get(k).expect("get").is_some(), "{k} lost");
+        }
+    }
+
+    /// A manual background sync (the simulation's) holds the fsync until asked, or until the
+    /// file's next write needs it done.
+    #[test]
+    fn a_manual_background_sync_runs_when_asked_or_before_the_next_write() {
+        let bg = BackgroundSync::manual();
+        let db = Database::builder()
+            .create_with_backend(CrashableFile::with_background(
+                Arc::new(InMemoryBackend::new()),
+                bg.clone(),
+            ))
+            .expect("db");
+        bg.arm();
+        put(&db, 1, true);
+        bg.disarm();
+        assert!(bg.running(), "the fsync waits");
+        assert_eq!(bg.finished().expect("ok"), 0);
+        bg.run_pending().expect("run");
+        assert_eq!(bg.finished().expect("ok"), 1);
+        bg.arm();
+        put(&db, 2, true);
+        bg.disarm();
+        assert!(bg.running());
+        // The next durable commit writes pages: the pending fsync runs first.
+        put(&db, 3, true);
+        assert!(!bg.running());
+        assert_eq!(bg.finished().expect("ok"), 2);
+    }
 }

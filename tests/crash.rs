@@ -17,6 +17,17 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_no_acknowledged_write() {
+    kill_9_rounds(&[]).await;
+}
+
+/// The same with a checkpoint every 50 entries, so kills land while a checkpoint's fsync runs
+/// in the background and restarts recover from checkpoints the nodes took under load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_frequent_checkpoints_loses_no_acknowledged_write() {
+    kill_9_rounds(&["--compact-every", "50"]).await;
+}
+
+async fn kill_9_rounds(args: &[&str]) {
     use rand::{Rng, SeedableRng};
     let seed: u64 = std::env::var("KVSIM_TEST_SEED")
         .ok()
@@ -27,7 +38,7 @@ async fn kill_9_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().expect("temp dir");
     let base = free_base_port();
     let http = reqwest::Client::new();
-    let mut server = Server::start(dir.path(), base, &[]);
+    let mut server = Server::start(dir.path(), base, args);
     wait_converged(&http, base).await;
     create_table(&http, base, "Crash", "k").await;
 
@@ -65,7 +76,7 @@ async fn kill_9_loses_no_acknowledged_write() {
             w.await.expect("writer");
         }
 
-        server = Server::start(dir.path(), base, &[]);
+        server = Server::start(dir.path(), base, args);
         wait_converged(&http, base).await;
         let acked_now = acked.lock().expect("lock").clone();
         for key in &acked_now {

@@ -253,3 +253,11 @@ fn reads_without_the_read_index_quorum_are_caught() {
 fn a_lost_snapshot_never_reported_is_caught() {
     assert_caught(PlantedBug::LostSnapshotNotReported, 40, "did not settle", 3);
 }
+
+/// A checkpoint counted durable before its background fsync finished lets the log be
+/// compacted past what a crash keeps: the restarted node's state machine is older than the
+/// start of its log, and it cannot recover.
+#[test]
+fn a_checkpoint_counted_before_its_fsync_is_caught() {
+    assert_caught(PlantedBug::CheckpointBeforeItsFsync, 40, "panicked", 2);
+}

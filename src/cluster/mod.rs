@@ -665,11 +665,13 @@ impl Cluster {
                 Some(memory) => disk::open_memory(memory)?,
                 None => open_node_db(&dir, existing_cluster, fsync, fsync_timer)?,
             };
-            let (db, crash) = (Arc::new(storage.db), storage.switch);
+            let (db, crash, background) =
+                (Arc::new(storage.db), storage.switch, storage.background);
             let store = Store::new(db.clone())
                 .with_index_lag(index_lag)
                 .with_read_cache(cache_items, cache_ttl);
-            let mut node = RaftNode::new(opts, db, storage.log, store.clone(), &raft_logger(id))?;
+            let mut node = RaftNode::new(opts, db, storage.log, store.clone(), &raft_logger(id))?
+                .with_background_sync(background);
             // The lowest id campaigns at once, so a new or restarted cluster has a leader in
             // about one round trip instead of after a 1-2 s election timeout; pre-vote makes it
             // harmless when a leader already exists.

@@ -332,6 +332,12 @@ impl LogStore {
         self.durable_applied = self.applied;
     }
 
+    /// Records that redb's commits up to the one that applied `applied` are durable (a
+    /// checkpoint whose fsync ran in the background).
+    pub fn checkpointed_at(&mut self, applied: u64) {
+        self.durable_applied = self.durable_applied.max(applied.min(self.applied));
+    }
+
     /// Index of the first entry still in the log.
     pub fn first(&self) -> u64 {
         self.truncated.0 + 1

@@ -50,7 +50,9 @@
 //!
 //! The applied index is written in the same redb transaction as the state machine changes it
 //! describes (tikv's apply state). Those transactions skip the fsync: the entries they apply are
-//! durable in the log. Every few thousand applied entries a *checkpoint* commits redb durably.
+//! durable in the log. Every few thousand applied entries a *checkpoint* commits redb durably;
+//! on disk its fsync runs on a thread of its own ([`crate::disk::BackgroundSync`], whose docs
+//! say why that is safe), and the checkpoint counts (for compaction) only once it has finished.
 //! A crash takes redb back to its last checkpoint; on restart `Config::applied` is set from it
 //! and raft applies the entries after it again from the log (which is why the log is compacted
 //! only up to the last checkpoint). Each entry is thus applied exactly once to the state it was

@@ -53,6 +53,7 @@ use rand::{Rng, SeedableRng};
 use redb::Builder;
 use tokio::sync::oneshot;
 
+use crate::disk::{BackgroundSync, CrashableFile};
 use crate::faults::NetworkFaults;
 use crate::model::index::{IndexKind, IndexSpec, IndexState, Projection};
 use crate::model::key::{KeyAttribute, KeySchema, KeyType};
@@ -152,6 +153,9 @@ pub struct SimReport {
 struct SimNode {
     raft: RaftNode<Store>,
     store: Store,
+    /// Runs the database's checkpoint fsyncs when the simulation says (see `tick_all`), so a
+    /// crash can land while one is pending.
+    background: BackgroundSync,
 }
 
 struct InFlight {
@@ -514,7 +518,13 @@ impl Sim {
 
     fn start_node(&mut self, id: NodeId) -> Result<()> {
         let [disk, log0, log1] = self.disks.get(&id).cloned().unwrap_or_default();
-        let db = Arc::new(Builder::new().create_with_backend(disk)?);
+        let background = BackgroundSync::manual();
+        let db = Arc::new(
+            Builder::new().create_with_backend(CrashableFile::with_background(
+                Arc::new(disk),
+                background.clone(),
+            ))?,
+        );
         let log: [Slot; 2] = [Box::new(log0), Box::new(log1)];
         let store = Store::new(db.clone());
         let opts = self
@@ -522,7 +532,8 @@ impl Sim {
             .get(&id)
             .cloned()
             .ok_or_else(|| Error::internal("sim: unknown node"))?;
-        let raft = RaftNode::new(opts, db, log, store.clone(), &raft_logger(id))?;
+        let raft = RaftNode::new(opts, db, log, store.clone(), &raft_logger(id))?
+            .with_background_sync(Some(background.clone()));
         if let Some((last, last_term, term)) = self.persisted_at_crash.remove(&id) {
             let st = raft.status();
             let kept = st.last_log_index >= last
@@ -536,7 +547,14 @@ impl Sim {
                 ));
             }
         }
-        self.nodes.insert(id, Some(SimNode { raft, store }));
+        self.nodes.insert(
+            id,
+            Some(SimNode {
+                raft,
+                store,
+                background,
+            }),
+        );
         Ok(())
     }
 
@@ -759,8 +777,14 @@ impl Sim {
             // A follower applies what it held back every third step (the driver: after a few
             // milliseconds), so its state machine lags its log as a real one's does.
             let flush = (self.step + id).is_multiple_of(3);
+            // A checkpoint's fsync lands up to nine steps after its commit: a crash meanwhile
+            // finds the checkpoint before it on disk.
+            let synced = (self.step + id).is_multiple_of(10);
             let msgs = {
                 let Some(n) = self.node(id) else { continue };
+                if synced {
+                    n.background.run_pending()?;
+                }
                 n.raft.tick();
                 n.raft.handle_ready()?;
                 if flush {
