@@ -21,8 +21,8 @@ use crate::api::budget::{BodyError, MAX_REQUEST_BYTES};
 use crate::api::decode::{decode, off_runtime};
 use crate::api::ops::{self, Request};
 use crate::api::wire::{
-    CONTENT_TYPE, EXPECTED_VERSION_HEADER, ErrorBody, FORWARDED_HEADER, REDIRECT_HEADER,
-    TARGET_PREFIX, VERSION_HEADER,
+    APPLIED_HEADER, CONTENT_TYPE, EXPECTED_VERSION_HEADER, ErrorBody, FORWARDED_HEADER,
+    REDIRECT_HEADER, TARGET_PREFIX, VERSION_HEADER,
 };
 use crate::{Error, Result};
 
@@ -594,6 +594,10 @@ async fn answer(app: AppState, headers: HeaderMap, body: Body) -> Response {
                 resp.headers_mut()
                     .insert(VERSION_HEADER, HeaderValue::from(version));
             }
+            if forwarded {
+                resp.headers_mut()
+                    .insert(APPLIED_HEADER, HeaderValue::from(app.node.applied_index()));
+            }
             add_headers(&mut resp, &request);
             resp
         }
@@ -668,7 +672,7 @@ async fn forward_in_process(
     target: &str,
     headers: &HeaderMap,
     body: bytes::Bytes,
-) -> std::result::Result<(StatusCode, bytes::Bytes, Option<HeaderValue>), String> {
+) -> std::result::Result<(StatusCode, bytes::Bytes, HeaderMap), String> {
     use tower::ServiceExt;
     let mut request = axum::http::Request::builder()
         .method("POST")
@@ -695,12 +699,34 @@ async fn forward_in_process(
         Ok(r) => r,
         Err(never) => match never {},
     };
-    let status = response.status();
-    let version = response.headers().get(VERSION_HEADER).cloned();
-    let bytes = axum::body::to_bytes(response.into_body(), FORWARDED_ANSWER_LIMIT)
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, FORWARDED_ANSWER_LIMIT)
         .await
         .map_err(|e| e.to_string())?;
-    Ok((status, bytes, version))
+    Ok((parts.status, bytes, parts.headers))
+}
+
+/// How long a follower waits to apply what the leader had applied when it answered a forwarded
+/// request, before it relays the answer anyway (it may be cut off from the leader since).
+const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
+
+/// Waits until this node has applied what the leader had applied when it answered (its
+/// [`APPLIED_HEADER`]), so that the client reads its own write here next.
+async fn catch_up(app: &AppState, headers: &HeaderMap) {
+    let index = headers
+        .get(APPLIED_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(index) = index
+        && index > app.node.applied_index()
+        && !app.node.catch_up(index, CATCH_UP_WAIT).await
+    {
+        tracing::debug!(
+            node = app.node.id,
+            index,
+            "relaying a forwarded answer before applying the leader's index"
+        );
+    }
 }
 
 /// The leader's answer as the follower relays it, with the item version it gave.
@@ -751,8 +777,10 @@ async fn forward(
         )
         .await;
         return match answer {
-            Ok(Ok((status, bytes, version))) => {
+            Ok(Ok((status, bytes, headers))) => {
                 pause(way_back).await;
+                catch_up(app, &headers).await;
+                let version = headers.get(VERSION_HEADER).cloned();
                 relayed(status, bytes.to_vec(), version)
             }
             Ok(Err(e)) => error_response(&Error::Unavailable(format!(
@@ -794,6 +822,15 @@ async fn forward(
         .get(VERSION_HEADER)
         .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok());
     pause(way_back).await;
+    let mut applied = HeaderMap::new();
+    if let Some(v) = resp
+        .headers()
+        .get(APPLIED_HEADER)
+        .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
+    {
+        applied.insert(APPLIED_HEADER, v);
+    }
+    catch_up(app, &applied).await;
     match resp.bytes().await {
         Ok(bytes) => relayed(status, bytes.to_vec(), version),
         Err(e) => error_response(&Error::Unavailable(format!(

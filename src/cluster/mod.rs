@@ -178,6 +178,25 @@ impl NodeHandle {
         }
     }
 
+    /// Waits until this node has applied `index` (see [`RaftNode::catch_up`]), or `wait` has
+    /// passed; whether it got there.
+    pub async fn catch_up(&self, index: u64, wait: Duration) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.send(Event::CatchUp(index, tx)).is_err() {
+            return false;
+        }
+        matches!(tokio::time::timeout(wait, rx).await, Ok(Ok(())))
+    }
+
+    /// This node's applied index as last published.
+    pub fn applied_index(&self) -> u64 {
+        self.status
+            .borrow()
+            .raft
+            .as_ref()
+            .map_or(0, |r| r.applied_index)
+    }
+
     /// Waits until a linearizable local read is safe on this node (the leader).
     ///
     /// # Errors

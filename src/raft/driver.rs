@@ -50,6 +50,8 @@ pub enum Event<O> {
     },
     /// A linearizable read.
     Read(ReadResponder),
+    /// Answer once this node has applied the index ([`RaftNode::catch_up`]).
+    CatchUp(u64, tokio::sync::oneshot::Sender<()>),
     /// A delivery report from the transport.
     Transport(Report),
     /// Hand leadership to another node.
@@ -169,6 +171,7 @@ fn run<M: StateMachine>(
                 Event::Raft(msgs) => msgs.into_iter().for_each(|m| node.step(m)),
                 Event::Propose { command, responder } => node.propose(command, responder),
                 Event::Read(responder) => node.read_index(responder),
+                Event::CatchUp(index, done) => node.catch_up(index, done),
                 Event::Transport(Report::Unreachable(peer)) => node.report_unreachable(peer),
                 Event::Transport(Report::Snapshot(peer, ok)) => {
                     let (id, outcome) = (node.id(), if ok { "sent" } else { "failed to send" });

@@ -215,6 +215,9 @@ pub struct RaftNode<M: StateMachine> {
     /// batch rather than per Ready (see [`RaftNode::flush_applies`]).
     deferred: Vec<Entry>,
     deferred_bytes: usize,
+    /// Callers waiting until this node has applied an index (a follower relaying a write it
+    /// forwarded: see [`RaftNode::catch_up`]).
+    catch_ups: Vec<(LogIndex, tokio::sync::oneshot::Sender<()>)>,
 }
 
 fn role_name(role: StateRole) -> &'static str {
@@ -280,6 +283,7 @@ impl<M: StateMachine> RaftNode<M> {
             pending_checkpoint: None,
             deferred: Vec::new(),
             deferred_bytes: 0,
+            catch_ups: Vec::new(),
         })
     }
 
@@ -527,6 +531,10 @@ impl<M: StateMachine> RaftNode<M> {
         {
             self.raw.read_index(ctx);
         }
+        if !self.catch_ups.is_empty() {
+            // Someone waits on entries this follower holds back: apply them now.
+            self.flush_applies()?;
+        }
         if !self.raw.has_ready() {
             return Ok(());
         }
@@ -652,6 +660,7 @@ impl<M: StateMachine> RaftNode<M> {
         if self.is_leader()
             || !self.proposals.is_empty()
             || !self.reads.is_empty()
+            || !self.catch_ups.is_empty()
             || self.deferred.len() >= DEFER_ENTRIES
             || self.deferred_bytes >= DEFER_BYTES
         {
@@ -679,7 +688,8 @@ impl<M: StateMachine> RaftNode<M> {
     /// answers no write, so its apply may lag a few milliseconds behind its log: one commit
     /// per batch instead of one per Ready is a third of a follower's CPU under load. Reads
     /// from a follower are eventually consistent and may already lag; a consistent read, a
-    /// waiting proposal or leadership apply at once.
+    /// waiting proposal, leadership, or a forwarded write's answer waiting for this node to
+    /// apply it ([`RaftNode::catch_up`]) apply at once.
     ///
     /// # Errors
     /// Only faults: a storage error here means the node must stop.
@@ -691,8 +701,36 @@ impl<M: StateMachine> RaftNode<M> {
         };
         self.apply_committed(entries)?;
         self.raw.advance_apply_to(last);
-        self.reads.release(self.raw.store().applied());
+        let applied = self.raw.store().applied();
+        self.reads.release(applied);
+        self.release_catch_ups(applied);
         Ok(())
+    }
+
+    /// Answers `done` once this node has applied `index`: at once if it has, else as soon as
+    /// it applies it, holding back nothing meanwhile. A follower that forwarded a write calls
+    /// it with the leader's applied index before relaying the answer, so that its client reads
+    /// its own write at this node (DynamoDB promises no such thing for eventually consistent
+    /// reads, but a client expects it of the node it just wrote through). Dropped unanswered
+    /// if the node stops.
+    pub fn catch_up(&mut self, index: LogIndex, done: tokio::sync::oneshot::Sender<()>) {
+        if self.raw.store().applied() >= index {
+            let _ = done.send(());
+        } else {
+            self.catch_ups.push((index, done));
+        }
+    }
+
+    fn release_catch_ups(&mut self, applied: LogIndex) {
+        if self.catch_ups.is_empty() {
+            return;
+        }
+        for (_, done) in self
+            .catch_ups
+            .extract_if(.., |(index, _)| *index <= applied)
+        {
+            let _ = done.send(());
+        }
     }
 
     /// Checkpoints and log compaction, when due: call after [`RaftNode::send_replies`], so a
@@ -1079,7 +1117,17 @@ mod tests {
             let before = n.status();
             assert!(n.has_deferred(), "node {id} held nothing back: {before:?}");
             assert!(before.applied_index < before.commit_index, "{before:?}");
-            n.flush_applies().expect("flush");
+            if id == 2 {
+                n.flush_applies().expect("flush");
+            } else {
+                // Someone waiting for the commit index (a forwarded write's relay) makes the
+                // next pass apply, and is answered then.
+                let (tx, mut rx) = oneshot::channel();
+                n.catch_up(before.commit_index, tx);
+                assert!(rx.try_recv().is_err(), "answered before applying");
+                n.handle_ready().expect("ready");
+                assert!(rx.try_recv().is_ok(), "not answered once applied");
+            }
             let after = n.status();
             assert!(!n.has_deferred());
             assert_eq!(

@@ -58,9 +58,12 @@ impl LagSnapshots {
             held.clear();
             return Ok(());
         };
-        if held
-            .back()
-            .is_none_or(|(at, _)| now.duration_since(*at) >= SNAPSHOT_EVERY)
+        // The oldest view never moves forward: it is what a read gets while no view is yet as
+        // old as the lag, and must not show writes made after the lag was set.
+        if held.len() < 2
+            || held
+                .back()
+                .is_none_or(|(at, _)| now.duration_since(*at) >= SNAPSHOT_EVERY)
         {
             held.push_back((now, Arc::new(db.begin_read()?)));
         } else if let Some(last) = held.back_mut() {
@@ -167,6 +170,40 @@ mod tests {
         );
         snapshots.committed(&db, &IndexLags::new(), start)?;
         assert!(snapshots.is_empty(), "no lag set: nothing held");
+        Ok(())
+    }
+
+    /// A write right after the lag is set (sooner than a new view is due) must not reach the
+    /// view a read falls back to while no view is as old as the lag.
+    #[test]
+    fn a_write_just_after_the_lag_is_set_stays_hidden() -> Result<()> {
+        let db = Database::builder()
+            .create_with_backend(InMemoryBackend::new())
+            .map_err(crate::Error::internal)?;
+        let table: redb::TableDefinition<u64, u64> = redb::TableDefinition::new("t");
+        let lags = IndexLags::from([(("T".to_string(), None), 1_000)]);
+        let snapshots = LagSnapshots::default();
+        let start = Instant::now();
+        let write = |v: u64| -> Result<()> {
+            let txn = db.begin_write()?;
+            txn.open_table(table)?.insert(0, v)?;
+            txn.commit()?;
+            Ok(())
+        };
+        write(0)?;
+        snapshots.committed(&db, &lags, start)?; // the lag is set: a view of the present
+        write(1)?;
+        snapshots.committed(&db, &lags, start + Duration::from_millis(1))?;
+        write(2)?;
+        snapshots.committed(&db, &lags, start + Duration::from_millis(2))?;
+        let txn = snapshots
+            .as_of(
+                Duration::from_millis(1_000),
+                start + Duration::from_millis(3),
+            )
+            .ok_or_else(|| crate::Error::internal("no view"))?;
+        let value = txn.open_table(table)?.get(0)?.map(|v| v.value());
+        assert_eq!(value, Some(0), "the writes after the lag was set show");
         Ok(())
     }
 }

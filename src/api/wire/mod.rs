@@ -29,6 +29,9 @@ pub const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 pub const REDIRECT_HEADER: &str = "x-kvsim-redirect";
 /// Request header marking a request a follower forwarded to the leader (value: its node id).
 pub const FORWARDED_HEADER: &str = "x-kvsim-forwarded";
+/// Response header of the leader's answer to a forwarded request: the leader's applied index
+/// when it answered, which the forwarding follower applies before it relays the answer.
+pub const APPLIED_HEADER: &str = "x-kvsim-applied-index";
 /// Response header of GetItem, PutItem, UpdateItem and DeleteItem: the item's version, the
 /// log index of its last write (of this write, for the writes).
 pub const VERSION_HEADER: &str = "x-kvsim-version";
