@@ -13,15 +13,19 @@
 //! A checkpoint's fsync of the database can run off the node's thread ([`BackgroundSync`]):
 //! redb's durable commit writes its pages and header and returns, and the fsync that makes
 //! them durable runs on a thread of its own while the node goes on with commits that do not
-//! fsync. That is safe because of what redb writes meanwhile: a commit without fsync keeps its
-//! pages in redb's write buffer and writes no header, and pages it spills to the file when the
-//! buffer is full are pages free in *both* the new commit and the one before it (redb reuses
-//! the pages a durable commit freed only at the next durable commit). So a crash during the
-//! fsync finds what any crash during a durable commit finds: the new commit, or the one before
-//! it, intact. To keep it so without relying on the spills, every write, resize or fsync of the
-//! file waits while a background fsync runs (a commit without fsync issues none of these,
-//! unless its write buffer spills); the node counts the checkpoint durable (and compacts its
-//! log up to it) only once that fsync has finished.
+//! fsync. What keeps that crash-safe is that **the file does not change while that fsync
+//! runs**: every write, resize or fsync of it (redb's or a reader's write-back of buffered
+//! pages) waits until the fsync has finished. The wait is required, not a precaution: right
+//! after a durable commit returns, redb frees the pages the previous durable commit still uses
+//! (`process_data_freed_pages_after_commit`), and the commits without fsync that follow may
+//! reuse them and, when redb's write buffer is full, write them out. Were that to reach the
+//! file before the new commit is on disk, a crash could find the new header without its pages
+//! and the previous commit damaged. With the wait, a crash during the fsync finds what any
+//! crash during a durable commit finds: the new commit, or the one before it, intact. Commits
+//! without fsync normally write nothing to the file (redb buffers their pages), so the wait
+//! rarely costs anything; when it does, it is the stall an inline fsync would have been. The
+//! node counts the checkpoint durable (and compacts its log up to it) only once the fsync has
+//! finished.
 //!
 //! The same switch can instead make the disk *fail*: writes and fsyncs return an I/O error
 //! while the node runs on, as a dying disk does. The node's next write then stops it with a
@@ -356,7 +360,10 @@ impl StorageBackend for CrashableFile {
     }
 
     fn close(&self) -> io::Result<()> {
-        // Always release the file's locks, crashed or not, so the node can be restarted.
+        // A background fsync finishes before the file is let go (its outcome no longer
+        // matters here: the node has stopped). Always release the file's locks, crashed or
+        // not, so the node can be restarted.
+        let _ = self.settle();
         self.inner.close()
     }
 

@@ -20,8 +20,10 @@ async fn kill_9_loses_no_acknowledged_write() {
     kill_9_rounds(&[]).await;
 }
 
-/// The same with a checkpoint every 50 entries, so kills land while a checkpoint's fsync runs
-/// in the background and restarts recover from checkpoints the nodes took under load.
+/// The same with a checkpoint every 50 entries, so restarts recover from checkpoints whose
+/// fsyncs ran in the background under load, and the log compacted up to them. (A `kill -9`
+/// keeps the OS's page cache, so it cannot test the fsync's ordering itself; the simulation
+/// checks that a checkpoint counts only once its fsync has finished.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_frequent_checkpoints_loses_no_acknowledged_write() {
     kill_9_rounds(&["--compact-every", "50"]).await;

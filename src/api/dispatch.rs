@@ -594,7 +594,7 @@ async fn answer(app: AppState, headers: HeaderMap, body: Body) -> Response {
                 resp.headers_mut()
                     .insert(VERSION_HEADER, HeaderValue::from(version));
             }
-            if forwarded {
+            if forwarded && op.is_write() {
                 resp.headers_mut()
                     .insert(APPLIED_HEADER, HeaderValue::from(app.node.applied_index()));
             }

@@ -531,6 +531,9 @@ impl<M: StateMachine> RaftNode<M> {
         {
             self.raw.read_index(ctx);
         }
+        // Waiters that gave up (their forwarded answer went out without them) no longer hold
+        // the follower to applying at once.
+        self.catch_ups.retain(|(_, done)| !done.is_closed());
         if !self.catch_ups.is_empty() {
             // Someone waits on entries this follower holds back: apply them now.
             self.flush_applies()?;
@@ -666,7 +669,10 @@ impl<M: StateMachine> RaftNode<M> {
         {
             self.flush_applies()?;
         }
-        self.reads.release(self.raw.store().applied());
+        // Also after an installed snapshot, which moves the applied index without entries.
+        let applied = self.raw.store().applied();
+        self.reads.release(applied);
+        self.release_catch_ups(applied);
         if lost_leadership {
             // Writes still pending may yet commit under the new leader or be overwritten; as a
             // follower this node learns which when it applies that index, and answers exactly.
