@@ -1040,16 +1040,21 @@ mod tests {
         out
     }
 
+    /// Three nodes; node 1's election timeout is the shortest, so it campaigns first.
+    fn three_nodes(dir: &Path) -> BTreeMap<NodeId, RaftNode<Store>> {
+        [(1, 10), (2, 50), (3, 60)]
+            .into_iter()
+            .map(|(id, e)| (id, node(id, e, dir)))
+            .collect()
+    }
+
     /// raft-rs silently drops a ReadIndex that reaches a new leader before it has committed an
     /// entry of its own term. A consistent read asked for in that window must still be answered
     /// as soon as the leader's first entry commits, not time out.
     #[test]
     fn a_read_asked_of_a_brand_new_leader_is_answered_once_its_term_commits() {
         let dir = tempfile::tempdir().expect("dir");
-        let mut nodes: BTreeMap<NodeId, RaftNode<Store>> = [(1, 10), (2, 50), (3, 60)]
-            .into_iter()
-            .map(|(id, e)| (id, node(id, e, dir.path())))
-            .collect();
+        let mut nodes = three_nodes(dir.path());
         let mut read = None;
         let mut queue = Vec::new();
         for _ in 0..200 {
@@ -1088,10 +1093,7 @@ mod tests {
     #[test]
     fn a_follower_applies_in_batches_and_the_leader_at_once() {
         let dir = tempfile::tempdir().expect("dir");
-        let mut nodes: BTreeMap<NodeId, RaftNode<Store>> = [(1, 10), (2, 50), (3, 60)]
-            .into_iter()
-            .map(|(id, e)| (id, node(id, e, dir.path())))
-            .collect();
+        let mut nodes = three_nodes(dir.path());
         let mut queue = Vec::new();
         for _ in 0..200 {
             if let Some(n) = nodes.get_mut(&1) {

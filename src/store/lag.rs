@@ -125,15 +125,21 @@ mod tests {
         assert_eq!(kept, [6, 7, 8, 9]);
     }
 
-    #[test]
-    fn a_lagged_read_sees_the_state_of_lag_ago() -> Result<()> {
+    const T: redb::TableDefinition<u64, u64> = redb::TableDefinition::new("t");
+
+    /// An empty database, a one-second lag on table `T` and no views yet.
+    fn lagged() -> Result<(Database, IndexLags, LagSnapshots, Instant)> {
         let db = Database::builder()
             .create_with_backend(InMemoryBackend::new())
             .map_err(crate::Error::internal)?;
-        let table: redb::TableDefinition<u64, u64> = redb::TableDefinition::new("t");
         let lags = IndexLags::from([(("T".to_string(), None), 1_000)]);
-        let snapshots = LagSnapshots::default();
-        let start = Instant::now();
+        Ok((db, lags, LagSnapshots::default(), Instant::now()))
+    }
+
+    #[test]
+    fn a_lagged_read_sees_the_state_of_lag_ago() -> Result<()> {
+        let (db, lags, snapshots, start) = lagged()?;
+        let table = T;
         for (i, ms) in [0u64, 400, 800, 1_200].into_iter().enumerate() {
             let txn = db.begin_write()?;
             txn.open_table(table)?.insert(0, i as u64)?;
@@ -177,13 +183,8 @@ mod tests {
     /// view a read falls back to while no view is as old as the lag.
     #[test]
     fn a_write_just_after_the_lag_is_set_stays_hidden() -> Result<()> {
-        let db = Database::builder()
-            .create_with_backend(InMemoryBackend::new())
-            .map_err(crate::Error::internal)?;
-        let table: redb::TableDefinition<u64, u64> = redb::TableDefinition::new("t");
-        let lags = IndexLags::from([(("T".to_string(), None), 1_000)]);
-        let snapshots = LagSnapshots::default();
-        let start = Instant::now();
+        let (db, lags, snapshots, start) = lagged()?;
+        let table = T;
         let write = |v: u64| -> Result<()> {
             let txn = db.begin_write()?;
             txn.open_table(table)?.insert(0, v)?;
