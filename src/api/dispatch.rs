@@ -711,11 +711,10 @@ async fn forward_in_process(
 const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
 
 /// Waits until this node has applied what the leader had applied when it answered (its
-/// [`APPLIED_HEADER`]), so that the client reads its own write here next.
-async fn catch_up(app: &AppState, headers: &HeaderMap) {
-    let index = headers
-        .get(APPLIED_HEADER)
-        .and_then(|v| v.to_str().ok())
+/// [`APPLIED_HEADER`], the value's bytes), so that the client reads its own write here next.
+async fn catch_up(app: &AppState, applied: Option<&[u8]>) {
+    let index = applied
+        .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(index) = index
         && index > app.node.applied_index()
@@ -779,7 +778,7 @@ async fn forward(
         return match answer {
             Ok(Ok((status, bytes, headers))) => {
                 pause(way_back).await;
-                catch_up(app, &headers).await;
+                catch_up(app, headers.get(APPLIED_HEADER).map(HeaderValue::as_bytes)).await;
                 let version = headers.get(VERSION_HEADER).cloned();
                 relayed(status, bytes.to_vec(), version)
             }
@@ -822,15 +821,11 @@ async fn forward(
         .get(VERSION_HEADER)
         .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok());
     pause(way_back).await;
-    let mut applied = HeaderMap::new();
-    if let Some(v) = resp
-        .headers()
-        .get(APPLIED_HEADER)
-        .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
-    {
-        applied.insert(APPLIED_HEADER, v);
-    }
-    catch_up(app, &applied).await;
+    catch_up(
+        app,
+        resp.headers().get(APPLIED_HEADER).map(|v| v.as_bytes()),
+    )
+    .await;
     match resp.bytes().await {
         Ok(bytes) => relayed(status, bytes.to_vec(), version),
         Err(e) => error_response(&Error::Unavailable(format!(
