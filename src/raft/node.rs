@@ -30,8 +30,9 @@ use crate::{Error, Result};
 ///
 /// A checkpoint writes out every page the entries since the last one changed, and fsyncs; on
 /// disk the fsync runs in the background ([`crate::disk::BackgroundSync`]), so the node's loop
-/// stalls only for the writes (median 17 ms instead of 50 with the fsync inline, under PutItem
-/// at 32 connections on a 2-core VM). Measured there, 128 gave the worst throughput and 4096 the
+/// stalls only for redb's durable commit (median 17 ms instead of 50 with the fsync inline,
+/// under PutItem at 32 connections on a 2-core VM; most of it redb's work on the dirty pages,
+/// not their writes: see the README's Benchmarks). Measured there, 128 gave the worst throughput and 4096 the
 /// best, with the rarest stalls. The nodes' first checkpoints are staggered by id, so they do
 /// not stall together.
 const CHECKPOINT_EVERY: u64 = 4096;
