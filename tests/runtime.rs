@@ -15,8 +15,9 @@ use kvsim::config::Tuning;
 use kvsim::raft::NodeId;
 use serde_json::json;
 
-/// Items written to grow the log, and the size of each.
-const ITEMS: usize = 1000;
+/// Items written to grow the log, and the size of each: enough that a restart takes several
+/// times the latency bound below (1,000 made restarts of 174 ms on a fast day, too quick to tell).
+const ITEMS: usize = 3000;
 const ITEM_BYTES: usize = 48 << 10;
 
 /// How long one GetItem takes, through HTTP, at node `id`.
