@@ -40,6 +40,8 @@ pub struct Tuning {
     /// Send raft messages between the nodes of this process over loopback HTTP, as nodes in
     /// separate processes would, instead of handing them straight to each other's inbox.
     pub raft_over_http: bool,
+    /// Leader leases for consistent reads (see [`crate::raft::lease`]).
+    pub lease_reads: bool,
     /// How often the leader looks for items whose time to live has passed and deletes them
     /// (and for stream records past their retention).
     pub ttl_interval: Duration,
@@ -75,6 +77,7 @@ impl Default for Tuning {
             max_connections: 2048,
             header_timeout: Duration::from_secs(5),
             raft_over_http: false,
+            lease_reads: false,
             ttl_interval: Duration::from_secs(1),
             stream_retention: Duration::from_secs(24 * 3600),
             stream_shard_entries: 100_000,

@@ -818,3 +818,69 @@ async fn a_failing_disk_stops_a_node_and_the_supervisor_restarts_it() {
     tc.assert_identical();
     tc.cluster.shutdown().await;
 }
+
+/// `kvsim server --lease-reads`: the leader answers consistent reads from its lease (counted
+/// in its status, and shown by `kvsim status`), and once it is cut off and another leader has
+/// written, it never answers a consistent read with the old value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_lease_serves_consistent_reads_and_never_outlives_a_cut() {
+    let tc = TestCluster::start_with(kvsim::config::Tuning {
+        lease_reads: true,
+        ..test_tuning()
+    })
+    .await;
+    let old = tc.leader().await;
+    let old_addr = tc.addr(old);
+    tc.create_table(old, "Leased", ("k", "S"), None).await;
+    put(&old_addr, "Leased", r#"{"k":"a","v":"1"}"#).await;
+    let get = json!({"TableName": "Leased", "Key": {"k": {"S": "a"}}, "ConsistentRead": true});
+    for _ in 0..5 {
+        let (status, body) = tc.call(old, "GetItem", get.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["Item"]["v"]["S"], "1", "{body}");
+    }
+    let status = tc.status_json(old).await;
+    assert!(
+        status["stats"]["lease_reads"].as_u64() >= Some(1)
+            && status["stats"]["read_index_rounds"].as_u64() >= Some(1),
+        "consistent reads at the leader used no lease: {status}"
+    );
+    // A read keeps the lease running, so status shows it.
+    let shown = eventually(Duration::from_secs(15), "status to show the lease", || {
+        let (tc, get, addr) = (&tc, get.clone(), old_addr.clone());
+        async move {
+            let _ = tc.call(old, "GetItem", get).await;
+            let out = cli_ok(&["status", "--target-addr", &addr]).await;
+            out.contains("leader lease").then_some(out)
+        }
+    })
+    .await;
+    assert!(
+        shown.contains(&format!("node {old}: leader lease")),
+        "{shown}"
+    );
+
+    let majority: Vec<u64> = tc.running().into_iter().filter(|id| *id != old).collect();
+    let via = tc.addr(majority[0]);
+    let old_term = term_of(&tc, old);
+    cli_ok(&[
+        "fault",
+        "isolate",
+        "--node",
+        &old.to_string(),
+        "--target-addr",
+        &via,
+    ])
+    .await;
+    let (new, _) = new_leader(&tc, old, old_term).await;
+    put(&tc.addr(new), "Leased", r#"{"k":"a","v":"2"}"#).await;
+    for _ in 0..3 {
+        let (status, body) = tc.call(old, "GetItem", get.clone()).await;
+        assert!(
+            status != 200 || body["Item"]["v"]["S"] == "2",
+            "the cut-off old leader answered a consistent read with a stale value: {status} \
+             {body}"
+        );
+    }
+    tc.cluster.shutdown().await;
+}

@@ -12,14 +12,20 @@ fn options(seed: u64, ops: usize, planted_bug: Option<PlantedBug>) -> SimOptions
         ops,
         faults: true,
         planted_bug,
+        lease_reads: false,
     }
 }
 
-fn check(seed: u64, ops: usize) -> SimReport {
-    let report = run(&options(seed, ops, None));
+fn check(seed: u64, ops: usize, lease_reads: bool) -> SimReport {
+    let report = run(&SimOptions {
+        lease_reads,
+        ..options(seed, ops, None)
+    });
+    let flag = if lease_reads { " --lease-reads" } else { "" };
     assert!(
         report.violations.is_empty(),
-        "seed {seed} found violations (replay: kvsim sim --seed {seed} --seeds 1 --ops {ops}):\n{}",
+        "seed {seed} found violations (replay: kvsim sim --seed {seed} --seeds 1 --ops \
+         {ops}{flag}):\n{}",
         report.violations.join("\n")
     );
     report
@@ -30,14 +36,15 @@ fn check(seed: u64, ops: usize) -> SimReport {
 /// faults that changed something, crashes among them, and the cases a deposed leader must get
 /// right: writes whose log index another leader's entry took (answered "not applied") and
 /// consistent reads in flight while a new leader was elected (refused, or checked).
-fn batch(first: u64, count: u64) {
+fn batch(first: u64, count: u64, lease_reads: bool) {
     let shift: u64 = std::env::var("KVSIM_SIM_BASE")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let mut total = SimReport::default();
     for seed in first + shift..first + shift + count {
-        let r = check(seed, 150);
+        let r = check(seed, 150, lease_reads);
+        total.lease_reads += r.lease_reads;
         total.acked_writes += r.acked_writes;
         total.consistent_reads += r.consistent_reads;
         total.faults += r.faults;
@@ -97,22 +104,34 @@ fn batch(first: u64, count: u64) {
         "the batch expired too few items: {total:?}"
     );
     assert_eq!(total.unchecked, 0, "every history was decided: {total:?}");
+    // With leases on, most consistent reads skip the round (about 20 per seed in seeds 1..60).
+    assert!(
+        !lease_reads || per_seed(total.lease_reads as usize) >= 5.0,
+        "too few consistent reads were answered from a lease: {total:?}"
+    );
 }
 
 // Three batches of 100 seeds, so the two CI cores share them.
 #[test]
 fn seeds_1_to_100_find_no_violation() {
-    batch(1, 100);
+    batch(1, 100, false);
 }
 
 #[test]
 fn seeds_101_to_200_find_no_violation() {
-    batch(101, 100);
+    batch(101, 100, false);
 }
 
 #[test]
 fn seeds_201_to_300_find_no_violation() {
-    batch(201, 100);
+    batch(201, 100, false);
+}
+
+/// Leader leases (`kvsim server --lease-reads`) under the same faults: stalled leaders, cut-off
+/// leaders, crashes and restarts, transfers. Every read answered from a lease is checked.
+#[test]
+fn seeds_1_to_100_with_leader_leases_find_no_violation() {
+    batch(1, 100, true);
 }
 
 #[test]
@@ -156,9 +175,17 @@ fn the_same_seed_replays_the_same_run() {
 /// Plants `bug` in the first `limit` seeds and asserts that at least `at_least` of them were
 /// caught by the check whose violations contain `by`.
 fn assert_caught(bug: PlantedBug, limit: u64, by: &str, at_least: usize) {
+    assert_caught_with(bug, false, limit, by, at_least);
+}
+
+/// [`assert_caught`], with leader leases on or off.
+fn assert_caught_with(bug: PlantedBug, lease_reads: bool, limit: u64, by: &str, at_least: usize) {
     let caught: Vec<(u64, String)> = (1..=limit)
         .filter_map(|seed| {
-            let r = run(&options(seed, 150, Some(bug)));
+            let r = run(&SimOptions {
+                lease_reads,
+                ..options(seed, 150, Some(bug))
+            });
             r.violations.first().map(|v| (seed, v.clone()))
         })
         .collect();
@@ -260,4 +287,11 @@ fn a_lost_snapshot_never_reported_is_caught() {
 #[test]
 fn a_checkpoint_counted_before_its_fsync_is_caught() {
     assert_caught(PlantedBug::CheckpointBeforeItsFsync, 40, "panicked", 2);
+}
+
+/// A lease that outlives the followers' promise not to elect another leader lets a cut-off or
+/// stalled leader answer consistent reads after its successor has written.
+#[test]
+fn a_lease_longer_than_the_followers_promise_is_caught() {
+    assert_caught_with(PlantedBug::LeaseTooLong, true, 40, "not linearizable", 8);
 }

@@ -44,6 +44,10 @@ pub struct StatusDoc {
     pub pending_proposals: usize,
     /// Consistent reads waiting.
     pub pending_reads: usize,
+    /// On a leader with leases on (`kvsim server --lease-reads`): milliseconds left of its
+    /// lease, during which consistent reads need no ReadIndex round.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_ms: Option<u64>,
     /// Counters (fsyncs, entries applied, snapshots, compactions).
     pub stats: NodeStats,
     /// Every node of the cluster with its client address.
@@ -93,6 +97,7 @@ pub async fn status_doc(app: &AppState) -> StatusDoc {
             peers: None,
             pending_proposals: 0,
             pending_reads: 0,
+            lease_ms: None,
             stats: NodeStats::default(),
         });
     let running = published.health == Health::Running;
@@ -119,6 +124,7 @@ pub async fn status_doc(app: &AppState) -> StatusDoc {
         peers: raft.peers.filter(|_| running),
         pending_proposals: raft.pending_proposals,
         pending_reads: raft.pending_reads,
+        lease_ms: raft.lease_ms.filter(|_| running),
         stats: raft.stats,
         nodes: app
             .node

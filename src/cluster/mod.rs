@@ -29,6 +29,7 @@ use crate::disk::{self, CrashSwitch};
 use crate::events::{EventLog, NodeEvent};
 use crate::faults::SharedFaults;
 use crate::raft::driver::{self, Event, Health, Published};
+use crate::raft::lease::{Clock, LeaseOptions};
 use crate::raft::node::{NodeOptions, RaftNode, raft_logger};
 use crate::raft::transport::{LocalDelivery, Report, Transport, TransportContext};
 use crate::raft::{NodeId, StateMachine};
@@ -660,6 +661,15 @@ impl Cluster {
             snapshot_dir: snapshot_dir.clone(),
             fixed_election_ticks: None,
             planted_bug: None,
+            lease: tuning.lease_reads.then(|| {
+                let start = std::time::Instant::now();
+                LeaseOptions {
+                    clock: Clock::new(move || {
+                        u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)
+                    }),
+                    tick_us: u64::try_from(tuning.tick.as_micros()).unwrap_or(u64::MAX),
+                }
+            }),
             fsync: inner.config.storage.fsyncs(),
         };
         // Opening the database (an integrity check that reads the whole file) and rebuilding

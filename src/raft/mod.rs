@@ -67,13 +67,16 @@
 //! deadline fails with a retryable error saying its outcome is unknown. Consistent reads use
 //! ReadIndex, batched: all reads that arrive in one pass share one `read_index` call, and are
 //! released once the applied index reaches the read index. A new leader holds reads until it
-//! has committed an entry of its own term: raft-rs silently drops a ReadIndex before that.
+//! has committed an entry of its own term: raft-rs silently drops a ReadIndex before that. With
+//! leader leases on ([`lease`]), a leader answers consistent reads at its commit index without a
+//! round while a recent round's quorum still guarantees no other leader can exist.
 //!
 //! # What is left out
 //!
 //! Membership change (the three voters are fixed at bootstrap), learners, and async log writes.
 
 pub mod driver;
+pub mod lease;
 pub mod log_store;
 pub mod node;
 pub mod proposals;

@@ -2,9 +2,9 @@
 //!
 //! It owns the `RawNode`, its [`LogStore`], the [`StateMachine`] and the clients waiting on it.
 //! Callers feed it `tick`, `step`, `propose` and `read_index`, then call [`RaftNode::handle_ready`]
-//! and send what [`RaftNode::take_messages`] returns. It never sleeps, reads the clock, spawns or
-//! touches the network, so the threaded driver and a deterministic simulation drive the same
-//! code. The Ready order it follows is described in the [module docs](crate::raft).
+//! and send what [`RaftNode::take_messages`] returns. It never sleeps, spawns or touches the
+//! network, and reads time only through the [`Clock`] its leader lease is given (if leases are
+//! on), so the threaded driver and a deterministic simulation drive the same code. The Ready order it follows is described in the [module docs](crate::raft).
 
 use std::fs;
 use std::io::BufReader;
@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::disk::BackgroundSync;
 use crate::events::NodeEvent;
+use crate::raft::lease::{Lease, LeaseOptions};
 use crate::raft::log_store::{LogStore, SnapshotSlot};
 use crate::raft::proposals::{Proposals, ReadResponder, Reads, Responder};
 use crate::raft::wal::Slot;
@@ -69,6 +70,9 @@ pub struct NodeOptions {
     pub fixed_election_ticks: Option<usize>,
     /// A deliberate bug, planted only by the simulation's own tests. `None` everywhere else.
     pub planted_bug: Option<PlantedBug>,
+    /// Leader leases (see [`crate::raft::lease`]): consistent reads without a ReadIndex round
+    /// while the lease runs. `None` (the default) sends a round for every batch of reads.
+    pub lease: Option<LeaseOptions>,
     /// Whether the node's disk really fsyncs (the default). Off for `--durability none` and
     /// `--in-memory`, whose backends skip the fsync of a durable commit: the node then counts
     /// no fsyncs. Commits are the same either way, so a restarted node recovers alike.
@@ -116,6 +120,14 @@ pub enum PlantedBug {
     /// Count a checkpoint durable as soon as it commits, before its background fsync has
     /// finished: the log is compacted past what a crash keeps of the state machine.
     CheckpointBeforeItsFsync,
+    /// A leader lease runs a hundred times as long as the followers' promise not to vote for
+    /// another leader, so a stalled leader answers consistent reads from its lease after the
+    /// others have elected a new leader and written.
+    LeaseTooLong,
+    /// A restarted node votes at once, forgetting that before its crash it promised a leader
+    /// not to (see [`crate::raft::lease`]), so that leader's lease outlives its leadership.
+    /// Planted by this module's own test, which stages that crash exactly.
+    LeaseForgottenOnRestart,
 }
 
 /// Counters a node exposes in its status.
@@ -136,6 +148,10 @@ pub struct NodeStats {
     pub entries_persisted: u64,
     /// Bytes of the snapshots received and installed.
     pub snapshot_bytes_installed: u64,
+    /// ReadIndex rounds sent (each confirms a batch of consistent reads, or renews a lease).
+    pub read_index_rounds: u64,
+    /// Consistent reads answered from the leader's lease, without a round of their own.
+    pub lease_reads: u64,
 }
 
 /// One peer's replication progress, as the leader sees it.
@@ -176,6 +192,8 @@ pub struct RaftStatus {
     pub pending_proposals: usize,
     /// Consistent reads waiting.
     pub pending_reads: usize,
+    /// Milliseconds left of the leader's lease, when leases are on and one runs.
+    pub lease_ms: Option<u64>,
     /// Counters.
     pub stats: NodeStats,
 }
@@ -193,6 +211,10 @@ pub struct RaftNode<M: StateMachine> {
     db: Arc<Database>,
     proposals: Proposals<M::Output>,
     reads: Reads,
+    /// The leader's lease, and a restarted node's hold on its votes.
+    lease: Lease,
+    /// A consistent read was answered from the lease since the last round: worth renewing.
+    lease_used: bool,
     outbox: Vec<Message>,
     /// Outputs of applied proposals, held until [`RaftNode::send_replies`] so the driver can
     /// publish the new status first: a client that saw its write acknowledged then finds the
@@ -261,6 +283,9 @@ impl<M: StateMachine> RaftNode<M> {
         };
         config.validate()?;
         let raw = RawNode::new(&config, store, logger)?;
+        let restarted =
+            raw.raft.term > 0 && opts.planted_bug != Some(PlantedBug::LeaseForgottenOnRestart);
+        let lease = Lease::new(opts.lease.clone(), opts.election_ticks, restarted);
         fs::create_dir_all(&opts.snapshot_dir)?;
         let proposals = Proposals::with_planted_bug(opts.planted_bug);
         let checkpoint_every = CHECKPOINT_EVERY.min(opts.compact_every).max(1);
@@ -273,6 +298,8 @@ impl<M: StateMachine> RaftNode<M> {
             db,
             proposals,
             reads: Reads::default(),
+            lease,
+            lease_used: false,
             outbox: Vec::new(),
             replies: Vec::new(),
             events: Vec::new(),
@@ -328,7 +355,11 @@ impl<M: StateMachine> RaftNode<M> {
     /// Advances logical time by one tick and fails clients past their deadline.
     pub fn tick(&mut self) {
         self.ticks += 1;
-        self.raw.tick();
+        // A restarted node holding its votes must not campaign either: voting for itself would
+        // break the promise as surely as voting for another.
+        if self.is_leader() || !self.lease.holds_votes() {
+            self.raw.tick();
+        }
         let timeout = self.opts.proposal_timeout_ticks;
         self.proposals
             .expire(self.ticks, &format!("{timeout} ticks"));
@@ -359,8 +390,33 @@ impl<M: StateMachine> RaftNode<M> {
                 return;
             }
         }
+        let kind = msg.get_msg_type();
+        if matches!(
+            kind,
+            MessageType::MsgRequestVote | MessageType::MsgRequestPreVote
+        ) && self.lease.holds_votes()
+        {
+            tracing::debug!(
+                node = self.opts.id,
+                from = msg.from,
+                "restarted moments ago: a vote request ignored until an election timeout passes"
+            );
+            return;
+        }
+        if kind == MessageType::MsgTransferLeader && self.is_leader() {
+            self.lease.forfeit(self.raw.raft.term);
+        }
         if let Err(e) = self.raw.step(msg) {
             tracing::debug!(node = self.opts.id, "raft rejected a message: {e}");
+        }
+        self.check_transfer();
+    }
+
+    /// A leader that has begun a leadership transfer holds no lease for the rest of its term:
+    /// the transfer's target campaigns with votes that ignore leases.
+    fn check_transfer(&mut self) {
+        if self.raw.raft.lead_transferee.is_some() {
+            self.lease.forfeit(self.raw.raft.term);
         }
     }
 
@@ -399,22 +455,40 @@ impl<M: StateMachine> RaftNode<M> {
             let _ = responder.send(Err(self.not_leader()));
             return;
         }
-        self.reads
-            .push(self.ticks + self.opts.read_timeout_ticks, responder);
+        let deadline = self.ticks + self.opts.read_timeout_ticks;
+        let r = &self.raw.raft;
+        if r.commit_to_current_term()
+            && r.lead_transferee.is_none()
+            && self.lease.remaining(r.term).is_some()
+        {
+            // No other leader can have committed anything: this leader's commit index covers
+            // every write acknowledged before the read arrived.
+            let index = r.raft_log.committed;
+            self.reads.push_confirmed(index, deadline, responder);
+            self.reads.release(self.raw.store().applied());
+            self.stats.lease_reads += 1;
+            self.lease_used = true;
+            return;
+        }
+        self.reads.push(deadline, responder);
     }
 
     /// Starts an election now rather than after an election timeout. With pre-vote and
     /// check-quorum it cannot disturb a healthy leader: the others refuse the pre-vote while
     /// they hear from one. The cluster uses it to elect a first leader at once on start-up.
     pub fn campaign(&mut self) {
-        if !self.is_leader() {
+        if !self.is_leader() && !self.lease.holds_votes() {
             let _ = self.raw.campaign();
         }
     }
 
     /// Asks raft to hand leadership to `to`.
     pub fn transfer_leader(&mut self, to: NodeId) {
+        if self.is_leader() {
+            self.lease.forfeit(self.raw.raft.term);
+        }
         self.raw.transfer_leader(to);
+        self.check_transfer();
     }
 
     /// Tells raft a peer could not be reached, so it stops streaming appends at it.
@@ -500,6 +574,11 @@ impl<M: StateMachine> RaftNode<M> {
             peers,
             pending_proposals: self.proposals.len(),
             pending_reads: self.reads.len(),
+            lease_ms: if r.state == StateRole::Leader {
+                self.lease.remaining(r.term).map(|us| us / 1000)
+            } else {
+                None
+            },
             stats: self.stats.clone(),
         }
     }
@@ -527,11 +606,17 @@ impl<M: StateMachine> RaftNode<M> {
     pub fn handle_ready_with(&mut self, early: &mut dyn FnMut(Vec<Message>)) -> Result<()> {
         // raft-rs silently drops a ReadIndex that reaches a leader before it has committed an
         // entry of its own term (a brand-new leader); reads wait here until then instead.
-        if self.is_leader()
-            && self.raw.raft.commit_to_current_term()
-            && let Some(ctx) = self.reads.issue()
-        {
-            self.raw.read_index(ctx);
+        // With leases on, a round also renews a lease that reads are using before it runs out.
+        if self.is_leader() && self.raw.raft.commit_to_current_term() {
+            let term = self.raw.raft.term;
+            let renew = self.lease_used && self.lease.wants_renewal(term);
+            let sent = (term, self.lease.now().unwrap_or(0));
+            let deadline = self.ticks + self.opts.read_timeout_ticks;
+            if let Some(ctx) = self.reads.issue(renew, sent, deadline) {
+                self.raw.read_index(ctx);
+                self.stats.read_index_rounds += 1;
+                self.lease_used = false;
+            }
         }
         // Waiters that gave up (their forwarded answer went out without them) no longer hold
         // the follower to applying at once.
@@ -637,7 +722,14 @@ impl<M: StateMachine> RaftNode<M> {
             early(persisted);
         }
         for rs in rd.take_read_states() {
-            self.reads.confirmed(&rs.request_ctx, rs.index);
+            if let Some((term, sent)) = self.reads.confirmed(&rs.request_ctx, rs.index) {
+                let sent = if self.opts.planted_bug == Some(PlantedBug::LeaseTooLong) {
+                    sent.saturating_add(100 * self.lease.length_us())
+                } else {
+                    sent
+                };
+                self.lease.confirmed(term, sent);
+            }
         }
 
         // 6. Advance, then the light ready; apply everything committed in one redb
@@ -1023,6 +1115,7 @@ mod tests {
             snapshot_dir: dir.join(format!("n{id}")),
             fixed_election_ticks: Some(election),
             planted_bug: None,
+            lease: None,
             fsync: true,
         };
         let log: [Slot; 2] = [
@@ -1145,5 +1238,188 @@ mod tests {
                 "node {id}: {after:?}"
             );
         }
+    }
+
+    /// A node with leases on, over `files` (redb and the two log slots: a restart reopens
+    /// them), on the shared clock `time` (microseconds; ticks of 1,000).
+    fn lease_node(
+        id: NodeId,
+        election: usize,
+        dir: &Path,
+        files: &[crate::disk::MemoryFile; 3],
+        time: &Arc<std::sync::atomic::AtomicU64>,
+        planted_bug: Option<PlantedBug>,
+    ) -> RaftNode<Store> {
+        let db = Arc::new(
+            Database::builder()
+                .create_with_backend(files[0].clone())
+                .expect("db"),
+        );
+        let time = time.clone();
+        let opts = NodeOptions {
+            planted_bug,
+            lease: Some(LeaseOptions {
+                clock: crate::raft::lease::Clock::new(move || {
+                    time.load(std::sync::atomic::Ordering::SeqCst)
+                }),
+                tick_us: 1_000,
+            }),
+            ..node(id, election, dir).opts.clone()
+        };
+        let log: [Slot; 2] = [Box::new(files[1].clone()), Box::new(files[2].clone())];
+        RaftNode::new(opts, db.clone(), log, Store::new(db), &raft_logger(id)).expect("node")
+    }
+
+    /// Delivers `queue` and everything it leads to, except across the links `cut` names.
+    fn deliver(
+        nodes: &mut BTreeMap<NodeId, RaftNode<Store>>,
+        mut queue: Vec<Message>,
+        cut: &dyn Fn(NodeId, NodeId) -> bool,
+    ) {
+        while !queue.is_empty() {
+            for msg in std::mem::take(&mut queue) {
+                if cut(msg.from, msg.to) {
+                    continue;
+                }
+                if let Some(n) = nodes.get_mut(&msg.to) {
+                    n.step(msg);
+                }
+            }
+            queue.extend(pump(nodes));
+        }
+    }
+
+    /// Reads node 1 consistently and says whether it answered at once (the read is applied).
+    fn read_at_once(nodes: &mut BTreeMap<NodeId, RaftNode<Store>>) -> bool {
+        let (tx, mut rx) = oneshot::channel();
+        if let Some(n) = nodes.get_mut(&1) {
+            n.read_index(tx);
+        }
+        matches!(rx.try_recv(), Ok(Ok(())))
+    }
+
+    /// Elects node 1 and gives it a lease; then node 2 crashes and restarts at once, node 1 is
+    /// cut off, and node 3 campaigns. Returns the ticks until node 2 or 3 led (if one did within
+    /// 100) and node 1's lease left at that moment, in ticks.
+    fn restart_under_a_lease(planted_bug: Option<PlantedBug>) -> (Option<u64>, Option<u64>) {
+        let dir = tempfile::tempdir().expect("dir");
+        let time = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let files: BTreeMap<NodeId, [crate::disk::MemoryFile; 3]> =
+            [1, 2, 3].map(|id| (id, Default::default())).into();
+        let start = |id: NodeId, e: usize| lease_node(id, e, dir.path(), &files[&id], &time, None);
+        let mut nodes: BTreeMap<_, _> = [(1, start(1, 10)), (2, start(2, 50)), (3, start(3, 60))]
+            .into_iter()
+            .collect();
+        let none = |_: NodeId, _: NodeId| false;
+        for _ in 0..100 {
+            if nodes[&1].is_leader() && nodes[&1].status().applied_index > 0 {
+                break;
+            }
+            time.fetch_add(1_000, std::sync::atomic::Ordering::SeqCst);
+            if let Some(n) = nodes.get_mut(&1) {
+                n.tick();
+            }
+            let out = pump(&mut nodes);
+            deliver(&mut nodes, out, &none);
+        }
+        assert!(nodes[&1].is_leader(), "node 1 never won");
+        assert!(!read_at_once(&mut nodes), "the first read needs a round");
+        let out = pump(&mut nodes);
+        deliver(&mut nodes, out, &none);
+        assert!(
+            nodes[&1].status().lease_ms.is_some(),
+            "the round granted no lease"
+        );
+        assert!(
+            read_at_once(&mut nodes),
+            "a read under the lease needs no round"
+        );
+        assert_eq!(nodes[&1].status().stats.lease_reads, 1);
+
+        nodes.remove(&2);
+        nodes.insert(
+            2,
+            lease_node(2, 50, dir.path(), &files[&2], &time, planted_bug),
+        );
+        let cut = |a: NodeId, b: NodeId| a == 1 || b == 1;
+        if let Some(n) = nodes.get_mut(&3) {
+            n.campaign();
+        }
+        for t in 0..100 {
+            let out = pump(&mut nodes);
+            deliver(&mut nodes, out, &cut);
+            if nodes[&2].is_leader() || nodes[&3].is_leader() {
+                let left = nodes[&1]
+                    .lease
+                    .remaining(nodes[&1].status().term)
+                    .map(|us| us / 1_000);
+                return (Some(t), left);
+            }
+            time.fetch_add(1_000, std::sync::atomic::Ordering::SeqCst);
+            for n in nodes.values_mut() {
+                n.tick();
+            }
+        }
+        (None, None)
+    }
+
+    /// raft-rs forgets, in a crash, that a node heard from its leader: restarted, it would vote
+    /// at once and elect a new leader while the old one still holds a lease. A restarted node
+    /// therefore holds its votes for an election timeout; the planted bug shows the hazard.
+    #[test]
+    fn a_restarted_node_votes_for_no_one_while_a_lease_it_granted_may_run() {
+        let (won, lease_left) = restart_under_a_lease(Some(PlantedBug::LeaseForgottenOnRestart));
+        assert!(
+            won.is_some() && lease_left.is_some(),
+            "without the hold, another node must win while node 1 still holds a lease (the \
+             hazard): won after {won:?} ticks, lease left {lease_left:?}"
+        );
+        let (won, lease_left) = restart_under_a_lease(None);
+        assert!(won.is_some(), "another node must win once the hold is over");
+        assert_eq!(
+            lease_left, None,
+            "another node won after {won:?} ticks, while node 1's lease still ran"
+        );
+    }
+
+    /// A leader that transfers leadership holds no lease for the rest of its term: the target
+    /// campaigns with votes that ignore leases.
+    #[test]
+    fn a_transfer_ends_the_lease() {
+        let dir = tempfile::tempdir().expect("dir");
+        let time = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let files: BTreeMap<NodeId, [crate::disk::MemoryFile; 3]> =
+            [1, 2, 3].map(|id| (id, Default::default())).into();
+        let start = |id: NodeId, e: usize| lease_node(id, e, dir.path(), &files[&id], &time, None);
+        let mut nodes: BTreeMap<_, _> = [(1, start(1, 10)), (2, start(2, 50)), (3, start(3, 60))]
+            .into_iter()
+            .collect();
+        let none = |_: NodeId, _: NodeId| false;
+        for _ in 0..100 {
+            if nodes[&1].is_leader() && nodes[&1].status().applied_index > 0 {
+                break;
+            }
+            time.fetch_add(1_000, std::sync::atomic::Ordering::SeqCst);
+            if let Some(n) = nodes.get_mut(&1) {
+                n.tick();
+            }
+            let out = pump(&mut nodes);
+            deliver(&mut nodes, out, &none);
+        }
+        assert!(!read_at_once(&mut nodes));
+        let out = pump(&mut nodes);
+        deliver(&mut nodes, out, &none);
+        assert!(read_at_once(&mut nodes), "leased");
+        // The transfer's messages are lost: node 1 still leads, but may not trust its lease.
+        if let Some(n) = nodes.get_mut(&1) {
+            n.transfer_leader(2);
+        }
+        let _ = pump(&mut nodes);
+        assert!(nodes[&1].is_leader());
+        assert_eq!(nodes[&1].status().lease_ms, None);
+        assert!(
+            !read_at_once(&mut nodes),
+            "a read after a transfer began needs a round"
+        );
     }
 }

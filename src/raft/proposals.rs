@@ -188,6 +188,9 @@ pub struct Reads {
     next_ctx: u64,
     waiting: Vec<(u64, ReadResponder)>,
     issued: BTreeMap<u64, Vec<(u64, ReadResponder)>>,
+    /// The term and time each issued round was sent in (for the leader's lease), and the tick
+    /// it is given up by if raft never confirms it.
+    sent: BTreeMap<u64, ((Term, u64), u64)>,
     confirmed: Vec<(LogIndex, Vec<(u64, ReadResponder)>)>,
 }
 
@@ -197,24 +200,37 @@ impl Reads {
         self.waiting.push((deadline, responder));
     }
 
-    /// Takes the waiting reads as one batch and returns the context to pass to `read_index`.
-    pub fn issue(&mut self) -> Option<Vec<u8>> {
-        if self.waiting.is_empty() {
+    /// Takes the waiting reads as one batch and returns the context to pass to `read_index`;
+    /// with `renew`, a round even if no read waits (to renew the leader's lease), unless one is
+    /// already out. `sent` is the term and time the round goes out in, for the lease; a round
+    /// that raft has not confirmed by tick `deadline` is forgotten (raft drops rounds silently).
+    pub fn issue(&mut self, renew: bool, sent: (Term, u64), deadline: u64) -> Option<Vec<u8>> {
+        if self.waiting.is_empty() && !(renew && self.issued.is_empty()) {
             return None;
         }
         self.next_ctx += 1;
         self.issued
             .insert(self.next_ctx, std::mem::take(&mut self.waiting));
+        self.sent.insert(self.next_ctx, (sent, deadline));
         Some(self.next_ctx.to_be_bytes().to_vec())
     }
 
-    /// Raft confirmed the batch with `context` at `index`.
-    pub fn confirmed(&mut self, context: &[u8], index: LogIndex) {
-        let Ok(bytes) = <[u8; 8]>::try_from(context) else {
-            return;
-        };
-        if let Some(batch) = self.issued.remove(&u64::from_be_bytes(bytes)) {
+    /// Raft confirmed the round with `context` at `index`; returns the term and time it was
+    /// sent in (see [`Reads::issue`]).
+    pub fn confirmed(&mut self, context: &[u8], index: LogIndex) -> Option<(Term, u64)> {
+        let ctx = u64::from_be_bytes(<[u8; 8]>::try_from(context).ok()?);
+        let batch = self.issued.remove(&ctx)?;
+        if !batch.is_empty() {
             self.confirmed.push((index, batch));
+        }
+        self.sent.remove(&ctx).map(|(sent, _)| sent)
+    }
+
+    /// Queues a read already confirmed at `index` (by the leader's lease), due by `deadline`.
+    pub fn push_confirmed(&mut self, index: LogIndex, deadline: u64, responder: ReadResponder) {
+        match self.confirmed.last_mut() {
+            Some((i, batch)) if *i == index => batch.push((deadline, responder)),
+            _ => self.confirmed.push((index, vec![(deadline, responder)])),
         }
     }
 
@@ -251,7 +267,14 @@ impl Reads {
         for batch in self.issued.values_mut() {
             fail(batch);
         }
-        self.issued.retain(|_, b| !b.is_empty());
+        // A round raft dropped (it never answers one it cannot serve) is forgotten once its
+        // reads have failed, or past its own deadline if it had none (a lease renewal).
+        let sent = &self.sent;
+        self.issued.retain(|ctx, b| {
+            !b.is_empty() || sent.get(ctx).is_some_and(|(_, deadline)| *deadline > now)
+        });
+        let issued = &self.issued;
+        self.sent.retain(|ctx, _| issued.contains_key(ctx));
         for (_, batch) in self.confirmed.iter_mut() {
             fail(batch);
         }
@@ -283,6 +306,7 @@ impl Reads {
         for (_, r) in all {
             let _ = r.send(Err(Error::Unavailable(why.to_string())));
         }
+        self.sent.clear();
     }
 }
 
@@ -367,13 +391,57 @@ mod tests {
         let mut r = Reads::default();
         let (tx, mut rx) = oneshot::channel();
         r.push(100, tx);
-        let ctx = r.issue().expect("one batch");
-        assert!(r.issue().is_none());
-        r.confirmed(&ctx, 8);
+        let ctx = r.issue(false, (2, 50), 100).expect("one batch");
+        assert!(r.issue(false, (2, 60), 100).is_none());
+        assert!(
+            r.issue(true, (2, 60), 100).is_none(),
+            "a round is already out"
+        );
+        assert_eq!(
+            r.confirmed(&ctx, 8),
+            Some((2, 50)),
+            "when and in which term it was sent"
+        );
         r.release(7);
         assert!(rx.try_recv().is_err());
         r.release(8);
         assert!(matches!(rx.try_recv(), Ok(Ok(()))));
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn a_renewal_round_carries_no_reads_and_is_forgotten_past_its_deadline() {
+        let mut r = Reads::default();
+        let ctx = r.issue(true, (3, 70), 10).expect("a renewal");
+        assert!(r.is_empty(), "no reader waits on a renewal");
+        assert_eq!(r.confirmed(&ctx, 4), Some((3, 70)));
+        let lost = r.issue(true, (3, 80), 10).expect("another");
+        r.expire(9);
+        assert!(
+            r.issue(true, (3, 90), 20).is_none(),
+            "still out before its deadline"
+        );
+        r.expire(10);
+        assert_eq!(r.confirmed(&lost, 5), None, "given up");
+        assert!(r.issue(true, (3, 90), 20).is_some());
+    }
+
+    #[test]
+    fn reads_a_lease_confirmed_wait_only_for_the_apply() {
+        let mut r = Reads::default();
+        let (tx1, mut rx1) = oneshot::channel();
+        let (tx2, mut rx2) = oneshot::channel();
+        r.push_confirmed(6, 100, tx1);
+        r.push_confirmed(6, 100, tx2);
+        assert_eq!(r.len(), 2);
+        r.release(5);
+        assert!(rx1.try_recv().is_err());
+        r.release(6);
+        assert!(matches!(rx1.try_recv(), Ok(Ok(()))));
+        assert!(matches!(rx2.try_recv(), Ok(Ok(()))));
+        let (tx3, mut rx3) = oneshot::channel();
+        r.push_confirmed(9, 100, tx3);
+        r.expire(100);
+        assert!(matches!(rx3.try_recv(), Ok(Err(Error::Unavailable(_)))));
     }
 }

@@ -46,6 +46,7 @@ pub mod history;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use raft::eraftpb::{Message, MessageType};
 use rand::rngs::StdRng;
@@ -59,6 +60,7 @@ use crate::model::index::{IndexKind, IndexSpec, IndexState, Projection};
 use crate::model::key::{KeyAttribute, KeySchema, KeyType};
 use crate::model::table::{Billing, TableSpec};
 use crate::model::{AttributeValue, Item};
+use crate::raft::lease::{Clock, LeaseOptions};
 use crate::raft::node::{NodeOptions, PlantedBug, RaftNode, incoming_snapshot_path, raft_logger};
 use crate::raft::wal::Slot;
 use crate::raft::{NodeId, StateMachine};
@@ -92,6 +94,9 @@ pub struct SimOptions {
     /// A deliberate bug planted in every node, for the tests that prove the simulation catches
     /// such bugs. `None` in every real run.
     pub planted_bug: Option<PlantedBug>,
+    /// Leader leases on (`kvsim server --lease-reads`), measured on the simulated clock: a
+    /// step is one tick.
+    pub lease_reads: bool,
 }
 
 /// What one run did and found.
@@ -118,6 +123,8 @@ pub struct SimReport {
     /// Writes whose leader learnt that another leader's entry took their log index, so their
     /// clients were told "not applied" (and the checker holds them to it).
     pub overwritten_proposals: u64,
+    /// Consistent reads a leader answered from its lease, without a ReadIndex round.
+    pub lease_reads: u64,
     /// Consistent reads sent to a node that believed it led, answered or refused only after a
     /// leader of a later term had been elected: refused, or answered and checked.
     pub reads_across_leader_change: usize,
@@ -215,6 +222,8 @@ struct Stall {
     backlog: Vec<(u64, Request)>,
 }
 
+/// Simulated microseconds per step (one tick), for leader leases.
+const SIM_TICK_US: u64 = 100_000;
 /// Longest a stall lasts (from the pause) when no new leader commits far enough.
 const STALL_MAX_STEPS: u64 = 60;
 /// Most steps a stalled leader goes on sleeping after a new leader took over, while clients
@@ -259,6 +268,8 @@ struct Pending {
 struct Sim {
     rng: StdRng,
     step: u64,
+    /// The simulated clock leases read, in microseconds: `step` ticks of [`SIM_TICK_US`].
+    time: Arc<AtomicU64>,
     _dir: tempfile::TempDir,
     node_opts: BTreeMap<NodeId, NodeOptions>,
     /// Each node's disk: its database, then its two log files.
@@ -452,6 +463,7 @@ impl Sim {
         let dir = tempfile::tempdir().map_err(|e| Error::internal(format!("sim temp dir: {e}")))?;
         // Distinct pinned election timeouts, chosen by the seed.
         let mut timeouts: Vec<usize> = (10..20).collect();
+        let time = Arc::new(AtomicU64::new(0));
         let mut node_opts = BTreeMap::new();
         for id in NODES {
             let t = timeouts.remove(rng.gen_range(0..timeouts.len()));
@@ -471,6 +483,13 @@ impl Sim {
                     snapshot_dir: dir.path().join(format!("node{id}")),
                     fixed_election_ticks: Some(t),
                     planted_bug: opts.planted_bug,
+                    lease: opts.lease_reads.then(|| {
+                        let time = time.clone();
+                        LeaseOptions {
+                            clock: Clock::new(move || time.load(Ordering::Relaxed)),
+                            tick_us: SIM_TICK_US,
+                        }
+                    }),
                     fsync: true,
                 },
             );
@@ -478,6 +497,7 @@ impl Sim {
         let mut sim = Sim {
             rng,
             step: 0,
+            time,
             _dir: dir,
             node_opts,
             disks: NODES.iter().map(|id| (*id, Default::default())).collect(),
@@ -608,6 +628,7 @@ impl Sim {
             && let Some(node) = slot.take()
         {
             self.report.overwritten_proposals += node.raft.overwritten_proposals();
+            self.report.lease_reads += node.raft.status().stats.lease_reads;
             // Every Ready that appended entries or changed the term was fsynced, so all of this
             // must survive the crash.
             let st = node.raft.status();
@@ -1612,6 +1633,7 @@ impl Sim {
 
     fn advance(&mut self) -> Result<()> {
         self.step += 1;
+        self.time.store(self.step * SIM_TICK_US, Ordering::Relaxed);
         self.deliver_due();
         self.tick_all()?;
         self.collect(false)?;
@@ -1950,6 +1972,7 @@ fn run_with(opts: &SimOptions) -> Result<SimReport> {
     sim.final_checks()?;
     for n in sim.nodes.values().flatten() {
         sim.report.overwritten_proposals += n.raft.overwritten_proposals();
+        sim.report.lease_reads += n.raft.status().stats.lease_reads;
     }
     let mut fingerprint = fnv1a(
         format!("{:?}", sim.history).as_bytes(),

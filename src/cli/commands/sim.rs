@@ -32,6 +32,10 @@ pub struct Args {
     /// Run without faults (a baseline).
     #[arg(long)]
     pub no_faults: bool,
+    /// Leader leases on, as `kvsim server --lease-reads` (Raft only): a leader answers
+    /// consistent reads without a ReadIndex round while its lease runs, on the simulated clock.
+    #[arg(long)]
+    pub lease_reads: bool,
     /// Exit 0 even if some key histories were too large to check (they are still counted).
     #[arg(long)]
     pub allow_unchecked: bool,
@@ -63,14 +67,24 @@ pub fn run(args: Args) -> Result<i32> {
     let mut total = SimReport::default();
     let mut failed = Vec::new();
     let mut unchecked_seeds = Vec::new();
-    let replay_flags = if args.no_faults { " --no-faults" } else { "" };
+    let replay_flags = format!(
+        "{}{}",
+        if args.no_faults { " --no-faults" } else { "" },
+        if args.lease_reads {
+            " --lease-reads"
+        } else {
+            ""
+        }
+    );
     for seed in args.seed..args.seed.saturating_add(args.seeds) {
         let report = run_sim(&SimOptions {
             seed,
             ops: args.ops,
             faults: !args.no_faults,
             planted_bug: None,
+            lease_reads: args.lease_reads,
         });
+        total.lease_reads += report.lease_reads;
         total.completed += report.completed;
         total.faults += report.faults;
         total.stalls += report.stalls;
@@ -118,11 +132,12 @@ pub fn run(args: Args) -> Result<i32> {
         total.unchecked,
     );
     outln!(
-        "exercised: {} leader stalls, {} writes refused because another leader took their log index, \
+        "exercised: {} leader stalls, {} consistent reads answered from a leader lease, {} writes refused because another leader took their log index, \
          {} consistent reads across a leader change, {} conditional writes ({} refused by their \
          condition), {} transactions ({} in PartiQL), {} global index queries, {} index backfill and removal \
          batches, {} items expired by time to live",
         total.stalls,
+        total.lease_reads,
         total.overwritten_proposals,
         total.reads_across_leader_change,
         total.cas_succeeded + total.cas_failed,

@@ -1,0 +1,241 @@
+//! Leader leases: consistent reads answered without a ReadIndex round while the leader knows no
+//! other leader can exist.
+//!
+//! # Why a lease holds
+//! With check-quorum on, a follower that heard from its leader less than an election timeout
+//! ago (counted in its own ticks) ignores every vote and pre-vote request (raft-rs's `in_lease`
+//! check). A ReadIndex round the leader sent at time `T` and a majority acknowledged therefore
+//! proves that, until each of those followers has ticked an election timeout past receiving it,
+//! no candidate can win a majority: that majority would need one of them. A node ticks at most
+//! once per tick interval (the driver skips ticks it missed rather than bursting them), so that
+//! is at least `(election_ticks - 1) * tick` after `T`. The leader takes 9/10 of that as its
+//! lease, measured from `T` on its own clock, and answers a consistent read at its commit index
+//! while the lease runs.
+//!
+//! # The assumptions, and what guards each
+//! - **Clocks advance at the same rate** on the leader and its followers, to within the 10%
+//!   margin. In one process they read the same monotonic clock. A leader that stalls (a pause,
+//!   a slow disk) is safe: it reads the clock when it answers, not a tick count.
+//! - **A follower keeps its promise across a crash.** raft-rs forgets when it last heard from
+//!   a leader, so a restarted node (one with a persisted term) neither votes nor campaigns for
+//!   one election timeout after it starts ([`Lease::holds_votes`]).
+//! - **No forced election.** A leadership transfer makes its target campaign with votes that
+//!   ignore leases, so a leader that begins one (or is asked to) holds no lease for the rest of
+//!   its term ([`Lease::forfeit`]).
+//!
+//! Without leases (the default) every consistent read takes a ReadIndex round, which assumes
+//! nothing about clocks.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::raft::Term;
+
+/// A monotonic clock in microseconds: real time in the server, simulated time in the
+/// deterministic simulation. The lease is the only thing in a node that reads time.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> u64 + Send + Sync>);
+
+impl Clock {
+    /// A clock reading `now` (microseconds, never going backwards).
+    pub fn new(now: impl Fn() -> u64 + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(now))
+    }
+
+    /// Microseconds now.
+    pub fn now(&self) -> u64 {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+/// How a node keeps leases: its clock and the length of one tick on it.
+#[derive(Clone, Debug)]
+pub struct LeaseOptions {
+    /// The clock leases are measured on.
+    pub clock: Clock,
+    /// Microseconds per Raft tick.
+    pub tick_us: u64,
+}
+
+/// One node's lease state (see the module docs).
+#[derive(Debug)]
+pub struct Lease {
+    opts: Option<LeaseOptions>,
+    /// How long a lease runs from the round that grants it, in microseconds.
+    length_us: u64,
+    /// The term the lease is for, and the time it runs out.
+    held: Option<(Term, u64)>,
+    /// A term in which this node began or was asked for a leadership transfer.
+    forfeited: Option<Term>,
+    /// Until when a restarted node neither votes nor campaigns.
+    votes_held_until: Option<u64>,
+}
+
+impl Lease {
+    /// The lease state of a node that just started, `restarted` if it has a persisted term.
+    /// `None` options turn leases off.
+    pub fn new(opts: Option<LeaseOptions>, election_ticks: usize, restarted: bool) -> Lease {
+        let tick_us = opts.as_ref().map_or(0, |o| o.tick_us);
+        let election_us = tick_us.saturating_mul(election_ticks as u64);
+        let length_us = tick_us.saturating_mul(election_ticks.saturating_sub(1) as u64) / 10 * 9;
+        let votes_held_until = opts
+            .as_ref()
+            .filter(|_| restarted)
+            .map(|o| o.clock.now().saturating_add(election_us));
+        Lease {
+            opts,
+            length_us,
+            held: None,
+            forfeited: None,
+            votes_held_until,
+        }
+    }
+
+    /// Whether leases are on.
+    pub fn enabled(&self) -> bool {
+        self.opts.is_some()
+    }
+
+    /// The time now, if leases are on.
+    pub fn now(&self) -> Option<u64> {
+        self.opts.as_ref().map(|o| o.clock.now())
+    }
+
+    /// How long a lease runs, in microseconds.
+    pub fn length_us(&self) -> u64 {
+        self.length_us
+    }
+
+    /// A ReadIndex round sent at `sent_us` in `term` was confirmed by a majority: the lease
+    /// runs until `sent_us` plus its length (or longer, if a later round already said so).
+    pub fn confirmed(&mut self, term: Term, sent_us: u64) {
+        if self.opts.is_none() || self.forfeited == Some(term) {
+            return;
+        }
+        let until = sent_us.saturating_add(self.length_us);
+        self.held = match self.held {
+            Some((t, u)) if t == term => Some((term, u.max(until))),
+            _ => Some((term, until)),
+        };
+    }
+
+    /// A leadership transfer began (or was asked for) in `term`: no lease for the rest of it.
+    pub fn forfeit(&mut self, term: Term) {
+        self.forfeited = Some(term);
+        if self.held.is_some_and(|(t, _)| t == term) {
+            self.held = None;
+        }
+    }
+
+    /// Microseconds left of the lease in `term`, if one runs now.
+    pub fn remaining(&self, term: Term) -> Option<u64> {
+        let (t, until) = self.held?;
+        let now = self.now()?;
+        (t == term && self.forfeited != Some(term) && now < until).then(|| until - now)
+    }
+
+    /// Whether a renewal round is due: leases are on and less than half of one is left.
+    pub fn wants_renewal(&self, term: Term) -> bool {
+        self.enabled()
+            && self
+                .remaining(term)
+                .is_none_or(|left| left < self.length_us / 2)
+    }
+
+    /// Whether this node, restarted moments ago, must still neither vote nor campaign.
+    pub fn holds_votes(&mut self) -> bool {
+        let Some(until) = self.votes_held_until else {
+            return false;
+        };
+        if self.now().is_some_and(|now| now < until) {
+            return true;
+        }
+        self.votes_held_until = None;
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+
+    fn lease(restarted: bool) -> (Lease, Arc<AtomicU64>) {
+        let t = Arc::new(AtomicU64::new(1_000));
+        let c = t.clone();
+        let opts = LeaseOptions {
+            clock: Clock::new(move || c.load(Ordering::SeqCst)),
+            tick_us: 100,
+        };
+        (Lease::new(Some(opts), 10, restarted), t)
+    }
+
+    #[test]
+    fn a_lease_runs_nine_tenths_of_nine_ticks_from_the_round_that_granted_it() {
+        let (mut l, t) = lease(false);
+        assert_eq!(l.length_us(), 810);
+        assert_eq!(l.remaining(3), None, "no round, no lease");
+        l.confirmed(3, 900);
+        assert_eq!(
+            l.remaining(3),
+            Some(710),
+            "measured from when the round was sent"
+        );
+        assert_eq!(l.remaining(4), None, "another term's lease is no lease");
+        t.store(1_709, Ordering::SeqCst);
+        assert_eq!(l.remaining(3), Some(1));
+        assert!(l.wants_renewal(3));
+        t.store(1_710, Ordering::SeqCst);
+        assert_eq!(l.remaining(3), None, "expired");
+        l.confirmed(3, 1_700);
+        l.confirmed(3, 1_000);
+        assert_eq!(
+            l.remaining(3),
+            Some(800),
+            "an older round never shortens it"
+        );
+        assert!(!l.wants_renewal(3));
+    }
+
+    #[test]
+    fn a_transfer_forfeits_the_lease_for_the_rest_of_the_term() {
+        let (mut l, _) = lease(false);
+        l.confirmed(3, 1_000);
+        l.forfeit(3);
+        assert_eq!(l.remaining(3), None);
+        l.confirmed(3, 1_000);
+        assert_eq!(l.remaining(3), None, "not even from a later round");
+        l.confirmed(4, 1_000);
+        assert_eq!(l.remaining(4), Some(810), "a new term starts afresh");
+    }
+
+    #[test]
+    fn a_restarted_node_holds_its_votes_for_an_election_timeout() {
+        let (mut fresh, _) = lease(false);
+        assert!(!fresh.holds_votes());
+        let (mut l, t) = lease(true);
+        assert!(l.holds_votes());
+        t.store(1_999, Ordering::SeqCst);
+        assert!(l.holds_votes());
+        t.store(2_000, Ordering::SeqCst);
+        assert!(!l.holds_votes());
+        t.store(0, Ordering::SeqCst);
+        assert!(!l.holds_votes(), "once over, over for good");
+    }
+
+    #[test]
+    fn without_options_there_is_no_lease_and_no_hold() {
+        let mut l = Lease::new(None, 10, true);
+        l.confirmed(1, 0);
+        assert_eq!(l.remaining(1), None);
+        assert!(!l.holds_votes());
+        assert!(!l.wants_renewal(1));
+    }
+}
