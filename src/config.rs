@@ -77,7 +77,7 @@ impl Default for Tuning {
             max_connections: 2048,
             header_timeout: Duration::from_secs(5),
             raft_over_http: false,
-            lease_reads: false,
+            lease_reads: true,
             ttl_interval: Duration::from_secs(1),
             stream_retention: Duration::from_secs(24 * 3600),
             stream_shard_entries: 100_000,

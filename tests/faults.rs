@@ -819,16 +819,12 @@ async fn a_failing_disk_stops_a_node_and_the_supervisor_restarts_it() {
     tc.cluster.shutdown().await;
 }
 
-/// `kvsim server --lease-reads`: the leader answers consistent reads from its lease (counted
+/// Leader leases (on by default): the leader answers consistent reads from its lease (counted
 /// in its status, and shown by `kvsim status`), and once it is cut off and another leader has
 /// written, it never answers a consistent read with the old value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_lease_serves_consistent_reads_and_never_outlives_a_cut() {
-    let tc = TestCluster::start_with(kvsim::config::Tuning {
-        lease_reads: true,
-        ..test_tuning()
-    })
-    .await;
+    let tc = TestCluster::start().await;
     let old = tc.leader().await;
     let old_addr = tc.addr(old);
     tc.create_table(old, "Leased", ("k", "S"), None).await;
@@ -882,5 +878,31 @@ async fn a_leader_lease_serves_consistent_reads_and_never_outlives_a_cut() {
              {body}"
         );
     }
+    tc.cluster.shutdown().await;
+}
+
+/// `kvsim server --no-lease-reads`: every consistent read takes a ReadIndex round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_leases_every_consistent_read_takes_a_round() {
+    let tc = TestCluster::start_with(kvsim::config::Tuning {
+        lease_reads: false,
+        ..test_tuning()
+    })
+    .await;
+    let leader = tc.leader().await;
+    tc.create_table(leader, "Unleased", ("k", "S"), None).await;
+    put(&tc.addr(leader), "Unleased", r#"{"k":"a","v":"1"}"#).await;
+    let get = json!({"TableName": "Unleased", "Key": {"k": {"S": "a"}}, "ConsistentRead": true});
+    for _ in 0..5 {
+        let (status, body) = tc.call(leader, "GetItem", get.clone()).await;
+        assert_eq!(body["Item"]["v"]["S"], "1", "{status} {body}");
+    }
+    let status = tc.status_json(leader).await;
+    assert!(
+        status["stats"]["lease_reads"] == 0
+            && status["stats"]["read_index_rounds"].as_u64() >= Some(5)
+            && status.get("lease_ms").is_none(),
+        "{status}"
+    );
     tc.cluster.shutdown().await;
 }

@@ -21,7 +21,7 @@ fn check(seed: u64, ops: usize, lease_reads: bool) -> SimReport {
         lease_reads,
         ..options(seed, ops, None)
     });
-    let flag = if lease_reads { " --lease-reads" } else { "" };
+    let flag = if lease_reads { "" } else { " --no-lease-reads" };
     assert!(
         report.violations.is_empty(),
         "seed {seed} found violations (replay: kvsim sim --seed {seed} --seeds 1 --ops \
@@ -127,7 +127,7 @@ fn seeds_201_to_300_find_no_violation() {
     batch(201, 100, false);
 }
 
-/// Leader leases (`kvsim server --lease-reads`) under the same faults: stalled leaders, cut-off
+/// Leader leases (on by default in `kvsim server`) under the same faults: stalled leaders, cut-off
 /// leaders, crashes and restarts, transfers. Every read answered from a lease is checked.
 #[test]
 fn seeds_1_to_100_with_leader_leases_find_no_violation() {

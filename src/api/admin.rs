@@ -44,8 +44,8 @@ pub struct StatusDoc {
     pub pending_proposals: usize,
     /// Consistent reads waiting.
     pub pending_reads: usize,
-    /// On a leader with leases on (`kvsim server --lease-reads`): milliseconds left of its
-    /// lease, during which consistent reads need no ReadIndex round.
+    /// On a leader with leases on (the default; `--no-lease-reads` turns them off): milliseconds
+    /// left of its lease, during which consistent reads need no ReadIndex round.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lease_ms: Option<u64>,
     /// Counters (fsyncs, entries applied, snapshots, compactions).
@@ -100,6 +100,11 @@ pub async fn status_doc(app: &AppState) -> StatusDoc {
             lease_ms: None,
             stats: NodeStats::default(),
         });
+    let mut raft = raft;
+    // Reads answered from the lease do not wake the node, so its published count may lag.
+    if let Some(reads) = app.node.lease_reads() {
+        raft.stats.lease_reads = raft.stats.lease_reads.max(reads);
+    }
     let running = published.health == Health::Running;
     let leader_id = raft.leader_id.filter(|_| running);
     StatusDoc {

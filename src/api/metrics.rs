@@ -359,6 +359,16 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
             "Log entries written to the Raft log (with kvsim_fsyncs: entries per fsync)",
             doc.stats.entries_persisted,
         ),
+        (
+            "kvsim_raft_read_index_rounds",
+            "ReadIndex rounds sent (each confirms a batch of consistent reads or renews a lease)",
+            doc.stats.read_index_rounds,
+        ),
+        (
+            "kvsim_raft_lease_reads",
+            "Consistent reads answered from the leader's lease, without a ReadIndex round",
+            doc.stats.lease_reads,
+        ),
     ];
     for (name, help, value) in stats {
         counter(&mut registry, name, help, value);

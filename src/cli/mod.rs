@@ -260,13 +260,14 @@ pub struct ServerArgs {
     /// process hand messages straight to each other: same faults, less CPU per write.
     #[arg(long)]
     pub raft_over_http: bool,
-    /// Leader leases: the leader answers a consistent read (ConsistentRead, linearizable)
-    /// without a ReadIndex round to a majority while a recent round guarantees no other leader
-    /// can exist (for 9/10 of nine ticks after it). Faster consistent reads, at the price of
-    /// assuming the nodes' clocks run at the same rate (true in one process). A restarted node
-    /// then waits one election timeout before it votes. Off: a round for every batch of reads.
+    /// Turn leader leases off: every batch of consistent reads (ConsistentRead) then takes a
+    /// ReadIndex round to a majority, assuming nothing about clocks. With leases (the default)
+    /// the leader answers them without a round while a recent round guarantees no other
+    /// leader can exist (for 9/10 of nine ticks after it), assuming the nodes' clocks run at
+    /// the same rate (true in one process), and a node restarted by a fault or the supervisor
+    /// waits one election timeout before it votes.
     #[arg(long)]
-    pub lease_reads: bool,
+    pub no_lease_reads: bool,
     /// How often, in milliseconds, the leader looks for items whose time to live has passed
     /// (UpdateTimeToLive) and deletes them through the log. DynamoDB takes up to a few days;
     /// a simulator deletes them within about this long (a large table takes a few rounds).

@@ -37,7 +37,7 @@ pub fn run(args: ServerArgs) -> Result<()> {
             compact_every: args.compact_every,
             log_retain: args.log_retain,
             raft_over_http: args.raft_over_http,
-            lease_reads: args.lease_reads,
+            lease_reads: !args.no_lease_reads,
             ttl_interval: Duration::from_millis(args.ttl_interval_ms),
             stream_retention: Duration::from_secs(args.stream_retention_secs),
             stream_shard_entries: args.stream_shard_entries,

@@ -24,12 +24,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api;
 use crate::api::inject::SharedErrorRules;
-use crate::config::{ClusterConfig, Storage, Tuning};
+use crate::config::{ClusterConfig, NODE_COUNT, Storage, Tuning};
 use crate::disk::{self, CrashSwitch};
 use crate::events::{EventLog, NodeEvent};
 use crate::faults::SharedFaults;
 use crate::raft::driver::{self, Event, Health, Published};
-use crate::raft::lease::{Clock, LeaseOptions};
+use crate::raft::lease::{Clock, LeaseOptions, SharedLease};
 use crate::raft::node::{NodeOptions, RaftNode, raft_logger};
 use crate::raft::transport::{LocalDelivery, Report, Transport, TransportContext};
 use crate::raft::{NodeId, StateMachine};
@@ -51,6 +51,8 @@ pub struct NodeHandle {
     addrs: Arc<BTreeMap<NodeId, String>>,
     tuning: Tuning,
     snapshot_dir: PathBuf,
+    /// The node's leader lease and the clock it runs on, when leases are on.
+    lease: Option<(Arc<SharedLease>, Clock)>,
 }
 
 impl NodeHandle {
@@ -198,11 +200,24 @@ impl NodeHandle {
             .map_or(0, |r| r.applied_index)
     }
 
+    /// Consistent reads answered from this node's leases so far, when leases are on: counted
+    /// as they happen, while the published status catches up at the node's next pass.
+    pub fn lease_reads(&self) -> Option<u64> {
+        self.lease.as_ref().map(|(lease, _)| lease.reads())
+    }
+
     /// Waits until a linearizable local read is safe on this node (the leader).
     ///
     /// # Errors
     /// `NotLeader` or `Unavailable`.
     pub async fn read_index(&self) -> Result<()> {
+        // Under a lease, once the node has applied what it last committed, no round and no
+        // wake-up of the node's thread is needed.
+        if let Some((lease, clock)) = &self.lease
+            && lease.try_read(clock.now(), self.applied_index())
+        {
+            return Ok(());
+        }
         let (tx, rx) = oneshot::channel();
         self.send(Event::Read(tx))?;
         let wait = self.tuning.read_timeout * 2 + Duration::from_secs(1);
@@ -668,6 +683,9 @@ impl Cluster {
                         u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)
                     }),
                     tick_us: u64::try_from(tuning.tick.as_micros()).unwrap_or(u64::MAX),
+                    // The first start of each node: every node lives in this process, so none
+                    // can hold a lease granted before it. A later start is a restart.
+                    fresh_start: inner.generations.load(Ordering::SeqCst) < NODE_COUNT,
                 }
             }),
             fsync: inner.config.storage.fsyncs(),
@@ -687,6 +705,7 @@ impl Cluster {
         // node starts from zero, as a restarted process would.
         let metrics = api::metrics::Metrics::new();
         let fsync_timer = metrics.fsync_timer();
+        let lease_clock = opts.lease.as_ref().map(|l| l.clock.clone());
         let (node, store, crash) = tokio::task::spawn_blocking(move || {
             // An existing cluster's node must come back with its data; only a brand-new
             // cluster (no node had data when the server started) starts nodes empty.
@@ -714,6 +733,7 @@ impl Cluster {
         })
         .await
         .map_err(|e| Error::internal(format!("node {id} failed while starting: {e}")))??;
+        let lease = lease_clock.map(|clock| (node.shared_lease(), clock));
         let (inbox_tx, inbox_rx) = mpsc::channel();
         let report_tx = inbox_tx.clone();
         let ctx = TransportContext {
@@ -754,6 +774,7 @@ impl Cluster {
             addrs: inner.addrs.clone(),
             tuning,
             snapshot_dir,
+            lease,
         };
         let generation = inner.generations.fetch_add(1, Ordering::SeqCst);
         inner.supervisor.watch(id, generation, handle.watch());

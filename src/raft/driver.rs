@@ -219,6 +219,9 @@ fn run<M: StateMachine>(
         for e in node.take_events() {
             events.record(e);
         }
+        // The lease goes to the client handlers with the commit index of this pass, before any
+        // write of the pass is answered (see `SharedLease`).
+        node.share_lease();
         let raft = node.status();
         // Updated in place without waking anyone: the only waiter (the supervisor) waits for
         // health changes, and readers of the status borrow the latest value. Waking it at

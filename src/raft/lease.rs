@@ -27,9 +27,10 @@
 //! nothing about clocks.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use crate::raft::Term;
+use crate::raft::{LogIndex, Term};
 
 /// A monotonic clock in microseconds: real time in the server, simulated time in the
 /// deterministic simulation. The lease is the only thing in a node that reads time.
@@ -61,6 +62,10 @@ pub struct LeaseOptions {
     pub clock: Clock,
     /// Microseconds per Raft tick.
     pub tick_us: u64,
+    /// No other node can hold a lease this one granted: the whole cluster has just started
+    /// (every node of it lives in this process). Otherwise a node that starts with a persisted
+    /// term is a restart and holds its votes.
+    pub fresh_start: bool,
 }
 
 /// One node's lease state (see the module docs).
@@ -133,6 +138,12 @@ impl Lease {
         }
     }
 
+    /// When the lease in `term` runs out, if one runs now.
+    pub fn until(&self, term: Term) -> Option<u64> {
+        self.remaining(term)?;
+        self.held.map(|(_, until)| until)
+    }
+
     /// Microseconds left of the lease in `term`, if one runs now.
     pub fn remaining(&self, term: Term) -> Option<u64> {
         let (t, until) = self.held?;
@@ -161,10 +172,61 @@ impl Lease {
     }
 }
 
+/// The leader's lease as the rest of its process may use it: the node's client handlers answer
+/// a consistent read on their own, without waking the node's thread, while the lease runs and
+/// the node has applied the commit index it last published.
+///
+/// The node sets it as it publishes its status, before it answers the writes of that pass, so
+/// the commit index covers every write acknowledged before a read that finds it; and it clears
+/// it the moment it forfeits the lease or stops leading.
+#[derive(Debug, Default)]
+pub struct SharedLease {
+    /// When the lease runs out, and the commit index a read must have applied.
+    grant: Mutex<Option<(u64, LogIndex)>>,
+    /// A read used the lease since the node last looked (so renewing it is worthwhile).
+    used: AtomicBool,
+    /// Reads answered from it.
+    reads: AtomicU64,
+}
+
+impl SharedLease {
+    /// Grants reads until `until_us` at commit index `commit`, or none.
+    pub fn set(&self, grant: Option<(u64, LogIndex)>) {
+        if let Ok(mut g) = self.grant.lock() {
+            *g = grant;
+        }
+    }
+
+    /// Whether a consistent read may be answered now (`now_us`) from local state that has
+    /// applied `applied`; counts it if so.
+    pub fn try_read(&self, now_us: u64, applied: LogIndex) -> bool {
+        let grant = self.grant.lock().ok().and_then(|g| *g);
+        let ok = grant.is_some_and(|(until, commit)| now_us < until && applied >= commit);
+        if ok {
+            self.used.store(true, Ordering::Relaxed);
+            self.reads.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// Whether a read used the lease since the last [`SharedLease::take_used`].
+    pub fn used(&self) -> bool {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Whether a read used the lease since the last call.
+    pub fn take_used(&self) -> bool {
+        self.used.swap(false, Ordering::Relaxed)
+    }
+
+    /// Reads answered from it.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU64, Ordering};
-
     use super::*;
 
     fn lease(restarted: bool) -> (Lease, Arc<AtomicU64>) {
@@ -173,6 +235,7 @@ mod tests {
         let opts = LeaseOptions {
             clock: Clock::new(move || c.load(Ordering::SeqCst)),
             tick_us: 100,
+            fresh_start: false,
         };
         (Lease::new(Some(opts), 10, restarted), t)
     }
@@ -237,5 +300,23 @@ mod tests {
         assert_eq!(l.remaining(1), None);
         assert!(!l.holds_votes());
         assert!(!l.wants_renewal(1));
+    }
+
+    #[test]
+    fn a_shared_lease_answers_only_while_it_runs_and_once_the_commit_is_applied() {
+        let shared = SharedLease::default();
+        assert!(!shared.try_read(0, 10), "no grant");
+        shared.set(Some((1_000, 7)));
+        assert!(
+            !shared.try_read(500, 6),
+            "the commit index is not applied yet"
+        );
+        assert!(shared.try_read(500, 7));
+        assert!(!shared.try_read(1_000, 7), "expired");
+        assert_eq!(shared.reads(), 1);
+        assert!(shared.take_used());
+        assert!(!shared.take_used());
+        shared.set(None);
+        assert!(!shared.try_read(0, 7), "cleared");
     }
 }

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::disk::BackgroundSync;
 use crate::events::NodeEvent;
-use crate::raft::lease::{Lease, LeaseOptions};
+use crate::raft::lease::{Lease, LeaseOptions, SharedLease};
 use crate::raft::log_store::{LogStore, SnapshotSlot};
 use crate::raft::proposals::{Proposals, ReadResponder, Reads, Responder};
 use crate::raft::wal::Slot;
@@ -215,6 +215,8 @@ pub struct RaftNode<M: StateMachine> {
     lease: Lease,
     /// A consistent read was answered from the lease since the last round: worth renewing.
     lease_used: bool,
+    /// The lease as this node's client handlers use it (see [`SharedLease`]).
+    shared_lease: Arc<SharedLease>,
     outbox: Vec<Message>,
     /// Outputs of applied proposals, held until [`RaftNode::send_replies`] so the driver can
     /// publish the new status first: a client that saw its write acknowledged then finds the
@@ -283,8 +285,9 @@ impl<M: StateMachine> RaftNode<M> {
         };
         config.validate()?;
         let raw = RawNode::new(&config, store, logger)?;
-        let restarted =
-            raw.raft.term > 0 && opts.planted_bug != Some(PlantedBug::LeaseForgottenOnRestart);
+        let restarted = raw.raft.term > 0
+            && opts.lease.as_ref().is_some_and(|l| !l.fresh_start)
+            && opts.planted_bug != Some(PlantedBug::LeaseForgottenOnRestart);
         let lease = Lease::new(opts.lease.clone(), opts.election_ticks, restarted);
         fs::create_dir_all(&opts.snapshot_dir)?;
         let proposals = Proposals::with_planted_bug(opts.planted_bug);
@@ -300,6 +303,7 @@ impl<M: StateMachine> RaftNode<M> {
             reads: Reads::default(),
             lease,
             lease_used: false,
+            shared_lease: Arc::default(),
             outbox: Vec::new(),
             replies: Vec::new(),
             events: Vec::new(),
@@ -404,7 +408,7 @@ impl<M: StateMachine> RaftNode<M> {
             return;
         }
         if kind == MessageType::MsgTransferLeader && self.is_leader() {
-            self.lease.forfeit(self.raw.raft.term);
+            self.forfeit_lease();
         }
         if let Err(e) = self.raw.step(msg) {
             tracing::debug!(node = self.opts.id, "raft rejected a message: {e}");
@@ -416,8 +420,33 @@ impl<M: StateMachine> RaftNode<M> {
     /// the transfer's target campaigns with votes that ignore leases.
     fn check_transfer(&mut self) {
         if self.raw.raft.lead_transferee.is_some() {
-            self.lease.forfeit(self.raw.raft.term);
+            self.forfeit_lease();
         }
+    }
+
+    /// Gives up the lease for the rest of this term, at once for the client handlers too.
+    fn forfeit_lease(&mut self) {
+        self.lease.forfeit(self.raw.raft.term);
+        self.shared_lease.set(None);
+    }
+
+    /// The lease as this node's client handlers use it (see [`SharedLease`]).
+    pub fn shared_lease(&self) -> Arc<SharedLease> {
+        self.shared_lease.clone()
+    }
+
+    /// Hands the current lease to the client handlers, with the commit index a read under it
+    /// must have applied. Called as the status is published, before the pass's replies go out:
+    /// the commit index then covers every write acknowledged so far.
+    pub fn share_lease(&mut self) {
+        let r = &self.raw.raft;
+        let grant = (r.state == StateRole::Leader
+            && r.commit_to_current_term()
+            && r.lead_transferee.is_none())
+        .then(|| self.lease.until(r.term))
+        .flatten()
+        .map(|until| (until, r.raft_log.committed));
+        self.shared_lease.set(grant);
     }
 
     /// Proposes `command`; `responder` gets the state machine's output once it is applied here.
@@ -485,7 +514,7 @@ impl<M: StateMachine> RaftNode<M> {
     /// Asks raft to hand leadership to `to`.
     pub fn transfer_leader(&mut self, to: NodeId) {
         if self.is_leader() {
-            self.lease.forfeit(self.raw.raft.term);
+            self.forfeit_lease();
         }
         self.raw.transfer_leader(to);
         self.check_transfer();
@@ -528,6 +557,7 @@ impl<M: StateMachine> RaftNode<M> {
     /// Fails every waiting client; used when the node stops.
     pub fn fail_all(&mut self, why: &str) {
         self.send_replies();
+        self.shared_lease.set(None);
         self.proposals.fail_all(why);
         self.reads.fail_all(why);
     }
@@ -579,7 +609,10 @@ impl<M: StateMachine> RaftNode<M> {
             } else {
                 None
             },
-            stats: self.stats.clone(),
+            stats: NodeStats {
+                lease_reads: self.stats.lease_reads + self.shared_lease.reads(),
+                ..self.stats.clone()
+            },
         }
     }
 
@@ -609,13 +642,15 @@ impl<M: StateMachine> RaftNode<M> {
         // With leases on, a round also renews a lease that reads are using before it runs out.
         if self.is_leader() && self.raw.raft.commit_to_current_term() {
             let term = self.raw.raft.term;
-            let renew = self.lease_used && self.lease.wants_renewal(term);
+            let used = self.lease_used || self.shared_lease.used();
+            let renew = used && self.lease.wants_renewal(term);
             let sent = (term, self.lease.now().unwrap_or(0));
             let deadline = self.ticks + self.opts.read_timeout_ticks;
             if let Some(ctx) = self.reads.issue(renew, sent, deadline) {
                 self.raw.read_index(ctx);
                 self.stats.read_index_rounds += 1;
                 self.lease_used = false;
+                self.shared_lease.take_used();
             }
         }
         // Waiters that gave up (their forwarded answer went out without them) no longer hold
@@ -657,6 +692,7 @@ impl<M: StateMachine> RaftNode<M> {
                 ),
             });
             if ss.raft_state != StateRole::Leader {
+                self.shared_lease.set(None);
                 // Reads have no side effects, so failing them early is always safe.
                 self.reads
                     .fail_all("this node lost leadership; retry the consistent read");
@@ -1263,6 +1299,7 @@ mod tests {
                     time.load(std::sync::atomic::Ordering::SeqCst)
                 }),
                 tick_us: 1_000,
+                fresh_start: false,
             }),
             ..node(id, election, dir).opts.clone()
         };

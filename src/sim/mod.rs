@@ -94,8 +94,8 @@ pub struct SimOptions {
     /// A deliberate bug planted in every node, for the tests that prove the simulation catches
     /// such bugs. `None` in every real run.
     pub planted_bug: Option<PlantedBug>,
-    /// Leader leases on (`kvsim server --lease-reads`), measured on the simulated clock: a
-    /// step is one tick.
+    /// Leader leases on (as `kvsim server` by default), measured on the simulated clock: a step
+    /// is one tick.
     pub lease_reads: bool,
 }
 
@@ -488,6 +488,7 @@ impl Sim {
                         LeaseOptions {
                             clock: Clock::new(move || time.load(Ordering::Relaxed)),
                             tick_us: SIM_TICK_US,
+                            fresh_start: false,
                         }
                     }),
                     fsync: true,
@@ -811,6 +812,7 @@ impl Sim {
                 if flush {
                     n.raft.flush_applies()?;
                 }
+                n.raft.share_lease();
                 n.raft.send_replies();
                 n.raft.housekeeping()?;
                 n.raft.take_messages()
@@ -1271,9 +1273,19 @@ impl Sim {
             Request::Write { ops, cmd } => self.propose(node, ops, *cmd, call),
             Request::Read { key } => {
                 let (tx, rx) = oneshot::channel();
+                let now = self.time.load(Ordering::Relaxed);
                 if let Some(n) = self.node(node) {
                     let leader_term = n.raft.is_leader().then(|| n.raft.status().term);
-                    n.raft.read_index(tx);
+                    // As the server's client handlers do: under a lease, once the node applied
+                    // what it last shared, without the node.
+                    if n.raft
+                        .shared_lease()
+                        .try_read(now, n.raft.status().applied_index)
+                    {
+                        let _ = tx.send(Ok(()));
+                    } else {
+                        n.raft.read_index(tx);
+                    }
                     self.pending.push(Pending {
                         call,
                         waiting: Waiting::Read {

@@ -32,10 +32,11 @@ pub struct Args {
     /// Run without faults (a baseline).
     #[arg(long)]
     pub no_faults: bool,
-    /// Leader leases on, as `kvsim server --lease-reads` (Raft only): a leader answers
-    /// consistent reads without a ReadIndex round while its lease runs, on the simulated clock.
+    /// Leader leases off, as `kvsim server --no-lease-reads` (Raft only): every consistent read
+    /// takes a ReadIndex round. With leases (the default, as in the server) a leader answers
+    /// them without one while its lease runs, on the simulated clock.
     #[arg(long)]
-    pub lease_reads: bool,
+    pub no_lease_reads: bool,
     /// Exit 0 even if some key histories were too large to check (they are still counted).
     #[arg(long)]
     pub allow_unchecked: bool,
@@ -70,8 +71,8 @@ pub fn run(args: Args) -> Result<i32> {
     let replay_flags = format!(
         "{}{}",
         if args.no_faults { " --no-faults" } else { "" },
-        if args.lease_reads {
-            " --lease-reads"
+        if args.no_lease_reads {
+            " --no-lease-reads"
         } else {
             ""
         }
@@ -82,7 +83,7 @@ pub fn run(args: Args) -> Result<i32> {
             ops: args.ops,
             faults: !args.no_faults,
             planted_bug: None,
-            lease_reads: args.lease_reads,
+            lease_reads: !args.no_lease_reads,
         });
         total.lease_reads += report.lease_reads;
         total.completed += report.completed;
