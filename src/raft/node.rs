@@ -3,8 +3,10 @@
 //! It owns the `RawNode`, its [`LogStore`], the [`StateMachine`] and the clients waiting on it.
 //! Callers feed it `tick`, `step`, `propose` and `read_index`, then call [`RaftNode::handle_ready`]
 //! and send what [`RaftNode::take_messages`] returns. It never sleeps, spawns or touches the
-//! network, and reads time only through the [`Clock`] its leader lease is given (if leases are
-//! on), so the threaded driver and a deterministic simulation drive the same code. The Ready order it follows is described in the [module docs](crate::raft).
+//! network, and reads time only through the [`Clock`](crate::raft::lease::Clock) its leader
+//! lease is given (if leases are on), so the threaded driver and a deterministic simulation
+//! drive the same code. The Ready order it follows is described in the
+//! [module docs](crate::raft).
 
 use std::fs;
 use std::io::BufReader;
@@ -71,7 +73,7 @@ pub struct NodeOptions {
     /// A deliberate bug, planted only by the simulation's own tests. `None` everywhere else.
     pub planted_bug: Option<PlantedBug>,
     /// Leader leases (see [`crate::raft::lease`]): consistent reads without a ReadIndex round
-    /// while the lease runs. `None` (the default) sends a round for every batch of reads.
+    /// while the lease runs. `None` sends a round for every batch of reads.
     pub lease: Option<LeaseOptions>,
     /// Whether the node's disk really fsyncs (the default). Off for `--durability none` and
     /// `--in-memory`, whose backends skip the fsync of a durable commit: the node then counts
