@@ -18,7 +18,9 @@
 //!   a slow disk) is safe: it reads the clock when it answers, not a tick count.
 //! - **A follower keeps its promise across a crash.** raft-rs forgets when it last heard from
 //!   a leader, so a restarted node (one with a persisted term) neither votes nor campaigns for
-//!   one election timeout after it starts ([`Lease::holds_votes`]).
+//!   one election timeout after it starts ([`Lease::holds_votes`]). Not when the whole cluster
+//!   starts ([`LeaseOptions::fresh_start`]): with every node in one process, no lease can
+//!   outlive the process that granted it.
 //! - **No forced election.** A leadership transfer makes its target campaign with votes that
 //!   ignore leases, so a leader that begins one (or is asked to) holds no lease for the rest of
 //!   its term ([`Lease::forfeit`]).

@@ -238,14 +238,6 @@ fn render(statuses: &[Value], leader_commit: Option<u64>) -> String {
     }
     let mut out = t.to_string();
     for s in statuses {
-        if let Some(ms) = s["lease_ms"].as_u64() {
-            out.push_str(&format!(
-                "\nnode {}: leader lease, {ms} ms left (consistent reads need no ReadIndex round)",
-                text(&s["node_id"])
-            ));
-        }
-    }
-    for s in statuses {
         if let Some(e) = s.get("error").or_else(|| s["health"].get("error")) {
             out.push_str(&format!("\nnode {}: {}", text(&s["node_id"]), text(e)));
         }
