@@ -101,9 +101,10 @@ pub async fn status_doc(app: &AppState) -> StatusDoc {
             stats: NodeStats::default(),
         });
     let mut raft = raft;
-    // Reads answered from the lease do not wake the node, so its published count may lag.
+    // Reads the client handlers answered from the lease, counted as they happen (they do not
+    // wake the node, whose own count is the published one).
     if let Some(reads) = app.node.lease_reads() {
-        raft.stats.lease_reads = raft.stats.lease_reads.max(reads);
+        raft.stats.lease_reads += reads;
     }
     let running = published.health == Health::Running;
     let leader_id = raft.leader_id.filter(|_| running);

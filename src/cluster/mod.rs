@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api;
 use crate::api::inject::SharedErrorRules;
-use crate::config::{ClusterConfig, NODE_COUNT, Storage, Tuning};
+use crate::config::{ClusterConfig, Storage, Tuning};
 use crate::disk::{self, CrashSwitch};
 use crate::events::{EventLog, NodeEvent};
 use crate::faults::SharedFaults;
@@ -200,8 +200,8 @@ impl NodeHandle {
             .map_or(0, |r| r.applied_index)
     }
 
-    /// Consistent reads answered from this node's leases so far, when leases are on: counted
-    /// as they happen, while the published status catches up at the node's next pass.
+    /// Consistent reads this node's client handlers answered from its leases on their own,
+    /// counted as they happen, when leases are on (those through the node are in its status).
     pub fn lease_reads(&self) -> Option<u64> {
         self.lease.as_ref().map(|(lease, _)| lease.reads())
     }
@@ -305,6 +305,8 @@ struct Inner {
     supervisor: supervisor::Supervisor,
     /// Counts node starts, for each one's generation.
     generations: AtomicU64,
+    /// Nodes started at least once by this process (a later start is a restart).
+    started: Mutex<BTreeSet<NodeId>>,
     /// Set once shutdown begins: nothing is restarted from then on.
     closing: AtomicBool,
     /// Nodes whose disk fails again after every restart (`kvsim fault disk --sticky`).
@@ -489,6 +491,7 @@ impl Cluster {
                 memory: api::budget::MemoryBudget::new(api::budget::BUDGET_BYTES),
                 supervisor,
                 generations: AtomicU64::new(0),
+                started: Mutex::new(BTreeSet::new()),
                 closing: AtomicBool::new(false),
                 failing_disks: Mutex::new(BTreeSet::new()),
                 memory_disks,
@@ -664,6 +667,14 @@ impl Cluster {
         };
         let memory_disk = inner.memory_disks.get(&id).cloned();
         let fsync = inner.config.storage.fsyncs();
+        // This node's first start in this process: every node lives here, so none can hold a
+        // lease it granted before. A later start is a restart (and so is any start, should the
+        // set be unreadable).
+        let first_start = inner
+            .started
+            .lock()
+            .map(|mut started| started.insert(id))
+            .unwrap_or(false);
         let opts = NodeOptions {
             id,
             voters: inner.config.node_ids().collect(),
@@ -683,9 +694,7 @@ impl Cluster {
                         u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)
                     }),
                     tick_us: u64::try_from(tuning.tick.as_micros()).unwrap_or(u64::MAX),
-                    // The first start of each node: every node lives in this process, so none
-                    // can hold a lease granted before it. A later start is a restart.
-                    fresh_start: inner.generations.load(Ordering::SeqCst) < NODE_COUNT,
+                    fresh_start: first_start,
                 }
             }),
             fsync: inner.config.storage.fsyncs(),

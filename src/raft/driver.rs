@@ -106,6 +106,7 @@ pub fn spawn<M: StateMachine>(
     tick: Duration,
 ) -> std::io::Result<JoinHandle<()>> {
     let id = node.id();
+    let lease = node.shared_lease();
     std::thread::Builder::new()
         .name(format!("raft-node-{id}"))
         .spawn(move || {
@@ -117,6 +118,8 @@ pub fn spawn<M: StateMachine>(
             let health = match outcome {
                 Ok(h) => h,
                 Err(panic) => {
+                    // Its client handlers must stop answering from its lease at once too.
+                    lease.set(None);
                     let text = panic_text(panic.as_ref());
                     tracing::error!(node = id, "node panicked and stopped: {text}");
                     Health::Failed(format!("panic: {text}"))

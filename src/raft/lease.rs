@@ -13,6 +13,8 @@
 //! while the lease runs.
 //!
 //! # The assumptions, and what guards each
+//! - **Every node has the same election timeout** (`election_ticks`): the lease is reckoned
+//!   from the leader's, the promise kept by each follower's. One `Tuning` sets it for all.
 //! - **Clocks advance at the same rate** on the leader and its followers, to within the 10%
 //!   margin. In one process they read the same monotonic clock. A leader that stalls (a pause,
 //!   a slow disk) is safe: it reads the clock when it answers, not a tick count.
@@ -20,13 +22,15 @@
 //!   a leader, so a restarted node (one with a persisted term) neither votes nor campaigns for
 //!   one election timeout after it starts ([`Lease::holds_votes`]). Not when the whole cluster
 //!   starts ([`LeaseOptions::fresh_start`]): with every node in one process, no lease can
-//!   outlive the process that granted it.
+//!   outlive the process that granted it. A holding node still campaigns on a `MsgTimeoutNow`:
+//!   only a leader transferring leadership sends one, and that leader has forfeited its lease
+//!   (older copies carry an older term, which raft drops).
 //! - **No forced election.** A leadership transfer makes its target campaign with votes that
 //!   ignore leases, so a leader that begins one (or is asked to) holds no lease for the rest of
 //!   its term ([`Lease::forfeit`]).
 //!
-//! Without leases (the default) every consistent read takes a ReadIndex round, which assumes
-//! nothing about clocks.
+//! Without leases (`kvsim server --no-lease-reads`) every consistent read takes a ReadIndex
+//! round, which assumes nothing about clocks.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -64,9 +68,9 @@ pub struct LeaseOptions {
     pub clock: Clock,
     /// Microseconds per Raft tick.
     pub tick_us: u64,
-    /// No other node can hold a lease this one granted: the whole cluster has just started
-    /// (every node of it lives in this process). Otherwise a node that starts with a persisted
-    /// term is a restart and holds its votes.
+    /// No other node can hold a lease this one granted: this is the node's first start in
+    /// the process that runs every node of the cluster. Otherwise a node that starts with a
+    /// persisted term is a restart and holds its votes.
     pub fresh_start: bool,
 }
 

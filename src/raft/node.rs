@@ -152,7 +152,8 @@ pub struct NodeStats {
     pub snapshot_bytes_installed: u64,
     /// ReadIndex rounds sent (each confirms a batch of consistent reads, or renews a lease).
     pub read_index_rounds: u64,
-    /// Consistent reads answered from the leader's lease, without a round of their own.
+    /// Consistent reads answered from the leader's lease, without a round of their own, through
+    /// the node (the status document adds those its client handlers answered on their own).
     pub lease_reads: u64,
 }
 
@@ -432,6 +433,11 @@ impl<M: StateMachine> RaftNode<M> {
         self.shared_lease.set(None);
     }
 
+    /// Consistent reads answered from the lease: through this node and by its client handlers.
+    pub fn lease_reads(&self) -> u64 {
+        self.stats.lease_reads + self.shared_lease.reads()
+    }
+
     /// The lease as this node's client handlers use it (see [`SharedLease`]).
     pub fn shared_lease(&self) -> Arc<SharedLease> {
         self.shared_lease.clone()
@@ -611,10 +617,7 @@ impl<M: StateMachine> RaftNode<M> {
             } else {
                 None
             },
-            stats: NodeStats {
-                lease_reads: self.stats.lease_reads + self.shared_lease.reads(),
-                ..self.stats.clone()
-            },
+            stats: self.stats.clone(),
         }
     }
 

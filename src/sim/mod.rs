@@ -629,7 +629,7 @@ impl Sim {
             && let Some(node) = slot.take()
         {
             self.report.overwritten_proposals += node.raft.overwritten_proposals();
-            self.report.lease_reads += node.raft.status().stats.lease_reads;
+            self.report.lease_reads += node.raft.lease_reads();
             // Every Ready that appended entries or changed the term was fsynced, so all of this
             // must survive the crash.
             let st = node.raft.status();
@@ -1984,7 +1984,7 @@ fn run_with(opts: &SimOptions) -> Result<SimReport> {
     sim.final_checks()?;
     for n in sim.nodes.values().flatten() {
         sim.report.overwritten_proposals += n.raft.overwritten_proposals();
-        sim.report.lease_reads += n.raft.status().stats.lease_reads;
+        sim.report.lease_reads += n.raft.lease_reads();
     }
     let mut fingerprint = fnv1a(
         format!("{:?}", sim.history).as_bytes(),
