@@ -45,6 +45,19 @@ async fn delay(addr: &str, node: u64, ms: u64) {
     .await;
 }
 
+/// `kvsim fault isolate --node NODE`, sent through `addr`.
+async fn isolate(addr: &str, node: u64) {
+    cli_ok(&[
+        "fault",
+        "isolate",
+        "--node",
+        &node.to_string(),
+        "--target-addr",
+        addr,
+    ])
+    .await;
+}
+
 async fn put(addr: &str, table: &str, item: &str) {
     cli_ok(&[
         "put-item",
@@ -210,15 +223,7 @@ async fn an_isolated_leader_steps_down_and_its_writes_are_never_acknowledged() {
     .await;
     let old_term = term_of(&tc, old);
 
-    cli_ok(&[
-        "fault",
-        "isolate",
-        "--node",
-        &old.to_string(),
-        "--target-addr",
-        &via,
-    ])
-    .await;
+    isolate(&via, old).await;
     // A write sent to the isolated leader right away: it cannot reach a majority.
     let http = tc.http.clone();
     let refused = tokio::spawn(async move {
@@ -360,15 +365,7 @@ async fn a_cut_off_follower_refuses_writes_instead_of_forwarding_them() {
     ])
     .await;
     tc.converged().await;
-    cli_ok(&[
-        "fault",
-        "isolate",
-        "--node",
-        &follower.to_string(),
-        "--target-addr",
-        &l,
-    ])
-    .await;
+    isolate(&l, follower).await;
     // An SDK-style write (no hint header) to the cut-off follower: forwarding it to the leader
     // crosses the cut link, so it is refused, retryably, whether or not the follower has
     // noticed yet that it lost its leader.
@@ -858,15 +855,7 @@ async fn a_leader_lease_serves_consistent_reads_and_never_outlives_a_cut() {
     let majority: Vec<u64> = tc.running().into_iter().filter(|id| *id != old).collect();
     let via = tc.addr(majority[0]);
     let old_term = term_of(&tc, old);
-    cli_ok(&[
-        "fault",
-        "isolate",
-        "--node",
-        &old.to_string(),
-        "--target-addr",
-        &via,
-    ])
-    .await;
+    isolate(&via, old).await;
     let (new, _) = new_leader(&tc, old, old_term).await;
     put(&tc.addr(new), "Leased", r#"{"k":"a","v":"2"}"#).await;
     for _ in 0..3 {

@@ -1340,10 +1340,16 @@ mod tests {
         matches!(rx.try_recv(), Ok(Ok(())))
     }
 
-    /// Elects node 1 and gives it a lease; then node 2 crashes and restarts at once, node 1 is
-    /// cut off, and node 3 campaigns. Returns the ticks until node 2 or 3 led (if one did within
-    /// 100) and node 1's lease left at that moment, in ticks.
-    fn restart_under_a_lease(planted_bug: Option<PlantedBug>) -> (Option<u64>, Option<u64>) {
+    /// Three nodes with leases on, their files and clock: node 1 elected, and leasing after
+    /// one consistent read that took a round.
+    struct Leased {
+        dir: tempfile::TempDir,
+        time: Arc<std::sync::atomic::AtomicU64>,
+        files: BTreeMap<NodeId, [crate::disk::MemoryFile; 3]>,
+        nodes: BTreeMap<NodeId, RaftNode<Store>>,
+    }
+
+    fn leased() -> Leased {
         let dir = tempfile::tempdir().expect("dir");
         let time = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let files: BTreeMap<NodeId, [crate::disk::MemoryFile; 3]> =
@@ -1377,7 +1383,24 @@ mod tests {
             "a read under the lease needs no round"
         );
         assert_eq!(nodes[&1].status().stats.lease_reads, 1);
+        Leased {
+            dir,
+            time,
+            files,
+            nodes,
+        }
+    }
 
+    /// Elects node 1 and gives it a lease; then node 2 crashes and restarts at once, node 1 is
+    /// cut off, and node 3 campaigns. Returns the ticks until node 2 or 3 led (if one did within
+    /// 100) and node 1's lease left at that moment, in ticks.
+    fn restart_under_a_lease(planted_bug: Option<PlantedBug>) -> (Option<u64>, Option<u64>) {
+        let Leased {
+            dir,
+            time,
+            files,
+            mut nodes,
+        } = leased();
         nodes.remove(&2);
         nodes.insert(
             2,
@@ -1428,30 +1451,7 @@ mod tests {
     /// campaigns with votes that ignore leases.
     #[test]
     fn a_transfer_ends_the_lease() {
-        let dir = tempfile::tempdir().expect("dir");
-        let time = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let files: BTreeMap<NodeId, [crate::disk::MemoryFile; 3]> =
-            [1, 2, 3].map(|id| (id, Default::default())).into();
-        let start = |id: NodeId, e: usize| lease_node(id, e, dir.path(), &files[&id], &time, None);
-        let mut nodes: BTreeMap<_, _> = [(1, start(1, 10)), (2, start(2, 50)), (3, start(3, 60))]
-            .into_iter()
-            .collect();
-        let none = |_: NodeId, _: NodeId| false;
-        for _ in 0..100 {
-            if nodes[&1].is_leader() && nodes[&1].status().applied_index > 0 {
-                break;
-            }
-            time.fetch_add(1_000, std::sync::atomic::Ordering::SeqCst);
-            if let Some(n) = nodes.get_mut(&1) {
-                n.tick();
-            }
-            let out = pump(&mut nodes);
-            deliver(&mut nodes, out, &none);
-        }
-        assert!(!read_at_once(&mut nodes));
-        let out = pump(&mut nodes);
-        deliver(&mut nodes, out, &none);
-        assert!(read_at_once(&mut nodes), "leased");
+        let mut nodes = leased().nodes;
         // The transfer's messages are lost: node 1 still leads, but may not trust its lease.
         if let Some(n) = nodes.get_mut(&1) {
             n.transfer_leader(2);
