@@ -35,7 +35,7 @@
 
 use std::io;
 
-use protobuf::Message as _;
+use protobuf::Message;
 use raft::eraftpb::{Entry, HardState};
 use redb::StorageBackend;
 
@@ -100,6 +100,25 @@ fn encode(out: &mut Vec<u8>, generation: u64, kind: u8, body: &[u8]) {
     out.extend_from_slice(body);
     let crc = checksum(generation, &out[start + HEAD..]);
     out[start + 4..start + HEAD].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Appends the record of `msg` to `out`, encoding it in place (no buffer of its own).
+fn encode_message(out: &mut Vec<u8>, generation: u64, kind: u8, msg: &impl Message) -> Result<()> {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEAD]);
+    out.push(kind);
+    if let Err(e) = msg.write_to_vec(out) {
+        out.truncate(start);
+        return Err(e.into());
+    }
+    let Ok(len) = u32::try_from(out.len() - start - HEAD) else {
+        out.truncate(start);
+        return Err(Error::internal("raft log file: a record over 4 GiB"));
+    };
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    let crc = checksum(generation, &out[start + HEAD..]);
+    out[start + 4..start + HEAD].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
 }
 
 fn header_body(generation: u64, truncated: (u64, u64), records: u64) -> [u8; HEADER_BODY] {
@@ -317,12 +336,7 @@ impl Wal {
     /// Queues `entry`; returns the offset its record will have.
     pub fn append(&mut self, entry: &Entry) -> Result<u64> {
         let offset = self.end + self.pending.len() as u64;
-        encode(
-            &mut self.pending,
-            self.generation,
-            KIND_ENTRY,
-            &entry.write_to_bytes()?,
-        );
+        encode_message(&mut self.pending, self.generation, KIND_ENTRY, entry)?;
         Ok(offset)
     }
 
@@ -390,7 +404,14 @@ impl Wal {
         }
         let generation = self.generation + 1;
         let promised = entries.len() as u64 + 1;
-        let mut buf = Vec::new();
+        // Sized up front: a rotation carries thousands of entries, and growing the buffer as it
+        // went was most of its cost (reallocations and page faults, under `perf`).
+        let entries: Vec<&Entry> = entries.collect();
+        let size: usize = entries
+            .iter()
+            .map(|e| HEAD + 1 + 24 + e.data.len() + e.context.len())
+            .sum();
+        let mut buf = Vec::with_capacity(size + 2 * (HEAD + 1) + HEADER_BODY + 64);
         encode(
             &mut buf,
             generation,
@@ -406,7 +427,7 @@ impl Wal {
         let mut offsets = Vec::with_capacity(entries.len());
         for e in entries {
             offsets.push(buf.len() as u64);
-            encode(&mut buf, generation, KIND_ENTRY, &e.write_to_bytes()?);
+            encode_message(&mut buf, generation, KIND_ENTRY, e)?;
         }
         let next = 1 - self.active;
         let slot = &self.slots[next];
