@@ -91,34 +91,46 @@ fn checksum(generation: u64, payload: &[u8]) -> u32 {
     h.finalize()
 }
 
-fn encode(out: &mut Vec<u8>, generation: u64, kind: u8, body: &[u8]) {
-    let len = (body.len() + 1) as u32;
-    let start = out.len();
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.push(kind);
-    out.extend_from_slice(body);
-    let crc = checksum(generation, &out[start + HEAD..]);
-    out[start + 4..start + HEAD].copy_from_slice(&crc.to_le_bytes());
-}
-
-/// Appends the record of `msg` to `out`, encoding it in place (no buffer of its own).
-fn encode_message(out: &mut Vec<u8>, generation: u64, kind: u8, msg: &impl Message) -> Result<()> {
+/// Appends a record of `kind` whose body `fill` writes straight into `out`, then its head
+/// (length and checksum). A record `fill` fails on, or one over 4 GiB, is taken back out.
+fn encode_with(
+    out: &mut Vec<u8>,
+    generation: u64,
+    kind: u8,
+    fill: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+) -> Result<()> {
     let start = out.len();
     out.extend_from_slice(&[0; HEAD]);
     out.push(kind);
-    if let Err(e) = msg.write_to_vec(out) {
-        out.truncate(start);
-        return Err(e.into());
-    }
-    let Ok(len) = u32::try_from(out.len() - start - HEAD) else {
-        out.truncate(start);
-        return Err(Error::internal("raft log file: a record over 4 GiB"));
+    let len = fill(out).and_then(|()| {
+        u32::try_from(out.len() - start - HEAD)
+            .map_err(|_| Error::internal("raft log file: a record over 4 GiB"))
+    });
+    let len = match len {
+        Ok(len) => len,
+        Err(e) => {
+            out.truncate(start);
+            return Err(e);
+        }
     };
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     let crc = checksum(generation, &out[start + HEAD..]);
     out[start + 4..start + HEAD].copy_from_slice(&crc.to_le_bytes());
     Ok(())
+}
+
+fn encode(out: &mut Vec<u8>, generation: u64, kind: u8, body: &[u8]) -> Result<()> {
+    encode_with(out, generation, kind, |out| {
+        out.extend_from_slice(body);
+        Ok(())
+    })
+}
+
+/// Appends the record of `msg` to `out`, encoded in place (no buffer of its own).
+fn encode_message(out: &mut Vec<u8>, generation: u64, kind: u8, msg: &impl Message) -> Result<()> {
+    encode_with(out, generation, kind, |out| {
+        msg.write_to_vec(out).map_err(Error::from)
+    })
 }
 
 fn header_body(generation: u64, truncated: (u64, u64), records: u64) -> [u8; HEADER_BODY] {
@@ -342,13 +354,7 @@ impl Wal {
 
     /// Queues a hard state.
     pub fn set_hard_state(&mut self, hs: &HardState) -> Result<()> {
-        encode(
-            &mut self.pending,
-            self.generation,
-            KIND_HARD_STATE,
-            &hs.write_to_bytes()?,
-        );
-        Ok(())
+        encode_message(&mut self.pending, self.generation, KIND_HARD_STATE, hs)
     }
 
     /// True if records are queued.
@@ -409,6 +415,8 @@ impl Wal {
         let entries: Vec<&Entry> = entries.collect();
         let size: usize = entries
             .iter()
+            // The head, the kind, and the entry's small fields (term, index, type) besides its
+            // data and context.
             .map(|e| HEAD + 1 + 24 + e.data.len() + e.context.len())
             .sum();
         let mut buf = Vec::with_capacity(size + 2 * (HEAD + 1) + HEADER_BODY + 64);
@@ -417,13 +425,8 @@ impl Wal {
             generation,
             KIND_HEADER,
             &header_body(generation, truncated, promised),
-        );
-        encode(
-            &mut buf,
-            generation,
-            KIND_HARD_STATE,
-            &hard_state.write_to_bytes()?,
-        );
+        )?;
+        encode_message(&mut buf, generation, KIND_HARD_STATE, hard_state)?;
         let mut offsets = Vec::with_capacity(entries.len());
         for e in entries {
             offsets.push(buf.len() as u64);
@@ -572,7 +575,8 @@ mod tests {
             1,
             KIND_ENTRY,
             &entry(2, 1, b"bbbb").write_to_bytes().expect("enc"),
-        );
+        )
+        .expect("encode");
         torn.truncate(torn.len() - 3);
         disks[0].write(wal.len(), &torn).expect("write");
         disks[0].sync_data().expect("sync");
@@ -676,7 +680,8 @@ mod tests {
             7,
             KIND_ENTRY,
             &entry(1, 1, b"old").write_to_bytes().expect("enc"),
-        );
+        )
+        .expect("encode");
         disks[0]
             .set_len(wal.len() + stale.len() as u64)
             .expect("grow");
