@@ -121,13 +121,15 @@ impl Replica {
     /// Applies `command` at the next index; the command's own result.
     fn apply(&mut self, command: &Command) -> kvsim::Result<()> {
         let txn = self.store.db().begin_write().expect("write transaction");
+        let mut seen = kvsim::store::apply::Seen::default();
         let out = kvsim::store::apply::apply(
             &txn,
             self.next,
             &command.encode().expect("encode"),
-            &mut kvsim::store::apply::Seen::default(),
+            &mut seen,
         )
         .expect("no storage fault");
+        seen.write_back(&txn).expect("counts written");
         txn.commit().expect("commit");
         self.next += 1;
         out.map(|_| ())
@@ -610,4 +612,80 @@ fn a_deleted_table_is_purged_in_batches_while_its_name_is_reused() {
         Vec::<String>::new()
     );
     assert_eq!(replica.query("g", &s("p"), 10).len(), 1);
+}
+
+/// The item counts of a run of item writes are kept in memory and written back once per
+/// transaction: a table-level command later in the same transaction sees them (DeleteTable
+/// answers with the count), and so does DescribeTable after the commit, on the table and on
+/// every index.
+#[test]
+fn item_counts_are_exact_across_one_transaction_of_many_writes() {
+    use kvsim::store::Outcome;
+    use kvsim::store::apply::{Seen, apply};
+    let db = redb::Database::builder()
+        .create_with_backend(InMemoryBackend::new())
+        .expect("in-memory database");
+    let store = Store::new(std::sync::Arc::new(db));
+    let item = |pk: &str| {
+        Item::from([
+            ("pk".to_string(), s(pk)),
+            ("sk".to_string(), s("x")),
+            ("gpk".to_string(), s("p")),
+        ])
+    };
+    let put = |pk: &str| Command::PutItem {
+        table: TABLE.into(),
+        item: item(pk),
+    };
+    let delete = |pk: &str| Command::DeleteItem {
+        table: TABLE.into(),
+        key: Item::from([("pk".to_string(), s(pk)), ("sk".to_string(), s("x"))]),
+    };
+    let mut seen = Seen::default();
+    let mut index = 0;
+    let mut run = |txn: &redb::WriteTransaction, seen: &mut Seen, command: Command| {
+        index += 1;
+        apply(txn, index, &command.encode().expect("encode"), seen)
+            .expect("no storage fault")
+            .expect("applied")
+    };
+
+    // One transaction: the table, three items, one of them deleted, one overwritten.
+    let txn = store.db().begin_write().expect("write transaction");
+    run(
+        &txn,
+        &mut seen,
+        Command::CreateIndexedTable {
+            spec: spec(),
+            indexes: indexes(),
+        },
+    );
+    for command in [put("a"), put("b"), put("c"), delete("a"), put("b")] {
+        run(&txn, &mut seen, command);
+    }
+    assert!(seen.has_unwritten_counts());
+    seen.write_back(&txn).expect("counts written");
+    assert!(!seen.has_unwritten_counts());
+    txn.commit().expect("commit");
+    let described = store.describe(TABLE).expect("described");
+    assert_eq!(described.item_count, 2);
+    let one = |pk| kvsim::model::item::item_size(&item(pk)) as u64;
+    assert_eq!(described.size_bytes, one("b") + one("c"));
+    // The global index "h" keys on gpk alone, which every item has ("g" also on gsk, which
+    // none has): its count moved with them.
+    assert_eq!(
+        described.index_stats[..2],
+        [(0, 0), (2, described.index_stats[1].1)]
+    );
+    assert!(described.index_stats[1].1 > 0);
+
+    // A second: two more items, then the table's deletion, which reports all four.
+    let txn = store.db().begin_write().expect("write transaction");
+    run(&txn, &mut seen, put("d"));
+    run(&txn, &mut seen, put("e"));
+    let deleted = run(&txn, &mut seen, Command::DeleteTable { name: TABLE.into() });
+    match deleted {
+        Outcome::Table(description) => assert_eq!(description.item_count, 4),
+        other => panic!("expected a table's description, got {other:?}"),
+    }
 }

@@ -120,6 +120,12 @@ pub trait StateMachine: Send + 'static {
     /// Replaces the whole state with a snapshot written by `export`.
     fn restore(&mut self, txn: &WriteTransaction, input: &mut dyn Read) -> Result<()>;
 
+    /// Called just before the transaction of the `apply` and `restore` calls since the last
+    /// commit commits: the last chance to write into it (what `apply` deferred).
+    fn before_commit(&mut self, _txn: &WriteTransaction) -> Result<()> {
+        Ok(())
+    }
+
     /// Called once the transaction of the `apply` and `restore` calls before it has committed:
     /// what they wrote is now what readers see.
     fn committed(&mut self) {}

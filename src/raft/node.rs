@@ -723,6 +723,7 @@ impl<M: StateMachine> RaftNode<M> {
             self.deferred_bytes = 0;
             let mut txn = self.db.begin_write()?;
             self.install_snapshot(&txn, rd.snapshot())?;
+            self.sm.before_commit(&txn)?;
             self.commit(&mut txn, true)?;
             txn.commit()?;
             self.sm.committed();
@@ -908,6 +909,7 @@ impl<M: StateMachine> RaftNode<M> {
         let mut txn = self.db.begin_write()?;
         let mut replies = Vec::new();
         self.apply_entries(&txn, entries, &mut replies)?;
+        self.sm.before_commit(&txn)?;
         self.commit(&mut txn, false)?;
         txn.commit()?;
         self.sm.committed();

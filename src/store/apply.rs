@@ -68,16 +68,21 @@ fn planted(bug: PlantedBug) -> bool {
 }
 
 /// Table metadata and stream state as the applies of one redb transaction have read them, so
-/// a run of item writes decodes each table's metadata once instead of once per item.
+/// a run of item writes decodes each table's metadata once instead of once per item; and the
+/// tables' item counts and sizes as those writes left them, written to `STATS` once per
+/// transaction ([`Seen::write_back`]) instead of once per item.
 ///
-/// Only commands that are not item writes change either, so every such command empties it,
-/// before and after it runs; the state machine empties it at every commit too. Each state
+/// Only commands that are not item writes change the metadata or read the counts, so every
+/// such command writes the counts back and empties it before it runs, and empties it again
+/// after; the state machine writes back before every commit and empties it after. Each state
 /// machine owns one and lends it to [`apply`] (the simulation applies every node's entries on
 /// one thread).
 #[derive(Debug, Default)]
 pub struct Seen {
     metas: HashMap<String, Arc<TableMeta>>,
     streams: HashMap<u64, Option<(u64, StreamView)>>,
+    /// `(item count, item bytes)` by table id, as item writes not yet written back left them.
+    stats: HashMap<u64, (u64, u64)>,
 }
 
 /// A clone starts empty: what one transaction read is no other's business.
@@ -88,12 +93,40 @@ impl Clone for Seen {
 }
 
 impl Seen {
-    /// Forgets everything read.
+    /// Forgets everything read, and any counts not written back (a restore replaces them).
     pub fn clear(&mut self) {
         self.metas.clear();
         self.streams.clear();
+        self.stats.clear();
+    }
+
+    /// Writes the item counts the applies changed into `txn`'s `STATS`: call before the
+    /// transaction commits, or its item writes are committed with the counts they had before.
+    ///
+    /// # Errors
+    /// A storage fault.
+    pub fn write_back(&mut self, txn: &WriteTransaction) -> Result<()> {
+        if self.stats.is_empty() {
+            return Ok(());
+        }
+        let mut table = txn.open_table(STATS)?;
+        // Sorted, so every replica writes its rows in the same order.
+        let mut rows: Vec<_> = self.stats.drain().collect();
+        rows.sort_unstable_by_key(|(id, _)| *id);
+        for (id, counts) in rows {
+            table.insert(id, counts)?;
+        }
+        Ok(())
+    }
+
+    /// Whether item counts are waiting for [`Seen::write_back`].
+    pub fn has_unwritten_counts(&self) -> bool {
+        !self.stats.is_empty()
     }
 }
+
+/// The items table, opened once per command for every item write it plans and commits.
+type Items<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
 
 thread_local! {
     /// The [`Seen`] of the state machine applying on this thread, during [`apply`].
@@ -144,6 +177,8 @@ pub fn apply(
     };
     let items_only = command.writes_items_only();
     if !items_only {
+        // The command may read the counts, or delete the table they belong to.
+        seen.write_back(txn)?;
         seen.clear();
     }
     SEEN.with(|s| std::mem::swap(&mut *s.borrow_mut(), seen));
@@ -213,7 +248,8 @@ fn run(txn: &WriteTransaction, index: u64, at_ms: u64, command: Command) -> Resu
         Command::Write(c) => conditional(txn, index, by_client, c),
         Command::WriteIfVersion { write, version } => {
             let old_on_failure = write.old_on_failure;
-            let planned = plan(txn, index, write)?;
+            let mut items = txn.open_table(ITEMS)?;
+            let planned = plan(txn, &items, index, write)?;
             if planned.old_version != version {
                 return Err(Error::ConditionalCheckFailed {
                     message: format!(
@@ -226,7 +262,7 @@ fn run(txn: &WriteTransaction, index: u64, at_ms: u64, command: Command) -> Resu
                         .map(|(item, _)| Box::new(item)),
                 });
             }
-            commit(txn, index, by_client, planned)
+            commit(txn, &mut items, index, by_client, planned)
         }
         Command::Batch(writes) => batch(txn, index, by_client, writes),
         Command::Transact(t) => transact(txn, index, at_ms, t),
@@ -474,6 +510,7 @@ fn expire(
     let Some(attribute) = load_settings(txn, meta.id)?.ttl else {
         return Ok(Outcome::Expired { deleted: 0 });
     };
+    let mut items = txn.open_table(ITEMS)?;
     let mut deleted = 0;
     for key in keys {
         let write = Conditional {
@@ -484,7 +521,7 @@ fn expire(
             condition: None,
             old_on_failure: false,
         };
-        let planned = match plan(txn, index, write) {
+        let planned = match plan(txn, &items, index, write) {
             Ok(p) => p,
             Err(e) if e.is_deterministic() => continue,
             Err(e) => return Err(e),
@@ -496,22 +533,30 @@ fn expire(
                 at_ms,
                 by_ttl: true,
             };
-            commit(txn, index, stamp, planned)?;
+            commit(txn, &mut items, index, stamp, planned)?;
             deleted += 1;
         }
     }
     Ok(Outcome::Expired { deleted })
 }
 
+/// Moves table `id`'s counts for one item write, in the applying state machine's [`Seen`]
+/// (written back to `STATS` before the transaction commits).
 fn adjust_stats(
     txn: &WriteTransaction,
     id: u64,
     old_size: Option<u32>,
     new_size: Option<u32>,
 ) -> Result<()> {
-    let mut stats = txn.open_table(STATS)?;
-    let current = stats.get(id)?.map(|v| v.value()).unwrap_or((0, 0));
-    stats.insert(id, moved(current, old_size, new_size))?;
+    let current = match SEEN.with(|s| s.borrow().stats.get(&id).copied()) {
+        Some(counts) => counts,
+        None => txn
+            .open_table(STATS)?
+            .get(id)?
+            .map_or((0, 0), |v| v.value()),
+    };
+    let next = moved(current, old_size, new_size);
+    SEEN.with(|s| s.borrow_mut().stats.insert(id, next));
     Ok(())
 }
 
@@ -943,7 +988,7 @@ impl Planned {
 /// Checks one item write under its condition and computes what it writes, changing nothing.
 /// The condition is evaluated on the item as it is at this log index, so every replica reaches
 /// the same answer; a false condition is a deterministic `ConditionalCheckFailed` result.
-fn plan(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Planned> {
+fn plan(txn: &WriteTransaction, items: &Items, index: u64, c: Conditional) -> Result<Planned> {
     let meta = meta_of(txn, c.write.table())?.ok_or_else(table_not_found)?;
     let schema = &meta.spec.key_schema;
     let key = match &c.write {
@@ -955,7 +1000,7 @@ fn plan(txn: &WriteTransaction, index: u64, c: Conditional) -> Result<Planned> {
     let check_only = matches!(c.write, ItemWrite::Check { .. });
     let row_key = item_key(meta.id, &key);
     let mut old_version = 0;
-    let old = match txn.open_table(ITEMS)?.get(row_key.as_slice())? {
+    let old = match items.get(row_key.as_slice())? {
         Some(v) => {
             let bytes = v.value();
             let (version, size) = StoredItem::header(bytes)?;
@@ -1059,7 +1104,13 @@ pub fn decide(
 }
 
 /// Writes a planned item write, with `index` as the item's version.
-fn commit(txn: &WriteTransaction, index: u64, stamp: Stamp, planned: Planned) -> Result<Outcome> {
+fn commit(
+    txn: &WriteTransaction,
+    items: &mut Items,
+    index: u64,
+    stamp: Stamp,
+    planned: Planned,
+) -> Result<Outcome> {
     let size = planned.charged_size();
     if planned.check_only {
         return Ok(Outcome::Item {
@@ -1071,7 +1122,6 @@ fn commit(txn: &WriteTransaction, index: u64, stamp: Stamp, planned: Planned) ->
         });
     }
     crate::store::cache::note_write(&planned.row_key);
-    let mut items = txn.open_table(ITEMS)?;
     match &planned.new {
         Some((item, size)) => {
             items.insert(
@@ -1083,7 +1133,6 @@ fn commit(txn: &WriteTransaction, index: u64, stamp: Stamp, planned: Planned) ->
             items.remove(planned.row_key.as_slice())?;
         }
     }
-    drop(items);
     let old_size = planned.old.as_ref().map(|(_, size)| *size);
     let new_size = planned.new.as_ref().map(|(_, size)| *size);
     if old_size.is_some() || new_size.is_some() {
@@ -1148,8 +1197,9 @@ fn conditional(
     stamp: Stamp,
     c: Conditional,
 ) -> Result<Outcome> {
-    let planned = plan(txn, index, c)?;
-    commit(txn, index, stamp, planned)
+    let mut items = txn.open_table(ITEMS)?;
+    let planned = plan(txn, &items, index, c)?;
+    commit(txn, &mut items, index, stamp, planned)
 }
 
 /// Applies a batch of unconditional writes to distinct items, all or nothing: every write is
@@ -1160,11 +1210,13 @@ fn batch(
     stamp: Stamp,
     writes: Vec<ItemWrite>,
 ) -> Result<Outcome> {
+    let mut items = txn.open_table(ITEMS)?;
     let planned = writes
         .into_iter()
         .map(|write| {
             plan(
                 txn,
+                &items,
                 index,
                 Conditional {
                     write,
@@ -1178,7 +1230,7 @@ fn batch(
     let sizes = planned.iter().map(Planned::charged_size).collect();
     let indexes = planned.iter().map(Planned::index_charges).collect();
     for p in planned {
-        commit(txn, index, stamp, p)?;
+        commit(txn, &mut items, index, stamp, p)?;
     }
     Ok(Outcome::Batch {
         written,
@@ -1218,11 +1270,12 @@ fn transact(txn: &WriteTransaction, index: u64, at_ms: u64, t: Transaction) -> R
         }
         None => None,
     };
+    let mut items = txn.open_table(ITEMS)?;
     let mut planned = Vec::new();
     let mut reasons = Vec::new();
     let mut cancelled = false;
     for action in t.actions {
-        match plan(txn, index, action) {
+        match plan(txn, &items, index, action) {
             Ok(p) => {
                 planned.push(p);
                 reasons.push(CancellationReason {
@@ -1260,7 +1313,7 @@ fn transact(txn: &WriteTransaction, index: u64, at_ms: u64, t: Transaction) -> R
         if planted(PlantedBug::StreamSkipsTransactions) {
             p.stream = None;
         }
-        commit(txn, index, stamp, p)?;
+        commit(txn, &mut items, index, stamp, p)?;
     }
     if let (Some(token), Some(fingerprint)) = (&t.token, fingerprint) {
         txn.open_table(TOKENS)?
@@ -1279,12 +1332,13 @@ fn transact(txn: &WriteTransaction, index: u64, at_ms: u64, t: Transaction) -> R
 /// The answer to a transaction replayed under its `ClientRequestToken`: nothing is written,
 /// and DynamoDB charges the reads of the items as they are now.
 fn replayed(txn: &WriteTransaction, index: u64, actions: Vec<Conditional>) -> Result<Outcome> {
+    let items = txn.open_table(ITEMS)?;
     let sizes: Vec<u32> = actions
         .into_iter()
         .map(|mut action| {
             action.condition = None;
             // An action that would no longer apply (its table gone) still reads nothing.
-            plan(txn, index, action).map_or(0, |p| p.old.map_or(0, |(_, size)| size))
+            plan(txn, &items, index, action).map_or(0, |p| p.old.map_or(0, |(_, size)| size))
         })
         .collect();
     Ok(Outcome::Batch {

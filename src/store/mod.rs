@@ -218,7 +218,15 @@ impl StateMachine for Store {
         Ok(output)
     }
 
+    fn before_commit(&mut self, txn: &WriteTransaction) -> Result<()> {
+        self.seen.write_back(txn)
+    }
+
     fn committed(&mut self) {
+        if self.seen.has_unwritten_counts() {
+            // A caller that commits without `before_commit`: the counts drift from the items.
+            tracing::error!("a transaction committed item writes without their tables' counts");
+        }
         self.seen.clear();
         if self.meta.dirty.swap(false, Ordering::SeqCst) {
             self.meta.empty();
