@@ -141,6 +141,20 @@ async fn adversarial_bodies_get_4xx_within_a_memory_bound_while_gets_go_on() {
     let port = leader.expect("a leader");
     wait_converged(&http, base).await;
     let before = server.proc_status_bytes("VmRSS");
+    // The server turned transparent huge pages off for itself (see main.rs), on every kernel
+    // that reports the setting (Linux 5.0 and later).
+    let proc_status = std::fs::read_to_string(format!("/proc/{}/status", server.pid()))
+        .expect("/proc/<pid>/status");
+    if let Some(thp) = proc_status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+    {
+        assert_eq!(
+            thp.trim(),
+            "0",
+            "transparent huge pages still on for the server"
+        );
+    }
 
     // A reader keeps reading from the same node until the barrage is over.
     let done = Arc::new(AtomicBool::new(false));
