@@ -47,7 +47,7 @@ const CHECKPOINT_EVERY: u64 = 4096;
 /// out of the write tail. Measured with PutItem at 32 connections on the 2-core VM, six
 /// interleaved pairs of fresh servers (`wrk put_item.lua -c32`, 15-20 s): p99 15.3, 15.5, 16.4,
 /// 20.3, 15.8, 14.6 ms against 19.0, 21.0, 21.6, 20.3, 18.5, 19.0 with the leader at 4,096,
-/// throughput within noise (3% lower on average). Eight and sixteen were no better than four.
+/// throughput within noise (4% lower on average). Eight and sixteen were no better than four.
 ///
 /// Only where a leader's checkpoints would still be at least [`LEADER_CHECKPOINT_MIN`] entries
 /// apart: at the few entries between checkpoints the tests and the simulation configure, a
