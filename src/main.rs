@@ -13,7 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// kernel for huge pages on its arenas, and under PutItem at 32 connections the kernel zeroing
 /// a fresh 2 MiB page at the first touch of a new arena page was 5% of the server's CPU samples
 /// (`perf`: `clear_page_erms` under `do_huge_pmd_anonymous_page`), in bursts: the same latency
-/// trap Redis and most databases warn about. With them off those samples vanish (0.08%). A
+/// trap Redis and most databases warn about. With them off those samples vanish (0.1-0.2%). A
 /// kernel without the setting is no error: the process just runs as it would have.
 fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
