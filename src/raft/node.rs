@@ -1263,20 +1263,12 @@ mod tests {
     fn a_follower_applies_in_batches_and_the_leader_at_once() {
         let dir = tempfile::tempdir().expect("dir");
         let mut nodes = three_nodes(dir.path());
-        let mut queue = Vec::new();
         for _ in 0..200 {
             if let Some(n) = nodes.get_mut(&1) {
                 n.tick();
             }
-            queue.extend(pump(&mut nodes));
-            while !queue.is_empty() {
-                for msg in std::mem::take(&mut queue) {
-                    if let Some(n) = nodes.get_mut(&msg.to) {
-                        n.step(msg);
-                    }
-                }
-                queue.extend(pump(&mut nodes));
-            }
+            let queue = pump(&mut nodes);
+            deliver(&mut nodes, queue, &|_, _| false);
             let leader = nodes.get(&1).expect("node 1");
             if leader.is_leader() && leader.status().applied_index > 0 {
                 break;
@@ -1334,15 +1326,8 @@ mod tests {
                     waiting.push(rx);
                 }
             }
-            let mut queue = pump(&mut nodes);
-            while !queue.is_empty() {
-                for msg in std::mem::take(&mut queue) {
-                    if let Some(n) = nodes.get_mut(&msg.to) {
-                        n.step(msg);
-                    }
-                }
-                queue.extend(pump(&mut nodes));
-            }
+            let queue = pump(&mut nodes);
+            deliver(&mut nodes, queue, &|_, _| false);
             for (id, n) in &mut nodes {
                 n.flush_applies().expect("flush");
                 n.housekeeping().expect("housekeeping");

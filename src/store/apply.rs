@@ -9,7 +9,7 @@
 //! as the item's version, and a later index always overwrites an earlier one.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use redb::{ReadableTable, WriteTransaction};
@@ -82,7 +82,7 @@ pub struct Seen {
     metas: HashMap<String, Arc<TableMeta>>,
     streams: HashMap<u64, Option<(u64, StreamView)>>,
     /// `(item count, item bytes)` by table id, as item writes not yet written back left them.
-    stats: HashMap<u64, (u64, u64)>,
+    stats: BTreeMap<u64, (u64, u64)>,
 }
 
 /// A clone starts empty: what one transaction read is no other's business.
@@ -110,10 +110,8 @@ impl Seen {
             return Ok(());
         }
         let mut table = txn.open_table(STATS)?;
-        // Sorted, so every replica writes its rows in the same order.
-        let mut rows: Vec<_> = self.stats.drain().collect();
-        rows.sort_unstable_by_key(|(id, _)| *id);
-        for (id, counts) in rows {
+        // In id order, so every replica writes its rows alike.
+        for (id, counts) in std::mem::take(&mut self.stats) {
             table.insert(id, counts)?;
         }
         Ok(())
