@@ -286,7 +286,7 @@ fn a_lost_snapshot_never_reported_is_caught() {
 /// start of its log, and it cannot recover.
 #[test]
 fn a_checkpoint_counted_before_its_fsync_is_caught() {
-    assert_caught(PlantedBug::CheckpointBeforeItsFsync, 40, "panicked", 2);
+    assert_caught(PlantedBug::CheckpointBeforeItsFsync, 120, "panicked", 4);
 }
 
 /// A lease that outlives the followers' promise not to elect another leader lets a cut-off or

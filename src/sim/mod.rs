@@ -268,6 +268,10 @@ struct Pending {
 struct Sim {
     rng: StdRng,
     step: u64,
+    /// Steps between the landings of checkpoints' background fsyncs: 10, 30 or 60 by seed, so
+    /// some runs have checkpoints in flight for long stretches, during which a node that
+    /// counts one durable too early gets its log compacted past what a crash keeps.
+    fsync_every: u64,
     /// The simulated clock leases read, in microseconds: `step` ticks of [`SIM_TICK_US`].
     time: Arc<AtomicU64>,
     _dir: tempfile::TempDir,
@@ -498,6 +502,7 @@ impl Sim {
         let mut sim = Sim {
             rng,
             step: 0,
+            fsync_every: [10, 30, 60][(opts.seed % 3) as usize],
             time,
             _dir: dir,
             node_opts,
@@ -799,9 +804,10 @@ impl Sim {
             // A follower applies what it held back every third step (the driver: after a few
             // milliseconds), so its state machine lags its log as a real one's does.
             let flush = (self.step + id).is_multiple_of(3);
-            // A checkpoint's fsync lands up to nine steps after its commit: a crash meanwhile
-            // finds the checkpoint before it on disk.
-            let synced = (self.step + id).is_multiple_of(10);
+            // A checkpoint's fsync lands up to `fsync_every - 1` steps after its commit (a
+            // slower disk in some seeds): a crash meanwhile finds the checkpoint before it on
+            // disk.
+            let synced = (self.step + id).is_multiple_of(self.fsync_every);
             let msgs = {
                 let Some(n) = self.node(id) else { continue };
                 if synced {
@@ -1517,9 +1523,25 @@ impl Sim {
                 true
             }
             5 => {
-                // Crash a node, keeping at least one running.
+                // Crash a node, keeping at least one running; half the time one whose
+                // checkpoint's fsync has not landed yet, if there is one: the crash that tests
+                // what a node counts as durable.
                 if alive.len() > 1 {
-                    let n = alive[self.rng.gen_range(0..alive.len())];
+                    let syncing: Vec<NodeId> = alive
+                        .iter()
+                        .copied()
+                        .filter(|n| {
+                            self.nodes
+                                .get(n)
+                                .and_then(Option::as_ref)
+                                .is_some_and(|n| n.background.running())
+                        })
+                        .collect();
+                    let n = if !syncing.is_empty() && self.rng.gen_bool(0.5) {
+                        syncing[self.rng.gen_range(0..syncing.len())]
+                    } else {
+                        alive[self.rng.gen_range(0..alive.len())]
+                    };
                     self.crash_node(n);
                     true
                 } else {
