@@ -647,6 +647,9 @@ impl Sim {
             if let Some(disks) = self.disks.get(&id) {
                 disks.iter().for_each(SimDisk::crash);
             }
+            // Only after the crash: dropping the node closes its database, and the close runs a
+            // checkpoint fsync still pending (`BackgroundSync::run_pending`), which must find the
+            // disk already gone rather than make the checkpoint durable.
             drop(node);
             if let Some(disks) = self.disks.get(&id) {
                 let recovered = disks.each_ref().map(SimDisk::recover);
