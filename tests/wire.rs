@@ -532,6 +532,38 @@ async fn followers_forward_or_hint_and_serve_consistent_reads() {
             "consistent read after write"
         );
     }
+    // An eventually consistent read at the follower sees the writes it relayed answers to
+    // (the follower answers a forwarded write before applying it, and holds its next read
+    // until it has), including a write forwarded just before by another client.
+    for i in 0..40 {
+        let v = format!("e{i}");
+        let (s, b) = tc
+            .call(follower, "PutItem", json!({"TableName": "Music", "Item": {"Artist": {"S": "a"}, "SongTitle": {"S": "t"}, "V": {"S": v}}}))
+            .await;
+        assert_eq!(s, 200, "{b}");
+        let (s, got) = tc
+            .call(follower, "GetItem", json!({"TableName": "Music", "Key": {"Artist": {"S": "a"}, "SongTitle": {"S": "t"}}}))
+            .await;
+        assert_eq!(s, 200, "{got}");
+        assert_eq!(
+            got["Item"]["V"]["S"],
+            v.as_str(),
+            "eventually consistent read at the follower after writing through it (round {i})"
+        );
+    }
+    let (s, b) = tc
+        .call(follower, "CreateTable", json!({"TableName": "ThroughFollower", "KeySchema": [{"AttributeName": "a", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "a", "AttributeType": "S"}], "BillingMode": "PAY_PER_REQUEST"}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, listed) = tc.call(follower, "ListTables", json!({})).await;
+    assert_eq!(s, 200, "{listed}");
+    assert!(
+        listed["TableNames"]
+            .as_array()
+            .is_some_and(|names| names.iter().any(|n| n == "ThroughFollower")),
+        "a table created through the follower is listed there at once: {listed}"
+    );
     let (_, hinted) = tc.call(leader, "GetItem", json!({"TableName": "Music", "Key": {"Artist": {"S": "a"}, "SongTitle": {"S": "hinted"}}})).await;
     assert_eq!(hinted, json!({}), "the hinted write was not applied");
 

@@ -577,6 +577,10 @@ async fn answer(app: AppState, headers: HeaderMap, body: Body) -> Response {
     {
         return error_response(&e);
     }
+    if !needs_leader {
+        // A read here sees the writes this node relayed answers to.
+        app.node.after_relayed(CATCH_UP_WAIT).await;
+    }
     let mut request = Request::new(body, charge, region(&headers));
     request.expected_version = match expected_version(&headers) {
         Ok(Some(_)) if !matches!(op, Op::PutItem | Op::UpdateItem | Op::DeleteItem) => {
@@ -706,25 +710,20 @@ async fn forward_in_process(
     Ok((parts.status, bytes, parts.headers))
 }
 
-/// How long a follower waits to apply what the leader had applied when it answered a forwarded
-/// request, before it relays the answer anyway (it may be cut off from the leader since).
+/// How long a local read waits for this node to apply the writes it relayed answers to
+/// ([`NodeHandle::after_relayed`](crate::cluster::NodeHandle::after_relayed)), before it
+/// reads anyway (the node may be cut off from the leader since).
 const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
 
-/// Waits until this node has applied what the leader had applied when it answered (its
-/// [`APPLIED_HEADER`], the value's bytes), so that the client reads its own write here next.
-async fn catch_up(app: &AppState, applied: Option<&[u8]>) {
+/// Notes what the leader had applied when it answered a forwarded request (its
+/// [`APPLIED_HEADER`], the value's bytes), so that this node's next reads wait to apply it and
+/// the client reads its own write here.
+fn note_relayed(app: &AppState, applied: Option<&[u8]>) {
     let index = applied
         .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if let Some(index) = index
-        && index > app.node.applied_index()
-        && !app.node.catch_up(index, CATCH_UP_WAIT).await
-    {
-        tracing::debug!(
-            node = app.node.id,
-            index,
-            "relaying a forwarded answer before applying the leader's index"
-        );
+    if let Some(index) = index {
+        app.node.relayed(index);
     }
 }
 
@@ -778,7 +777,7 @@ async fn forward(
         return match answer {
             Ok(Ok((status, bytes, headers))) => {
                 pause(way_back).await;
-                catch_up(app, headers.get(APPLIED_HEADER).map(HeaderValue::as_bytes)).await;
+                note_relayed(app, headers.get(APPLIED_HEADER).map(HeaderValue::as_bytes));
                 let version = headers.get(VERSION_HEADER).cloned();
                 relayed(status, bytes.to_vec(), version)
             }
@@ -821,11 +820,10 @@ async fn forward(
         .get(VERSION_HEADER)
         .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok());
     pause(way_back).await;
-    catch_up(
+    note_relayed(
         app,
         resp.headers().get(APPLIED_HEADER).map(|v| v.as_bytes()),
-    )
-    .await;
+    );
     match resp.bytes().await {
         Ok(bytes) => relayed(status, bytes.to_vec(), version),
         Err(e) => error_response(&Error::Unavailable(format!(

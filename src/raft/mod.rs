@@ -36,7 +36,8 @@
 //! 6. `advance`, then the `LightReady`: its commit index and messages; then apply the committed
 //!    entries of both Readies in one redb transaction that commits **without** an fsync, and
 //!    `advance_apply`. A follower with no client waiting on it (no proposal, no consistent
-//!    read, no forwarded write's answer waiting to be readable there) holds them back instead, up to a few milliseconds or a few hundred entries, and
+//!    read, no local read waiting for a write it relayed to be readable there) holds them
+//!    back instead, up to a few milliseconds or a few hundred entries, and
 //!    applies the batch in one transaction ([`node::RaftNode::flush_applies`]): redb's commit
 //!    was a third of a follower's CPU when it ran once per Ready.
 //!

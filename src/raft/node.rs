@@ -846,8 +846,8 @@ impl<M: StateMachine> RaftNode<M> {
     /// answers no write, so its apply may lag a few milliseconds behind its log: one commit
     /// per batch instead of one per Ready is a third of a follower's CPU under load. Reads
     /// from a follower are eventually consistent and may already lag; a consistent read, a
-    /// waiting proposal, leadership, or a forwarded write's answer waiting for this node to
-    /// apply it ([`RaftNode::catch_up`]) apply at once.
+    /// waiting proposal, leadership, or a local read waiting for this node to apply a write
+    /// it relayed ([`RaftNode::catch_up`]) apply at once.
     ///
     /// # Errors
     /// Only faults: a storage error here means the node must stop.
@@ -866,11 +866,11 @@ impl<M: StateMachine> RaftNode<M> {
     }
 
     /// Answers `done` once this node has applied `index`: at once if it has, else as soon as
-    /// it applies it, holding back nothing meanwhile. A follower that forwarded a write calls
-    /// it with the leader's applied index before relaying the answer, so that its client reads
-    /// its own write at this node (DynamoDB promises no such thing for eventually consistent
-    /// reads, but a client expects it of the node it just wrote through). Dropped unanswered
-    /// if the node stops.
+    /// it applies it, holding back nothing meanwhile. A follower that relayed a forwarded
+    /// write's answer calls it before its next local read, with the leader's applied index at
+    /// that answer, so that the client reads its own write at this node (DynamoDB promises no
+    /// such thing for eventually consistent reads, but a client expects it of the node it just
+    /// wrote through). Dropped unanswered if the node stops.
     pub fn catch_up(&mut self, index: LogIndex, done: tokio::sync::oneshot::Sender<()>) {
         if self.raw.store().applied() >= index {
             let _ = done.send(());
@@ -1286,8 +1286,8 @@ mod tests {
             if id == 2 {
                 n.flush_applies().expect("flush");
             } else {
-                // Someone waiting for the commit index (a forwarded write's relay) makes the
-                // next pass apply, and is answered then.
+                // Someone waiting for the commit index (a read after a relayed write) makes
+                // the next pass apply, and is answered then.
                 let (tx, mut rx) = oneshot::channel();
                 n.catch_up(before.commit_index, tx);
                 assert!(rx.try_recv().is_err(), "answered before applying");
