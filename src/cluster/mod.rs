@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -291,8 +291,9 @@ impl NodeHandle {
 
 struct RunningNode {
     handle: NodeHandle,
-    /// The node's routes, for requests forwarded to it from another node of this process.
-    router: axum::Router,
+    /// The state of the node's handlers, for requests forwarded to it from another node of
+    /// this process.
+    app: api::AppState,
     thread: Option<JoinHandle<()>>,
     server: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
@@ -316,7 +317,9 @@ struct Inner {
     config: ClusterConfig,
     addrs: Arc<BTreeMap<NodeId, String>>,
     client: reqwest::Client,
-    nodes: Mutex<BTreeMap<NodeId, RunningNode>>,
+    /// Read on every Raft message delivery and forwarded request; written only when a node
+    /// starts or stops.
+    nodes: RwLock<BTreeMap<NodeId, RunningNode>>,
     /// Nodes being taken down: starting one again first waits for this.
     stopping: Mutex<BTreeMap<NodeId, tokio::task::JoinHandle<()>>>,
     events: BTreeMap<NodeId, EventLog>,
@@ -514,7 +517,7 @@ impl Cluster {
                 config,
                 addrs: Arc::new(addrs),
                 client,
-                nodes: Mutex::new(BTreeMap::new()),
+                nodes: RwLock::new(BTreeMap::new()),
                 stopping: Mutex::new(BTreeMap::new()),
                 faults: SharedFaults::default(),
                 errors: SharedErrorRules::default(),
@@ -588,18 +591,26 @@ impl Cluster {
         self.inner.addrs.keys().copied().collect()
     }
 
-    fn nodes(&self) -> std::sync::MutexGuard<'_, BTreeMap<NodeId, RunningNode>> {
+    fn nodes(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<NodeId, RunningNode>> {
         // A poisoned lock only means a panic elsewhere while holding it; the map is still sound.
         self.inner
             .nodes
-            .lock()
+            .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The routes of node `id`, if it is running: a node forwarding a request to a leader in
-    /// the same process calls them directly instead of over loopback HTTP.
-    pub fn router_of(&self, id: NodeId) -> Option<axum::Router> {
-        self.nodes().get(&id).map(|n| n.router.clone())
+    /// [`Cluster::nodes`], to start or stop one.
+    fn nodes_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<NodeId, RunningNode>> {
+        self.inner
+            .nodes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The state of node `id`'s handlers, if it is running: a node forwarding a request to a
+    /// leader in the same process calls its handler directly, without loopback HTTP.
+    pub fn app_of(&self, id: NodeId) -> Option<api::AppState> {
+        self.nodes().get(&id).map(|n| n.app.clone())
     }
 
     /// Raft message delivery between the nodes of this process: straight into the inbox of
@@ -837,7 +848,7 @@ impl Cluster {
             shutdown.clone(),
         ));
         let connections = metrics.connections();
-        let router = api::router(api::AppState::new(api::AppInner {
+        let app = api::AppState::new(api::AppInner {
             metrics: metrics.clone(),
             node: handle.clone(),
             client: inner.client.clone(),
@@ -845,7 +856,8 @@ impl Cluster {
             cluster_key: inner.cluster_key.clone(),
             memory: inner.memory.clone(),
             shutdown: shutdown.clone(),
-        }));
+        });
+        let router = api::router(app.clone());
         let server = {
             let (router, handle, shutdown) = (router.clone(), handle.clone(), shutdown.clone());
             tokio::spawn(async move {
@@ -859,11 +871,11 @@ impl Cluster {
                 .await;
             })
         };
-        self.nodes().insert(
+        self.nodes_mut().insert(
             id,
             RunningNode {
                 handle,
-                router,
+                app,
                 thread: Some(thread),
                 server,
                 shutdown,
@@ -879,7 +891,7 @@ impl Cluster {
     /// what was fsynced or already written survives) or as a clean stop. Its port refuses
     /// connections from then on. Returns once the node is fully down.
     async fn take_down(&self, id: NodeId, crash: bool) -> bool {
-        let Some(mut node) = self.nodes().remove(&id) else {
+        let Some(mut node) = self.nodes_mut().remove(&id) else {
             return false;
         };
         if crash {
