@@ -751,7 +751,7 @@ async fn forward(
     let timeout = Duration::from_secs(30);
     // A leader in this process is called directly: its handler, without a second loopback
     // HTTP exchange (which cost about 250 µs of CPU per request) or its routes and layers
-    // (about 8 µs). The simulated network's faults apply all the same (`through_network`
+    // (about 7 µs of CPU). The simulated network's faults apply all the same (`through_network`
     // above, `pause` below).
     if let Some(leader_app) = app.cluster.upgrade().and_then(|c| c.app_of(leader)) {
         let answer = tokio::time::timeout(
