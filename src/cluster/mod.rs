@@ -53,9 +53,45 @@ pub struct NodeHandle {
     snapshot_dir: PathBuf,
     /// The node's leader lease and the clock it runs on, when leases are on.
     lease: Option<(Arc<SharedLease>, Clock)>,
-    /// The highest index the leader had applied when it answered a write this node forwarded
-    /// ([`NodeHandle::relayed`]); 0 when there is none to wait for.
-    relayed: Arc<AtomicU64>,
+    /// What the leader had applied when it answered the writes this node forwarded
+    /// ([`NodeHandle::relayed`]).
+    relayed: Arc<RelayFloor>,
+}
+
+/// The highest index the leader had applied when it answered a write a node forwarded, which
+/// the node's local reads wait to apply ([`NodeHandle::after_relayed`]); 0 when there is
+/// none to wait for.
+#[derive(Default)]
+struct RelayFloor(AtomicU64);
+
+impl RelayFloor {
+    fn raise(&self, index: u64) {
+        self.0.fetch_max(index, Ordering::AcqRel);
+    }
+
+    /// Waits with `catch_up` (whether the node got there) for the floor, if the node's
+    /// `applied` index is below it, then lowers it to 0 unless a relay raised it meanwhile.
+    /// Whether the node caught up; `None` if there was nothing to wait for.
+    async fn settle<F: std::future::Future<Output = bool>>(
+        &self,
+        applied: impl FnOnce() -> u64,
+        catch_up: impl FnOnce(u64) -> F,
+    ) -> Option<bool> {
+        let floor = self.0.load(Ordering::Acquire);
+        if floor == 0 {
+            return None;
+        }
+        let caught_up = if floor > applied() {
+            Some(catch_up(floor).await)
+        } else {
+            None
+        };
+        // Applied, or given up on: nothing to wait for, unless a later relay raised it since.
+        let _ = self
+            .0
+            .compare_exchange(floor, 0, Ordering::AcqRel, Ordering::Relaxed);
+        caught_up
+    }
 }
 
 impl NodeHandle {
@@ -202,7 +238,7 @@ impl NodeHandle {
     /// cost a forwarded write a round of this node's loop, 0.1–0.5 ms at one connection, and
     /// this node its batched applies).
     pub fn relayed(&self, index: u64) {
-        self.relayed.fetch_max(index, Ordering::AcqRel);
+        self.relayed.raise(index);
     }
 
     /// Waits, before a local read, until this node has applied every write whose answer it
@@ -210,21 +246,16 @@ impl NodeHandle {
     /// since gives up on those writes once: the read that waited goes on, and later ones do not
     /// wait for them again. Costs an atomic load when nothing is pending.
     pub async fn after_relayed(&self, wait: Duration) {
-        let floor = self.relayed.load(Ordering::Acquire);
-        if floor == 0 {
-            return;
-        }
-        if floor > self.applied_index() && !self.catch_up(floor, wait).await {
+        let caught_up = self
+            .relayed
+            .settle(|| self.applied_index(), |floor| self.catch_up(floor, wait))
+            .await;
+        if caught_up == Some(false) {
             tracing::debug!(
                 node = self.id,
-                index = floor,
                 "reading before applying a write this node relayed the answer to"
             );
         }
-        // Applied (or given up on): nothing to wait for, unless a later relay raised it since.
-        let _ = self
-            .relayed
-            .compare_exchange(floor, 0, Ordering::AcqRel, Ordering::Relaxed);
     }
 
     /// This node's applied index as last published.
@@ -831,7 +862,7 @@ impl Cluster {
             tuning,
             snapshot_dir,
             lease,
-            relayed: Arc::new(AtomicU64::new(0)),
+            relayed: Arc::new(RelayFloor::default()),
         };
         let generation = inner.generations.fetch_add(1, Ordering::SeqCst);
         inner.supervisor.watch(id, generation, handle.watch());
@@ -1252,5 +1283,68 @@ async fn index_work_loop(node: NodeHandle, events: EventLog, shutdown: Cancellat
                 Err(e) => tracing::debug!(node = node.id, "index work {command:?}: {e}"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RelayFloor;
+
+    #[tokio::test]
+    async fn reads_wait_for_relayed_writes_once_and_give_up_once() {
+        let floor = RelayFloor::default();
+        // Nothing relayed: nothing to wait for.
+        assert_eq!(
+            floor.settle(|| 0, |_| async { panic!("waited") }).await,
+            None
+        );
+
+        // A lower relay does not lower the floor; a node behind it waits for the highest.
+        floor.raise(7);
+        floor.raise(5);
+        assert_eq!(
+            floor.settle(|| 3, |i| async move { i == 7 }).await,
+            Some(true)
+        );
+        assert_eq!(
+            floor.settle(|| 3, |_| async { panic!("waited") }).await,
+            None
+        );
+
+        // A node that already applied it does not wait, and forgets it.
+        floor.raise(9);
+        assert_eq!(
+            floor.settle(|| 9, |_| async { panic!("waited") }).await,
+            None
+        );
+        assert_eq!(
+            floor.settle(|| 0, |_| async { panic!("waited") }).await,
+            None
+        );
+
+        // A node that never gets there (cut off) makes one read wait, not every read.
+        floor.raise(12);
+        assert_eq!(floor.settle(|| 10, |_| async { false }).await, Some(false));
+        assert_eq!(
+            floor.settle(|| 10, |_| async { panic!("waited") }).await,
+            None
+        );
+
+        // A relay while a read waits is kept for the next read.
+        floor.raise(20);
+        let waited = floor
+            .settle(
+                || 15,
+                |_| async {
+                    floor.raise(25);
+                    true
+                },
+            )
+            .await;
+        assert_eq!(waited, Some(true));
+        assert_eq!(
+            floor.settle(|| 20, |i| async move { i == 25 }).await,
+            Some(true)
+        );
     }
 }
