@@ -44,6 +44,7 @@ use redb::backends::{FileBackend, InMemoryBackend};
 use redb::{BackendError, Database, StorageBackend};
 
 use crate::raft::wal::{SLOT_FILES, Slot};
+use crate::store::items::ITEM_FILES;
 use crate::{Error, Result};
 
 /// The switch that crashes a [`CrashableFile`], or makes its disk fail.
@@ -162,6 +163,15 @@ impl BackgroundSync {
         }
     }
 
+    /// Waits until no background fsync runs (runs a manual one), so that the last checkpoint
+    /// is durable.
+    ///
+    /// # Errors
+    /// The failure of a background fsync.
+    pub fn settle(&self) -> io::Result<()> {
+        self.wait().map(drop)
+    }
+
     /// Waits while a background fsync runs (runs a manual one); then whether the file is still
     /// sound.
     fn wait(&self) -> io::Result<MutexGuard<'_, Background>> {
@@ -205,12 +215,13 @@ impl StorageBackend for MemoryFile {
     }
 }
 
-/// A node's in-memory "disk" (`--in-memory`): its database and its two log files in memory,
+/// A node's in-memory "disk" (`--in-memory`): its database and its logs' slot files in memory,
 /// kept by the cluster across the node's restarts.
 #[derive(Clone, Debug, Default)]
 pub struct MemoryDisk {
     db: MemoryFile,
     log: [MemoryFile; 2],
+    items: [MemoryFile; 2],
 }
 
 impl MemoryDisk {
@@ -221,12 +232,15 @@ impl MemoryDisk {
 }
 
 /// A node's storage, opened: its redb database (the state machine and raft's metadata), the two
-/// slots of its Raft log file, and the switch that crashes or fails all three at once.
+/// slots of its Raft log file and the two of its items' log, and the switch that crashes or
+/// fails them all at once.
 pub struct NodeStorage {
     /// The database.
     pub db: Database,
     /// The Raft log's slots ([`crate::raft::wal`]).
     pub log: [Slot; 2],
+    /// The items' log's slots ([`crate::store::items`]).
+    pub items: [Slot; 2],
     /// Crashes or fails every file above.
     pub switch: CrashSwitch,
     /// Runs the database's checkpoint fsyncs off the node's thread; `None` where there is no
@@ -437,9 +451,11 @@ pub fn open(path: &Path, sync: bool, timer: Option<Histogram>) -> Result<NodeSto
         )?))
     };
     let log = [slot(SLOT_FILES[0])?, slot(SLOT_FILES[1])?];
+    let items = [slot(ITEM_FILES[0])?, slot(ITEM_FILES[1])?];
     Ok(NodeStorage {
         db,
         log,
+        items,
         switch,
         background,
     })
@@ -562,9 +578,14 @@ pub fn open_memory(disk: &MemoryDisk) -> Result<NodeStorage> {
         .create_with_backend(file(&disk.db))
         .map_err(|e| Error::internal(format!("cannot open an in-memory database: {e}")))?;
     let log: [Slot; 2] = [Box::new(file(&disk.log[0])), Box::new(file(&disk.log[1]))];
+    let items: [Slot; 2] = [
+        Box::new(file(&disk.items[0])),
+        Box::new(file(&disk.items[1])),
+    ];
     Ok(NodeStorage {
         db,
         log,
+        items,
         switch,
         background: None,
     })

@@ -107,7 +107,7 @@ impl Replica {
             .create_with_backend(InMemoryBackend::new())
             .expect("in-memory database");
         let mut r = Replica {
-            store: Store::new(std::sync::Arc::new(db)),
+            store: Store::in_memory(std::sync::Arc::new(db)).expect("store"),
             next: 1,
         };
         r.apply(&Command::CreateIndexedTable {
@@ -122,13 +122,15 @@ impl Replica {
     fn apply(&mut self, command: &Command) -> kvsim::Result<()> {
         let txn = self.store.db().begin_write().expect("write transaction");
         let mut seen = kvsim::store::apply::Seen::default();
-        let out = kvsim::store::apply::apply(
-            &txn,
-            self.next,
-            &command.encode().expect("encode"),
-            &mut seen,
-        )
-        .expect("no storage fault");
+        let out = self
+            .store
+            .apply_with(
+                &txn,
+                self.next,
+                &command.encode().expect("encode"),
+                &mut seen,
+            )
+            .expect("no storage fault");
         seen.write_back(&txn).expect("counts written");
         txn.commit().expect("commit");
         self.next += 1;
@@ -533,23 +535,27 @@ fn rows_of(replica: &Replica, id: u64) -> usize {
     use redb::ReadableDatabase;
     let txn = replica.store.db().begin_read().expect("read");
     let prefix = id.to_be_bytes();
-    [
-        kvsim::store::tables::ITEMS,
-        kvsim::store::tables::INDEX_ITEMS,
-    ]
-    .into_iter()
-    .map(|def| {
-        txn.open_table(def)
-            .expect("table")
-            .range::<&[u8]>(prefix.as_slice()..)
-            .expect("range")
-            .take_while(|row| {
-                row.as_ref()
-                    .is_ok_and(|(k, _)| k.value().starts_with(&prefix))
-            })
-            .count()
-    })
-    .sum()
+    let entries = txn
+        .open_table(kvsim::store::tables::INDEX_ITEMS)
+        .expect("table")
+        .range::<&[u8]>(prefix.as_slice()..)
+        .expect("range")
+        .take_while(|row| {
+            row.as_ref()
+                .is_ok_and(|(k, _)| k.value().starts_with(&prefix))
+        })
+        .count();
+    let items = replica
+        .store
+        .items()
+        .read()
+        .range::<[u8], _>((
+            std::ops::Bound::Included(&prefix[..]),
+            std::ops::Bound::Unbounded,
+        ))
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .count();
+    entries + items
 }
 
 /// A deleted table's rows go in bounded batches (`PurgeTable` entries), while a table created
@@ -621,11 +627,11 @@ fn a_deleted_table_is_purged_in_batches_while_its_name_is_reused() {
 #[test]
 fn item_counts_are_exact_across_one_transaction_of_many_writes() {
     use kvsim::store::Outcome;
-    use kvsim::store::apply::{Seen, apply};
+    use kvsim::store::apply::Seen;
     let db = redb::Database::builder()
         .create_with_backend(InMemoryBackend::new())
         .expect("in-memory database");
-    let store = Store::new(std::sync::Arc::new(db));
+    let store = Store::in_memory(std::sync::Arc::new(db)).expect("store");
     let item = |pk: &str| {
         Item::from([
             ("pk".to_string(), s(pk)),
@@ -645,7 +651,8 @@ fn item_counts_are_exact_across_one_transaction_of_many_writes() {
     let mut index = 0;
     let mut run = |txn: &redb::WriteTransaction, seen: &mut Seen, command: Command| {
         index += 1;
-        apply(txn, index, &command.encode().expect("encode"), seen)
+        store
+            .apply_with(txn, index, &command.encode().expect("encode"), seen)
             .expect("no storage fault")
             .expect("applied")
     };

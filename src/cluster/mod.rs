@@ -802,7 +802,7 @@ impl Cluster {
             };
             let (db, crash, background) =
                 (Arc::new(storage.db), storage.switch, storage.background);
-            let store = Store::new(db.clone())
+            let store = Store::open(db.clone(), storage.items)?
                 .with_index_lag(index_lag)
                 .with_read_cache(cache_items, cache_ttl);
             let mut node = RaftNode::new(opts, db, storage.log, store.clone(), &raft_logger(id))?
@@ -830,7 +830,7 @@ impl Cluster {
                 let _ = report_tx.send(Event::Transport(r));
             }),
             snapshots: node.snapshot_slot(),
-            exporter: Arc::new(|txn, out| Store::export(txn, out)),
+            exporter: Arc::new(|txn, frozen, out| Store::export(txn, frozen, out)),
             faults: inner.faults.clone(),
             cluster_key: inner.cluster_key.clone(),
             local: (!inner.config.tuning.raft_over_http).then(|| self.local_delivery()),

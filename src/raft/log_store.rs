@@ -26,6 +26,7 @@ use raft::{GetEntriesContext, RaftState, StorageError};
 use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition, WriteTransaction};
 
 use crate::raft::wal::{Record, Slot, Wal};
+use crate::raft::{Freezer, Frozen};
 use crate::{Error, Result};
 
 /// Raft's small persistent facts in redb, by name (see the `KEY_*` consts).
@@ -55,6 +56,8 @@ pub struct SnapshotSource {
     pub term: u64,
     /// The read transaction whose contents are the snapshot.
     pub txn: Arc<ReadTransaction>,
+    /// What the state machine keeps outside redb, as of the same point.
+    pub frozen: Frozen,
 }
 
 /// Shared slot for the newest outgoing snapshot; the transport reads it to stream the data.
@@ -77,6 +80,8 @@ pub struct LogStore {
     /// The applied index as of the last durable redb commit.
     durable_applied: u64,
     outgoing_snapshot: SnapshotSlot,
+    /// Takes the state machine's state outside redb at a snapshot point.
+    freezer: Option<Freezer>,
 }
 
 fn encode_pair(a: u64, b: u64) -> [u8; 16] {
@@ -212,6 +217,7 @@ impl LogStore {
             applied: meta.applied,
             durable_applied: meta.applied,
             outgoing_snapshot: Arc::new(Mutex::new(None)),
+            freezer: None,
         };
         match truncated {
             Some(truncated) if meta.snapshot.0 > truncated.0 => {
@@ -305,6 +311,11 @@ impl LogStore {
             .rotate(self.truncated, &self.hard_state, entries.iter())?;
         self.offsets = offsets.into();
         Ok(())
+    }
+
+    /// Sets what takes the state machine's state outside redb for a snapshot.
+    pub fn set_freezer(&mut self, freezer: Freezer) {
+        self.freezer = Some(freezer);
     }
 
     /// The shared slot the transport reads outgoing snapshots from.
@@ -594,10 +605,16 @@ impl raft::Storage for LogStore {
             let term = self.term_of(index).ok_or(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
             ))?;
+            // Called between applies, so the state outside redb is at `index` too.
+            let frozen: Frozen = match &self.freezer {
+                Some(freeze) => freeze(),
+                None => Arc::new(()),
+            };
             *slot = Some(SnapshotSource {
                 index,
                 term,
                 txn: Arc::new(txn),
+                frozen,
             });
         }
         let Some(source) = slot.as_ref() else {

@@ -96,6 +96,12 @@ pub type Term = u64;
 /// A position in the Raft log.
 pub type LogIndex = u64;
 
+/// What a state machine keeps of its state for a snapshot beyond redb's read transaction
+/// (taken by its [`Freezer`] at the snapshot point; `()` for one that keeps all in redb).
+pub type Frozen = std::sync::Arc<dyn std::any::Any + Send + Sync>;
+/// Takes a [`Frozen`] copy, on the node's thread, between applies.
+pub type Freezer = std::sync::Arc<dyn Fn() -> Frozen + Send + Sync>;
+
 /// The replicated state machine, as the Raft layer sees it.
 ///
 /// `apply` must be deterministic: the same commands at the same indexes give the same state and
@@ -113,10 +119,16 @@ pub trait StateMachine: Send + 'static {
         command: &[u8],
     ) -> Result<Self::Output>;
 
-    /// Writes the whole state visible in `txn` to `out`, in a form `restore` reads.
-    fn export(txn: &ReadTransaction, out: &mut dyn Write) -> Result<()>
+    /// Writes the whole state visible in `txn` and `frozen` (taken at the same point) to
+    /// `out`, in a form `restore` reads.
+    fn export(txn: &ReadTransaction, frozen: &Frozen, out: &mut dyn Write) -> Result<()>
     where
         Self: Sized;
+
+    /// What takes the state kept outside redb at a snapshot point (see [`Frozen`]).
+    fn freezer(&self) -> Freezer {
+        std::sync::Arc::new(|| -> Frozen { std::sync::Arc::new(()) })
+    }
 
     /// Replaces the whole state with a snapshot written by `export`.
     fn restore(&mut self, txn: &WriteTransaction, input: &mut dyn Read) -> Result<()>;
@@ -125,6 +137,12 @@ pub trait StateMachine: Send + 'static {
     /// commit commits: the last chance to write into it (what `apply` deferred).
     fn before_commit(&mut self, _txn: &WriteTransaction) -> Result<()> {
         Ok(())
+    }
+
+    /// Called instead of `before_commit` before a checkpoint's durable commit: whatever the
+    /// state machine keeps outside redb must be durable up to this point before it returns.
+    fn checkpoint(&mut self, txn: &WriteTransaction) -> Result<()> {
+        self.before_commit(txn)
     }
 
     /// Called once the transaction of the `apply` and `restore` calls before it has committed:

@@ -286,7 +286,8 @@ impl<M: StateMachine> RaftNode<M> {
         sm: M,
         logger: &slog::Logger,
     ) -> Result<Self> {
-        let store = LogStore::open(db.clone(), log, &opts.voters)?;
+        let mut store = LogStore::open(db.clone(), log, &opts.voters)?;
+        store.set_freezer(sm.freezer());
         let snapshot_slot = store.snapshot_slot();
         let config = raft::Config {
             id: opts.id,
@@ -737,6 +738,11 @@ impl<M: StateMachine> RaftNode<M> {
             // newer than the commit index), which replaces all they would have done.
             self.deferred.clear();
             self.deferred_bytes = 0;
+            // The state machine may rewrite files the last durable commit names (the items'
+            // log rotates): that commit must be durable first.
+            if let Some(bg) = &self.background {
+                bg.settle()?;
+            }
             let mut txn = self.db.begin_write()?;
             self.install_snapshot(&txn, rd.snapshot())?;
             self.sm.before_commit(&txn)?;
@@ -963,6 +969,7 @@ impl<M: StateMachine> RaftNode<M> {
                 .begin_write()
                 .map_err(Error::from)
                 .and_then(|mut txn| {
+                    self.sm.checkpoint(&txn)?;
                     self.commit(&mut txn, true)?;
                     txn.commit().map_err(Error::from)
                 });
@@ -973,6 +980,7 @@ impl<M: StateMachine> RaftNode<M> {
             return Ok(());
         }
         let mut txn = self.db.begin_write()?;
+        self.sm.checkpoint(&txn)?;
         self.commit(&mut txn, true)?;
         txn.commit()?;
         self.raw.mut_store().checkpointed();
@@ -1193,7 +1201,8 @@ mod tests {
             Box::new(crate::disk::MemoryFile::default()),
             Box::new(crate::disk::MemoryFile::default()),
         ];
-        RaftNode::new(opts, db.clone(), log, Store::new(db), &raft_logger(id)).expect("node")
+        let store = Store::in_memory(db.clone()).expect("store");
+        RaftNode::new(opts, db, log, store, &raft_logger(id)).expect("node")
     }
 
     /// Runs every node's Ready loop and returns what they want sent, in a stable order.
@@ -1355,13 +1364,13 @@ mod tests {
         assert!(durable[&2].iter().all(|d| *d == 0), "{:?}", durable[&2]);
     }
 
-    /// A node with leases on, over `files` (redb and the two log slots: a restart reopens
+    /// A node with leases on, over `files` (redb, the two log slots and the items' two: a restart reopens
     /// them), on the shared clock `time` (microseconds; ticks of 1,000).
     fn lease_node(
         id: NodeId,
         election: usize,
         dir: &Path,
-        files: &[crate::disk::MemoryFile; 3],
+        files: &[crate::disk::MemoryFile; 5],
         time: &Arc<std::sync::atomic::AtomicU64>,
         planted_bug: Option<PlantedBug>,
     ) -> RaftNode<Store> {
@@ -1383,7 +1392,9 @@ mod tests {
             ..node(id, election, dir).opts.clone()
         };
         let log: [Slot; 2] = [Box::new(files[1].clone()), Box::new(files[2].clone())];
-        RaftNode::new(opts, db.clone(), log, Store::new(db), &raft_logger(id)).expect("node")
+        let items: [Slot; 2] = [Box::new(files[3].clone()), Box::new(files[4].clone())];
+        let store = Store::open(db.clone(), items).expect("store");
+        RaftNode::new(opts, db, log, store, &raft_logger(id)).expect("node")
     }
 
     /// Delivers `queue` and everything it leads to, except across the links `cut` names.
@@ -1419,14 +1430,14 @@ mod tests {
     struct Leased {
         dir: tempfile::TempDir,
         time: Arc<std::sync::atomic::AtomicU64>,
-        files: BTreeMap<NodeId, [crate::disk::MemoryFile; 3]>,
+        files: BTreeMap<NodeId, [crate::disk::MemoryFile; 5]>,
         nodes: BTreeMap<NodeId, RaftNode<Store>>,
     }
 
     fn leased() -> Leased {
         let dir = tempfile::tempdir().expect("dir");
         let time = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let files: BTreeMap<NodeId, [crate::disk::MemoryFile; 3]> =
+        let files: BTreeMap<NodeId, [crate::disk::MemoryFile; 5]> =
             [1, 2, 3].map(|id| (id, Default::default())).into();
         let start = |id: NodeId, e: usize| lease_node(id, e, dir.path(), &files[&id], &time, None);
         let mut nodes: BTreeMap<_, _> = [(1, start(1, 10)), (2, start(2, 50)), (3, start(3, 60))]

@@ -85,7 +85,8 @@ pub enum Report {
 }
 
 /// Writes a node's snapshot rows (the state machine's `export`).
-pub type Exporter = Arc<dyn Fn(&ReadTransaction, &mut dyn Write) -> Result<()> + Send + Sync>;
+pub type Exporter =
+    Arc<dyn Fn(&ReadTransaction, &crate::raft::Frozen, &mut dyn Write) -> Result<()> + Send + Sync>;
 
 /// Hands messages straight to a node of the same process, or gives them back if `to` is not
 /// running here (they then go the long way, over HTTP, and fail there as they would for a
@@ -613,13 +614,13 @@ async fn stream_snapshot(addr: &str, msg: &Message, ctx: &TransportContext) -> R
     }
     let meta = msg.get_snapshot().get_metadata();
     let (index, term) = (meta.index, meta.term);
-    let txn = {
+    let (txn, frozen) = {
         let slot = ctx
             .snapshots
             .lock()
             .map_err(|_| Error::internal("snapshot slot poisoned"))?;
         match slot.as_ref() {
-            Some(s) if s.index == index && s.term == term => s.txn.clone(),
+            Some(s) if s.index == index && s.term == term => (s.txn.clone(), s.frozen.clone()),
             _ => {
                 return Err(Error::Unavailable(format!(
                     "snapshot {index}/{term} is no longer held"
@@ -637,7 +638,7 @@ async fn stream_snapshot(addr: &str, msg: &Message, ctx: &TransportContext) -> R
             buf: BytesMut::with_capacity(SNAPSHOT_CHUNK),
             sent: streamed,
         };
-        let result = exporter(&txn, &mut w).and_then(|()| w.flush().map_err(Error::from));
+        let result = exporter(&txn, &frozen, &mut w).and_then(|()| w.flush().map_err(Error::from));
         if let Err(e) = result {
             let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
         }

@@ -277,7 +277,7 @@ struct Sim {
     _dir: tempfile::TempDir,
     node_opts: BTreeMap<NodeId, NodeOptions>,
     /// Each node's disk: its database, then its two log files.
-    disks: BTreeMap<NodeId, [SimDisk; 3]>,
+    disks: BTreeMap<NodeId, [SimDisk; 5]>,
     nodes: BTreeMap<NodeId, Option<SimNode>>,
     net: Vec<InFlight>,
     net_seq: u64,
@@ -543,7 +543,7 @@ impl Sim {
     }
 
     fn start_node(&mut self, id: NodeId) -> Result<()> {
-        let [disk, log0, log1] = self.disks.get(&id).cloned().unwrap_or_default();
+        let [disk, log0, log1, items0, items1] = self.disks.get(&id).cloned().unwrap_or_default();
         let background = BackgroundSync::manual();
         let db = Arc::new(
             Builder::new().create_with_backend(CrashableFile::with_background(
@@ -552,7 +552,9 @@ impl Sim {
             ))?,
         );
         let log: [Slot; 2] = [Box::new(log0), Box::new(log1)];
-        let store = Store::new(db.clone());
+        // Rotating at a few kilobytes, so crashes land around rotations too.
+        let store = Store::open(db.clone(), [Box::new(items0), Box::new(items1)])?
+            .with_item_log_slack(4096);
         let opts = self
             .node_opts
             .get(&id)
@@ -744,10 +746,12 @@ impl Sim {
                 .and_then(Option::as_ref)
                 .ok_or_else(|| Error::internal("sender down"))?;
             let slot = sender.raft.snapshot_slot();
-            let txn = {
+            let (txn, frozen) = {
                 let guard = slot.lock().map_err(|_| Error::internal("slot poisoned"))?;
                 match guard.as_ref() {
-                    Some(s) if s.index == index && s.term == term => s.txn.clone(),
+                    Some(s) if s.index == index && s.term == term => {
+                        (s.txn.clone(), s.frozen.clone())
+                    }
                     _ => return Err(Error::internal("snapshot no longer held")),
                 }
             };
@@ -759,7 +763,7 @@ impl Sim {
             std::fs::create_dir_all(&dir)?;
             let path: PathBuf = incoming_snapshot_path(&dir, index, term);
             let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
-            <Store as StateMachine>::export(&txn, &mut file)?;
+            <Store as StateMachine>::export(&txn, &frozen, &mut file)?;
             Ok(())
         })();
         // A snapshot is a long stream, not one small message: with faults on, some fail

@@ -29,9 +29,8 @@ use crate::store::command::{
 };
 use crate::store::streams;
 use crate::store::tables::{
-    INDEX_ITEMS, INDEX_STATS, ITEMS, PURGES, SETTINGS, STATS, StoredItem, TABLES, TOKEN_TIMES,
-    TOKENS, decode_meta, decode_settings, encode_meta, encode_settings, item_key, prefix_end,
-    table_prefix,
+    INDEX_ITEMS, INDEX_STATS, PURGES, SETTINGS, STATS, StoredItem, TABLES, TOKEN_TIMES, TOKENS,
+    decode_meta, decode_settings, encode_meta, encode_settings, item_key, prefix_end, table_prefix,
 };
 use crate::{Error, Result};
 
@@ -123,8 +122,8 @@ impl Seen {
     }
 }
 
-/// The items table, opened once per command for every item write it plans and commits.
-type Items<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
+/// The items, locked once per command for every item write it plans and commits.
+type Items<'t> = crate::store::items::ItemsTxn<'t>;
 
 thread_local! {
     /// The [`Seen`] of the state machine applying on this thread, during [`apply`].
@@ -163,6 +162,7 @@ fn stream_of(txn: &WriteTransaction, id: u64) -> Result<Option<(u64, StreamView)
 /// The outer `Err` is a fault (storage); the inner one is the command's deterministic result.
 pub fn apply(
     txn: &WriteTransaction,
+    items: &mut Items,
     index: u64,
     bytes: &[u8],
     seen: &mut Seen,
@@ -180,7 +180,7 @@ pub fn apply(
         seen.clear();
     }
     SEEN.with(|s| std::mem::swap(&mut *s.borrow_mut(), seen));
-    let result = run(txn, index, at_ms, command);
+    let result = run(txn, items, index, at_ms, command);
     SEEN.with(|s| std::mem::swap(&mut *s.borrow_mut(), seen));
     if !items_only {
         seen.clear();
@@ -192,7 +192,13 @@ pub fn apply(
 }
 
 /// Applies `command`, committed at `index` with the log's time `at_ms` (0 if it has none).
-fn run(txn: &WriteTransaction, index: u64, at_ms: u64, command: Command) -> Result<Outcome> {
+fn run(
+    txn: &WriteTransaction,
+    items: &mut Items,
+    index: u64,
+    at_ms: u64,
+    command: Command,
+) -> Result<Outcome> {
     let plain = |write| Conditional {
         write,
         condition: None,
@@ -203,7 +209,7 @@ fn run(txn: &WriteTransaction, index: u64, at_ms: u64, command: Command) -> Resu
         by_ttl: false,
     };
     match command {
-        Command::At { command, .. } => run(txn, index, at_ms, *command),
+        Command::At { command, .. } => run(txn, items, index, at_ms, *command),
         Command::CreateTable(spec) => create_table(txn, index, spec, Vec::new(), None),
         Command::CreateIndexedTable { spec, indexes } => {
             create_table(txn, index, spec, indexes, None)
@@ -219,7 +225,7 @@ fn run(txn: &WriteTransaction, index: u64, at_ms: u64, command: Command) -> Resu
             table,
             index: name,
             after,
-        } => backfill(txn, index, &table, &name, after),
+        } => backfill(txn, items, index, &table, &name, after),
         Command::RemoveIndexEntries { table, index } => remove_index_entries(txn, &table, &index),
         Command::Expire { table, keys, now } => {
             let at_ms = if at_ms == 0 {
@@ -227,27 +233,31 @@ fn run(txn: &WriteTransaction, index: u64, at_ms: u64, command: Command) -> Resu
             } else {
                 at_ms
             };
-            expire(txn, index, at_ms, &table, keys, now)
+            expire(txn, items, index, at_ms, &table, keys, now)
         }
-        Command::PurgeTable { id } => purge_table(txn, id),
+        Command::PurgeTable { id } => purge_table(txn, items, id),
         Command::TrimStreams { before_ms } => Ok(Outcome::Trimmed {
             done: !streams::trim(txn, before_ms)?,
         }),
-        Command::DeleteTable { name } => delete_table(txn, &name, at_ms),
-        Command::PutItem { table, item } => {
-            conditional(txn, index, by_client, plain(ItemWrite::Put { table, item }))
-        }
+        Command::DeleteTable { name } => delete_table(txn, items, &name, at_ms),
+        Command::PutItem { table, item } => conditional(
+            txn,
+            items,
+            index,
+            by_client,
+            plain(ItemWrite::Put { table, item }),
+        ),
         Command::DeleteItem { table, key } => conditional(
             txn,
+            items,
             index,
             by_client,
             plain(ItemWrite::Delete { table, key }),
         ),
-        Command::Write(c) => conditional(txn, index, by_client, c),
+        Command::Write(c) => conditional(txn, items, index, by_client, c),
         Command::WriteIfVersion { write, version } => {
             let old_on_failure = write.old_on_failure;
-            let mut items = txn.open_table(ITEMS)?;
-            let planned = plan(txn, &items, index, write)?;
+            let planned = plan(txn, items, index, write)?;
             if planned.old_version != version {
                 return Err(Error::ConditionalCheckFailed {
                     message: format!(
@@ -260,10 +270,10 @@ fn run(txn: &WriteTransaction, index: u64, at_ms: u64, command: Command) -> Resu
                         .map(|(item, _)| Box::new(item)),
                 });
             }
-            commit(txn, &mut items, index, by_client, planned)
+            commit(txn, items, index, by_client, planned)
         }
-        Command::Batch(writes) => batch(txn, index, by_client, writes),
-        Command::Transact(t) => transact(txn, index, at_ms, t),
+        Command::Batch(writes) => batch(txn, items, index, by_client, writes),
+        Command::Transact(t) => transact(txn, items, index, at_ms, t),
         Command::AlterTable { name, change } => alter_table(txn, index, at_ms, &name, change),
     }
 }
@@ -333,7 +343,12 @@ fn create_table(
     })))
 }
 
-fn delete_table(txn: &WriteTransaction, name: &str, at_ms: u64) -> Result<Outcome> {
+fn delete_table(
+    txn: &WriteTransaction,
+    items: &mut Items,
+    name: &str,
+    at_ms: u64,
+) -> Result<Outcome> {
     let meta = load_meta(txn, name)?.ok_or_else(|| {
         Error::ResourceNotFound(format!(
             "Requested resource not found: Table: {name} not found"
@@ -351,7 +366,7 @@ fn delete_table(txn: &WriteTransaction, name: &str, at_ms: u64) -> Result<Outcom
     // The rows go now if they are few, else in batches (`PurgeTable` entries the leader
     // proposes), so deleting a large table never stalls the node. They are unreachable from
     // here on: a table created again under the name gets a new id.
-    if !purge_batch(txn, meta.id)? {
+    if !purge_batch(txn, items, meta.id)? {
         txn.open_table(PURGES)?.insert(meta.id, ())?;
     }
     let mut stats = txn.open_table(INDEX_STATS)?;
@@ -399,27 +414,44 @@ fn remove_first(
     Ok(sizes)
 }
 
+/// Removes the first `limit` items whose keys start with `prefix`; how many it removed.
+fn remove_first_items(items: &mut Items, prefix: &[u8], limit: usize) -> usize {
+    let end = prefix_end(prefix);
+    let upper = match &end {
+        Some(e) => std::ops::Bound::Excluded(e.as_slice()),
+        None => std::ops::Bound::Unbounded,
+    };
+    let batch: Vec<Vec<u8>> = items
+        .range((std::ops::Bound::Included(prefix), upper))
+        .take(limit)
+        .map(|(k, _)| k.to_vec())
+        .collect();
+    for key in &batch {
+        items.remove(key);
+    }
+    batch.len()
+}
+
 /// Removes the next [`index_batch`] rows (items, then index entries) of deleted table `id`;
 /// true when none is left.
-fn purge_batch(txn: &WriteTransaction, id: u64) -> Result<bool> {
+fn purge_batch(txn: &WriteTransaction, items: &mut Items, id: u64) -> Result<bool> {
     let prefix = table_prefix(id);
     let mut budget = index_batch();
-    for def in [ITEMS, INDEX_ITEMS] {
-        budget -= remove_first(&mut txn.open_table(def)?, &prefix, budget)?.len();
-        if budget == 0 {
-            return Ok(false);
-        }
+    budget -= remove_first_items(items, &prefix, budget);
+    if budget == 0 {
+        return Ok(false);
     }
-    Ok(true)
+    budget -= remove_first(&mut txn.open_table(INDEX_ITEMS)?, &prefix, budget)?.len();
+    Ok(budget > 0)
 }
 
 /// Removes the next batch of rows of deleted table `id`, and forgets it once none is left.
 /// Does nothing for a table not being purged, so a retried proposal is harmless.
-fn purge_table(txn: &WriteTransaction, id: u64) -> Result<Outcome> {
+fn purge_table(txn: &WriteTransaction, items: &mut Items, id: u64) -> Result<Outcome> {
     if txn.open_table(PURGES)?.get(id)?.is_none() {
         return Ok(Outcome::IndexWork { done: true });
     }
-    let done = purge_batch(txn, id)?;
+    let done = purge_batch(txn, items, id)?;
     if done {
         txn.open_table(PURGES)?.remove(id)?;
     }
@@ -496,6 +528,7 @@ fn load_settings(txn: &WriteTransaction, id: u64) -> Result<TableSettings> {
 /// off meanwhile is left as it is: the check is made here, on the state at this log index.
 fn expire(
     txn: &WriteTransaction,
+    items: &mut Items,
     index: u64,
     at_ms: u64,
     table: &str,
@@ -508,7 +541,6 @@ fn expire(
     let Some(attribute) = load_settings(txn, meta.id)?.ttl else {
         return Ok(Outcome::Expired { deleted: 0 });
     };
-    let mut items = txn.open_table(ITEMS)?;
     let mut deleted = 0;
     for key in keys {
         let write = Conditional {
@@ -519,7 +551,7 @@ fn expire(
             condition: None,
             old_on_failure: false,
         };
-        let planned = match plan(txn, &items, index, write) {
+        let planned = match plan(txn, items, index, write) {
             Ok(p) => p,
             Err(e) if e.is_deterministic() => continue,
             Err(e) => return Err(e),
@@ -531,7 +563,7 @@ fn expire(
                 at_ms,
                 by_ttl: true,
             };
-            commit(txn, &mut items, index, stamp, planned)?;
+            commit(txn, items, index, stamp, planned)?;
             deleted += 1;
         }
     }
@@ -743,6 +775,7 @@ fn describe_in(txn: &WriteTransaction, meta: TableMeta) -> Result<Outcome> {
 /// is harmless. Items whose index key has the wrong type are left out, as DynamoDB leaves them.
 fn backfill(
     txn: &WriteTransaction,
+    items: &mut Items,
     index: u64,
     table: &str,
     name: &str,
@@ -772,14 +805,10 @@ fn backfill(
     };
     let batch = index_batch();
     let mut rows = Vec::new();
-    {
-        let items = txn.open_table(ITEMS)?;
-        for row in items.range::<&[u8]>((lower, upper))? {
-            let (k, v) = row?;
-            rows.push((k.value().to_vec(), StoredItem::item(v.value())?));
-            if rows.len() == batch {
-                break;
-            }
+    for (k, v) in items.range((lower, upper)) {
+        rows.push((k.to_vec(), StoredItem::item(v)?));
+        if rows.len() == batch {
+            break;
         }
     }
     let mut entries = txn.open_table(INDEX_ITEMS)?;
@@ -998,9 +1027,8 @@ fn plan(txn: &WriteTransaction, items: &Items, index: u64, c: Conditional) -> Re
     let check_only = matches!(c.write, ItemWrite::Check { .. });
     let row_key = item_key(meta.id, &key);
     let mut old_version = 0;
-    let old = match items.get(row_key.as_slice())? {
-        Some(v) => {
-            let bytes = v.value();
+    let old = match items.get(row_key.as_slice()) {
+        Some(bytes) => {
             let (version, size) = StoredItem::header(bytes)?;
             old_version = version;
             // Log order makes this hold; a violation would mean an entry applied twice.
@@ -1124,11 +1152,11 @@ fn commit(
         Some((item, size)) => {
             items.insert(
                 planned.row_key.as_slice(),
-                StoredItem::encode(index, *size, item)?.as_slice(),
-            )?;
+                StoredItem::encode(index, *size, item)?,
+            );
         }
         None => {
-            items.remove(planned.row_key.as_slice())?;
+            items.remove(planned.row_key.as_slice());
         }
     }
     let old_size = planned.old.as_ref().map(|(_, size)| *size);
@@ -1191,30 +1219,30 @@ fn commit(
 /// Applies one item write under its condition.
 fn conditional(
     txn: &WriteTransaction,
+    items: &mut Items,
     index: u64,
     stamp: Stamp,
     c: Conditional,
 ) -> Result<Outcome> {
-    let mut items = txn.open_table(ITEMS)?;
-    let planned = plan(txn, &items, index, c)?;
-    commit(txn, &mut items, index, stamp, planned)
+    let planned = plan(txn, items, index, c)?;
+    commit(txn, items, index, stamp, planned)
 }
 
 /// Applies a batch of unconditional writes to distinct items, all or nothing: every write is
 /// checked before any is made, so a batch that fails (its table deleted meanwhile) writes none.
 fn batch(
     txn: &WriteTransaction,
+    items: &mut Items,
     index: u64,
     stamp: Stamp,
     writes: Vec<ItemWrite>,
 ) -> Result<Outcome> {
-    let mut items = txn.open_table(ITEMS)?;
     let planned = writes
         .into_iter()
         .map(|write| {
             plan(
                 txn,
-                &items,
+                items,
                 index,
                 Conditional {
                     write,
@@ -1228,7 +1256,7 @@ fn batch(
     let sizes = planned.iter().map(Planned::charged_size).collect();
     let indexes = planned.iter().map(Planned::index_charges).collect();
     for p in planned {
-        commit(txn, &mut items, index, stamp, p)?;
+        commit(txn, items, index, stamp, p)?;
     }
     Ok(Outcome::Batch {
         written,
@@ -1242,7 +1270,13 @@ fn batch(
 /// is written; if any fails, none is, and the answer gives each action's reason in order. A
 /// `ClientRequestToken` seen within its lifetime for the same actions succeeds again without
 /// writing; for different actions it is refused.
-fn transact(txn: &WriteTransaction, index: u64, at_ms: u64, t: Transaction) -> Result<Outcome> {
+fn transact(
+    txn: &WriteTransaction,
+    items: &mut Items,
+    index: u64,
+    at_ms: u64,
+    t: Transaction,
+) -> Result<Outcome> {
     let stamp = Stamp {
         at_ms: if at_ms == 0 { t.at_ms } else { at_ms },
         by_ttl: false,
@@ -1256,7 +1290,7 @@ fn transact(txn: &WriteTransaction, index: u64, at_ms: u64, t: Transaction) -> R
                 .get(token.as_str())?
                 .map(|v| v.value());
             match used {
-                Some((_, f)) if f == fingerprint => return replayed(txn, index, t.actions),
+                Some((_, f)) if f == fingerprint => return replayed(txn, items, index, t.actions),
                 Some(_) => {
                     return Err(Error::IdempotentParameterMismatch(
                         "The request uses the same client token as a previous, but non-identical request."
@@ -1268,12 +1302,11 @@ fn transact(txn: &WriteTransaction, index: u64, at_ms: u64, t: Transaction) -> R
         }
         None => None,
     };
-    let mut items = txn.open_table(ITEMS)?;
     let mut planned = Vec::new();
     let mut reasons = Vec::new();
     let mut cancelled = false;
     for action in t.actions {
-        match plan(txn, &items, index, action) {
+        match plan(txn, items, index, action) {
             Ok(p) => {
                 planned.push(p);
                 reasons.push(CancellationReason {
@@ -1311,7 +1344,7 @@ fn transact(txn: &WriteTransaction, index: u64, at_ms: u64, t: Transaction) -> R
         if planted(PlantedBug::StreamSkipsTransactions) {
             p.stream = None;
         }
-        commit(txn, &mut items, index, stamp, p)?;
+        commit(txn, items, index, stamp, p)?;
     }
     if let (Some(token), Some(fingerprint)) = (&t.token, fingerprint) {
         txn.open_table(TOKENS)?
@@ -1329,14 +1362,18 @@ fn transact(txn: &WriteTransaction, index: u64, at_ms: u64, t: Transaction) -> R
 
 /// The answer to a transaction replayed under its `ClientRequestToken`: nothing is written,
 /// and DynamoDB charges the reads of the items as they are now.
-fn replayed(txn: &WriteTransaction, index: u64, actions: Vec<Conditional>) -> Result<Outcome> {
-    let items = txn.open_table(ITEMS)?;
+fn replayed(
+    txn: &WriteTransaction,
+    items: &Items,
+    index: u64,
+    actions: Vec<Conditional>,
+) -> Result<Outcome> {
     let sizes: Vec<u32> = actions
         .into_iter()
         .map(|mut action| {
             action.condition = None;
             // An action that would no longer apply (its table gone) still reads nothing.
-            plan(txn, &items, index, action).map_or(0, |p| p.old.map_or(0, |(_, size)| size))
+            plan(txn, items, index, action).map_or(0, |p| p.old.map_or(0, |(_, size)| size))
         })
         .collect();
     Ok(Outcome::Batch {

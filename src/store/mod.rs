@@ -1,11 +1,15 @@
-//! The replicated state machine on redb: tables and items. It knows nothing of Raft.
+//! The replicated state machine: tables and their metadata in redb, items in memory with a log
+//! of their own. It knows nothing of Raft.
 //!
 //! Writes arrive as [`Command`]s through [`crate::raft::StateMachine::apply`], always inside the
-//! Raft layer's write transaction (so the applied index lands with the data). Reads go straight
-//! to redb through MVCC read transactions and never block the writer.
+//! Raft layer's write transaction (so the applied index lands with the data, and with where
+//! the items' log ends). Reads go to redb through MVCC read transactions, which never block the
+//! writer, and to the items under their map's read lock, which the writer takes one command at
+//! a time.
 //!
 //! - [`tables`]: every redb table definition of the state machine and the row encodings.
 //! - [`command`]: the commands written into the Raft log and their outcomes.
+//! - [`items`]: the items in memory, and the log that makes them durable.
 //! - [`apply`]: applying a command, with every check repeated deterministically.
 //! - [`read`]: get, query, scan, describe and list over a read transaction.
 //! - [`streams`]: DynamoDB Streams: records made at apply, trimming, and their reads.
@@ -17,6 +21,7 @@
 pub mod apply;
 pub mod cache;
 pub mod command;
+pub mod items;
 pub mod lag;
 pub mod read;
 pub mod snapshot;
@@ -27,7 +32,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use redb::{Database, ReadTransaction, WriteTransaction};
+use redb::{Database, Durability, ReadTransaction, ReadableDatabase, WriteTransaction};
 
 pub use command::{
     Command, Conditional, IndexChange, IndexCharge, ItemWrite, Outcome, TableChange, Transaction,
@@ -36,7 +41,9 @@ pub use read::Page;
 
 use crate::Result;
 use crate::model::table::TableMeta;
-use crate::raft::{LogIndex, StateMachine};
+use crate::raft::wal::Slot;
+use crate::raft::{Freezer, Frozen, LogIndex, StateMachine};
+use crate::store::items::{ItemLog, ItemMap, Position, Tree};
 use crate::store::lag::{LagSnapshots, SharedIndexLag};
 
 /// Table metadata by name, as this node last read it from redb, so that a write need not open a
@@ -98,6 +105,12 @@ pub struct Store {
     written: Vec<Vec<u8>>,
     /// Table metadata read by the applies of the transaction in progress.
     seen: apply::Seen,
+    /// Every table's items (shared by every clone).
+    items: Arc<ItemMap>,
+    /// Their log, which only the node applying writes.
+    log: Arc<Mutex<ItemLog>>,
+    /// The log's position as last recorded in redb (on the copy the Raft node applies with).
+    recorded: Option<Position>,
 }
 
 impl std::fmt::Debug for Store {
@@ -109,9 +122,40 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// A store over `db` (the same database the node's Raft log lives in).
-    pub fn new(db: Arc<Database>) -> Store {
-        Store {
+    /// The store over `db` (the same database the node's Raft log lives in), with its items
+    /// read from their log in `item_slots` up to where `db` says it ends.
+    ///
+    /// A database that records no position is a new node's, or one whose items an older kvsim
+    /// kept in redb: those move into a new log, and the position is committed durably at once.
+    ///
+    /// # Errors
+    /// A database or log that cannot be read, or a log damaged before its recorded end.
+    pub fn open(db: Arc<Database>, item_slots: [Slot; 2]) -> Result<Store> {
+        let at = {
+            let txn = db.begin_read()?;
+            match txn.open_table(tables::ITEM_LOG) {
+                Ok(t) => t.get("at")?.map(|v| v.value()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let (log, tree) = match at {
+            Some(at) => ItemLog::open(item_slots, Some(at))?,
+            None => {
+                let legacy = legacy_items(&db)?;
+                let (mut log, _) = ItemLog::open(item_slots, None)?;
+                if !legacy.is_empty() {
+                    log.rotate(&legacy)?;
+                }
+                let mut txn = db.begin_write()?;
+                txn.delete_table(tables::ITEMS)?;
+                record_position(&txn, log.position())?;
+                txn.set_durability(Durability::Immediate)?;
+                txn.commit()?;
+                (log, legacy)
+            }
+        };
+        Ok(Store {
             db,
             meta: Arc::default(),
             lags: SharedIndexLag::default(),
@@ -119,7 +163,66 @@ impl Store {
             cache: None,
             written: Vec::new(),
             seen: apply::Seen::default(),
+            recorded: Some(log.position()),
+            items: Arc::new(ItemMap::new(tree)),
+            log: Arc::new(Mutex::new(log)),
+        })
+    }
+
+    /// A store over `db` with its items' log in memory (tests, and tools reading a database).
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn in_memory(db: Arc<Database>) -> Result<Store> {
+        let slot = || -> Slot { Box::new(crate::disk::MemoryFile::default()) };
+        Store::open(db, [slot(), slot()])
+    }
+
+    /// The same store, its items' log rotating once it holds more than twice what the live
+    /// items need plus `slack` bytes (the simulation rotates at small sizes).
+    #[must_use]
+    pub fn with_item_log_slack(self, slack: u64) -> Store {
+        self.item_log().set_slack(slack);
+        self
+    }
+
+    /// The items, for reads.
+    pub fn items(&self) -> &ItemMap {
+        &self.items
+    }
+
+    /// Applies the encoded `command` at `index` with `seen` as its transaction's metadata and
+    /// counts: the rules alone, without the caches [`StateMachine::apply`] keeps (for tests
+    /// of the rules).
+    ///
+    /// # Errors
+    /// As [`apply::apply`].
+    pub fn apply_with(
+        &self,
+        txn: &WriteTransaction,
+        index: LogIndex,
+        command: &[u8],
+        seen: &mut apply::Seen,
+    ) -> Result<Result<Outcome>> {
+        apply_items(&self.items, &self.log, txn, index, command, seen)
+    }
+
+    fn item_log(&self) -> MutexGuard<'_, ItemLog> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes out the items' log and records its position in `txn`, if it moved.
+    fn record_items(&mut self, txn: &WriteTransaction) -> Result<()> {
+        let position = {
+            let mut log = self.item_log();
+            log.write_out()?;
+            log.position()
+        };
+        if self.recorded != Some(position) {
+            record_position(txn, position)?;
+            self.recorded = Some(position);
         }
+        Ok(())
     }
 
     /// The same store with a read cache of `items` items kept at most `ttl` (no cache for 0).
@@ -187,9 +290,47 @@ impl Store {
     /// A fingerprint of the whole state machine. Replicas that applied the same entries have
     /// equal fingerprints.
     pub fn digest(&self) -> Result<u64> {
-        use redb::ReadableDatabase;
-        snapshot::digest(&self.db.begin_read()?)
+        let items = self.items.read();
+        snapshot::digest(&self.db.begin_read()?, &items)
     }
+}
+
+/// Applies one command with the items' write lock held throughout (so readers see all of its
+/// item writes or none), and writes the items' log out if much is pending.
+fn apply_items(
+    items: &ItemMap,
+    log: &Mutex<ItemLog>,
+    txn: &WriteTransaction,
+    index: LogIndex,
+    command: &[u8],
+    seen: &mut apply::Seen,
+) -> Result<Result<Outcome>> {
+    let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
+    let output = apply::apply(txn, &mut items.begin(&mut log), index, command, seen)?;
+    log.write_out_if_large()?;
+    Ok(output)
+}
+
+/// Records where the items' log ends in `txn`.
+fn record_position(txn: &WriteTransaction, at: Position) -> Result<()> {
+    txn.open_table(tables::ITEM_LOG)?.insert("at", at)?;
+    Ok(())
+}
+
+/// The items a database written by an older kvsim holds in redb.
+fn legacy_items(db: &Database) -> Result<Tree> {
+    let txn = db.begin_read()?;
+    let table = match txn.open_table(tables::ITEMS) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Tree::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut tree = Tree::new();
+    for row in redb::ReadableTable::iter(&table)? {
+        let (k, v) = row?;
+        tree.insert(k.value().into(), bytes::Bytes::copy_from_slice(v.value()));
+    }
+    Ok(tree)
 }
 
 impl StateMachine for Store {
@@ -201,7 +342,7 @@ impl StateMachine for Store {
         index: LogIndex,
         command: &[u8],
     ) -> Result<Self::Output> {
-        let output = apply::apply(txn, index, command, &mut self.seen)?;
+        let output = apply_items(&self.items, &self.log, txn, index, command, &mut self.seen)?;
         let written = cache::take_writes();
         if let Some(cache) = &self.cache {
             cache.writing(&written);
@@ -219,7 +360,21 @@ impl StateMachine for Store {
     }
 
     fn before_commit(&mut self, txn: &WriteTransaction) -> Result<()> {
-        self.seen.write_back(txn)
+        self.seen.write_back(txn)?;
+        self.record_items(txn)
+    }
+
+    fn checkpoint(&mut self, txn: &WriteTransaction) -> Result<()> {
+        {
+            let items = self.items.read();
+            self.item_log().checkpoint(&items)?;
+        }
+        self.before_commit(txn)
+    }
+
+    fn freezer(&self) -> Freezer {
+        let items = Arc::clone(&self.items);
+        Arc::new(move || -> Frozen { Arc::new(items.freeze()) })
     }
 
     fn committed(&mut self) {
@@ -248,8 +403,11 @@ impl StateMachine for Store {
         }
     }
 
-    fn export(txn: &ReadTransaction, out: &mut dyn std::io::Write) -> Result<()> {
-        snapshot::export(txn, out)
+    fn export(txn: &ReadTransaction, frozen: &Frozen, out: &mut dyn std::io::Write) -> Result<()> {
+        let items = frozen
+            .downcast_ref::<Tree>()
+            .ok_or_else(|| crate::Error::internal("a snapshot's items were not frozen"))?;
+        snapshot::export(txn, items, out)
     }
 
     fn restore(&mut self, txn: &WriteTransaction, input: &mut dyn std::io::Read) -> Result<()> {
@@ -257,6 +415,11 @@ impl StateMachine for Store {
         self.table_changed();
         self.written.clear();
         self.seen.clear();
-        snapshot::restore(txn, input)
+        let mut tree = Tree::new();
+        snapshot::restore(txn, input, &mut tree)?;
+        // Into the other slot, fsynced; the install's durable commit then records it.
+        self.item_log().rotate(&tree)?;
+        self.items.replace(tree);
+        Ok(())
     }
 }

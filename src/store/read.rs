@@ -1,7 +1,8 @@
-//! Reads over a redb read transaction: describe, list, get, query and scan.
+//! Reads: describe, list, get, query and scan.
 //!
-//! Each call opens one read transaction, so a table's metadata and its items are read from the
-//! same consistent snapshot. Reads never block the writer (redb MVCC).
+//! Each call opens one redb read transaction for the tables' metadata and index entries (redb's
+//! MVCC: it never blocks the writer), and holds the items' read lock ([`super::items`]) while it
+//! reads items, so every item one call reads comes from one state.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -14,8 +15,11 @@ use crate::model::key::{encode_key_prefix, encode_key_value};
 use crate::model::table::{TableDescription, TableMeta, TableSettings, TableStatus};
 use crate::model::{AttributeValue, Item, KeySchema};
 use crate::store::apply::table_not_found;
+use bytes::Bytes;
+
+use crate::store::items::{self, Tree};
 use crate::store::tables::{
-    INDEX_ITEMS, INDEX_STATS, ITEMS, STATS, StoredItem, TABLES, decode_meta, item_key, prefix_end,
+    INDEX_ITEMS, INDEX_STATS, STATS, StoredItem, TABLES, decode_meta, item_key, prefix_end,
     table_prefix,
 };
 use crate::store::{Command, Store};
@@ -226,15 +230,11 @@ impl Store {
         let Some(tables) = open_tables(&txn)? else {
             return Ok(Default::default());
         };
-        // No settings or items table yet: nothing can have expired.
-        let (settings, items) = match (
-            txn.open_table(crate::store::tables::SETTINGS),
-            txn.open_table(ITEMS),
-        ) {
-            (Ok(settings), Ok(items)) => (settings, items),
-            (Err(redb::TableError::TableDoesNotExist(_)), _)
-            | (_, Err(redb::TableError::TableDoesNotExist(_))) => return Ok(Sweep::default()),
-            (Err(e), _) | (_, Err(e)) => return Err(e.into()),
+        // No settings table yet: nothing can have expired.
+        let settings = match txn.open_table(crate::store::tables::SETTINGS) {
+            Ok(settings) => settings,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Sweep::default()),
+            Err(e) => return Err(e.into()),
         };
         let mut found = Vec::new();
         let mut next = BTreeMap::new();
@@ -263,16 +263,16 @@ impl Store {
             let mut keys = Vec::new();
             let mut read = 0;
             let mut last = None;
-            for row in items.range::<&[u8]>((lower, upper))? {
-                let (k, v) = row?;
-                let item = StoredItem::item(v.value())?;
+            let items = self.items().read();
+            for (k, v) in items::range(&items, (lower, upper)) {
+                let item = StoredItem::item(v)?;
                 if crate::model::table::ttl_expired(&item, &attribute, now) {
                     let schema = &meta.spec.key_schema;
                     keys.push(schema.key_of_item(&item)?.to_item(schema));
                 }
                 read += 1;
                 if read == max_rows || keys.len() == max_keys {
-                    last = Some(k.value().to_vec());
+                    last = Some(k.to_vec());
                     break;
                 }
             }
@@ -306,19 +306,18 @@ impl Store {
             .filter(|i| i.state == IndexState::Active)
         {
             let mut expected = BTreeMap::new();
-            if let Ok(items) = txn.open_table(ITEMS) {
-                for row in items.range::<&[u8]>(prefix.as_slice()..)? {
-                    let (k, v) = row?;
-                    if !k.value().starts_with(&prefix) {
-                        break;
-                    }
-                    let item = StoredItem::item(v.value())?;
-                    let key = schema.key_of_item(&item)?;
-                    if let Ok(Some(entry)) = index.entry_key(meta.id, &item, &key) {
-                        expected.insert(entry, index.project(&item, schema));
-                    }
+            let items = self.items().read();
+            for (k, v) in items::range(&items, (Bound::Included(&prefix[..]), Bound::Unbounded)) {
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                let item = StoredItem::item(v)?;
+                let key = schema.key_of_item(&item)?;
+                if let Ok(Some(entry)) = index.entry_key(meta.id, &item, &key) {
+                    expected.insert(entry, index.project(&item, schema));
                 }
             }
+            drop(items);
             let index_prefix = index.prefix(meta.id);
             let mut found = BTreeMap::new();
             if let Ok(entries) = txn.open_table(INDEX_ITEMS) {
@@ -414,33 +413,32 @@ impl Store {
     /// The item with `key` in `table`, validating the key against the schema, read the way
     /// GetItem reads (see [`Store::get_stored`]): the table's metadata from the node's cache.
     pub fn get_item(&self, table: &str, key: &Item) -> Result<Option<Item>> {
-        let (meta, txn) = self.meta_and_view(table)?;
-        row_in(&txn, &meta, key, StoredItem::item)
+        self.get_stored(table, key)?
+            .map(|row| StoredItem::item(&row))
+            .transpose()
     }
 
     /// One item's stored row, undecoded (see [`StoredItem::item`]), so a caller can decide
     /// where the decoding of a large one runs.
-    pub fn get_stored(&self, table: &str, key: &Item) -> Result<Option<Vec<u8>>> {
-        let (meta, txn) = self.meta_and_view(table)?;
-        row_in(&txn, &meta, key, |row| Ok(row.to_vec()))
+    pub fn get_stored(&self, table: &str, key: &Item) -> Result<Option<Bytes>> {
+        let meta = self.cached_meta(table)?;
+        row_of(&self.items().read(), &meta, key)
     }
 
-    /// `table`'s metadata, from the node's metadata cache when it holds it, and a read view
-    /// begun after that lookup. The cache is emptied when a table-level change is applied and
-    /// again when it commits, and refuses fills in between and from lookups made before a
-    /// change, so what it holds is never older than a view begun after the lookup.
-    fn meta_and_view(&self, table: &str) -> Result<(TableMeta, ReadTransaction)> {
+    /// `table`'s metadata, from the node's metadata cache when it holds it. The cache is
+    /// emptied when a table-level change is applied and again when it commits, and refuses
+    /// fills in between and from lookups made before a change, so what it holds is never older
+    /// than the items read after the lookup.
+    fn cached_meta(&self, table: &str) -> Result<TableMeta> {
         let (generation, known) = self.meta_cache().get(table);
-        let txn = self.read()?;
-        let meta = match known {
-            Some(meta) => meta,
+        match known {
+            Some(meta) => Ok(meta),
             None => {
-                let meta = meta_in(&txn, table)?.ok_or_else(table_not_found)?;
+                let meta = meta_in(&self.read()?, table)?.ok_or_else(table_not_found)?;
                 self.meta_cache().fill(generation, &meta);
-                meta
+                Ok(meta)
             }
-        };
-        Ok((meta, txn))
+        }
     }
 
     /// An eventually consistent read of one item through the read cache: the item and its
@@ -456,20 +454,15 @@ impl Store {
             return Ok(None);
         };
         let generation = cache.generation();
-        let (meta, txn) = self.meta_and_view(table)?;
+        let meta = self.cached_meta(table)?;
         let row = item_key(meta.id, &meta.spec.key_schema.key_from_map(key)?);
         if let Some(hit) = cache.get(&row) {
             return Ok(Some(Some(hit)));
         }
-        let items = match txn.open_table(ITEMS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Some(None)),
-            Err(e) => return Err(e.into()),
-        };
-        let Some(stored) = items.get(row.as_slice())? else {
+        let Some(stored) = self.items().read().get(row.as_slice()).cloned() else {
             return Ok(Some(None));
         };
-        let bytes = stored.value();
+        let bytes = &stored[..];
         if bytes.len() > crate::api::decode::INLINE_DECODE_BYTES {
             // Too large to decode here on the async runtime: the uncached path decodes it off
             // the runtime (and such items are not cached).
@@ -501,19 +494,13 @@ impl Store {
     pub fn versions(&self, table: &str) -> Result<Vec<(Item, u64)>> {
         let txn = self.read()?;
         let meta = meta_in(&txn, table)?.ok_or_else(table_not_found)?;
-        let items = match txn.open_table(ITEMS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
         let prefix = crate::store::tables::table_prefix(meta.id);
         let mut out = Vec::new();
-        for row in items.range::<&[u8]>(prefix.as_slice()..)? {
-            let (k, v) = row?;
-            if !k.value().starts_with(&prefix) {
+        let items = self.items().read();
+        for (k, bytes) in items::range(&items, (Bound::Included(&prefix[..]), Bound::Unbounded)) {
+            if !k.starts_with(&prefix) {
                 break;
             }
-            let bytes = v.value();
             out.push((StoredItem::item(bytes)?, StoredItem::header(bytes)?.0));
         }
         Ok(out)
@@ -523,8 +510,14 @@ impl Store {
     /// TransactGetItems promises.
     pub fn get_items(&self, keys: &[(String, Item)]) -> Result<Vec<Option<Item>>> {
         let txn = self.read()?;
+        let items = self.items().read();
         keys.iter()
-            .map(|(table, key)| get_in(&txn, table, key))
+            .map(|(table, key)| {
+                let meta = meta_in(&txn, table)?.ok_or_else(table_not_found)?;
+                row_of(&items, &meta, key)?
+                    .map(|row| StoredItem::item(&row))
+                    .transpose()
+            })
             .collect()
     }
 
@@ -543,14 +536,27 @@ impl Store {
                 .and_then(|lag| self.as_of(lag)),
             _ => None,
         };
+        let Some(plan) = RangePlan::new(&meta, index, range)? else {
+            return Ok(Page::default());
+        };
+        let items = self.items().read();
+        let Some(_) = index else {
+            // The table's own items.
+            let iter = items::range(&items, plan.bounds());
+            let iter: Box<dyn Iterator<Item = _>> = if range.forward {
+                Box::new(iter)
+            } else {
+                Box::new(iter.rev())
+            };
+            return plan.page(
+                iter.map(|(k, v)| Ok((k.to_vec(), StoredItem::item(v)?, StoredItem::header(v)?.1))),
+            );
+        };
         let source: &ReadTransaction = past.as_deref().unwrap_or(&txn);
-        let rows = match source.open_table(if index.is_some() { INDEX_ITEMS } else { ITEMS }) {
+        let rows = match source.open_table(INDEX_ITEMS) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Page::default()),
             Err(e) => return Err(e.into()),
-        };
-        let Some(plan) = RangePlan::new(&meta, index, range)? else {
-            return Ok(Page::default());
         };
         let iter = rows.range::<&[u8]>(plan.bounds())?;
         let iter: Box<dyn Iterator<Item = _>> = if range.forward {
@@ -558,23 +564,20 @@ impl Store {
         } else {
             Box::new(iter.rev())
         };
-        // A local index answering with the table's items reads them in the same snapshot.
-        let table_rows =
-            if range.fetch_from_table && index.is_some_and(|i| i.kind == IndexKind::Local) {
-                Some(txn.open_table(ITEMS)?)
-            } else {
-                None
-            };
+        // A local index answering with the table's items reads them as they are now.
+        let table_rows: Option<&Tree> = (range.fetch_from_table
+            && index.is_some_and(|i| i.kind == IndexKind::Local))
+        .then_some(&items);
         let schema = &meta.spec.key_schema;
         let rows = iter.map(|row| {
             let (k, v) = row?;
             let mut item = StoredItem::item(v.value())?;
             let mut size = StoredItem::header(v.value())?.1;
-            if let Some(table_rows) = &table_rows {
+            if let Some(table_rows) = table_rows {
                 let key = item_key(meta.id, &schema.key_of_item(&item)?);
-                if let Some(row) = table_rows.get(key.as_slice())? {
-                    item = StoredItem::item(row.value())?;
-                    size = StoredItem::header(row.value())?.1;
+                if let Some(row) = table_rows.get(key.as_slice()) {
+                    item = StoredItem::item(row)?;
+                    size = StoredItem::header(row)?.1;
                 }
             }
             Ok((k.value().to_vec(), item, size))
@@ -825,35 +828,9 @@ fn tighter_upper(current: Bound<Vec<u8>>, before: Vec<u8>) -> Bound<Vec<u8>> {
     }
 }
 
-/// The item with `key` in `table` as `txn` sees it, validating the key against the schema.
-fn get_in(txn: &ReadTransaction, table: &str, key: &Item) -> Result<Option<Item>> {
-    stored_in(txn, table, key, StoredItem::item)
-}
-
-/// Looks up one item and hands its stored row to `decode`.
-fn stored_in<T>(
-    txn: &ReadTransaction,
-    table: &str,
-    key: &Item,
-    decode: impl FnOnce(&[u8]) -> Result<T>,
-) -> Result<Option<T>> {
-    let meta = meta_in(txn, table)?.ok_or_else(table_not_found)?;
-    row_in(txn, &meta, key, decode)
-}
-
-/// Looks up one item of the table `meta` describes and hands its stored row to `decode`.
-fn row_in<T>(
-    txn: &ReadTransaction,
-    meta: &TableMeta,
-    key: &Item,
-    decode: impl FnOnce(&[u8]) -> Result<T>,
-) -> Result<Option<T>> {
+/// The stored row of the item with `key` in the table `meta` describes, validating the key
+/// against the schema. The row is shared, not copied: decode it after letting go of `items`.
+fn row_of(items: &Tree, meta: &TableMeta, key: &Item) -> Result<Option<Bytes>> {
     let key = meta.spec.key_schema.key_from_map(key)?;
-    let items = match txn.open_table(ITEMS) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let row = items.get(item_key(meta.id, &key).as_slice())?;
-    row.map(|v| decode(v.value())).transpose()
+    Ok(items.get(item_key(meta.id, &key).as_slice()).cloned())
 }

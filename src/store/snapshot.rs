@@ -9,6 +9,7 @@ use std::io::{Read, Write};
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
+use crate::store::items::Tree;
 use crate::store::tables::{
     INDEX_ITEMS, INDEX_STATS, ITEMS, PURGES, SETTINGS, STATS, STREAM_RECORDS, STREAMS,
     TABLE_STREAMS, TABLES, TOKEN_TIMES, TOKENS,
@@ -76,8 +77,8 @@ where
     Ok(())
 }
 
-/// Writes every state machine row visible in `txn` to `out`.
-pub fn export(txn: &ReadTransaction, out: &mut dyn Write) -> Result<()> {
+/// Writes every state machine row visible in `txn`, and `items`, to `out`.
+pub fn export(txn: &ReadTransaction, items: &Tree, out: &mut dyn Write) -> Result<()> {
     export_table(txn, TABLES, TAG_TABLES, out, |k, v| {
         (k.as_bytes().to_vec(), v.to_vec())
     })?;
@@ -86,7 +87,9 @@ pub fn export(txn: &ReadTransaction, out: &mut dyn Write) -> Result<()> {
         v.extend_from_slice(&b.to_be_bytes());
         (k.to_be_bytes().to_vec(), v)
     })?;
-    export_table(txn, ITEMS, TAG_ITEMS, out, |k, v| (k.to_vec(), v.to_vec()))?;
+    for (key, row) in items {
+        write_row(out, TAG_ITEMS, key, row)?;
+    }
     export_table(txn, INDEX_ITEMS, TAG_INDEX_ITEMS, out, |k, v| {
         (k.to_vec(), v.to_vec())
     })?;
@@ -174,8 +177,9 @@ fn u64_at(bytes: &[u8], at: usize) -> Result<u64> {
         .ok_or_else(|| Error::internal("corrupt snapshot: short integer"))
 }
 
-/// Replaces every state machine row with the rows read from `input`.
-pub fn restore(txn: &WriteTransaction, input: &mut dyn Read) -> Result<()> {
+/// Replaces every state machine row with the rows read from `input`: the items into `items`,
+/// the rest into `txn`.
+pub fn restore(txn: &WriteTransaction, input: &mut dyn Read, items: &mut Tree) -> Result<()> {
     txn.delete_table(TABLES)?;
     txn.delete_table(ITEMS)?;
     txn.delete_table(STATS)?;
@@ -189,7 +193,6 @@ pub fn restore(txn: &WriteTransaction, input: &mut dyn Read) -> Result<()> {
     txn.delete_table(TABLE_STREAMS)?;
     txn.delete_table(STREAM_RECORDS)?;
     let mut tables = txn.open_table(TABLES)?;
-    let mut items = txn.open_table(ITEMS)?;
     let mut stats = txn.open_table(STATS)?;
     let mut tokens = txn.open_table(TOKENS)?;
     let mut settings = txn.open_table(SETTINGS)?;
@@ -221,7 +224,7 @@ pub fn restore(txn: &WriteTransaction, input: &mut dyn Read) -> Result<()> {
                 tables.insert(name, value.as_slice())?;
             }
             TAG_ITEMS => {
-                items.insert(key.as_slice(), value.as_slice())?;
+                items.insert(key.into(), value.into());
             }
             TAG_STATS => {
                 stats.insert(u64_at(&key, 0)?, (u64_at(&value, 0)?, u64_at(&value, 8)?))?;
@@ -296,9 +299,9 @@ impl Write for Fingerprint {
 
 /// A fingerprint of every state machine row visible in `txn`: two replicas with equal
 /// fingerprints hold (with overwhelming likelihood) byte-identical state.
-pub fn digest(txn: &ReadTransaction) -> Result<u64> {
+pub fn digest(txn: &ReadTransaction, items: &Tree) -> Result<u64> {
     let mut f = Fingerprint(0xcbf2_9ce4_8422_2325);
-    export(txn, &mut f)?;
+    export(txn, items, &mut f)?;
     Ok(f.0)
 }
 
@@ -312,7 +315,7 @@ mod tests {
             .create_with_backend(InMemoryBackend::new())
             .map_err(Error::internal)?;
         let txn = db.begin_write()?;
-        restore(&txn, &mut &bytes[..])
+        restore(&txn, &mut &bytes[..], &mut Tree::new())
     }
 
     #[test]

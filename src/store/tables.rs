@@ -3,6 +3,10 @@
 //! - `TABLES`: table name -> postcard [`TableMeta`].
 //! - `ITEMS`: `table id (u64 BE) ++ PrimaryKey::encode()` -> [`StoredItem`] bytes. Key bytes
 //!   sort as DynamoDB orders keys, so one partition is one contiguous range in sort-key order.
+//!   The items themselves live in memory with a log of their own ([`super::items`]), keyed
+//!   the same way; this table only holds those of a node written by an older kvsim, until it
+//!   opens and moves them.
+//! - `ITEM_LOG`: `"at"` -> where the items' log ended at this commit, `(generation, offset)`.
 //! - `STATS`: table id -> `(item count, total item bytes)`.
 //! - `INDEX_ITEMS`: a secondary index entry's key (table id, index id, index key, primary key;
 //!   see [`crate::model::index`]) -> [`StoredItem`] bytes of what the index projects.
@@ -25,6 +29,8 @@ use crate::{Error, Result};
 pub const TABLES: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_tables");
 /// Encoded item key -> encoded `StoredItem`.
 pub const ITEMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_items");
+/// `"at"` -> `(generation, offset)`: where the items' log ([`super::items`]) ended at this commit.
+pub const ITEM_LOG: TableDefinition<&str, (u64, u64)> = TableDefinition::new("sm_item_log");
 /// Table id -> (item count, size in bytes).
 pub const STATS: TableDefinition<u64, (u64, u64)> = TableDefinition::new("sm_stats");
 /// Index entry key (see [`crate::model::index`]) -> encoded `StoredItem` of the projected item.
