@@ -247,5 +247,11 @@ fn run<M: StateMachine>(
         }
     };
     node.fail_all("the node stopped before answering; retry the request");
+    if matches!(health, Health::Stopped)
+        && let Err(e) = node.close()
+    {
+        // A crashed node's disk refuses the last checkpoint, as it should.
+        tracing::debug!(node = node.id(), "no last checkpoint at stop: {e}");
+    }
     health
 }

@@ -1,5 +1,5 @@
 //! The read cache (the seed's cache tier): decoded items for eventually consistent GetItems,
-//! by their ITEMS row key, at most `--cache-items` of them (least recently used go first, by
+//! by their item row key, at most `--cache-items` of them (least recently used go first, by
 //! the `quick_cache` crate) and none older than `--cache-ttl-ms`.
 //!
 //! It never answers with anything older than the node's applied state: every item write
@@ -226,7 +226,8 @@ mod tests {
             cache.get(b"row").is_none(),
             "an applied write evicts at once"
         );
-        // A read between the apply and the commit still sees the old row in redb.
+        // A read that began before the apply (it read the old row) fills nothing until the
+        // write's transaction commits.
         cache.fill(cache.generation(), b"row".to_vec(), item("old"), 1);
         cache.fill(cache.generation(), b"other".to_vec(), item("x"), 1);
         assert!(cache.get(b"row").is_none() && cache.get(b"other").is_none());

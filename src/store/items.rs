@@ -104,7 +104,10 @@ impl ItemMap {
     pub fn begin<'a>(&'a self, log: &'a mut ItemLog) -> ItemsTxn<'a> {
         ItemsTxn {
             tree: self.write(),
+            pending: log.pending.len(),
+            live: log.live,
             log,
+            undo: Vec::new(),
         }
     }
 
@@ -118,6 +121,11 @@ impl ItemMap {
 pub struct ItemsTxn<'a> {
     tree: RwLockWriteGuard<'a, Tree>,
     log: &'a mut ItemLog,
+    /// What each write replaced, in order, for [`ItemsTxn::roll_back`].
+    undo: Vec<(Box<[u8]>, Option<Bytes>)>,
+    /// The log's pending length and live bytes when the command began.
+    pending: usize,
+    live: u64,
 }
 
 impl ItemsTxn<'_> {
@@ -133,6 +141,7 @@ impl ItemsTxn<'_> {
         if let Some(old) = &old {
             self.log.forget(key, old);
         }
+        self.undo.push((key.into(), old.clone()));
         old
     }
 
@@ -141,7 +150,21 @@ impl ItemsTxn<'_> {
         let old = self.tree.remove(key)?;
         self.log.forget(key, &old);
         self.log.delete(key);
+        self.undo.push((key.into(), Some(old.clone())));
         Some(old)
+    }
+
+    /// Takes back every write of this command, in the map and in the log, before readers see
+    /// any (a command that failed half-way on a storage fault).
+    pub fn roll_back(mut self) {
+        for (key, old) in std::mem::take(&mut self.undo).into_iter().rev() {
+            match old {
+                Some(row) => self.tree.insert(key, row),
+                None => self.tree.remove(&key),
+            };
+        }
+        self.log.pending.truncate(self.pending);
+        self.log.live = self.live;
     }
 
     /// The rows whose keys fall in `bounds`, in key order.
@@ -170,6 +193,74 @@ pub fn range<'s>(
         .into_iter()
         .flatten()
         .map(|(k, v)| (&**k, v))
+}
+
+/// Rows a [`Chunks`] copies out per hold of the read lock.
+const SCAN_CHUNK: usize = 256;
+
+/// The rows of an [`ItemMap`] in a range, in key order or reversed, copied out a chunk at a
+/// time under the read lock: the lock is never held while the caller works on a row, so a long
+/// Query or Scan (or one skipping most rows) never holds up the node's applies for long. The
+/// rows of one chunk come from one state of the map; later chunks may see later writes, as
+/// the pages of a DynamoDB Scan do.
+pub struct Chunks<'a> {
+    map: &'a ItemMap,
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+    forward: bool,
+    buf: std::collections::VecDeque<(Vec<u8>, Bytes)>,
+    done: bool,
+}
+
+impl<'a> Chunks<'a> {
+    /// The rows of `map` within `bounds`.
+    pub fn new(map: &'a ItemMap, bounds: (Bound<&[u8]>, Bound<&[u8]>), forward: bool) -> Self {
+        Chunks {
+            map,
+            lower: bounds.0.map(<[u8]>::to_vec),
+            upper: bounds.1.map(<[u8]>::to_vec),
+            forward,
+            buf: std::collections::VecDeque::new(),
+            done: false,
+        }
+    }
+
+    fn fill(&mut self) {
+        let tree = self.map.read();
+        let bounds = (
+            self.lower.as_ref().map(Vec::as_slice),
+            self.upper.as_ref().map(Vec::as_slice),
+        );
+        let rows = range(&tree, bounds);
+        let copy = |(k, v): (&[u8], &Bytes)| (k.to_vec(), v.clone());
+        let rows: Vec<_> = if self.forward {
+            rows.take(SCAN_CHUNK).map(copy).collect()
+        } else {
+            rows.rev().take(SCAN_CHUNK).map(copy).collect()
+        };
+        drop(tree);
+        self.done = rows.len() < SCAN_CHUNK;
+        if let Some((last, _)) = rows.last() {
+            let after = Bound::Excluded(last.clone());
+            if self.forward {
+                self.lower = after;
+            } else {
+                self.upper = after;
+            }
+        }
+        self.buf.extend(rows);
+    }
+}
+
+impl Iterator for Chunks<'_> {
+    type Item = (Vec<u8>, Bytes);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buf.is_empty() && !self.done {
+            self.fill();
+        }
+        self.buf.pop_front()
+    }
 }
 
 /// Bytes a record of `key` and `row` takes in the log.
@@ -264,7 +355,9 @@ impl ItemLog {
                 log.generation = generation;
                 log.read_into(end, &mut tree)?;
                 log.end = end;
-                log.synced = end;
+                // Not known durable: a clean stop that failed before its last fsync may have
+                // left it in the page cache only. The next checkpoint makes sure.
+                log.synced = 0;
             }
         }
         Ok((log, tree))
@@ -461,10 +554,13 @@ impl ItemLog {
                         .get(..4)
                         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
                         .ok_or_else(|| damaged(at, "a short put record"))?;
-                    let key = body
-                        .get(4..4 + klen)
+                    let key_end = klen
+                        .checked_add(4)
                         .ok_or_else(|| damaged(at, "a short put record"))?;
-                    let row = &body[4 + klen..];
+                    let key = body
+                        .get(4..key_end)
+                        .ok_or_else(|| damaged(at, "a short put record"))?;
+                    let row = body.get(key_end..).unwrap_or_default();
                     live += put_size(key, row);
                     if let Some(old) = tree.insert(key.into(), Bytes::copy_from_slice(row)) {
                         live = live.saturating_sub(put_size(key, &old));
@@ -638,6 +734,41 @@ mod tests {
                 Ok(_) => panic!("a log ending before {end} was accepted"),
             }
         }
+    }
+
+    #[test]
+    fn chunks_read_a_range_both_ways_across_chunks_and_see_later_writes() {
+        let map = ItemMap::default();
+        let disks = [SimDisk::new(), SimDisk::new()];
+        let (mut log, _) = ItemLog::open(slots(&disks), None).unwrap();
+        let n = SCAN_CHUNK * 2 + 7;
+        for i in 0..n {
+            put(&map, &mut log, &format!("k{i:05}"), "v");
+        }
+        let all: Vec<String> = (0..n).map(|i| format!("k{i:05}")).collect();
+        let keys = |c: Chunks<'_>| {
+            c.map(|(k, _)| String::from_utf8_lossy(&k).into_owned())
+                .collect::<Vec<_>>()
+        };
+        let unbounded = (Bound::Unbounded, Bound::Unbounded);
+        assert_eq!(keys(Chunks::new(&map, unbounded, true)), all);
+        let mut reversed = all.clone();
+        reversed.reverse();
+        assert_eq!(keys(Chunks::new(&map, unbounded, false)), reversed);
+        let from = b"k00300".as_slice();
+        assert_eq!(
+            keys(Chunks::new(
+                &map,
+                (Bound::Excluded(from), Bound::Unbounded),
+                true
+            )),
+            all[301..]
+        );
+        // A write after the first chunk was copied out shows up in a later one.
+        let mut rows = Chunks::new(&map, unbounded, true);
+        assert_eq!(rows.next().map(|(k, _)| k), Some(b"k00000".to_vec()));
+        put(&map, &mut log, "z", "late");
+        assert_eq!(rows.last().map(|(k, _)| k), Some(b"z".to_vec()));
     }
 
     #[test]

@@ -169,7 +169,8 @@ impl Store {
         })
     }
 
-    /// A store over `db` with its items' log in memory (tests, and tools reading a database).
+    /// A store over `db` with its items' log in memory, for tests (a database an older kvsim
+    /// wrote has its items moved out of it, as [`Store::open`] does).
     ///
     /// # Errors
     /// As [`Store::open`].
@@ -290,8 +291,12 @@ impl Store {
     /// A fingerprint of the whole state machine. Replicas that applied the same entries have
     /// equal fingerprints.
     pub fn digest(&self) -> Result<u64> {
-        let items = self.items.read();
-        snapshot::digest(&self.db.begin_read()?, &items)
+        // A copy, so the export runs without holding up the node's applies.
+        let (items, txn) = {
+            let items = self.items.read();
+            (items.clone(), self.db.begin_read()?)
+        };
+        snapshot::digest(&txn, &items)
     }
 }
 
@@ -306,7 +311,16 @@ fn apply_items(
     seen: &mut apply::Seen,
 ) -> Result<Result<Outcome>> {
     let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
-    let output = apply::apply(txn, &mut items.begin(&mut log), index, command, seen)?;
+    let mut writes = items.begin(&mut log);
+    let output = match apply::apply(txn, &mut writes, index, command, seen) {
+        Ok(output) => output,
+        Err(fault) => {
+            // The node stops; until then no reader sees half of this command.
+            writes.roll_back();
+            return Err(fault);
+        }
+    };
+    drop(writes);
     log.write_out_if_large()?;
     Ok(output)
 }
@@ -366,8 +380,9 @@ impl StateMachine for Store {
 
     fn checkpoint(&mut self, txn: &WriteTransaction) -> Result<()> {
         {
-            let items = self.items.read();
-            self.item_log().checkpoint(&items)?;
+            // The log's lock first, then the map's, as an apply takes them.
+            let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+            log.checkpoint(&self.items.read())?;
         }
         self.before_commit(txn)
     }

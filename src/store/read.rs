@@ -539,17 +539,11 @@ impl Store {
         let Some(plan) = RangePlan::new(&meta, index, range)? else {
             return Ok(Page::default());
         };
-        let items = self.items().read();
-        let Some(_) = index else {
+        let Some(index) = index else {
             // The table's own items.
-            let iter = items::range(&items, plan.bounds());
-            let iter: Box<dyn Iterator<Item = _>> = if range.forward {
-                Box::new(iter)
-            } else {
-                Box::new(iter.rev())
-            };
+            let rows = items::Chunks::new(self.items(), plan.bounds(), range.forward);
             return plan.page(
-                iter.map(|(k, v)| Ok((k.to_vec(), StoredItem::item(v)?, StoredItem::header(v)?.1))),
+                rows.map(|(k, v)| Ok((k, StoredItem::item(&v)?, StoredItem::header(&v)?.1))),
             );
         };
         let source: &ReadTransaction = past.as_deref().unwrap_or(&txn);
@@ -564,23 +558,44 @@ impl Store {
         } else {
             Box::new(iter.rev())
         };
-        // A local index answering with the table's items reads them as they are now.
-        let table_rows: Option<&Tree> = (range.fetch_from_table
-            && index.is_some_and(|i| i.kind == IndexKind::Local))
-        .then_some(&items);
+        // A local index answering with the table's items reads each as it is now.
+        let fetch = range.fetch_from_table && index.kind == IndexKind::Local;
         let schema = &meta.spec.key_schema;
-        let rows = iter.map(|row| {
-            let (k, v) = row?;
-            let mut item = StoredItem::item(v.value())?;
-            let mut size = StoredItem::header(v.value())?.1;
-            if let Some(table_rows) = table_rows {
-                let key = item_key(meta.id, &schema.key_of_item(&item)?);
-                if let Some(row) = table_rows.get(key.as_slice()) {
-                    item = StoredItem::item(row)?;
-                    size = StoredItem::header(row)?.1;
+        let rows = iter.filter_map(|row| {
+            let read = || -> Result<Option<(Vec<u8>, Item, u32)>> {
+                let (k, v) = row?;
+                let (entry, projected) = (k.value(), v.value());
+                let item = StoredItem::item(projected)?;
+                if !fetch {
+                    return Ok(Some((
+                        entry.to_vec(),
+                        item,
+                        StoredItem::header(projected)?.1,
+                    )));
                 }
-            }
-            Ok((k.value().to_vec(), item, size))
+                let key = schema.key_of_item(&item)?;
+                let Some(stored) = self
+                    .items()
+                    .read()
+                    .get(item_key(meta.id, &key).as_slice())
+                    .cloned()
+                else {
+                    return Ok(None); // Deleted since the index entries this reads were committed.
+                };
+                let item = StoredItem::item(&stored)?;
+                // Written since: kept only if it still belongs at this entry.
+                if index
+                    .entry_key(meta.id, &item, &key)
+                    .ok()
+                    .flatten()
+                    .as_deref()
+                    != Some(entry)
+                {
+                    return Ok(None);
+                }
+                Ok(Some((entry.to_vec(), item, StoredItem::header(&stored)?.1)))
+            };
+            read().transpose()
         });
         plan.page(rows)
     }
