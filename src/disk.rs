@@ -452,6 +452,11 @@ pub fn open(path: &Path, sync: bool, timer: Option<Histogram>) -> Result<NodeSto
     };
     let log = [slot(SLOT_FILES[0])?, slot(SLOT_FILES[1])?];
     let items = [slot(ITEM_FILES[0])?, slot(ITEM_FILES[1])?];
+    if sync {
+        // A file just created is durable only once its directory entry is: fsynced data in a
+        // file a power loss unlinks is lost all the same.
+        sync_dir(dir)?;
+    }
     Ok(NodeStorage {
         db,
         log,
@@ -459,6 +464,13 @@ pub fn open(path: &Path, sync: bool, timer: Option<Histogram>) -> Result<NodeSto
         switch,
         background,
     })
+}
+
+/// fsyncs directory `dir`, making the files created in it durable.
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| cannot_open(dir, &e))
 }
 
 fn cannot_open(path: &Path, e: &dyn std::fmt::Display) -> Error {
@@ -539,6 +551,9 @@ fn open_db(
 pub fn open_database(path: &Path, sync: bool) -> Result<(Database, CrashSwitch)> {
     let switch = CrashSwitch::default();
     let db = open_db(path, sync, &switch, None, None)?;
+    if sync {
+        sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+    }
     Ok((db, switch))
 }
 

@@ -852,6 +852,10 @@ impl Cluster {
             status_tx,
             events.clone(),
             tuning.tick,
+            {
+                let crash = crash.clone();
+                Box::new(move || crash.crash())
+            },
         )?;
         let handle = NodeHandle {
             id,

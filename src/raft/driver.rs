@@ -93,7 +93,11 @@ pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-/// Starts the node's thread.
+/// Starts the node's thread. `on_fault` runs once if the node stops on a fault (a storage
+/// error or a panic), before its health says so: the cluster crashes the node's disk there,
+/// so that nothing the stopped node left in memory (redb's last commit without fsync, which
+/// closing the database would make durable) reaches the disk after files it depends on that
+/// were never fsynced. The node then restarts from its files as after `kill -9`.
 ///
 /// # Errors
 /// If the OS refuses to start a thread.
@@ -104,6 +108,7 @@ pub fn spawn<M: StateMachine>(
     status: watch::Sender<Published>,
     events: EventLog,
     tick: Duration,
+    on_fault: Box<dyn FnOnce() + Send>,
 ) -> std::io::Result<JoinHandle<()>> {
     let id = node.id();
     let lease = node.shared_lease();
@@ -126,6 +131,7 @@ pub fn spawn<M: StateMachine>(
                 }
             };
             if let Health::Failed(why) = &health {
+                on_fault();
                 events_on_panic.record(NodeEvent::new(
                     "node_failed",
                     format!("node {id} stopped after a fault: {why}"),
@@ -254,4 +260,123 @@ fn run<M: StateMachine>(
         tracing::debug!(node = node.id(), "no last checkpoint at stop: {e}");
     }
     health
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    use tokio::sync::{oneshot, watch};
+
+    use super::{Event, Health, Published, spawn};
+    use crate::disk::{self, MemoryDisk};
+    use crate::events::EventLog;
+    use crate::raft::node::{NodeOptions, RaftNode, raft_logger};
+    use crate::raft::transport::{MessageCounters, Transport, TransportContext};
+    use crate::store::Store;
+
+    /// Runs a one-node cluster's driver whose disk fails at `fail`; returns its health once
+    /// the thread ends and whether `on_fault` ran.
+    fn run_until_stopped(fail: bool) -> (Health, bool) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let dir = tempfile::tempdir().expect("dir");
+        let storage = disk::open_memory(&MemoryDisk::default()).expect("storage");
+        let db = Arc::new(storage.db);
+        let store = Store::open(db.clone(), storage.items).expect("store");
+        let opts = NodeOptions {
+            id: 1,
+            voters: vec![1],
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            proposal_timeout_ticks: 1_000,
+            read_timeout_ticks: 1_000,
+            compact_every: 1_000,
+            log_retain: 100,
+            snapshot_dir: dir.path().join("n1"),
+            fixed_election_ticks: Some(10),
+            planted_bug: None,
+            lease: None,
+            fsync: true,
+        };
+        let mut node = RaftNode::new(opts, db, storage.log, store, &raft_logger(1)).expect("node");
+        node.campaign();
+        let snapshots = node.snapshot_slot();
+        let transport = Transport::start(
+            runtime.handle(),
+            &BTreeMap::new(),
+            TransportContext {
+                from: 1,
+                client: reqwest::Client::new(),
+                report: Arc::new(|_| {}),
+                snapshots,
+                exporter: Arc::new(|_, _, _| Ok(())),
+                faults: Default::default(),
+                cluster_key: Arc::from("k"),
+                local: None,
+                counters: MessageCounters::default(),
+            },
+        );
+        let (inbox, rx) = mpsc::channel();
+        let (status, mut watch_rx) = watch::channel(Published {
+            health: Health::Running,
+            raft: None,
+        });
+        let faulted = Arc::new(AtomicBool::new(false));
+        let flag = faulted.clone();
+        let thread = spawn(
+            node,
+            rx,
+            transport,
+            status,
+            EventLog::new(1),
+            Duration::from_millis(5),
+            Box::new(move || flag.store(true, Ordering::SeqCst)),
+        )
+        .expect("thread");
+        // A leader first (one voter: its own vote elects it).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while watch_rx
+            .borrow_and_update()
+            .raft
+            .as_ref()
+            .is_none_or(|r| r.role != "leader")
+        {
+            assert!(Instant::now() < deadline, "no leader");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if fail {
+            storage.switch.fail();
+            let (responder, _answer) = oneshot::channel();
+            inbox
+                .send(Event::Propose {
+                    command: b"anything: the log write fails first".to_vec(),
+                    responder,
+                })
+                .expect("send");
+        } else {
+            inbox.send(Event::Shutdown).expect("send");
+        }
+        thread.join().expect("join");
+        let health = watch_rx.borrow().health.clone();
+        (health, faulted.load(Ordering::SeqCst))
+    }
+
+    #[test]
+    fn a_node_stopped_by_a_fault_runs_on_fault_and_a_clean_stop_does_not() {
+        let (health, faulted) = run_until_stopped(true);
+        assert!(
+            matches!(&health, Health::Failed(why) if why.contains("storage fault")),
+            "{health:?}"
+        );
+        assert!(faulted, "on_fault did not run after a storage fault");
+        let (health, faulted) = run_until_stopped(false);
+        assert!(matches!(health, Health::Stopped), "{health:?}");
+        assert!(!faulted, "on_fault ran after a clean stop");
+    }
 }

@@ -137,7 +137,11 @@ impl ItemsTxn<'_> {
     /// Stores `row` under `key`; the row it replaced, if any.
     pub fn insert(&mut self, key: &[u8], row: Vec<u8>) -> Option<Bytes> {
         self.log.put(key, &row);
-        let old = self.tree.insert(key.into(), Bytes::from(row));
+        // An exact-size allocation: `Bytes` of a `Vec` with spare capacity keeps all of it
+        // (and a box of its own), for as long as the item lives.
+        let old = self
+            .tree
+            .insert(key.into(), Bytes::from(row.into_boxed_slice()));
         if let Some(old) = &old {
             self.log.forget(key, old);
         }
@@ -157,6 +161,11 @@ impl ItemsTxn<'_> {
     /// Takes back every write of this command, in the map and in the log, before readers see
     /// any (a command that failed half-way on a storage fault).
     pub fn roll_back(mut self) {
+        self.undo_all();
+    }
+
+    /// Takes back every write so far (see [`ItemsTxn::roll_back`]).
+    fn undo_all(&mut self) {
         for (key, old) in std::mem::take(&mut self.undo).into_iter().rev() {
             match old {
                 Some(row) => self.tree.insert(key, row),
@@ -173,6 +182,16 @@ impl ItemsTxn<'_> {
         bounds: (Bound<&[u8]>, Bound<&[u8]>),
     ) -> impl DoubleEndedIterator<Item = (&'s [u8], &'s Bytes)> + 's {
         range(&self.tree, bounds)
+    }
+}
+
+impl Drop for ItemsTxn<'_> {
+    /// A command that panicked half-way is taken back too, before its write lock lets readers
+    /// in: the node stops, and until it restarts its readers see none of that command.
+    fn drop(&mut self) {
+        if std::thread::panicking() && !self.undo.is_empty() {
+            self.undo_all();
+        }
     }
 }
 
@@ -642,6 +661,28 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn a_command_that_panics_half_way_leaves_no_trace() {
+        let disks = [SimDisk::new(), SimDisk::new()];
+        let (mut log, _) = ItemLog::open(slots(&disks), None).unwrap();
+        let map = ItemMap::default();
+        put(&map, &mut log, "a", "1");
+        let (pending, live) = (log.pending.len(), log.live);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut writes = map.begin(&mut log);
+            writes.insert(b"a", b"2".to_vec());
+            writes.insert(b"b", b"3".to_vec());
+            writes.remove(b"a");
+            panic!("a bug half-way through a command");
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(contents(&map.read()), [("a".into(), "1".into())]);
+        assert_eq!((log.pending.len(), log.live), (pending, live));
+        // A command that ends normally keeps its writes.
+        put(&map, &mut log, "b", "4");
+        assert_eq!(contents(&map.read()).len(), 2);
     }
 
     #[test]

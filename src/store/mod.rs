@@ -93,6 +93,12 @@ impl MetaCache {
 /// The state machine of one node: a handle on its redb database.
 #[derive(Clone)]
 pub struct Store {
+    /// Every table's items (shared by every clone). Before `db`: fields drop in order, and
+    /// a clean close of redb makes its last commit durable, which must find the log it
+    /// names fsynced ([`ItemLog`]'s drop) already.
+    items: Arc<ItemMap>,
+    /// Their log, which only the node applying writes.
+    log: Arc<Mutex<ItemLog>>,
     db: Arc<Database>,
     meta: Arc<MetaCache>,
     /// The cluster's GSI lags, and this node's past views for them.
@@ -105,10 +111,6 @@ pub struct Store {
     written: Vec<Vec<u8>>,
     /// Table metadata read by the applies of the transaction in progress.
     seen: apply::Seen,
-    /// Every table's items (shared by every clone).
-    items: Arc<ItemMap>,
-    /// Their log, which only the node applying writes.
-    log: Arc<Mutex<ItemLog>>,
     /// The log's position as last recorded in redb (on the copy the Raft node applies with).
     recorded: Option<Position>,
 }
