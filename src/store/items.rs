@@ -504,6 +504,18 @@ impl ItemLog {
             }
         }
         write(&mut at, &mut buf, &self.slots)?;
+        // The slot may still be as long as an older, larger generation made it: give back
+        // what this one does not need (keeping a chunk's room to grow into). Nothing past `at`
+        // is read, so whether the shorter length survives a crash does not matter.
+        let keep = at + CHUNK as u64;
+        let len = self.slots[slot]
+            .len()
+            .map_err(|e| io_error(&format!("cannot read {file}"), &e))?;
+        if len > keep {
+            self.slots[slot]
+                .set_len(keep)
+                .map_err(|e| io_error(&format!("cannot truncate {file}"), &e))?;
+        }
         self.slots[slot]
             .sync_data()
             .map_err(|e| io_error(&format!("cannot fsync {file}"), &e))?;
@@ -643,6 +655,7 @@ impl Reader<'_> {
 mod tests {
     use super::*;
     use crate::sim::disk::SimDisk;
+    use redb::StorageBackend;
 
     fn slots(disks: &[SimDisk; 2]) -> [Slot; 2] {
         [Box::new(disks[0].clone()), Box::new(disks[1].clone())]
@@ -661,6 +674,31 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn a_rotation_gives_back_what_an_older_generation_left_in_its_slot() {
+        let disks = [SimDisk::new(), SimDisk::new()];
+        let (mut log, _) = ItemLog::open(slots(&disks), None).unwrap();
+        let map = ItemMap::default();
+        put(&map, &mut log, "k", "v");
+        log.checkpoint(&map.read()).unwrap();
+        let before = log.position();
+        // The slot the next rotation writes into, as long as a big old generation left it.
+        let next = usize::from((before.0 + 1) % 2 == 1);
+        let long = 8 * CHUNK as u64;
+        disks[next].set_len(long).unwrap();
+        log.slack = 0;
+        for round in 0..3 {
+            put(&map, &mut log, "k", &format!("v{round}"));
+        }
+        log.checkpoint(&map.read()).unwrap();
+        let after = log.position();
+        assert_eq!(after.0, before.0 + 1, "rotated");
+        let len = disks[next].len().unwrap();
+        assert!(len < long && len <= after.1 + CHUNK as u64, "{len}");
+        let (_, tree) = ItemLog::open(slots(&disks), Some(after)).unwrap();
+        assert_eq!(contents(&tree), [("k".into(), "v2".into())]);
     }
 
     #[test]
