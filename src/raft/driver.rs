@@ -289,21 +289,7 @@ mod tests {
         let storage = disk::open_memory(&MemoryDisk::default()).expect("storage");
         let db = Arc::new(storage.db);
         let store = Store::open(db.clone(), storage.items).expect("store");
-        let opts = NodeOptions {
-            id: 1,
-            voters: vec![1],
-            election_ticks: 10,
-            heartbeat_ticks: 2,
-            proposal_timeout_ticks: 1_000,
-            read_timeout_ticks: 1_000,
-            compact_every: 1_000,
-            log_retain: 100,
-            snapshot_dir: dir.path().join("n1"),
-            fixed_election_ticks: Some(10),
-            planted_bug: None,
-            lease: None,
-            fsync: true,
-        };
+        let opts = NodeOptions::for_tests(1, vec![1], 10, dir.path());
         let mut node = RaftNode::new(opts, db, storage.log, store, &raft_logger(1)).expect("node");
         node.campaign();
         let snapshots = node.snapshot_slot();

@@ -97,6 +97,34 @@ pub struct NodeOptions {
     pub fsync: bool,
 }
 
+#[cfg(test)]
+impl NodeOptions {
+    /// Options for a node in a unit test: one of `voters`, short timeouts, its election
+    /// timeout pinned to `election` ticks, snapshots staged under `dir`.
+    pub(crate) fn for_tests(
+        id: NodeId,
+        voters: Vec<NodeId>,
+        election: usize,
+        dir: &Path,
+    ) -> NodeOptions {
+        NodeOptions {
+            id,
+            voters,
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            proposal_timeout_ticks: 1_000,
+            read_timeout_ticks: 1_000,
+            compact_every: 1_000,
+            log_retain: 100,
+            snapshot_dir: dir.join(format!("n{id}")),
+            fixed_election_ticks: Some(election),
+            planted_bug: None,
+            lease: None,
+            fsync: true,
+        }
+    }
+}
+
 /// Deliberate bugs the simulation's tests plant in every node, to prove the simulation and its
 /// checkers catch that class of bug (a test of the tests). Never set in a real node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1199,21 +1227,7 @@ mod tests {
                 .create_with_backend(InMemoryBackend::new())
                 .expect("in-memory db"),
         );
-        let opts = NodeOptions {
-            id,
-            voters: vec![1, 2, 3],
-            election_ticks: 10,
-            heartbeat_ticks: 2,
-            proposal_timeout_ticks: 1_000,
-            read_timeout_ticks: 1_000,
-            compact_every: 1_000,
-            log_retain: 100,
-            snapshot_dir: dir.join(format!("n{id}")),
-            fixed_election_ticks: Some(election),
-            planted_bug: None,
-            lease: None,
-            fsync: true,
-        };
+        let opts = NodeOptions::for_tests(id, vec![1, 2, 3], election, dir);
         let log: [Slot; 2] = [
             Box::new(crate::disk::MemoryFile::default()),
             Box::new(crate::disk::MemoryFile::default()),
@@ -1406,7 +1420,7 @@ mod tests {
                 tick_us: 1_000,
                 fresh_start: false,
             }),
-            ..node(id, election, dir).opts.clone()
+            ..NodeOptions::for_tests(id, vec![1, 2, 3], election, dir)
         };
         let log: [Slot; 2] = [Box::new(files[1].clone()), Box::new(files[2].clone())];
         let items: [Slot; 2] = [Box::new(files[3].clone()), Box::new(files[4].clone())];

@@ -51,7 +51,7 @@ const KIND_HEADER: u8 = 1;
 const KIND_ENTRY: u8 = 2;
 const KIND_HARD_STATE: u8 = 3;
 /// Bytes before a record's kind: length and checksum.
-const HEAD: usize = 8;
+pub(crate) const HEAD: usize = 8;
 const HEADER_BODY: usize = 32;
 /// The active slot grows by at least this much at a time, written as zeros, so most flushes
 /// overwrite blocks the file already has: their `fdatasync` then writes data only, with no
@@ -59,7 +59,7 @@ const HEADER_BODY: usize = 32;
 /// ext4 would also wait for every other file's ordered data, such as a redb checkpoint's pages.
 const GROW: u64 = 1 << 20;
 /// A record larger than this is damage, not data (entries are bounded by the request limits).
-const MAX_RECORD: u32 = 64 << 20;
+pub(crate) const MAX_RECORD: u32 = 64 << 20;
 
 /// What reading the active slot found, in order.
 pub enum Record {
@@ -84,7 +84,8 @@ pub struct Wal {
     pending: Vec<u8>,
 }
 
-fn checksum(generation: u64, payload: &[u8]) -> u32 {
+/// A record's checksum: CRC-32 over the slot's generation and the record's kind and body.
+pub(crate) fn checksum(generation: u64, payload: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
     h.update(&generation.to_le_bytes());
     h.update(payload);
@@ -119,9 +120,16 @@ fn encode_with(
     Ok(())
 }
 
-fn encode(out: &mut Vec<u8>, generation: u64, kind: u8, body: &[u8]) -> Result<()> {
+/// Appends a record of `kind` whose body is `parts`, one after the other. The items' log
+/// ([`crate::store::items`]) writes its records in this format too.
+///
+/// # Errors
+/// Only a record over 4 GiB, which is not appended.
+pub(crate) fn encode(out: &mut Vec<u8>, generation: u64, kind: u8, parts: &[&[u8]]) -> Result<()> {
     encode_with(out, generation, kind, |out| {
-        out.extend_from_slice(body);
+        for part in parts {
+            out.extend_from_slice(part);
+        }
         Ok(())
     })
 }
@@ -424,7 +432,7 @@ impl Wal {
             &mut buf,
             generation,
             KIND_HEADER,
-            &header_body(generation, truncated, promised),
+            &[&header_body(generation, truncated, promised)],
         )?;
         encode_message(&mut buf, generation, KIND_HARD_STATE, hard_state)?;
         let mut offsets = Vec::with_capacity(entries.len());
@@ -574,7 +582,7 @@ mod tests {
             &mut torn,
             1,
             KIND_ENTRY,
-            &entry(2, 1, b"bbbb").write_to_bytes().expect("enc"),
+            &[&entry(2, 1, b"bbbb").write_to_bytes().expect("enc")],
         )
         .expect("encode");
         torn.truncate(torn.len() - 3);
@@ -679,7 +687,7 @@ mod tests {
             &mut stale,
             7,
             KIND_ENTRY,
-            &entry(1, 1, b"old").write_to_bytes().expect("enc"),
+            &[&entry(1, 1, b"old").write_to_bytes().expect("enc")],
         )
         .expect("encode");
         disks[0]

@@ -415,7 +415,7 @@ fn remove_first(
 }
 
 /// Removes the first `limit` items whose keys start with `prefix`; how many it removed.
-fn remove_first_items(items: &mut Items, prefix: &[u8], limit: usize) -> usize {
+fn remove_first_items(items: &mut Items, prefix: &[u8], limit: usize) -> Result<usize> {
     let end = prefix_end(prefix);
     let upper = match &end {
         Some(e) => std::ops::Bound::Excluded(e.as_slice()),
@@ -427,9 +427,9 @@ fn remove_first_items(items: &mut Items, prefix: &[u8], limit: usize) -> usize {
         .map(|(k, _)| k.to_vec())
         .collect();
     for key in &batch {
-        items.remove(key);
+        items.remove(key)?;
     }
-    batch.len()
+    Ok(batch.len())
 }
 
 /// Removes the next [`index_batch`] rows (items, then index entries) of deleted table `id`;
@@ -437,7 +437,7 @@ fn remove_first_items(items: &mut Items, prefix: &[u8], limit: usize) -> usize {
 fn purge_batch(txn: &WriteTransaction, items: &mut Items, id: u64) -> Result<bool> {
     let prefix = table_prefix(id);
     let mut budget = index_batch();
-    budget -= remove_first_items(items, &prefix, budget);
+    budget -= remove_first_items(items, &prefix, budget)?;
     if budget == 0 {
         return Ok(false);
     }
@@ -1153,10 +1153,10 @@ fn commit(
             items.insert(
                 planned.row_key.as_slice(),
                 StoredItem::encode(index, *size, item)?,
-            );
+            )?;
         }
         None => {
-            items.remove(planned.row_key.as_slice());
+            items.remove(planned.row_key.as_slice())?;
         }
     }
     let old_size = planned.old.as_ref().map(|(_, size)| *size);

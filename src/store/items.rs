@@ -49,7 +49,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 
-use crate::raft::wal::Slot;
+use crate::raft::wal::{HEAD, MAX_RECORD, Slot, checksum, encode};
 use crate::{Error, Result};
 
 /// The slots' file names (in a node's directory), also used in messages.
@@ -67,10 +67,6 @@ pub const ROTATE_SLACK: u64 = 64 << 20;
 const KIND_HEADER: u8 = 1;
 const KIND_PUT: u8 = 2;
 const KIND_DELETE: u8 = 3;
-/// Bytes before a record's kind: length and checksum.
-const HEAD: usize = 8;
-/// A record larger than this is damage, not data (an item's row is at most a few hundred KB).
-const MAX_RECORD: u32 = 64 << 20;
 /// Pending records are written out once they reach this, even mid-transaction.
 const WRITE_OUT_AT: usize = 4 << 20;
 /// How much of a slot is read at a time when opening, and written at a time when rotating.
@@ -135,8 +131,11 @@ impl ItemsTxn<'_> {
     }
 
     /// Stores `row` under `key`; the row it replaced, if any.
-    pub fn insert(&mut self, key: &[u8], row: Vec<u8>) -> Option<Bytes> {
-        self.log.put(key, &row);
+    ///
+    /// # Errors
+    /// A record too large for the log (over 4 GiB), which changes nothing.
+    pub fn insert(&mut self, key: &[u8], row: Vec<u8>) -> Result<Option<Bytes>> {
+        self.log.put(key, &row)?;
         // An exact-size allocation: `Bytes` of a `Vec` with spare capacity keeps all of it
         // (and a box of its own), for as long as the item lives.
         let old = self
@@ -146,16 +145,24 @@ impl ItemsTxn<'_> {
             self.log.forget(key, old);
         }
         self.undo.push((key.into(), old.clone()));
-        old
+        Ok(old)
     }
 
     /// Removes `key`; its row, if it had one.
-    pub fn remove(&mut self, key: &[u8]) -> Option<Bytes> {
-        let old = self.tree.remove(key)?;
+    ///
+    /// # Errors
+    /// As [`ItemsTxn::insert`].
+    pub fn remove(&mut self, key: &[u8]) -> Result<Option<Bytes>> {
+        let Some(old) = self.tree.remove(key) else {
+            return Ok(None);
+        };
+        if let Err(e) = self.log.delete(key) {
+            self.tree.insert(key.into(), old);
+            return Err(e);
+        }
         self.log.forget(key, &old);
-        self.log.delete(key);
         self.undo.push((key.into(), Some(old.clone())));
-        Some(old)
+        Ok(Some(old))
     }
 
     /// Takes back every write of this command, in the map and in the log, before readers see
@@ -287,28 +294,6 @@ fn put_size(key: &[u8], row: &[u8]) -> u64 {
     (HEAD + 1 + 4 + key.len() + row.len()) as u64
 }
 
-fn checksum(generation: u64, payload: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    h.update(&generation.to_le_bytes());
-    h.update(payload);
-    h.finalize()
-}
-
-/// Appends a record of `kind` with the body `parts` (concatenated) to `out`.
-fn encode(out: &mut Vec<u8>, generation: u64, kind: u8, parts: &[&[u8]]) {
-    let start = out.len();
-    let len = 1 + parts.iter().map(|p| p.len()).sum::<usize>();
-    // Bounded by the request limits long before 4 GiB; saturate rather than wrap.
-    out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.push(kind);
-    for part in parts {
-        out.extend_from_slice(part);
-    }
-    let crc = checksum(generation, &out[start + HEAD..]);
-    out[start + 4..start + HEAD].copy_from_slice(&crc.to_le_bytes());
-}
-
 /// The log of item writes. See the module docs.
 pub struct ItemLog {
     slots: [Slot; 2],
@@ -401,19 +386,20 @@ impl ItemLog {
         (self.generation, self.end + self.pending.len() as u64)
     }
 
-    fn put(&mut self, key: &[u8], row: &[u8]) {
+    fn put(&mut self, key: &[u8], row: &[u8]) -> Result<()> {
         let klen = u32::try_from(key.len()).unwrap_or(u32::MAX).to_le_bytes();
         encode(
             &mut self.pending,
             self.generation,
             KIND_PUT,
             &[&klen, key, row],
-        );
+        )?;
         self.live += put_size(key, row);
+        Ok(())
     }
 
-    fn delete(&mut self, key: &[u8]) {
-        encode(&mut self.pending, self.generation, KIND_DELETE, &[key]);
+    fn delete(&mut self, key: &[u8]) -> Result<()> {
+        encode(&mut self.pending, self.generation, KIND_DELETE, &[key])
     }
 
     /// A row the map no longer holds: its record is garbage now.
@@ -485,7 +471,7 @@ impl ItemLog {
             generation,
             KIND_HEADER,
             &[&generation.to_le_bytes()],
-        );
+        )?;
         let mut at = 0u64;
         let mut live = 0u64;
         let write = |at: &mut u64, buf: &mut Vec<u8>, slots: &[Slot; 2]| -> Result<()> {
@@ -497,7 +483,7 @@ impl ItemLog {
         };
         for (key, row) in tree {
             let klen = u32::try_from(key.len()).unwrap_or(u32::MAX).to_le_bytes();
-            encode(&mut buf, generation, KIND_PUT, &[&klen, key, row]);
+            encode(&mut buf, generation, KIND_PUT, &[&klen, key, row])?;
             live += put_size(key, row);
             if buf.len() >= CHUNK {
                 write(&mut at, &mut buf, &self.slots)?;
@@ -662,7 +648,9 @@ mod tests {
     }
 
     fn put(map: &ItemMap, log: &mut ItemLog, k: &str, v: &str) {
-        map.begin(log).insert(k.as_bytes(), v.as_bytes().to_vec());
+        map.begin(log)
+            .insert(k.as_bytes(), v.as_bytes().to_vec())
+            .unwrap();
     }
 
     fn contents(tree: &Tree) -> Vec<(String, String)> {
@@ -710,9 +698,9 @@ mod tests {
         let (pending, live) = (log.pending.len(), log.live);
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut writes = map.begin(&mut log);
-            writes.insert(b"a", b"2".to_vec());
-            writes.insert(b"b", b"3".to_vec());
-            writes.remove(b"a");
+            writes.insert(b"a", b"2".to_vec()).unwrap();
+            writes.insert(b"b", b"3".to_vec()).unwrap();
+            writes.remove(b"a").unwrap();
             panic!("a bug half-way through a command");
         }));
         assert!(panicked.is_err());
@@ -731,7 +719,7 @@ mod tests {
         let map = ItemMap::default();
         put(&map, &mut log, "a", "1");
         put(&map, &mut log, "b", "2");
-        map.begin(&mut log).remove(b"a");
+        map.begin(&mut log).remove(b"a").unwrap();
         put(&map, &mut log, "c", "3");
         log.checkpoint(&map.read()).unwrap();
         let at = log.position();
@@ -762,7 +750,7 @@ mod tests {
         for round in 1..4 {
             put(&map, &mut log, "k", &format!("v{round}"));
         }
-        map.begin(&mut log).remove(b"j");
+        map.begin(&mut log).remove(b"j").unwrap();
         log.checkpoint(&map.read()).unwrap();
         let second = log.position();
         assert_eq!(second.0, first.0 + 1, "rotated into the next generation");
